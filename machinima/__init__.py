@@ -1,0 +1,2 @@
+"""machinima core."""
+__version__ = "0.1.0"

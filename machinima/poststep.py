@@ -1,0 +1,306 @@
+"""The frame loop every post step shares: resumable, interruptible, with progress and provenance.
+
+A post step (stylize, face swap merge, composite, archive look, lip re-sync) writes into
+``<take>/post/<step-id>/``:
+
+    params.json        what made these frames: step kind, params, versions, inputs, seed rule
+    ledger.jsonl       one line per finished frame: frame, key hash, outputs, seconds
+    <output>/NNNNNN.png|exr   frames, each written atomically
+
+Resume rule: a frame is skipped when its outputs exist and the ledger records them under the
+same key (a hash of the step params and the frame's own inputs: seed, cadence phase, source
+hashes). Change a param and exactly the frames it affects are redone. Ctrl-C finishes the frame
+in hand, then stops with ``Interrupted``: nothing is ever half-written (writes are atomic) and
+the next run picks up where this one stopped.
+
+Each frame's work is a pure function of the frame number (and the frames it reads), so the
+same step can run its frames in chunks on Ray (``--ray``) with identical results.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import json
+import os
+import platform
+import signal
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable, Sequence
+
+import numpy as np
+
+from .errors import MachinimaError
+from .fsutil import atomic_write_json
+from .imageseq import frame_path, write_image
+
+Outputs = dict[str, np.ndarray]
+
+
+class Interrupted(MachinimaError):
+    """The run was stopped by Ctrl-C (or SIGTERM) after finishing the frame in hand."""
+
+
+def stable_hash(obj: Any) -> str:
+    """A short hash of JSON-able data, independent of key order."""
+    blob = json.dumps(obj, sort_keys=True, default=str, separators=(",", ":")).encode()
+    return hashlib.sha256(blob).hexdigest()[:16]
+
+
+def file_hash(path: str | Path, *, chunk: int = 1 << 20) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while True:
+            b = fh.read(chunk)
+            if not b:
+                break
+            h.update(b)
+    return h.hexdigest()
+
+
+def versions() -> dict[str, str]:
+    """Versions of what shaped the pixels, for params.json (only modules already imported)."""
+    out = {"python": platform.python_version(), "numpy": np.__version__}
+    for mod in ("torch", "diffusers", "transformers", "cv2", "mediapipe", "onnxruntime", "bpy", "av"):
+        m = sys.modules.get(mod)
+        if m is not None:
+            out[mod] = str(getattr(m, "__version__", getattr(getattr(m, "app", None), "version_string", "?")))
+    from . import __version__
+
+    out["machinima"] = __version__
+    return out
+
+
+@dataclass
+class StepReport:
+    step_id: str
+    out_dir: Path
+    done: list[int] = field(default_factory=list)
+    skipped: list[int] = field(default_factory=list)
+    failed: dict[int, str] = field(default_factory=dict)
+    seconds: float = 0.0
+
+    @property
+    def fps(self) -> float:
+        return len(self.done) / self.seconds if self.seconds > 0 else 0.0
+
+
+class _StopFlag:
+    """Turns SIGINT/SIGTERM into a flag checked between frames (main thread only)."""
+
+    def __init__(self) -> None:
+        self.stop = False
+        self._old: dict[int, Any] = {}
+
+    def __enter__(self) -> "_StopFlag":
+        import threading
+
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self._old[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        if self.stop:  # a second Ctrl-C: stop now
+            raise KeyboardInterrupt
+        self.stop = True
+
+    def __exit__(self, *exc: object) -> None:
+        for sig, old in self._old.items():
+            signal.signal(sig, old)
+
+
+class PostStep:
+    """One post step's output folder and frame loop.
+
+    ``params`` must hold everything that changes the pixels (models and their hashes, prompts,
+    strengths, seeds...). ``kind`` names the step type (``stylize``, ``faceswap-merge``...).
+    """
+
+    def __init__(
+        self,
+        out_dir: str | Path,
+        kind: str,
+        params: dict[str, Any],
+        *,
+        inputs: dict[str, Any] | None = None,
+        notes: Sequence[str] = (),
+        float_ext: str = "exr",
+    ) -> None:
+        self.out_dir = Path(out_dir)
+        self.kind = kind
+        self.params = params
+        self.inputs = dict(inputs or {})
+        self.notes = list(notes)
+        self.float_ext = float_ext
+        self.params_hash = stable_hash({"kind": kind, "params": params})
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        self._ledger_path = self.out_dir / "ledger.jsonl"
+        self._ledger = self._read_ledger()
+        self.write_params()
+
+    @property
+    def step_id(self) -> str:
+        return self.out_dir.name
+
+    # --- bookkeeping ----------------------------------------------------------------------
+    def write_params(self, **extra: Any) -> None:
+        doc = {
+            "step": self.kind,
+            "step_id": self.step_id,
+            "params_hash": self.params_hash,
+            "params": self.params,
+            "inputs": self.inputs,
+            "versions": versions(),
+            "notes": self.notes,
+            "updated": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+            **extra,
+        }
+        atomic_write_json(self.out_dir / "params.json", doc)
+
+    def _read_ledger(self) -> dict[int, dict[str, Any]]:
+        out: dict[int, dict[str, Any]] = {}
+        if not self._ledger_path.exists():
+            return out
+        for line in self._ledger_path.read_text(encoding="utf-8", errors="replace").splitlines():
+            try:
+                rec = json.loads(line)
+                out[int(rec["frame"])] = rec
+            except (ValueError, KeyError, TypeError):
+                continue  # a line cut by a crash: that frame is simply redone
+        return out
+
+    def frame_key(self, frame: int, frame_inputs: dict[str, Any] | None = None) -> str:
+        return stable_hash({"params": self.params_hash, "frame": frame, "inputs": frame_inputs or {}})
+
+    def output_path(self, name: str, frame: int, ext: str = "png") -> Path:
+        return frame_path(self.out_dir / name, frame, ext)
+
+    def is_done(self, frame: int, key: str) -> bool:
+        rec = self._ledger.get(frame)
+        if not rec or rec.get("key") != key:
+            return False
+        return all((self.out_dir / rel).exists() for rel in rec.get("outputs", []))
+
+    def record(self, frame: int, key: str, outputs: Outputs, seconds: float, meta: dict[str, Any] | None = None) -> list[Path]:
+        """Write a frame's outputs atomically, then append its ledger line (fsynced)."""
+        written = []
+        for name, img in outputs.items():
+            ext = self.float_ext if np.asarray(img).dtype.kind == "f" else "png"
+            written.append(write_image(self.output_path(name, frame, ext), img))
+        rec = {"frame": frame, "key": key, "outputs": [str(p.relative_to(self.out_dir)) for p in written], "seconds": round(seconds, 4)}
+        if meta:
+            rec["meta"] = meta
+        with open(self._ledger_path, "a", encoding="utf-8") as fh:
+            fh.write(json.dumps(rec) + "\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+        self._ledger[frame] = rec
+        return written
+
+    def frames_done(self) -> list[int]:
+        return sorted(self._ledger)
+
+    def outputs_of(self, name: str) -> dict[int, Path]:
+        """Finished frames of one output, frame -> file."""
+        out = {}
+        for f, rec in sorted(self._ledger.items()):
+            for rel in rec.get("outputs", []):
+                if Path(rel).parts[0] == name:
+                    out[f] = self.out_dir / rel
+        return out
+
+    # --- the loop -------------------------------------------------------------------------
+    def run(
+        self,
+        frames: Iterable[int],
+        process: Callable[[list[int]], list[Outputs]],
+        *,
+        frame_inputs: Callable[[int], dict[str, Any]] | None = None,
+        batch_size: int = 1,
+        progress: bool = True,
+        description: str | None = None,
+        on_error: str = "raise",
+    ) -> StepReport:
+        """Process every frame not already done, ``batch_size`` frames per ``process`` call.
+
+        ``process(frames) -> [outputs per frame]``. ``frame_inputs(frame)`` gives the frame's
+        own inputs for its key (seed, phase, source hashes). ``on_error='skip'`` records a
+        failing batch in the report and goes on (a corrupt source frame must not stop a
+        night's batch); ``'raise'`` stops.
+        """
+        frames = list(frames)
+        report = StepReport(self.step_id, self.out_dir)
+        keys = {f: self.frame_key(f, frame_inputs(f) if frame_inputs else None) for f in frames}
+        todo = [f for f in frames if not self.is_done(f, keys[f])]
+        report.skipped = [f for f in frames if f not in set(todo)]
+        t_start = time.perf_counter()
+        bar = _progress(progress, description or f"{self.kind} {self.step_id}", len(frames), len(report.skipped))
+        try:
+            with _StopFlag() as flag:
+                for i in range(0, len(todo), batch_size):
+                    if flag.stop:
+                        raise Interrupted(
+                            f"stopped after {len(report.done)} new frames ({len(report.skipped) + len(report.done)}/{len(frames)} done)",
+                            hint="run the same command again to resume",
+                        )
+                    batch = todo[i:i + batch_size]
+                    t0 = time.perf_counter()
+                    try:
+                        results = process(batch)
+                        if len(results) != len(batch):
+                            raise MachinimaError(f"{self.kind}: process returned {len(results)} outputs for {len(batch)} frames")
+                    except (MachinimaError, ValueError, OSError) as exc:
+                        if on_error != "skip":
+                            raise
+                        for f in batch:
+                            report.failed[f] = str(exc)
+                        bar.advance(len(batch))
+                        continue
+                    dt = (time.perf_counter() - t0) / len(batch)
+                    for f, outs in zip(batch, results):
+                        self.record(f, keys[f], outs, dt)
+                        report.done.append(f)
+                    bar.advance(len(batch))
+        finally:
+            bar.close()
+            report.seconds = time.perf_counter() - t_start
+            self.write_params(
+                frames_total=len(frames),
+                frames_done=len(self._ledger),
+                last_run={"done": len(report.done), "skipped": len(report.skipped), "failed": len(report.failed), "seconds": round(report.seconds, 3)},
+            )
+        return report
+
+
+class _Bar:
+    def __init__(self, enabled: bool, description: str, total: int, completed: int) -> None:
+        self._p = None
+        if enabled:
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+            self._p = Progress(
+                TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                TextColumn("{task.fields[rate]}"), TimeElapsedColumn(), TimeRemainingColumn(), transient=False,
+            )
+            self._p.start()
+            self._task = self._p.add_task(description, total=total, completed=completed, rate="")
+            self._t0 = time.perf_counter()
+            self._n = 0
+
+    def advance(self, n: int) -> None:
+        if self._p is not None:
+            self._n += n
+            rate = self._n / max(time.perf_counter() - self._t0, 1e-9)
+            self._p.update(self._task, advance=n, rate=f"{rate:.2f} fr/s")
+
+    def close(self) -> None:
+        if self._p is not None:
+            self._p.stop()
+
+
+def _progress(enabled: bool, description: str, total: int, completed: int) -> _Bar:
+    return _Bar(enabled and total > 0, description, total, completed)

@@ -1,0 +1,447 @@
+"""The take: one portable folder per recorded take.
+
+    <takes-root>/<take-id>/
+      take.json         manifest (schema ``take`` version 2), written atomically
+      streams.sqlite    time-stamped records (see ``store``)
+      passes/<pass>/    rendered passes (rgb, depth, mask, pose ...)
+      post/<step-id>/   outputs of post steps, each with params.json
+      .lock             held by the one process that writes the take
+
+Statuses: ``recording`` while a writer has it open, ``complete`` after ``finalize``,
+``recovered`` when a take left in ``recording`` by a crash was reopened, ``failed`` when
+recording stopped on an error (what was written stays).
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import os
+import re
+import shutil
+from dataclasses import asdict, dataclass, field
+from fractions import Fraction
+from pathlib import Path
+from typing import Any, Iterator
+
+from . import schema
+from .errors import StoreError, TakeError, TakeFormatError, TakeLockedError
+from .fsutil import FileLock, atomic_write_json
+from .store import StreamStore
+from .timecode import Timecode, parse_rate
+
+MANIFEST = "take.json"
+STREAMS = "streams.sqlite"
+LOCK = ".lock"
+TRASH = ".trash"
+STATUSES = ("recording", "complete", "recovered", "failed")
+
+
+def _now() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def _slug(text: str) -> str:
+    s = re.sub(r"[^A-Za-z0-9]+", "-", str(text)).strip("-").lower()
+    return s or "x"
+
+
+@dataclass
+class Slate:
+    production: str
+    scene: str
+    shot: str
+    take: int = 0
+
+    def take_id(self) -> str:
+        return f"{_slug(self.production)}_{_slug(self.scene)}_{_slug(self.shot)}_t{self.take:03d}"
+
+
+@dataclass
+class Manifest:
+    """take.json, validated field by field (errors name the field)."""
+
+    id: str
+    slate: Slate
+    fps: str
+    timecode_in: str
+    status: str = "recording"
+    timecode_out: str | None = None
+    performers: list[dict[str, Any]] = field(default_factory=list)
+    streams: list[dict[str, Any]] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    markers: list[dict[str, Any]] = field(default_factory=list)
+    created: str = field(default_factory=_now)
+    updated: str = field(default_factory=_now)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def rate(self) -> Fraction:
+        return parse_rate(self.fps)
+
+    def to_doc(self) -> dict[str, Any]:
+        doc = asdict(self)
+        return {"schema": "machinima.take", "version": schema.CURRENT["take"], **doc}
+
+    @classmethod
+    def from_doc(cls, doc: Any, where: str = MANIFEST) -> "Manifest":
+        if not isinstance(doc, dict):
+            raise TakeFormatError(f"{where}: expected a JSON object")
+        if doc.get("schema") != "machinima.take":
+            raise TakeFormatError(f"{where}: field 'schema' is {doc.get('schema')!r}, expected 'machinima.take'")
+        version = doc.get("version")
+        if not isinstance(version, int):
+            raise TakeFormatError(f"{where}: field 'version' must be an integer")
+        doc = schema.upgrade("take", dict(doc), version)
+
+        def need(name: str, typ: type | tuple[type, ...], src: dict[str, Any] = doc, prefix: str = "") -> Any:
+            if name not in src:
+                raise TakeFormatError(f"{where}: field '{prefix}{name}' is missing")
+            val = src[name]
+            if not isinstance(val, typ):
+                tname = typ.__name__ if isinstance(typ, type) else "/".join(t.__name__ for t in typ)
+                raise TakeFormatError(f"{where}: field '{prefix}{name}' must be {tname}, got {type(val).__name__}")
+            return val
+
+        slate_doc = need("slate", dict)
+        slate = Slate(
+            production=need("production", str, slate_doc, "slate."),
+            scene=need("scene", str, slate_doc, "slate."),
+            shot=need("shot", str, slate_doc, "slate."),
+            take=need("take", int, slate_doc, "slate."),
+        )
+        fps = need("fps", (str, int, float))
+        try:
+            parse_rate(fps)
+        except Exception:
+            raise TakeFormatError(f"{where}: field 'fps' is not a frame rate: {fps!r}") from None
+        status = need("status", str)
+        if status not in STATUSES:
+            raise TakeFormatError(f"{where}: field 'status' is {status!r}; one of {', '.join(STATUSES)}")
+        tc_in = need("timecode_in", str)
+        try:
+            Timecode.parse(tc_in, fps)
+        except Exception as exc:
+            raise TakeFormatError(f"{where}: field 'timecode_in': {exc}") from None
+        tc_out = doc.get("timecode_out")
+        if tc_out is not None and not isinstance(tc_out, str):
+            raise TakeFormatError(f"{where}: field 'timecode_out' must be a string or null")
+        return cls(
+            id=need("id", str),
+            slate=slate,
+            fps=str(fps),
+            timecode_in=tc_in,
+            status=status,
+            timecode_out=tc_out,
+            performers=list(doc.get("performers", [])),
+            streams=list(doc.get("streams", [])),
+            notes=[str(n) for n in doc.get("notes", [])],
+            markers=list(doc.get("markers", [])),
+            created=str(doc.get("created", "")),
+            updated=str(doc.get("updated", "")),
+            extra=dict(doc.get("extra", {})),
+        )
+
+
+def read_manifest(folder: Path) -> Manifest:
+    path = folder / MANIFEST
+    if not path.exists():
+        raise TakeFormatError(f"{folder} has no {MANIFEST}: not a take folder")
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise TakeFormatError(f"{path} is not valid JSON (line {exc.lineno}, column {exc.colno}): truncated or hand-edited?") from None
+    except UnicodeDecodeError:
+        raise TakeFormatError(f"{path} is not UTF-8 text") from None
+    return Manifest.from_doc(doc, str(path))
+
+
+class Take:
+    """A take folder. ``Take.create`` opens it for writing (recording); ``Take.open`` reads it."""
+
+    def __init__(self, path: Path, manifest: Manifest, *, writable: bool = False, lock: FileLock | None = None) -> None:
+        self.path = Path(path)
+        self.manifest = manifest
+        self.writable = writable
+        self._lock = lock
+        self._store: StreamStore | None = None
+
+    # --- construction ---------------------------------------------------------------------
+    @classmethod
+    def create(
+        cls,
+        takes_root: str | Path,
+        *,
+        production: str,
+        scene: str,
+        shot: str,
+        fps: float | str = 24,
+        timecode_in: str | None = None,
+        performers: list[str] | None = None,
+        notes: list[str] | None = None,
+        take_number: int | None = None,
+        origin_ns: int | None = None,
+    ) -> "Take":
+        """Create the next take of this shot and open it for recording.
+
+        The take number auto-increments per (production, scene, shot); creating the folder is
+        atomic (mkdir), so two recorders never get the same number.
+        """
+        root = Path(takes_root)
+        root.mkdir(parents=True, exist_ok=True)
+        rate = parse_rate(fps)
+        tc_in = timecode_in or str(Timecode.at(rate, 0))
+        Timecode.parse(tc_in, rate)
+        number = take_number or next_take_number(root, production, scene, shot)
+        while True:
+            slate = Slate(production, scene, shot, number)
+            path = root / slate.take_id()
+            try:
+                path.mkdir()
+                break
+            except FileExistsError:
+                if take_number:
+                    raise TakeError(f"take {slate.take_id()} already exists in {root}") from None
+                number += 1
+        lock = FileLock(path / LOCK, f"take {slate.take_id()}").acquire()
+        manifest = Manifest(
+            id=slate.take_id(),
+            slate=slate,
+            fps=_fps_text(rate),
+            timecode_in=tc_in,
+            performers=[{"name": p} for p in (performers or [])],
+            notes=list(notes or []),
+        )
+        take = cls(path, manifest, writable=True, lock=lock)
+        take.save()
+        take._store = StreamStore(
+            path / STREAMS, writable=True, fps=rate, origin_ns=origin_ns, start_frame=Timecode.parse(tc_in, rate).frames
+        )
+        _catalog_upsert(root, take)
+        return take
+
+    @classmethod
+    def open(cls, path: str | Path, *, writable: bool = False) -> "Take":
+        path = Path(path)
+        if not path.is_dir():
+            raise TakeError(f"no take at {path}")
+        lock = FileLock(path / LOCK, f"take {path.name}").acquire() if writable else None
+        try:
+            manifest = read_manifest(path)
+        except Exception:
+            if lock:
+                lock.release()
+            raise
+        return cls(path, manifest, writable=writable, lock=lock)
+
+    # --- properties -----------------------------------------------------------------------
+    @property
+    def id(self) -> str:
+        return self.manifest.id
+
+    @property
+    def root(self) -> Path:
+        return self.path.parent
+
+    @property
+    def fps(self) -> Fraction:
+        return self.manifest.rate
+
+    @property
+    def store(self) -> StreamStore:
+        if self._store is None:
+            streams = self.path / STREAMS
+            if not streams.exists():
+                raise StoreError(f"take {self.id} has no {STREAMS}", hint="the recording never started or the file was removed")
+            self._store = StreamStore(streams, writable=self.writable)
+        return self._store
+
+    def passes_dir(self, name: str | None = None) -> Path:
+        return self.path / "passes" / name if name else self.path / "passes"
+
+    def post_dir(self, step_id: str | None = None) -> Path:
+        return self.path / "post" / step_id if step_id else self.path / "post"
+
+    # --- manifest -------------------------------------------------------------------------
+    def save(self) -> None:
+        self._require_writable()
+        self.manifest.updated = _now()
+        atomic_write_json(self.path / MANIFEST, self.manifest.to_doc())
+
+    def _require_writable(self) -> None:
+        if not self.writable:
+            raise TakeError(f"take {self.id} is open read-only")
+
+    def add_note(self, text: str) -> None:
+        self.manifest.notes.append(text)
+        self.save()
+
+    def add_marker(self, t_ns: int, name: str, note: str = "", color: str = "red") -> None:
+        self.store.append_event(t_ns, "marker", {"name": name, "note": note, "color": color}, stream="markers")
+        frame = int(self.store.frames_of([t_ns])[0])
+        self.manifest.markers.append({"name": name, "note": note, "color": color, "timecode": str(Timecode.at(self.fps, frame))})
+        self.save()
+
+    def add_performer(self, name: str, **info: Any) -> None:
+        if not any(p.get("name") == name for p in self.manifest.performers):
+            self.manifest.performers.append({"name": name, **info})
+        self.store.add_mocap_stream(name)
+
+    # --- lifecycle ------------------------------------------------------------------------
+    def _summarize_streams(self) -> None:
+        store = self.store
+        store.flush()
+        summary = []
+        for info in store.streams():
+            entry: dict[str, Any] = {"name": info.name, "kind": info.kind, "version": info.version}
+            if info.kind in ("mocap", "blend", "camera"):
+                row = store._db.execute("SELECT COALESCE(SUM(n),0), MIN(t0_ns), MAX(t1_ns) FROM chunks WHERE stream=?", (info.name,)).fetchone()
+                entry["samples"] = int(row[0])
+            summary.append(entry)
+        self.manifest.streams = summary
+        rng = store.time_range()
+        if rng:
+            last = int(store.frames_of([rng[1]])[0])
+            self.manifest.timecode_out = str(Timecode.at(self.fps, last))
+        for name in store.performers():
+            if not any(p.get("name") == name for p in self.manifest.performers):
+                self.manifest.performers.append({"name": name})
+
+    def finalize(self, status: str = "complete") -> None:
+        """Flush and close the store, summarise streams into take.json, index in the catalog."""
+        self._require_writable()
+        if status not in STATUSES:
+            raise TakeError(f"unknown status {status!r}")
+        self._summarize_streams()
+        self.manifest.status = status
+        self.save()
+        self.close()
+        _catalog_upsert(self.root, self)
+
+    def close(self) -> None:
+        if self._store is not None:
+            self._store.close()
+            self._store = None
+        if self._lock:
+            self._lock.release()
+            self._lock = None
+        self.writable = False
+
+    def __enter__(self) -> "Take":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def verify(self) -> list[str]:
+        """Problems found (empty list = healthy): manifest, streams file, SQLite integrity."""
+        problems: list[str] = []
+        streams = self.path / STREAMS
+        if not streams.exists():
+            problems.append(f"{STREAMS} is missing")
+        else:
+            try:
+                with StreamStore(streams) as st:
+                    res = st.integrity_check()
+                    if res != "ok":
+                        problems.append(f"{STREAMS} integrity check: {res}")
+                    declared = {s["name"]: s.get("samples") for s in self.manifest.streams}
+                    for info in st.streams():
+                        if info.kind in ("mocap", "blend", "camera"):
+                            n = len(st.read(info.name))
+                            if declared.get(info.name) not in (None, n) and self.manifest.status == "complete":
+                                problems.append(f"stream {info.name}: manifest says {declared[info.name]} samples, store has {n}")
+            except Exception as exc:  # any store problem is a finding, not a crash
+                problems.append(str(exc))
+        if self.manifest.status == "recording" and not FileLock(self.path / LOCK).is_held_elsewhere():
+            problems.append("status is 'recording' but no writer is alive: run `machinima takes recover`")
+        return problems
+
+
+def _fps_text(rate: Fraction) -> str:
+    for name, value in (("23.976", Fraction(24000, 1001)), ("29.97", Fraction(30000, 1001)), ("59.94", Fraction(60000, 1001))):
+        if rate == value:
+            return name
+    return str(rate.numerator) if rate.denominator == 1 else f"{float(rate):g}"
+
+
+def next_take_number(root: Path, production: str, scene: str, shot: str) -> int:
+    prefix = Slate(production, scene, shot).take_id().rsplit("_t", 1)[0] + "_t"
+    best = 0
+    for p in list(root.iterdir()) + (list((root / TRASH).iterdir()) if (root / TRASH).exists() else []):
+        if p.name.startswith(prefix):
+            m = re.match(r"(\d+)", p.name[len(prefix):])
+            if m:
+                best = max(best, int(m.group(1)))
+    return best + 1
+
+
+def iter_take_folders(root: str | Path) -> Iterator[Path]:
+    """Folders in the takes root that hold a take.json (others are skipped, not errors)."""
+    root = Path(root)
+    if not root.exists():
+        return
+    for p in sorted(root.iterdir()):
+        if p.is_dir() and not p.name.startswith(".") and (p / MANIFEST).exists():
+            yield p
+
+
+def recover(path: str | Path) -> Take:
+    """Reopen a take left in ``recording`` by a crash: the WAL replays on open, everything that
+    was committed is kept, the streams are summarised and the status becomes ``recovered``."""
+    path = Path(path)
+    try:
+        take = Take.open(path, writable=True)
+    except TakeLockedError:
+        raise TakeLockedError(f"take {path.name} is still being recorded by a live process; nothing to recover") from None
+    if take.manifest.status != "recording":
+        take.close()
+        return take
+    if not (path / STREAMS).exists():
+        take.manifest.status = "failed"
+        take.manifest.notes.append(f"recovery: {STREAMS} was missing")
+        take.save()
+        take.close()
+        return take
+    take.finalize("recovered")
+    return take
+
+
+def recover_all(root: str | Path) -> list[str]:
+    """Recover every take of the root left in ``recording`` with no live writer (run at start)."""
+    done = []
+    for folder in iter_take_folders(root):
+        try:
+            manifest = read_manifest(folder)
+        except TakeFormatError:
+            continue
+        if manifest.status == "recording" and not FileLock(folder / LOCK).is_held_elsewhere():
+            recover(folder)
+            done.append(manifest.id)
+    return done
+
+
+def delete(path: str | Path) -> Path:
+    """Move a take to ``<root>/.trash/`` (never removes data); returns where it went."""
+    path = Path(path)
+    take = Take.open(path, writable=True)  # refuses while another process records it
+    take.close()
+    trash = path.parent / TRASH
+    trash.mkdir(exist_ok=True)
+    dest = trash / f"{path.name}.{_dt.datetime.now().strftime('%Y%m%d-%H%M%S')}"
+    shutil.move(str(path), dest)
+    from .catalog import Catalog
+
+    Catalog(path.parent).remove(take.id)
+    return dest
+
+
+def _catalog_upsert(root: Path, take: Take) -> None:
+    from .catalog import Catalog
+
+    try:
+        Catalog(root).upsert(take.path, take.manifest)
+    except Exception:
+        # The catalog is an index that can always be rebuilt; a failure here must never
+        # cost the take itself.
+        pass
