@@ -1,0 +1,108 @@
+"""Rights records and enforcement (machinima.rights): refusal without a record, expired, other
+production, wrong scope, override visible, malformed dates, references from datasets."""
+
+import datetime as dt
+import json
+
+import pytest
+
+from machinima import rights
+from machinima.errors import MachinimaError
+
+
+def _rec(rid="alice", production="film", scopes=("training", "face_replacement"), expires="2099-01-01", **kw):
+    return rights.RightsRecord(id=rid, kind=kw.pop("kind", "person"), subject=kw.pop("subject", rid), production=production,
+                               scopes=tuple(scopes), expires=rights._parse_date(expires, "expires", "t"),
+                               document_sha256="a" * 64, document_location="/contracts/x.pdf", **kw)
+
+
+@pytest.fixture
+def store(tmp_path):
+    return rights.RightsStore(tmp_path / "rights")
+
+
+def test_valid_record_clears_and_round_trips(store):
+    p = store.add(_rec())
+    doc = json.loads(p.read_text())
+    assert doc["schema"] == rights.SCHEMA and doc["version"] == rights.VERSION
+    c = rights.require("film", ["alice"], "face_replacement", store=store)
+    assert c.record_ids == ["alice"] and c.override is None
+    prov = c.to_provenance()
+    assert prov["records"][0]["document_sha256"] == "a" * 64
+    assert store.get("alice").expires == dt.date(2099, 1, 1)
+
+
+def test_refuses_without_record(store):
+    with pytest.raises(rights.NotCleared) as ei:
+        rights.require("film", ["bob"], "training", store=store)
+    msg = str(ei.value)
+    assert "no rights record for 'bob'" in msg and "machinima rights add bob" in msg
+    assert isinstance(ei.value, MachinimaError) and ei.value.problems[0].reason == "missing"
+
+
+def test_refuses_expired(store):
+    store.add(_rec(expires="2020-01-31"))
+    with pytest.raises(rights.NotCleared, match="expired on 2020-01-31") as ei:
+        rights.require("film", "alice", "training", store=store)
+    assert ei.value.problems[0].reason == "expired"
+    # valid on a date before the expiry
+    assert rights.require("film", "alice", "training", store=store, on="2020-01-31").record_ids == ["alice"]
+
+
+def test_refuses_other_production_and_wrong_scope(store):
+    store.add(_rec(production="other-film"))
+    with pytest.raises(rights.NotCleared, match="is for production 'other-film', not 'film'"):
+        rights.require("film", ["alice"], "training", store=store)
+    store.add(_rec(rid="carol", scopes=("voice",)))
+    with pytest.raises(rights.NotCleared, match="covers voice, not lip_sync") as ei:
+        rights.require("film", ["carol"], "lip_sync", store=store)
+    assert ei.value.problems[0].reason == "scope"
+
+
+def test_override_is_recorded(store):
+    c = rights.require("film", ["me"], "training", override="my own face, test run", store=store)
+    assert c.override["reason"] == "my own face, test run"
+    assert c.override["missing"][0]["subject"] == "me"
+    assert c.to_provenance()["override"]["missing"][0]["reason"] == "missing"
+
+
+def test_dataset_references_person(store):
+    store.add(_rec(rid="ds-alice", kind="dataset", subject="alice dataset", references=("alice",)))
+    with pytest.raises(rights.NotCleared, match="referenced by 'ds-alice'"):
+        rights.require("film", ["ds-alice"], "training", store=store)
+    store.add(_rec())
+    c = rights.require("film", ["ds-alice"], "training", store=store)
+    assert c.record_ids == ["ds-alice", "alice"]
+
+
+def test_malformed_date_and_bad_scope(store, tmp_path):
+    store.add(_rec())
+    p = store.path_of("alice")
+    doc = json.loads(p.read_text())
+    doc["expires"] = "31/12/2027"
+    p.write_text(json.dumps(doc))
+    with pytest.raises(rights.RecordFormatError, match=r"expires '31/12/2027' is not a date.*YYYY-MM-DD"):
+        rights.require("film", ["alice"], "training", store=store)
+    with pytest.raises(rights.RightsError, match="unknown rights scope"):
+        rights.require("film", ["alice"], "swap", store=store)
+    p.write_text("{not json")
+    with pytest.raises(rights.RecordFormatError, match="not valid JSON"):
+        store.records()
+    with pytest.raises(rights.RecordFormatError, match="kind 'robot'"):
+        _rec(kind="robot").check()
+
+
+def test_newer_version_refused(store):
+    doc = _rec().to_doc()
+    doc["version"] = rights.VERSION + 1
+    with pytest.raises(rights.RecordFormatError, match="newer"):
+        rights.RightsRecord.from_doc(doc)
+
+
+def test_default_store_from_config(tmp_path):
+    from machinima.config import load_config
+
+    (tmp_path / "machinima.toml").write_text('[rights]\nstore = "contracts/records"\n')
+    assert rights.default_store_dir(load_config(tmp_path, env={})) == tmp_path / "contracts/records"
+    (tmp_path / "machinima.toml").write_text('takes_root = "data/takes"\n')
+    assert rights.default_store_dir(load_config(tmp_path, env={})) == tmp_path / "data/rights"
