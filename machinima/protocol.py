@@ -1,0 +1,479 @@
+"""The stage protocol, sans-I/O: messages in and out as plain values, no sockets.
+
+Version ``PROTOCOL_VERSION`` (1). A connection to the stage server (``server/``) carries two
+kinds of WebSocket messages:
+
+* **Control** (text frames): one JSON object each, ``{"v": 1, "type": "<type>", ...}``.
+  Commands a client sends may carry an ``"id"`` (string, at most 64 characters); the server
+  answers each with ``ack`` or ``error`` carrying the same id. Ids make commands idempotent: a
+  director that reconnects and re-sends ``record`` with the same id gets the first answer again
+  and no second take. ``parse_control`` validates every field; ``encode_control`` builds one.
+* **Frames** (binary frames): compact little-endian records of canonical pose arrays (55, 7)
+  (see ``machinima.skeleton``), camera samples (12 channels, ``store.CAMERA_CHANNELS``) and
+  bundles (one tick of the server's fan-out: several pose frames in one message).
+  ``encode_pose`` / ``encode_camera`` / ``encode_bundle`` / ``decode_frame``.
+
+Client -> server control types (``CLIENT_TYPES``; who may send each: ``PERMISSIONS``)::
+
+    hello      token, [client], [resume]        first message of every connection
+    subscribe  [frames: bool] [performers: [names] | null] [encoding: "f32"|"f16"] [events: bool]
+    slate      [production] [scene] [shot]       director: set the slate of the next take
+    record     [slate: {...}] [notes: [..]]       director: start a take (take number auto)
+    stop       -                                 director: end the take (status complete)
+    cut        -                                 director: end the take, marked as cut
+    marker     name, [note], [color]             director: a marker in the running take
+    note       text, [take]                      director: a note on the running (or a named) take
+    kick       name, [reason]                    director: disconnect a client
+    takes      [limit]                           anyone: list recent takes
+    event      name, [payload: {...}]            engine/director: an engine event (recorded)
+    ping       [t]                               anyone: application ping (answered with pong)
+
+Server -> client control types (``SERVER_TYPES``)::
+
+    welcome    role, name, session, tick, protocol, server, stage: {...}
+    ack        id, result: {...}
+    error      [id], code, message               never closes the connection by itself
+    state      stage: {recording, take, slate, performers: [{name, rate, loss, latency_ms, ..}], clients}
+    takes      id, takes: [{id, status, slate, notes, markers, ...}]
+    event      name, payload, from, t_ns         an engine event forwarded to subscribers
+    dropped    count                             you read too slowly: stale frames were skipped
+    pong       t, server_t
+    warning    message                           e.g. recording stopped on a full disk
+
+Binary frame header (``HEADER``, 20 bytes, little-endian), then ``name_len`` bytes of UTF-8
+name, then the payload::
+
+    magic b"MQ" | version u8 | kind u8 | encoding u8 | name_len u8 | count u16 | seq u32 | t_ns i64
+
+    kind 1 POSE     name = performer, count = 55 bones, payload count*7 values (pos xyz, quat xyzw)
+    kind 2 CAMERA   name = camera,    count = 12 channels, payload count values
+    kind 3 BUNDLE   name = "",        count = number of frames; payload = those frames, each
+                    prefixed by its byte length (u32)
+    encoding 0 F32 (float32) | 1 F16 (float16, for live viewers)
+
+``t_ns`` is the sender's wall-clock capture time (``time.time_ns()``); the server forwards it
+unchanged so viewers can measure delivery latency.
+
+Tokens (``make_token`` / ``verify_token``): ``base64url(json claims) "." base64url(HMAC-SHA256)``
+with claims ``{"v": 1, "role", "name", "exp"}`` (exp: Unix seconds), signed with the server's
+secret.
+
+Errors: every problem is a ``ProtocolError`` with a ``code`` (``ERROR_CODES``) and a message
+that says what to do; servers answer it with an ``error`` message or a close reason.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import re
+import struct
+import time
+from dataclasses import dataclass
+from typing import Any, Iterable
+
+import numpy as np
+
+from .errors import MachinimaError
+
+PROTOCOL_VERSION = 1
+SUBPROTOCOL = "machinima.stage.v1"
+ROLES = ("director", "performer", "engine", "observer")
+N_BONES = 55
+POSE_WIDTH = 7
+CAMERA_WIDTH = 12
+
+ERROR_CODES = {
+    "bad_json": "the text frame is not a JSON object",
+    "bad_message": "a field is missing or has the wrong type",
+    "unknown_type": "the message type is not part of this protocol version",
+    "version": "the message is for another protocol version",
+    "bad_frame": "a binary frame that cannot be decoded",
+    "too_big": "a message larger than the server's max_size",
+    "rate_limited": "more messages per second than the server allows",
+    "forbidden": "the role of this connection may not do that",
+    "bad_token": "the token is malformed or not signed by this server",
+    "expired_token": "the token has expired",
+    "not_recording": "the command needs a running take",
+    "already_recording": "a take is already running",
+    "not_found": "no such take or client",
+    "disk_full": "the disk filled up; recording stopped, what was written stays",
+    "server_error": "the server failed to do it (see its log)",
+    "closed": "the connection is closed",
+    "timeout": "no answer in time",
+}
+
+# WebSocket close codes the server uses (the close reason says more, in words).
+CLOSE_NORMAL = 1000
+CLOSE_TOO_BIG = 1009  # sent by the websockets library for a message over max_size
+CLOSE_BAD_TOKEN = 4001
+CLOSE_EXPIRED = 4002
+CLOSE_FORBIDDEN = 4003
+CLOSE_NO_HELLO = 4004
+CLOSE_RATE = 4008
+CLOSE_SLOW = 4009
+CLOSE_KICKED = 4010
+CLOSE_REPLACED = 4011  # the same name connected again (a reconnect replaced this one)
+CLOSE_SHUTDOWN = 1001
+FINAL_CLOSE_CODES = frozenset({CLOSE_BAD_TOKEN, CLOSE_EXPIRED, CLOSE_FORBIDDEN, CLOSE_KICKED, CLOSE_REPLACED})
+"""Close codes after which reconnecting with the same token is pointless."""
+
+
+class ProtocolError(MachinimaError):
+    """A message, frame or token that breaks the stage protocol; ``code`` is in ERROR_CODES."""
+
+    def __init__(self, code: str, message: str, *, hint: str | None = None, id: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.code = code
+        self.id = id
+
+
+# --- control messages ----------------------------------------------------------------------
+_ID = (str, 64)
+_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\- ]{0,62}$")
+
+
+def _opt(t: Any) -> tuple[Any, bool]:
+    return (t, False)
+
+
+def _req(t: Any) -> tuple[Any, bool]:
+    return (t, True)
+
+
+# field -> (type spec, required). Type specs: a python type / tuple of types, "name" (a short
+# printable name), "slate" (dict of strings), "names" (list of names or null), "strlist".
+CLIENT_TYPES: dict[str, dict[str, tuple[Any, bool]]] = {
+    "hello": {"token": _req(str), "client": _opt(str), "resume": _opt(str)},
+    "subscribe": {"frames": _opt(bool), "performers": _opt("names"), "encoding": _opt(("f32", "f16")), "events": _opt(bool)},
+    "slate": {"production": _opt(str), "scene": _opt(str), "shot": _opt(str)},
+    "record": {"slate": _opt("slate"), "notes": _opt("strlist")},
+    "stop": {},
+    "cut": {},
+    "marker": {"name": _req(str), "note": _opt(str), "color": _opt(str)},
+    "note": {"text": _req(str), "take": _opt(str)},
+    "kick": {"name": _req(str), "reason": _opt(str)},
+    "takes": {"limit": _opt(int)},
+    "event": {"name": _req(str), "payload": _opt(dict)},
+    "ping": {"t": _opt((int, float))},
+}
+
+SERVER_TYPES = ("welcome", "ack", "error", "state", "takes", "event", "dropped", "pong", "warning")
+
+PERMISSIONS: dict[str, frozenset[str]] = {
+    "director": frozenset({"hello", "subscribe", "slate", "record", "stop", "cut", "marker", "note", "kick", "takes", "event", "ping"}),
+    "performer": frozenset({"hello", "subscribe", "takes", "ping"}),
+    "engine": frozenset({"hello", "subscribe", "takes", "event", "ping"}),
+    "observer": frozenset({"hello", "subscribe", "takes", "ping"}),
+}
+# Which roles may publish which binary frame kinds.
+FRAME_PERMISSIONS: dict[str, frozenset[int]] = {
+    "director": frozenset(),
+    "performer": frozenset({1}),
+    "engine": frozenset({2}),
+    "observer": frozenset(),
+}
+
+MAX_TEXT = 4096  # longest string field accepted in a control message
+
+
+def _check_field(mtype: str, key: str, value: Any, spec: Any) -> None:
+    where = f"{mtype}.{key}"
+    if spec == "names":
+        if value is None:
+            return
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value) or len(value) > 1000:
+            raise ProtocolError("bad_message", f"{where} must be a list of names or null")
+        return
+    if spec == "strlist":
+        if not isinstance(value, list) or not all(isinstance(v, str) and len(v) <= MAX_TEXT for v in value):
+            raise ProtocolError("bad_message", f"{where} must be a list of strings")
+        return
+    if spec == "slate":
+        if not isinstance(value, dict):
+            raise ProtocolError("bad_message", f"{where} must be an object with production, scene, shot")
+        for k, v in value.items():
+            if k not in ("production", "scene", "shot"):
+                raise ProtocolError("bad_message", f"{where}.{k} is not a slate field (production, scene, shot)")
+            if not isinstance(v, str) or not v.strip() or len(v) > 128:
+                raise ProtocolError("bad_message", f"{where}.{k} must be a non-empty string")
+        return
+    if isinstance(spec, tuple) and spec and all(isinstance(s, str) for s in spec):
+        if value not in spec:
+            raise ProtocolError("bad_message", f"{where} must be one of {', '.join(spec)}")
+        return
+    if spec is int and isinstance(value, bool) or (spec == (int, float) and isinstance(value, bool)):
+        raise ProtocolError("bad_message", f"{where} must be a number")
+    if not isinstance(value, spec):
+        tname = spec.__name__ if isinstance(spec, type) else "/".join(t.__name__ for t in spec)
+        raise ProtocolError("bad_message", f"{where} must be {tname}, got {type(value).__name__}")
+    if isinstance(value, str) and len(value) > MAX_TEXT:
+        raise ProtocolError("bad_message", f"{where} is longer than {MAX_TEXT} characters")
+
+
+def parse_control(text: str | bytes) -> dict[str, Any]:
+    """Validate a client's control message; returns the dict (with ``type``, optional ``id``).
+
+    Unknown fields are refused (they are usually typos); a message from a newer protocol
+    version is refused with code ``version``.
+    """
+    try:
+        doc = json.loads(text)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ProtocolError("bad_json", f"control message is not valid JSON: {exc}") from None
+    if not isinstance(doc, dict):
+        raise ProtocolError("bad_json", "control message must be a JSON object")
+    mid = doc.get("id")
+    if mid is not None and (not isinstance(mid, str) or not 0 < len(mid) <= 64):
+        raise ProtocolError("bad_message", "id must be a string of 1..64 characters")
+    v = doc.get("v", PROTOCOL_VERSION)
+    if v != PROTOCOL_VERSION:
+        raise ProtocolError("version", f"protocol version {v!r} is not supported (this server speaks {PROTOCOL_VERSION})", id=mid)
+    mtype = doc.get("type")
+    if not isinstance(mtype, str):
+        raise ProtocolError("bad_message", "field 'type' is missing", id=mid)
+    fields = CLIENT_TYPES.get(mtype)
+    if fields is None:
+        raise ProtocolError("unknown_type", f"unknown message type {mtype!r}; known: {', '.join(sorted(CLIENT_TYPES))}", id=mid)
+    for key, value in doc.items():
+        if key in ("v", "type", "id"):
+            continue
+        if key not in fields:
+            raise ProtocolError("bad_message", f"{mtype} has no field {key!r}; fields: {', '.join(fields) or 'none'}", id=mid)
+        try:
+            _check_field(mtype, key, value, fields[key][0])
+        except ProtocolError as exc:
+            exc.id = mid
+            raise
+    for key, (_, required) in fields.items():
+        if required and key not in doc:
+            raise ProtocolError("bad_message", f"{mtype} needs field {key!r}", id=mid)
+    return doc
+
+
+def encode_control(mtype: str, **fields: Any) -> str:
+    """A control message as JSON text (``None`` fields are left out)."""
+    doc = {"v": PROTOCOL_VERSION, "type": mtype}
+    doc.update({k: v for k, v in fields.items() if v is not None})
+    return json.dumps(doc, separators=(",", ":"), default=_json_default)
+
+
+def _json_default(o: Any) -> Any:
+    if isinstance(o, (np.integer,)):
+        return int(o)
+    if isinstance(o, (np.floating,)):
+        return float(o)
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    return str(o)
+
+
+def error_message(exc: ProtocolError) -> str:
+    return encode_control("error", id=exc.id, code=exc.code, message=str(exc))
+
+
+def parse_server(text: str | bytes) -> dict[str, Any]:
+    """Decode a server's control message (the client side checks type and version only)."""
+    try:
+        doc = json.loads(text)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ProtocolError("bad_json", f"server sent invalid JSON: {exc}") from None
+    if not isinstance(doc, dict) or doc.get("type") not in SERVER_TYPES:
+        raise ProtocolError("unknown_type", f"server sent an unknown message: {str(doc)[:80]}")
+    return doc
+
+
+def check_name(name: str, what: str = "name") -> str:
+    """Client, performer and camera names: 1..63 printable ASCII characters."""
+    if not isinstance(name, str) or not _NAME_RE.match(name):
+        raise ProtocolError("bad_message", f"{what} {name!r} must be 1..63 letters, digits, '_', '-', '.', or spaces, starting with a letter or digit")
+    return name
+
+
+# --- binary frames -------------------------------------------------------------------------
+MAGIC = b"MQ"
+HEADER = struct.Struct("<2sBBBBHIq")
+KIND_POSE, KIND_CAMERA, KIND_BUNDLE = 1, 2, 3
+ENC_F32, ENC_F16 = 0, 1
+ENCODINGS = {"f32": ENC_F32, "f16": ENC_F16}
+_DTYPES = {ENC_F32: np.dtype("<f4"), ENC_F16: np.dtype("<f2")}
+_LEN = struct.Struct("<I")
+
+
+@dataclass
+class Frame:
+    """A decoded binary frame. ``values``: (55, 7) for POSE, (12,) for CAMERA, float32.
+    ``frames``: the sub-frames of a BUNDLE."""
+
+    kind: int
+    name: str
+    seq: int
+    t_ns: int
+    values: np.ndarray | None = None
+    encoding: int = ENC_F32
+    frames: list["Frame"] | None = None
+
+
+def _encode(kind: int, name: str, seq: int, t_ns: int | None, values: np.ndarray, encoding: int, count: int) -> bytes:
+    nb = name.encode("utf-8")
+    if len(nb) > 255:
+        raise ProtocolError("bad_frame", f"name {name[:20]!r}... is longer than 255 bytes")
+    if encoding not in _DTYPES:
+        raise ProtocolError("bad_frame", f"unknown encoding {encoding}")
+    t = time.time_ns() if t_ns is None else int(t_ns)
+    head = HEADER.pack(MAGIC, PROTOCOL_VERSION, kind, encoding, len(nb), count, seq & 0xFFFFFFFF, t)
+    return head + nb + np.ascontiguousarray(values, dtype=_DTYPES[encoding]).tobytes()
+
+
+def encode_pose(performer: str, pose: np.ndarray, *, seq: int = 0, t_ns: int | None = None, encoding: int = ENC_F32) -> bytes:
+    """One performer's pose (55, 7) as a POSE frame."""
+    arr = np.asarray(pose)
+    if arr.shape != (N_BONES, POSE_WIDTH):
+        raise ProtocolError("bad_frame", f"pose has shape {arr.shape}, expected ({N_BONES}, {POSE_WIDTH})")
+    if not np.isfinite(arr).all():
+        raise ProtocolError("bad_frame", "pose contains NaN or infinite values")
+    return _encode(KIND_POSE, performer, seq, t_ns, arr, encoding, N_BONES)
+
+
+def encode_camera(camera: str, values: np.ndarray, *, seq: int = 0, t_ns: int | None = None) -> bytes:
+    """One camera sample (12 channels of ``store.CAMERA_CHANNELS``) as a CAMERA frame."""
+    arr = np.asarray(values)
+    if arr.shape != (CAMERA_WIDTH,):
+        raise ProtocolError("bad_frame", f"camera sample has shape {arr.shape}, expected ({CAMERA_WIDTH},)")
+    if not np.isfinite(arr).all():
+        raise ProtocolError("bad_frame", "camera sample contains NaN or infinite values")
+    return _encode(KIND_CAMERA, camera, seq, t_ns, arr, ENC_F32, CAMERA_WIDTH)
+
+
+def encode_bundle(frames: Iterable[bytes], *, seq: int = 0, t_ns: int | None = None) -> bytes:
+    """Several encoded frames in one BUNDLE (the server's per-tick fan-out message)."""
+    frames = list(frames)
+    t = time.time_ns() if t_ns is None else int(t_ns)
+    parts = [HEADER.pack(MAGIC, PROTOCOL_VERSION, KIND_BUNDLE, 0, 0, len(frames), seq & 0xFFFFFFFF, t)]
+    for f in frames:
+        parts.append(_LEN.pack(len(f)))
+        parts.append(f)
+    return b"".join(parts)
+
+
+def recode_pose(frame: bytes, encoding: int) -> bytes:
+    """Re-encode an F32 POSE frame into ``encoding`` keeping its header fields (for viewers)."""
+    if encoding == ENC_F32:
+        return frame
+    magic, ver, kind, enc, nlen, count, seq, t = HEADER.unpack_from(frame)
+    off = HEADER.size + nlen
+    vals = np.frombuffer(frame, dtype=_DTYPES[enc], count=count * POSE_WIDTH, offset=off)
+    head = HEADER.pack(magic, ver, kind, encoding, nlen, count, seq, t)
+    return head + frame[HEADER.size:off] + vals.astype(_DTYPES[encoding]).tobytes()
+
+
+def peek_header(data: bytes) -> tuple[int, int, int, int, int]:
+    """(kind, encoding, count, seq, t_ns) of a frame without decoding its payload."""
+    if len(data) < HEADER.size:
+        raise ProtocolError("bad_frame", f"binary frame of {len(data)} bytes is shorter than the {HEADER.size}-byte header")
+    magic, ver, kind, enc, nlen, count, seq, t = HEADER.unpack_from(data)
+    if magic != MAGIC:
+        raise ProtocolError("bad_frame", "binary frame does not start with b'MQ'")
+    if ver != PROTOCOL_VERSION:
+        raise ProtocolError("version", f"binary frame of protocol version {ver}; this side speaks {PROTOCOL_VERSION}")
+    return kind, enc, count, seq, t
+
+
+def decode_frame(data: bytes, *, max_bundle: int = 10_000) -> Frame:
+    """Decode and validate a binary frame (shapes, finite values, UTF-8 names)."""
+    kind, enc, count, seq, t = peek_header(data)
+    nlen = data[5]
+    off = HEADER.size + nlen
+    if len(data) < off:
+        raise ProtocolError("bad_frame", "binary frame is truncated inside its name")
+    try:
+        name = bytes(data[HEADER.size:off]).decode("utf-8")
+    except UnicodeDecodeError:
+        raise ProtocolError("bad_frame", "frame name is not UTF-8") from None
+    if kind == KIND_BUNDLE:
+        if count > max_bundle:
+            raise ProtocolError("bad_frame", f"bundle of {count} frames is more than {max_bundle}")
+        subs = []
+        pos = off
+        for _ in range(count):
+            if pos + 4 > len(data):
+                raise ProtocolError("bad_frame", "bundle is truncated")
+            (n,) = _LEN.unpack_from(data, pos)
+            pos += 4
+            if pos + n > len(data):
+                raise ProtocolError("bad_frame", "bundle is truncated")
+            subs.append(decode_frame(data[pos:pos + n]))
+            pos += n
+        if pos != len(data):
+            raise ProtocolError("bad_frame", f"bundle has {len(data) - pos} trailing bytes")
+        return Frame(kind, name, seq, t, None, enc, subs)
+    if kind == KIND_POSE:
+        shape: tuple[int, ...] = (N_BONES, POSE_WIDTH)
+        if count != N_BONES:
+            raise ProtocolError("bad_frame", f"pose frame with {count} bones; the canonical skeleton has {N_BONES}")
+    elif kind == KIND_CAMERA:
+        shape = (CAMERA_WIDTH,)
+        if count != CAMERA_WIDTH:
+            raise ProtocolError("bad_frame", f"camera frame with {count} channels; expected {CAMERA_WIDTH}")
+    else:
+        raise ProtocolError("bad_frame", f"unknown frame kind {kind}")
+    if enc not in _DTYPES:
+        raise ProtocolError("bad_frame", f"unknown encoding {enc}")
+    want = int(np.prod(shape)) * _DTYPES[enc].itemsize
+    if len(data) - off != want:
+        raise ProtocolError("bad_frame", f"frame payload is {len(data) - off} bytes, expected {want}")
+    values = np.frombuffer(data, dtype=_DTYPES[enc], offset=off).astype(np.float32).reshape(shape)
+    if not np.isfinite(values).all():
+        raise ProtocolError("bad_frame", "frame contains NaN or infinite values")
+    return Frame(kind, name, seq, t, values, enc)
+
+
+# --- tokens --------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Claims:
+    role: str
+    name: str
+    expires: float
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def _unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def make_token(secret: bytes, role: str, name: str, *, ttl_s: float = 12 * 3600, now: float | None = None) -> str:
+    """A signed token for ``role`` + ``name`` valid for ``ttl_s`` seconds."""
+    if role not in ROLES:
+        raise ProtocolError("bad_token", f"unknown role {role!r}; roles: {', '.join(ROLES)}")
+    check_name(name)
+    if ttl_s <= 0:
+        raise ProtocolError("bad_token", "a token needs a positive lifetime (ttl)")
+    exp = int((time.time() if now is None else now) + ttl_s)
+    body = _b64(json.dumps({"v": 1, "role": role, "name": name, "exp": exp}, separators=(",", ":")).encode())
+    sig = _b64(hmac.new(secret, body.encode("ascii"), hashlib.sha256).digest())
+    return f"{body}.{sig}"
+
+
+def verify_token(secret: bytes, token: str, *, now: float | None = None) -> Claims:
+    """Check signature and expiry; the claims, or ``ProtocolError`` (bad_token / expired_token)."""
+    if not isinstance(token, str) or token.count(".") != 1 or len(token) > 1024:
+        raise ProtocolError("bad_token", "malformed token", hint="issue one with `machinima server token --role ROLE --name NAME`")
+    body, sig = token.split(".")
+    want = _b64(hmac.new(secret, body.encode("ascii", "replace"), hashlib.sha256).digest())
+    if not hmac.compare_digest(want, sig):
+        raise ProtocolError("bad_token", "token is not signed by this server", hint="issue a new one with `machinima server token` on the stage machine")
+    try:
+        claims = json.loads(_unb64(body))
+        role, name, exp = claims["role"], claims["name"], float(claims["exp"])
+    except Exception:
+        raise ProtocolError("bad_token", "token claims cannot be read") from None
+    if role not in ROLES:
+        raise ProtocolError("bad_token", f"token has unknown role {role!r}")
+    if (time.time() if now is None else now) >= exp:
+        raise ProtocolError("expired_token", f"token for {name!r} expired", hint="issue a new one with `machinima server token`")
+    return Claims(role, str(name), exp)
