@@ -76,6 +76,7 @@ def takes_list(
     performer: Optional[str] = typer.Option(None),
     since: Optional[str] = typer.Option(None, help="ISO date, e.g. 2026-11-01"),
     text: Optional[str] = typer.Option(None, help="Search ids and notes."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON (for scripts)."),
 ) -> None:
     """List takes from the catalog (rebuilt from the folders when missing)."""
     from .catalog import CATALOG, Catalog
@@ -86,11 +87,17 @@ def takes_list(
     if fresh:
         cat.rebuild()
     rows = cat.search(production=production, scene=scene, shot=shot, status=status, performer=performer, since=since, text=text)
+    if as_json:
+        import json
+
+        print(json.dumps(rows, indent=2))
+        return
     table = Table(title=f"takes in {r}")
-    for col in ("id", "status", "fps", "in", "out", "performers", "created"):
+    table.add_column("id", no_wrap=True)
+    for col in ("status", "fps", "in", "out", "performers", "created"):
         table.add_column(col)
     for row in rows:
-        table.add_row(row["id"], row["status"], row["fps"], row["timecode_in"] or "", row["timecode_out"] or "", ", ".join(row["performers"]), row["created"])
+        table.add_row(row["id"], row["status"], row["fps"], row["timecode_in"] or "", row["timecode_out"] or "", ", ".join(row["performers"]), (row["created"] or "")[:10])
     console.print(table)
 
 

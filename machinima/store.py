@@ -210,17 +210,23 @@ class StreamStore:
                     try:
                         store._db.execute("COMMIT")
                     except sqlite3.OperationalError as exc:
-                        store._db.execute("ROLLBACK")
+                        store._rollback()
                         if _is_disk_full(exc):
                             raise DiskFullError(f"disk full while writing {store.path}; data committed before is intact") from None
                         raise StoreError(f"could not commit to {store.path}: {exc}") from None
                 else:
-                    store._db.execute("ROLLBACK")
+                    store._rollback()
                     if isinstance(ev, sqlite3.OperationalError) and _is_disk_full(ev):
                         raise DiskFullError(f"disk full while writing {store.path}; data committed before is intact") from None
                 return False
 
         return _Txn()
+
+    def _rollback(self) -> None:
+        # SQLite already rolls back by itself on some errors (SQLITE_FULL): roll back only
+        # what is still open.
+        if self._db.in_transaction:
+            self._db.execute("ROLLBACK")
 
     # --- streams ------------------------------------------------------------------------------
     def streams(self) -> list[StreamInfo]:

@@ -10,10 +10,14 @@ from . import quat
 from .timecode import NS_PER_S, parse_rate
 
 
-def frame_times(start_ns: int, end_ns: int, fps: float | str | Fraction) -> np.ndarray:
-    """Stamps of every frame boundary from start to end (inclusive of start) at ``fps``."""
+def frame_times(start_ns: int, end_ns: int, fps: float | str | Fraction, *, tolerance_ns: int = 1_000_000) -> np.ndarray:
+    """Stamps of every frame from ``start_ns`` to ``end_ns`` at ``fps``.
+
+    A frame that falls up to ``tolerance_ns`` after ``end_ns`` is included: stamps truncated to
+    whole nanoseconds must not drop the last frame of a take.
+    """
     r = parse_rate(fps)
-    n = int(((end_ns - start_ns) * r.numerator) // (NS_PER_S * r.denominator)) + 1
+    n = int(((end_ns - start_ns + tolerance_ns) * r.numerator) // (NS_PER_S * r.denominator)) + 1
     k = np.arange(max(n, 0), dtype=np.int64)
     return start_ns + (k * NS_PER_S * r.denominator) // r.numerator
 
