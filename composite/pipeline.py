@@ -1,0 +1,331 @@
+"""The composite pipeline: a filmed actor into a rendered take, occluded and lit by the set.
+
+    machinima composite TAKE --plate clip.mp4 --key green --place X,Y,Z
+
+``CompositePipeline.run`` reads like a compositor's script, one numbered step at a time:
+
+    1. check inputs      passes (rgb, depth, camera, light), plate, frames, time map: fail early
+    2. matte source      alpha channel, green/blue keyer (screen colour measured) or a model
+    3. reference frame   the actor's feet and height in the first frame -> plate placement
+    4. look              colour statistics and grain of set and plate on a few sample frames
+    5. frame loop        per frame: plate frame(s) -> matte -> geometry (depth) -> light -> chain
+                         (PostStep: resumable, Ctrl-C safe, progress, provenance in params.json)
+    6. movie             <take>/post/<step-id>/composite.mp4 from the finished frames
+
+Outputs in ``<take>/post/<step-id>/``: ``rgb/NNNNNN.png`` (or ``.exr``), ``alpha/NNNNNN.png`` (the
+actor's final coverage), ``composite.mp4``, ``params.json``, ``ledger.jsonl``.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from machinima.imageseq import read_image, write_video
+from machinima.passes import PassError, PassSet
+from machinima.poststep import PostStep, StepReport
+from machinima.take import Take
+
+from . import colormatch, grain, lighting
+from .chain import Chain, ChainSettings, FrameInputs
+from .errors import PassMismatchError, PlateError, SettingsError
+from .keyer import Keyer, KeySettings, alpha_rect, estimate_screen
+from .placement import Placer, PlacementSettings, contact_point, matte_height
+from .plate import Plate, blend_frames, open_plate
+from .timing import TimeMap
+
+MATTES = ("auto", "green", "blue", "alpha", "segment")
+LIGHTS = ("auto", "pass", "estimate", "none")
+LIGHT_PASS_NAMES = ("light", "shadow")
+
+
+@dataclass
+class CompositeSettings:
+    plate: Path
+    matte: str = "auto"  # auto = the plate's alpha channel if it has one, else a green key
+    key: KeySettings = field(default_factory=KeySettings)
+    seg_model: Path | None = None
+    seg_label: str = "person"
+    placement: PlacementSettings = field(default_factory=PlacementSettings)
+    depth_model: Path | None = None
+    depth_kind: str = "auto"
+    body_depth: float = 0.5
+    plate_fps: str | None = None  # default: the video's rate, or the take's for a folder
+    offset: float = 0.0  # plate frames at take frame 0
+    plate_timecode: str | None = None  # align by timecode instead (default: the video's own if --timecode-align)
+    align_timecode: bool = False
+    resample: str = "nearest"
+    light: str = "auto"
+    light_pass: str | None = None
+    color_match: str = "lab"
+    color_strength: float = 0.5
+    grain: str = "auto"
+    grain_size: float = 1.0
+    chain: ChainSettings = field(default_factory=ChainSettings)
+    frames: tuple[int, int] | None = None  # [start, end) take frames
+    output_format: str = "png"
+    video: bool = True
+    device: str = "cpu"
+    dtype: str = "float32"
+    step_id: str = "composite"
+    seed: int = 0
+
+    def check(self) -> None:
+        if self.matte not in MATTES:
+            raise SettingsError(f"--key must be one of {MATTES}, not {self.matte!r}")
+        if self.matte == "segment" and self.seg_model is None:
+            raise SettingsError("--key segment needs --seg-model DIR")
+        if self.light not in LIGHTS:
+            raise SettingsError(f"--light must be one of {LIGHTS}, not {self.light!r}")
+        if self.grain not in grain.MODES:
+            raise SettingsError(f"--grain must be one of {grain.MODES}, not {self.grain!r}")
+        if self.color_match not in colormatch.MODES:
+            raise SettingsError(f"--color-match must be one of {colormatch.MODES}, not {self.color_match!r}")
+        if self.output_format not in ("png", "exr"):
+            raise SettingsError(f"--format must be png or exr, not {self.output_format!r}")
+        if self.frames is not None and not 0 <= self.frames[0] < self.frames[1]:
+            raise SettingsError(f"--frames needs START:END with 0 <= START < END, got {self.frames}")
+
+    def to_doc(self) -> dict[str, Any]:
+        d = asdict(self)
+        for k in ("plate", "seg_model", "depth_model"):
+            d[k] = str(d[k]) if d[k] is not None else None
+        return d
+
+
+@dataclass
+class CompositeResult:
+    out_dir: Path
+    report: StepReport
+    video: Path | None
+    info: dict[str, Any]
+
+
+class CompositePipeline:
+    def __init__(self, take: str | Path, settings: CompositeSettings) -> None:
+        self.take_path = Path(take)
+        self.s = settings
+
+    # ------------------------------------------------------------------------------------
+    def run(self, *, progress: bool = True) -> CompositeResult:
+        s = self.s
+        # 1. check inputs: settings, take, passes, cameras, plate, time map
+        s.check()
+        take = Take.open(self.take_path)
+        passes = self._open_passes(take)
+        frames = self._frames(passes)
+        cams = self._cameras(passes, frames)
+        light_mode, light_name = self._light_source(passes)
+        plate = open_plate(s.plate, fps=s.plate_fps or (None if Path(s.plate).is_file() else str(take.fps)))
+        tmap = TimeMap.build(take.fps, plate.fps, offset=s.offset, take_timecode=take.manifest.timecode_in,
+                             plate_timecode=(s.plate_timecode or plate.timecode) if (s.align_timecode or s.plate_timecode) else None,
+                             resample=s.resample)
+        if s.align_timecode and not (s.plate_timecode or plate.timecode):
+            raise PlateError(f"{plate.path} carries no timecode", hint="pass --plate-timecode HH:MM:SS:FF or align with --offset")
+        tmap.check(frames, plate.length)
+        w, h = passes.size
+        first_rgb = _read(passes, "rgb", frames[0])
+        _read(passes, "depth", frames[0])
+
+        # 2. matte source
+        matte_kind = s.matte if s.matte != "auto" else ("alpha" if plate.has_alpha else "green")
+        if matte_kind == "alpha" and not plate.has_alpha:
+            raise PlateError(f"{plate.path} has no alpha channel", hint="use --key green|blue or --key segment --seg-model DIR")
+        keyer = seg = None
+        if matte_kind in ("green", "blue"):
+            key_s = KeySettings(**{**asdict(s.key), "screen": matte_kind})
+            screen = key_s.screen_rgb or estimate_screen(self._plate_frame(plate, tmap, frames[0])[..., :3], matte_kind)
+            keyer = Keyer(key_s, screen)
+        elif matte_kind == "segment":
+            from .models import SegmentationMatte
+
+            seg = SegmentationMatte(s.seg_model, label=s.seg_label, device=s.device, dtype=s.dtype)
+        depth_model = None
+        if s.depth_model is not None:
+            from .models import DepthModel
+
+            depth_model = DepthModel(s.depth_model, device=s.device, dtype=s.dtype, kind=s.depth_kind)
+
+        def matte(img: np.ndarray):
+            if keyer is not None:
+                return keyer.key_roi(img)
+            a = img[..., 3] if matte_kind == "alpha" else seg.matte(img)
+            rect = alpha_rect(a, margin=2)
+            if rect is None:
+                return None
+            x0, y0, x1, y1 = rect
+            return rect, np.ascontiguousarray(a[y0:y1, x0:x1]), np.ascontiguousarray(img[y0:y1, x0:x1, :3])
+
+        # 3. reference frame: the actor's feet and height give the plate's placement
+        ref = matte(self._plate_frame(plate, tmap, frames[0]))
+        if ref is None and s.placement.position is not None and s.placement.contact is None:
+            raise PlateError(f"no actor found in the plate at take frame {frames[0]} (plate frame {tmap.frames_for(frames[0])[0][0]})",
+                             hint="check --key / the screen colour (--screen-rgb), or pass --ground-contact U,V")
+        ref_contact = contact_point(ref[1], ref[0]) if ref else None
+        placer = Placer(s.placement, plate.size, (w, h), ref_contact, matte_height(ref[1]) if ref else 0)
+
+        # 4. look: colour statistics and grain, measured once on a few sample frames
+        samples = [frames[i] for i in sorted({0, len(frames) // 2, len(frames) - 1})]
+        set_imgs, plate_imgs, plate_mattes = [], [], []
+        for f in samples:
+            set_imgs.append(first_rgb if f == frames[0] else _read(passes, "rgb", f))
+            m = matte(self._plate_frame(plate, tmap, f))
+            if m is not None:
+                plate_imgs.append(m[2])
+                plate_mattes.append(m[1])
+        look: dict[str, Any] = {"screen_rgb": list(keyer.screen_rgb) if keyer else None}
+        color_lut = None
+        if s.color_match != "none" and plate_imgs:
+            src = colormatch.lab_stats(plate_imgs, plate_mattes)
+            dst = colormatch.lab_stats(set_imgs)
+            color_lut = colormatch.transfer_lut(src, dst, mode=s.color_match, strength=s.color_strength)
+            look.update(color_plate=src.to_doc(), color_set=dst.to_doc())
+        plate_grain = set_grain = None
+        if s.grain != "none" and plate_imgs:
+            n_set = np.mean([grain.measure_noise(im) for im in set_imgs], axis=0)
+            n_plate = np.mean([grain.measure_noise(im, m) for im, m in zip(plate_imgs, plate_mattes)], axis=0)
+            look.update(noise_set=[round(float(v), 3) for v in n_set], noise_plate=[round(float(v), 3) for v in n_plate])
+            to_plate, to_set = grain.grain_to_add(n_set, n_plate), grain.grain_to_add(n_plate, n_set)
+            if s.grain in ("plate", "auto") and to_plate.max() > 0.3:
+                plate_grain = grain.GrainBank((w, h), to_plate, grain_size=s.grain_size, seed=s.seed)
+            if s.grain == "set" or (s.grain == "auto" and to_set.max() > 0.3):
+                set_grain = grain.GrainBank((w, h), to_set, grain_size=s.grain_size, seed=s.seed + 1)
+        chain = Chain(s.chain, color_lut=color_lut, plate_grain=plate_grain, set_grain=set_grain)
+
+        # 5. frame loop (resumable: a frame is redone only when its params or inputs change)
+        params = {"settings": s.to_doc(), "look": look, "matte": matte_kind, "light": [light_mode, light_name], "time": tmap.to_doc()}
+        st = os.stat(plate.path)
+        step = PostStep(take.post_dir(s.step_id), "composite", params, float_ext="exr",
+                        inputs={"take": take.id, "passes": str(passes.root), "plate": {**plate.describe(), "bytes": st.st_size, "mtime": int(st.st_mtime)},
+                                "depth_model": str(s.depth_model) if s.depth_model else None},
+                        notes=[f"matte: {matte_kind}", f"light: {light_mode}", f"depth: {'model' if depth_model else 'billboard'}"])
+
+        def process(batch: list[int]) -> list[dict[str, np.ndarray]]:
+            outs = []
+            for f in batch:
+                set_rgb = _read(passes, "rgb", f)[..., :3].copy()
+                set_depth = _read(passes, "depth", f).astype(np.float32, copy=False)
+                m = matte(self._plate_frame(plate, tmap, f))
+                geo = None
+                plate_depth = None
+                light = np.ones(3)
+                if m is not None:
+                    rect, alpha, fg = m
+                    feet = contact_point(alpha, rect)
+                    geo = placer.geometry(cams[f], f, feet)
+                    if depth_model is not None:
+                        from .models import scale_to_metres
+
+                        plate_depth = scale_to_metres(depth_model.predict(fg), alpha, geo.depth, kind=depth_model.kind, body_depth=s.body_depth)
+                    light = self._light(passes, light_mode, light_name, f, set_rgb, geo.contact_xy)
+                res = chain(FrameInputs(set_rgb, set_depth, m[0] if m else None, m[1] if m else None, m[2] if m else None,
+                                        geo, cams[f], light, plate_depth, frame=f))
+                rgb = res.rgb if s.output_format == "png" else res.rgb.astype(np.float32) / 255.0
+                outs.append({"rgb": rgb, "alpha": res.alpha})
+            return outs
+
+        try:
+            report = step.run(frames, process, frame_inputs=lambda f: {"plate": tmap.frames_for(f)}, progress=progress,
+                              description=f"composite {take.id}")
+        finally:
+            plate.close()
+
+        # 6. movie from the finished frames
+        video = None
+        done = step.outputs_of("rgb")
+        if s.video and all(f in done for f in frames):
+            def frames_u8():
+                for f in frames:
+                    img = read_image(done[f])
+                    yield img if img.dtype == np.uint8 else (np.clip(img[..., :3], 0, 1) * 255 + 0.5).astype(np.uint8)
+
+            video = write_video(step.out_dir / "composite.mp4", frames_u8(), take.fps)
+        return CompositeResult(step.out_dir, report, video, params)
+
+    # ------------------------------------------------------------------------------------
+    def _open_passes(self, take: Take) -> PassSet:
+        try:
+            passes = PassSet.open(take.passes_dir())
+        except PassError as exc:
+            raise PassMismatchError(str(exc)) from None
+        missing = [p for p in ("rgb", "depth") if not passes.has(p)]
+        if missing:
+            raise PassMismatchError(f"take {take.id} has no {' or '.join(missing)} pass; passes: {sorted(passes.meta.get('passes', {}))}",
+                                    hint="render them: `machinima blender render TAKE --passes rgb,depth`")
+        return passes
+
+    def _frames(self, passes: PassSet) -> list[int]:
+        frames = passes.frames
+        if self.s.frames is not None:
+            a, b = self.s.frames
+            frames = [f for f in frames if a <= f < b]
+        if not frames:
+            raise PassMismatchError(f"no rendered frames to composite{f' in {self.s.frames}' if self.s.frames else ''}")
+        for name in ("rgb", "depth"):
+            have = passes.frame_files(name)
+            lacking = [f for f in frames if f not in have]
+            if lacking:
+                raise PassMismatchError(f"the {name} pass is missing frames {lacking[:5]}{'...' if len(lacking) > 5 else ''}",
+                                        hint="re-render the passes, or composite fewer frames with --frames")
+        return frames
+
+    def _cameras(self, passes: PassSet, frames: list[int]):
+        try:
+            cams = passes.cameras()
+        except PassError as exc:
+            raise PassMismatchError(str(exc), hint="the Blender render writes camera.json beside the passes") from None
+        lacking = [f for f in frames if f not in cams]
+        if lacking:
+            raise PassMismatchError(f"camera.json has no camera for frames {lacking[:5]}")
+        w, h = passes.size
+        bad = [f for f in frames if (cams[f].width, cams[f].height) != (w, h)]
+        if bad:
+            c = cams[bad[0]]
+            raise PassMismatchError(f"camera for frame {bad[0]} is {c.width}x{c.height}, the passes are {w}x{h}")
+        return cams
+
+    def _light_source(self, passes: PassSet) -> tuple[str, str | None]:
+        mode, name = self.s.light, self.s.light_pass
+        if mode in ("auto", "pass"):
+            names = [name] if name else list(LIGHT_PASS_NAMES)
+            found = next((n for n in names if passes.has(n) or (passes.root / n).is_dir()), None)
+            if found:
+                return "pass", found
+            if mode == "pass":
+                raise PassMismatchError(f"no {' or '.join(names)} pass in the take", hint="render a light/shadow pass, or use --light estimate")
+            return "estimate", None
+        return mode, None
+
+    def _light(self, passes: PassSet, mode: str, name: str | None, frame: int, set_rgb: np.ndarray, xy) -> np.ndarray:
+        if mode == "pass":
+            files = passes.frame_files(name)
+            if frame not in files:
+                raise PassMismatchError(f"the {name} pass has no frame {frame}")
+            img = read_image(files[frame])
+            if img.shape[:2] != set_rgb.shape[:2]:
+                raise PassMismatchError(f"the {name} pass is {img.shape[1]}x{img.shape[0]}, the rgb pass {set_rgb.shape[1]}x{set_rgb.shape[0]}")
+            return lighting.factor_from_pass(img, xy)
+        if mode == "estimate":
+            return lighting.factor_from_rgb(set_rgb, xy)
+        return np.ones(3)
+
+    @staticmethod
+    def _plate_frame(plate: Plate, tmap: TimeMap, take_frame: int) -> np.ndarray:
+        parts = [(plate.frame(i), wgt) for i, wgt in tmap.frames_for(take_frame) if wgt > 0]
+        return blend_frames(parts) if len(parts) > 1 else parts[0][0]
+
+
+def _read(passes: PassSet, name: str, frame: int) -> np.ndarray:
+    try:
+        return passes.read(name, frame)
+    except PassError as exc:
+        raise PassMismatchError(str(exc), hint="re-render the passes so every pass has every frame at the size in passes.json") from None
+
+
+def run_composite(take: str | Path, settings: CompositeSettings, *, progress: bool = True) -> CompositeResult:
+    """Composite ``settings.plate`` into the take; see :class:`CompositePipeline`."""
+    return CompositePipeline(take, settings).run(progress=progress)
