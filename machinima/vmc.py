@@ -320,8 +320,8 @@ class _Template:
     timetag_word: int | None
     bone_index: np.ndarray
     bone_words: np.ndarray  # (n, 7) word indices
-    root_words: np.ndarray | None
-    time_word: int | None
+    root_words: np.ndarray  # (k, 7): every Root/Pos, in order (the last finite one wins)
+    time_words: np.ndarray  # (k,): every /VMC/Ext/T, in order
     ok_words: np.ndarray | None
     blend_names: tuple[str, ...]
     blend_words: np.ndarray
@@ -422,15 +422,15 @@ class VMCDecoder:
             vals, idx = vals[fin], idx[fin]
         vals = (vals * _FLIP7).astype(np.float32)
         root = None
-        if tpl.root_words is not None:
-            r = f[tpl.root_words]
+        for rw in tpl.root_words:
+            r = f[rw]
             if np.isfinite(r).all():
                 root = (r * _FLIP7).astype(np.float32)
             else:
                 rejected["nonfinite"] = rejected.get("nonfinite", 0) + 1
         time_s = None
-        if tpl.time_word is not None:
-            t = float(f[tpl.time_word])
+        for tw in tpl.time_words:
+            t = float(f[tw])
             if math.isfinite(t):
                 time_s = t
             else:
@@ -485,8 +485,8 @@ class VMCDecoder:
         fixed_ok = templatable
         t_bone_words: list[list[int]] = []
         t_bone_index: list[int] = []
-        t_root = None
-        t_time = None
+        t_root: list[list[int]] = []
+        t_time: list[int] = []
         t_ok = None
         t_blend_names: list[str] = []
         t_blend_words: list[int] = []
@@ -538,11 +538,10 @@ class VMCDecoder:
                     t_rejected["bad_args"] += 1
                     continue
                 if fixed_ok:
-                    t_root = [w for _, w in words[:7]]  # type: ignore[index]
+                    t_root.append([w for _, w in words[:7]])  # type: ignore[index]
                 v = args[1:8]
                 if not all(math.isfinite(x) for x in v):
                     rejected["nonfinite"] += 1
-                    root = None
                     continue
                 root = v
             elif addr == ADDR_BLEND:
@@ -568,10 +567,9 @@ class VMCDecoder:
                     t_rejected["bad_args"] += 1
                     continue
                 if fixed_ok:
-                    t_time = words[0][1]  # type: ignore[index]
+                    t_time.append(words[0][1])  # type: ignore[index]
                 if not math.isfinite(args[0]):
                     rejected["nonfinite"] += 1
-                    time_s = None
                     continue
                 time_s = float(args[0])
             elif addr == ADDR_OK:
@@ -610,8 +608,8 @@ class VMCDecoder:
             timetag_word=2 if is_bundle else None,
             bone_index=np.array(bone_index, dtype=np.int64),
             bone_words=np.array(bone_words, dtype=np.int64).reshape(len(bone_index), POSE_WIDTH),
-            root_words=np.array(root, dtype=np.int64) if root is not None else None,
-            time_word=time_w,
+            root_words=np.array(root, dtype=np.int64).reshape(len(root), POSE_WIDTH),
+            time_words=np.array(time_w, dtype=np.int64),
             ok_words=np.array(ok_w, dtype=np.int64) if ok_w is not None else None,
             blend_names=tuple(blend_names),
             blend_words=np.array(blend_words, dtype=np.int64),
