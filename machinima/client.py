@@ -185,9 +185,8 @@ class StageClient:
                         self._on_frame(raw)
                     else:
                         self._on_text(raw)
-                rcvd = ws.close_rcvd
-                self.close_code = rcvd.code if rcvd else 1006
-                self.close_reason = rcvd.reason if rcvd else "connection lost"
+                self.close_code = ws.close_code or 1006
+                self.close_reason = ws.close_reason or "connection lost"
             except ConnectionClosed as exc:
                 self.close_code = exc.rcvd.code if exc.rcvd else 1006
                 self.close_reason = exc.rcvd.reason if exc.rcvd else "connection lost"

@@ -1,0 +1,704 @@
+"""The stage server: connections, roles, limits, commands, fan-out and recording.
+
+It only drives the sans-I/O protocol (``machinima.protocol``) and the recorder:
+
+1. A client connects to ``/stage`` and sends ``hello`` with a token within ``hello_timeout``;
+   a bad or expired token closes the connection with 4001 / 4002 and a reason in words.
+2. Each message is rate-limited (token bucket: ``max_rate`` a second, ``burst``); a client that
+   stays over the limit for ``flood_close_s`` is closed with 4008. Messages over ``max_size``
+   close the connection with 1009 (the websockets library enforces it).
+3. Text messages are validated (``parse_control``) and checked against the role; commands with
+   an id are answered once and the answer is kept, so a re-sent id returns the same answer.
+4. Binary frames (POSE from performers, CAMERA from engines) are validated, recorded at once
+   when a take runs (the recorder never drops) and kept as the latest frame of their source.
+5. Every tick (``tick`` Hz) the latest frames that changed are bundled per interest
+   (performer set + encoding), each bundle is encoded once as a WebSocket frame and written to
+   every viewer whose send buffer is below ``viewer_buffer``; a viewer above it skips the tick
+   (latest wins; it is told how many it missed once a second) and one that stays above it for
+   ``slow_close_s`` is closed with 4009.
+6. Once a second: performer health (rate, loss, latency), the stage ``state`` to subscribers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import mimetypes
+import socket
+import struct
+import time
+import uuid
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from machinima import __version__
+from machinima import protocol as P
+from machinima.catalog import Catalog
+from machinima.errors import DiskFullError, MachinimaError
+from machinima.take import Take, iter_take_folders, read_manifest, recover_all
+
+from .auth import load_secret
+from .errors import RecordingError, StageError
+from .recorder import Recorder
+
+log = logging.getLogger("machinima.server")
+
+
+@dataclass
+class Limits:
+    """Every limit of the server, as keywords with safe defaults (``None`` = unlimited)."""
+
+    max_size: int | None = 256 * 1024  # bytes per message
+    max_rate: float = 400.0  # messages a second per client
+    burst: float = 400.0
+    flood_close_s: float = 2.0
+    hello_timeout: float = 5.0
+    ping_interval: float | None = 20.0
+    ping_timeout: float | None = 20.0
+    viewer_buffer: int = 256 * 1024  # bytes queued to a client before live frames are skipped
+    slow_close_s: float = 10.0
+    send_buffer: int | None = None  # SO_SNDBUF of each connection (None: the OS default)
+    max_clients: int = 5000
+    id_cache: int = 4096  # answers kept for idempotent command ids
+
+
+def _ws_frame(payload: bytes, opcode: int) -> bytes:
+    """A complete unmasked server WebSocket frame (FIN set): encoded once, written to many."""
+    n = len(payload)
+    if n < 126:
+        head = struct.pack("!BB", 0x80 | opcode, n)
+    elif n < 65536:
+        head = struct.pack("!BBH", 0x80 | opcode, 126, n)
+    else:
+        head = struct.pack("!BBQ", 0x80 | opcode, 127, n)
+    return head + payload
+
+
+@dataclass
+class Source:
+    """A performer (or camera) seen on the stage, with its health."""
+
+    name: str
+    kind: int = P.KIND_POSE
+    conn: "Conn | None" = None
+    frames: int = 0
+    loss: int = 0
+    last_seq: int | None = None
+    latency_ms: float = 0.0
+    rate: float = 0.0
+    last_arrival: float = 0.0
+    window_count: int = 0
+    f32: bytes = b""
+    _f16: bytes | None = None
+    dirty: bool = False
+
+    def encoded(self, enc: int) -> bytes:
+        if enc == P.ENC_F16 and self.kind == P.KIND_POSE:
+            if self._f16 is None:
+                self._f16 = P.recode_pose(self.f32, P.ENC_F16)
+            return self._f16
+        return self.f32
+
+    def health(self, now: float) -> dict[str, Any]:
+        sent = self.frames + self.loss
+        return {
+            "name": self.name,
+            "kind": "camera" if self.kind == P.KIND_CAMERA else "performer",
+            "connected": self.conn is not None,
+            "client": self.conn.name if self.conn else None,
+            "rate": round(self.rate, 1),
+            "frames": self.frames,
+            "loss": self.loss,
+            "loss_pct": round(100.0 * self.loss / sent, 2) if sent else 0.0,
+            "latency_ms": round(self.latency_ms, 2),
+            "last_seen_s": round(now - self.last_arrival, 2) if self.last_arrival else None,
+        }
+
+
+@dataclass
+class Conn:
+    ws: Any
+    role: str
+    name: str
+    session: str
+    client: str = ""
+    frames: bool = False
+    performers: frozenset[str] | None = None
+    encoding: int = P.ENC_F32
+    events: bool = True
+    tokens: float = 0.0
+    refill_t: float = 0.0
+    over_since: float | None = None
+    last_error_t: float = 0.0
+    dropped: int = 0
+    dropped_told: int = 0
+    backlog_since: float | None = None
+    published: set[str] = field(default_factory=set)
+    closing: bool = False
+
+    def write(self, data: bytes) -> bool:
+        tr = self.ws.transport
+        if self.closing or tr is None or tr.is_closing():
+            return False
+        tr.write(data)
+        return True
+
+
+class StageServer:
+    """``StageServer(root).start()`` then ``serve_forever()``; ``stop()`` ends it cleanly."""
+
+    def __init__(
+        self,
+        root: str | Path,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 8765,
+        tick: float = 60.0,
+        fps: str = "24",
+        production: str = "untitled",
+        secret: bytes | None = None,
+        limits: Limits | None = None,
+        ssl: Any = None,
+        flush_interval: float = 0.1,
+    ) -> None:
+        if tick <= 0 or tick > 1000:
+            raise StageError(f"tick rate {tick} Hz is out of range", hint="use 1..1000 (60 is the default)")
+        self.root = Path(root)
+        self.host = host
+        self.port = port
+        self.tick = float(tick)
+        self.limits = limits or Limits()
+        self.ssl = ssl
+        self.secret = secret if secret is not None else load_secret(self.root)
+        self.recorder = Recorder(self.root, fps=fps, flush_interval=flush_interval)
+        self.slate = {"production": production, "scene": "1", "shot": "A"}
+        self.conns: dict[str, Conn] = {}
+        self.sources: dict[str, Source] = {}
+        self.sessions: dict[str, str] = {}
+        self._answers: OrderedDict[tuple[str, str], str] = OrderedDict()
+        self.recovered: list[str] = []
+        self.last_take: str | None = None
+        self.tick_seq = 0
+        self.stats = {"frames_in": 0, "bundles_out": 0, "skipped": 0, "rejected": 0}
+        self._server: Any = None
+        self._tasks: list[asyncio.Task] = []
+        self._state_dirty = True
+        self._stopped = asyncio.Event()
+
+    # --- lifecycle ----------------------------------------------------------------------------
+    async def start(self) -> "StageServer":
+        from websockets.asyncio.server import serve
+
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.recovered = recover_all(self.root)
+        for tid in self.recovered:
+            log.warning("recovered take %s left recording by a crash", tid)
+        lim = self.limits
+        try:
+            self._server = await serve(
+                self._handler, self.host, self.port,
+                process_request=self._http, compression=None, max_size=lim.max_size,
+                max_queue=64, ping_interval=lim.ping_interval, ping_timeout=lim.ping_timeout,
+                close_timeout=2, ssl=self.ssl, server_header=f"machinima/{__version__}",
+                select_subprotocol=lambda conn, offered: P.SUBPROTOCOL if P.SUBPROTOCOL in offered else None,
+            )
+        except OSError as exc:
+            raise StageError(f"cannot listen on {self.host}:{self.port}: {exc.strerror or exc}", hint="is another server running? pick another --port") from None
+        self.port = self._server.sockets[0].getsockname()[1]
+        self._tasks = [asyncio.ensure_future(self._tick_loop())]
+        log.info("stage listening on %s://%s:%d/stage (console at %s://%s:%d/)", "wss" if self.ssl else "ws", self.host, self.port, "https" if self.ssl else "http", self.host, self.port)
+        return self
+
+    async def serve_forever(self) -> None:
+        await self._stopped.wait()
+
+    async def stop(self) -> None:
+        for t in self._tasks:
+            t.cancel()
+        if self.recorder.recording:
+            try:
+                self.recorder.stop()
+            except MachinimaError as exc:
+                log.error("could not finish the take on shutdown: %s", exc)
+        if self._server is not None:
+            self._server.close(close_connections=True)
+            await self._server.wait_closed()
+        self._stopped.set()
+
+    # --- HTTP: the console and a health probe --------------------------------------------------
+    def _http(self, connection: Any, request: Any) -> Any:
+        path = request.path.split("?", 1)[0]
+        if path.rstrip("/") == "/stage":
+            if len(self.conns) >= self.limits.max_clients:
+                return connection.respond(503, f"the stage is full ({self.limits.max_clients} clients)\n")
+            return None
+        if path == "/health":
+            return self._respond(connection, 200, json.dumps(self.state()).encode(), "application/json")
+        if path == "/skeleton.json":
+            from machinima.skeleton import BONES, ORDER, PARENTS
+
+            doc = {"bones": list(BONES), "parents": [int(p) for p in PARENTS], "order": list(ORDER)}
+            return self._respond(connection, 200, json.dumps(doc).encode(), "application/json")
+        name = "console.html" if path in ("/", "/index.html") else path.lstrip("/")
+        if "/" in name or name.startswith("."):
+            return connection.respond(404, "not found\n")
+        try:
+            body = resources.files("server").joinpath("static", name).read_bytes()
+        except (FileNotFoundError, IsADirectoryError, OSError):
+            return connection.respond(404, "not found\n")
+        ctype = mimetypes.guess_type(name)[0] or "application/octet-stream"
+        return self._respond(connection, 200, body, ctype)
+
+    @staticmethod
+    def _respond(connection: Any, status: int, body: bytes, ctype: str) -> Any:
+        resp = connection.respond(status, "")
+        del resp.headers["Content-Type"]
+        del resp.headers["Content-Length"]
+        resp.headers["Content-Type"] = ctype + ("; charset=utf-8" if ctype.startswith("text/") or ctype.endswith("json") or ctype.endswith("javascript") else "")
+        resp.headers["Content-Length"] = str(len(body))
+        resp.headers["Cache-Control"] = "no-store"
+        resp.body = body
+        return resp
+
+    # --- connections ----------------------------------------------------------------------------
+    async def _handler(self, ws: Any) -> None:
+        if self.limits.send_buffer:
+            sock = ws.transport.get_extra_info("socket")
+            if sock is not None:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, self.limits.send_buffer)
+        conn = await self._hello(ws)
+        if conn is None:
+            return
+        try:
+            async for raw in ws:
+                if not self._admit(conn):
+                    continue
+                if isinstance(raw, bytes):
+                    self._on_frame(conn, raw)
+                else:
+                    await self._on_text(conn, raw)
+        except Exception as exc:  # a bug must cost one connection, never the stage
+            from websockets.exceptions import ConnectionClosed
+
+            if not isinstance(exc, ConnectionClosed):
+                log.exception("connection %s failed", conn.name)
+        finally:
+            self._bye(conn, ws)
+
+    async def _hello(self, ws: Any) -> Conn | None:
+        from websockets.exceptions import ConnectionClosed
+
+        try:
+            raw = await asyncio.wait_for(ws.recv(), self.limits.hello_timeout)
+        except asyncio.TimeoutError:
+            await ws.close(P.CLOSE_NO_HELLO, "no hello: send {\"type\":\"hello\",\"token\":...} first")
+            return None
+        except ConnectionClosed:
+            return None
+        try:
+            if isinstance(raw, bytes):
+                raise P.ProtocolError("bad_message", "the first message must be a hello (text), not a binary frame")
+            msg = P.parse_control(raw)
+            if msg["type"] != "hello":
+                raise P.ProtocolError("bad_message", f"the first message must be a hello, not {msg['type']}")
+            claims = P.verify_token(self.secret, msg["token"])
+        except P.ProtocolError as exc:
+            code = {"expired_token": P.CLOSE_EXPIRED}.get(exc.code, P.CLOSE_BAD_TOKEN)
+            reason = {"expired_token": "expired token", "bad_token": "bad token"}.get(exc.code, "bad hello")
+            log.warning("refused a client: %s", exc)
+            try:
+                await ws.send(P.error_message(exc))
+            except ConnectionClosed:
+                pass
+            await ws.close(code, f"{reason}: {exc}"[:120])
+            return None
+        old = self.conns.get(claims.name)
+        session = msg.get("resume") if msg.get("resume") and self.sessions.get(msg["resume"]) == claims.name else uuid.uuid4().hex
+        if old is not None:
+            old.closing = True
+            self._detach(old, "replaced by a reconnect")
+            asyncio.ensure_future(old.ws.close(P.CLOSE_REPLACED, "replaced: the same name connected again"))
+        now = time.monotonic()
+        conn = Conn(ws, claims.role, claims.name, session, client=msg.get("client", ""), tokens=self.limits.burst, refill_t=now)
+        conn.events = claims.role in ("director", "observer")
+        self.conns[claims.name] = conn
+        self.sessions[session] = claims.name
+        await ws.send(P.encode_control(
+            "welcome", role=conn.role, name=conn.name, session=session, resumed=session == msg.get("resume"),
+            tick=self.tick, protocol=P.PROTOCOL_VERSION, server=f"machinima {__version__}", stage=self.state(),
+        ))
+        log.info("%s joined as %s (%s)", conn.name, conn.role, conn.client or "client")
+        self._state_dirty = True
+        return conn
+
+    def _detach(self, conn: Conn, reason: str) -> None:
+        if self.conns.get(conn.name) is conn:
+            del self.conns[conn.name]
+        for name in conn.published:
+            src = self.sources.get(name)
+            if src is not None and src.conn is conn:
+                src.conn = None
+                if self.recorder.recording and src.kind == P.KIND_POSE:
+                    self._guard(lambda: self.recorder.gap_open(name, reason))
+        conn.published.clear()
+        self._state_dirty = True
+
+    def _bye(self, conn: Conn, ws: Any) -> None:
+        code = ws.close_code
+        reason = ws.close_reason or ""
+        self._detach(conn, f"disconnected ({code} {reason})".strip())
+        log.info("%s left (%s %s)", conn.name, code, reason)
+
+    def _close(self, conn: Conn, code: int, reason: str) -> None:
+        if conn.closing:
+            return
+        conn.closing = True
+        log.warning("closing %s: %s (%d)", conn.name, reason, code)
+        asyncio.ensure_future(conn.ws.close(code, reason[:120]))
+
+    def _admit(self, conn: Conn) -> bool:
+        """Token-bucket rate limit: False drops the message; a long flood closes the client."""
+        if conn.closing:
+            return False
+        now = time.monotonic()
+        lim = self.limits
+        conn.tokens = min(lim.burst, conn.tokens + (now - conn.refill_t) * lim.max_rate)
+        conn.refill_t = now
+        if conn.tokens >= 1.0:
+            conn.tokens -= 1.0
+            conn.over_since = None
+            return True
+        self.stats["rejected"] += 1
+        if conn.over_since is None:
+            conn.over_since = now
+        elif now - conn.over_since > lim.flood_close_s:
+            self._close(conn, P.CLOSE_RATE, f"rate limit: more than {lim.max_rate:g} messages/s for {lim.flood_close_s:g} s")
+            return False
+        self._tell_error(conn, P.ProtocolError("rate_limited", f"more than {lim.max_rate:g} messages/s: messages are being dropped"))
+        return False
+
+    def _tell_error(self, conn: Conn, exc: P.ProtocolError, *, throttle: bool = True) -> None:
+        """An error reply written without waiting; uncorrelated ones at most once a second."""
+        now = time.monotonic()
+        if throttle and exc.id is None and now - conn.last_error_t < 1.0:
+            return
+        conn.last_error_t = now
+        conn.write(_ws_frame(P.error_message(exc).encode(), 0x1))
+
+    # --- binary frames ---------------------------------------------------------------------------
+    def _on_frame(self, conn: Conn, raw: bytes) -> None:
+        try:
+            kind, enc, count, seq, t_ns = P.peek_header(raw)
+            if kind not in P.FRAME_PERMISSIONS[conn.role]:
+                raise P.ProtocolError("forbidden", f"a {conn.role} may not publish {'pose' if kind == 1 else 'camera' if kind == 2 else 'bundle'} frames")
+            frame = P.decode_frame(raw)
+            P.check_name(frame.name, "performer" if kind == P.KIND_POSE else "camera")
+        except P.ProtocolError as exc:
+            self._tell_error(conn, exc)
+            return
+        now_ns = time.monotonic_ns()
+        src = self.sources.get(frame.name)
+        if src is None:
+            src = self.sources[frame.name] = Source(frame.name, kind)
+            self._state_dirty = True
+        if src.conn is not conn:
+            if src.conn is not None and src.conn.name != conn.name:
+                self._tell_error(conn, P.ProtocolError("forbidden", f"{frame.name!r} is published by {src.conn.name}"))
+                return
+            src.conn = conn
+            src.last_seq = None
+            conn.published.add(frame.name)
+            self._state_dirty = True
+        if src.last_seq is not None:
+            gap = (frame.seq - src.last_seq - 1) & 0xFFFFFFFF
+            if 0 < gap < 1_000_000:
+                src.loss += gap
+        src.last_seq = frame.seq
+        src.frames += 1
+        src.window_count += 1
+        src.last_arrival = time.monotonic()
+        lat = (time.time_ns() - frame.t_ns) / 1e6
+        src.latency_ms = lat if src.frames == 1 else 0.9 * src.latency_ms + 0.1 * lat
+        src.f32 = raw if enc == P.ENC_F32 else P.encode_pose(frame.name, frame.values, seq=frame.seq, t_ns=frame.t_ns)
+        src._f16 = None
+        src.dirty = True
+        self.stats["frames_in"] += 1
+        if self.recorder.recording:
+            if kind == P.KIND_POSE:
+                self._guard(lambda: (self.recorder.gap_close(frame.name), self.recorder.pose(frame.name, now_ns, frame.values)))
+            else:
+                self._guard(lambda: self.recorder.camera(frame.name, now_ns, frame.values))
+
+    def _guard(self, fn: Any) -> bool:
+        """Run a recorder call; a full disk stops the take and tells the directors."""
+        try:
+            fn()
+            return True
+        except DiskFullError as exc:
+            self._recording_failed(exc)
+        except MachinimaError as exc:
+            log.error("recording error: %s", exc)
+            self._recording_failed(exc)
+        return False
+
+    def _recording_failed(self, exc: BaseException) -> None:
+        summary = self.recorder.fail(exc)
+        self.last_take = summary.get("take") or self.last_take
+        code = "disk_full" if isinstance(exc, DiskFullError) else "server_error"
+        text = P.encode_control("warning", code=code, message=f"recording stopped: {exc}", take=summary.get("take"))
+        frame = _ws_frame(text.encode(), 0x1)
+        for c in list(self.conns.values()):
+            if c.role in ("director", "observer"):
+                c.write(frame)
+        self._state_dirty = True
+
+    # --- control messages ------------------------------------------------------------------------
+    async def _on_text(self, conn: Conn, raw: str) -> None:
+        try:
+            msg = P.parse_control(raw)
+        except P.ProtocolError as exc:
+            await conn.ws.send(P.error_message(exc))
+            return
+        mid = msg.get("id")
+        key = (conn.name, mid) if mid else None
+        if key and key in self._answers:
+            await conn.ws.send(self._answers[key])
+            return
+        mtype = msg["type"]
+        try:
+            if mtype not in P.PERMISSIONS[conn.role]:
+                raise P.ProtocolError("forbidden", f"a {conn.role} may not send {mtype}", hint="ask for a director token" if mtype in P.PERMISSIONS["director"] else None)
+            if mtype == "hello":
+                raise P.ProtocolError("bad_message", "already said hello on this connection")
+            result = getattr(self, f"_cmd_{mtype}")(conn, msg)
+            reply = P.encode_control("ack", id=mid, result=result or {})
+        except P.ProtocolError as exc:
+            exc.id = mid
+            reply = P.error_message(exc)
+        except DiskFullError as exc:
+            self._recording_failed(exc)
+            reply = P.error_message(P.ProtocolError("disk_full", f"recording stopped: {exc}", id=mid))
+        except RecordingError as exc:
+            reply = P.error_message(P.ProtocolError("server_error", str(exc), id=mid))
+        except Exception as exc:  # never crash the stage for one command
+            log.exception("command %s failed", mtype)
+            reply = P.error_message(P.ProtocolError("server_error", f"{mtype} failed: {exc}", id=mid))
+        if key:
+            self._answers[key] = reply
+            while len(self._answers) > self.limits.id_cache:
+                self._answers.popitem(last=False)
+        await conn.ws.send(reply)
+
+    def _cmd_subscribe(self, conn: Conn, msg: dict[str, Any]) -> dict[str, Any]:
+        conn.frames = msg.get("frames", True)
+        perf = msg.get("performers")
+        conn.performers = frozenset(perf) if perf is not None else None
+        conn.encoding = P.ENCODINGS[msg.get("encoding", "f32")]
+        conn.events = msg.get("events", True)
+        return {"frames": conn.frames, "performers": perf, "encoding": msg.get("encoding", "f32"), "events": conn.events}
+
+    def _cmd_slate(self, conn: Conn, msg: dict[str, Any]) -> dict[str, Any]:
+        for k in ("production", "scene", "shot"):
+            if k in msg:
+                if not msg[k].strip():
+                    raise P.ProtocolError("bad_message", f"slate {k} may not be empty")
+                self.slate[k] = msg[k].strip()
+        self._state_dirty = True
+        return {"slate": dict(self.slate)}
+
+    def _cmd_record(self, conn: Conn, msg: dict[str, Any]) -> dict[str, Any]:
+        if self.recorder.recording:
+            raise P.ProtocolError("already_recording", f"take {self.recorder.take.id} is already recording; stop it first")
+        for k, v in (msg.get("slate") or {}).items():
+            self.slate[k] = v.strip()
+        performers = sorted(n for n, s in self.sources.items() if s.kind == P.KIND_POSE and s.conn is not None)
+        notes = list(msg.get("notes") or [])
+        take = self.recorder.start(dict(self.slate), performers=performers, notes=notes)
+        take.manifest.extra["stage"] = {"director": conn.name, "server": f"machinima {__version__}"}
+        take.save()
+        self.last_take = take.id
+        self._state_dirty = True
+        return {"take": take.id, "take_number": take.manifest.slate.take, "timecode_in": take.manifest.timecode_in, "slate": dict(self.slate), "performers": performers}
+
+    def _cmd_stop(self, conn: Conn, msg: dict[str, Any], cut: bool = False) -> dict[str, Any]:
+        if not self.recorder.recording:
+            raise P.ProtocolError("not_recording", "no take is recording")
+        result = self.recorder.stop(cut=cut)
+        self.last_take = result["take"]
+        self._state_dirty = True
+        return result
+
+    def _cmd_cut(self, conn: Conn, msg: dict[str, Any]) -> dict[str, Any]:
+        return self._cmd_stop(conn, msg, cut=True)
+
+    def _cmd_marker(self, conn: Conn, msg: dict[str, Any]) -> dict[str, Any]:
+        if not self.recorder.recording:
+            raise P.ProtocolError("not_recording", "markers go into a running take; press record first")
+        marker = self.recorder.marker(time.monotonic_ns(), msg["name"], msg.get("note", ""), msg.get("color", "red"))
+        self._state_dirty = True
+        return {"take": self.recorder.take.id, "marker": marker}
+
+    def _cmd_note(self, conn: Conn, msg: dict[str, Any]) -> dict[str, Any]:
+        tid = msg.get("take")
+        running = self.recorder.take
+        if running is not None and tid in (None, running.id):
+            running.add_note(msg["text"])
+            return {"take": running.id, "notes": list(running.manifest.notes)}
+        tid = tid or self.last_take
+        if not tid or "/" in tid or tid.startswith(".") or not (self.root / tid).is_dir():
+            raise P.ProtocolError("not_found", f"no take {tid!r} on this stage" if tid else "no take yet: record one first")
+        take = Take.open(self.root / tid, writable=True)
+        try:
+            take.add_note(msg["text"])
+            try:
+                Catalog(self.root).upsert(take.path, take.manifest)
+            except Exception:
+                pass
+            return {"take": take.id, "notes": list(take.manifest.notes)}
+        finally:
+            take.close()
+
+    def _cmd_kick(self, conn: Conn, msg: dict[str, Any]) -> dict[str, Any]:
+        target = self.conns.get(msg["name"])
+        if target is None:
+            raise P.ProtocolError("not_found", f"no client named {msg['name']!r} on the stage")
+        self._close(target, P.CLOSE_KICKED, f"kicked by {conn.name}: {msg.get('reason', '')}".strip(": "))
+        self._detach(target, "kicked")
+        return {"kicked": target.name}
+
+    def _cmd_takes(self, conn: Conn, msg: dict[str, Any]) -> dict[str, Any]:
+        limit = max(1, min(int(msg.get("limit") or 50), 500))
+        rows = []
+        for folder in iter_take_folders(self.root):
+            try:
+                m = read_manifest(folder)
+            except MachinimaError:
+                continue
+            rows.append({"id": m.id, "status": m.status, "slate": vars(m.slate), "created": m.created, "timecode_in": m.timecode_in,
+                         "timecode_out": m.timecode_out, "notes": m.notes, "markers": m.markers, "performers": [p.get("name") for p in m.performers]})
+        rows.sort(key=lambda r: (r["created"], r["id"]), reverse=True)
+        return {"takes": rows[:limit]}
+
+    def _cmd_event(self, conn: Conn, msg: dict[str, Any]) -> dict[str, Any]:
+        t_ns = time.monotonic_ns()
+        payload = {"name": msg["name"], "payload": msg.get("payload", {}), "from": conn.name}
+        recorded = False
+        if self.recorder.recording:
+            recorded = self._guard(lambda: self.recorder.event(t_ns, payload))
+        frame = _ws_frame(P.encode_control("event", name=msg["name"], payload=msg.get("payload", {}), **{"from": conn.name}, t_ns=time.time_ns()).encode(), 0x1)
+        for c in list(self.conns.values()):
+            if c.events and c is not conn:
+                c.write(frame)
+        return {"recorded": recorded}
+
+    def _cmd_ping(self, conn: Conn, msg: dict[str, Any]) -> dict[str, Any]:
+        conn.write(_ws_frame(P.encode_control("pong", t=msg.get("t"), server_t=time.time()).encode(), 0x1))
+        return {"server_t": time.time()}
+
+    # --- the tick: fan-out, flush, health, state --------------------------------------------------
+    async def _tick_loop(self) -> None:
+        loop = asyncio.get_running_loop()
+        period = 1.0 / self.tick
+        next_t = loop.time()
+        next_second = loop.time() + 1.0
+        while True:
+            next_t += period
+            delay = next_t - loop.time()
+            if delay < -5 * period:
+                next_t = loop.time()
+                delay = 0
+            await asyncio.sleep(max(0.0, delay))
+            try:
+                self._fanout()
+                if self.recorder.recording:
+                    self._guard(self.recorder.tick)
+                now = loop.time()
+                if now >= next_second:
+                    self._every_second(now - next_second + 1.0)
+                    next_second = now + 1.0
+                elif self._state_dirty:
+                    self._broadcast_state()
+            except Exception:
+                log.exception("tick failed")
+
+    def _fanout(self) -> None:
+        dirty = [s for s in self.sources.values() if s.dirty]
+        if not dirty:
+            return
+        self.tick_seq += 1
+        now = time.monotonic()
+        lim = self.limits
+        cache: dict[tuple[Any, int], bytes | None] = {}
+        for conn in list(self.conns.values()):
+            if not conn.frames or conn.closing:
+                continue
+            key = (conn.performers, conn.encoding)
+            data = cache.get(key, b"")
+            if data == b"":
+                parts = [s.encoded(conn.encoding) for s in dirty if (conn.performers is None and s.kind == P.KIND_POSE) or (conn.performers is not None and s.name in conn.performers) or (conn.performers is None and s.kind == P.KIND_CAMERA)]
+                data = cache[key] = _ws_frame(P.encode_bundle(parts, seq=self.tick_seq), 0x2) if parts else None
+            if data is None:
+                continue
+            tr = conn.ws.transport
+            if tr is None or tr.is_closing():
+                continue
+            if tr.get_write_buffer_size() > lim.viewer_buffer:
+                conn.dropped += 1
+                self.stats["skipped"] += 1
+                if conn.backlog_since is None:
+                    conn.backlog_since = now
+                elif now - conn.backlog_since > lim.slow_close_s:
+                    self._close(conn, P.CLOSE_SLOW, f"too slow: frames queued for more than {lim.slow_close_s:g} s (read faster or subscribe to fewer performers / f16)")
+                continue
+            conn.backlog_since = None
+            tr.write(data)
+            self.stats["bundles_out"] += 1
+        for s in dirty:
+            s.dirty = False
+
+    def _every_second(self, span: float) -> None:
+        for s in self.sources.values():
+            s.rate = s.window_count / max(span, 1e-3)
+            s.window_count = 0
+        for c in list(self.conns.values()):
+            if c.dropped > c.dropped_told:
+                c.write(_ws_frame(P.encode_control("dropped", count=c.dropped - c.dropped_told, total=c.dropped).encode(), 0x1))
+                c.dropped_told = c.dropped
+        self._broadcast_state()
+
+    def _broadcast_state(self) -> None:
+        self._state_dirty = False
+        frame = _ws_frame(P.encode_control("state", stage=self.state()).encode(), 0x1)
+        for c in list(self.conns.values()):
+            if c.events and c.ws.transport is not None and c.ws.transport.get_write_buffer_size() <= self.limits.viewer_buffer:
+                c.write(frame)
+
+    def state(self) -> dict[str, Any]:
+        now = time.monotonic()
+        take = self.recorder.take
+        roles: dict[str, int] = {}
+        named = []
+        for c in self.conns.values():
+            roles[c.role] = roles.get(c.role, 0) + 1
+            if c.role != "observer" and len(named) < 50:
+                named.append({"name": c.name, "role": c.role, "client": c.client})
+        return {
+            "recording": take is not None,
+            "take": take.id if take else None,
+            "elapsed_s": round((time.monotonic_ns() - self.recorder.started_ns) / 1e9, 2) if take else None,
+            "recorded_samples": self.recorder.frames if take else None,
+            "slate": dict(self.slate),
+            "last_take": self.last_take,
+            "error": self.recorder.last_error,
+            "recovered": self.recovered,
+            "performers": [s.health(now) for s in self.sources.values()],
+            "clients": named,
+            "roles": roles,
+            "tick": self.tick,
+        }
