@@ -135,6 +135,7 @@ class Conn:
     tokens: float = 0.0
     refill_t: float = 0.0
     over_since: float | None = None
+    last_reject: float = 0.0
     last_error_t: float = 0.0
     dropped: int = 0
     dropped_told: int = 0
@@ -372,9 +373,11 @@ class StageServer:
         conn.refill_t = now
         if conn.tokens >= 1.0:
             conn.tokens -= 1.0
-            conn.over_since = None
+            if conn.over_since is not None and now - conn.last_reject > 1.0:
+                conn.over_since = None  # calm for a second: the flood is over
             return True
         self.stats["rejected"] += 1
+        conn.last_reject = now
         if conn.over_since is None:
             conn.over_since = now
         elif now - conn.over_since > lim.flood_close_s:
