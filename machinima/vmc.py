@@ -12,7 +12,7 @@ Addresses: ``ADDR_ROOT`` (/VMC/Ext/Root/Pos), ``ADDR_BONE`` (/VMC/Ext/Bone/Pos),
 Encoding (canonical right-handed Y-up -> Unity left-handed at the edge, via
 ``machinima.skeleton.canonical_to_unity``)::
 
-    encode_frame(pose, *, blendshapes=None, time_s=None, bones=None, root="origin", ok=True) -> bytes
+    encode_frame(pose, *, blendshapes=None, time_s=None, bones=None, root="origin", ok=True, root_name="root") -> bytes
     encode_blendshapes(values, *, apply=True) -> bytes
 
 ``pose`` is one canonical pose (55, 7) (local pos + quat xyzw; Hips in world space). One OSC
@@ -29,7 +29,7 @@ Decoding::
     pkt = dec.decode(data)      # -> VMCPacket; raises VMCError (reason in .reason) for a bad packet
     pkt = dec.feed(data)        # same, but never raises: returns None and counts dec.rejects[reason]
     pkt.bone_index, pkt.bone_values   # (n,) canonical indices, (n, 7) canonical local pos+quat
-    pkt.bones                   # {name: (7,) array}, pkt.root (7,) or None, pkt.time_s, pkt.ok
+    pkt.bones                   # {name: (7,) array}, pkt.root (7,) or None, pkt.root_name, pkt.time_s, pkt.ok
     pkt.blendshapes             # {name: value} from Blend/Val in this packet; pkt.blend_apply
     pkt.apply_to(pose)          # write bones (root composed into Hips) into a (55, 7) pose
     dec.applied_blendshapes     # blendshape state committed by the last Blend/Apply
@@ -109,6 +109,7 @@ class VMCPacket:
     timetag: int = IMMEDIATE  # OSC bundle time tag (1 = immediate)
     rejected: dict[str, int] = field(default_factory=dict)  # per-reason counts inside the packet
     fast: bool = False  # decoded by the template fast path
+    root_name: str | None = None  # first argument of Root/Pos ("root"; our senders put the performer's name)
 
     @property
     def bones(self) -> dict[str, np.ndarray]:
@@ -138,7 +139,7 @@ class VMCPacket:
 class _EncodeTemplate:
     """A byte template of one frame layout; floats are written into it with numpy."""
 
-    def __init__(self, bones: tuple[int, ...], blend_names: tuple[str, ...], with_time: bool, with_ok: bool, apply: bool) -> None:
+    def __init__(self, bones: tuple[int, ...], blend_names: tuple[str, ...], with_time: bool, with_ok: bool, apply: bool, root_name: str = "root") -> None:
         parts: list[bytes] = []
         f_slots: list[tuple[str, int]] = []  # (what, count) in order
         if with_ok:
@@ -147,7 +148,7 @@ class _EncodeTemplate:
         if with_time:
             parts.append(encode_message(ADDR_TIME, (0.0,)))
             f_slots.append(("time", 1))
-        parts.append(encode_message(ADDR_ROOT, ("root",) + (0.0,) * 7))
+        parts.append(encode_message(ADDR_ROOT, (root_name,) + (0.0,) * 7))
         f_slots.append(("root", 7))
         for b in bones:
             parts.append(encode_message(ADDR_BONE, (BONES[b],) + (0.0,) * 7))
@@ -203,8 +204,12 @@ def encode_frame(
     bones: Iterable[str | int] | None = None,
     root: str = "origin",
     ok: bool = True,
+    root_name: str = "root",
 ) -> bytes:
-    """One canonical pose (55, 7) -> one VMC OSC bundle (Unity left-handed space)."""
+    """One canonical pose (55, 7) -> one VMC OSC bundle (Unity left-handed space).
+
+    ``root_name`` is the first argument of Root/Pos (VMC receivers ignore it; machinima's
+    senders put the performer's name there so a listener can tell performers apart)."""
     arr = np.asarray(pose, dtype=np.float32)
     if arr.shape != (len(BONES), POSE_WIDTH):
         raise VMCError(f"pose has shape {arr.shape}, expected ({len(BONES)}, {POSE_WIDTH})", reason="bad_args")
@@ -214,10 +219,12 @@ def encode_frame(
         raise VMCError(f"root must be 'origin' or 'hips', not {root!r}", reason="bad_args")
     sel = _bone_indices(bones)
     names = tuple(blendshapes) if blendshapes else ()
-    key = (sel, names, time_s is not None, ok, bool(names))
+    if not root_name or "\x00" in root_name:
+        raise VMCError(f"root_name must be a non-empty string without NUL, not {root_name!r}", reason="bad_args")
+    key = (sel, names, time_s is not None, ok, bool(names), root_name)
     tpl = _ENCODE_CACHE.get(key)
     if tpl is None:
-        tpl = _EncodeTemplate(sel, names, time_s is not None, ok, bool(names))
+        tpl = _EncodeTemplate(sel, names, time_s is not None, ok, bool(names), root_name)
         _ENCODE_CACHE[key] = tpl
         if len(_ENCODE_CACHE) > _ENCODE_CACHE_MAX:
             _ENCODE_CACHE.popitem(last=False)
@@ -321,6 +328,7 @@ class _Template:
     bone_index: np.ndarray
     bone_words: np.ndarray  # (n, 7) word indices
     root_words: np.ndarray  # (k, 7): every Root/Pos, in order (the last finite one wins)
+    root_names: tuple[str, ...]
     time_words: np.ndarray  # (k,): every /VMC/Ext/T, in order
     ok_words: np.ndarray | None
     blend_names: tuple[str, ...]
@@ -422,10 +430,12 @@ class VMCDecoder:
             vals, idx = vals[fin], idx[fin]
         vals = (vals * _FLIP7).astype(np.float32)
         root = None
-        for rw in tpl.root_words:
+        root_name = None
+        for rw, rn in zip(tpl.root_words, tpl.root_names):
             r = f[rw]
             if np.isfinite(r).all():
                 root = (r * _FLIP7).astype(np.float32)
+                root_name = rn
             else:
                 rejected["nonfinite"] = rejected.get("nonfinite", 0) + 1
         time_s = None
@@ -449,7 +459,7 @@ class VMCDecoder:
         timetag = IMMEDIATE
         if tpl.timetag_word is not None:
             (timetag,) = struct.unpack_from(">Q", data, tpl.timetag_word * 4)
-        return VMCPacket(idx, vals, root, time_s, ok, blend, tpl.blend_apply, timetag, rejected, True)
+        return VMCPacket(idx, vals, root, time_s, ok, blend, tpl.blend_apply, timetag, rejected, True, root_name)
 
     # --- general path -------------------------------------------------------------------------
     def _general(self, data: bytes) -> VMCPacket:
@@ -486,6 +496,8 @@ class VMCDecoder:
         t_bone_words: list[list[int]] = []
         t_bone_index: list[int] = []
         t_root: list[list[int]] = []
+        t_root_names: list[str] = []
+        root_name = None
         t_time: list[int] = []
         t_ok = None
         t_blend_names: list[str] = []
@@ -539,11 +551,13 @@ class VMCDecoder:
                     continue
                 if fixed_ok:
                     t_root.append([w for _, w in words[:7]])  # type: ignore[index]
+                    t_root_names.append(args[0])
                 v = args[1:8]
                 if not all(math.isfinite(x) for x in v):
                     rejected["nonfinite"] += 1
                     continue
                 root = v
+                root_name = args[0]
             elif addr == ADDR_BLEND:
                 n_blend += 1
                 if n_blend > self.max_blendshapes:
@@ -591,10 +605,11 @@ class VMCDecoder:
             bv = (np.array(bone_vals, dtype=np.float32) * _FLIP7).astype(np.float32)
         root_arr = (np.array(root, dtype=np.float32) * _FLIP7).astype(np.float32) if root is not None else None
         if fixed_ok and elems:
-            self._learn(data, elems, t_variable, t_bone_index, t_bone_words, t_root, t_time, t_ok, t_blend_names, t_blend_words, apply, dict(t_rejected))
-        return VMCPacket(bi, bv, root_arr, time_s, ok, blend, apply, timetag, dict(rejected), False)
+            self._learn(data, elems, t_variable, t_bone_index, t_bone_words, (t_root, t_root_names), t_time, t_ok, t_blend_names, t_blend_words, apply, dict(t_rejected))
+        return VMCPacket(bi, bv, root_arr, time_s, ok, blend, apply, timetag, dict(rejected), False, root_name)
 
-    def _learn(self, data, elems, variable, bone_index, bone_words, root, time_w, ok_w, blend_names, blend_words, apply, rejected) -> None:
+    def _learn(self, data, elems, variable, bone_index, bone_words, roots, time_w, ok_w, blend_names, blend_words, apply, rejected) -> None:
+        root, root_names = roots
         words = np.frombuffer(data, dtype=np.uint32)
         mask = np.full(words.shape, 0xFFFFFFFF, dtype=np.uint32)
         is_bundle = data.startswith(BUNDLE_TAG)
@@ -609,6 +624,7 @@ class VMCDecoder:
             bone_index=np.array(bone_index, dtype=np.int64),
             bone_words=np.array(bone_words, dtype=np.int64).reshape(len(bone_index), POSE_WIDTH),
             root_words=np.array(root, dtype=np.int64).reshape(len(root), POSE_WIDTH),
+            root_names=tuple(root_names),
             time_words=np.array(time_w, dtype=np.int64),
             ok_words=np.array(ok_w, dtype=np.int64) if ok_w is not None else None,
             blend_names=tuple(blend_names),

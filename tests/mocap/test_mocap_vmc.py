@@ -22,7 +22,7 @@ def _pose(seed: int = 0) -> np.ndarray:
 @pytest.mark.parametrize("root", ["origin", "hips"])
 def test_frame_round_trip_fast_and_general(root):
     pose = _pose()
-    data = vmc.encode_frame(pose, blendshapes={"A": 0.25, "Blink_L": 1.0}, time_s=3.5, root=root)
+    data = vmc.encode_frame(pose, blendshapes={"A": 0.25, "Blink_L": 1.0}, time_s=3.5, root=root, root_name="ana")
     dec = vmc.VMCDecoder()
     first = dec.decode(data)
     second = dec.decode(data)
@@ -34,6 +34,7 @@ def test_frame_round_trip_fast_and_general(root):
         assert pkt.blendshapes == {"A": 0.25, "Blink_L": 1.0}
         assert pkt.blend_apply and pkt.ok == (1, 3, 0, 1)
         assert pkt.rejected == {}
+        assert pkt.root_name == "ana"
     assert dec.applied_blendshapes == {"A": 0.25, "Blink_L": 1.0}
 
 

@@ -73,6 +73,7 @@ def _same(a: vmc.VMCPacket, b: vmc.VMCPacket) -> None:
         assert a.root.tolist() == b.root.tolist()
     assert a.time_s == b.time_s and a.ok == b.ok and a.blend_apply == b.blend_apply
     assert a.blendshapes == b.blendshapes
+    assert a.root_name == b.root_name
 
 
 SETTINGS = settings(max_examples=250, deadline=None, suppress_health_check=list(HealthCheck))
