@@ -235,5 +235,20 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(130)
 
 
+@app.command("verify")
+def verify(
+    target: Path = typer.Argument(..., help="A PNG/JPEG/MP4 file, or a delivery folder."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+    strict: bool = typer.Option(False, "--strict", help="Also fail on untrusted signers and on a missing manifest or watermark alone."),
+    no_watermark: bool = typer.Option(False, "--no-watermark", help="Skip watermark decoding (faster)."),
+) -> None:
+    """Check disclosure: C2PA manifest present and valid, what it says, watermark. Exit 1 on tampered or unmarked files."""
+    from .rights_cli import run_verify
+
+    code = run_verify(target, as_json=as_json, strict=strict, watermark=not no_watermark)
+    if code:
+        raise typer.Exit(code)
+
+
 if __name__ == "__main__":
     main()

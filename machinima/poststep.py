@@ -13,6 +13,12 @@ hashes). Change a param and exactly the frames it affects are redone. Ctrl-C fin
 in hand, then stops with ``Interrupted``: nothing is ever half-written (writes are atomic) and
 the next run picks up where this one stopped.
 
+Disclosure (``machinima.provenance``): with ``[rights] disclose = true`` in machinima.toml, or
+``disclosure=Disclosure(...)``, every 8-bit RGB output gets an invisible watermark (take id +
+step id) in its pixels and a signed C2PA manifest per frame before its atomic write; masks and
+EXR data are left alone. ``rights=`` (a ``rights.require(...)`` result) lists the rights records
+relied on in params.json and in each manifest.
+
 Each frame's work is a pure function of the frame number (and the frames it reads), so the
 same step can run its frames in chunks on Ray (``--ray``) with identical results.
 """
@@ -34,7 +40,7 @@ from typing import Any, Callable, Iterable, Sequence
 import numpy as np
 
 from .errors import MachinimaError
-from .fsutil import atomic_write_json
+from .fsutil import atomic_write_bytes, atomic_write_json
 from .imageseq import frame_path, write_image
 
 Outputs = dict[str, np.ndarray]
@@ -129,6 +135,8 @@ class PostStep:
         inputs: dict[str, Any] | None = None,
         notes: Sequence[str] = (),
         float_ext: str = "exr",
+        rights: Any = None,
+        disclosure: Any = None,
     ) -> None:
         self.out_dir = Path(out_dir)
         self.kind = kind
@@ -136,7 +144,20 @@ class PostStep:
         self.inputs = dict(inputs or {})
         self.notes = list(notes)
         self.float_ext = float_ext
-        self.params_hash = stable_hash({"kind": kind, "params": params})
+        # rights: a machinima.rights.Clearance (or a list of them) from rights.require(...):
+        # the records this step relies on, written into params.json and every manifest.
+        from .rights import provenance_of
+
+        self.rights = provenance_of(rights)
+        # disclosure: None = as machinima.toml says ([rights] disclose = true signs with the
+        # production certificate); False = off; or a machinima.provenance.Disclosure.
+        self.disclosure = self._make_disclosure(disclosure)
+        base = {"kind": kind, "params": params}
+        if self.disclosure is not None:  # the watermark changes the pixels: part of the key
+            base["disclosure"] = self.disclosure.fingerprint()
+        self.params_hash = stable_hash(base)
+        if self.disclosure is not None:
+            self.disclosure.params_hash = self.params_hash
         self.out_dir.mkdir(parents=True, exist_ok=True)
         self._ledger_path = self.out_dir / "ledger.jsonl"
         self._ledger = self._read_ledger()
@@ -145,6 +166,19 @@ class PostStep:
     @property
     def step_id(self) -> str:
         return self.out_dir.name
+
+    def _make_disclosure(self, disclosure: Any) -> Any:
+        if disclosure is False:
+            return None
+        from . import provenance
+
+        if disclosure is None:
+            return provenance.disclosure_from_config(self.out_dir, self.kind, rights=self.rights, inputs=self.inputs)
+        if not isinstance(disclosure, provenance.Disclosure):
+            raise MachinimaError(f"{self.kind}: disclosure must be a machinima.provenance.Disclosure, False or None")
+        if disclosure.rights is None and self.rights is not None:
+            disclosure.rights = self.rights
+        return disclosure
 
     # --- bookkeeping ----------------------------------------------------------------------
     def write_params(self, **extra: Any) -> None:
@@ -156,6 +190,8 @@ class PostStep:
             "inputs": self.inputs,
             "versions": versions(),
             "notes": self.notes,
+            **({"rights": self.rights} if self.rights is not None else {}),
+            **({"disclosure": self.disclosure.summary()} if self.disclosure is not None else {}),
             "updated": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
             **extra,
         }
@@ -188,10 +224,20 @@ class PostStep:
     def record(self, frame: int, key: str, outputs: Outputs, seconds: float, meta: dict[str, Any] | None = None) -> list[Path]:
         """Write a frame's outputs atomically, then append its ledger line (fsynced)."""
         written = []
+        disclosed = []
         for name, img in outputs.items():
             ext = self.float_ext if np.asarray(img).dtype.kind == "f" else "png"
-            written.append(write_image(self.output_path(name, frame, ext), img))
+            path = self.output_path(name, frame, ext)
+            if self.disclosure is not None and _discloses(img):
+                # watermark in the pixels, then a signed C2PA manifest, then one atomic write
+                atomic_write_bytes(path, self.disclosure.encode(img, f"{self.step_id}/{name}/{path.name}", frame=frame))
+                written.append(path)
+                disclosed.append(str(path.relative_to(self.out_dir)))
+            else:
+                written.append(write_image(path, img))
         rec = {"frame": frame, "key": key, "outputs": [str(p.relative_to(self.out_dir)) for p in written], "seconds": round(seconds, 4)}
+        if disclosed:
+            rec["disclosed"] = disclosed
         if meta:
             rec["meta"] = meta
         with open(self._ledger_path, "a", encoding="utf-8") as fh:
@@ -274,6 +320,12 @@ class PostStep:
                 last_run={"done": len(report.done), "skipped": len(report.skipped), "failed": len(report.failed), "seconds": round(report.seconds, 3)},
             )
         return report
+
+
+def _discloses(img: Any) -> bool:
+    """Outputs that get watermark + manifest: 8-bit RGB(A) pictures (not masks, not EXR data)."""
+    a = np.asarray(img)
+    return a.dtype == np.uint8 and a.ndim == 3 and a.shape[2] in (3, 4)
 
 
 class _Bar:

@@ -355,7 +355,24 @@ def merge_provenance(clearances: Iterable["Clearance | dict[str, Any]"]) -> dict
             records[r["id"]] = r
         if it.get("override"):
             overrides.append(it["override"])
-    return {"clearances": items, "records": list(records.values()), "override": overrides or None}
+    override = None
+    if overrides:  # one override block, whatever the number of clearances
+        override = {"reason": "; ".join(dict.fromkeys(o.get("reason", "") for o in overrides)),
+                    "by": overrides[0].get("by", ""), "at": overrides[0].get("at", ""),
+                    "missing": [m for o in overrides for m in o.get("missing", [])]}
+    return {"clearances": items, "records": list(records.values()), "override": override}
+
+
+def provenance_of(rights: Any) -> dict[str, Any] | None:
+    """The provenance block for params.json and manifests from a ``Clearance``, a list of them,
+    or an already-made dict (None stays None)."""
+    if rights is None:
+        return None
+    if isinstance(rights, Clearance):
+        return rights.to_provenance()
+    if isinstance(rights, dict):
+        return rights if "records" in rights else {"records": [], **rights}
+    return merge_provenance(rights)
 
 
 def _add_hint(production: str, subject: str, scope: str) -> str:

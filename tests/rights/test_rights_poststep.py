@@ -1,0 +1,165 @@
+"""Disclosure wired into the shared post-step loop, the audit, and `machinima verify`."""
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from machinima import provenance as pv
+from machinima import rights
+from machinima.poststep import PostStep
+
+
+@pytest.fixture
+def take_dir(tmp_path):
+    from machinima.take import Take
+
+    t = Take.create(tmp_path / "takes", production="film", scene="s1", shot="a")
+    t.finalize()
+    t.close()
+    return t.path
+
+
+@pytest.fixture(autouse=True)
+def _isolated(monkeypatch, tmp_path):
+    for k in list(__import__("os").environ):
+        if k.startswith("MACHINIMA_"):
+            monkeypatch.delenv(k)
+    monkeypatch.chdir(tmp_path)
+
+
+def _frames(photo):
+    def process(frames):
+        out = []
+        for f in frames:
+            rgb = np.ascontiguousarray(np.roll(photo[:256, :320], 3 * f, axis=1))
+            out.append({"rgb": rgb, "mask": (rgb[..., 0] > 128).astype(np.uint8) * 255, "depth": np.full((16, 16), f, np.float32)})
+        return out
+
+    return process
+
+
+def test_default_is_unchanged(take_dir, photo):
+    step = PostStep(take_dir / "post" / "plain", "stylize", {"a": 1}, inputs={"rgb": "passes/rgb"})
+    step.run(range(2), _frames(photo), progress=False)
+    from machinima.imageseq import read_image
+
+    assert np.array_equal(read_image(step.output_path("rgb", 1)), np.roll(photo[:256, :320], 3, axis=1))
+    doc = json.loads((step.out_dir / "params.json").read_text())
+    assert "disclosure" not in doc and "rights" not in doc
+    assert step.params_hash == PostStep(take_dir / "post" / "plain2", "stylize", {"a": 1}).params_hash
+
+
+def test_every_rgb_output_disclosed_with_override(take_dir, photo, identity, tmp_path):
+    clearance = rights.require("film", ["me"], "face_replacement", override="my own face, test run", store=tmp_path / "rights")
+    d = pv.Disclosure.for_step(take_dir / "post" / "swap", "faceswap-merge", identity, inputs={"rgb": "passes/rgb"})
+    step = PostStep(take_dir / "post" / "swap", "faceswap-merge", {"blend": 0.5}, inputs={"rgb": "passes/rgb"},
+                    rights=clearance, disclosure=d)
+    rep = step.run(range(3), _frames(photo), progress=False)
+    assert rep.done == [0, 1, 2]
+    doc = json.loads((step.out_dir / "params.json").read_text())
+    assert doc["rights"]["override"]["reason"] == "my own face, test run"
+    assert doc["rights"]["override"]["missing"][0]["subject"] == "me"
+    assert doc["disclosure"]["watermark"] == pv.WM_SCHEME
+    for f in range(3):
+        r = pv.verify_file(step.output_path("rgb", f), trust_anchors=identity.trust_anchors_pem)
+        assert r.status == "ok" and r.manifest == "trusted", r.to_doc()
+        assert r.take == take_dir.name and r.step == "swap" and r.kind == "faceswap-merge"
+        assert r.override["reason"] == "my own face, test run"
+        assert r.watermark_matches
+    # data outputs are left alone: masks exact, EXR untouched, no manifest on the mask
+    from machinima.imageseq import read_image
+
+    rgb0 = np.ascontiguousarray(photo[:256, :320])
+    assert np.array_equal(read_image(step.output_path("mask", 0)), (rgb0[..., 0] > 128).astype(np.uint8) * 255)
+    assert pv.read_manifest(step.output_path("mask", 0))[0] == "absent"
+    # resume: nothing redone; turning disclosure off changes the key, so frames are redone
+    again = PostStep(take_dir / "post" / "swap", "faceswap-merge", {"blend": 0.5}, inputs={"rgb": "passes/rgb"}, rights=clearance,
+                     disclosure=pv.Disclosure.for_step(take_dir / "post" / "swap", "faceswap-merge", identity))
+    assert again.run(range(3), _frames(photo), progress=False).skipped == [0, 1, 2]
+    off = PostStep(take_dir / "post" / "swap", "faceswap-merge", {"blend": 0.5}, disclosure=False)
+    assert off.run(range(1), _frames(photo), progress=False).done == [0]
+
+
+def test_disclosure_from_config_and_audit(take_dir, photo, chain, tmp_path):
+    project = take_dir.parent.parent
+    (project / "machinima.toml").write_text(
+        f'production = "film"\n[rights]\ncert = "{chain.cert}"\nkey = "{chain.key}"\ntrust_anchors = "{chain.root_cert}"\n'
+        'disclose = true\nlabel = true\n')
+    store = rights.RightsStore(project / "rights")
+    doc = project / "alice-release.pdf"
+    doc.write_bytes(b"%PDF signed release")
+    from machinima.rights_cli import app as rights_app
+
+    runner = CliRunner()
+    res = runner.invoke(rights_app, ["add", "Alice", "--production", "film", "--scope", "face_replacement", "--scope", "training",
+                                     "--expires", "2099-12-31", "--document", str(doc), "--store", str(store.root)])
+    assert res.exit_code == 0, res.output
+    assert store.get("alice").document_sha256 == rights.document_hash(doc)
+    res = runner.invoke(rights_app, ["add", "Bob", "--scope", "voice", "--expires", "31.12.2027", "--document", str(doc),
+                                     "--store", str(store.root)])
+    assert res.exit_code != 0 and "YYYY-MM-DD" in str(res.exception)
+    clearance = rights.require("film", ["alice"], "face_replacement", store=store)
+    import os
+
+    os.chdir(project)
+    step = PostStep(take_dir / "post" / "swap", "faceswap-merge", {"blend": 0.5}, rights=clearance)
+    assert step.disclosure is not None and step.disclosure.label == "AI-modified"
+    step.run(range(2), _frames(photo), progress=False)
+    r = pv.verify_file(step.output_path("rgb", 1), trust_anchors=chain.root_cert.read_bytes())
+    assert r.status == "ok" and r.records == ["alice"]
+
+    # audit: identities with expiry; then an output copied in without disclosure is found
+    rep = rights_cli_audit(take_dir, store)
+    assert rep.identities["alice"]["expires"] == "2099-12-31" and rep.identities["alice"]["status"] == "valid"
+    assert not rep.bad
+    shutil.copy(project / "alice-release.pdf", project / "x")  # unrelated file: ignored
+    import cv2
+
+    cv2.imwrite(str(step.out_dir / "rgb" / "000099.png"), photo)
+    rep = rights_cli_audit(project, store)
+    assert rep.bad and [p for p, _ in rep.undisclosed] == [str(step.out_dir / "rgb" / "000099.png")]
+    res = runner.invoke(rights_app, ["audit", str(take_dir), "--store", str(store.root)])
+    assert res.exit_code == 1 and "no disclosure" in res.output and "alice" in res.output
+
+    # verify: ok on a disclosed frame, non-zero on the folder with an unmarked file, a summary line
+    from machinima.cli import app as main_app
+
+    res = runner.invoke(main_app, ["verify", str(step.output_path("rgb", 0))])
+    assert res.exit_code == 0 and "compositeWithTrainedAlgorithmicMedia" in res.output and "rights=alice" in res.output
+    res = runner.invoke(main_app, ["verify", str(step.out_dir / "rgb")])
+    assert res.exit_code == 1 and "3 file(s)" in res.output and "unmarked 1" in res.output
+    res = runner.invoke(main_app, ["verify", "--json", str(step.out_dir / "rgb")])
+    assert json.loads(res.output)["bad"] == 1
+
+
+def rights_cli_audit(target, store):
+    from machinima.rights_cli import audit
+
+    return audit(target, store=store)
+
+
+def test_broken_config_signs_nothing(take_dir, tmp_path, chain):
+    project = take_dir.parent.parent
+    (project / "machinima.toml").write_text(f'[rights]\ncert = "{chain.cert}"\nkey = "{chain.root_key}"\ndisclose = true\n')
+    import os
+
+    os.chdir(project)
+    with pytest.raises(rights.DisclosureError, match="does not belong"):
+        PostStep(take_dir / "post" / "swap", "faceswap-merge", {})
+    (project / "machinima.toml").write_text('[rights]\ndisclose = true\n')
+    with pytest.raises(rights.DisclosureError, match="no signing certificate configured"):
+        PostStep(take_dir / "post" / "swap2", "faceswap-merge", {})
+
+
+def test_certs_command(tmp_path):
+    from machinima.rights_cli import app as rights_app
+
+    res = CliRunner().invoke(rights_app, ["certs", str(tmp_path / "c")])
+    assert res.exit_code == 0 and "trust_anchors" in res.output
+    ident = pv.load_identity(tmp_path / "c" / "signer.pem", tmp_path / "c" / "signer.key")
+    assert ident.alg == "ES256"
+    res = CliRunner().invoke(rights_app, ["certs", str(tmp_path / "c")])
+    assert res.exit_code != 0 and "already exists" in str(res.exception)
