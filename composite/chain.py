@@ -124,7 +124,8 @@ class Chain:
         # 5. z-test against the set depth, soft edge
         with tm("depth"):
             pd = imgs[2] if x.plate_depth is not None else x.geometry.depth
-            vis = ztest.visibility(x.set_depth[y0:y1, x0:x1], pd, bias=s.depth_bias, edge_px=s.edge_px)
+            ground = ztest.ground_depth(x.camera, rect, x.geometry.ground_y) if x.camera is not None else None
+            vis = ztest.visibility(x.set_depth[y0:y1, x0:x1], pd, bias=s.depth_bias, edge_px=s.edge_px, ground=ground)
             alpha = ztest.occlude(alpha, vis)
         # 6. light wrap from the set behind the actor
         with tm("wrap"):

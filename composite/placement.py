@@ -93,6 +93,7 @@ class FrameGeometry:
     depth: float  # planar metres of the actor (billboard)
     contact_xy: tuple[float, float]  # frame pixel of the feet
     contact_world: np.ndarray  # (3,) world point of the feet on the ground
+    ground_y: float = 0.0  # the ground plane's height
 
 
 def contact_point(alpha: np.ndarray, rect: Rect = (0, 0, 0, 0), *, threshold: int = 128) -> tuple[float, float] | None:
@@ -169,8 +170,8 @@ class Placer:
             xy = transform.point(feet)
             hit = ray_ground(cam, xy, s.plane_y)
             if hit is not None and hit[0] > cam.clip[0]:
-                return FrameGeometry(transform, hit[0], xy, hit[1])
+                return FrameGeometry(transform, hit[0], xy, hit[1], s.plane_y)
             if fallback is None:
                 raise PlacementError(f"the actor's feet at frame {frame} (pixel {xy[0]:.0f},{xy[1]:.0f}) do not meet the ground plane y={s.plane_y:g}",
                                      hint="pass --place X,Y,Z or --ground-y")
-        return FrameGeometry(transform, fallback[0], fallback[2], fallback[1])
+        return FrameGeometry(transform, fallback[0], fallback[2], fallback[1], s.plane_y)

@@ -1,0 +1,139 @@
+"""``machinima composite TAKE --plate clip.mp4 --key green --place X,Y,Z``: one command, no sub-commands.
+
+The Typer app's callback takes the arguments (``invoke_without_command``), so the command reads
+as the issue writes it. Heavy imports (cv2, av, torch) happen inside, so ``machinima --help``
+stays fast.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from .errors import SettingsError
+
+app = typer.Typer(
+    help="Composite a filmed actor (plate) into a rendered take: occluded and lit by the set.",
+    invoke_without_command=True,
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    subcommand_metavar="",
+    context_settings={"allow_interspersed_args": True},  # options after TAKE, as people type them
+)
+
+
+def _floats(text: Optional[str], n: int, flag: str) -> Optional[tuple[float, ...]]:
+    if text is None:
+        return None
+    try:
+        vals = tuple(float(v) for v in text.replace(" ", "").split(","))
+    except ValueError:
+        vals = ()
+    if len(vals) != n:
+        raise SettingsError(f"{flag} needs {n} comma-separated numbers, got {text!r}")
+    return vals
+
+
+def _frames(text: Optional[str]) -> Optional[tuple[int, int]]:
+    if text is None:
+        return None
+    try:
+        a, b = text.split(":")
+        return int(a), int(b)
+    except ValueError:
+        raise SettingsError(f"--frames needs START:END (END excluded), got {text!r}") from None
+
+
+@app.callback()
+def composite(
+    take: Optional[str] = typer.Argument(None, help="Take folder or id (in the takes root)."),
+    plate: Optional[Path] = typer.Option(None, "--plate", help="Video file or folder of numbered frames of the actor."),
+    key: str = typer.Option("auto", "--key", help="Matte: auto (plate alpha, else green), green, blue, alpha, segment."),
+    screen_rgb: Optional[str] = typer.Option(None, "--screen-rgb", help="Screen colour R,G,B (default: measured on the plate's border)."),
+    clip_black: float = typer.Option(0.25, help="Key: colour difference (fraction of the screen's) below which the actor is solid."),
+    clip_white: float = typer.Option(0.75, help="Key: colour difference above which it is pure screen."),
+    spill: float = typer.Option(1.0, help="Spill suppression 0..1."),
+    softness: float = typer.Option(1.0, help="Matte edge softness (Gaussian sigma, px)."),
+    choke: int = typer.Option(0, help="Erode (>0) or dilate (<0) the matte, px."),
+    seg_model: Optional[Path] = typer.Option(None, "--seg-model", help="Segmentation model folder (with --key segment)."),
+    seg_label: str = typer.Option("person", "--seg-label"),
+    place: Optional[str] = typer.Option(None, "--place", help="World X,Y,Z (Y-up, metres) of the actor's feet in the set."),
+    ground_contact: Optional[str] = typer.Option(None, "--ground-contact", help="Plate pixel U,V of the feet (default: lowest matte point)."),
+    ground_y: Optional[float] = typer.Option(None, "--ground-y", help="Ground plane height (default: --place Y, else 0)."),
+    height: float = typer.Option(1.75, "--height", help="Actor height in metres (scales the plate with --place)."),
+    plate_scale: Optional[float] = typer.Option(None, "--plate-scale", help="Explicit plate-to-frame scale (overrides --height)."),
+    track: bool = typer.Option(True, "--track/--no-track", help="Follow the feet along the ground each frame (else a fixed billboard)."),
+    depth_model: Optional[Path] = typer.Option(None, "--depth-model", help="Monocular depth model folder (transformers)."),
+    depth_kind: str = typer.Option("auto", "--depth-kind", help="auto, disparity or metric."),
+    body_depth: float = typer.Option(0.5, "--body-depth", help="Max relief of the depth model around the billboard, metres."),
+    offset: float = typer.Option(0.0, "--offset", help="Plate frames at take frame 0 (positive skips the plate's head)."),
+    plate_timecode: Optional[str] = typer.Option(None, "--plate-timecode", help="Timecode of the plate's first frame (aligns by timecode)."),
+    timecode_align: bool = typer.Option(False, "--timecode-align", help="Align by the video's own timecode."),
+    plate_fps: Optional[str] = typer.Option(None, "--plate-fps", help="Plate frame rate (default: the video's, or the take's for a folder)."),
+    resample: str = typer.Option("nearest", "--resample", help="nearest or blend (different frame rates)."),
+    light: str = typer.Option("auto", "--light", help="auto (pass if rendered, else estimate), pass, estimate, none."),
+    light_pass: Optional[str] = typer.Option(None, "--light-pass", help="Name of the light/shadow pass (default: light, then shadow)."),
+    color_match: str = typer.Option("lab", "--color-match", help="lab, histogram or none."),
+    color_strength: float = typer.Option(0.5, "--color-strength", help="0..1."),
+    grain_mode: str = typer.Option("auto", "--grain", help="auto, plate, set or none."),
+    grain_size: float = typer.Option(1.0, "--grain-size"),
+    depth_bias: float = typer.Option(0.25, "--depth-bias", help="Metres the actor counts as nearer in the z-test."),
+    edge: float = typer.Option(1.0, "--edge", help="Occlusion edge softness (px)."),
+    wrap_radius: float = typer.Option(8.0, "--wrap-radius"),
+    wrap_strength: float = typer.Option(0.4, "--wrap-strength"),
+    shadow_opacity: float = typer.Option(0.45, "--shadow", help="Contact shadow opacity (0 = none)."),
+    frames: Optional[str] = typer.Option(None, "--frames", help="START:END take frames (END excluded)."),
+    fmt: str = typer.Option("png", "--format", help="png or exr frames."),
+    video: bool = typer.Option(True, "--video/--no-video", help="Also write composite.mp4."),
+    step_id: str = typer.Option("composite", "--step-id", help="Output folder under <take>/post/."),
+    device: str = typer.Option("cpu", "--device", help="Device for models (cpu, cuda)."),
+    dtype: str = typer.Option("float32", "--dtype", help="Model dtype (float16 on GPU)."),
+    root: Optional[Path] = typer.Option(None, "--root", help="Takes root."),
+    demo: Optional[Path] = typer.Option(None, "--demo", help="Write a synthetic set + green-screen plate into DIR and composite it."),
+) -> None:
+    """Composite a plate into TAKE; outputs go to <take>/post/<step-id>/ (resumable: rerun to continue)."""
+    from rich.console import Console
+
+    from .chain import ChainSettings
+    from .keyer import KeySettings
+    from .pipeline import CompositeSettings, run_composite
+    from .placement import PlacementSettings
+
+    console = Console()
+    if demo is not None:
+        from .demo_scene import make_demo
+
+        take_path, plate, pos = make_demo(demo)
+        place = place or ",".join(str(v) for v in pos)
+        key = "green" if key == "auto" else key
+        console.print(f"demo take {take_path}, plate {plate}")
+    else:
+        if take is None or plate is None:
+            raise SettingsError("give a TAKE and --plate (or --demo DIR)", hint="machinima composite TAKE --plate clip.mp4 --key green --place X,Y,Z")
+        from machinima.cli import resolve_take
+
+        take_path = resolve_take(take, root)
+    srgb = _floats(screen_rgb, 3, "--screen-rgb")
+    settings = CompositeSettings(
+        plate=Path(plate),
+        matte=key,
+        key=KeySettings(screen=key if key in ("green", "blue") else "green", screen_rgb=tuple(int(v) for v in srgb) if srgb else None,
+                        clip_black=clip_black, clip_white=clip_white, spill=spill, softness=softness, choke=choke),
+        seg_model=seg_model, seg_label=seg_label,
+        placement=PlacementSettings(position=_floats(place, 3, "--place"), ground_y=ground_y, contact=_floats(ground_contact, 2, "--ground-contact"),
+                                    height_m=height, scale=plate_scale, track=track),
+        depth_model=depth_model, depth_kind=depth_kind, body_depth=body_depth,
+        plate_fps=plate_fps, offset=offset, plate_timecode=plate_timecode, align_timecode=timecode_align, resample=resample,
+        light=light, light_pass=light_pass, color_match=color_match, color_strength=color_strength,
+        grain=grain_mode, grain_size=grain_size,
+        chain=ChainSettings(depth_bias=depth_bias, edge_px=edge, wrap_radius=wrap_radius, wrap_strength=wrap_strength, shadow_opacity=shadow_opacity),
+        frames=_frames(frames), output_format=fmt, video=video, step_id=step_id, device=device, dtype=dtype,
+    )
+    res = run_composite(take_path, settings)
+    r = res.report
+    console.print(f"composite: {len(r.done)} frames done, {len(r.skipped)} already done, {r.fps:.1f} fr/s -> {res.out_dir}")
+    if res.video:
+        console.print(f"movie: {res.video}")

@@ -1,0 +1,160 @@
+"""The pure array modules: keyer, colour match, grain, z-test, time map, depth model path."""
+
+from __future__ import annotations
+
+from fractions import Fraction
+
+import cv2
+import numpy as np
+import pytest
+
+from composite import colormatch, grain, ztest
+from composite.errors import PlateError, SettingsError
+from composite.keyer import Keyer, KeySettings, estimate_screen, iou
+from composite.timing import TimeMap
+
+
+def green_screen(h=240, w=320, *, seed=0, screen=(45, 185, 65)):
+    """A soft-edged actor (ellipse head, body, limbs) on an uneven, noisy green screen with spill."""
+    rng = np.random.default_rng(seed)
+    truth = np.zeros((h, w), np.uint8)
+    cv2.ellipse(truth, (160, 50), (18, 24), 0, 0, 360, 255, -1, cv2.LINE_AA)
+    cv2.rectangle(truth, (135, 75), (185, 170), 255, -1, cv2.LINE_AA)
+    cv2.line(truth, (150, 170), (140, 230), 255, 12, cv2.LINE_AA)
+    cv2.line(truth, (170, 170), (182, 230), 255, 12, cv2.LINE_AA)
+    cv2.line(truth, (135, 80), (100, 140), 255, 8, cv2.LINE_AA)
+    yy, xx = np.mgrid[0:h, 0:w]
+    falloff = (1.0 - 0.25 * ((xx - w / 2) ** 2 + (yy - h / 2) ** 2) / (w * w / 4)).astype(np.float32)[..., None]
+    bg = np.array(screen, np.float32) * falloff
+    actor = np.zeros((h, w, 3), np.float32)
+    actor[...] = (170, 120, 100)
+    actor[yy > 170] = (50, 50, 90)
+    actor += rng.normal(0, 10, actor.shape)
+    a = truth.astype(np.float32)[..., None] / 255.0
+    img = actor * a + bg * (1 - a)
+    img[..., 1] += 18 * a[..., 0] * (1 - a[..., 0]) * 4  # green spill on the edge
+    img += rng.normal(0, 3, img.shape)
+    return np.clip(img, 0, 255).astype(np.uint8), truth
+
+
+def test_keyer_green_screen_iou_and_spill():
+    img, truth = green_screen()
+    screen = estimate_screen(img, "green")
+    keyer = Keyer(KeySettings(softness=0.8), screen)
+    alpha, despilled = keyer.key(img)
+    assert iou(alpha > 127, truth > 127) > 0.98
+    roi = keyer.key_roi(img)
+    assert roi is not None
+    (x0, y0, x1, y1), a_roi, _ = roi
+    full = np.zeros_like(alpha)
+    full[y0:y1, x0:x1] = a_roi
+    assert iou(full > 127, truth > 127) > 0.98  # the coarse box loses nothing
+    edge = (truth > 40) & (truth < 215)
+    g, rb = despilled[..., 1].astype(int), np.maximum(despilled[..., 0], despilled[..., 2]).astype(int)
+    assert np.all(g[edge] <= rb[edge])  # no green left on the edge
+    assert np.mean(img[..., 1][edge].astype(int) - np.maximum(img[..., 0], img[..., 2])[edge]) > 0  # there was some
+
+
+def test_blue_key_and_bad_settings():
+    img, truth = green_screen(screen=(30, 60, 200))
+    alpha, _ = Keyer(KeySettings(screen="blue"), estimate_screen(img, "blue")).key(img)
+    assert iou(alpha > 127, truth > 127) > 0.98
+    with pytest.raises(SettingsError):
+        KeySettings(screen="red")
+    with pytest.raises(SettingsError):
+        KeySettings(clip_black=0.8, clip_white=0.2)
+    with pytest.raises(SettingsError, match="not green enough"):
+        Keyer(KeySettings(), (120, 120, 120))
+    with pytest.raises(PlateError):
+        Keyer(KeySettings()).key(np.zeros((4, 4), np.float32))
+
+
+def test_color_match_moves_lab_stats_to_target():
+    rng = np.random.default_rng(2)
+    plate = np.clip(rng.normal((150, 110, 90), (25, 20, 18), (120, 160, 3)), 0, 255).astype(np.uint8)
+    target = np.clip(rng.normal((90, 110, 140), (15, 15, 20), (120, 160, 3)), 0, 255).astype(np.uint8)
+    mask = np.zeros((120, 160), np.uint8)
+    mask[20:100, 40:120] = 255
+    src, dst = colormatch.lab_stats(plate, mask), colormatch.lab_stats(target)
+    out = colormatch.apply_lut(plate, colormatch.transfer_lut(src, dst, strength=1.0))
+    m_out, s_out = colormatch.lab_float_stats(out, mask)
+    m_t, s_t = colormatch.lab_float_stats(target)
+    m_in, _ = colormatch.lab_float_stats(plate, mask)
+    assert np.all(np.abs(m_out - m_t) < 1.5), (m_out, m_t)
+    assert np.all(np.abs(s_out - s_t) < 0.15 * s_t + 0.5), (s_out, s_t)
+    assert np.abs(m_in - m_t).max() > 10  # it really moved
+    half = colormatch.apply_lut(plate, colormatch.transfer_lut(src, dst, strength=0.5))
+    m_half, _ = colormatch.lab_float_stats(half, mask)
+    assert np.all(np.abs(m_half - (m_in + m_t) / 2) < 2.0)
+    hist = colormatch.apply_lut(plate, colormatch.transfer_lut(src, dst, mode="histogram"))
+    assert np.abs(colormatch.lab_float_stats(hist, mask)[0] - m_t).max() < 3.0
+    assert colormatch.transfer_lut(src, dst, mode="none") is None
+    with pytest.raises(SettingsError):
+        colormatch.transfer_lut(src, dst, mode="rgb")
+
+
+def test_grain_measure_and_match():
+    rng = np.random.default_rng(3)
+    clean = np.zeros((200, 300, 3), np.uint8)
+    clean[:] = (120, 100, 80)
+    clean[:, 150:] = (60, 70, 90)  # an edge that must not count as noise
+    noisy = np.clip(clean + rng.normal(0, 4.0, clean.shape), 0, 255).astype(np.uint8)
+    est = grain.measure_noise(noisy)
+    assert np.all(np.abs(est - 4.0) < 0.6), est
+    assert np.all(grain.measure_noise(clean) < 0.3)
+    bank = grain.GrainBank((300, 200), grain.grain_to_add(est, grain.measure_noise(clean)), seed=1)
+    grained = bank.add(clean, frame=5)
+    assert np.all(np.abs(grain.measure_noise(grained) - est) < 0.8)
+    assert not np.array_equal(bank.add(clean, 5), bank.add(clean, 6))  # frames differ
+    assert np.array_equal(bank.add(clean, 5), grained)  # and are a pure function of the frame
+    with pytest.raises(SettingsError):
+        grain.GrainBank((10, 10), np.ones(3), grain_size=20)
+
+
+def test_ztest_soft_edge_is_exact_away_from_it():
+    depth = np.full((40, 60), 10.0, np.float32)
+    depth[:, :30] = 2.0
+    vis = ztest.visibility(depth, 5.0, bias=0.0, edge_px=1.0)
+    assert np.all(vis[:, :27] == 0) and np.all(vis[:, 33:] == 255)
+    assert len(np.unique(vis[0, 27:33])) >= 4
+    per_pixel = ztest.visibility(depth, np.full((40, 60), 5.0, np.float32), bias=0.0, edge_px=0)
+    assert np.array_equal(per_pixel > 0, depth > 5.0)
+    assert np.array_equal(ztest.occlude(np.full((40, 60), 255, np.uint8), vis), vis)
+
+
+def test_time_map_offset_rates_and_timecode():
+    tm = TimeMap.build(24, 24, offset=10)
+    assert tm.frames_for(0) == [(10, 1.0)] and tm.frames_for(5) == [(15, 1.0)]
+    tm = TimeMap.build(24, 48)
+    assert [tm.frames_for(f)[0][0] for f in range(3)] == [0, 2, 4]
+    tm = TimeMap.build(30, 24, resample="blend")
+    (a, wa), (b, wb) = tm.frames_for(1)  # 1/30 s = 0.8 plate frames
+    assert (a, b) == (0, 1) and abs(wb - 0.8) < 1e-9 and abs(wa - 0.2) < 1e-9
+    tm = TimeMap.build(25, 25, take_timecode="01:00:00:10", plate_timecode="01:00:00:00")
+    assert tm.frames_for(0) == [(10, 1.0)]
+    assert TimeMap.build("29.97", "29.97").plate_fps == Fraction(30000, 1001)
+    with pytest.raises(PlateError, match="shorter"):
+        TimeMap.build(24, 24).check(list(range(10)), 5)
+    with pytest.raises(SettingsError):
+        TimeMap.build(24, 24, resample="cubic")
+
+
+def test_tiny_random_depth_model_runs_through_the_model_path(tmp_path):
+    import torch
+    from transformers import DPTConfig, DPTForDepthEstimation, DPTImageProcessor
+
+    from composite.models import DepthModel, scale_to_metres
+
+    torch.manual_seed(0)
+    cfg = DPTConfig(hidden_size=32, num_hidden_layers=4, num_attention_heads=2, intermediate_size=37, image_size=32, patch_size=8,
+                    backbone_out_indices=[0, 1, 2, 3], neck_hidden_sizes=[8, 8, 8, 8], fusion_hidden_size=16, is_hybrid=False)
+    DPTForDepthEstimation(cfg).save_pretrained(tmp_path / "dpt")
+    DPTImageProcessor(size={"height": 32, "width": 32}, keep_aspect_ratio=False).save_pretrained(tmp_path / "dpt")
+    model = DepthModel(tmp_path / "dpt")
+    img, truth = green_screen(120, 160)
+    raw = model.predict(img)
+    assert raw.shape == (120, 160) and np.isfinite(raw).all()
+    metres = scale_to_metres(raw, truth, 5.0, kind=model.kind, body_depth=0.5)
+    inside = truth > 250
+    assert metres.shape == (120, 160) and np.all(np.abs(metres[truth > 0] - 5.0) <= 0.5 + 1e-5)
+    assert abs(float(np.median(metres[inside])) - 5.0) < 0.05
