@@ -156,6 +156,11 @@ class SigningIdentity:
                 raise DisclosureError(f"c2pa refused the signing certificate {self.cert_path}: {exc}") from None
         return self._signer
 
+    def __getstate__(self) -> dict[str, Any]:  # picklable for Ray tasks: the c2pa signer is rebuilt there
+        state = dict(self.__dict__)
+        state["_signer"] = None
+        return state
+
     def summary(self) -> dict[str, Any]:
         return {"subject": self.subject, "organization": self.organization, "alg": self.alg, "not_after": self.not_after}
 
@@ -813,7 +818,7 @@ def _video_frames(path: Path, max_frames: int) -> Iterable[np.ndarray]:
 
     with av.open(str(path)) as container:
         stream = container.streams.video[0]
-        total = stream.frames or 0
+        total = min(stream.frames or 0, 10 * 24)  # sample the first ~10 s: decoding a whole film is not needed
         step = max(1, total // max_frames) if total else 1
         n = 0
         for i, frame in enumerate(container.decode(video=0)):

@@ -163,3 +163,26 @@ def test_certs_command(tmp_path):
     assert ident.alg == "ES256"
     res = CliRunner().invoke(rights_app, ["certs", str(tmp_path / "c")])
     assert res.exit_code != 0 and "already exists" in str(res.exception)
+
+
+def test_sign_and_list_commands(tmp_path, chain, photo, monkeypatch):
+    import pickle
+
+    import cv2
+
+    from machinima.rights_cli import app as rights_app
+
+    (tmp_path / "machinima.toml").write_text(f'[rights]\ncert = "{chain.cert}"\nkey = "{chain.key}"\nstore = "r"\n')
+    cv2.imwrite(str(tmp_path / "poster.jpg"), photo)
+    runner = CliRunner()
+    res = runner.invoke(rights_app, ["sign", str(tmp_path / "poster.jpg"), "--take", "t1", "--step", "poster", "--out", str(tmp_path / "signed.jpg")])
+    assert res.exit_code == 0, res.output
+    rep = pv.verify_file(tmp_path / "signed.jpg")
+    assert rep.manifest == "valid" and rep.take == "t1" and rep.step == "poster"
+    assert pv.read_manifest(tmp_path / "poster.jpg")[0] == "absent"  # --out leaves the original alone
+    rights.RightsStore(tmp_path / "r").add(rights.RightsRecord("old", "person", "Old", "untitled", ("voice",), expires=rights._parse_date("2001-01-01", "e", "t")))
+    res = runner.invoke(rights_app, ["list"])
+    assert res.exit_code == 0 and "expired" in res.output
+    ident = pv.identity_from_config()
+    ident.signer()
+    assert pickle.loads(pickle.dumps(ident)).key_pem == ident.key_pem
