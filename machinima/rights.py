@@ -469,3 +469,50 @@ def require(
         msg = f"{scope} not cleared for production {production!r}: " + "; ".join(p.message for p in problems)
         raise NotCleared(msg, hint=_add_hint(production, first.subject, scope), problems=problems)
     return clearance
+
+
+def require_items(
+    production: str,
+    items: Iterable[Any],
+    scope: str,
+    override: str | bool | None = None,
+    *,
+    store: RightsStore | str | Path | None = None,
+    on: _dt.date | str | None = None,
+    what: str = "collection",
+) -> Clearance:
+    """``require`` for a faceset or dataset (``machinima.collections`` items, or anything with
+    ``.id``, ``.file`` and ``.rights``): every item must name at least one record, and every
+    record named must be valid. Items without a record are refused by name (first five)."""
+    items = list(items)
+    bare = [it for it in items if not list(getattr(it, "rights", []) or [])]
+    ids = list(dict.fromkeys(r for it in items for r in (getattr(it, "rights", []) or [])))
+    problems: list[Problem] = [Problem(f"item {getattr(it, 'id', '?')} ({getattr(it, 'file', '?')})", "missing",
+                                       f"{what} item {getattr(it, 'id', '?')} ({getattr(it, 'file', '?')}) names no rights record")
+                               for it in bare]
+    try:
+        clearance = require(production, ids, scope, override, store=store, on=on) if ids else Clearance(
+            production, scope, [], checked_on=(_parse_date(on, "date", "require()") if on is not None else today()).isoformat())
+    except NotCleared as exc:
+        problems = exc.problems + problems
+        clearance = None
+    if problems and (clearance is None or clearance.override is None):
+        if override:
+            clearance = require(production, ids, scope, override, store=store, on=on) if ids else Clearance(production, scope, [])
+            missing = [{"subject": p.subject, "reason": p.reason, "message": p.message} for p in problems]
+            try:
+                user = getpass.getuser()
+            except Exception:  # noqa: BLE001
+                user = ""
+            clearance.override = clearance.override or {"reason": override if isinstance(override, str) else "override (no reason given)",
+                                                        "by": user, "at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+                                                        "missing": []}
+            known = {m["message"] for m in clearance.override["missing"]}
+            clearance.override["missing"] += [m for m in missing if m["message"] not in known]
+            return clearance
+        shown = "; ".join(p.message for p in problems[:5]) + (f"; and {len(problems) - 5} more" if len(problems) > 5 else "")
+        hint = (f"add the record (machinima rights add NAME --production {production} --scope {scope} ...) and set the items' "
+                f"rights ids, e.g. Collection.update(item_id, rights=['NAME'])")
+        raise NotCleared(f"{scope} not cleared for production {production!r}: {shown}", hint=hint, problems=problems)
+    assert clearance is not None
+    return clearance

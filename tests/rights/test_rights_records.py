@@ -106,3 +106,24 @@ def test_default_store_from_config(tmp_path):
     assert rights.default_store_dir(load_config(tmp_path, env={})) == tmp_path / "contracts/records"
     (tmp_path / "machinima.toml").write_text('takes_root = "data/takes"\n')
     assert rights.default_store_dir(load_config(tmp_path, env={})) == tmp_path / "data/rights"
+
+
+def test_collection_items_need_records(store, tmp_path):
+    import numpy as np
+
+    from machinima.collections import Collection
+
+    store.add(_rec())
+    col = Collection.create(tmp_path / "faceset", "faceset")
+    a = col.add(np.zeros((8, 8, 3), np.uint8), rights=["alice"])
+    b = col.add(np.zeros((8, 8, 3), np.uint8))
+    with pytest.raises(rights.NotCleared, match=rf"collection item {b.id} \(.*\) names no rights record"):
+        rights.require_items("film", col.items(), "training", store=store)
+    c = rights.require_items("film", col.items(), "training", override="test faces", store=store)
+    assert c.override["missing"][0]["reason"] == "missing" and c.record_ids == ["alice"]
+    col.update(b.id, rights=["alice"])
+    assert rights.require_items("film", col.items(), "training", store=store).record_ids == ["alice"]
+    col.update(a.id, rights=["ghost"])
+    with pytest.raises(rights.NotCleared, match="no rights record for 'ghost'"):
+        rights.require_items("film", col.items(), "training", store=store)
+    col.close()
