@@ -91,6 +91,7 @@ def composite(
     step_id: str = typer.Option("composite", "--step-id", help="Output folder under <take>/post/."),
     device: str = typer.Option("cpu", "--device", help="Device for models (cpu, cuda)."),
     dtype: str = typer.Option("float32", "--dtype", help="Model dtype (float16 on GPU)."),
+    workers: int = typer.Option(2, "--workers", help="Frames composited side by side (threads)."),
     root: Optional[Path] = typer.Option(None, "--root", help="Takes root."),
     demo: Optional[Path] = typer.Option(None, "--demo", help="Write a synthetic set + green-screen plate into DIR and composite it."),
 ) -> None:
@@ -130,7 +131,7 @@ def composite(
         light=light, light_pass=light_pass, color_match=color_match, color_strength=color_strength,
         grain=grain_mode, grain_size=grain_size,
         chain=ChainSettings(depth_bias=depth_bias, edge_px=edge, wrap_radius=wrap_radius, wrap_strength=wrap_strength, shadow_opacity=shadow_opacity),
-        frames=_frames(frames), output_format=fmt, video=video, step_id=step_id, device=device, dtype=dtype,
+        frames=_frames(frames), output_format=fmt, video=video, step_id=step_id, device=device, dtype=dtype, workers=workers,
     )
     res = run_composite(take_path, settings)
     r = res.report

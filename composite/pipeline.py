@@ -19,6 +19,7 @@ actor's final coverage), ``composite.mp4``, ``params.json``, ``ledger.jsonl``.
 from __future__ import annotations
 
 import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -73,6 +74,7 @@ class CompositeSettings:
     dtype: str = "float32"
     step_id: str = "composite"
     seed: int = 0
+    workers: int = 2  # frames composited side by side (threads; 1 with a model)
 
     def check(self) -> None:
         if self.matte not in MATTES:
@@ -92,6 +94,7 @@ class CompositeSettings:
 
     def to_doc(self) -> dict[str, Any]:
         d = asdict(self)
+        d.pop("workers")  # does not change the pixels
         for k in ("plate", "seg_model", "depth_model"):
             d[k] = str(d[k]) if d[k] is not None else None
         return d
@@ -204,35 +207,42 @@ class CompositePipeline:
                                 "depth_model": str(s.depth_model) if s.depth_model else None},
                         notes=[f"matte: {matte_kind}", f"light: {light_mode}", f"depth: {'model' if depth_model else 'billboard'}"])
 
-        def process(batch: list[int]) -> list[dict[str, np.ndarray]]:
-            outs = []
-            for f in batch:
-                set_rgb = _read(passes, "rgb", f)[..., :3].copy()
-                set_depth = _read(passes, "depth", f).astype(np.float32, copy=False)
-                m = matte(self._plate_frame(plate, tmap, f))
-                geo = None
-                plate_depth = None
-                light = np.ones(3)
-                if m is not None:
-                    rect, alpha, fg = m
-                    feet = contact_point(alpha, rect)
-                    geo = placer.geometry(cams[f], f, feet)
-                    if depth_model is not None:
-                        from .models import scale_to_metres
+        def one(f: int, plate_img: np.ndarray) -> dict[str, np.ndarray]:
+            set_rgb = _read(passes, "rgb", f)[..., :3].copy()
+            set_depth = _read(passes, "depth", f).astype(np.float32, copy=False)
+            m = matte(plate_img)
+            geo = None
+            plate_depth = None
+            light = np.ones(3)
+            if m is not None:
+                rect, alpha, fg = m
+                geo = placer.geometry(cams[f], f, contact_point(alpha, rect))
+                if depth_model is not None:
+                    from .models import scale_to_metres
 
-                        plate_depth = scale_to_metres(depth_model.predict(fg), alpha, geo.depth, kind=depth_model.kind, body_depth=s.body_depth)
-                    light = self._light(passes, light_mode, light_name, f, set_rgb, geo.contact_xy)
-                res = chain(FrameInputs(set_rgb, set_depth, m[0] if m else None, m[1] if m else None, m[2] if m else None,
-                                        geo, cams[f], light, plate_depth, frame=f))
-                rgb = res.rgb if s.output_format == "png" else res.rgb.astype(np.float32) / 255.0
-                outs.append({"rgb": rgb, "alpha": res.alpha})
-            return outs
+                    plate_depth = scale_to_metres(depth_model.predict(fg), alpha, geo.depth, kind=depth_model.kind, body_depth=s.body_depth)
+                light = self._light(passes, light_mode, light_name, f, set_rgb, geo.contact_xy)
+            res = chain(FrameInputs(set_rgb, set_depth, m[0] if m else None, m[1] if m else None, m[2] if m else None,
+                                    geo, cams[f], light, plate_depth, frame=f))
+            rgb = res.rgb if s.output_format == "png" else res.rgb.astype(np.float32) / 255.0
+            return {"rgb": rgb, "alpha": res.alpha}
+
+        workers = 1 if (depth_model is not None or seg is not None) else max(1, s.workers)
+        pool = ThreadPoolExecutor(workers) if workers > 1 else None
+
+        def process(batch: list[int]) -> list[dict[str, np.ndarray]]:
+            plate_imgs = [self._plate_frame(plate, tmap, f) for f in batch]  # the decoder reads in order
+            if pool is None:
+                return [one(f, p) for f, p in zip(batch, plate_imgs)]
+            return list(pool.map(one, batch, plate_imgs))  # OpenCV releases the GIL: frames run side by side
 
         try:
             report = step.run(frames, process, frame_inputs=lambda f: {"plate": tmap.frames_for(f)}, progress=progress,
-                              description=f"composite {take.id}")
+                              description=f"composite {take.id}", batch_size=2 * workers)
         finally:
             plate.close()
+            if pool is not None:
+                pool.shutdown()
 
         # 6. movie from the finished frames
         video = None

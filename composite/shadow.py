@@ -32,9 +32,13 @@ def shadow_matte(cam: CameraFrame, contact_world: np.ndarray, size: tuple[int, i
     cx0, cy0, cx1, cy1 = max(0, x0), max(0, y0), min(w, x1), min(h, y1)
     if cx0 >= cx1 or cy0 >= cy1:
         return None
-    m = np.zeros((y1 - y0, x1 - x0), np.uint8)
-    cv2.fillPoly(m, [np.round(px - [x0, y0]).astype(np.int32)], 255, lineType=cv2.LINE_AA)
-    m = cv2.GaussianBlur(m, (0, 0), max(pad / 2.5, 0.5))
+    # drawn and blurred at 1/k size (a soft shadow has no detail), then scaled up
+    k = max(1, pad // 6)
+    sw, sh = max(1, (x1 - x0 + k - 1) // k), max(1, (y1 - y0 + k - 1) // k)
+    m = np.zeros((sh, sw), np.uint8)
+    cv2.fillPoly(m, [np.round((px - [x0, y0]) / k * 16).astype(np.int32)], 255, lineType=cv2.LINE_AA, shift=4)
+    m = cv2.GaussianBlur(m, (0, 0), max(pad / 2.5 / k, 0.5))
+    m = cv2.resize(m, (sw * k, sh * k), interpolation=cv2.INTER_LINEAR)
     return (cx0, cy0, cx1, cy1), m[cy0 - y0:cy1 - y0, cx0 - x0:cx1 - x0]
 
 
