@@ -389,7 +389,11 @@ def embed_watermark(img: np.ndarray, take_id: str, step_id: str, *, strength: fl
     got = cv2.resize(dfull, (bw * 8, bh * 8), interpolation=cv2.INTER_AREA)
     c2 = _wm_coeffs(y + got, bh, bw)
     dfull += cv2.resize(_wm_synth(target - c2, bh, bw), (w, h), interpolation=cv2.INTER_LINEAR)
-    out = cv2.add(rgb, cv2.cvtColor(dfull, cv2.COLOR_GRAY2RGB), dtype=cv2.CV_8U)
+    # add the same luma delta to R, G and B with uint8 saturation: split into its positive and
+    # negative parts (rounded) so the 3-channel work is plain saturating uint8 arithmetic
+    pos = cv2.convertScaleAbs(cv2.threshold(dfull, 0, 0, cv2.THRESH_TOZERO)[1])
+    neg = cv2.convertScaleAbs(cv2.threshold(dfull, 0, 0, cv2.THRESH_TOZERO_INV)[1])
+    out = cv2.subtract(cv2.add(rgb, cv2.cvtColor(pos, cv2.COLOR_GRAY2RGB)), cv2.cvtColor(neg, cv2.COLOR_GRAY2RGB))
     return np.concatenate([out, alpha], axis=2) if alpha is not None else out
 
 
