@@ -89,6 +89,13 @@ def test_passes_depth_normals_masks_pose_camera(staged, scene):
         (px, py), d = cam.project(pos[skeleton.BONE_INDEX[bone]])
         assert ana[int(py), int(px)], bone
     assert ana.sum() > 20 and depth[ana].max() < 5.5
+    import cv2
+
+    from blender_addon.posemap import openpose_keypoints
+
+    near = cv2.dilate(ana.astype(np.uint8), np.ones((3, 3), np.uint8)) > 0
+    uv, _ = cam.project(openpose_keypoints(poses["ana"][1][0]))
+    assert all(near[int(y), int(x)] for x, y in uv)  # every OpenPose keypoint falls on the performer
     # pose map: coloured pixels around the projected neck, black far from the performer
     pose = ps.read("pose", 0)
     assert pose.shape == (36, 64, 3) and pose.dtype == np.uint8
