@@ -1,0 +1,245 @@
+"""``machinima mocap``: send, listen (live health, record into a take, relay to the stage),
+stats of a recorded take, T-pose calibration, the shipped OSC profiles."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+app = typer.Typer(help="Motion capture: VMC/OSC, OSC profiles (Move.ai, Rokoko), Xsens MVN, BVH playback, synthetic performers.", no_args_is_help=True)
+console = Console()
+err = Console(stderr=True)
+
+
+def _pairs(items: List[str] | None, what: str) -> dict[str, str]:
+    from .errors import MocapError
+
+    out = {}
+    for it in items or []:
+        k, sep, v = it.partition("=")
+        if not sep or not k or not v:
+            raise MocapError(f"{what} {it!r} must look like KEY=NAME")
+        out[k] = v
+    return out
+
+
+@app.command()
+def send(
+    synthetic: int = typer.Option(0, "--synthetic", help="Number of synthetic performers (default 1 when no --bvh)."),
+    motion: str = typer.Option("mix", help="idle | walk | wave | mix (performer k gets motion k mod 3)."),
+    bvh: Optional[Path] = typer.Option(None, "--bvh", help="Play a BVH file as a live performer."),
+    loop: bool = typer.Option(True, "--loop/--no-loop", help="Loop the BVH."),
+    start: float = typer.Option(0.0, "--start", help="Start offset into the BVH, seconds."),
+    vmc: Optional[str] = typer.Option(None, "--vmc", help="Send VMC to HOST:PORT (default 127.0.0.1:39539)."),
+    xsens: Optional[str] = typer.Option(None, "--xsens", help="Send Xsens MVN (MXTP02) to HOST:PORT instead (default port 9763)."),
+    osc_target: Optional[str] = typer.Option(None, "--osc", help="Send plain-profile OSC (one message per bone) to HOST:PORT instead."),
+    fps: float = typer.Option(120.0, "--fps"),
+    seconds: Optional[float] = typer.Option(None, "--seconds", help="Stop after this long (default: until Ctrl-C)."),
+    seed: int = typer.Option(0, "--seed", help="Synthetic performer k uses seed + k."),
+    name: str = typer.Option("synth", "--name", help="Performer name prefix (synthetic: NAME-1, NAME-2...)."),
+    blendshapes: bool = typer.Option(False, "--blendshapes", help="VMC: also send blink / mouth blendshapes."),
+) -> None:
+    """Send performers over real UDP (the demo, the stage and the load tests use this)."""
+    from . import sender
+    from .errors import MocapError
+    from .synthetic import SyntheticPerformer, synthetic_blendshapes
+
+    chosen = [x for x in (vmc, xsens, osc_target) if x]
+    if len(chosen) > 1:
+        raise MocapError("choose one of --vmc, --xsens, --osc")
+    if synthetic < 0:
+        raise MocapError("--synthetic must be >= 0")
+    protocol, target = ("xsens", sender.parse_target(xsens, 9763)) if xsens else ("osc", sender.parse_target(osc_target, 9000)) if osc_target else ("vmc", sender.parse_target(vmc or "127.0.0.1:39539", 39539))
+    performers: list[sender.Performer] = []
+    if bvh is not None:
+        from .bvhsource import BVHPlayback
+
+        pb = BVHPlayback(bvh, loop=loop, start_s=start)
+        performers.append(sender.Performer(bvh.stem if synthetic == 0 and name == "synth" else f"{name}-bvh", pb.pose_at))
+    n = synthetic if (synthetic or bvh is not None) else 1
+    for k in range(n):
+        sp = SyntheticPerformer(motion=motion, seed=seed + k, index=k, fps=fps, seconds=seconds)
+        blend = (lambda t, s=seed + k: synthetic_blendshapes(t, s)) if blendshapes else None
+        performers.append(sender.Performer(f"{name}-{k + 1}", sp.pose_at, blend, sp.world_at))
+    what = ", ".join(p.name for p in performers)
+    err.print(f"sending {len(performers)} performer(s) ({what}) as {protocol} to {target[0]}:{target[1]} at {fps:g} fps" + (f" for {seconds:g} s" if seconds else " (Ctrl-C stops)"))
+    try:
+        stats = sender.send(performers, target, fps=fps, seconds=seconds, protocol=protocol)
+    except KeyboardInterrupt:
+        err.print("stopped")
+        return
+    console.print(json.dumps({"frames": stats.frames, "datagrams": stats.datagrams, "bytes": stats.bytes, "late_ticks": stats.late_ticks, "seconds": round(stats.seconds, 3)}))
+
+
+def _health_table(summary: list[dict], ingest) -> Table:
+    t = Table(title="mocap sources", expand=False)
+    for col in ("source", "performers", "rate Hz", "loss %", "latency p50/p99 ms", "last seen s", "frames", "rejected"):
+        t.add_column(col)
+    for s in summary:
+        lat = "-" if s["latency_ms_p50"] is None else f"{s['latency_ms_p50']:.1f} / {s['latency_ms_p99']:.1f}"
+        rej = ", ".join(f"{k} {v}" for k, v in sorted(s["rejects"].items())) or "-"
+        last = "-" if s["last_seen_s"] is None else f"{s['last_seen_s']:.1f}"
+        t.add_row(s["source"], ", ".join(s["performers"]) or "-", f"{s['rate_hz']:.0f}", f"{s['loss_pct']:.2f}", lat, last, str(s["frames"]), rej)
+    if ingest.recorder is not None:
+        t.caption = f"recording {ingest.recorder.take.id}: {ingest.recorder.frames} frames"
+    return t
+
+
+@app.command()
+def listen(
+    vmc: Optional[int] = typer.Option(None, "--vmc", help="Listen for VMC on this UDP port (e.g. 39539)."),
+    xsens: Optional[int] = typer.Option(None, "--xsens", help="Listen for Xsens MVN on this UDP port (e.g. 9763)."),
+    osc_port: Optional[int] = typer.Option(None, "--osc", help="Listen for generic OSC on this UDP port (with --profile)."),
+    profile: str = typer.Option("plain", "--profile", help="OSC mapping profile: a shipped name (plain, rokoko, moveai) or a .toml file."),
+    host: str = typer.Option("0.0.0.0", "--host"),
+    record: Optional[Path] = typer.Option(None, "--record", help="Record into a new take in this takes root."),
+    production: Optional[str] = typer.Option(None, "--production"),
+    scene: str = typer.Option("1", "--scene"),
+    shot: str = typer.Option("A", "--shot"),
+    take_fps: float = typer.Option(60.0, "--take-fps", help="The take's frame rate (timecode, export)."),
+    seconds: Optional[float] = typer.Option(None, "--seconds", help="Stop after this long (default: Ctrl-C)."),
+    delay_ms: float = typer.Option(0.0, "--delay-ms", help="Jitter buffer delay."),
+    max_gap_ms: float = typer.Option(100.0, "--max-gap-ms", help="Interpolate live output over gaps up to this long."),
+    smooth: bool = typer.Option(False, "--smooth", help="One-Euro filter on the live output (the take keeps raw frames)."),
+    min_cutoff: float = typer.Option(1.0, "--min-cutoff"),
+    beta: float = typer.Option(0.5, "--beta"),
+    calibration: List[Path] = typer.Option([], "--calibration", help="Calibration file(s) from `machinima mocap calibrate`."),
+    performer: List[str] = typer.Option([], "--performer", help="Name a sender: HOST:PORT=NAME (VMC) or CHARACTER=NAME (Xsens)."),
+    server: Optional[str] = typer.Option(None, "--server", help="Relay frames to the stage server, e.g. ws://127.0.0.1:8765/stage."),
+    token: Optional[str] = typer.Option(None, "--token", help="Performer token for --server."),
+    json_out: bool = typer.Option(False, "--json", help="No live table; print the final health as JSON."),
+) -> None:
+    """Listen to several sources at once, show per-source health live, optionally record and relay."""
+    import asyncio
+
+    from .errors import MocapError
+    from .listener import Ingest, Recorder, serve
+    from .retarget import Calibration
+
+    if not any(p is not None for p in (vmc, xsens, osc_port)):
+        raise MocapError("nothing to listen to", hint="give --vmc PORT, --xsens PORT and/or --osc PORT")
+    if server and not token:
+        raise MocapError("--server needs --token (a performer token from `machinima server token`)")
+    names = _pairs(performer, "--performer")
+    cals = {c.performer: c for c in (Calibration.load(p) for p in calibration)}
+    ingest = Ingest(delay_ms=delay_ms, max_gap_ms=max_gap_ms, smoothing={"min_cutoff": min_cutoff, "beta": beta} if smooth else None, calibrations=cals)
+    bindings = []
+    from .sources import get_source
+
+    if vmc is not None:
+        ingest.add_source(get_source("vmc")("vmc", performers=names))
+        bindings.append(("vmc", host, vmc))
+    if xsens is not None:
+        ingest.add_source(get_source("xsens")("xsens", performers=names))
+        bindings.append(("xsens", host, xsens))
+    if osc_port is not None:
+        ingest.add_source(get_source("osc")("osc", profile=profile))
+        bindings.append(("osc", host, osc_port))
+    take = None
+    if record is not None:
+        from machinima.config import load_config
+        from machinima.take import Take
+
+        take = Take.create(record, production=production or load_config().production, scene=scene, shot=shot, fps=take_fps,
+                           notes=[f"mocap listen: {', '.join(f'{n}:{p}' for n, _, p in bindings)}"])
+        ingest.recorder = Recorder(take)
+        err.print(f"recording into {take.path}")
+
+    async def run() -> list[dict]:
+        relay = None
+        if server:
+            from .relay import StageRelay
+
+            relay = StageRelay(server, token or "")
+            await relay.start()
+            ingest.on_frame = relay.offer
+        try:
+            if json_out:
+                return await serve(ingest, bindings, seconds=seconds)
+            from rich.live import Live
+
+            with Live(_health_table(ingest.summary(), ingest), console=err, refresh_per_second=4) as live:
+                return await serve(ingest, bindings, seconds=seconds, on_interval=lambda: live.update(_health_table(ingest.summary(), ingest)))
+        finally:
+            if relay is not None:
+                await relay.close()
+
+    summary: list[dict] = []
+    status = "complete"
+    try:
+        summary = asyncio.run(run())
+    except KeyboardInterrupt:
+        summary = ingest.summary()
+    except Exception:
+        status = "failed"
+        raise
+    finally:
+        if ingest.recorder is not None:
+            tid = ingest.recorder.close(summary or ingest.summary(), status)
+            err.print(f"take {tid}: {ingest.recorder.frames} frames recorded" + (f" (recording error: {ingest.record_error})" if ingest.record_error else ""))
+    if json_out:
+        console.print(json.dumps({"sources": summary, "recorded_frames": ingest.recorder.frames if ingest.recorder else 0, "take": take.id if take else None}))
+
+
+@app.command()
+def stats(
+    take: str = typer.Argument(..., help="A take folder or id."),
+    root: Optional[Path] = typer.Option(None, "--root"),
+    json_out: bool = typer.Option(False, "--json"),
+) -> None:
+    """Per-performer figures of a recorded take (frames, rate, gaps) and the health recorded with it."""
+    from machinima.cli import resolve_take
+    from machinima.take import Take
+
+    from .takestats import take_stats
+
+    t = Take.open(resolve_take(take, root))
+    st = take_stats(t)
+    if json_out:
+        console.print(json.dumps(st))
+        return
+    tab = Table(title=f"{st['take']} ({st['fps']} fps, {st['status']})")
+    for col in ("performer", "frames", "seconds", "rate Hz", "gaps", "longest gap ms", "blendshapes"):
+        tab.add_column(col)
+    for p in st["performers"]:
+        tab.add_row(p["name"], str(p["frames"]), f"{p['seconds']:.2f}", f"{p['rate_hz']:.1f}", str(p["gaps"]), f"{p['longest_gap_ms']:.1f}", str(p["blend_frames"]))
+    console.print(tab)
+    for s in st["sources"]:
+        rej = ", ".join(f"{k} {v}" for k, v in sorted(s.get("rejects", {}).items())) or "none"
+        console.print(f"source {s['source']}: {s['frames']} frames, loss {s['loss_pct']:.2f} %, rejected: {rej}")
+
+
+@app.command()
+def calibrate(
+    vmc: Optional[int] = typer.Option(None, "--vmc"),
+    xsens: Optional[int] = typer.Option(None, "--xsens"),
+    osc_port: Optional[int] = typer.Option(None, "--osc"),
+    profile: str = typer.Option("plain", "--profile"),
+    host: str = typer.Option("0.0.0.0", "--host"),
+    performer: Optional[str] = typer.Option(None, "--performer", help="Which performer (default: the first one heard)."),
+    seconds: float = typer.Option(1.0, "--seconds", help="Average this long of T-pose."),
+    wait: float = typer.Option(10.0, "--wait", help="Give up when nothing arrives for this long."),
+    out: Path = typer.Option(..., "--out", help="Calibration file to write (JSON)."),
+) -> None:
+    """Capture the performer's current pose as the T-pose rest (stand in a T-pose first)."""
+    from .calibrate import capture_calibration
+
+    cal = capture_calibration(vmc=vmc, xsens=xsens, osc=osc_port, profile=profile, host=host, performer=performer, seconds=seconds, wait=wait)
+    cal.save(out)
+    console.print(f"calibrated {cal.performer}: wrote {out}")
+
+
+@app.command()
+def profiles() -> None:
+    """List the shipped OSC mapping profiles."""
+    from .oscmap import load_profile, shipped_profiles
+
+    for n in shipped_profiles():
+        p = load_profile(n)
+        console.print(f"[bold]{n}[/]: {p.description}")

@@ -1,0 +1,184 @@
+"""Sources by name, and the VMC source.
+
+A source is a sans-I/O object: ``feed(data, addr, t_recv_ns) -> list[Frame]``, with a
+``rejects`` Counter (reason -> count) and a ``kind``. Listeners only move bytes into it.
+
+Sources register by name: the built-in ones below, plus any package that declares an entry
+point in the ``machinima.mocap_sources`` group (``name = "pkg.module:Class"``); a plugin that
+fails to import is logged and skipped. ``get_source(name)`` returns the class, imported when
+first used.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import time
+from collections import Counter
+from importlib.metadata import entry_points
+from typing import Callable, Protocol
+
+import numpy as np
+
+from machinima import vmc
+
+from .errors import MocapError
+from .frames import Frame, new_pose
+
+log = logging.getLogger("machinima.mocap")
+
+BUILTIN: dict[str, str] = {
+    "vmc": "mocap.sources:VMCSource",
+    "osc": "mocap.oscmap:OSCMapSource",
+    "xsens": "mocap.xsens_source:XsensSource",
+}
+ENTRY_POINT_GROUP = "machinima.mocap_sources"
+
+
+class Source(Protocol):
+    kind: str
+    name: str
+    rejects: Counter
+
+    def feed(self, data: bytes, addr: tuple, t_recv_ns: int) -> list[Frame]: ...
+
+
+def registry() -> dict[str, str]:
+    """Name -> 'module:Class' of every known source (built-ins, then entry points)."""
+    out = dict(BUILTIN)
+    try:
+        for ep in entry_points(group=ENTRY_POINT_GROUP):
+            out.setdefault(ep.name, ep.value)
+    except Exception as exc:  # a broken environment must not stop capture
+        log.warning("could not read %s entry points: %s", ENTRY_POINT_GROUP, exc)
+    return out
+
+
+def get_source(kind: str) -> Callable[..., Source]:
+    reg = registry()
+    if kind not in reg:
+        raise MocapError(f"unknown mocap source {kind!r}", hint=f"known: {', '.join(sorted(reg))}")
+    mod, _, attr = reg[kind].partition(":")
+    try:
+        return getattr(importlib.import_module(mod), attr)
+    except Exception as exc:
+        raise MocapError(f"mocap source {kind!r} ({reg[kind]}) failed to load: {exc}") from None
+
+
+class RateLimiter:
+    """Token bucket per sender address: a flood is dropped before it costs any parsing."""
+
+    def __init__(self, rate: float, burst: float | None = None, max_senders: int = 256) -> None:
+        self.rate = float(rate)
+        self.burst = float(burst if burst is not None else rate / 4)
+        self.max_senders = max_senders
+        self._state: dict[tuple, tuple[float, int]] = {}
+
+    def allow(self, addr: tuple, now_ns: int) -> bool:
+        st = self._state.get(addr)
+        if st is None:
+            if len(self._state) >= self.max_senders:
+                oldest = min(self._state, key=lambda a: self._state[a][1])
+                del self._state[oldest]
+            self._state[addr] = (self.burst - 1, now_ns)
+            return True
+        tokens, last = st
+        tokens = min(self.burst, tokens + (now_ns - last) / 1e9 * self.rate)
+        if tokens < 1:
+            self._state[addr] = (tokens, now_ns)
+            return False
+        self._state[addr] = (tokens - 1, now_ns)
+        return True
+
+
+class _Sender:
+    __slots__ = ("decoder", "pose", "performer", "touched", "pending", "sender_time")
+
+    def __init__(self, decoder: vmc.VMCDecoder, performer: str) -> None:
+        self.decoder = decoder
+        self.pose = new_pose()
+        self.performer = performer
+        self.touched: set[int] = set()
+        self.pending = False
+        self.sender_time: float | None = None
+
+
+class VMCSource:
+    """VMC over OSC on one port; each sender address is a performer.
+
+    The performer's name: ``performers[host:port]`` when given, else the Root/Pos name when it
+    is not the default "root" (machinima's senders put the performer's name there), else
+    ``<name>-<k>`` in order of first appearance. A bundle is one frame; single messages make
+    a frame when ``/VMC/Ext/T`` or ``/VMC/Ext/OK`` arrives or a bone repeats.
+    Limits: ``max_senders``, ``max_packets_per_s`` per sender (a flood is counted as ``flood``).
+    """
+
+    kind = "vmc"
+
+    def __init__(self, name: str = "vmc", *, performers: dict[str, str] | None = None, max_senders: int = 64,
+                 max_packets_per_s: float = 20000.0, decoder_limits: dict | None = None) -> None:
+        self.name = name
+        self.performer_names = dict(performers or {})
+        self.max_senders = max_senders
+        self.rejects: Counter[str] = Counter()
+        self._limiter = RateLimiter(max_packets_per_s, max_senders=max_senders * 4)
+        self._decoder_limits = dict(decoder_limits or {})
+        self._senders: dict[tuple, _Sender] = {}
+        self._count = 0
+
+    def _sender(self, addr: tuple) -> _Sender | None:
+        s = self._senders.get(addr)
+        if s is None:
+            if len(self._senders) >= self.max_senders:
+                self.rejects["too_many_senders"] += 1
+                return None
+            self._count += 1
+            key = f"{addr[0]}:{addr[1]}" if len(addr) >= 2 else str(addr)
+            dec = vmc.VMCDecoder(**self._decoder_limits)
+            dec.rejects = self.rejects  # one counter for the whole source
+            s = _Sender(dec, self.performer_names.get(key, f"{self.name}-{self._count}"))
+            self._senders[addr] = s
+        return s
+
+    def feed(self, data: bytes, addr: tuple, t_recv_ns: int | None = None) -> list[Frame]:
+        now = time.monotonic_ns() if t_recv_ns is None else t_recv_ns
+        if not self._limiter.allow(addr, now):
+            self.rejects["flood"] += 1
+            return []
+        s = self._sender(addr)
+        if s is None:
+            return []
+        pkt = s.decoder.feed(data)  # its rejects are counted straight into self.rejects
+        if pkt is None:
+            return []
+        if pkt.root_name and pkt.root_name != "root" and s.performer.startswith(f"{self.name}-"):
+            key = f"{addr[0]}:{addr[1]}" if len(addr) >= 2 else str(addr)
+            if key not in self.performer_names:
+                s.performer = pkt.root_name
+        is_bundle = data[:8] == b"#bundle\x00"
+        out: list[Frame] = []
+        if is_bundle:
+            if pkt.has_pose:
+                pkt.apply_to(s.pose)
+                out.append(self._frame(s, now, pkt.time_s, pkt))
+            elif pkt.blend_apply:
+                out.append(self._frame(s, now, pkt.time_s, pkt))
+            return out
+        # single messages: accumulate, emit on T / OK / a repeated bone
+        if pkt.bone_index.shape[0] and int(pkt.bone_index[0]) in s.touched and s.pending:
+            out.append(self._frame(s, now, s.sender_time, None))
+        if pkt.has_pose:
+            pkt.apply_to(s.pose)
+            s.touched.update(int(i) for i in pkt.bone_index)
+            s.pending = True
+        if pkt.time_s is not None:
+            s.sender_time = pkt.time_s
+        if (pkt.time_s is not None or pkt.ok is not None) and s.pending:
+            out.append(self._frame(s, now, s.sender_time, None))
+        return out
+
+    def _frame(self, s: _Sender, now: int, sender_time: float | None, pkt: vmc.VMCPacket | None) -> Frame:
+        s.touched = set()
+        s.pending = False
+        blend = dict(s.decoder.applied_blendshapes) if pkt is not None and pkt.blend_apply else None
+        return Frame(s.performer, self.name, now, s.pose.copy(), sender_time, None, blend)
