@@ -152,10 +152,14 @@ class Player:
         hi = self.frames.seconds_of(to_tc) if to_tc else self.frames.duration_s
         if hi < lo:
             raise BridgeError(f"--to {to_tc} comes before --from {from_tc}")
-        self.playhead = Playhead(lo, hi, speed=speed, loop=loop)
-        rates = [e.rate for e in mapping.engines if e.rate] + ([rate] if rate else [])
-        self.rate = float(max(rates)) if rates else float(self.frames.fps)
-        self.ticker = Ticker(self.rate if rates else self.frames.fps, spin_ns=spin_ns)
+        self.playhead = Playhead(lo, hi, speed=speed, loop=loop, tail_s=1.0 / float(self.frames.fps))
+        # Each engine runs at its own rate (default: --rate, else the take's fps); the ticker runs
+        # at the fastest and a slower engine gets the ticks where its own frame counter advances.
+        default_rate = rate or self.frames.fps
+        self.rate = float(max([float(e.rate or default_rate) for e in mapping.engines] + [float(default_rate)]))
+        exact = all(not e.rate for e in mapping.engines)
+        self.ticker = Ticker(default_rate if exact else self.rate, spin_ns=spin_ns)
+        self._default_rate = float(default_rate)
         self.sink = sink
         self._context = {"controller": self, "sink": sink, "info": {"mode": "playback", "take": take.id, "fps": str(self.frames.fps)}}
         self.targets: list[Target] = targets if targets is not None else []
@@ -165,6 +169,7 @@ class Player:
         self.report = PlaybackReport(take.id)
         self._opened = False
         self._start_ns = 0
+        self._last_pos: float | None = None
 
     # --- controller (thread-safe: called from the keyboard thread and the plugin server) -----
     def command(self, cmd: PlaybackCommand) -> dict[str, Any]:
@@ -214,14 +219,16 @@ class Player:
             for t in opened:
                 t.close()
             raise
-        self._target_rates = [t.engine.rate for t in self.targets]
+        self._target_rates = [float(t.engine.rate or self._default_rate) for t in self.targets]
         self._opened = True
 
     def _tick(self, k: int, deadline: int) -> bool:
         ph = self.playhead
-        if ph.finished(deadline):
-            return False
-        pos = ph.position(deadline)
+        finished = ph.finished(deadline)
+        pos = ph.position(deadline)  # held at the end once finished
+        if finished and self._last_pos is not None and abs(self._last_pos - pos) < 1e-6:
+            return False  # the last frame went out on the previous tick
+        self._last_pos = pos
         idx, poses, blend = self.frames.sample(pos)
         version = ph.version
         state = ph.state()
@@ -233,15 +240,14 @@ class Player:
                 except MachinimaError as exc:
                     log.warning("could not record the playback state: %s", exc)
         frame = BridgeFrame(k, pos, self.frames.timecode(idx), poses, blend, state, self._playback_cache[2], version * 2 + (state == "paused"))
-        t_s = (deadline - self._start_ns) / NS_PER_S
         for t, r in zip(self.targets, self._target_rates):
-            if r and r < self.rate:
+            if r < self.rate - 1e-9 and k:
                 # a slower engine gets the ticks where its own frame counter advances
-                if math.floor(t_s * r + 1e-9) == math.floor((t_s - 1.0 / self.rate) * r + 1e-9) and k:
+                if math.floor(k * r / self.rate + 1e-9) == math.floor((k - 1) * r / self.rate + 1e-9):
                     continue
             t.send(frame)
         self.report.frames_sent += 1
-        return True
+        return not finished
 
     def run(self, *, max_ticks: int | None = None) -> PlaybackReport:
         if not self._opened:

@@ -203,6 +203,7 @@ class Playhead:
         *,
         speed: float = 1.0,
         loop: bool = False,
+        tail_s: float = 0.0,
         clock: Callable[[], int] = time.perf_counter_ns,
     ) -> None:
         if hi_s < lo_s:
@@ -211,6 +212,7 @@ class Playhead:
         self.lo_s = float(lo_s)
         self.hi_s = float(hi_s)
         self.loop = loop
+        self.tail_s = float(tail_s)  # a loop lasts hi - lo + tail (the last frame's duration)
         self.clock = clock
         self._lock = threading.Lock()
         self._speed = float(speed)
@@ -230,12 +232,12 @@ class Playhead:
         return self._anchor_s + (now - self._wall_ns) / NS_PER_S * self._speed
 
     def _wrap(self, pos: float) -> float:
-        span = self.hi_s - self.lo_s
-        if pos <= self.hi_s:
-            return max(pos, self.lo_s)
+        if pos < self.lo_s:
+            return self.lo_s
+        span = self.hi_s - self.lo_s + self.tail_s
         if self.loop and span > 0:
-            return self.lo_s + (pos - self.lo_s) % span
-        return self.hi_s
+            pos = self.lo_s + max((pos - self.lo_s + 1e-9) % span - 1e-9, 0.0)  # 1 ns guards float modulo
+        return min(pos, self.hi_s)
 
     def position(self, now_ns: int | None = None) -> float:
         with self._lock:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+import struct
 import threading
 import time
 
@@ -45,12 +46,18 @@ def make_take(root, performers=("alice", "bob"), n=60, fps=60, blend=False, time
     return take.path, expected
 
 
+SO_TIMESTAMPNS = getattr(socket, "SO_TIMESTAMPNS", 35)
+
+
 class UDPCollector:
-    """A real UDP socket on 127.0.0.1 that keeps every datagram with its arrival time."""
+    """A real UDP socket on 127.0.0.1 that keeps every datagram with its arrival time: the
+    kernel's receive stamp (SO_TIMESTAMPNS, ns), so the timing does not depend on when this
+    Python thread gets to run."""
 
     def __init__(self) -> None:
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8 << 20)
+        self.sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
         self.sock.bind(("127.0.0.1", 0))
         self.sock.settimeout(0.05)
         self.port = self.sock.getsockname()[1]
@@ -62,12 +69,17 @@ class UDPCollector:
     def _run(self) -> None:
         while not self._stop.is_set():
             try:
-                data = self.sock.recv(65536)
+                data, anc, _, _ = self.sock.recvmsg(65536, 256)
             except socket.timeout:
                 continue
             except OSError:
                 return
-            self.packets.append((time.perf_counter_ns(), data))
+            stamp = time.time_ns()
+            for level, kind, raw in anc:
+                if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS and len(raw) >= 16:
+                    sec, nsec = struct.unpack("qq", raw[:16])
+                    stamp = sec * 1_000_000_000 + nsec
+            self.packets.append((stamp, data))
 
     def wait_for(self, n: int, timeout: float = 10.0) -> None:
         end = time.monotonic() + timeout
