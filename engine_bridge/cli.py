@@ -254,7 +254,7 @@ def listen(
     listener = OSCIngestListener(sink, port=osc_in).start() if osc_in is not None else None
     ps = None
     if plugin:
-        host, port = parse_address(plugin, 8770, "--plugin")
+        host, port = parse_address(plugin, 8770, "--plugin", listen=True)
         ps = PluginServer(host, port, sink=sink, info={"mode": "listen"}).start()
     console.print(f"listening: {'OSC udp/' + str(listener.port) if listener else ''} {'plugins ' + ps.url if ps else ''}", highlight=False)
     end = None if duration is None else time.monotonic() + duration

@@ -99,9 +99,10 @@ def check_bone(name: Any, where: str) -> str:
     return name
 
 
-def _port(value: Any, where: str) -> int:
-    if not isinstance(value, int) or isinstance(value, bool) or not (1 <= value <= 65535):
-        raise MappingError(f"{where}: port must be an integer 1..65535, got {value!r}")
+def _port(value: Any, where: str, *, listen: bool = False) -> int:
+    low = 0 if listen else 1  # a port we listen on may be 0: the system picks a free one
+    if not isinstance(value, int) or isinstance(value, bool) or not (low <= value <= 65535):
+        raise MappingError(f"{where}: port must be an integer {low}..65535, got {value!r}")
     return value
 
 
@@ -111,7 +112,7 @@ def _unknown(keys: Iterable[str], allowed: set[str], where: str) -> None:
         raise MappingError(f"{where}: unknown key {extra[0]!r}", hint=f"allowed keys: {', '.join(sorted(allowed))}")
 
 
-def parse_address(text: str, default_port: int, what: str = "address") -> tuple[str, int]:
+def parse_address(text: str, default_port: int, what: str = "address", *, listen: bool = False) -> tuple[str, int]:
     """``HOST:PORT`` / ``HOST`` / ``:PORT`` -> (host, port)."""
     host, sep, port = str(text).rpartition(":")
     if not sep:
@@ -120,7 +121,7 @@ def parse_address(text: str, default_port: int, what: str = "address") -> tuple[
         p = int(port)
     except ValueError:
         raise MappingError(f"{what} {text!r}: port {port!r} is not a number", hint="write HOST:PORT, e.g. 127.0.0.1:39539") from None
-    return host or "127.0.0.1", _port(p, f"{what} {text!r}")
+    return host or "127.0.0.1", _port(p, f"{what} {text!r}", listen=listen)
 
 
 def _avatar(doc: Any, engine: str, target: str, i: int) -> AvatarMap:
@@ -219,7 +220,7 @@ def parse_mapping(doc: Any, where: str = "mapping") -> Mapping:
         if target not in targets:
             raise MappingError(f"{ew}: unknown target {target!r}", hint=f"targets: {', '.join(sorted(targets))}")
         default_port = {"vmc": 39539, "vrchat": 9000, "plugin": 8770}.get(target, 0)
-        port = _port(e.get("port", default_port), ew)
+        port = _port(e.get("port", default_port), ew, listen=target == "plugin")
         host = e.get("host", "127.0.0.1")
         if not isinstance(host, str) or not host:
             raise MappingError(f"{ew}: 'host' must be a host name or address")
@@ -287,7 +288,7 @@ def mapping_from_flags(
         name = name if eq else performers[0]
         engines.append(EngineMap("vrchat", "vrchat", host, port, rate, [AvatarMap(name, name, trackers=dict(DEFAULT_TRACKERS))], check_calibration({}, "--vrchat")))
     if plugin:
-        host, port = parse_address(plugin, 8770, "--plugin")
+        host, port = parse_address(plugin, 8770, "--plugin", listen=True)
         engines.append(EngineMap("plugin", "plugin", host, port, rate, [AvatarMap(p, p) for p in performers]))
     if not engines:
         raise MappingError("no engine to send to", hint="give --vmc HOST:PORT, --vrchat HOST:PORT, --plugin HOST:PORT or --mapping FILE")

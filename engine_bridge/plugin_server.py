@@ -163,26 +163,22 @@ class PluginServer:
             unknown = [p for p in (ev.performers or []) if self.avatars and p not in self.avatars]
             if unknown:
                 conn.error("unknown_performer", f"no performer {unknown[0]!r} here; performers: {sorted(self.avatars)}")
-                self.errors += 1
                 conn.subscription = None
                 return
             conn.send({"type": "subscribed", "performers": ev.performers or sorted(self.avatars), "space": ev.space})
         elif isinstance(ev, PlaybackCommand):
             if self.controller is None:
                 conn.error("not_playback", "this bridge relays the live stage: there is no playback to steer")
-                self.errors += 1
                 return
             try:
                 state = self.controller.command(ev)
             except BridgeError as exc:
                 conn.error("bad_command", str(exc))
-                self.errors += 1
                 return
             conn.send({"type": "playback", **state})
         elif isinstance(ev, (CameraSample, EngineEvent)):
             if self.sink is None:
                 conn.error("not_recording", "nothing records here: start the bridge with --record-into or --server")
-                self.errors += 1
                 return
             t_ns = time.monotonic_ns()
             try:
@@ -194,7 +190,6 @@ class PluginServer:
                     self.received["event"] += 1
             except BridgeError as exc:
                 conn.error("not_recorded", str(exc))
-                self.errors += 1
                 return
             if ev.id is not None:
                 conn.send({"type": "ack", "id": ev.id})
