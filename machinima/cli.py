@@ -207,7 +207,8 @@ def demo(
 
 
 def _register_plugins() -> None:
-    """Add each spoke's Typer app; a missing or broken spoke is logged and skipped."""
+    """Add each spoke's commands: a Typer app becomes a command group, a plain function a single
+    command. A missing or broken spoke is logged and skipped."""
     for ep in entry_points(group="machinima.cli"):
         try:
             sub = ep.load()
@@ -220,7 +221,10 @@ def _register_plugins() -> None:
         except Exception as exc:  # a broken plugin must not break the CLI
             err_console.print(f"[yellow]warning[/]: command group {ep.name!r} failed to load ({exc})")
             continue
-        app.add_typer(sub, name=ep.name)
+        if isinstance(sub, typer.Typer):
+            app.add_typer(sub, name=ep.name)
+        else:  # a plain function: a single command (`machinima archive SOURCE ...`)
+            app.command(name=ep.name)(sub)
 
 
 def main(argv: list[str] | None = None) -> None:

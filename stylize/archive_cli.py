@@ -1,0 +1,99 @@
+"""``machinima archive SOURCE --preset vhs-1994``: the archive look as a resumable post step.
+
+SOURCE is a take (id or folder: its ``passes/rgb``, or another step's output with ``--from
+post/<step-id>``), a video file, or a folder of numbered images.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from fractions import Fraction
+from pathlib import Path
+from typing import Callable, Optional
+
+import typer
+from rich.console import Console
+
+console = Console()
+
+
+def _open_source(source: str, from_: str) -> tuple[Callable[[int], "object"], list[int], Fraction, Path, str]:
+    """(frame reader, frame numbers, fps, default output folder, description) for SOURCE."""
+    from machinima.imageseq import list_frames, read_image, read_video
+    from machinima.take import Take
+
+    from .archive import ArchiveError
+
+    p = Path(source)
+    if p.is_file():
+        frames = list(read_video(p))
+        if not frames:
+            raise ArchiveError(f"{p} has no frames")
+        import av
+
+        with av.open(str(p)) as c:
+            rate = c.streams.video[0].average_rate or Fraction(24)
+        return (lambda f: frames[f]), list(range(len(frames))), Fraction(rate), p.with_name(f"{p.stem}-archive"), f"video {p.name}"
+    take_dir = None
+    if (p / "take.json").exists():
+        take_dir = p
+    elif not p.is_dir():
+        from machinima.cli import resolve_take
+
+        take_dir = resolve_take(source)
+    if take_dir is not None:
+        take = Take.open(take_dir)
+        folder = take.passes_dir("rgb") if from_ == "rgb" else take.path / from_ / "frames"
+        if not folder.is_dir():
+            raise ArchiveError(f"take {take.id} has no frames at {folder}", hint="render passes first, or name a step with --from post/<step-id>")
+        files = list_frames(folder)
+        return (lambda f: read_image(files[f])), list(files), take.fps, take.post_dir(), f"take {take.id} ({from_})"
+    files = list_frames(p)
+    if not files:
+        raise ArchiveError(f"no numbered images in {p}")
+    return (lambda f: read_image(files[f])), list(files), Fraction(24), p.with_name(f"{p.name}-archive"), f"folder {p.name}"
+
+
+def archive(
+    source: str = typer.Argument(..., help="Take id/folder, video file, or image folder."),
+    preset: str = typer.Option("vhs-1994", "--preset", "-p", help="Preset name or .toml file (see --list)."),
+    seed: int = typer.Option(0, help="Same seed, same pixels."),
+    from_: str = typer.Option("rgb", "--from", help="For a take: 'rgb' (the render) or 'post/<step-id>'."),
+    out: Optional[Path] = typer.Option(None, help="Output folder (default: the take's post/ or beside the source)."),
+    step_id: Optional[str] = typer.Option(None, help="Step folder name (default: archive-<preset>)."),
+    mp4: bool = typer.Option(True, help="Also write an mp4."),
+    ray: Optional[str] = typer.Option(None, "--ray", help="Run on a Ray cluster: address or 'auto' / 'local'."),
+    list_: bool = typer.Option(False, "--list", help="List the shipped presets and exit."),
+) -> None:
+    """Age footage with an archive preset (VHS, DV, early phone, Super 8): deterministic by seed,
+    resumable, frames + mp4 with provenance."""
+    from machinima.imageseq import read_image, write_video
+    from machinima.poststep import PostStep
+
+    from .archive import ArchiveLook, list_presets, load_preset
+
+    if list_:
+        for name in list_presets():
+            console.print(f"{name:<12} {load_preset(name).description}")
+        raise typer.Exit()
+    pre = load_preset(preset)
+    read, frames, fps, default_out, what = _open_source(source, from_)
+    folder = (out or default_out) / (step_id or f"archive-{pre.name}")
+    params = {"preset": dataclasses.asdict(pre), "seed": seed, "source": what}
+    params["preset"]["fps"] = str(pre.fps) if pre.fps else None
+    notes = [f"archive look '{pre.name}' (deterministic, seed {seed}); no model weights involved"]
+    make_step = lambda: PostStep(folder, "archive", params, inputs={"source": what}, notes=notes)  # noqa: E731
+    if ray:
+        from machinima.distributed import run_on_ray
+
+        rep = run_on_ray(make_step, lambda: ArchiveLook(pre, read, seed=seed, source_fps=fps, last_frame=frames[-1]).process,
+                         frames, address=ray, chunk_size=12, description=f"archive {pre.name}")
+    else:
+        look = ArchiveLook(pre, read, seed=seed, source_fps=fps, last_frame=frames[-1])
+        gop = max([int(e.params.get("gop", 1)) for e in pre.effects if e.kind == "codec"] + [1])
+        rep = make_step().run(frames, look.process, batch_size=gop, description=f"archive {pre.name}")
+    step = make_step()
+    if mp4:
+        outs = step.outputs_of("frames")
+        write_video(folder / f"{folder.name}.mp4", (read_image(outs[f]) for f in sorted(outs)), fps=fps)
+    console.print(f"{len(rep.done)} frames aged, {len(rep.skipped)} already done -> {folder}")

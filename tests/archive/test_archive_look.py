@@ -1,0 +1,108 @@
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from stylize.archive import ArchiveError, ArchiveLook, fit, list_presets, load_preset, parse_preset, psnr
+
+# Documented (docs/stylize.md, "Archive look"): PSNR of each preset against the source fitted
+# into the format's frame, on textured moving test footage.
+PSNR_RANGE = (12.0, 32.0)
+
+
+def footage(h=120, w=200):
+    rng = np.random.default_rng(7)
+    base = rng.integers(0, 255, (h // 8, w // 8, 3), dtype=np.uint8)
+    import cv2
+
+    base = cv2.resize(base, (w, h), interpolation=cv2.INTER_CUBIC)
+    return lambda f: np.roll(base, 3 * f, axis=1)
+
+
+@pytest.mark.parametrize("name", ["vhs-1994", "dv-2003", "phone-2009", "super8"])
+def test_presets_deterministic_random_access_and_measurable(name):
+    pre = load_preset(name)
+    src = footage()
+    a = ArchiveLook(pre, src, seed=3, source_fps=24, last_frame=13)
+    seq = [a.render(f) for f in range(14)]
+    b = ArchiveLook(pre, src, seed=3, source_fps=24, last_frame=13)
+    assert np.array_equal(b.render(9), seq[9])  # any frame alone == the same frame in sequence
+    assert np.array_equal(b.render(2), seq[2])
+    c = ArchiveLook(pre, src, seed=4, source_fps=24, last_frame=13)
+    assert not np.array_equal(c.render(9), seq[9])
+    assert seq[0].shape == (pre.size[1], pre.size[0], 3)
+    values = [psnr(out, fit(src(a.held_frame(f)), pre.size)) for f, out in enumerate(seq)]
+    assert PSNR_RANGE[0] < np.mean(values) < PSNR_RANGE[1], (name, np.mean(values))
+
+
+def test_all_shipped_presets_listed():
+    assert set(list_presets()) >= {"vhs-1994", "dv-2003", "phone-2009", "super8"}
+
+
+def test_codec_reencode_really_encodes():
+    pre = parse_preset({"size": [320, 240], "effects": [{"kind": "codec", "codec": "mpeg2video", "bitrate": 200000, "gop": 6}]})
+    src = footage()
+    look = ArchiveLook(pre, src, seed=0, source_fps=24, last_frame=11)
+    out = [look.render(f) for f in range(12)]
+    ref = [fit(src(f), pre.size) for f in range(12)]
+    q = [psnr(o, r) for o, r in zip(out, ref)]
+    assert all(15 < v < 40 for v in q)  # lossy, but the picture is still there
+
+
+def test_held_frames_for_slower_formats():
+    look = ArchiveLook(load_preset("super8"), footage(), source_fps=24)
+    held = [look.held_frame(f) for f in range(12)]
+    # 18 fps inside 24: 3 distinct images per 4 frames, each the source frame at the format
+    # frame's exposure time, never ahead of the output frame
+    assert held == [0, 0, 1, 2, 4, 4, 5, 6, 8, 8, 9, 10]
+    assert all(h <= f for f, h in enumerate(held))
+
+
+@pytest.mark.parametrize(
+    "doc, match",
+    [
+        ({"effects": [{"kind": "sepia"}]}, "unknown kind 'sepia'"),
+        ({"effects": [{"kind": "grain", "amout": 1}]}, "unknown field"),
+        ({"effects": [{"kind": "grain", "amount": -1}]}, "must not be negative"),
+        ({"effects": [{"kind": "jpeg", "quality": "low"}]}, "must be a number"),
+        ({"size": [10]}, "'size'"),
+        ({"fps": "fast"}, "'fps'"),
+    ],
+)
+def test_bad_presets_name_the_field(doc, match):
+    with pytest.raises(ArchiveError, match=match):
+        parse_preset(doc)
+
+
+def test_bad_stamp_date_and_missing_preset(tmp_path):
+    pre = parse_preset({"effects": [{"kind": "stamp", "text": "x", "clock_from": "yesterday"}]})
+    with pytest.raises(ArchiveError, match="ISO"):
+        ArchiveLook(pre, footage()).render(0)
+    with pytest.raises(ArchiveError, match="presets:"):
+        load_preset("vhs-2099")
+
+
+def test_cli_on_a_take_resumes(tmp_path):
+    from machinima.passes import PassSet
+    from machinima.take import Take
+
+    take = Take.create(tmp_path / "takes", production="p", scene="1", shot="1", fps=24)
+    take.finalize()
+    ps = PassSet.create(take.passes_dir(), width=96, height=54, fps="24")
+    src = footage(54, 96)
+    for f in range(6):
+        ps.write("rgb", f, src(f))
+    ps.save()
+    cmd = [sys.executable, "-m", "machinima", "archive", str(take.path), "--preset", "phone-2009", "--seed", "2"]
+    r = subprocess.run(cmd, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    step = take.post_dir("archive-phone-2009")
+    assert len(list((step / "frames").glob("*.png"))) == 6 and (step / "archive-phone-2009.mp4").exists()
+    params = json.loads((step / "params.json").read_text())
+    assert params["step"] == "archive" and params["params"]["seed"] == 2
+    r = subprocess.run(cmd, capture_output=True, text=True)
+    assert "0 frames aged, 6 already done" in r.stdout
+    r = subprocess.run([sys.executable, "-m", "machinima", "archive", str(tmp_path / "nothing-here")], capture_output=True, text=True)
+    assert r.returncode == 1 and "Traceback" not in r.stderr
