@@ -215,7 +215,7 @@ def live(
     relay.connect()  # subscribes to the mapping's performers, or to all when none are known yet
     try:
         if not m.engines:
-            on_stage = [p.get("name") for p in relay._client.stage.get("performers", []) if isinstance(p, dict)]
+            on_stage = [p.get("name") for p in relay._client.stage.get("performers", []) if isinstance(p, dict) and p.get("kind", "performer") == "performer"]
             relay.mapping = _mapping(on_stage, None, vmc, vrchat, plugin, rate)
     except BaseException:
         relay.close()

@@ -74,7 +74,7 @@ class LiveRelay:
         except MachinimaError as exc:
             self.close()
             raise BridgeError(f"cannot relay the stage at {self.url}: {exc}", hint="is `machinima server` running there, and is the token valid?") from None
-        on_stage = [p.get("name") for p in (self._client.stage or {}).get("performers", []) if isinstance(p, dict)]
+        on_stage = [p.get("name") for p in (self._client.stage or {}).get("performers", []) if isinstance(p, dict) and p.get("kind", "performer") == "performer"]
         self.report.missing = [p for p in self.mapping.performers() if p not in on_stage]
         if self.report.missing:
             log.warning("not on the stage yet: %s (their avatars wait for their first frame)", ", ".join(self.report.missing))
