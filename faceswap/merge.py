@@ -319,8 +319,8 @@ def merge(target: str | Path, model_dir: str | Path | None, *, out: str | Path |
         "model": str(model_dir) if model_dir else None, "model_sha256": file_hash(ck) if ck and ck.exists() else None,
         "iteration": doc.get("iteration"), "res": res, "face_type": face_type, **asdict(opts),
     }
-    step = PostStep(out_dir, "faceswap-merge", params, inputs={"source": str(source.path), "kind": source.kind, "rights": clearance.to_provenance()},
-                    notes=["face replacement: synthetic media"])
+    step = PostStep(out_dir, "faceswap-merge", params, inputs={"source": str(source.path), "kind": source.kind},
+                    notes=["face replacement: synthetic media"], rights=clearance)
     report = MergeReport(out_dir, frames=len(source.frames), rights=clearance.to_provenance())
 
     # 4. track (cached)

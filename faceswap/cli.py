@@ -1,0 +1,173 @@
+"""`machinima faceswap ...`: extract, sort, train, merge, export-onnx.
+
+Heavy imports (torch, cv2, mediapipe, onnxruntime) stay inside the commands.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+
+app = typer.Typer(help="Face swap: extract faces, train a model, merge it into takes and videos.", no_args_is_help=True)
+console = Console()
+err = Console(stderr=True)
+
+
+def _warn(lines: list[str]) -> None:
+    for line in lines:
+        err.print(f"[yellow]warning[/]: {line}")
+
+
+def _target(target: str) -> Path:
+    p = Path(target)
+    if p.exists():
+        return p
+    from machinima.cli import resolve_take
+
+    return resolve_take(target)
+
+
+@app.command("extract")
+def extract_cmd(
+    src: str = typer.Argument(..., help="A take (folder or id), a video file or a folder of images."),
+    out: Path = typer.Option(..., "--out", help="The faceset folder (created if new; a rerun resumes)."),
+    face_type: str = typer.Option("whole", "--face-type", help="half | mid | full | whole | head"),
+    size: int = typer.Option(256, "--size", help="Aligned face size in pixels (64-1024)."),
+    backend: str = typer.Option("mediapipe", "--backend", help="mediapipe (built in) or onnx (your models)."),
+    detector: Optional[Path] = typer.Option(None, "--detector", help="ONNX detector model (backend onnx)."),
+    landmarks: Optional[Path] = typer.Option(None, "--landmarks", help="ONNX 68-point landmark model (backend onnx)."),
+    every: int = typer.Option(1, "--every", help="Use every Nth frame."),
+    tag: list[str] = typer.Option([], "--tag", help="Tags for the new faces (repeatable)."),
+) -> None:
+    """Find, align and save every face of SRC into a faceset."""
+    from .extract import extract
+
+    opts = {k: str(v) for k, v in (("detector", detector), ("landmarks", landmarks)) if v} if backend == "onnx" else {}
+    r = extract(_target(src), out, face_type=face_type, size=size, backend=backend, backend_options=opts, every=every, tags=tuple(tag))
+    console.print(f"{r.added} face(s) added to {out} from {r.frames - r.skipped_frames} frame(s) ({r.fps:.1f} frames/s); {r.skipped_frames} already done")
+    _warn(r.messages())
+
+
+@app.command("sort")
+def sort_cmd(
+    faceset: Path = typer.Argument(..., help="The faceset folder."),
+    by: str = typer.Option("blur", "--by", help="blur | yaw | pitch | dupes"),
+    remove: bool = typer.Option(False, "--remove", help="Delete the flagged faces (blurry / extreme pose / dupes)."),
+    show: int = typer.Option(10, "--show", help="How many ranked faces to print."),
+) -> None:
+    """Rank a faceset and tag what to look at (blurry, extreme pose, duplicates)."""
+    from .faceset import filter_faceset, sort_faceset
+
+    r = sort_faceset(faceset, by)
+    for rank, (item, value) in enumerate(r.order[:show]):
+        console.print(f"{rank:4d}  item {item:6d}  {by} {value:.3f}{'  [yellow]flagged[/]' if item in r.flagged else ''}")
+    console.print(f"{len(r.order)} face(s) ranked by {by}; {len(r.flagged)} flagged")
+    _warn([str(p) for p in r.problems])
+    if remove and r.flagged:
+        tag = {"blur": "blurry", "yaw": "extreme-pose", "pitch": "extreme-pose", "dupes": "dupe"}[by]
+        n = filter_faceset(faceset, (tag,))
+        console.print(f"removed {n} face(s)")
+
+
+@app.command("train")
+def train_cmd(
+    model: Path = typer.Option(..., "--model", help="The model folder (created if new; a rerun resumes exactly)."),
+    src: Optional[Path] = typer.Option(None, "--src", help="Faceset of the face to put in."),
+    dst: Optional[Path] = typer.Option(None, "--dst", help="Faceset of the face to replace."),
+    arch: str = typer.Option("df", "--arch", help="df | liae"),
+    res: int = typer.Option(128, "--res", help="Model resolution (multiple of 16)."),
+    iters: int = typer.Option(10000, "--iters", help="Train until this iteration (total)."),
+    batch: int = typer.Option(8, "--batch"),
+    lr: float = typer.Option(5e-5, "--lr"),
+    e_dims: int = typer.Option(64, "--e-dims"),
+    ae_dims: int = typer.Option(256, "--ae-dims"),
+    d_dims: int = typer.Option(64, "--d-dims"),
+    save_every: int = typer.Option(500, "--save-every", help="Checkpoint and preview every N iterations."),
+    gan_power: float = typer.Option(0.0, "--gan-power", help="> 0 adds the adversarial stage."),
+    device: str = typer.Option("auto", "--device", help="auto | cpu | cuda | cuda:N"),
+    seed: int = typer.Option(0, "--seed"),
+    production: Optional[str] = typer.Option(None, "--production", help="Production for the rights check (default: machinima.toml)."),
+    subject: list[str] = typer.Option([], "--subject", help="Rights subjects (default: the two faceset folder names)."),
+    override: Optional[str] = typer.Option(None, "--rights-override", help="Proceed without rights records, with this reason (recorded)."),
+) -> None:
+    """Train a face model on two facesets (checkpoints every N iterations and on Ctrl-C)."""
+    from machinima import rights
+    from machinima.config import load_config
+
+    from .model import ModelConfig
+    from .train import Trainer, TrainConfig, read_model_doc
+
+    doc = read_model_doc(model) if (model / "model.json").exists() else {}
+    s, d = src or doc.get("src"), dst or doc.get("dst")
+    prod = production or load_config().production
+    subj = list(subject) or [Path(str(x)).name for x in (s, d) if x]
+    clearance = rights.require(prod, subj, "training", override=override)
+    mc = None if doc else ModelConfig(arch=arch, res=res, e_dims=e_dims, ae_dims=ae_dims, d_dims=d_dims)
+    tc = TrainConfig(batch=batch, lr=lr, save_every=save_every, seed=seed, gan_power=gan_power, device=device)
+    t = Trainer(model, src=s, dst=d, model_config=mc, train_config=tc, rights=clearance.to_provenance())
+    _warn(t.problems)
+    r = t.train(iters)
+    state = "stopped (Ctrl-C)" if r.interrupted else "done"
+    console.print(f"{state} at iteration {r.iteration}: {r.its:.2f} it/s, loss src {r.loss_src:.4f} dst {r.loss_dst:.4f}; saved in {model} (preview.png, history.csv)")
+
+
+@app.command("merge")
+def merge_cmd(
+    target: str = typer.Argument(..., help="A take (folder or id), a video file or a folder of images."),
+    model: Optional[Path] = typer.Option(None, "--model", help="The trained model folder."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Output folder (default: <take>/post/<step-id>/)."),
+    step_id: Optional[str] = typer.Option(None, "--step-id"),
+    color: str = typer.Option("rct", "--color", help="rct | lct | mkl | idt | sot | none"),
+    smooth: str = typer.Option("one-euro", "--smooth", help="one-euro | savgol | none"),
+    min_cutoff: float = typer.Option(1.0, "--min-cutoff", help="One-Euro stillness cutoff (Hz): lower = steadier."),
+    beta: float = typer.Option(0.05, "--beta", help="One-Euro speed response."),
+    window: int = typer.Option(9, "--window", help="Savitzky-Golay window (frames)."),
+    blend: str = typer.Option("seamless", "--blend", help="seamless | alpha"),
+    erode: int = typer.Option(0, "--erode", help="Mask erode (+) / dilate (-), face pixels."),
+    blur: int = typer.Option(8, "--blur", help="Mask feather, face pixels."),
+    sharpen: float = typer.Option(0.0, "--sharpen"),
+    grain: float = typer.Option(0.0, "--grain", help="1.0 matches the target's grain."),
+    engine: str = typer.Option("torch", "--engine", help="torch | onnx | none (no network: check tracking and masks)"),
+    device: str = typer.Option("auto", "--device"),
+    batch: int = typer.Option(8, "--batch"),
+    track: list[int] = typer.Option([], "--track", help="Only swap these track ids (repeatable)."),
+    production: Optional[str] = typer.Option(None, "--production"),
+    subject: list[str] = typer.Option([], "--subject", help="Rights subjects (default: the model's faceset names)."),
+    override: Optional[str] = typer.Option(None, "--rights-override", help="Proceed without rights records, with this reason (recorded)."),
+    no_video: bool = typer.Option(False, "--no-video", help="Frames only, no mp4."),
+) -> None:
+    """Swap the trained face into TARGET (resumable; Ctrl-C stops after the frame in hand)."""
+    from .merge import MergeOptions, merge
+
+    if model is None and engine != "none":
+        raise typer.BadParameter("--model is required (or --engine none)")
+    opts = MergeOptions(color=color, smooth=smooth, min_cutoff=min_cutoff, beta=beta, window=window, blend=blend, erode=erode, blur=blur,
+                        sharpen=sharpen, grain=grain, engine=engine, device=device, batch=batch, tracks=list(track) or None)
+    r = merge(_target(target), model, out=out, step_id=step_id, options=opts, production=production, subjects=list(subject) or None,
+              override=override, video=not no_video)
+    console.print(f"{r.done} frame(s) merged, {r.skipped} already done, into {r.out_dir}" + (f"; video {r.video}" if r.video else ""))
+    console.print(f"landmark jitter {r.jitter_raw:.4f} -> {r.jitter_used:.4f} after {smooth} smoothing; {r.detections} full detection(s)")
+    _warn(r.messages())
+
+
+@app.command("export-onnx")
+def export_onnx_cmd(
+    model: Path = typer.Option(..., "--model", help="The trained model folder."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Default: <model>/swap.onnx"),
+    check: bool = typer.Option(True, "--check/--no-check", help="Compare onnxruntime with torch on a random batch."),
+) -> None:
+    """Export the model to ONNX (for `merge --engine onnx` and real-time use)."""
+    import numpy as np
+
+    from .onnx_export import OrtSwapper, TorchSwapper, export_onnx
+
+    p = export_onnx(model, out)
+    msg = f"wrote {p}"
+    if check:
+        ort, tor = OrtSwapper(p), TorchSwapper(model, device="cpu")
+        x = np.random.default_rng(0).random((2, 3, ort.res, ort.res), dtype=np.float32)
+        msg += f" (max difference to torch {float(np.abs(ort(x) - tor(x)).max()):.2e})"
+    console.print(msg)
