@@ -17,8 +17,9 @@ def light_wrap(fg: np.ndarray, bg: np.ndarray, alpha: np.ndarray, *, radius: flo
         return fg
     cv2 = _cv2()
     h, w = alpha.shape[:2]
-    hw, hh = max(1, w // 2), max(1, h // 2)
-    sigma = max(radius / 2.0, 0.5)
+    k = 4 if radius >= 6 else 2
+    hw, hh = max(1, w // k), max(1, h // k)
+    sigma = max(radius / k, 0.5)
     bg_s = cv2.GaussianBlur(cv2.resize(bg, (hw, hh), interpolation=cv2.INTER_AREA), (0, 0), sigma)
     a_s = cv2.resize(alpha, (hw, hh), interpolation=cv2.INTER_AREA)
     outside = cv2.GaussianBlur(cv2.bitwise_not(a_s), (0, 0), sigma)

@@ -4,37 +4,14 @@ from __future__ import annotations
 
 from fractions import Fraction
 
-import cv2
 import numpy as np
 import pytest
+from composite_scenes import green_screen
 
 from composite import colormatch, grain, ztest
 from composite.errors import PlateError, SettingsError
 from composite.keyer import Keyer, KeySettings, estimate_screen, iou
 from composite.timing import TimeMap
-
-
-def green_screen(h=240, w=320, *, seed=0, screen=(45, 185, 65)):
-    """A soft-edged actor (ellipse head, body, limbs) on an uneven, noisy green screen with spill."""
-    rng = np.random.default_rng(seed)
-    truth = np.zeros((h, w), np.uint8)
-    cv2.ellipse(truth, (160, 50), (18, 24), 0, 0, 360, 255, -1, cv2.LINE_AA)
-    cv2.rectangle(truth, (135, 75), (185, 170), 255, -1, cv2.LINE_AA)
-    cv2.line(truth, (150, 170), (140, 230), 255, 12, cv2.LINE_AA)
-    cv2.line(truth, (170, 170), (182, 230), 255, 12, cv2.LINE_AA)
-    cv2.line(truth, (135, 80), (100, 140), 255, 8, cv2.LINE_AA)
-    yy, xx = np.mgrid[0:h, 0:w]
-    falloff = (1.0 - 0.25 * ((xx - w / 2) ** 2 + (yy - h / 2) ** 2) / (w * w / 4)).astype(np.float32)[..., None]
-    bg = np.array(screen, np.float32) * falloff
-    actor = np.zeros((h, w, 3), np.float32)
-    actor[...] = (170, 120, 100)
-    actor[yy > 170] = (50, 50, 90)
-    actor += rng.normal(0, 10, actor.shape)
-    a = truth.astype(np.float32)[..., None] / 255.0
-    img = actor * a + bg * (1 - a)
-    img[..., 1] += 18 * a[..., 0] * (1 - a[..., 0]) * 4  # green spill on the edge
-    img += rng.normal(0, 3, img.shape)
-    return np.clip(img, 0, 255).astype(np.uint8), truth
 
 
 def test_keyer_green_screen_iou_and_spill():
@@ -137,24 +114,3 @@ def test_time_map_offset_rates_and_timecode():
         TimeMap.build(24, 24).check(list(range(10)), 5)
     with pytest.raises(SettingsError):
         TimeMap.build(24, 24, resample="cubic")
-
-
-def test_tiny_random_depth_model_runs_through_the_model_path(tmp_path):
-    import torch
-    from transformers import DPTConfig, DPTForDepthEstimation, DPTImageProcessor
-
-    from composite.models import DepthModel, scale_to_metres
-
-    torch.manual_seed(0)
-    cfg = DPTConfig(hidden_size=32, num_hidden_layers=4, num_attention_heads=2, intermediate_size=37, image_size=32, patch_size=8,
-                    backbone_out_indices=[0, 1, 2, 3], neck_hidden_sizes=[8, 8, 8, 8], fusion_hidden_size=16, is_hybrid=False)
-    DPTForDepthEstimation(cfg).save_pretrained(tmp_path / "dpt")
-    DPTImageProcessor(size={"height": 32, "width": 32}, keep_aspect_ratio=False).save_pretrained(tmp_path / "dpt")
-    model = DepthModel(tmp_path / "dpt")
-    img, truth = green_screen(120, 160)
-    raw = model.predict(img)
-    assert raw.shape == (120, 160) and np.isfinite(raw).all()
-    metres = scale_to_metres(raw, truth, 5.0, kind=model.kind, body_depth=0.5)
-    inside = truth > 250
-    assert metres.shape == (120, 160) and np.all(np.abs(metres[truth > 0] - 5.0) <= 0.5 + 1e-5)
-    assert abs(float(np.median(metres[inside])) - 5.0) < 0.05
