@@ -37,6 +37,10 @@ MESH_TAG = "machinima_performer_mesh"
 TAKE_TAG = "machinima_take"
 CAMERA_TAG = "machinima_engine_camera"
 _R = skeleton._TO_BLENDER  # +90 degrees about X: canonical -> Blender
+# Engine cameras (``camera/<name>`` streams) store the engine camera's transform as the bridge
+# receives it from Unity/Unreal, mirrored into canonical space: the camera looks along its local
+# +Z with +Y up. Blender (and the passes) look down local -Z: turn 180 degrees about local Y.
+ENGINE_CAMERA_TO_OPENGL = np.array([0.0, 1.0, 0.0, 0.0])
 
 
 # --- the canonical armature -----------------------------------------------------------------------
@@ -406,7 +410,8 @@ def import_take(take_path: str | Path, scene: bpy.types.Scene | None = None, *, 
         ob.rotation_mode = "QUATERNION"
         ob.data.sensor_fit = "HORIZONTAL"
         pos_b = _to_b(vals[:, 0:3])
-        q_b = _continuous(quat.normalize(quat.multiply(np.broadcast_to(_R, (len(at), 4)), vals[:, 3:7])))
+        q_gl = quat.multiply(vals[:, 3:7].astype(np.float64), np.broadcast_to(ENGINE_CAMERA_TO_OPENGL, (len(at), 4)))
+        q_b = _continuous(quat.normalize(quat.multiply(np.broadcast_to(_R, (len(at), 4)), q_gl)))
         ob.animation_data_create()
         act = bpy.data.actions.get(f"{take.id} camera {cname}") or bpy.data.actions.new(f"{take.id} camera {cname}")
         ob.animation_data.action = act

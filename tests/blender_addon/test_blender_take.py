@@ -47,6 +47,8 @@ def test_import_take_matches_bone_rotations(scene, tmp_path):
 
 
 def test_engine_camera_is_animated(scene, tmp_path):
+    """Camera streams hold the engine camera's rotation (looking along local +Z, as the bridge
+    stores Unity cameras); in Blender and in camera.json the camera must look at the target."""
     from blender_addon.render import scene_camera_frame
     from blender_addon.takeimport import import_take
     from machinima.passes import look_at
@@ -60,7 +62,8 @@ def test_engine_camera_is_animated(scene, tmp_path):
         m = r.T
         w = np.sqrt(max(1e-12, 1 + m[0, 0] + m[1, 1] + m[2, 2])) / 2
         q = np.array([(m[2, 1] - m[1, 2]) / (4 * w), (m[0, 2] - m[2, 0]) / (4 * w), (m[1, 0] - m[0, 1]) / (4 * w), w])
-        cams[k, :3], cams[k, 3:7] = eye[k], q
+        # stored like the engine bridge stores a Unity camera: looking along its local +Z
+        cams[k, :3], cams[k, 3:7] = eye[k], quat.multiply(q, np.array([0.0, 1.0, 0.0, 0.0]))
     cams[:, 7], cams[:, 8], cams[:, 9] = np.linspace(30, 50, n), 36.0, 24.0
     take = make_take(tmp_path, {}, fps=25, cameras={"main": cams})
     report = import_take(take, scene)
