@@ -11,9 +11,12 @@ Counters: ``received``, ``dropped`` (gaps in the sender's sequence), ``duplicate
 recorded), ``filled`` (frames interpolated over short gaps, live output only).
 
 Stamps: with a sender clock, a frame's stamp is the sender time mapped onto the local monotonic
-clock by the smallest observed transit (``t_ns = sender_ns + min(recv_ns - sender_ns)``), which
-removes network jitter from recorded timing; ``latency`` is each frame's transit above that
-minimum. Without a sender clock the receive stamp is used.
+clock by the transit of the first frame (``t_ns = sender_ns + anchor``): recorded timing is the
+sender's own, free of network jitter, at most shifted by a constant. The anchor moves only when
+the mapping breaks: a frame arriving ``reanchor_early_ms`` before its mapped time (the first
+frame was held up) or ``reanchor_late_ms`` after it (the sender restarted its clock); each move
+is counted as ``reanchored``. ``latency`` is each frame's transit above the smallest transit
+seen. Without a sender clock the receive stamp is used.
 """
 
 from __future__ import annotations
@@ -34,13 +37,17 @@ NS = 1_000_000_000
 
 
 class StreamTiming:
-    def __init__(self, *, delay_ms: float = 0.0, max_gap_ms: float = 100.0, fill_gaps: bool = True, max_buffer: int = 256) -> None:
+    def __init__(self, *, delay_ms: float = 0.0, max_gap_ms: float = 100.0, fill_gaps: bool = True, max_buffer: int = 256,
+                 reanchor_early_ms: float = 20.0, reanchor_late_ms: float = 1000.0) -> None:
         if delay_ms < 0 or max_gap_ms < 0:
             raise ValueError("delay_ms and max_gap_ms must be >= 0")
         self.delay_ns = int(delay_ms * 1e6)
         self.max_gap_ns = int(max_gap_ms * 1e6)
         self.fill_gaps = fill_gaps
         self.max_buffer = max_buffer
+        self.reanchor_early_ns = int(reanchor_early_ms * 1e6)
+        self.reanchor_late_ns = int(reanchor_late_ms * 1e6)
+        self._anchor_ns: int | None = None
         self.counts: Counter[str] = Counter()
         self._buf: list[tuple[float, int, Frame]] = []  # (key, tiebreak, frame), sorted
         self._n = 0
@@ -69,8 +76,13 @@ class StreamTiming:
             transit = f.t_recv_ns - sender_ns
             if self._offset_ns is None or transit < self._offset_ns:
                 self._offset_ns = transit
-            f.t_ns = sender_ns + self._offset_ns
-            self.latency_ns.append(f.t_recv_ns - f.t_ns)
+            if self._anchor_ns is None:
+                self._anchor_ns = transit
+            elif transit < self._anchor_ns - self.reanchor_early_ns or transit > self._anchor_ns + self.reanchor_late_ns:
+                self._anchor_ns = transit
+                self.counts["reanchored"] += 1
+            f.t_ns = sender_ns + self._anchor_ns
+            self.latency_ns.append(transit - self._offset_ns)
         else:
             f.t_ns = f.t_recv_ns
         k = self._key(f)
