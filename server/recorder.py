@@ -1,8 +1,8 @@
 """Recording: one running take at a time, written through ``machinima.take`` and its store.
 
 The recorder never drops: every frame the server accepts while a take runs is appended at
-once (the store buffers and commits every ``flush_interval`` = 100 ms, so a ``kill -9`` loses at
-most that much). Stamps are the server's monotonic clock at arrival, so every stream of the
+once (the store buffers and commits every ``flush_interval`` = 80 ms, checked on every tick, so
+a ``kill -9`` loses at most the last 100 ms). Stamps are the server's monotonic clock at arrival, so every stream of the
 take shares one time base. A performer that disconnects mid-take leaves a ``gap`` record
 (stream ``gaps``) when it drops and another, closed one when it comes back.
 
@@ -28,7 +28,7 @@ log = logging.getLogger("machinima.server")
 
 
 class Recorder:
-    def __init__(self, root: Path, *, fps: str = "24", flush_interval: float = 0.1) -> None:
+    def __init__(self, root: Path, *, fps: str = "24", flush_interval: float = 0.08) -> None:
         self.root = Path(root)
         self.fps = fps
         self.flush_interval = flush_interval
