@@ -1,0 +1,40 @@
+"""The whole loop from the command line: extract two identities, sort, train, export, merge."""
+
+from __future__ import annotations
+
+import json
+
+from faceswap_testdata import moving_clip, write_clip
+from typer.testing import CliRunner
+
+from faceswap.cli import app
+
+
+def test_extract_sort_train_export_merge_one_command_each(tmp_path, monkeypatch, grace, astronaut):
+    import cv2
+
+    monkeypatch.chdir(tmp_path)
+    write_clip(tmp_path / "a", moving_clip(cv2.resize(astronaut, (256, 256)), 3))
+    write_clip(tmp_path / "b", moving_clip(cv2.resize(grace, (256, 300)), 3))
+    run = CliRunner().invoke
+    for clip, fs in (("a", "alice"), ("b", "bob")):
+        r = run(app, ["extract", str(tmp_path / clip), "--out", str(tmp_path / fs), "--face-type", "whole", "--size", "64"])
+        assert r.exit_code == 0, r.output
+        assert "3 face(s) added" in r.output
+    r = run(app, ["sort", str(tmp_path / "alice"), "--by", "yaw"])
+    assert r.exit_code == 0 and "3 face(s) ranked by yaw" in r.output, r.output
+    r = run(app, ["train", "--src", str(tmp_path / "alice"), "--dst", str(tmp_path / "bob"), "--model", str(tmp_path / "m"),
+                  "--arch", "liae", "--res", "64", "--iters", "2", "--batch", "2", "--e-dims", "4", "--ae-dims", "16", "--d-dims", "4",
+                  "--rights-override", "our own test faces"])
+    assert r.exit_code == 0, r.output
+    assert "done at iteration 2" in r.output
+    doc = json.loads((tmp_path / "m" / "model.json").read_text())
+    assert doc["iteration"] == 2 and doc["rights"]["override"]["reason"] == "our own test faces"
+    r = run(app, ["train", "--model", str(tmp_path / "m"), "--iters", "3", "--rights-override", "our own test faces"])
+    assert r.exit_code == 0 and "done at iteration 3" in r.output, r.output
+    r = run(app, ["export-onnx", "--model", str(tmp_path / "m")])
+    assert r.exit_code == 0 and "max difference to torch" in r.output, r.output
+    r = run(app, ["merge", str(tmp_path / "b"), "--model", str(tmp_path / "m"), "--out", str(tmp_path / "out"), "--engine", "onnx",
+                  "--color", "lct", "--smooth", "one-euro", "--blend", "seamless", "--rights-override", "our own test faces"])
+    assert r.exit_code == 0, r.output
+    assert "3 frame(s) merged" in r.output and (tmp_path / "out" / "faceswap-m.mp4").exists()
