@@ -114,3 +114,20 @@ def test_time_map_offset_rates_and_timecode():
         TimeMap.build(24, 24).check(list(range(10)), 5)
     with pytest.raises(SettingsError):
         TimeMap.build(24, 24, resample="cubic")
+
+
+def test_light_estimated_from_set_rgb():
+    from composite import lighting
+
+    set_rgb = np.zeros((60, 80, 3), np.uint8)
+    set_rgb[:] = 200
+    set_rgb[:, 40:] = 80  # a shadow band at 0.4 of the light
+    lit = lighting.factor_from_rgb(set_rgb, (20, 30))
+    dark = lighting.factor_from_rgb(set_rgb, (60, 30))
+    assert np.allclose(lit, 1.0, atol=0.01) and np.allclose(dark, 0.4, atol=0.01)
+    assert tuple(lighting.apply_light(np.full((2, 2, 3), 200, np.uint8), dark)[0, 0]) == (80, 80, 80)
+    lpass = np.full((60, 80, 3), 255, np.uint8)
+    lpass[:, 40:] = (102, 128, 153)  # coloured shadow
+    assert np.allclose(lighting.factor_from_pass(lpass, (60, 30)), [0.4, 128 / 255, 0.6])
+    with pytest.raises(SettingsError):
+        lighting.light_lut(np.array([1.0, -1.0, 1.0]))
