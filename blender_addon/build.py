@@ -197,10 +197,16 @@ def _make(spec: SetSpec, set_id: str, entry: Any, mats: dict[str, bpy.types.Mate
             v, fc = kit_geometry(p.kit, p.params)
             ob = ensure(_mesh(name, v, fc, mats.get(p.material or "")), "MESH")
         else:
+            fresh = ob is None
             ob = ensure(None, "EMPTY")
             for child in list(ob.children):
                 _remove(child)
-            new, top = _import_asset(p, col)
+            try:
+                new, top = _import_asset(p, col)
+            except Exception:
+                if fresh:
+                    _remove(ob)  # no half-made prop left behind
+                raise
             for child in top:
                 child.parent = ob
             for child in new:

@@ -67,3 +67,32 @@ def test_glb_asset_in_a_set_and_export_errors(scene, tmp_path):
     assert lo[0] == pytest.approx(1 - 0.225, abs=1e-3) and lo[1] == pytest.approx(-2 - 0.225, abs=1e-3)
     n = len(bpy.data.objects)
     assert build_set(parse_set(doc, base=tmp_path), scene).unchanged == ["props/seat"] and len(bpy.data.objects) == n
+
+
+def test_blend_and_fbx_assets_textures_and_hdri(scene, tmp_path):
+    import cv2
+
+    from blender_addon.build import build_set, set_objects
+
+    build_set(parse_set({"set": {"name": "kit"}, "props": [{"id": "t", "kit": "table"}, {"id": "s", "kit": "sphere"}]}), scene)
+    bpy.ops.wm.save_as_mainfile(filepath=str(tmp_path / "kit.blend"), copy=True)
+    from blender_addon.export import export_set
+
+    export_set(tmp_path / "kit.fbx", scene=scene)
+    cv2.imwrite(str(tmp_path / "wood.png"), np.full((8, 8, 3), 90, np.uint8))
+    cv2.imwrite(str(tmp_path / "sky.png"), np.full((8, 16, 3), 200, np.uint8))
+    bpy.ops.wm.read_factory_settings(use_empty=True)
+    scene = bpy.context.scene
+    doc = {"set": {"name": "room"}, "materials": {"wood": {"texture": "wood.png"}}, "world": {"hdri": "sky.png", "strength": 0.5},
+           "props": [{"id": "table", "asset": "kit.blend", "object": "prop.t"}, {"id": "all", "asset": "kit.fbx", "position": [3, 0, 0]},
+                     {"id": "box", "kit": "box", "material": "wood"}]}
+    build_set(parse_set(doc, base=tmp_path), scene)
+    obs = set_objects("room")
+    assert [c.name for c in obs["props/table"].children] == ["prop.t"]
+    assert len([c for c in obs["props/all"].children_recursive if c.type == "MESH"]) == 2
+    nodes = obs["props/box"].data.materials[0].node_tree.nodes
+    assert nodes["machinima texture"].image.filepath.endswith("wood.png")
+    assert scene.world.node_tree.nodes["machinima hdri"].image.size[:] == (16, 8)
+    with pytest.raises(Exception, match="field 'object': kit.blend has no object 'nope'"):
+        build_set(parse_set({"set": {"name": "r2"}, "props": [{"id": "x", "asset": "kit.blend", "object": "nope"}]}, base=tmp_path), scene)
+    assert "prop.x" not in bpy.data.objects
