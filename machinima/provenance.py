@@ -299,7 +299,8 @@ _CC_GENS = (0o133, 0o171, 0o165)
 WM_CODED = (WM_BITS + _CC_K - 1) * len(_CC_GENS)  # 210 coded bits, spread over the chips
 WM_STRENGTH = 20.0  # QIM step on orthonormal 8x8 DCT coefficients of the luma grid (PSNR ~43.7 dB)
 WM_MIN_SIDE = 128
-WM_FOUND_CONFIDENCE = 0.12  # codeword agreement (plus a valid CRC-16); unmarked images measure about 0.08
+WM_FOUND_CONFIDENCE = 0.12  # codeword agreement (plus a valid CRC-16); unmarked 1080p frames measure about 0.07
+_WM_UNMARKED = 0.44  # unmarked agreement is about 0.44 / sqrt(coefficients per coded bit): small frames need more
 _WM_COEFS = ((0, 1), (1, 0), (1, 1), (0, 2), (2, 0))
 _WM_KEY = b"machinima-watermark-v1"
 _layouts: dict[tuple[int, int], tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = {}
@@ -490,6 +491,7 @@ class _WMAccumulator:
         self.cnt = np.zeros(WM_CODED)
         self.frames = 0
         self.skipped = 0
+        self.per_coded = np.inf  # coefficients per coded bit in the smallest frame
 
     def add(self, img: np.ndarray, strength: float = WM_STRENGTH) -> None:
         img = np.asarray(img)
@@ -505,6 +507,7 @@ class _WMAccumulator:
         self.acc += np.bincount(bit_of, weights=soft, minlength=WM_CODED)
         self.cnt += counts
         self.frames += 1
+        self.per_coded = min(self.per_coded, len(bit_of) / WM_CODED)
 
     def result(self) -> WatermarkResult:
         if self.frames == 0:
@@ -515,7 +518,8 @@ class _WMAccumulator:
         crc_ok = binascii.crc_hqx(raw[:6], 0xFFFF).to_bytes(2, "big") == raw[6:8]
         # confidence: how well the soft values agree with the decoded codeword (1 = clean)
         conf = float(np.mean(s * (1 - 2 * cc_encode(bits))))
-        found = crc_ok and conf >= WM_FOUND_CONFIDENCE
+        threshold = max(WM_FOUND_CONFIDENCE, float(1.5 * _WM_UNMARKED / np.sqrt(self.per_coded)))
+        found = bool(crc_ok and conf >= threshold)
         reason = "" if found else ("no watermark (checksum fails)" if not crc_ok else f"too weak (confidence {conf:.2f})")
         return WatermarkResult(found, raw[:4].hex() if found else "", raw[4:6].hex() if found else "", conf, crc_ok,
                                self.frames, reason, bits, s)

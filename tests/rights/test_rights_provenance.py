@@ -132,6 +132,10 @@ def test_watermark_survives_rescale_and_label(photo):
     small = cv2.resize(marked, (960, 540), interpolation=cv2.INTER_AREA)
     assert pv.decode_watermark(small).matches(TAKE, STEP)
     assert not pv.decode_watermark(img).found
+    for size in ((128, 128), (320, 256)):  # small frames: fewer coefficients, a stricter threshold, no false mark
+        small_unmarked = cv2.resize(photo, size)
+        assert not pv.decode_watermark(small_unmarked).found
+        assert pv.decode_watermark(pv.embed_watermark(small_unmarked, TAKE, STEP)).matches(TAKE, STEP)
     assert not pv.decode_watermark(photo[:64, :64]).found  # too small: says so, no crash
     assert "too small" in pv.decode_watermark(photo[:64, :64]).reason
 
