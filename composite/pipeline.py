@@ -221,7 +221,8 @@ class CompositePipeline:
                     from .models import scale_to_metres
 
                     plate_depth = scale_to_metres(depth_model.predict(fg), alpha, geo.depth, kind=depth_model.kind, body_depth=s.body_depth)
-                light = self._light(passes, light_mode, light_name, f, set_rgb, geo.contact_xy)
+                radius = max(2, int(0.1 * (rect[2] - rect[0]) * geo.transform.scale))  # a tenth of the actor's width
+                light = self._light(passes, light_mode, light_name, f, set_rgb, geo.contact_xy, radius)
             res = chain(FrameInputs(set_rgb, set_depth, m[0] if m else None, m[1] if m else None, m[2] if m else None,
                                     geo, cams[f], light, plate_depth, frame=f))
             rgb = res.rgb if s.output_format == "png" else res.rgb.astype(np.float32) / 255.0
@@ -310,7 +311,7 @@ class CompositePipeline:
             return "estimate", None
         return mode, None
 
-    def _light(self, passes: PassSet, mode: str, name: str | None, frame: int, set_rgb: np.ndarray, xy) -> np.ndarray:
+    def _light(self, passes: PassSet, mode: str, name: str | None, frame: int, set_rgb: np.ndarray, xy, radius: int) -> np.ndarray:
         if mode == "pass":
             files = passes.frame_files(name)
             if frame not in files:
@@ -318,9 +319,9 @@ class CompositePipeline:
             img = read_image(files[frame])
             if img.shape[:2] != set_rgb.shape[:2]:
                 raise PassMismatchError(f"the {name} pass is {img.shape[1]}x{img.shape[0]}, the rgb pass {set_rgb.shape[1]}x{set_rgb.shape[0]}")
-            return lighting.factor_from_pass(img, xy)
+            return lighting.factor_from_pass(img, xy, radius=radius)
         if mode == "estimate":
-            return lighting.factor_from_rgb(set_rgb, xy)
+            return lighting.factor_from_rgb(set_rgb, xy, radius=radius)
         return np.ones(3)
 
     @staticmethod

@@ -52,13 +52,13 @@ def make_take(tmp: Path, *, frames: int = 2, passes: tuple[str, ...] = ("rgb", "
     return path
 
 
-def make_plate(tmp: Path, feet_x: list[int], *, alpha: bool = True, name: str = "plate") -> Path:
+def make_plate(tmp: Path, feet_x: list[int], *, alpha: bool = True, name: str = "plate", colors: list | None = None) -> Path:
     """RGBA frames: an actor rectangle 16 px wide whose bottom row (the feet) is row 52."""
     folder = tmp / name
     for i, fx in enumerate(feet_x):
         img = np.zeros((H, W, 4 if alpha else 3), np.uint8)
         img[..., :3] = (40, 190, 60)
-        img[10:53, fx - 8:fx + 8, :3] = ACTOR_RGB
+        img[10:53, fx - 8:fx + 8, :3] = colors[i] if colors else ACTOR_RGB
         if alpha:
             img[10:53, fx - 8:fx + 8, 3] = 255
         write_image(folder / f"{i:06d}.png", img)

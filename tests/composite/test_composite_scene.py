@@ -173,3 +173,18 @@ def test_demo_actor_walks_behind_the_pillar_and_in_front_of_the_crate(tmp_path):
     assert max(int(c[pillar].max()) for c in front) == 255  # the actor does cross the pillar's pixels...
     assert max(int(c[pillar].max()) for c in cover) == 0  # ...and is hidden there by the pillar
     assert max(int(c[crate].max()) for c in cover) == 255  # but covers the crate behind the path
+
+
+def test_plate_at_another_frame_rate_is_resampled(tmp_path):
+    take = make_take(tmp_path, frames=4)  # 24 fps
+    colors = [(200, 60, 40), (100, 160, 40), (40, 60, 220)]
+    plate = make_plate(tmp_path, [48, 48, 48], colors=colors)
+    res = run_composite(take, plain(plate, plate_fps="12", resample="blend"), progress=False)
+    px = [tuple(int(v) for v in read_image(res.out_dir / "rgb" / f"{f:06d}.png")[30, 50]) for f in range(4)]
+    assert px[0] == colors[0] and px[2] == colors[1]
+    assert all(abs(a - (b + c) / 2) <= 1 for a, b, c in zip(px[1], colors[0], colors[1]))  # halfway: a mix
+    assert all(abs(a - (b + c) / 2) <= 1 for a, b, c in zip(px[3], colors[1], colors[2]))
+    nearest = run_composite(take, plain(plate, plate_fps="12", step_id="nearest"), progress=False)
+    assert tuple(int(v) for v in read_image(nearest.out_dir / "rgb" / "000001.png")[30, 50]) in (colors[0], colors[1])
+    with pytest.raises(PlateError, match="shorter"):
+        run_composite(take, plain(plate, plate_fps="12", offset=1, step_id="late"), progress=False)
