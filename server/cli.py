@@ -1,6 +1,7 @@
 """``machinima server``: run the stage, issue tokens.
 
     machinima server [--host 127.0.0.1 --port 8765 --root TAKES --tick 60 --ssl-cert C --ssl-key K]
+                     [--udp vmc:39539 --udp xsens:9763]   (local mocap sources, see server.udp)
     machinima server token --role director --name dana [--ttl 12h] [--root TAKES]
 
 Settings come from flags, else ``[server]`` in machinima.toml (host, port, tick), else defaults.
@@ -13,7 +14,7 @@ import logging
 import signal
 import sys
 from pathlib import Path
-from typing import Optional
+from typing import List, Optional
 
 import typer
 
@@ -36,6 +37,7 @@ def run(
     max_rate: float = typer.Option(400.0, help="Messages a second per client."),
     ping_interval: float = typer.Option(20.0, help="Seconds between WebSocket pings."),
     ping_timeout: float = typer.Option(20.0, help="Seconds to wait for a pong before closing."),
+    udp: Optional[List[str]] = typer.Option(None, "--udp", help="Attach a local mocap source: KIND:PORT or KIND:HOST:PORT (vmc:39539, xsens:9763, osc:9000). Repeatable."),
     log_level: str = typer.Option("info", help="debug, info, warning, error."),
 ) -> None:
     """Run the stage server (when no sub-command is given)."""
@@ -72,6 +74,9 @@ def run(
 
     async def main() -> None:
         await server.start()
+        for spec in udp or []:
+            h, p = await server.attach_udp(spec)
+            print(f"listening for {spec.split(':')[0]} mocap on udp {h}:{p}", flush=True)
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, lambda: asyncio.ensure_future(server.stop()))

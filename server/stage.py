@@ -145,6 +145,8 @@ class Conn:
     closing: bool = False
 
     def write(self, data: bytes) -> bool:
+        if self.ws is None:  # a local source, not a network client
+            return False
         tr = self.ws.transport
         if self.closing or tr is None or tr.is_closing():
             return False
@@ -193,6 +195,7 @@ class StageServer:
         self._state_dirty = True
         self._stopped = asyncio.Event()
         self._new_frames = asyncio.Event()
+        self._udp: list[Any] = []
 
     # --- lifecycle ----------------------------------------------------------------------------
     async def start(self) -> "StageServer":
@@ -224,6 +227,8 @@ class StageServer:
     async def stop(self) -> None:
         for t in self._tasks:
             t.cancel()
+        for tr in self._udp:
+            tr.close()
         if self.recorder.recording:
             try:
                 self.recorder.stop()
@@ -407,39 +412,78 @@ class StageServer:
         except P.ProtocolError as exc:
             self._tell_error(conn, exc)
             return
+        raw32 = raw if enc == P.ENC_F32 else None
+        self._accept(conn, kind, frame.name, frame.seq, frame.t_ns, frame.values, raw32)
+
+    def _accept(self, conn: Conn, kind: int, name: str, seq: int, t_ns: int, values: np.ndarray, raw32: bytes | None) -> None:
+        """A valid pose or camera sample from ``conn``: health, latest frame, recording."""
         now_ns = time.monotonic_ns()
-        src = self.sources.get(frame.name)
+        src = self.sources.get(name)
         if src is None:
-            src = self.sources[frame.name] = Source(frame.name, kind)
+            src = self.sources[name] = Source(name, kind)
             self._state_dirty = True
         if src.conn is not conn:
             if src.conn is not None and src.conn.name != conn.name:
-                self._tell_error(conn, P.ProtocolError("forbidden", f"{frame.name!r} is published by {src.conn.name}"))
+                self._tell_error(conn, P.ProtocolError("forbidden", f"{name!r} is published by {src.conn.name}"))
                 return
             src.conn = conn
             src.last_seq = None
-            conn.published.add(frame.name)
+            conn.published.add(name)
             self._state_dirty = True
         if src.last_seq is not None:
-            gap = (frame.seq - src.last_seq - 1) & 0xFFFFFFFF
+            gap = (seq - src.last_seq - 1) & 0xFFFFFFFF
             if 0 < gap < 1_000_000:
                 src.loss += gap
-        src.last_seq = frame.seq
+        src.last_seq = seq
         src.frames += 1
         src.window_count += 1
         src.last_arrival = time.monotonic()
-        lat = (time.time_ns() - frame.t_ns) / 1e6
+        lat = (time.time_ns() - t_ns) / 1e6
         src.latency_ms = lat if src.frames == 1 else 0.9 * src.latency_ms + 0.1 * lat
-        src.f32 = raw if enc == P.ENC_F32 else P.encode_pose(frame.name, frame.values, seq=frame.seq, t_ns=frame.t_ns)
+        if raw32 is None:
+            raw32 = P.encode_pose(name, values, seq=seq, t_ns=t_ns) if kind == P.KIND_POSE else P.encode_camera(name, values, seq=seq, t_ns=t_ns)
+        src.f32 = raw32
         src._f16 = None
         src.dirty = True
         self._new_frames.set()
         self.stats["frames_in"] += 1
         if self.recorder.recording:
             if kind == P.KIND_POSE:
-                self._guard(lambda: (self.recorder.gap_close(frame.name), self.recorder.pose(frame.name, now_ns, frame.values)))
+                self._guard(lambda: (self.recorder.gap_close(name), self.recorder.pose(name, now_ns, values)))
             else:
-                self._guard(lambda: self.recorder.camera(frame.name, now_ns, frame.values))
+                self._guard(lambda: self.recorder.camera(name, now_ns, values))
+
+    # --- local UDP mocap sources -------------------------------------------------------------
+    async def attach_udp(self, spec: str) -> tuple[str, int]:
+        """Listen for a local mocap source (``vmc:39539``); returns the bound (host, port)."""
+        from .udp import SourceProtocol, load_source, parse_spec
+
+        kind, host, port = parse_spec(spec)
+        source = load_source(kind)
+        conn = Conn(None, "performer", f"udp-{kind}-{port}", "", client=f"udp {kind}")
+        seqs: dict[str, int] = {}
+
+        def on_pose(performer: str, pose: Any, t_recv_ns: int) -> None:
+            try:
+                P.check_name(performer, "performer")
+                seq = seqs[performer] = seqs.get(performer, -1) + 1
+                wall = time.time_ns() - (time.monotonic_ns() - t_recv_ns)
+                raw = P.encode_pose(performer, pose, seq=seq, t_ns=wall)
+            except P.ProtocolError as exc:
+                self.stats["rejected"] += 1
+                log.debug("udp %s: %s", kind, exc)
+                return
+            self._accept(conn, P.KIND_POSE, performer, seq, wall, np.asarray(pose, np.float32), raw)
+
+        loop = asyncio.get_running_loop()
+        try:
+            transport, proto = await loop.create_datagram_endpoint(lambda: SourceProtocol(source, on_pose), local_addr=(host, port))
+        except OSError as exc:
+            raise StageError(f"cannot listen for {kind} on UDP {host}:{port}: {exc.strerror or exc}", hint="is another listener on that port?") from None
+        self._udp.append(transport)
+        bound = transport.get_extra_info("sockname")
+        log.info("listening for %s mocap on udp %s:%d", kind, bound[0], bound[1])
+        return bound[0], bound[1]
 
     def _guard(self, fn: Any) -> bool:
         """Run a recorder call; a full disk stops the take and tells the directors."""

@@ -122,3 +122,56 @@ def test_viewers_get_latest_frames_in_their_encoding(root):
                 await c.close()
 
     run(main())
+
+
+def test_local_udp_mocap_source_joins_the_stage_and_records(root, monkeypatch):
+    pytest.importorskip("mocap.sources")  # the vmc plugin ships with the mocap package
+    import socket
+    from importlib.metadata import EntryPoint
+
+    from machinima.vmc import encode_frame
+    from server import udp as udp_mod
+
+    eps = udp_mod._entry_points()
+    if "vmc" not in eps:  # a dev install made before pyproject declared the plugin group
+        eps["vmc"] = EntryPoint(name="vmc", value="mocap.sources:VMCSource", group=udp_mod.GROUP)
+        monkeypatch.setattr(udp_mod, "_entry_points", lambda: eps)
+
+    async def main():
+        async with stage(root) as srv:
+            host, port = await srv.attach_udp("vmc:127.0.0.1:0")
+            d = await client(srv, "director", "dana")
+            udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            udp.sendto(encode_frame(synthetic_pose(0), root_name="carol"), (host, port))
+            await wait_for(lambda: "carol" in srv.sources)
+            res = await d.record()
+            assert res["performers"] == ["carol"]
+            for i in range(1, 21):
+                udp.sendto(encode_frame(synthetic_pose(i / 60), root_name="carol"), (host, port))
+                await asyncio.sleep(1 / 120)
+            await wait_for(lambda: srv.recorder.frames >= 20)
+            udp.sendto(b"\x00garbage", (host, port))  # counted by the source, never a crash
+            await asyncio.sleep(0.05)
+            health = {p["name"]: p for p in srv.state()["performers"]}
+            assert health["carol"]["connected"] and health["carol"]["client"] == f"udp-vmc-0"
+            out = await d.stop()
+            udp.close()
+            await d.close()
+        track = Take.open(root / out["take"]).store.read_mocap("carol")
+        assert len(track) == 20
+        np.testing.assert_allclose(track.values[-1], synthetic_pose(20 / 60), atol=1e-4)
+
+    run(main())
+
+
+def test_unknown_udp_source_is_a_clear_error(root):
+    from server.errors import StageError
+
+    async def main():
+        async with stage(root) as srv:
+            with pytest.raises(StageError, match="no mocap source named 'kinect9'"):
+                await srv.attach_udp("kinect9:0")
+            with pytest.raises(StageError, match="KIND:PORT"):
+                await srv.attach_udp("vmc")
+
+    run(main())
