@@ -170,6 +170,7 @@ class Player:
         self._opened = False
         self._start_ns = 0
         self._last_pos: float | None = None
+        self._prepared: tuple[int, bool, bool] | None = None
 
     # --- controller (thread-safe: called from the keyboard thread and the plugin server) -----
     def command(self, cmd: PlaybackCommand) -> dict[str, Any]:
@@ -184,6 +185,7 @@ class Player:
             ph.seek(self.frames.seconds_of(cmd.timecode) if cmd.timecode else float(cmd.seconds or 0.0))
         elif cmd.command == "speed":
             ph.set_speed(float(cmd.speed or 1.0))
+        self._prepared = None  # the frame prepared ahead is stale now: the next tick samples again
         return self.playback_state()
 
     def playback_state(self, pos: float | None = None) -> dict[str, Any]:
@@ -222,12 +224,14 @@ class Player:
         self._target_rates = [float(t.engine.rate or self._default_rate) for t in self.targets]
         self._opened = True
 
-    def _tick(self, k: int, deadline: int) -> bool:
+    def _prepare(self, k: int, deadline: int) -> tuple[int, bool, bool]:
+        """Sample and encode the frame of tick ``k`` ahead of its deadline (each target keeps
+        its packets ready), so the tick itself only sends: (k, end, last)."""
         ph = self.playhead
         finished = ph.finished(deadline)
         pos = ph.position(deadline)  # held at the end once finished
         if finished and self._last_pos is not None and abs(self._last_pos - pos) < 1e-6:
-            return False  # the last frame went out on the previous tick
+            return k, True, True  # the last frame went out on the previous tick
         self._last_pos = pos
         idx, poses, blend = self.frames.sample(pos)
         version = ph.version
@@ -245,9 +249,24 @@ class Player:
                 # a slower engine gets the ticks where its own frame counter advances
                 if math.floor(k * r / self.rate + 1e-9) == math.floor((k - 1) * r / self.rate + 1e-9):
                     continue
-            t.send(frame)
+            t.prepare(frame)
+        return k, False, finished
+
+    def _tick(self, k: int, deadline: int) -> bool:
+        prep = self._prepared  # (read once: a command may reset it from another thread)
+        if prep is None or prep[0] != k:  # first tick, skipped ticks, or a command came in
+            prep = self._prepare(k, deadline)
+        _, end, last = prep
+        if end:
+            return False
+        for t in self.targets:
+            t.flush()
         self.report.frames_sent += 1
-        return not finished
+        if last:
+            return False
+        # the next frame is prepared now, while waiting for its deadline
+        self._prepared = self._prepare(k + 1, self.ticker.deadline(self._start_ns, k + 1))
+        return True
 
     def run(self, *, max_ticks: int | None = None) -> PlaybackReport:
         if not self._opened:
@@ -298,7 +317,10 @@ def run_keyboard(player: Player, stream: Any, *, step_s: float = 1.0, echo: Any 
                 cmd = PlaybackCommand("toggle")
             elif word in ("+", "-", "f", "b"):
                 player.playhead.nudge(step_s if word in ("+", "f") else -step_s)
+                player._prepared = None
                 cmd = None
+            elif word in ("slower", "faster"):
+                cmd = PlaybackCommand("speed", speed=min(16.0, max(1 / 16, player.playhead.speed * (0.5 if word == "slower" else 2.0))))
             elif word == "seek" and len(parts) > 1:
                 arg = parts[1]
                 cmd = PlaybackCommand("seek", timecode=arg) if ":" in arg or ";" in arg else PlaybackCommand("seek", seconds=float(arg))

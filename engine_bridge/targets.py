@@ -73,6 +73,21 @@ class Target:
         pass
 
     def send(self, frame: BridgeFrame) -> None:
+        """Encode and send one frame now."""
+        self.prepare(frame)
+        self.flush()
+
+    def prepare(self, frame: BridgeFrame) -> None:
+        """Encode ``frame`` ahead of its deadline; ``flush`` sends it. The player prepares the
+        next frame right after a tick, so the tick only sends (less jitter on the wire)."""
+        self._frame = frame
+
+    def flush(self) -> None:
+        frame, self._frame = getattr(self, "_frame", None), None
+        if frame is not None:
+            self.deliver(frame)
+
+    def deliver(self, frame: BridgeFrame) -> None:
         raise NotImplementedError
 
     def close(self) -> None:
@@ -157,8 +172,8 @@ class VMCTarget(Target):
             n_msgs = 3 + (len(a.bones) if a.bones else 55)  # OK, T, Root + bones
             self._senders.append((a, UDPSender(self.engine.host, a.port or self.engine.port), bones, n_msgs))
 
-    def send(self, frame: BridgeFrame) -> None:
-        self.stats.frames += 1
+    def prepare(self, frame: BridgeFrame) -> None:
+        ready = []
         for a, sender, bones, n_msgs in self._senders:
             pose = frame.poses.get(a.performer)
             if pose is None:
@@ -166,16 +181,22 @@ class VMCTarget(Target):
             blend = frame.blend.get(a.performer) if a.blendshapes else None
             try:
                 data = self._vmc.encode_frame(pose, blendshapes=blend or None, time_s=frame.t_s, bones=bones)
-            except BridgeError as exc:
-                self.error(exc)
-                continue
             except Exception as exc:  # a bad pose (NaN) in a take must not stop the bridge
                 self.error(f"{a.performer}: {exc}")
                 continue
+            ready.append((sender, data, n_msgs + (len(blend) + 1 if blend else 0)))
+        self._ready = ready
+
+    def flush(self) -> None:
+        ready, self._ready = getattr(self, "_ready", None), None
+        if ready is None:
+            return
+        self.stats.frames += 1
+        for sender, data, n in ready:
             if sender.send(data):
                 self.stats.packets += 1
                 self.stats.bytes += len(data)
-                self.stats.messages += n_msgs + (len(blend) + 1 if blend else 0)
+                self.stats.messages += n
             else:
                 self.error(sender.last_error)
 
@@ -197,16 +218,21 @@ class VRChatTarget(Target):
         self.encoder = TrackerEncoder(a.trackers, calibration=self.engine.calibration, offsets=a.offsets)
         self.sender = UDPSender(self.engine.host, self.engine.port)
 
-    def send(self, frame: BridgeFrame) -> None:
-        self.stats.frames += 1
+    def prepare(self, frame: BridgeFrame) -> None:
         pose = frame.poses.get(self.performer)
+        self._ready = []
         if pose is None:
             return
         try:
-            msgs = self.encoder.messages(pose)
+            self._ready = self.encoder.messages(pose)
         except Exception as exc:
             self.error(f"{self.performer}: {exc}")
+
+    def flush(self) -> None:
+        msgs, self._ready = getattr(self, "_ready", None), None
+        if msgs is None:
             return
+        self.stats.frames += 1
         for m in msgs:
             if self.sender.send(m):
                 self.stats.packets += 1
@@ -238,7 +264,7 @@ class PluginTarget(Target):
         )
         self.server.start()
 
-    def send(self, frame: BridgeFrame) -> None:
+    def deliver(self, frame: BridgeFrame) -> None:
         self.stats.frames += 1
         sent = self.server.broadcast_frame(frame)
         self.stats.messages += sent
