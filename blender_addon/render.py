@@ -320,7 +320,9 @@ def render_passes(out_dir: str | Path, settings: RenderSettings, scene: bpy.type
                 saved.set(ob, "pass_index", next_id)
                 next_id += 1
             ids[name].append(ob.pass_index)
-    params = {"settings": asdict(settings), "camera": cam_ob.name, "masks": sorted(masks), "version": 1}
+    # what changes the pixels (not the frame range: rendering a shot in chunks adds to one pass set)
+    look = {k: v for k, v in asdict(settings).items() if k not in ("frames", "step")}
+    params = {"settings": look, "camera": cam_ob.name, "masks": sorted(masks), "version": 1}
     params_hash = stable_hash(params)
     ps = PassSet.open(out) if (out / "passes.json").exists() else PassSet.create(out, width=settings.width, height=settings.height, fps=fps)
     if ps.meta.get("render", {}).get("hash") != params_hash or ps.size != (settings.width, settings.height):

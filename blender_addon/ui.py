@@ -32,6 +32,9 @@ class MachinimaSettings(bpy.types.PropertyGroup):
     set_path: StringProperty(name="Set file", subtype="FILE_PATH", description="The .toml/.json set file")
     take_path: StringProperty(name="Take", subtype="DIR_PATH", description="A take folder")
     kit_piece: EnumProperty(name="Piece", items=[(k, k.title(), f"Add a {k} at the 3D cursor") for k in sorted(KIT)], default="box")
+    retarget_rig: PointerProperty(name="Rig", type=bpy.types.Object, poll=lambda self, ob: ob.type == "ARMATURE",
+                                  description="Import onto this rig instead of making an armature (one performer)")
+    bone_map: StringProperty(name="Bone map", subtype="FILE_PATH", description='JSON {"Hips": "rig bone", ...}')
     live_target: PointerProperty(name="Armature", type=bpy.types.Object, poll=lambda self, ob: ob.type == "ARMATURE")
     live_port: IntProperty(name="VMC port", default=39539, min=1, max=65535)
     passes: StringProperty(name="Passes", default="rgb,depth,mask,pose")
@@ -144,10 +147,20 @@ class MACHINIMA_OT_import_take(_Op, bpy.types.Operator):
         from .errors import TakeImportError
         from .takeimport import import_take
 
-        path = _settings(context).take_path
-        if not path:
+        st = _settings(context)
+        if not st.take_path:
             raise TakeImportError("no take folder chosen")
-        return import_take(_abspath(path), context.scene).summary()
+        rig, mapping = None, None
+        if st.retarget_rig is not None:
+            rig = st.retarget_rig.name
+            if st.bone_map:
+                import json
+
+                try:
+                    mapping = json.loads(Path(_abspath(st.bone_map)).read_text())
+                except (OSError, ValueError) as exc:
+                    raise TakeImportError(f"bone map {st.bone_map} cannot be read: {exc}") from None
+        return import_take(_abspath(st.take_path), context.scene, rig=rig, bone_map=mapping).summary()
 
 
 class MACHINIMA_OT_live_preview(bpy.types.Operator):
@@ -268,6 +281,9 @@ class VIEW3D_PT_machinima(bpy.types.Panel):
         box = layout.box()
         box.label(text="Take", icon="ARMATURE_DATA")
         box.prop(st, "take_path")
+        row = box.row()
+        row.prop(st, "retarget_rig")
+        row.prop(st, "bone_map", text="")
         box.operator("machinima.import_take", icon="IMPORT")
         row = box.row()
         row.prop(st, "live_target", text="")

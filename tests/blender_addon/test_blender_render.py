@@ -116,6 +116,10 @@ def test_workbench_and_bad_settings(staged, scene, tmp_path):
     rep = render_passes(tmp_path / "wb", RenderSettings(passes=("rgb",), width=32, height=18, engine="workbench", frames=(1, 1)),
                         scene, progress=False)
     assert rep.rendered == [1] and PassSet.open(tmp_path / "wb").read("rgb", 1).shape == (18, 32, 3)
+    rep = render_passes(tmp_path / "wb", RenderSettings(passes=("rgb",), width=32, height=18, engine="workbench", frames=(0, 1)),
+                        scene, progress=False)
+    assert rep.rendered == [0] and rep.skipped == [1]  # a second chunk adds to the same pass set
+    assert PassSet.open(tmp_path / "wb").frames == [0, 1] and sorted(PassSet.open(tmp_path / "wb").cameras()) == [0, 1]
     with pytest.raises(RenderError, match="unknown pass 'albedo'"):
         render_passes(tmp_path / "x", RenderSettings(passes=("albedo",)), scene)
     with pytest.raises(RenderError, match="unknown engine 'octane'"):

@@ -69,6 +69,20 @@ def test_register_draw_unregister(scene, tmp_path):
         assert ops.count("machinima.set_camera") == 2
         props = {a[1] for n, a, _ in log if n == "prop"}
         assert all(hasattr(st, p) for p in props) and "set_path" in props
+        # the take, passes and export buttons run the same code as the CLI
+        from conftest import make_take
+
+        st.take_path = str(make_take(tmp_path / "takes", {"ana": random_poses(3)}, fps=24))
+        assert bpy.ops.machinima.import_take() == {"FINISHED"}
+        assert bpy.data.objects["ana"].type == "ARMATURE" and scene.frame_end == 2
+        st.passes, st.res_x, st.res_y, st.engine = "depth,mask,pose", 32, 18, "workbench"
+        assert bpy.ops.machinima.render_passes() == {"FINISHED"}
+        from machinima.passes import PassSet
+
+        ps = PassSet.open(tmp_path / "takes" / "test_s1_a_t001" / "passes")
+        assert ps.frames == [0, 1, 2] and "ana" in ps.masks()
+        st.export_path = str(tmp_path / "out.glb")
+        assert bpy.ops.machinima.export_set() == {"FINISHED"} and (tmp_path / "out.glb").exists()
         st.live_target = None
         with pytest.raises(RuntimeError, match="choose an armature"):
             bpy.ops.machinima.live_preview()
