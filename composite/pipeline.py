@@ -238,7 +238,7 @@ class CompositePipeline:
             return list(pool.map(one, batch, plate_imgs))  # OpenCV releases the GIL: frames run side by side
 
         try:
-            report = step.run(frames, process, frame_inputs=lambda f: {"plate": tmap.frames_for(f)}, progress=progress,
+            report = step.run(frames, process, frame_inputs=lambda f: self._frame_inputs(passes, plate, tmap, f), progress=progress,
                               description=f"composite {take.id}", batch_size=2 * workers)
         finally:
             plate.close()
@@ -323,6 +323,18 @@ class CompositePipeline:
         if mode == "estimate":
             return lighting.factor_from_rgb(set_rgb, xy, radius=radius)
         return np.ones(3)
+
+    @staticmethod
+    def _frame_inputs(passes: PassSet, plate: Plate, tmap: TimeMap, frame: int) -> dict[str, Any]:
+        """What a frame is made of, for its resume key: a re-rendered pass or a new plate redoes it."""
+        def stamp(p: Path) -> list[int]:
+            st = os.stat(p)
+            return [st.st_size, st.st_mtime_ns]
+
+        used = tmap.frames_for(frame)
+        files = getattr(plate, "files", None)
+        plate_stamp = [stamp(files[i]) for i, _ in used if 0 <= i < len(files)] if files else stamp(plate.path)
+        return {"plate": used, "plate_files": plate_stamp, "rgb": stamp(passes.path("rgb", frame)), "depth": stamp(passes.path("depth", frame))}
 
     @staticmethod
     def _plate_frame(plate: Plate, tmap: TimeMap, take_frame: int) -> np.ndarray:

@@ -188,3 +188,16 @@ def test_plate_at_another_frame_rate_is_resampled(tmp_path):
     assert tuple(int(v) for v in read_image(nearest.out_dir / "rgb" / "000001.png")[30, 50]) in (colors[0], colors[1])
     with pytest.raises(PlateError, match="shorter"):
         run_composite(take, plain(plate, plate_fps="12", offset=1, step_id="late"), progress=False)
+
+
+def test_rerendered_pass_or_new_plate_redoes_only_those_frames(tmp_path):
+    import os
+
+    take = make_take(tmp_path, frames=3)
+    plate = make_plate(tmp_path, [48, 48, 48])
+    assert run_composite(take, plain(plate), progress=False).report.done == [0, 1, 2]
+    rgb = take / "passes" / "rgb" / "000001.png"
+    os.utime(rgb, ns=(rgb.stat().st_atime_ns, rgb.stat().st_mtime_ns + 10**9))
+    write_image(plate / "000002.png", read_image(plate / "000002.png"))
+    again = run_composite(take, plain(plate), progress=False)
+    assert again.report.done == [1, 2] and again.report.skipped == [0]
