@@ -34,7 +34,7 @@ def run(
     ssl_cert: Optional[Path] = typer.Option(None, "--ssl-cert", help="TLS certificate (PEM) for wss:// and https://."),
     ssl_key: Optional[Path] = typer.Option(None, "--ssl-key", help="TLS private key (PEM)."),
     max_size: int = typer.Option(256 * 1024, help="Largest message in bytes."),
-    max_rate: float = typer.Option(400.0, help="Messages a second per client."),
+    max_rate: float = typer.Option(2000.0, help="Messages a second per client (a mocap relay sends one per performer per frame)."),
     ping_interval: float = typer.Option(20.0, help="Seconds between WebSocket pings."),
     ping_timeout: float = typer.Option(20.0, help="Seconds to wait for a pong before closing."),
     udp: Optional[List[str]] = typer.Option(None, "--udp", help="Attach a local mocap source: KIND:PORT or KIND:HOST:PORT (vmc:39539, xsens:9763, osc:9000). Repeatable."),
