@@ -201,12 +201,16 @@ def _data_render(scene: bpy.types.Scene, kind: str, tmp: Path, frame: int) -> np
                 saved.set(c, attr, val)
         saved.set(r, "film_transparent", False)
         saved.set(r, "use_motion_blur", False)
+        saved.set(r, "use_compositing", False)  # the artist's compositor must not touch data
+        saved.set(r, "use_sequencer", False)
+        saved.set(r, "use_single_layer", True)
         vs = scene.view_settings
         saved.set(vs, "view_transform", "Standard")
         saved.set(vs, "look", "None")
         saved.set(vs, "exposure", 0.0)
         saved.set(vs, "gamma", 1.0)
-        saved.set(scene.view_layers[0], "material_override", _override_material(kind))
+        saved.set(bpy.context.view_layer if bpy.context.scene == scene else scene.view_layers[0], "material_override",
+                  _override_material(kind))
         saved.set(scene, "world", _data_world((BACKGROUND_DEPTH, 0.0, 0.0) if kind == "depth" else (0.0, 0.0, 0.0)))
         if scene.camera and scene.camera.type == "CAMERA":
             saved.set(scene.camera.data.dof, "use_dof", False)
