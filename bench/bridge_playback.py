@@ -169,6 +169,7 @@ def run_one(take: Path, ports: list[int], rate: int, seconds: float, kind: str, 
     out = {
         "ticks": rep.jitter["ticks"],
         "realtime": rep.jitter["realtime"],
+        "skipped": rep.jitter["skipped"],
         "wake_mean_ms": rep.jitter["mean_ms"],
         "wake_p50_ms": rep.jitter["p50_ms"],
         "wake_p99_ms": rep.jitter["p99_ms"],
