@@ -55,6 +55,11 @@ def make_take(root, n: int = 8, size: int = 32, *, pose: bool = True, masks: tup
 @pytest.fixture(scope="module")
 def tiny():
     """Tiny random models with two ControlNets, shared by a test module."""
+    import torch
+
     from stylize.tiny import tiny_components
 
-    return tiny_components(2)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # tiny models: one thread is fastest, and immune to a busy machine's spin-waits
+    yield tiny_components(2)
+    torch.set_num_threads(threads)

@@ -1,0 +1,464 @@
+"""Engines behind one interface: diffusion pipelines (local weights) and a classical painter.
+
+An engine turns a batch of frames (HxWx3 uint8, already blended with their warped init) and
+their control images into stylized frames::
+
+    engine.stylize(images, controls, prompts=[(prompt, negative)...], seeds=[...], strengths=[...])
+    engine.describe()  -> what made the frames (for params.json): engine, models + fingerprints
+    engine.batch       -> frames per call the runtime preset asks for
+
+``ClassicalEngine`` needs no weights (OpenCV edge-preserving smoothing, colour quantization, ink
+lines from the edge controls, haze from exact depth): the demo shows something real without
+models. ``DiffusionEngine`` wraps diffusers' (ControlNet) img2img / txt2img pipelines for SD 1.5
+and SDXL, loaded only from local paths.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from .errors import LookError, ModelMissingError, StylizeError
+from .look import ControlSpec, Look, RuntimeSpec
+
+EDGE_KINDS = ("canny", "lineart", "softedge")
+
+# Memory presets: what each sets when the look leaves it unset. See docs/stylize.md.
+PRESETS: dict[str, dict[str, Any]] = {
+    "cpu": dict(dtype="fp32", batch=1, channels_last=False, vae_slicing=False, vae_tiling=False, cpu_offload=False),
+    "8gb": dict(dtype="fp16", batch=1, channels_last=True, vae_slicing=True, vae_tiling=True, cpu_offload=True),
+    "12gb": dict(dtype="fp16", batch=2, channels_last=True, vae_slicing=True, vae_tiling=False, cpu_offload=False),
+    "24gb": dict(dtype="fp16", batch=8, channels_last=True, vae_slicing=False, vae_tiling=False, cpu_offload=False),
+}
+
+
+def resolve_runtime(rt: RuntimeSpec) -> dict[str, Any]:
+    """The look's runtime options with the memory preset filling what it leaves unset."""
+    out = dict(PRESETS[rt.memory])
+    for k in ("batch", "channels_last", "vae_slicing", "vae_tiling", "cpu_offload"):
+        v = getattr(rt, k)
+        if v is not None:
+            out[k] = v
+    if rt.dtype != "auto":
+        out["dtype"] = rt.dtype
+    out["compile"] = rt.compile
+    out["device"] = rt.device
+    return out
+
+
+def fingerprint(path: str | Path, *, edge: int = 1 << 20) -> str:
+    """A quick identity of a model file or folder: sizes + hashes of each weight file's ends."""
+    p = Path(path)
+    files = [p] if p.is_file() else sorted(x for x in p.rglob("*") if x.is_file() and not x.name.startswith("."))
+    h = hashlib.sha256()
+    for f in files:
+        size = f.stat().st_size
+        h.update(f"{f.relative_to(p) if p.is_dir() else f.name}:{size}".encode())
+        with open(f, "rb") as fh:
+            h.update(fh.read(edge))
+            if size > 2 * edge:
+                fh.seek(size - edge)
+                h.update(fh.read(edge))
+    return h.hexdigest()[:16]
+
+
+class Engine:
+    """What the stylize pipeline needs from an engine."""
+
+    name = "engine"
+    batch = 1
+
+    def describe(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def stylize(self, images: Sequence[np.ndarray], controls: Sequence[dict[str, np.ndarray]], *,
+                prompts: Sequence[tuple[str, str]], seeds: Sequence[int], strengths: Sequence[float]) -> list[np.ndarray]:
+        raise NotImplementedError
+
+
+# --- classical ------------------------------------------------------------------------------
+class ClassicalEngine(Engine):
+    """A painted look with OpenCV only: deterministic, temporally stable, no weights."""
+
+    name = "classical"
+
+    def __init__(self, look: Look) -> None:
+        self.spec = look.classical
+        self.batch = 4
+
+    def describe(self) -> dict[str, Any]:
+        import cv2
+
+        return {"engine": "classical", "method": self.spec.method, "opencv": cv2.__version__,
+                "note": "no diffusion weights: OpenCV painted look; point [model] base at local SD weights and set engine = 'diffusion' for the diffusion look"}
+
+    def stylize(self, images, controls, *, prompts=(), seeds=(), strengths=()):
+        return [self._one(np.asarray(img), ctl) for img, ctl in zip(images, controls)]
+
+    def _one(self, img: np.ndarray, ctl: dict[str, np.ndarray]) -> np.ndarray:
+        import cv2
+
+        s = self.spec
+        img = np.ascontiguousarray(img[..., :3])
+        if s.method == "stylization":
+            out = cv2.stylization(img, sigma_s=s.sigma_s, sigma_r=s.sigma_r)
+        elif s.method == "edge_preserving":
+            out = cv2.edgePreservingFilter(img, flags=cv2.RECURS_FILTER, sigma_s=s.sigma_s, sigma_r=s.sigma_r)
+        elif s.method == "ink":
+            _, out = cv2.pencilSketch(img, sigma_s=s.sigma_s, sigma_r=min(s.sigma_r, 0.2), shade_factor=0.05)
+        else:  # painted: smooth, posterize in Lab with a fixed palette grid (no per-frame palette = no flicker)
+            out = cv2.edgePreservingFilter(img, flags=cv2.RECURS_FILTER, sigma_s=s.sigma_s, sigma_r=s.sigma_r)
+            lab = cv2.cvtColor(out, cv2.COLOR_RGB2LAB).astype(np.float32)
+            levels = max(2, int(s.colors))
+            step_l, step_ab = 255.0 / levels, 255.0 / max(2, levels // 2)
+            lab[..., 0] = (np.floor(lab[..., 0] / step_l) + 0.5) * step_l
+            lab[..., 1:] = (np.floor(lab[..., 1:] / step_ab) + 0.5) * step_ab
+            out = cv2.cvtColor(np.clip(lab, 0, 255).astype(np.uint8), cv2.COLOR_LAB2RGB)
+            out = cv2.medianBlur(out, 3)
+        out = out.astype(np.float32)
+        if "depth" in ctl:  # exact depth: aerial perspective, far things fade toward a pale haze
+            near = ctl["depth"][..., 0].astype(np.float32) / 255.0
+            haze = (1.0 - near)[..., None] * 0.35
+            out = out * (1 - haze) + np.array([225, 228, 235], np.float32) * haze
+        edges = [ctl[k] for k in EDGE_KINDS if k in ctl]
+        if edges and s.edges > 0:
+            line = np.max(np.stack([e[..., 0] for e in edges]), axis=0).astype(np.float32) / 255.0
+            out = out * (1.0 - s.edges * line[..., None])
+        return np.clip(out + 0.5, 0, 255).astype(np.uint8)
+
+
+# --- diffusion ------------------------------------------------------------------------------
+def _scheduler(name: str, config: Any):
+    import diffusers as d
+
+    cls = {"ddim": d.DDIMScheduler, "euler": d.EulerDiscreteScheduler, "euler_a": d.EulerAncestralDiscreteScheduler,
+           "dpm": d.DPMSolverMultistepScheduler, "unipc": d.UniPCMultistepScheduler, "lcm": d.LCMScheduler,
+           "pndm": d.PNDMScheduler}[name]
+    return cls.from_config(config)
+
+
+def _pipeline_class(family: str, mode: str, n_controls: int):
+    import diffusers as d
+
+    table = {
+        ("sd15", "img2img", True): d.StableDiffusionControlNetImg2ImgPipeline,
+        ("sd15", "img2img", False): d.StableDiffusionImg2ImgPipeline,
+        ("sd15", "txt2img", True): d.StableDiffusionControlNetPipeline,
+        ("sd15", "txt2img", False): d.StableDiffusionPipeline,
+        ("sdxl", "img2img", True): d.StableDiffusionXLControlNetImg2ImgPipeline,
+        ("sdxl", "img2img", False): d.StableDiffusionXLImg2ImgPipeline,
+        ("sdxl", "txt2img", True): d.StableDiffusionXLControlNetPipeline,
+        ("sdxl", "txt2img", False): d.StableDiffusionXLPipeline,
+    }
+    return table[(family, mode, n_controls > 0)]
+
+
+def hash_embedder(dim: int, length: int = 8) -> Callable[[str], Any]:
+    """Deterministic stand-in text embeddings (tests, benchmarks): a prompt's hash seeds them."""
+    import torch
+
+    def embed(text: str):
+        seed = int(hashlib.sha256(text.encode()).hexdigest()[:8], 16)
+        return torch.randn(1, length, dim, generator=torch.Generator().manual_seed(seed))
+
+    return embed
+
+
+def _torch_dtype(name: str):
+    import torch
+
+    return {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}[name]
+
+
+class DiffusionEngine(Engine):
+    """Diffusers (ControlNet) img2img / txt2img over batches of frames, prompt embeddings cached."""
+
+    name = "diffusion"
+
+    def __init__(self, pipe: Any, look: Look, *, embed: Callable[[str], Any] | None = None,
+                 models: dict[str, Any] | None = None, runtime: dict[str, Any] | None = None) -> None:
+        import torch
+
+        self.pipe = pipe
+        self.look = look
+        self.controls: list[ControlSpec] = [c for c in look.controls]
+        self.models = dict(models or {})
+        rt = runtime or resolve_runtime(look.runtime)
+        self.runtime = rt
+        dev = rt.get("device", "auto")
+        if dev == "auto":
+            dev = "cuda" if torch.cuda.is_available() else "cpu"
+        self.device = torch.device(dev)
+        dt = rt.get("dtype", "fp32")
+        if self.device.type == "cpu" and dt == "fp16":
+            dt = "fp32"  # fp16 kernels are missing or slow on CPUs; bf16 works where asked explicitly
+        self.dtype = _torch_dtype(dt)
+        self.batch = int(rt.get("batch", 1))
+        self._embed = embed
+        self._cache: dict[tuple[str, str], dict[str, Any]] = {}
+        self.sdxl = look.model.family == "sdxl"
+        self._ip_image = None
+        self._configure(rt)
+
+    # 1. configure the pipeline for the device and memory preset
+    def _configure(self, rt: dict[str, Any]) -> None:
+        import torch
+
+        pipe = self.pipe
+        pipe.set_progress_bar_config(disable=True)
+        pipe.scheduler = _scheduler(self.look.model.scheduler, pipe.scheduler.config)
+        if rt.get("cpu_offload") and self.device.type == "cuda":
+            pipe.to(dtype=self.dtype)
+            pipe.enable_model_cpu_offload()
+        else:
+            pipe.to(self.device)
+            if self.dtype != torch.float32:
+                pipe.to(dtype=self.dtype)
+        if rt.get("channels_last"):
+            pipe.unet.to(memory_format=torch.channels_last)
+            if getattr(pipe, "controlnet", None) is not None:
+                pipe.controlnet.to(memory_format=torch.channels_last)
+        if rt.get("vae_slicing") and hasattr(pipe.vae, "enable_slicing"):
+            pipe.vae.enable_slicing()
+        if rt.get("vae_tiling") and hasattr(pipe.vae, "enable_tiling"):
+            pipe.vae.enable_tiling()
+        # SDPA (torch.nn.functional.scaled_dot_product_attention) is diffusers' default processor on torch 2.
+        if rt.get("compile"):
+            pipe.unet = torch.compile(pipe.unet, fullgraph=False)
+            if getattr(pipe, "controlnet", None) is not None:
+                pipe.controlnet = torch.compile(pipe.controlnet, fullgraph=False)
+
+    # --- construction ------------------------------------------------------------------------
+    @classmethod
+    def from_components(cls, look: Look, *, unet: Any, vae: Any, controlnets: Sequence[Any] = (), scheduler: Any = None,
+                        text_encoder: Any = None, tokenizer: Any = None, embed: Callable[[str], Any] | None = None,
+                        runtime: dict[str, Any] | None = None) -> "DiffusionEngine":
+        """An engine from models built in code (tests, benchmarks). Without a text encoder, pass
+        ``embed(text) -> (1, L, D) tensor``."""
+        from diffusers import DDIMScheduler
+
+        if len(controlnets) != len(look.controls):
+            raise LookError(f"the look has {len(look.controls)} controls but {len(controlnets)} ControlNets were given")
+        scheduler = scheduler or DDIMScheduler(beta_schedule="scaled_linear", beta_start=0.00085, beta_end=0.012,
+                                               clip_sample=False, set_alpha_to_one=False, steps_offset=1)
+        pcls = _pipeline_class(look.model.family, look.model.mode, len(controlnets))
+        kw: dict[str, Any] = dict(vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, unet=unet, scheduler=scheduler)
+        if look.model.family == "sd15":
+            kw.update(safety_checker=None, feature_extractor=None, requires_safety_checker=False)
+        if controlnets:
+            kw["controlnet"] = list(controlnets) if len(controlnets) > 1 else controlnets[0]
+        pipe = pcls(**kw)
+        engine = cls(pipe, look, embed=embed, models={"base": "built in code"}, runtime=runtime)
+        engine._load_loras(None)
+        return engine
+
+    @classmethod
+    def from_look(cls, look: Look, config: Any = None) -> "DiffusionEngine":
+        """Load every model the look names from local paths; a missing one -> ModelMissingError."""
+        import torch  # noqa: F401
+        from diffusers import ControlNetModel
+
+        from machinima.config import load_config
+        from machinima.errors import ConfigError
+
+        cfg = config or load_config()
+        m = look.model
+        rt = resolve_runtime(look.runtime)
+        dtype = _torch_dtype("fp32" if rt["dtype"] == "fp16" and not _cuda(rt) else rt["dtype"])
+
+        def need(rel: str, what: str, expect: str) -> Path:
+            try:
+                return cfg.model_path(rel, what=what, expect=expect)
+            except ConfigError as exc:
+                raise ModelMissingError(str(exc.args[0]), hint=exc.hint) from None
+
+        models: dict[str, Any] = {}
+        base = need(m.base, f"base model {m.base!r}", "a diffusers folder with model_index.json, or a .safetensors/.ckpt checkpoint")
+        models["base"] = {"path": str(base), "fingerprint": fingerprint(base)}
+        cns = []
+        for c in look.controls:
+            if not c.model:
+                raise LookError(f"control {c.kind!r} needs model = path of its ControlNet for the diffusion engine")
+            p = need(c.model, f"ControlNet for {c.kind!r} ({c.model})", "a diffusers ControlNet folder or a single .safetensors file")
+            models[f"controlnet_{c.kind}"] = {"path": str(p), "fingerprint": fingerprint(p)}
+            load = ControlNetModel.from_single_file if p.is_file() else ControlNetModel.from_pretrained
+            cns.append(_loading(load, p, dtype=dtype, local_files_only=True))
+        pcls = _pipeline_class(m.family, m.mode, len(cns))
+        kw: dict[str, Any] = {"dtype": dtype, "local_files_only": True}
+        if cns:
+            kw["controlnet"] = cns if len(cns) > 1 else cns[0]
+        if m.family == "sd15":
+            kw.update(safety_checker=None, requires_safety_checker=False)
+        if base.is_file():
+            if m.config:
+                kw["config"] = str(need(m.config, f"config folder for {base.name}", "the diffusers config of this model family"))
+            pipe = _loading(pcls.from_single_file, base, **kw)
+        else:
+            if not (base / "model_index.json").exists():
+                raise ModelMissingError(f"{base} is not a diffusers folder (no model_index.json)",
+                                        hint="point [model] base at a diffusers folder or a single .safetensors checkpoint")
+            index = json.loads((base / "model_index.json").read_text())
+            if not (index.get("text_encoder") or [None])[0] and m.family == "sd15":
+                raise ModelMissingError(f"{base} has no text encoder",
+                                        hint="use a full diffusers folder (text_encoder/ and tokenizer/) or a checkpoint that contains one")
+            pipe = _loading(pcls.from_pretrained, base, **kw)
+        if m.vae:
+            from diffusers import AutoencoderKL
+
+            p = need(m.vae, f"VAE {m.vae!r}", "a diffusers AutoencoderKL folder or a .safetensors file")
+            load = AutoencoderKL.from_single_file if p.is_file() else AutoencoderKL.from_pretrained
+            pipe.vae = _loading(load, p, dtype=dtype, local_files_only=True)
+            models["vae"] = {"path": str(p), "fingerprint": fingerprint(p)}
+        if m.tiny_vae:
+            from diffusers import AutoencoderTiny
+
+            p = need(m.tiny_vae, f"tiny VAE {m.tiny_vae!r}", "an AutoencoderTiny folder (e.g. taesd)")
+            pipe.vae = _loading(AutoencoderTiny.from_pretrained, p, dtype=dtype, local_files_only=True)
+            models["tiny_vae"] = {"path": str(p), "fingerprint": fingerprint(p)}
+        if getattr(pipe, "text_encoder", None) is None:
+            raise ModelMissingError(f"{base} has no text encoder", hint="use a full diffusers folder (text_encoder/ and tokenizer/) or a checkpoint that contains one")
+        engine = cls(pipe, look, models=models, runtime=rt)
+        engine._load_loras(cfg, need)
+        if m.ip_adapter:
+            p = need(m.ip_adapter, f"IP-Adapter weights {m.ip_adapter!r}", "the IP-Adapter file, with its image_encoder/ folder beside it")
+            if not (p.parent / "image_encoder").is_dir():
+                raise ModelMissingError(f"IP-Adapter image encoder not found at {p.parent / 'image_encoder'}",
+                                        hint="put the CLIP vision encoder folder there (config.json + weights)")
+            pipe.load_ip_adapter(str(p.parent), subfolder="", weight_name=p.name, image_encoder_folder="image_encoder", local_files_only=True)
+            pipe.set_ip_adapter_scale(m.ip_adapter_weight)
+            from machinima.imageseq import read_image
+
+            engine._ip_image = read_image(need(m.ip_adapter_image, "IP-Adapter style image", "a PNG/JPEG style reference"))
+            models["ip_adapter"] = {"path": str(p), "fingerprint": fingerprint(p), "weight": m.ip_adapter_weight}
+        return engine
+
+    def _load_loras(self, cfg: Any, need: Callable[..., Path] | None = None) -> None:
+        names, weights = [], []
+        for i, lora in enumerate(self.look.model.loras):
+            p = need(lora.path, f"LoRA {lora.path!r}", "a .safetensors LoRA file") if need else Path(lora.path)
+            if not p.exists():
+                raise ModelMissingError(f"LoRA {p} not found", hint="put the .safetensors file there or fix [[model.loras]] path")
+            name = f"lora{i}"
+            try:
+                self.pipe.load_lora_weights(str(p.parent), weight_name=p.name, adapter_name=name)
+            except (ValueError, KeyError, OSError) as exc:
+                raise StylizeError(f"LoRA {p} cannot be loaded into this {self.look.model.family} model: {str(exc)[:200]}") from None
+            names.append(name)
+            weights.append(lora.weight)
+            self.models[name] = {"path": str(p), "fingerprint": fingerprint(p), "weight": lora.weight}
+        if names:
+            self.pipe.set_adapters(names, adapter_weights=weights)
+
+    def describe(self) -> dict[str, Any]:
+        m = self.look.model
+        return {"engine": "diffusion", "family": m.family, "mode": m.mode, "pipeline": type(self.pipe).__name__,
+                "models": self.models, "device": str(self.device), "dtype": str(self.dtype).replace("torch.", ""),
+                "batch": self.batch}
+
+    # 2. prompts -> embeddings, once per (prompt, negative)
+    def embeddings(self, prompt: str, negative: str) -> dict[str, Any]:
+        key = (prompt, negative)
+        if key not in self._cache:
+            if self._embed is not None:
+                pe, ne = self._embed(prompt), self._embed(negative)
+                out = {"prompt_embeds": pe, "negative_prompt_embeds": ne}
+            elif self.sdxl:
+                pe, ne, pp, npp = self.pipe.encode_prompt(prompt=prompt, device=self.device, num_images_per_prompt=1,
+                                                          do_classifier_free_guidance=True, negative_prompt=negative)
+                out = {"prompt_embeds": pe, "negative_prompt_embeds": ne, "pooled_prompt_embeds": pp, "negative_pooled_prompt_embeds": npp}
+            else:
+                pe, ne = self.pipe.encode_prompt(prompt, self.device, 1, True, negative_prompt=negative)
+                out = {"prompt_embeds": pe, "negative_prompt_embeds": ne}
+            self._cache[key] = {k: v.to(self.device, self.dtype) for k, v in out.items()}
+        return self._cache[key]
+
+    def _size_multiple(self) -> int:
+        n_down = len(getattr(self.pipe.unet.config, "down_block_types", (1,)))
+        return int(self.pipe.vae_scale_factor) * (2 ** max(0, n_down - 1))
+
+    # 3. frames -> stylized frames (groups of equal strength share one call)
+    def stylize(self, images, controls, *, prompts, seeds, strengths):
+        out: list[np.ndarray | None] = [None] * len(images)
+        groups: dict[float, list[int]] = {}
+        for i, s in enumerate(strengths):
+            groups.setdefault(float(s), []).append(i)
+        for strength, idx in groups.items():
+            res = self._call([images[i] for i in idx], [controls[i] for i in idx], [prompts[i] for i in idx],
+                             [seeds[i] for i in idx], strength)
+            for i, r in zip(idx, res):
+                out[i] = r
+        return out  # type: ignore[return-value]
+
+    def _call(self, images, controls, prompts, seeds, strength) -> list[np.ndarray]:
+        import torch
+
+        m = self.look.model
+        h0, w0 = np.asarray(images[0]).shape[:2]
+        mult = self._size_multiple()
+        W = self.look.runtime.width or max(mult, int(round(w0 / mult)) * mult)
+        H = self.look.runtime.height or max(mult, int(round(h0 / mult)) * mult)
+
+        def tensor(batch: list[np.ndarray]):
+            import cv2
+
+            arr = np.stack([cv2.resize(np.ascontiguousarray(np.asarray(x)[..., :3]), (W, H), interpolation=cv2.INTER_AREA)
+                            if x.shape[:2] != (H, W) else np.asarray(x)[..., :3] for x in batch])
+            return (torch.from_numpy(arr).permute(0, 3, 1, 2).float() / 255.0).to(self.device, self.dtype)
+
+        embeds = [self.embeddings(p, n) for p, n in prompts]
+        kw: dict[str, Any] = {k: torch.cat([e[k] for e in embeds]) for k in embeds[0]}
+        kw.update(num_inference_steps=m.steps, guidance_scale=m.guidance, output_type="np",
+                  generator=[torch.Generator("cpu").manual_seed(int(s)) for s in seeds])
+        ctl = [tensor([c[spec.kind] for c in controls]) for spec in self.controls]
+        if self.controls:
+            multi = len(self.controls) > 1
+            kw["controlnet_conditioning_scale"] = [c.weight for c in self.controls] if multi else self.controls[0].weight
+            kw["control_guidance_start"] = [c.start for c in self.controls] if multi else self.controls[0].start
+            kw["control_guidance_end"] = [c.end for c in self.controls] if multi else self.controls[0].end
+        if m.mode == "img2img":
+            kw["image"] = tensor(list(images))
+            kw["strength"] = strength
+            if self.controls:
+                kw["control_image"] = ctl if len(ctl) > 1 else ctl[0]
+        else:
+            kw.update(height=H, width=W)
+            if self.controls:
+                kw["image"] = ctl if len(ctl) > 1 else ctl[0]
+        if self._ip_image is not None:
+            kw["ip_adapter_image"] = [self._ip_image] * len(images)
+        with torch.inference_mode():
+            res = self.pipe(**kw).images
+        out = []
+        for r in res:
+            img = (np.clip(r, 0, 1) * 255 + 0.5).astype(np.uint8)
+            if img.shape[:2] != (h0, w0):
+                import cv2
+
+                img = cv2.resize(img, (w0, h0), interpolation=cv2.INTER_CUBIC)
+            out.append(img)
+        return out
+
+
+def _cuda(rt: dict[str, Any]) -> bool:
+    import torch
+
+    return rt.get("device", "auto") in ("auto", "cuda") and torch.cuda.is_available() or str(rt.get("device", "")).startswith("cuda")
+
+
+def _loading(fn: Callable[..., Any], path: Path, **kw: Any) -> Any:
+    try:
+        return fn(str(path), **kw)
+    except (OSError, ValueError, json.JSONDecodeError, EnvironmentError) as exc:
+        raise ModelMissingError(f"cannot load {path}: {str(exc).splitlines()[0][:300]}",
+                                hint="check that the file or folder is complete; nothing is downloaded") from None
+
+
+def build_engine(look: Look, config: Any = None) -> Engine:
+    """The engine a look asks for."""
+    if look.engine == "classical":
+        return ClassicalEngine(look)
+    return DiffusionEngine.from_look(look, config)

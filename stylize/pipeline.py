@@ -1,0 +1,331 @@
+"""The stylize pipeline: frames + controls -> stylized frames, with cadence and propagation.
+
+Read top to bottom, like a recipe:
+
+  plan()
+    1. check inputs: frames exist, every control can be made, the engine has a ControlNet per control
+    2. segments: split at the look's shots, detected cuts and gaps (nothing crosses a cut)
+    3. keyframes per segment: every frame / every N / adaptive by motion (+ the last frame to propagate)
+    4. processing order and chunks (keyframes diffused together in one batch)
+    5. frame keys: each frame's own inputs plus the keys of the frames it is built from
+
+  frame(f)   (called in plan order; the runner records each result)
+    6. a keyframe: its chunk is diffused in one engine call, each frame initialised from the
+       flow-warped stylized keyframe before the chunk, then colour-matched to a window of the
+       previous keyframes of its segment
+    7. an in-between frame: hold the keyframe, or propagate from both neighbouring keyframes
+       by flow with occlusion-aware blending
+
+Pure logic on arrays: the source gives frames and passes, the engine paints, ``load`` returns
+frames finished by an earlier run (resume), so the same code runs from the Python API, the
+batch runner and Ray.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import numpy as np
+
+from machinima.poststep import stable_hash
+
+from . import controls as C
+from . import flow as F
+from .engines import Engine
+from .errors import ControlError, SourceError, StylizeError
+from .look import Look
+from .sources import Source
+
+PASS_OF_KIND = {"depth": "depth", "pose": "pose", "normal": "normal"}
+
+
+@dataclass
+class Role:
+    kind: str                     # key | fill | hold
+    seg: int
+    k0: int | None = None         # fill/hold: keyframe before; key: init source (last keyframe of the previous chunk)
+    k1: int | None = None         # fill: keyframe after
+    alpha: float = 0.0            # fill: position between k0 and k1
+    window: list[int] = field(default_factory=list)  # key: previous keyframes for colour matching
+
+
+@dataclass
+class Plan:
+    frames: list[int]
+    segments: list[list[int]]
+    keyframes: list[int]
+    order: list[int]
+    roles: dict[int, Role]
+    chunks: list[list[int]]
+    chunk_of: dict[int, int]
+    keys: dict[int, str]
+    depth_ranges: dict[int, tuple[float, float]]
+
+    def summary(self) -> dict[str, Any]:
+        return {"frames": len(self.frames), "keyframes": len(self.keyframes),
+                "segments": [[s[0], s[-1]] for s in self.segments], "keyframe_list": self.keyframes}
+
+
+class _LRU(OrderedDict):
+    def __init__(self, size: int) -> None:
+        super().__init__()
+        self.size = size
+
+    def put(self, k: Any, v: Any) -> None:
+        self[k] = v
+        self.move_to_end(k)
+        while len(self) > self.size:
+            self.popitem(last=False)
+
+
+class StylizePipeline:
+    """One look applied to one source with one engine."""
+
+    def __init__(self, look: Look, engine: Engine, source: Source, *, frames: list[int] | None = None,
+                 load: Callable[[int], np.ndarray | None] | None = None) -> None:
+        self.look = look
+        self.engine = engine
+        self.source = source
+        self.frames = sorted(frames) if frames is not None else list(source.frames)
+        self.load = load or (lambda f: None)
+        self._images = _LRU(24)
+        self._out = _LRU(max(16, 4 * max(1, engine.batch) + look.cadence.color_window + 4))
+        self._stats: dict[int, np.ndarray] = {}
+        self._plan: Plan | None = None
+        self.stats = {"diffused": 0, "propagated": 0, "held": 0, "engine_s": 0.0, "flow_s": 0.0}
+
+    # --- inputs -----------------------------------------------------------------------------
+    def image(self, f: int) -> np.ndarray:
+        if f not in self._images:
+            self._images.put(f, self.source.image(f))
+        return self._images[f]
+
+    def _pass_names(self) -> list[str]:
+        names = []
+        for c in self.look.controls:
+            if c.kind in PASS_OF_KIND:
+                names.append(PASS_OF_KIND[c.kind])
+            elif c.kind == "mask":
+                names.append(f"mask/{c.options.get('mask', '')}")
+        return names
+
+    def controls_for(self, f: int) -> dict[str, np.ndarray]:
+        out: dict[str, np.ndarray] = {}
+        plan = self.plan()
+        for c in self.look.controls:
+            if c.kind == "depth":
+                near, far = c.options.get("near"), c.options.get("far")
+                if near is None or far is None:
+                    near, far = plan.depth_ranges[plan.roles[f].seg]
+                out["depth"] = C.depth_control(self.source.raw("depth", f), float(near), float(far))
+            elif c.kind == "pose":
+                out["pose"] = C._rgb3(self.source.raw("pose", f))
+            elif c.kind == "normal":
+                out["normal"] = C.normal_control(self.source.raw("normal", f))
+            elif c.kind == "mask":
+                out["mask"] = C.mask_control(self.source.raw(f"mask/{c.options.get('mask', '')}", f))
+            else:
+                out[c.kind] = C.image_control(c.kind, self.image(f), c.options)
+        return out
+
+    def seed_for(self, f: int) -> int:
+        shot = self.look.shot_of(f)
+        base = shot.seed if shot and shot.seed is not None else self.look.seed
+        return int(base) + (f if self.look.seed_mode == "frame" else 0)
+
+    def strength_for(self, f: int) -> float:
+        shot = self.look.shot_of(f)
+        return float(shot.strength) if shot and shot.strength is not None else self.look.model.strength
+
+    # --- the plan ---------------------------------------------------------------------------
+    def plan(self) -> Plan:
+        if self._plan is not None:
+            return self._plan
+        look, cad = self.look, self.look.cadence
+        # 1. check inputs
+        if not self.frames:
+            raise SourceError("no frames to stylize", hint="check --frames / --shots against the take's frames")
+        missing = sorted(set(self.frames) - set(self.source.frames))
+        if missing:
+            raise SourceError(f"frames {missing[:5]}{'...' if len(missing) > 5 else ''} are not in the source "
+                              f"(it has {self.source.frames[0]}..{self.source.frames[-1]})")
+        if look.controls:
+            f0 = self.frames[0]
+            for c in look.controls:
+                if c.kind in PASS_OF_KIND:
+                    self.source.raw(PASS_OF_KIND[c.kind], f0)
+                elif c.kind == "mask":
+                    if not c.options.get("mask"):
+                        raise ControlError("a mask control needs options.mask = the mask's name (a performer or object group)")
+                    self.source.raw(f"mask/{c.options['mask']}", f0)
+        # 2. segments: shots of the look, detected cuts, gaps
+        breaks = {s.frames[0] for s in look.shots} | {s.frames[1] + 1 for s in look.shots}
+        cuts: set[int] = set()
+        motion: dict[int, float] = {}
+        if (cad.detect_cuts or cad.adaptive) and len(self.frames) > 1:
+            prev_h, prev_f = None, None
+            for f in self.frames:
+                img = self.image(f)
+                h = F.histogram(img)
+                if prev_h is not None and f == prev_f + 1:
+                    if cad.detect_cuts and F.cut_distance(prev_h, h) > cad.cut_threshold:
+                        cuts.add(f)
+                    elif cad.adaptive:
+                        motion[f] = F.mean_motion(self.image(prev_f), img)
+                prev_h, prev_f = h, f
+        segs = F.segments(self.frames, breaks, cuts)
+        # 3. keyframes per segment
+        roles: dict[int, Role] = {}
+        keyframes: list[int] = []
+        order: list[int] = []
+        chunks: list[list[int]] = []
+        batch = max(1, int(self.engine.batch))
+        depth_ranges: dict[int, tuple[float, float]] = {}
+        for si, seg in enumerate(segs):
+            keys = F.plan_keyframes(seg, cad.mode, every=cad.every, adaptive=cad.adaptive, motion=motion,
+                                    motion_px=cad.motion_px, max_gap=cad.max_gap)
+            keyframes += keys
+            if any(c.kind == "depth" for c in look.controls):
+                probe = [seg[0], seg[len(seg) // 2], seg[-1]]
+                depth_ranges[si] = C.depth_range([self.source.raw("depth", f) for f in probe])
+            # 4. chunks of keyframes (one engine call each) and the processing order
+            seg_chunks = [keys[i:i + batch] for i in range(0, len(keys), batch)]
+            prev_last: int | None = None
+            for ch in seg_chunks:
+                for k in ch:
+                    i = keys.index(k)
+                    roles[k] = Role("key", si, k0=prev_last if cad.init_blend > 0 else None,
+                                    window=keys[max(0, i - cad.color_window):i] if cad.color_match else [])
+                prev_last = ch[-1]
+                chunks.append(ch)
+            for i, k in enumerate(keys):
+                if cad.mode == "propagate":
+                    order.append(k)
+                    if i > 0:
+                        k0 = keys[i - 1]
+                        for f in range(k0 + 1, k):
+                            roles[f] = Role("fill", si, k0=k0, k1=k, alpha=(f - k0) / (k - k0))
+                            order.append(f)
+                else:
+                    order.append(k)
+                    nxt = keys[i + 1] if i + 1 < len(keys) else seg[-1] + 1
+                    for f in range(k + 1, nxt):
+                        roles[f] = Role("hold", si, k0=k)
+                        order.append(f)
+        chunk_of = {k: ci for ci, ch in enumerate(chunks) for k in ch}
+        # 5. frame keys, chained through what each frame is built from
+        pass_names = self._pass_names()
+        keymap: dict[int, str] = {}
+        for f in order:
+            r = roles[f]
+            own = {"src": self.source.fingerprint(f, pass_names), "role": r.kind}
+            if r.kind == "key":
+                own.update(prompt=look.prompt_for(f), seed=self.seed_for(f), strength=self.strength_for(f),
+                           depth=depth_ranges.get(r.seg), deps=[keymap[k] for k in ([r.k0] if r.k0 is not None else []) + r.window],
+                           chunk=chunks[chunk_of[f]])
+            elif r.kind == "fill":
+                own.update(deps=[keymap[r.k0], keymap[r.k1]], alpha=round(r.alpha, 6))
+            else:
+                own.update(deps=[keymap[r.k0]])
+            keymap[f] = stable_hash(own)
+        self._plan = Plan(list(self.frames), segs, keyframes, order, roles, chunks, chunk_of, keymap, depth_ranges)
+        return self._plan
+
+    # --- frames -----------------------------------------------------------------------------
+    def stylized(self, f: int) -> np.ndarray:
+        """The finished output of frame ``f``: from memory, from disk (an earlier run), or made now."""
+        if f in self._out:
+            return self._out[f]
+        img = self.load(f)
+        if img is None:
+            img = self.frame(f)
+        self._out.put(f, img)
+        return img
+
+    def frame(self, f: int) -> np.ndarray:
+        """Make frame ``f`` (its keyframes are made or loaded first)."""
+        import time
+
+        if f in self._out:
+            return self._out[f]
+        plan = self.plan()
+        r = plan.roles.get(f)
+        if r is None:
+            raise StylizeError(f"frame {f} is not in this run's frames")
+        if r.kind == "key":
+            self._diffuse_chunk(plan.chunks[plan.chunk_of[f]])
+            return self._out[f]
+        if r.kind == "hold":
+            out = self.stylized(r.k0)
+            self.stats["held"] += 1
+        else:
+            # 7. propagate from both neighbouring keyframes
+            s0, s1 = self.stylized(r.k0), self.stylized(r.k1)
+            t0 = time.perf_counter()
+            out = F.propagate(self.image(f), (self.image(r.k0), s0), (self.image(r.k1), s1), r.alpha,
+                              occlusion_px=self.look.cadence.occlusion_px)
+            self.stats["flow_s"] += time.perf_counter() - t0
+            self.stats["propagated"] += 1
+        self._out.put(f, out)
+        return out
+
+    def _diffuse_chunk(self, chunk: list[int]) -> None:
+        """6. one engine call for the chunk's unfinished keyframes, then colour matching in order."""
+        import time
+
+        plan, cad = self.plan(), self.look.cadence
+        done = {}
+        for k in chunk:
+            if k in self._out:
+                done[k] = self._out[k]
+            else:
+                got = self.load(k)
+                if got is not None:
+                    done[k] = got
+        todo = [k for k in chunk if k not in done]
+        if todo:
+            inits = []
+            t0 = time.perf_counter()
+            for k in todo:
+                img = self.image(k)
+                src = plan.roles[k].k0
+                if src is not None and cad.init_blend > 0:
+                    fl = F.flow(img, self.image(src))
+                    warped = F.warp(self.stylized(src), fl).astype(np.float32)
+                    img = np.clip((1 - cad.init_blend) * img.astype(np.float32) + cad.init_blend * warped + 0.5, 0, 255).astype(np.uint8)
+                inits.append(img)
+            ctls = [self.controls_for(k) for k in todo]
+            self.stats["flow_s"] += time.perf_counter() - t0
+            t0 = time.perf_counter()
+            res = self.engine.stylize(inits, ctls, prompts=[self.look.prompt_for(k) for k in todo],
+                                      seeds=[self.seed_for(k) for k in todo], strengths=[self.strength_for(k) for k in todo])
+            self.stats["engine_s"] += time.perf_counter() - t0
+            self.stats["diffused"] += len(todo)
+            fresh = dict(zip(todo, res))
+        else:
+            fresh = {}
+        for k in chunk:
+            if k in fresh:
+                out = fresh[k]
+                window = plan.roles[k].window
+                if window:
+                    out = F.match_color(out, [self._color(w) for w in window])
+                self._out.put(k, out)
+            else:
+                self._out.put(k, done[k])
+
+    def _color(self, k: int) -> np.ndarray:
+        if k not in self._stats:
+            self._stats[k] = F.color_stats(self.stylized(k))
+        return self._stats[k]
+
+    # --- everything in memory ---------------------------------------------------------------
+    def __call__(self) -> list[np.ndarray]:
+        """Stylize every frame in memory (the Python API); returns frames in frame order."""
+        results: dict[int, np.ndarray] = {}
+        self.load = lambda f: results.get(f)
+        for f in self.plan().order:
+            results[f] = self.frame(f)
+        return [results[f] for f in self.frames]

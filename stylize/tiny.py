@@ -1,0 +1,56 @@
+"""Tiny random-weight diffusion models built in code (tests, benchmarks, smoke runs) and the
+SD 1.5-shaped ones (same cost as the real model) for GPU timings. Random weights paint noise:
+these prove the plumbing and measure speed, never the look.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .look import Look
+
+
+def tiny_components(n_controls: int = 1, *, seed: int = 0, cross_dim: int = 32) -> dict[str, Any]:
+    """UNet (2 blocks), a 2-block VAE (scale factor 2) and ControlNets matching it."""
+    import torch
+    from diffusers import AutoencoderKL, ControlNetModel, UNet2DConditionModel
+
+    torch.manual_seed(seed)
+    unet = UNet2DConditionModel(
+        block_out_channels=(32, 64), layers_per_block=1, sample_size=16, in_channels=4, out_channels=4,
+        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"), up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
+        cross_attention_dim=cross_dim, norm_num_groups=8, attention_head_dim=4)
+    vae = AutoencoderKL(
+        block_out_channels=[16, 32], in_channels=3, out_channels=3, down_block_types=["DownEncoderBlock2D"] * 2,
+        up_block_types=["UpDecoderBlock2D"] * 2, latent_channels=4, norm_num_groups=8)
+    cns = []
+    for i in range(n_controls):
+        torch.manual_seed(seed + 1 + i)
+        cn = ControlNetModel.from_unet(unet, conditioning_embedding_out_channels=(8, 16))
+        with torch.no_grad():  # from_unet zero-inits the output convs: randomize so controls matter
+            for m in [*cn.controlnet_down_blocks, cn.controlnet_mid_block, cn.controlnet_cond_embedding.conv_out]:
+                m.weight.normal_(0, 0.05)
+        cns.append(cn)
+    return {"unet": unet, "vae": vae, "controlnets": cns, "cross_dim": cross_dim}
+
+
+def sd15_components(n_controls: int = 1) -> dict[str, Any]:
+    """SD 1.5 shapes (860M UNet, 4-block VAE), random weights: real timing, noise pictures."""
+    from diffusers import AutoencoderKL, ControlNetModel, UNet2DConditionModel
+
+    unet = UNet2DConditionModel(
+        sample_size=64, in_channels=4, out_channels=4, layers_per_block=2, block_out_channels=(320, 640, 1280, 1280),
+        down_block_types=("CrossAttnDownBlock2D",) * 3 + ("DownBlock2D",), up_block_types=("UpBlock2D",) + ("CrossAttnUpBlock2D",) * 3,
+        cross_attention_dim=768, attention_head_dim=8)
+    vae = AutoencoderKL(in_channels=3, out_channels=3, latent_channels=4, layers_per_block=2, block_out_channels=(128, 256, 512, 512),
+                        down_block_types=("DownEncoderBlock2D",) * 4, up_block_types=("UpDecoderBlock2D",) * 4, sample_size=512)
+    return {"unet": unet, "vae": vae, "controlnets": [ControlNetModel.from_unet(unet) for _ in range(n_controls)], "cross_dim": 768}
+
+
+def tiny_engine(look: Look, comps: dict[str, Any] | None = None, runtime: dict[str, Any] | None = None):
+    """A DiffusionEngine on tiny models with hash-seeded stand-in text embeddings."""
+    from .engines import DiffusionEngine, hash_embedder
+
+    comps = comps or tiny_components(len(look.controls))
+    return DiffusionEngine.from_components(look, unet=comps["unet"], vae=comps["vae"], controlnets=comps["controlnets"][: len(look.controls)],
+                                           embed=hash_embedder(comps["cross_dim"]), runtime=runtime)
