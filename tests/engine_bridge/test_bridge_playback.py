@@ -165,3 +165,31 @@ def test_pause_and_seek_while_playing(tmp_path, udp):
     assert after and after[0] < 51 and frames[-1] == 59.0, frames  # resumed at the seek, ends on the last frame
     assert all(f < 10 for f in frames[: frames.index(after[0])]), frames
     np.testing.assert_allclose(got[-1][1], expected["alice"][59], atol=1e-6)
+
+
+def test_vmc_bytes_are_unity_left_handed_for_a_known_pose(udp):
+    """Canonical right-handed -> Unity left-handed, checked on the raw OSC of the sender."""
+    from machinima import quat
+    from engine_bridge.mapping import AvatarMap, EngineMap
+    from engine_bridge.targets import BridgeFrame, VMCTarget
+
+    rx = udp()
+    pose = rest_pose()
+    pose[BONE_INDEX["Hips"], :3] = (1.0, 0.9, 2.0)  # 1 m to the performer's left, 2 m forward
+    pose[BONE_INDEX["Hips"], 3:7] = quat.from_axis_angle(np.array([0, 1.0, 0]), np.pi / 2)  # turned left
+    pose[BONE_INDEX["LeftUpperArm"], 3:7] = quat.from_axis_angle(np.array([0, 0, 1.0]), np.pi / 4)  # arm raised
+    t = VMCTarget(EngineMap("u", "vmc", "127.0.0.1", rx.port, None, [AvatarMap("alice", "A", bones=("Hips", "LeftUpperArm"))]))
+    t.open()
+    t.send(BridgeFrame(0, 1.5, "01:00:00:00", {"alice": pose}))
+    t.close()
+    rx.wait_for(1)
+    msgs = {(m.address, m.args[0] if m.args and isinstance(m.args[0], str) else None): m.args for m in osc.decode_packet(rx.packets[0][1])}
+    s = np.sin(np.pi / 4)
+    hips = msgs[("/VMC/Ext/Bone/Pos", "Hips")]
+    assert hips[1:4] == pytest.approx((-1.0, 0.9, 2.0))  # x mirrored
+    assert hips[4:8] == pytest.approx((0.0, -s, 0.0, s), abs=1e-6)  # yaw +90 RH -> -90 LH
+    arm = msgs[("/VMC/Ext/Bone/Pos", "LeftUpperArm")]
+    assert arm[1:4] == pytest.approx((-0.12, 0.0, 0.0))
+    assert arm[4:8] == pytest.approx((0.0, 0.0, -np.sin(np.pi / 8), np.cos(np.pi / 8)), abs=1e-6)
+    assert msgs[("/VMC/Ext/T", None)][0] == pytest.approx(1.5)
+    assert msgs[("/VMC/Ext/Root/Pos", "root")][1:] == pytest.approx((0, 0, 0, 0, 0, 0, 1))
