@@ -452,16 +452,15 @@ def embed_watermark(img: np.ndarray, take_id: str, step_id: str, *, strength: fl
     y = _luma_low(rgb, bh, bw)
     c = _wm_coeffs(y, bh, bw)
     target = np.round((c - offset) / strength) * strength + offset
-    dfull = cv2.resize(_wm_synth(target - c, bh, bw), (w, h), interpolation=cv2.INTER_LINEAR)
+    dfull = cv2.resize(np.clip(_wm_synth(target - c, bh, bw), -60, 60), (w, h), interpolation=cv2.INTER_LINEAR)
     # second pass, in the low-res domain: correct what linear up + area down lost
     got = cv2.resize(dfull, (bw * 8, bh * 8), interpolation=cv2.INTER_AREA)
     c2 = _wm_coeffs(y + got, bh, bw)
-    dfull += cv2.resize(_wm_synth(target - c2, bh, bw), (w, h), interpolation=cv2.INTER_LINEAR)
-    # add the same luma delta to R, G and B with uint8 saturation: split into its positive and
-    # negative parts (rounded) so the 3-channel work is plain saturating uint8 arithmetic
-    pos = cv2.convertScaleAbs(cv2.threshold(dfull, 0, 0, cv2.THRESH_TOZERO)[1])
-    neg = cv2.convertScaleAbs(cv2.threshold(dfull, 0, 0, cv2.THRESH_TOZERO_INV)[1])
-    out = cv2.subtract(cv2.add(rgb, cv2.cvtColor(pos, cv2.COLOR_GRAY2RGB)), cv2.cvtColor(neg, cv2.COLOR_GRAY2RGB))
+    dfull += cv2.resize(np.clip(_wm_synth(target - c2, bh, bw), -60, 60), (w, h), interpolation=cv2.INTER_LINEAR)
+    # add the same luma delta to R, G and B with saturation: the delta (|d| < 20) as uint8 offset
+    # by 128, then one saturating weighted add (img + d + 128 - 128): exact, and fast
+    offset = cv2.convertScaleAbs(dfull, alpha=1.0, beta=128.0)  # |d| <= 120: the low-res deltas are clipped to 60
+    out = cv2.addWeighted(rgb, 1.0, cv2.cvtColor(offset, cv2.COLOR_GRAY2RGB), 1.0, -128.0)
     return np.concatenate([out, alpha], axis=2) if alpha is not None else out
 
 
