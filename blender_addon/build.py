@@ -90,6 +90,13 @@ def set_objects(set_name: str) -> dict[str, bpy.types.Object]:
     return {ob[ID_TAG]: ob for ob in bpy.data.objects if ob.get(SET_TAG) == set_name and ID_TAG in ob}
 
 
+def node_tree(idblock: Any) -> Any:
+    """The shader node tree of a material/world; Blender before 5.0 needs ``use_nodes`` first."""
+    if bpy.app.version < (5, 0, 0) and not idblock.use_nodes:
+        idblock.use_nodes = True
+    return idblock.node_tree
+
+
 def _material(spec: SetSpec, m: MaterialSpec) -> bpy.types.Material:
     key = f"{spec.name}/{m.id}"
     mat = next((x for x in bpy.data.materials if x.get(MATERIAL_TAG) == key), None)
@@ -99,7 +106,7 @@ def _material(spec: SetSpec, m: MaterialSpec) -> bpy.types.Material:
     mat.diffuse_color = m.color
     mat.roughness = m.roughness
     mat.metallic = m.metallic
-    nt = mat.node_tree
+    nt = node_tree(mat)
     bsdf = next((n for n in nt.nodes if n.type == "BSDF_PRINCIPLED"), None)
     if bsdf is None:
         nt.nodes.clear()
@@ -290,7 +297,7 @@ def _import_asset(p: PropSpec, col: bpy.types.Collection) -> tuple[list[bpy.type
 def _world(spec: SetSpec, scene: bpy.types.Scene) -> None:
     world = scene.world or bpy.data.worlds.new(f"{spec.name} world")
     scene.world = world
-    nt = world.node_tree
+    nt = node_tree(world)
     bg = next((n for n in nt.nodes if n.type == "BACKGROUND"), None)
     out = next((n for n in nt.nodes if n.type == "OUTPUT_WORLD"), None)
     if bg is None:

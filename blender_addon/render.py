@@ -30,6 +30,7 @@ import numpy as np
 
 from machinima.passes import BACKGROUND_DEPTH, CameraFrame, PassSet
 
+from .build import node_tree
 from .errors import RenderError
 from .posemap import camera_frame, draw_pose_map, openpose_keypoints
 from .takeimport import MESH_TAG, PERFORMER_TAG, TAKE_TAG
@@ -132,7 +133,7 @@ def _override_material(kind: str) -> bpy.types.Material:
     if mat is not None:
         return mat
     mat = bpy.data.materials.new(name)
-    nt = mat.node_tree
+    nt = node_tree(mat)
     nt.nodes.clear()
     out = nt.nodes.new("ShaderNodeOutputMaterial")
     em = nt.nodes.new("ShaderNodeEmission")
@@ -166,7 +167,7 @@ def _override_material(kind: str) -> bpy.types.Material:
 def _data_world(value: tuple[float, float, float]) -> bpy.types.World:
     name = f"machinima data world {value}"
     world = bpy.data.worlds.get(name) or bpy.data.worlds.new(name)
-    nt = world.node_tree
+    nt = node_tree(world)
     bg = next((n for n in nt.nodes if n.type == "BACKGROUND"), None) or nt.nodes.new("ShaderNodeBackground")
     out = next((n for n in nt.nodes if n.type == "OUTPUT_WORLD"), None) or nt.nodes.new("ShaderNodeOutputWorld")
     nt.links.new(bg.outputs[0], out.inputs["Surface"])
@@ -235,6 +236,7 @@ def _rgb_render(scene: bpy.types.Scene, settings: RenderSettings, tmp: Path, fra
         r = scene.render
         saved.set(r, "engine", _engine_id(settings.engine))
         if settings.engine == "cycles":
+            saved.set(r, "use_persistent_data", True)  # keep the BVH between frames of a shot
             saved.set(scene.cycles, "samples", settings.samples)
             saved.set(scene.cycles, "device", "CPU")
             saved.set(scene.cycles, "use_denoising", False)

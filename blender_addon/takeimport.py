@@ -266,7 +266,10 @@ def _continuous(q: np.ndarray) -> np.ndarray:
 
 
 def _keys(owner: Any, action: Any, path: str, index: int, frames: np.ndarray, values: np.ndarray, group: str | None = None) -> None:
-    fc = action.fcurve_ensure_for_datablock(owner, path, index=index, group_name=group or "")
+    if hasattr(action, "fcurve_ensure_for_datablock"):  # Blender 4.4+: layered actions with slots
+        fc = action.fcurve_ensure_for_datablock(owner, path, index=index, group_name=group or "")
+    else:  # Blender 4.2-4.3
+        fc = action.fcurves.find(path, index=index) or action.fcurves.new(path, index=index, action_group=group or "")
     fc.keyframe_points.clear()
     fc.keyframe_points.add(len(frames))
     co = np.empty(2 * len(frames), dtype=np.float32)
