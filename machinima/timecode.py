@@ -145,3 +145,10 @@ def frames_from_ns(ns, rate: float | str | Fraction):
     """Vectorised floor(ns * rate) for numpy int64 arrays (or ints)."""
     r = parse_rate(rate)
     return (ns * r.numerator) // (NS_PER_S * r.denominator)
+
+
+def ns_from_frames(frames, rate: float | str | Fraction):
+    """Vectorised first nanosecond of each frame (ceil(frame / rate) in ns), the inverse of
+    ``frames_from_ns``: ``frames_from_ns(ns_from_frames(f)) == f`` exactly."""
+    r = parse_rate(rate)
+    return -((-frames * NS_PER_S * r.denominator) // r.numerator)
