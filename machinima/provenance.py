@@ -625,6 +625,39 @@ def _context(*, sign: bool, trust_anchors: bytes | None = None):
 _SIGN_CTX: Any = None
 
 
+def png_single_idat(png: bytes) -> bytes:
+    """The same PNG with its image data in one IDAT chunk (encoders write many 8 KiB chunks;
+    c2pa walks a PNG chunk by chunk through Python stream callbacks, so one chunk signs about
+    twice as fast). Anything unexpected returns the input unchanged."""
+    import struct
+    import zlib
+
+    if png[:8] != b"\x89PNG\r\n\x1a\n":
+        return png
+    pos, head, idat, tail = 8, [png[:8]], [], []
+    try:
+        while pos < len(png):
+            (n,) = struct.unpack(">I", png[pos:pos + 4])
+            kind = png[pos + 4:pos + 8]
+            end = pos + 12 + n
+            if end > len(png):
+                return png
+            if kind == b"IDAT":
+                if tail:
+                    return png  # IDAT chunks must be consecutive
+                idat.append(png[pos + 8:pos + 8 + n])
+            else:
+                (tail if idat else head).append(png[pos:end])
+            pos = end
+    except struct.error:
+        return png
+    if len(idat) <= 1:
+        return png
+    body = b"".join(idat)
+    chunk = struct.pack(">I", len(body)) + b"IDAT" + body + struct.pack(">I", zlib.crc32(body, zlib.crc32(b"IDAT")) & 0xFFFFFFFF)
+    return b"".join(head) + chunk + b"".join(tail)
+
+
 def sign_bytes(data: bytes, mime: str, manifest: dict[str, Any], identity: SigningIdentity) -> bytes:
     """Embed a signed manifest into ``data`` (PNG/JPEG/MP4 bytes); returns the new bytes."""
     import c2pa
@@ -763,7 +796,8 @@ class Disclosure:
         ok, buf = cv2.imencode(ext, np.ascontiguousarray(a), params)
         if not ok:
             raise DisclosureError(f"could not encode {title}")
-        return sign_bytes(buf.tobytes(), MIME[ext], self.manifest(title, MIME[ext], frame), self.identity)
+        data = png_single_idat(buf.tobytes()) if ext == ".png" else buf.tobytes()
+        return sign_bytes(data, MIME[ext], self.manifest(title, MIME[ext], frame), self.identity)
 
     def sign_file(self, path: str | Path, dst: str | Path | None = None) -> Path:
         """Sign an already-marked file (a delivered MP4 whose frames came from disclosed steps)."""

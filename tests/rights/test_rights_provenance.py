@@ -194,3 +194,15 @@ def test_unreadable_and_unmarked_files(tmp_path, photo):
 def test_unknown_source_type_refused():
     with pytest.raises(DisclosureError, match="digital source type"):
         pv.build_manifest(title="x", mime="image/png", take_id="t", step_id="s", step_kind="k", source_type="photo")
+
+
+def test_png_single_idat_is_the_same_image(photo):
+    import cv2
+
+    ok, buf = cv2.imencode(".png", np.ascontiguousarray(np.tile(photo, (2, 2, 1))))
+    data = buf.tobytes()
+    merged = pv.png_single_idat(data)
+    assert merged.count(b"IDAT") == 1 < data.count(b"IDAT")
+    assert np.array_equal(cv2.imdecode(np.frombuffer(merged, np.uint8), -1), cv2.imdecode(buf, -1))
+    assert pv.png_single_idat(b"not a png") == b"not a png"
+    assert pv.png_single_idat(data[:5000]) == data[:5000]  # truncated: left alone
