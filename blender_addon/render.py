@@ -352,7 +352,8 @@ def render_passes(out_dir: str | Path, settings: RenderSettings, scene: bpy.type
     bar = _Bar(progress, f"passes {','.join(settings.passes)}", len(frames))
     t_start = time.perf_counter()
     try:
-        with tempfile.TemporaryDirectory(prefix="machinima-passes-") as tmpd:
+        out.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(prefix=".render-", dir=out) as tmpd:  # beside the passes, same disk
             tmp = Path(tmpd)
             for f in frames:
                 if done(f):

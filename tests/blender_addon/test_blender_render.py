@@ -107,6 +107,7 @@ def test_passes_depth_normals_masks_pose_camera(staged, scene):
     # resume: everything is there, so nothing renders again
     again = render_passes(take.passes_dir(), settings, scene, take_poses=poses, fps="24", progress=False)
     assert again.rendered == [] and again.skipped == [0, 2]
+    assert not list(take.passes_dir().glob(".render-*"))  # temporary renders cleaned up
 
 
 def test_workbench_and_bad_settings(staged, scene, tmp_path):
