@@ -1,0 +1,78 @@
+"""``machinima stylize``: stylize a take with a look, QC a finished step.
+
+    machinima stylize TAKE --look look.toml [--shots A,B] [--frames 0:47] [--preview N] [--input PLATES/]
+    machinima stylize qc STEP_FOLDER
+
+Heavy imports (torch, diffusers, cv2) happen inside the commands so ``machinima --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+from typer.core import TyperGroup
+
+
+class _RunByDefault(TyperGroup):
+    """``machinima stylize TAKE ...`` means ``machinima stylize run TAKE ...``."""
+
+    def parse_args(self, ctx, args):  # type: ignore[override]
+        if args and args[0] not in self.commands and not args[0].startswith("-"):
+            args = ["run", *args]
+        return super().parse_args(ctx, args)
+
+
+app = typer.Typer(cls=_RunByDefault, help="Stylize takes with diffusion or classical looks; flicker QC.", no_args_is_help=True)
+
+
+@app.command("run")
+def run(
+    take: str = typer.Argument(..., help="Take folder or id."),
+    look: Path = typer.Option(..., "--look", help="Look file (TOML); see docs/stylize.md and stylize/looks/."),
+    shots: Optional[str] = typer.Option(None, "--shots", help="Comma-separated shot names from the look."),
+    frames: Optional[str] = typer.Option(None, "--frames", help="Frame range A:B (inclusive)."),
+    preview: int = typer.Option(0, "--preview", help="Render N evenly spaced frames only (every-frame mode), into <step>-preview."),
+    step_id: Optional[str] = typer.Option(None, "--step-id", help="Output folder name under post/ (default stylize-<look>)."),
+    input_folder: Optional[Path] = typer.Option(None, "--input", help="Stylize this image sequence (live-action plates) instead of the passes."),
+    root: Optional[Path] = typer.Option(None, "--root", help="Takes root."),
+    no_video: bool = typer.Option(False, "--no-video", help="Skip the mp4."),
+) -> None:
+    """Stylize a take's frames with a look (resumable: rerun to continue)."""
+    from rich.console import Console
+
+    from machinima.cli import resolve_take
+
+    from .look import load_look
+    from .runner import parse_range, stylize_take
+
+    lk = load_look(look)
+    res = stylize_take(resolve_take(take, root), lk, frames=parse_range(frames), shots=[s for s in (shots or "").split(",") if s],
+                       step_id=step_id, input_folder=input_folder, preview=preview, video=not no_video)
+    c = Console()
+    r = res.report
+    c.print(f"{len(r.done)} frames made, {len(r.skipped)} already done, {len(r.failed)} failed "
+            f"({res.plan['keyframes']} keyframes of {res.plan['frames']}) in {r.seconds:.1f} s -> {res.out_dir}")
+    if res.video:
+        c.print(f"video: {res.video}")
+
+
+@app.command("qc")
+def qc(step: Path = typer.Argument(..., help="The step folder: TAKE/post/<step-id>."),
+       sheet: int = typer.Option(12, help="Frames on the contact sheet.")) -> None:
+    """Flicker report (warp error between consecutive outputs) and a contact sheet."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from .qc import qc_step
+
+    rep = qc_step(step, sheet_frames=sheet)
+    t = Table(title=f"flicker of {rep['step']} ({rep['engine']}): warp error 0..255, lower is steadier")
+    for col in ("frames", "pairs", "mean", "p95", "input"):
+        t.add_column(col)
+    for s in rep["shots"]:
+        t.add_row(f"{s['frames'][0]}-{s['frames'][1]}", str(s["pairs"]), str(s["mean"]), str(s["p95"]), str(s["input_mean"]))
+    t.add_row("all", str(rep["pairs"]), str(rep["mean"]), str(rep["p95"]), str(rep["input_mean"]))
+    Console().print(t)
+    Console().print(f"contact sheet: {rep['contact_sheet']}")
