@@ -18,7 +18,6 @@ Reruns resume: a frame whose files all exist, rendered with the same settings, i
 
 from __future__ import annotations
 
-import os
 import tempfile
 import time
 from dataclasses import asdict, dataclass, field
@@ -473,4 +472,4 @@ def render_take(take_path: str | Path, settings: RenderSettings, *, set_path: st
     return render_passes(take.passes_dir(), settings, scene, take_poses=poses, fps=str(take.fps), progress=progress)
 
 
-__all__ = ["RenderSettings", "render_passes", "render_take", "scene_camera_frame", "parse_res", "parse_frames", "os"]
+__all__ = ["RenderSettings", "render_passes", "render_take", "scene_camera_frame", "parse_res", "parse_frames"]

@@ -22,7 +22,6 @@ from typing import Any
 
 import bpy
 import numpy as np
-from mathutils import Matrix
 
 from machinima import quat, skeleton
 from machinima.export import performer_frames
@@ -462,4 +461,4 @@ def canonical_bone_world(ob: bpy.types.Object, bone: str) -> tuple[np.ndarray, n
 
 
 __all__ = ["import_take", "create_armature", "RigInfo", "pose_basis", "apply_pose", "keyframe_rig", "canonical_bone_world",
-           "ImportReport", "Matrix"]
+           "ImportReport"]

@@ -10,7 +10,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import bpy
-import numpy as np
 from bpy.props import EnumProperty, IntProperty, PointerProperty, StringProperty
 
 from machinima.errors import MachinimaError
@@ -339,4 +338,4 @@ def unregister() -> None:
         bpy.utils.unregister_class(cls)
 
 
-__all__ = ["classes", "register", "unregister", "np"]
+__all__ = ["classes", "register", "unregister"]
