@@ -66,6 +66,7 @@ def composite(
     height: float = typer.Option(1.75, "--height", help="Actor height in metres (scales the plate with --place)."),
     plate_scale: Optional[float] = typer.Option(None, "--plate-scale", help="Explicit plate-to-frame scale (overrides --height)."),
     track: bool = typer.Option(True, "--track/--no-track", help="Follow the feet along the ground each frame (else a fixed billboard)."),
+    smooth_feet: int = typer.Option(5, "--smooth-feet", help="Window (frames) for voting out stray feet positions; 1 = none."),
     depth_model: Optional[Path] = typer.Option(None, "--depth-model", help="Monocular depth model folder (transformers)."),
     depth_kind: str = typer.Option("auto", "--depth-kind", help="auto, disparity or metric."),
     body_depth: float = typer.Option(0.5, "--body-depth", help="Max relief of the depth model around the billboard, metres."),
@@ -131,7 +132,7 @@ def composite(
         light=light, light_pass=light_pass, color_match=color_match, color_strength=color_strength,
         grain=grain_mode, grain_size=grain_size,
         chain=ChainSettings(depth_bias=depth_bias, edge_px=edge, wrap_radius=wrap_radius, wrap_strength=wrap_strength, shadow_opacity=shadow_opacity),
-        frames=_frames(frames), output_format=fmt, video=video, step_id=step_id, device=device, dtype=dtype, workers=workers,
+        frames=_frames(frames), output_format=fmt, video=video, step_id=step_id, device=device, dtype=dtype, workers=workers, smooth_feet=smooth_feet,
     )
     res = run_composite(take_path, settings)
     r = res.report

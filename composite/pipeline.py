@@ -6,7 +6,8 @@
 
     1. check inputs      passes (rgb, depth, camera, light), plate, frames, time map: fail early
     2. matte source      alpha channel, green/blue keyer (screen colour measured) or a model
-    3. reference frame   the actor's feet and height in the first frame -> plate placement
+    3. reference frame   the actor's feet and height in the first frame -> plate placement;
+                         the feet tracked over the whole plate, outliers voted out (--smooth-feet)
     4. look              colour statistics and grain of set and plate on a few sample frames
     5. frame loop        per frame: plate frame(s) -> matte -> geometry (depth) -> light -> chain
                          (PostStep: resumable, Ctrl-C safe, progress, provenance in params.json)
@@ -75,6 +76,7 @@ class CompositeSettings:
     step_id: str = "composite"
     seed: int = 0
     workers: int = 2  # frames composited side by side (threads; 1 with a model)
+    smooth_feet: int = 5  # window (frames) for voting out stray feet; 0 or 1 = per frame
 
     def check(self) -> None:
         if self.matte not in MATTES:
@@ -170,6 +172,7 @@ class CompositePipeline:
                              hint="check --key / the screen colour (--screen-rgb), or pass --ground-contact U,V")
         ref_contact = contact_point(ref[1], ref[0]) if ref else None
         placer = Placer(s.placement, plate.size, (w, h), ref_contact, matte_height(ref[1]) if ref else 0)
+        feet = self._track_feet(plate, tmap, frames, matte) if s.smooth_feet > 1 and s.placement.track else {}
 
         # 4. look: colour statistics and grain, measured once on a few sample frames
         samples = [frames[i] for i in sorted({0, len(frames) // 2, len(frames) - 1})]
@@ -216,7 +219,7 @@ class CompositePipeline:
             light = np.ones(3)
             if m is not None:
                 rect, alpha, fg = m
-                geo = placer.geometry(cams[f], f, contact_point(alpha, rect))
+                geo = placer.geometry(cams[f], f, feet.get(f) or contact_point(alpha, rect))
                 if depth_model is not None:
                     from .models import scale_to_metres
 
@@ -323,6 +326,30 @@ class CompositePipeline:
         if mode == "estimate":
             return lighting.factor_from_rgb(set_rgb, xy, radius=radius)
         return np.ones(3)
+
+    def _track_feet(self, plate: Plate, tmap: TimeMap, frames: list[int], matte) -> dict[int, tuple[float, float]]:
+        """The feet in every frame, with outliers voted out over ``smooth_feet`` frames: a frame whose
+        feet row is off the window's median row (a stray matte blob, a lifted foot) takes the mean
+        of its neighbours' feet, so the actor does not jump in depth; steady motion is kept as is."""
+        raw: list[tuple[float, float] | None] = []
+        for f in frames:
+            m = matte(self._plate_frame(plate, tmap, f))
+            raw.append(contact_point(m[1], m[0]) if m is not None else None)
+        r = self.s.smooth_feet // 2
+        tol = max(2.0, 0.01 * plate.size[1])
+        out = {}
+        for i, f in enumerate(frames):
+            if raw[i] is None:
+                continue
+            k = min(r, i, len(frames) - 1 - i)  # symmetric at the ends
+            win = np.array([p for p in raw[i - k:i + k + 1] if p is not None])
+            row = float(np.median(win[:, 1]))
+            if abs(raw[i][1] - row) <= tol:
+                out[f] = raw[i]
+            else:
+                inliers = win[np.abs(win[:, 1] - row) <= tol]
+                out[f] = (float(inliers[:, 0].mean()), float(inliers[:, 1].mean())) if len(inliers) else raw[i]
+        return out
 
     @staticmethod
     def _frame_inputs(passes: PassSet, plate: Plate, tmap: TimeMap, frame: int) -> dict[str, Any]:

@@ -131,3 +131,29 @@ def test_light_estimated_from_set_rgb():
     assert np.allclose(lighting.factor_from_pass(lpass, (60, 30)), [0.4, 128 / 255, 0.6])
     with pytest.raises(SettingsError):
         lighting.light_lut(np.array([1.0, -1.0, 1.0]))
+
+
+def test_feet_are_median_smoothed_over_frames(tmp_path):
+    import cv2
+    from composite_scenes import make_plate
+
+    from composite.keyer import alpha_rect
+    from composite.pipeline import CompositePipeline, CompositeSettings
+    from composite.plate import open_plate
+
+    plate_dir = make_plate(tmp_path, [40, 42, 44, 46, 48])
+    img = cv2.imread(str(plate_dir / "000002.png"), cv2.IMREAD_UNCHANGED)
+    img[60:62, 80:82, 3] = 255  # a stray blob in frame 2's matte, below the feet
+    cv2.imwrite(str(plate_dir / "000002.png"), img)
+    plate = open_plate(plate_dir, fps=24)
+
+    def matte(im):
+        r = alpha_rect(im[..., 3])
+        return r, im[r[1]:r[3], r[0]:r[2], 3], im[r[1]:r[3], r[0]:r[2], :3]
+
+    frames = list(range(5))
+    smooth = CompositePipeline(tmp_path, CompositeSettings(plate=plate_dir))._track_feet(plate, TimeMap.build(24, 24), frames, matte)
+    assert [round(smooth[f][1]) for f in frames] == [52] * 5  # the blob (row 61) is voted out
+    assert [smooth[f][0] for f in frames] == [39.5, 41.5, 43.5, 45.5, 47.5]  # steady motion is kept
+    raw = CompositePipeline(tmp_path, CompositeSettings(plate=plate_dir, smooth_feet=1))
+    assert raw.s.smooth_feet == 1
