@@ -206,3 +206,25 @@ def test_png_single_idat_is_the_same_image(photo):
     assert np.array_equal(cv2.imdecode(np.frombuffer(merged, np.uint8), -1), cv2.imdecode(buf, -1))
     assert pv.png_single_idat(b"not a png") == b"not a png"
     assert pv.png_single_idat(data[:5000]) == data[:5000]  # truncated: left alone
+
+
+def test_stripped_manifest_and_mismatch(tmp_path, identity, photo):
+    """A JPEG re-encode drops the manifest but keeps the watermark (watermark-only: ok unless
+    --strict); a frame whose watermark names another take than its manifest is a mismatch."""
+    import cv2
+    from typer.testing import CliRunner
+
+    from machinima.cli import app
+
+    marked = _disclosure(identity).mark(photo)
+    cv2.imwrite(str(tmp_path / "reencoded.jpg"), marked[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, 75])
+    rep = pv.verify_file(tmp_path / "reencoded.jpg")
+    assert rep.status == "watermark-only" and not rep.bad and rep.watermark.matches(TAKE, STEP)
+    other = pv.Disclosure(identity=identity, take_id="another_take", step_id=STEP, step_kind="k", watermark=False)
+    (tmp_path / "mixed.png").write_bytes(other.encode(marked, "mixed.png"))
+    rep = pv.verify_file(tmp_path / "mixed.png")
+    assert rep.status == "mismatch" and rep.bad
+    runner = CliRunner()
+    assert runner.invoke(app, ["verify", str(tmp_path / "reencoded.jpg")]).exit_code == 0
+    assert runner.invoke(app, ["verify", "--strict", str(tmp_path / "reencoded.jpg")]).exit_code == 1
+    assert runner.invoke(app, ["verify", str(tmp_path / "mixed.png")]).exit_code == 1
