@@ -138,8 +138,14 @@ def transform_points(points: np.ndarray, mat: np.ndarray, invert: bool = False) 
 
 
 def invert_affine(mat: np.ndarray) -> np.ndarray:
-    m = np.vstack([np.asarray(mat, np.float64)[:2], [0, 0, 1]])
-    return np.linalg.inv(m)[:2]
+    """Inverse of a 2x3 affine (closed form: no LAPACK call in the per-frame path)."""
+    m = np.asarray(mat, np.float64)
+    a, b, c, d = m[0, 0], m[0, 1], m[1, 0], m[1, 1]
+    det = a * d - b * c
+    if abs(det) < 1e-12:
+        raise FaceswapError("a degenerate face transform cannot be inverted")
+    ia = np.array([[d, -b], [-c, a]]) / det
+    return np.hstack([ia, -(ia @ m[:, 2])[:, None]])
 
 
 def align(image: np.ndarray, landmarks: np.ndarray, face_type: str = "whole", size: int = 256, *,

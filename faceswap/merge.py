@@ -183,7 +183,8 @@ class Compositor:
         y = np.concatenate(outs)
         return [(np.ascontiguousarray(o[:3].transpose(1, 2, 0)), o[3]) for o in y]
 
-    def frames(self, images: list[np.ndarray], landmarks: list[dict[int, np.ndarray]]) -> list[np.ndarray]:
+    def frames(self, images: list[np.ndarray], landmarks: list[dict[int, np.ndarray]], *, inplace: bool = False) -> list[np.ndarray]:
+        """Composite every face of every image; ``inplace`` paints into ``images`` (no copy)."""
         import cv2
 
         res = self.res
@@ -196,7 +197,7 @@ class Compositor:
                 aligned = cv2.warpAffine(img, m, (res, res), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
                 jobs.append((i, m, aligned, transform_points(lm, m)))
         swapped = self.swap_faces([j[2] for j in jobs])
-        out = [img.copy() for img in images]
+        out = list(images) if inplace else [img.copy() for img in images]
         for (i, m, aligned, alm), (rgb, nmask) in zip(jobs, swapped):
             out[i] = self._paste(out[i], m, aligned, alm, rgb, nmask)
         return out
@@ -215,32 +216,35 @@ class Compositor:
             face = np.clip(face + o.sharpen * (face - blur), 0, 1)
         if o.grain > 0:
             face = _match_grain(face, dst, mask, o.grain)
-        # the face's region in the frame (corners of the crop mapped back), clipped
+        # the face's region in the frame: the mask's bounding box mapped back, clipped
+        ys, xs = np.nonzero(mask > 1.0 / 255)
+        if len(xs) == 0:
+            return frame
         inv = invert_affine(m)
-        corners = transform_points(np.array([[0, 0], [res, 0], [res, res], [0, res]], float), inv)
+        bx0, by0, bx1, by1 = xs.min(), ys.min(), xs.max() + 1, ys.max() + 1
+        corners = transform_points(np.array([[bx0, by0], [bx1, by0], [bx1, by1], [bx0, by1]], float), inv)
         h, w = frame.shape[:2]
-        x0, y0 = np.floor(corners.min(0)).astype(int)
-        x1, y1 = np.ceil(corners.max(0)).astype(int)
+        x0, y0 = np.floor(corners.min(0)).astype(int) - 1
+        x1, y1 = np.ceil(corners.max(0)).astype(int) + 1
         x0, y0, x1, y1 = max(0, x0), max(0, y0), min(w, x1), min(h, y1)
         if x1 - x0 < 2 or y1 - y0 < 2:
             return frame
         inv_roi = inv.copy()
         inv_roi[:, 2] -= (x0, y0)
-        size = (x1 - x0, y1 - y0)
-        face_roi = cv2.warpAffine((face * 255).astype(np.uint8), inv_roi, size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        size = (int(x1 - x0), int(y1 - y0))
+        face_u8 = np.clip(face * 255 + 0.5, 0, 255).astype(np.uint8)
+        face_roi = cv2.warpAffine(face_u8, inv_roi, size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
         mask_roi = cv2.warpAffine(mask, inv_roi, size, flags=cv2.INTER_LINEAR, borderValue=0)
-        roi = frame[y0:y1, x0:x1]
+        roi = np.ascontiguousarray(frame[y0:y1, x0:x1])
         if o.blend == "seamless" and mask_roi.max() > 0.5:
             hard = (mask_roi > 0.5).astype(np.uint8) * 255
-            ys, xs = np.nonzero(hard)
-            center = (int((xs.min() + xs.max() + 1) // 2), int((ys.min() + ys.max() + 1) // 2))
+            yy, xx = np.nonzero(hard)
+            center = (int((xx.min() + xx.max() + 1) // 2), int((yy.min() + yy.max() + 1) // 2))
             try:
-                cloned = cv2.seamlessClone(face_roi, np.ascontiguousarray(roi), hard, center, cv2.NORMAL_CLONE)
-                face_roi = cloned
+                face_roi = cv2.seamlessClone(face_roi, roi, hard, center, cv2.NORMAL_CLONE)
             except cv2.error:
                 pass  # a mask touching the border: fall back to the feathered alpha below
-        a = mask_roi[..., None]
-        frame[y0:y1, x0:x1] = (face_roi.astype(np.float32) * a + roi.astype(np.float32) * (1 - a) + 0.5).astype(np.uint8)
+        frame[y0:y1, x0:x1] = cv2.blendLinear(face_roi, roi, mask_roi, 1.0 - mask_roi)
         return frame
 
 
@@ -342,7 +346,7 @@ def merge(target: str | Path, model_dir: str | Path | None, *, out: str | Path |
 
     def process(batch: list[int]) -> list[dict[str, np.ndarray]]:
         imgs = [source.read(f) for f in batch]
-        return [{"rgb": o} for o in comp.frames(imgs, [used.get(f, {}) for f in batch])]
+        return [{"rgb": o} for o in comp.frames(imgs, [used.get(f, {}) for f in batch], inplace=True)]
 
     def frame_inputs(f: int) -> dict[str, Any]:
         faces = used.get(f, {})
