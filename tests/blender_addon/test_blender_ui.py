@@ -104,6 +104,16 @@ def test_extension_zip_installs_and_registers(tmp_path):
     assert "cli.py" not in names
     import tomllib
 
+    # Blender's own extension validator (the code behind "Install from Disk") accepts the zip
+    from pathlib import Path
+
+    checker = Path(bpy.utils.system_resource("SCRIPTS")) / "addons_core" / "bl_pkg" / "cli" / "blender_ext.py"
+    spec = importlib.util.spec_from_file_location("blender_ext_for_test", checker)
+    blender_ext = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(blender_ext)
+    checked = blender_ext.pkg_manifest_from_archive_and_validate(str(out), strict=True)
+    assert not isinstance(checked, str), checked
+    assert checked.id == "machinima" and checked.wheels == ["./wheels/machinima-0.1.0-py3-none-any.whl"]
     doc = tomllib.loads(manifest)
     assert doc["blender_version_min"] == "4.2.0" and doc["wheels"] == ["./wheels/machinima-0.1.0-py3-none-any.whl"]
     with zipfile.ZipFile(tmp_path / "ext/wheels/machinima-0.1.0-py3-none-any.whl") as w:
