@@ -40,7 +40,7 @@ from typing import Any, Callable, Iterable, Sequence
 import numpy as np
 
 from .errors import MachinimaError
-from .fsutil import atomic_write_bytes, atomic_write_json
+from .fsutil import atomic_write_json
 from .imageseq import frame_path, write_image
 
 Outputs = dict[str, np.ndarray]
@@ -230,7 +230,7 @@ class PostStep:
             path = self.output_path(name, frame, ext)
             if self.disclosure is not None and _discloses(img):
                 # watermark in the pixels, then a signed C2PA manifest, then one atomic write
-                atomic_write_bytes(path, self.disclosure.encode(img, f"{self.step_id}/{name}/{path.name}", frame=frame))
+                _write_bytes(path, self.disclosure.encode(img, f"{self.step_id}/{name}/{path.name}", frame=frame))
                 written.append(path)
                 disclosed.append(str(path.relative_to(self.out_dir)))
             else:
@@ -320,6 +320,22 @@ class PostStep:
                 last_run={"done": len(report.done), "skipped": len(report.skipped), "failed": len(report.failed), "seconds": round(report.seconds, 3)},
             )
         return report
+
+
+def _write_bytes(path: Path, data: bytes) -> None:
+    """Atomic like ``imageseq.write_image`` (temp file + rename, no fsync: the ledger line is the commit)."""
+    import tempfile
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix, dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        os.replace(tmp, path)
+    except OSError as exc:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise MachinimaError(f"could not write {path}: {exc.strerror or exc}") from None
 
 
 def _discloses(img: Any) -> bool:
