@@ -104,7 +104,6 @@ class MouthWarp:
         inner = tgt[UPPER_INNER + LOWER_INNER[::-1]]
         opened = inner.mean(axis=0) + (inner - inner.mean(axis=0)) * 0.75  # the smoothed warp opens less than the target
         roi = out[y0:y1, x0:x1]
-        ys, xs = np.mgrid[y0:y1, x0:x1].astype(np.float32)
         # backward map: destination pixel -> source pixel. The displacement field interpolates
         # the control points' displacements exactly (Gaussian RBF with solved weights), then
         # fades to zero toward the edge of the region.
@@ -112,11 +111,16 @@ class MouthWarp:
         sigma = 0.12 * eye
         diff = dst_pts[:, None, :] - dst_pts[None, :, :]
         kmat = np.exp(-(diff**2).sum(-1) / (2 * sigma**2)) + self.smoothing * np.eye(len(dst_pts))
-        coef = np.linalg.solve(kmat, d)
-        disp = np.zeros(xs.shape + (2,), np.float32)
-        for p, c in zip(dst_pts, coef):
-            k = np.exp(-((xs - p[0]) ** 2 + (ys - p[1]) ** 2) / (2 * sigma**2))
-            disp += k[..., None] * c.astype(np.float32)
+        coef = np.linalg.solve(kmat, d).astype(np.float32)
+        # the field is smooth: evaluate it on a grid 4x coarser and upsample (16x fewer exps)
+        step = 4
+        gx = np.arange(x0, x1, step, dtype=np.float32)
+        gy = np.arange(y0, y1, step, dtype=np.float32)
+        k = np.exp(-((gx[None, None, :] - dst_pts[:, 0, None, None]) ** 2 + (gy[None, :, None] - dst_pts[:, 1, None, None]) ** 2)
+                   / (2 * sigma**2))  # (P, gh, gw)
+        coarse = np.einsum("pyx,pc->yxc", k, coef)
+        disp = cv2.resize(coarse, (x1 - x0, y1 - y0), interpolation=cv2.INTER_LINEAR)
+        ys, xs = np.mgrid[y0:y1, x0:x1].astype(np.float32)
         r = np.sqrt((xs - centre[0]) ** 2 + (ys - centre[1]) ** 2) / radius
         fade = np.clip(1.0 - r, 0, 1) ** 0.5
         map_x = xs - disp[..., 0] * fade
@@ -124,8 +128,8 @@ class MouthWarp:
         warped = cv2.remap(rgb, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
         roi[:] = warped  # maps are ROI-sized with absolute coordinates: the output is the ROI
         if mouth_opening(tgt) > mouth_opening(lm) + 0.01:  # darken only where the mouth opens wider
-            mask = np.zeros((h, w), np.uint8)
-            cv2.fillPoly(mask, [opened.astype(np.int32)], 255)
+            mask = np.zeros(roi.shape[:2], np.uint8)
+            cv2.fillPoly(mask, [(opened - (x0, y0)).astype(np.int32)], 255)
             mask = cv2.GaussianBlur(mask, (7, 7), 0).astype(np.float32)[..., None] / 255 * 0.6
-            out[:] = (out * (1 - mask) + np.array(self.interior, np.float32) * mask).astype(np.uint8)
+            roi[:] = (roi * (1 - mask) + np.array(self.interior, np.float32) * mask).astype(np.uint8)
         return out, tgt
