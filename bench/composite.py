@@ -48,6 +48,23 @@ def timed(fn, n: int) -> float:
     return float(np.median(ts))
 
 
+def cpu_timed(fn, n: int) -> float:
+    """Process CPU seconds per call with OpenCV on one thread: what one idle core would take,
+    whatever else the shared machine is running (waiting for a core is not counted)."""
+    import cv2
+
+    threads = cv2.getNumThreads()
+    cv2.setNumThreads(1)
+    try:
+        fn(0)
+        t0 = time.process_time()
+        for i in range(n):
+            fn(i)
+        return (time.process_time() - t0) / n
+    finally:
+        cv2.setNumThreads(threads)
+
+
 class Naive:
     """A straightforward full-frame float32 chain (no ROI, no LUTs, fresh noise every frame)."""
 
@@ -191,6 +208,11 @@ def main() -> None:
     naive_chain = lambda i: naive.chain(plates[i % 8], set_rgb, set_depth)  # noqa: E731
     t_base_chain = timed(naive_chain, nb)
     t_base_best = BEST[id(naive_chain)]
+    cpu_chain = cpu_timed(whole, n)
+    cpu_base = cpu_timed(naive_chain, nb)
+    cpu_stages = {"key": cpu_timed(lambda i: keyer.key_roi(plates[i % 8]), n), "depth_test": cpu_timed(depth_test, n),
+                  "light_wrap": cpu_timed(lambda i: light_wrap(P(i)[1][0], set_rgb[P(i)[0][1]:P(i)[0][3], P(i)[0][0]:P(i)[0][2]], P(i)[1][1]), n),
+                  "color_match": cpu_timed(lambda i: colormatch.apply_lut(P(i)[1][0], lut), n)}
     base_out = naive.chain(plates[0], set_rgb, set_depth)
 
     fps = lambda t: round(1.0 / t, 1)  # noqa: E731
@@ -215,10 +237,15 @@ def main() -> None:
         "baseline_chain_fps": fps(t_base_chain),
         "baseline_chain_ms": round(t_base_chain * 1000, 2),
         "chain_speedup": round(t_base_chain / t_chain, 1),
+        "chain_fps_one_core_cpu_time": fps(cpu_chain),
+        "chain_fps_two_cores_cpu_time": fps(cpu_chain / 2),
+        "baseline_chain_fps_one_core_cpu_time": fps(cpu_base),
+        "stages_fps_one_core_cpu_time": {k: fps(v) for k, v in cpu_stages.items()},
         "goal_fps": 30,
-        "meets_goal": bool(max(1.0 / t_chain, 1.0 / t_chain2) >= 30),
+        "meets_goal_wall_clock": bool(max(1.0 / t_chain, 1.0 / t_chain2) >= 30),
+        "meets_goal_cpu_time": bool(1.0 / cpu_chain >= 30),
         "chain_vs_baseline_mean_abs_diff": round(float(np.abs(res.rgb.astype(int) - base_out.astype(int)).mean()), 2),
-        "notes": "compute only (frames in memory); fps from medians, *_best_frame from the fastest frame (the machine is shared: see load_avg_1min); chain = key + place + colour match + light + z-test + light wrap + grain + contact shadow + over",
+        "notes": "compute only (frames in memory); fps from medians, *_best_frame from the fastest frame (the machine is shared: see load_avg_1min); *_cpu_time = frames per process CPU second with OpenCV on one thread (an idle core; two cores = two frames side by side); chain = key + place + colour match + light + z-test + light wrap + grain + contact shadow + over",
     }
     print(json.dumps(out))
 
