@@ -248,7 +248,8 @@ def run_one(kind: str, performers: int, viewers: int, duration: float, procs: in
         from server.auth import load_secret
 
         secret = load_secret(root)
-        srv = _spawn("-m", "server", "--root", str(root), "--port", "0", "--log-level", "error", "--max-rate", "1000")
+        prof = ["-m", "cProfile", "-o", os.environ["BENCH_PROFILE"]] if os.environ.get("BENCH_PROFILE") else []
+        srv = _spawn(*prof, "-m", "server", "--root", str(root), "--port", "0", "--log-level", "error", "--max-rate", "1000")
     else:
         srv = _spawn(__file__, "--naive-server")
     line = srv.stdout.readline()

@@ -155,16 +155,37 @@ def test_client_that_never_reads_is_skipped_then_closed(root):
             await stuck.send(P.encode_control("hello", token=token(root, "observer", "stuck")))
             await stuck.send(P.encode_control("subscribe", id="s", frames=True, encoding="f32"))
             stuck.transport.pause_reading()
+            # A viewer that lags for a while, then reads again: it is told what it missed.
+            sock2 = socket.socket()
+            sock2.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            sock2.connect(("127.0.0.1", srv.port))
+            lag = await connect(url(srv), sock=sock2, compression=None, proxy=None, max_queue=None, ping_interval=None)
+            await lag.send(P.encode_control("hello", token=token(root, "observer", "lag")))
+            await lag.send(P.encode_control("subscribe", id="s", frames=True, encoding="f32", events=False))
             good = await client(srv, "observer", "good", max_frames=10_000)
             await good.subscribe(encoding="f16", events=False)
             perf = await client(srv, "performer", "alice")
             await perf.command("ping")
             t0 = time.monotonic()
             i = 0
+            paused = None
             while "stuck" in srv.conns and time.monotonic() - t0 < 15:
+                if i == 5:
+                    lag.transport.pause_reading()
+                    paused = time.monotonic()
+                if i > 5 and paused and time.monotonic() - paused > 0.6:  # lags for 0.6 s (< slow_close_s)
+                    lag.transport.resume_reading()
+                    paused = None
                 await perf.send_pose(synthetic_pose(i / 60))
                 i += 1
                 await asyncio.sleep(1 / 120)
+            told = None
+            while told is None:
+                m = await asyncio.wait_for(lag.recv(), 5)
+                if isinstance(m, str) and json.loads(m)["type"] == "dropped":
+                    told = json.loads(m)
+            assert told["count"] > 0 and told["total"] >= told["count"]
+            await lag.close()
             assert "stuck" not in srv.conns, "the stuck viewer was never closed"
             assert srv.stats["skipped"] > 0
             await perf.send_pose(synthetic_pose(0), t_ns=None)
