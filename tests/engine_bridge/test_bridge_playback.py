@@ -58,7 +58,7 @@ def test_playback_into_vmc_and_vrchat_receivers(tmp_path, udp):
     dev = np.abs(resid - np.median(resid)) / 1e6  # deviation from the best-aligned 60 Hz grid
     assert dev.mean() < 2.0 and np.percentile(dev, 99) < 8.0, (dev.mean(), np.percentile(dev, 99))
     assert abs(resid[-1] - resid[0]) / 1e6 < 8.0  # no drift over the take
-    assert rep.jitter["p99_ms"] < (1.0 if rep.jitter["realtime"] else 8.0)
+    assert rep.jitter["p99_ms"] < (3.0 if rep.jitter["realtime"] else 10.0)
 
 
 def test_several_engines_from_a_mapping_with_bone_subset(tmp_path, udp):
