@@ -247,9 +247,13 @@ def audit_cmd(
     store: Optional[Path] = StoreOpt,
 ) -> None:
     """List every identity used, its record and expiry, overrides, and any output without disclosure. Exit 1 on problems."""
+    from .config import load_config
     from .provenance import trust_anchors_from_config
 
-    rep = audit(target, store=_store(store), watermarks=watermarks, trust_anchors=trust_anchors_from_config())
+    # a project folder brings its own machinima.toml (rights store, trust anchors)
+    cfg = load_config(target) if (target / "machinima.toml").exists() else load_config()
+    st = _store(store) if store else R.RightsStore(R.default_store_dir(cfg))
+    rep = audit(target, store=st, watermarks=watermarks, trust_anchors=trust_anchors_from_config(cfg))
     if as_json:
         print(json.dumps(rep.to_doc(), indent=2))
     else:

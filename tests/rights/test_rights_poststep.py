@@ -123,6 +123,11 @@ def test_disclosure_from_config_and_audit(take_dir, photo, chain, tmp_path):
     assert rep.bad and [p for p, _ in rep.undisclosed] == [str(step.out_dir / "rgb" / "000099.png")]
     res = runner.invoke(rights_app, ["audit", str(take_dir), "--store", str(store.root)])
     assert res.exit_code == 1 and "no disclosure" in res.output and "alice" in res.output
+    os.chdir(tmp_path.parent)  # from elsewhere: the project folder's own machinima.toml names the store
+    res = runner.invoke(rights_app, ["audit", str(project), "--json"])
+    doc = json.loads(res.stdout)
+    assert res.exit_code == 1 and doc["identities"]["alice"]["status"] == "valid" and len(doc["undisclosed"]) == 1
+    os.chdir(project)
 
     # verify: ok on a disclosed frame, non-zero on the folder with an unmarked file, a summary line
     from machinima.cli import app as main_app
