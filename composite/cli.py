@@ -47,6 +47,24 @@ def _frames(text: Optional[str]) -> Optional[tuple[int, int]]:
         raise SettingsError(f"--frames needs START:END (END excluded), got {text!r}") from None
 
 
+def _model_paths(depth_model: Optional[Path], seg_model: Optional[Path]) -> tuple[Optional[Path], Optional[Path]]:
+    """Model folders from the flags or ``[composite] depth_model / seg_model`` in machinima.toml;
+    relative paths are under the project's ``models_dir`` (a clear "put it there" error if missing)."""
+    from machinima.config import load_config
+
+    cfg = load_config()
+    sec = cfg.section("composite")
+    out = []
+    for flag, key, what in ((depth_model, "depth_model", "depth model"), (seg_model, "seg_model", "segmentation model")):
+        value = flag if flag is not None else sec.get(key)
+        if value is None:
+            out.append(None)
+            continue
+        p = Path(str(value)).expanduser()
+        out.append(p if p.exists() else cfg.model_path(p, what=what, expect="config.json, weights and preprocessor_config.json from save_pretrained"))
+    return out[0], out[1]
+
+
 @app.callback()
 def composite(
     take: Optional[str] = typer.Argument(None, help="Take folder or id (in the takes root)."),
@@ -118,6 +136,7 @@ def composite(
         from machinima.cli import resolve_take
 
         take_path = resolve_take(take, root)
+    depth_model, seg_model = _model_paths(depth_model, seg_model)
     srgb = _floats(screen_rgb, 3, "--screen-rgb")
     settings = CompositeSettings(
         plate=Path(plate),

@@ -201,3 +201,18 @@ def test_rerendered_pass_or_new_plate_redoes_only_those_frames(tmp_path):
     write_image(plate / "000002.png", read_image(plate / "000002.png"))
     again = run_composite(take, plain(plate), progress=False)
     assert again.report.done == [1, 2] and again.report.skipped == [0]
+
+
+def test_cli_model_path_from_config_says_where_to_put_it(tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from composite.cli import app
+    from machinima.errors import ConfigError
+
+    (tmp_path / "proj").mkdir()
+    (tmp_path / "proj" / "machinima.toml").write_text('models_dir = "models"\n\n[composite]\ndepth_model = "depth/dpt-small"\n')
+    monkeypatch.setenv("MACHINIMA_PROJECT", str(tmp_path / "proj"))
+    take = make_take(tmp_path)
+    r = CliRunner().invoke(app, [str(take), "--plate", str(make_plate(tmp_path, [48, 48])), "--key", "alpha"])
+    assert isinstance(r.exception, ConfigError)
+    assert str(tmp_path / "proj" / "models" / "depth" / "dpt-small") in str(r.exception) and "put it there" in str(r.exception)
