@@ -756,9 +756,12 @@ class Disclosure:
             ingredients.append({"title": f"take {take_id} (take.json)", "format": "application/json", "relationship": "componentOf",
                                 "instance_id": f"machinima:take:{take_id}",
                                 "metadata": {"dataTypes": [{"type": "machinima.take"}]}})
+        steps: list[dict[str, Any]] = []
         for name, value in sorted((inputs or {}).items()):
             ingredients.append({"title": f"{name}: {value}"[:200], "format": "application/octet-stream", "relationship": "componentOf",
                                 "instance_id": f"machinima:input:{name}:{hashlib.sha256(str(value).encode()).hexdigest()[:16]}"})
+            steps.extend(_earlier_steps(take_dir, value, steps))
+        kw.setdefault("steps", steps)
         return cls(identity=identity, take_id=take_id, step_id=out_dir.name, step_kind=kind,
                    rights=_rights_doc(rights), ingredients=ingredients, **kw)
 
@@ -808,7 +811,27 @@ class Disclosure:
         """For params.json."""
         return {"signer": self.identity.summary(), "source_type": self.source_type, "watermark": WM_SCHEME if self.watermark else None,
                 "watermark_ids": dict(zip(("take_hash", "step_hash"), watermark_ids(self.take_id, self.step_id))),
-                "label": self.label, "per": "frame (PNG/JPEG); file (MP4)"}
+                "label": self.label, "per": "frame (PNG/JPEG); file (MP4)", "steps": self.steps}
+
+
+def _earlier_steps(take_dir: Path, value: Any, known: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """An input inside ``<take>/post/<step-id>/``: that step (and the steps it recorded) came first."""
+    if not isinstance(value, (str, Path)):
+        return []
+    parts = Path(str(value)).parts
+    if "post" not in parts:
+        return []
+    i = len(parts) - 1 - parts[::-1].index("post")
+    if i + 1 >= len(parts):
+        return []
+    step_id = parts[i + 1]
+    if any(k.get("step_id") == step_id for k in known):
+        return []
+    try:
+        doc = json.loads((take_dir / "post" / step_id / "params.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return []
+    return [*(doc.get("disclosure") or {}).get("steps", []), {"kind": str(doc.get("step", "?")), "step_id": step_id}]
 
 
 def _rights_doc(rights: Any) -> dict[str, Any] | None:

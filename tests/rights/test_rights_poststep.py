@@ -79,6 +79,13 @@ def test_every_rgb_output_disclosed_with_override(take_dir, photo, identity, tmp
     again = PostStep(take_dir / "post" / "swap", "faceswap-merge", {"blend": 0.5}, inputs={"rgb": "passes/rgb"}, rights=clearance,
                      disclosure=pv.Disclosure.for_step(take_dir / "post" / "swap", "faceswap-merge", identity))
     assert again.run(range(3), _frames(photo), progress=False).skipped == [0, 1, 2]
+    # a later step that reads this one's frames lists both steps in its manifest's actions
+    later = PostStep(take_dir / "post" / "look", "stylize", {}, inputs={"frames": "post/swap/rgb"},
+                     disclosure=pv.Disclosure.for_step(take_dir / "post" / "look", "stylize", identity, inputs={"frames": "post/swap/rgb"}))
+    later.run(range(1), _frames(photo), progress=False)
+    _, man, _ = pv.read_manifest(later.output_path("rgb", 0))
+    acts = next(a for a in man["assertions"] if a["label"].startswith("c2pa.actions"))["data"]["actions"]
+    assert [a["parameters"]["description"] for a in acts[1:]] == ["machinima post step faceswap-merge (swap)", "machinima post step stylize (look)"]
     off = PostStep(take_dir / "post" / "swap", "faceswap-merge", {"blend": 0.5}, disclosure=False)
     assert off.run(range(1), _frames(photo), progress=False).done == [0]
 
