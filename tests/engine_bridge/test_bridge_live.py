@@ -143,8 +143,29 @@ def test_live_relay_and_camera_back_to_the_stage(stage, udp):
     assert "lights_on" in names and stopped
 
 
-def test_live_with_a_bad_token_is_a_clear_error(stage):
-    url, _ = stage
+def test_stage_sink_and_bad_tokens(stage):
+    """`bridge play --server`: cameras/events go to the stage's running take; bad tokens are clear errors."""
+    from engine_bridge.ingest import StageSink
+
+    url, root = stage
     relay = LiveRelay(url, "not-a-token", mapping_from_flags(["alice"], vmc=["127.0.0.1:9"]), open_timeout=5)
     with pytest.raises(BridgeError, match="cannot relay the stage"):
         relay.connect()
+    with pytest.raises(BridgeError, match="cannot connect to the stage"):
+        StageSink(url, token("engine", "x")[:-4] + "AAAA")
+    director = SyncStageClient(url, token("director", "dir"))
+    sink = StageSink(url, token("engine", "unity"))
+    try:
+        started = director.record(slate={"production": "film", "scene": "3", "shot": "C"})
+        for i in range(4):
+            sink.camera("dolly", 0, np.array([0, 1.5, i, 0, 0, 0, 1, 40, 36, 24, 2, 0], dtype=np.float32))
+        sink.event("cue", 0, {"n": 1})
+        time.sleep(0.3)  # camera frames are fire-and-forget binary frames; let them land
+        director.stop()
+    finally:
+        sink.close()
+        director.close()
+    take = Take.open(root / started["take"])
+    cam = take.store.read("camera/dolly")
+    assert len(cam) == 4 and cam.values[:, 2].tolist() == [0, 1, 2, 3] and sink.counts == {"camera": 4, "event": 1}
+    assert any(e["payload"].get("name") == "cue" for e in take.store.events(kind="event"))
