@@ -46,6 +46,7 @@ class LiveRelay:
         self.url, self.token, self.mapping = url, token, mapping
         rates = [e.rate for e in mapping.engines if e.rate]
         self.rate = float(max(rates + [rate]))
+        self.default_rate = float(rate)  # engines without their own rate
         self.ticker = Ticker(self.rate, spin_ns=spin_ns)
         self.client_name = client
         self.open_timeout = open_timeout
@@ -115,6 +116,7 @@ class LiveRelay:
                 t = create_target(e, **context)
                 t.open()
                 self.targets.append(t)
+            rates = [float(t.engine.rate or self.default_rate) for t in self.targets]
             start = time.perf_counter_ns() + 2_000_000
             end = None if duration_s is None else start + int(duration_s * NS_PER_S)
 
@@ -124,7 +126,10 @@ class LiveRelay:
                 t_s = (deadline - start) / NS_PER_S
                 poses = dict(self.latest)
                 frame = BridgeFrame(k, t_s, self._tc(deadline - start), poses, {}, "live")
-                for t in self.targets:
+                for t, r in zip(self.targets, rates):
+                    # a slower engine gets the ticks where its own frame counter advances
+                    if k and r < self.rate - 1e-9 and int(k * r / self.rate + 1e-9) == int((k - 1) * r / self.rate + 1e-9):
+                        continue
                     t.send(frame)
                 self.report.ticks += 1
                 return True
