@@ -37,6 +37,11 @@ from .timecode import frames_from_ns, parse_rate
 SAMPLED_KINDS = {"mocap", "blend", "camera"}
 SPARSE_KINDS = {"event", "marker", "gap"}
 CAMERA_CHANNELS = ("px", "py", "pz", "qx", "qy", "qz", "qw", "focal_mm", "sensor_w_mm", "sensor_h_mm", "focus_m", "reserved")
+"""Camera samples: world position and rotation in canonical space (right-handed, Y-up, metres).
+The rotation is the camera's as its engine reports it, mirrored into canonical space like every
+pose (``skeleton.unity_to_canonical``), so the camera looks along its local **+Z** axis (Unity's
+forward) with +Y up; Blender's and OpenGL's cameras look down -Z, so importers turn them 180
+degrees about Y (``blender_addon`` does)."""
 
 _SCHEMA_SQL = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);

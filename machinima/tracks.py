@@ -7,19 +7,20 @@ from fractions import Fraction
 import numpy as np
 
 from . import quat
-from .timecode import NS_PER_S, parse_rate
+from .timecode import NS_PER_S, ns_from_frames, parse_rate
 
 
 def frame_times(start_ns: int, end_ns: int, fps: float | str | Fraction, *, tolerance_ns: int = 1_000_000) -> np.ndarray:
     """Stamps of every frame from ``start_ns`` to ``end_ns`` at ``fps``.
 
     A frame that falls up to ``tolerance_ns`` after ``end_ns`` is included: stamps truncated to
-    whole nanoseconds must not drop the last frame of a take.
+    whole nanoseconds must not drop the last frame of a take. Stamps are each frame's first
+    nanosecond, so ``frames_from_ns(frame_times(s, e, fps) - s, fps)`` is exactly 0, 1, 2...
     """
     r = parse_rate(fps)
     n = int(((end_ns - start_ns + tolerance_ns) * r.numerator) // (NS_PER_S * r.denominator)) + 1
     k = np.arange(max(n, 0), dtype=np.int64)
-    return start_ns + (k * NS_PER_S * r.denominator) // r.numerator
+    return start_ns + ns_from_frames(k, r)  # rounded up: frames_from_ns gives back exactly k
 
 
 def resample_poses(t_ns: np.ndarray, poses: np.ndarray, at_ns: np.ndarray) -> np.ndarray:

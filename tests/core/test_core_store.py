@@ -110,3 +110,11 @@ def test_resample_slerps_rotations():
     assert out.shape == (5, 55, 7)
     assert np.allclose(out[2, 0, 3:7], quat.from_axis_angle(np.array([0, 1.0, 0]), np.pi / 4), atol=1e-6)
     assert np.isclose(out[2, 0, 0], poses[0, 0, 0] + 0.5 * (1.0 - poses[0, 0, 0]))
+
+
+def test_frame_times_map_back_to_exact_frames():
+    from machinima.timecode import frames_from_ns
+
+    for fps in (24, 30, "29.97", "23.976", 60):
+        at = frame_times(0, 10**9, fps)
+        assert list(frames_from_ns(at, fps)) == list(range(len(at)))
