@@ -24,8 +24,8 @@ ACTOR_RGB = (200, 60, 40)
 
 
 def make_take(tmp: Path, *, frames: int = 2, passes: tuple[str, ...] = ("rgb", "depth"), light: np.ndarray | None = None,
-              depth_size: tuple[int, int] | None = None) -> Path:
-    take = Take.create(tmp / "takes", production="t", scene="s", shot="c", fps=24)
+              depth_size: tuple[int, int] | None = None, timecode_in: str | None = None) -> Path:
+    take = Take.create(tmp / "takes", production="t", scene="s", shot="c", fps=24, timecode_in=timecode_in)
     take.finalize()
     ps = PassSet.create(take.passes_dir(), width=W, height=H, fps="24")
     rgb = np.zeros((H, W, 3), np.uint8)

@@ -216,3 +216,30 @@ def test_cli_model_path_from_config_says_where_to_put_it(tmp_path, monkeypatch):
     r = CliRunner().invoke(app, [str(take), "--plate", str(make_plate(tmp_path, [48, 48])), "--key", "alpha"])
     assert isinstance(r.exception, ConfigError)
     assert str(tmp_path / "proj" / "models" / "depth" / "dpt-small") in str(r.exception) and "put it there" in str(r.exception)
+
+
+def test_alpha_video_plate_aligned_by_its_timecode(tmp_path):
+    from fractions import Fraction
+
+    import av
+
+    colors = [(200, 60, 40), (100, 160, 40), (40, 60, 220)]
+    path = tmp_path / "plate.mov"
+    with av.open(str(path), "w") as c:  # PNG-in-MOV with alpha and a timecode track, as a finishing house sends
+        st = c.add_stream("png", rate=Fraction(24))
+        st.width, st.height, st.pix_fmt = W, H, "rgba"
+        st.metadata["timecode"] = "01:00:00:02"
+        for col in colors:
+            img = np.zeros((H, W, 4), np.uint8)
+            img[10:53, 40:56] = (*col, 255)
+            for pk in st.encode(av.VideoFrame.from_ndarray(img, format="rgba")):
+                c.mux(pk)
+        for pk in st.encode():
+            c.mux(pk)
+    take = make_take(tmp_path, timecode_in="01:00:00:03")  # the take starts one frame into the plate
+    res = run_composite(take, plain(path, matte="auto", align_timecode=True), progress=False)
+    assert res.info["matte"] == "alpha"
+    assert tuple(read_image(res.out_dir / "rgb" / "000000.png")[30, 50]) == colors[1]
+    assert tuple(read_image(res.out_dir / "rgb" / "000001.png")[30, 50]) == colors[2]
+    with pytest.raises(PlateError, match="carries no timecode"):
+        run_composite(take, plain(make_plate(tmp_path, [48, 48]), align_timecode=True, step_id="x"), progress=False)
