@@ -38,6 +38,8 @@ def run(
     ping_interval: float = typer.Option(20.0, help="Seconds between WebSocket pings."),
     ping_timeout: float = typer.Option(20.0, help="Seconds to wait for a pong before closing."),
     udp: Optional[List[str]] = typer.Option(None, "--udp", help="Attach a local mocap source: KIND:PORT or KIND:HOST:PORT (vmc:39539, xsens:9763, osc:9000). Repeatable."),
+    workers: int = typer.Option(0, help="Live fan-out worker processes for read-only viewers (0 = none; see docs/server.md)."),
+    live_port: int = typer.Option(0, help="Port of the live viewers' endpoint /live when --workers > 0 (0 = any free port)."),
     log_level: str = typer.Option("info", help="debug, info, warning, error."),
 ) -> None:
     """Run the stage server (when no sub-command is given)."""
@@ -70,6 +72,8 @@ def run(
         production=cfg.production,
         limits=Limits(max_size=max_size, max_rate=max_rate, burst=max_rate, ping_interval=ping_interval, ping_timeout=ping_timeout),
         ssl=ssl_ctx,
+        workers=workers,
+        live_port=live_port,
     )
 
     async def main() -> None:
@@ -82,6 +86,8 @@ def run(
             loop.add_signal_handler(sig, lambda: asyncio.ensure_future(server.stop()))
         scheme = "wss" if ssl_ctx else "ws"
         print(f"listening on {scheme}://{server.host}:{server.port}/stage", flush=True)
+        if workers:
+            print(f"live viewers on ws://{server.host}:{server.live_port}/live ({workers} workers)", flush=True)
         print(f"director console: {'https' if ssl_ctx else 'http'}://{server.host}:{server.port}/  (token: machinima server token --role director --name NAME --root {server.root})", flush=True)
         await server.serve_forever()
 

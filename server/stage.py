@@ -170,6 +170,8 @@ class StageServer:
         limits: Limits | None = None,
         ssl: Any = None,
         flush_interval: float = 0.08,
+        workers: int = 0,
+        live_port: int = 0,
     ) -> None:
         if tick <= 0 or tick > 1000:
             raise StageError(f"tick rate {tick} Hz is out of range", hint="use 1..1000 (60 is the default)")
@@ -196,6 +198,14 @@ class StageServer:
         self._stopped = asyncio.Event()
         self._new_frames = asyncio.Event()
         self._udp: list[Any] = []
+        self.workers = int(workers)
+        self.live_port = live_port
+        self._live: Any = None
+
+    # Which control messages and frames this server takes (the live workers narrow them).
+    read_only = False
+    allowed_types: frozenset[str] | None = None
+    endpoint = "/stage"
 
     # --- lifecycle ----------------------------------------------------------------------------
     async def start(self) -> "StageServer":
@@ -218,6 +228,12 @@ class StageServer:
             raise StageError(f"cannot listen on {self.host}:{self.port}: {exc.strerror or exc}", hint="is another server running? pick another --port") from None
         self.port = self._server.sockets[0].getsockname()[1]
         self._tasks = [asyncio.ensure_future(self._tick_loop())]
+        if self.workers > 0:
+            from .live import LiveWorkers
+
+            self._live = LiveWorkers(self, self.workers, self.live_port)
+            await self._live.start()
+            self.live_port = self._live.port
         log.info("stage listening on %s://%s:%d/stage (console at %s://%s:%d/)", "wss" if self.ssl else "ws", self.host, self.port, "https" if self.ssl else "http", self.host, self.port)
         return self
 
@@ -226,7 +242,8 @@ class StageServer:
 
     async def stop(self) -> None:
         for t in self._tasks:
-            t.cancel()
+            if t is not asyncio.current_task():
+                t.cancel()
         for tr in self._udp:
             tr.close()
         if self.recorder.recording:
@@ -234,6 +251,8 @@ class StageServer:
                 self.recorder.stop()
             except MachinimaError as exc:
                 log.error("could not finish the take on shutdown: %s", exc)
+        if self._live is not None:
+            await self._live.stop()
         if self._server is not None:
             self._server.close(close_connections=True)
             await self._server.wait_closed()
@@ -242,7 +261,7 @@ class StageServer:
     # --- HTTP: the console and a health probe --------------------------------------------------
     def _http(self, connection: Any, request: Any) -> Any:
         path = request.path.split("?", 1)[0]
-        if path.rstrip("/") == "/stage":
+        if path.rstrip("/") == self.endpoint:
             if len(self.conns) >= self.limits.max_clients:
                 return connection.respond(503, f"the stage is full ({self.limits.max_clients} clients)\n")
             return None
@@ -409,6 +428,8 @@ class StageServer:
     def _on_frame(self, conn: Conn, raw: bytes) -> None:
         try:
             kind, enc, count, seq, t_ns = P.peek_header(raw)
+            if self.read_only:
+                raise P.ProtocolError("forbidden", f"{self.endpoint} is for watching: publish frames to /stage on the main port")
             if kind not in P.FRAME_PERMISSIONS[conn.role]:
                 raise P.ProtocolError("forbidden", f"a {conn.role} may not publish {'pose' if kind == 1 else 'camera' if kind == 2 else 'bundle'} frames")
             frame = P.decode_frame(raw)
@@ -526,6 +547,8 @@ class StageServer:
             return
         mtype = msg["type"]
         try:
+            if self.allowed_types is not None and mtype not in self.allowed_types:
+                raise P.ProtocolError("forbidden", f"{self.endpoint} is for watching ({', '.join(sorted(self.allowed_types))}): send {mtype} to /stage on the main port")
             if mtype not in P.PERMISSIONS[conn.role]:
                 raise P.ProtocolError("forbidden", f"a {conn.role} may not send {mtype}", hint="ask for a director token" if mtype in P.PERMISSIONS["director"] else None)
             if mtype == "hello":
@@ -733,6 +756,8 @@ class StageServer:
             conn.backlog_since = None
             tr.write(data)
             self.stats["bundles_out"] += 1
+        if self._live is not None:
+            self._live.publish(dirty, self.tick_seq)
         for s in dirty:
             s.dirty = False
 
@@ -776,4 +801,5 @@ class StageServer:
             "roles": roles,
             "tick": self.tick,
             "stats": dict(self.stats),
+            "live": {"workers": self.workers, "port": self.live_port} if self.workers else None,
         }

@@ -7,7 +7,8 @@ import asyncio
 import numpy as np
 import pytest
 
-from conftest import client, perform, run, stage, synthetic_pose, wait_for
+from conftest import client, perform, run, stage, synthetic_pose, token, wait_for
+from machinima.client import StageClient
 from machinima import protocol as P
 from machinima.take import Take
 
@@ -173,5 +174,33 @@ def test_unknown_udp_source_is_a_clear_error(root):
                 await srv.attach_udp("kinect9:0")
             with pytest.raises(StageError, match="KIND:PORT"):
                 await srv.attach_udp("vmc")
+
+    run(main())
+
+
+def test_live_workers_fan_out_to_read_only_viewers(root):
+    async def main():
+        async with stage(root, workers=2) as srv:
+            assert srv.live_port and srv.live_port != srv.port
+            live = f"ws://127.0.0.1:{srv.live_port}/live"
+            viewers = [StageClient(live, token(root, "observer", f"v{i}"), max_frames=1000) for i in range(4)]
+            for v in viewers:
+                await v.open()
+                await v.subscribe(encoding="f16", events=False)
+            with pytest.raises(P.ProtocolError) as err:  # the live port is for watching only
+                await viewers[0].record()
+            assert err.value.code == "forbidden" and "/stage" in str(err.value)
+            alice = await client(srv, "performer", "alice")
+            await perform(alice, 30, 120)
+            for v in viewers:
+                await wait_for(lambda v=v: any(f.seq == 29 for f in list(v._frames)), timeout=10)
+                last = list(v._frames)[-1]
+                assert last.name == "alice" and last.encoding == P.ENC_F16
+                np.testing.assert_allclose(last.values, synthetic_pose(29 / 120), atol=3e-3)
+            for v in viewers + [alice]:
+                await v.close()
+            procs = list(srv._live.procs)
+        for p in procs:  # the workers left with the stage
+            assert p.wait(10) is not None
 
     run(main())
