@@ -54,3 +54,24 @@ def tiny_engine(look: Look, comps: dict[str, Any] | None = None, runtime: dict[s
     comps = comps or tiny_components(len(look.controls))
     return DiffusionEngine.from_components(look, unet=comps["unet"], vae=comps["vae"], controlnets=comps["controlnets"][: len(look.controls)],
                                            embed=hash_embedder(comps["cross_dim"]), runtime=runtime)
+
+
+def tiny_text_encoder(workdir: Any, cross_dim: int = 32) -> tuple[Any, Any]:
+    """A tiny CLIP text encoder + tokenizer (letters as tokens) so the real prompt path runs."""
+    import json
+    from pathlib import Path
+
+    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
+
+    d = Path(workdir)
+    d.mkdir(parents=True, exist_ok=True)
+    vocab = {"<|startoftext|>": 0, "<|endoftext|>": 1, "!": 2}
+    for i, ch in enumerate("abcdefghijklmnopqrstuvwxyz"):
+        vocab[ch] = 3 + 2 * i
+        vocab[ch + "</w>"] = 4 + 2 * i
+    (d / "vocab.json").write_text(json.dumps(vocab))
+    (d / "merges.txt").write_text("#version: 0.2\n")
+    tok = CLIPTokenizer(str(d / "vocab.json"), str(d / "merges.txt"), model_max_length=16)
+    te = CLIPTextModel(CLIPTextConfig(vocab_size=len(vocab) + 2, hidden_size=cross_dim, intermediate_size=37, num_attention_heads=4,
+                                      num_hidden_layers=2, max_position_embeddings=16, bos_token_id=0, eos_token_id=1, pad_token_id=1))
+    return te, tok

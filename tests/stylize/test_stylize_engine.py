@@ -153,3 +153,35 @@ def test_api_rejects_bad_frames(tiny):
         stylize_frames([np.zeros((32, 32, 3), np.float32)], look, engine=tiny_engine(look, tiny))
     with pytest.raises(StylizeError, match="depth"):
         stylize_frames([np.zeros((32, 32, 3), np.uint8)], Look.from_doc(look_doc()), engine=tiny_engine(Look.from_doc(look_doc()), tiny))
+
+
+def test_real_text_encoder_and_loading_everything_from_local_folders(tmp_path, tiny):
+    """The user path: a diffusers folder with text encoder, a ControlNet folder and a LoRA file
+    under models_dir, named by a look; prompt embeddings come from the real encoder (cached)."""
+    from machinima.config import load_config
+    from stylize.engines import DiffusionEngine, build_engine
+    from stylize.tiny import tiny_text_encoder
+
+    te, tok = tiny_text_encoder(tmp_path / "tok")
+    doc = look_doc(controls=[{"kind": "canny", "model": "controlnets/canny"}], model={"base": "sd15", "guidance": 2.0})
+    look = Look.from_doc(doc)
+    built = DiffusionEngine.from_components(look, unet=tiny["unet"], vae=tiny["vae"], controlnets=tiny["controlnets"][:1], text_encoder=te, tokenizer=tok)
+    built.pipe.save_pretrained(tmp_path / "models" / "sd15")
+    tiny["controlnets"][0].save_pretrained(tmp_path / "models" / "controlnets" / "canny")
+    eng = build_engine(look, load_config(tmp_path, env={}))
+    d = eng.describe()
+    assert d["pipeline"] == "StableDiffusionControlNetImg2ImgPipeline" and set(d["models"]) == {"base", "controlnet_canny"}
+    assert len(d["models"]["base"]["fingerprint"]) == 16
+    frames = translating(2, 32, 32)
+    a = stylize_frames(frames, look, engine=eng)
+    assert len(eng._cache) == 1  # one prompt, encoded once for both frames
+    b = stylize_frames(frames, Look.from_doc({**doc, "prompt": "a quiet river"}), engine=eng)
+    assert not np.array_equal(a[0], b[0])  # the text encoder's prompt reaches the UNet
+    bf = DiffusionEngine.from_components(look, unet=tiny["unet"], vae=tiny["vae"], controlnets=tiny["controlnets"][:1], text_encoder=te,
+                                         tokenizer=tok, runtime={"dtype": "bf16", "batch": 2, "device": "cpu"})
+    out = stylize_frames(frames, look, engine=bf)
+    assert bf.describe()["dtype"] == "bfloat16" and out[0].dtype == np.uint8 and out[0].shape == (32, 32, 3)
+    tiny["unet"].to(torch.float32)
+    tiny["vae"].to(torch.float32)
+    for cn in tiny["controlnets"]:
+        cn.to(torch.float32)

@@ -80,3 +80,29 @@ def test_cut_distance_and_colour_match():
     dark = (a * 0.4).astype(np.uint8)
     m = F.match_color(dark, [F.color_stats(a)])
     assert abs(F.color_stats(m)[0, 0] - F.color_stats(a)[0, 0]) < abs(F.color_stats(dark)[0, 0] - F.color_stats(a)[0, 0]) / 4
+
+
+def test_pipeline_cuts_at_shot_changes_and_plans_adaptive_keyframes():
+    from stylize.engines import ClassicalEngine
+    from stylize.look import Look
+    from stylize.pipeline import StylizePipeline
+    from stylize.sources import ArraySource
+
+    a = translating(6, 32, 32, dx=1, seed=1)
+    red = np.zeros((32, 32, 3), np.uint8)
+    red[..., 0] = 220
+    b = [np.clip(red.astype(int) + (f // 2), 0, 255).astype(np.uint8) for f in translating(6, 32, 32, dx=3, seed=2)]
+    look = Look.from_doc({"engine": "classical", "cadence": {"mode": "propagate", "every": 4}})
+    pipe = StylizePipeline(look, ClassicalEngine(look), ArraySource(a + b))
+    plan = pipe.plan()
+    assert [[s[0], s[-1]] for s in plan.segments] == [[0, 5], [6, 11]]
+    assert 6 in plan.keyframes and 5 in plan.keyframes  # a cut ends one segment and starts the next
+    assert all(plan.roles[f].k0 >= 6 for f in range(7, 12) if plan.roles[f].kind == "fill")  # nothing crosses the cut
+    out = pipe()
+    assert len(out) == 12
+    fast = Look.from_doc({"engine": "classical", "cadence": {"mode": "propagate", "adaptive": True, "motion_px": 2.5, "max_gap": 10, "detect_cuts": False}})
+    slow = translating(8, 32, 32, dx=0, seed=3)
+    moving = translating(8, 32, 32, dx=2, seed=3)
+    k_slow = StylizePipeline(fast, ClassicalEngine(fast), ArraySource(slow)).plan().keyframes
+    k_move = StylizePipeline(fast, ClassicalEngine(fast), ArraySource(moving)).plan().keyframes
+    assert len(k_move) > len(k_slow) == 2
