@@ -31,7 +31,8 @@ atomically), ``remove``, ``update``, ``get``, iterate (``items()``, optionally b
 ``load`` (one image; a missing or corrupt file raises ``CollectionItemError``),
 ``iter_images`` (skips and reports bad items instead of stopping), ``verify`` (every
 problem as a ``Problem``, never an exception: missing file, unreadable file, changed bytes,
-files in ``images/`` that the index does not know).
+files in ``images/`` that the index does not know; side-car ``.txt``/``.caption`` files
+of indexed images, as kohya keeps captions, are not orphans).
 
 Versions: the schema version is stored in ``meta``; ``UPGRADES`` holds one step per version
 (the ``machinima.schema`` habit), run in order when an older index is opened writable.
@@ -58,6 +59,8 @@ SCHEMA = "machinima.collection"
 VERSION = 1
 INDEX = "index.sqlite"
 IMAGES = "images"
+# side-car files beside an indexed image (kohya captions: images/NAME.txt) are not orphans
+SIDECAR_SUFFIXES = (".txt", ".caption")
 
 # version -> function(connection) that upgrades the tables to version + 1
 UPGRADES: dict[int, Callable[[sqlite3.Connection], None]] = {}
@@ -404,10 +407,13 @@ class Collection:
                     self.load(it)
                 except CollectionItemError as exc:
                     problems.append(Problem("corrupt", it.file, it.id, str(exc)))
+        known_stems = {Path(f).with_suffix("").as_posix() for f in known}
         img_dir = self.root / IMAGES
         if img_dir.is_dir():
             for p in sorted(img_dir.rglob("*")):
                 if p.is_file() and not p.name.startswith(".") and p.relative_to(self.root).as_posix() not in known:
+                    if p.suffix.lower() in SIDECAR_SUFFIXES and p.with_suffix("").relative_to(self.root).as_posix() in known_stems:
+                        continue  # a side-car (kohya caption) of a known image
                     problems.append(Problem("orphan", p.relative_to(self.root).as_posix(), None, "file is not in the index"))
         return problems
 
