@@ -8,7 +8,8 @@ receive time (SO_TIMESTAMPNS). Figures per rate and scheduler:
 - ``wake_p50_ms`` / ``wake_p99_ms``: when the tick started vs its deadline (the scheduler's own
   jitter; for the naive loop measured against the ideal grid, so drift shows);
 - ``arrival_p50_ms`` / ``arrival_p99_ms``: receiver-side deviation of one avatar's packets from
-  the best-aligned grid of the rate (end-to-end jitter, kernel stamps);
+  the best-aligned grid of the rate, each packet against its nearest grid slot (end-to-end
+  jitter, kernel stamps; capped at half a period by construction, see ``drift_ms`` for drift);
 - ``drift_ms``: lateness of the last tick minus the first (against the ideal grid);
 - ``messages_per_s`` (OSC messages), ``packets_per_s``, ``cpu_percent`` of the bridge process.
 
@@ -138,7 +139,11 @@ def arrival_jitter(stamps: list[int], rate: float) -> dict[str, float]:
     t = np.asarray(stamps, dtype=np.float64)
     if t.size < 3:
         return {"arrival_p50_ms": None, "arrival_p99_ms": None}
-    resid = (t - t[0]) - np.arange(t.size) * NS_PER_S / rate
+    period = NS_PER_S / rate
+    # each packet against its own grid slot (skipped ticks leave slots empty, they do not shift
+    # the later packets; deviations beyond half a period wrap, so p99 is capped at period/2)
+    slots = np.round((t - t[0]) / period)
+    resid = (t - t[0]) - slots * period
     dev = np.abs(resid - np.median(resid)) / 1e6
     return {"arrival_p50_ms": round(float(np.percentile(dev, 50)), 4), "arrival_p99_ms": round(float(np.percentile(dev, 99)), 4)}
 

@@ -145,9 +145,12 @@ class Player:
         self.mapping = mapping
         take = Take.open(take_path)
         self.take = take
-        mapping.check_performers(take.store.performers(), f"take {take.id}")
-        # 2. load frames
-        self.frames = TakeFrames(take, mapping.performers())
+        try:
+            mapping.check_performers(take.store.performers(), f"take {take.id}")
+            # 2. load frames (then the take's store is closed: playback reads only memory)
+            self.frames = TakeFrames(take, mapping.performers())
+        finally:
+            take.close()
         lo = self.frames.seconds_of(from_tc) if from_tc else 0.0
         hi = self.frames.seconds_of(to_tc) if to_tc else self.frames.duration_s
         if hi < lo:
