@@ -112,7 +112,8 @@ def composite(
     dtype: str = typer.Option("float32", "--dtype", help="Model dtype (float16 on GPU)."),
     workers: int = typer.Option(2, "--workers", help="Frames composited side by side (threads)."),
     root: Optional[Path] = typer.Option(None, "--root", help="Takes root."),
-    demo: Optional[Path] = typer.Option(None, "--demo", help="Write a synthetic set + green-screen plate into DIR and composite it."),
+    demo: Optional[Path] = typer.Option(None, "--demo", help="Without TAKE: write a synthetic set + green-screen plate into DIR and composite it. "
+                                        "With TAKE: draw a green-screen actor through the take's cameras into DIR and composite that."),
 ) -> None:
     """Composite a plate into TAKE; outputs go to <take>/post/<step-id>/ (resumable: rerun to continue)."""
     from rich.console import Console
@@ -123,13 +124,19 @@ def composite(
     from .placement import PlacementSettings
 
     console = Console()
-    if demo is not None:
-        from .demo_scene import make_demo
+    if demo is not None and plate is None:
+        from .demo_scene import make_demo, plate_for_take
 
-        take_path, plate, pos = make_demo(demo)
-        place = place or ",".join(str(v) for v in pos)
+        if take is None:
+            take_path, plate, pos = make_demo(demo)
+        else:
+            from machinima.cli import resolve_take
+
+            take_path = resolve_take(take, root)
+            plate, pos = plate_for_take(take_path, demo, ground_y=ground_y or 0.0)
+        place = place or ",".join(f"{v:.4f}" for v in pos)
         key = "green" if key == "auto" else key
-        console.print(f"demo take {take_path}, plate {plate}")
+        console.print(f"demo take {take_path}, plate {plate}, --place {place}")
     else:
         if take is None or plate is None:
             raise SettingsError("give a TAKE and --plate (or --demo DIR)", hint="machinima composite TAKE --plate clip.mp4 --key green --place X,Y,Z")

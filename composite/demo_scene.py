@@ -139,3 +139,32 @@ def make_demo(out: str | Path, *, width: int = 640, height: int = 360, frames: i
     path = take.path
     take.close()
     return path, plate, tuple(float(v) for v in START)
+
+
+def plate_for_take(take_path: str | Path, out: str | Path, *, ground_y: float = 0.0, walk_m: float = 3.0) -> tuple[Path, tuple[float, float, float]]:
+    """A green-screen plate of the stick-figure actor for any rendered take, drawn through its cameras.
+
+    The actor walks ``walk_m`` metres across the ground point seen at the lower third of the first
+    frame, left to right; returns (plate mp4, --place position of the first frame).
+    """
+    from .errors import PlacementError
+    from .placement import ray_ground
+
+    take = Take.open(take_path)
+    ps = PassSet.open(take.passes_dir())
+    cams = ps.cameras()
+    frames = [f for f in ps.frames if f in cams]
+    if not frames:
+        raise PlacementError(f"take {take.id} has no cameras for its frames")
+    cam0 = cams[frames[0]]
+    hit = ray_ground(cam0, (cam0.width / 2, cam0.height * 0.7), ground_y)
+    if hit is None:
+        raise PlacementError(f"the camera of take {take.id} does not see the ground plane y={ground_y:g}", hint="pass --ground-y")
+    right = cam0.world_to_camera[0, :3].copy()
+    right[1] = 0.0
+    right /= np.linalg.norm(right) + 1e-12
+    start, end = hit[1] - right * walk_m / 2, hit[1] + right * walk_m / 2
+    rng = np.random.default_rng(1)
+    imgs = [actor_frame(cams[f], start + (i / max(len(frames) - 1, 1)) * (end - start), phase=i * 0.5, rng=rng)[0] for i, f in enumerate(frames)]
+    plate = write_video(Path(out) / f"{take.id}_plate.mp4", imgs, take.fps)
+    return plate, tuple(float(v) for v in start)

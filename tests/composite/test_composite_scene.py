@@ -243,3 +243,17 @@ def test_alpha_video_plate_aligned_by_its_timecode(tmp_path):
     assert tuple(read_image(res.out_dir / "rgb" / "000001.png")[30, 50]) == colors[2]
     with pytest.raises(PlateError, match="carries no timecode"):
         run_composite(take, plain(make_plate(tmp_path, [48, 48]), align_timecode=True, step_id="x"), progress=False)
+
+
+def test_cli_demo_plate_for_an_existing_take(tmp_path):
+    from typer.testing import CliRunner
+
+    from composite.cli import app
+
+    take = make_take(tmp_path, frames=3)
+    r = CliRunner().invoke(app, [str(take), "--demo", str(tmp_path / "demo"), "--no-video", "--grain", "none"])
+    assert r.exit_code == 0, r.output
+    assert (tmp_path / "demo" / "t_s_c_t001_plate.mp4").exists()
+    covers = [read_image(take / "post" / "composite" / "alpha" / f"{f:06d}.png") for f in range(3)]
+    assert covers[0].max() == 0  # the actor starts behind the wall (left, 3 m) ...
+    assert covers[2].max() == 255  # ... and walks out from behind it
