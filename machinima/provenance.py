@@ -346,6 +346,51 @@ def _wm_synth(dc: np.ndarray, bh: int, bw: int) -> np.ndarray:
     return np.einsum("ijc,cxy->ixjy", dc.reshape(bh, bw, -1), _wm_basis(), optimize=True).reshape(bh * 8, bw * 8).astype(np.float32)
 
 
+class _Banded:
+    """A square matrix that is zero outside a few diagonals: ``M @ x`` along an axis as shifted adds."""
+
+    def __init__(self, m: np.ndarray) -> None:
+        n = m.shape[0]
+        rows, cols = np.nonzero(np.abs(m) > 1e-7)
+        k = int(np.max(np.abs(cols - rows))) if len(rows) else 0
+        self.diags = {}
+        for off in range(-k, k + 1):
+            d = np.zeros(n, np.float32)
+            i = np.arange(max(0, -off), min(n, n - off))
+            d[i] = m[i, i + off]
+            self.diags[off] = d
+
+    def apply(self, x: np.ndarray, axis: int) -> np.ndarray:
+        """(M @ x) for axis 0, (x @ M.T) for axis 1."""
+        out = np.zeros_like(x)
+        n = x.shape[axis]
+        for off, d in self.diags.items():
+            lo, hi = max(0, -off), min(n, n - off)
+            if axis == 0:
+                out[lo:hi] += d[lo:hi, None] * x[lo + off:hi + off]
+            else:
+                out[:, lo:hi] += d[None, lo:hi] * x[:, lo + off:hi + off]
+        return out
+
+
+_roundtrips: dict[tuple[int, int, int, int], tuple[_Banded, _Banded]] = {}
+
+
+def _wm_roundtrip(h: int, w: int, bh: int, bw: int) -> tuple[_Banded, _Banded]:
+    """(My, Mx): area-down(linear-up(x)) == My @ x @ Mx.T for a low-res grid ``x`` (both banded)."""
+    import cv2
+
+    key = (h, w, bh, bw)
+    if key not in _roundtrips:
+        def axis(n_low: int, n_full: int) -> _Banded:
+            eye = np.eye(n_low, dtype=np.float32)
+            up = cv2.resize(eye, (n_low, n_full), interpolation=cv2.INTER_LINEAR)  # columns: basis vectors
+            return _Banded(cv2.resize(up, (n_low, n_low), interpolation=cv2.INTER_AREA))
+
+        _roundtrips[key] = (axis(bh * 8, h), axis(bw * 8, w))
+    return _roundtrips[key]
+
+
 def _luma_low(img: np.ndarray, bh: int, bw: int) -> np.ndarray:
     import cv2
 
@@ -452,15 +497,17 @@ def embed_watermark(img: np.ndarray, take_id: str, step_id: str, *, strength: fl
     y = _luma_low(rgb, bh, bw)
     c = _wm_coeffs(y, bh, bw)
     target = np.round((c - offset) / strength) * strength + offset
-    dfull = cv2.resize(np.clip(_wm_synth(target - c, bh, bw), -60, 60), (w, h), interpolation=cv2.INTER_LINEAR)
-    # second pass, in the low-res domain: correct what linear up + area down lost
-    got = cv2.resize(dfull, (bw * 8, bh * 8), interpolation=cv2.INTER_AREA)
-    c2 = _wm_coeffs(y + got, bh, bw)
-    dfull += cv2.resize(np.clip(_wm_synth(target - c2, bh, bw), -60, 60), (w, h), interpolation=cv2.INTER_LINEAR)
-    # add the same luma delta to R, G and B with saturation: the delta (|d| < 20) as uint8 offset
-    # by 128, then one saturating weighted add (img + d + 128 - 128): exact, and fast
-    offset = cv2.convertScaleAbs(dfull, alpha=1.0, beta=128.0)  # |d| <= 120: the low-res deltas are clipped to 60
-    out = cv2.addWeighted(rgb, 1.0, cv2.cvtColor(offset, cv2.COLOR_GRAY2RGB), 1.0, -128.0)
+    d1 = np.clip(_wm_synth(target - c, bh, bw), -30, 30)
+    # second pass, in the low-res domain: correct what linear up + area down will lose
+    # (that round trip is separable and linear: two small cached matrices, no full-size work)
+    my, mx = _wm_roundtrip(h, w, bh, bw)
+    c2 = _wm_coeffs(y + mx.apply(my.apply(d1, 0), 1), bh, bw)
+    dlow = np.clip(d1 + _wm_synth(target - c2, bh, bw), -60, 60)
+    # one upsample of the delta, stored as uint8 (2*d + 128: half-level precision), then the
+    # same delta on R, G and B with one saturating weighted add
+    low8 = cv2.convertScaleAbs(dlow, alpha=2.0, beta=128.0)
+    full8 = cv2.resize(low8, (w, h), interpolation=cv2.INTER_LINEAR)
+    out = cv2.addWeighted(rgb, 1.0, cv2.cvtColor(full8, cv2.COLOR_GRAY2RGB), 0.5, -64.0)
     return np.concatenate([out, alpha], axis=2) if alpha is not None else out
 
 
