@@ -59,6 +59,7 @@ class MergeOptions:
     engine: str = "torch"
     device: str = "auto"
     batch: int = 8
+    workers: int = 2  # threads compositing the frames of a batch
     backend: str = "mediapipe"
     redetect_every: int = 30
     max_gap: int = 12
@@ -198,8 +199,22 @@ class Compositor:
                 jobs.append((i, m, aligned, transform_points(lm, m)))
         swapped = self.swap_faces([j[2] for j in jobs])
         out = list(images) if inplace else [img.copy() for img in images]
-        for (i, m, aligned, alm), (rgb, nmask) in zip(jobs, swapped):
-            out[i] = self._paste(out[i], m, aligned, alm, rgb, nmask)
+        by_frame: dict[int, list] = {}
+        for job, sw in zip(jobs, swapped):
+            by_frame.setdefault(job[0], []).append((job, sw))
+
+        def paste_all(i: int) -> None:  # faces of one frame in order; frames in parallel
+            for (_, m, aligned, alm), (rgb, nmask) in by_frame[i]:
+                out[i] = self._paste(out[i], m, aligned, alm, rgb, nmask)
+
+        if self.opts.workers > 1 and len(by_frame) > 1:
+            from concurrent.futures import ThreadPoolExecutor
+
+            with ThreadPoolExecutor(self.opts.workers) as ex:  # OpenCV releases the GIL
+                list(ex.map(paste_all, sorted(by_frame)))
+        else:
+            for i in sorted(by_frame):
+                paste_all(i)
         return out
 
     def _paste(self, frame: np.ndarray, m: np.ndarray, aligned: np.ndarray, alm: np.ndarray, rgb: np.ndarray, nmask: np.ndarray) -> np.ndarray:

@@ -366,12 +366,15 @@ class Trainer:
                 if self.iteration % self.tcfg.save_every == 0:
                     self.save()
                     self.preview()
+        except KeyboardInterrupt:  # a second Ctrl-C: stop at once, the last checkpoint stays
+            bar.close()
+            raise
         finally:
             if old is not None:
                 signal.signal(signal.SIGINT, old)
-            bar.close()
-            self.save()
-            self.preview()
+        bar.close()
+        self.save()
+        self.preview()
         return TrainReport(self.iteration, start, time.perf_counter() - t0, ls, ld, interrupted, self.problems)
 
     def preview(self, n: int = 4) -> Path:
