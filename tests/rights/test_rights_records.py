@@ -127,3 +127,16 @@ def test_collection_items_need_records(store, tmp_path):
     with pytest.raises(rights.NotCleared, match="no rights record for 'ghost'"):
         rights.require_items("film", col.items(), "training", store=store)
     col.close()
+
+
+def test_frozen_v1_record_loads():
+    """A record as version 1 writes it, frozen here: a silent format change fails this test."""
+    doc = json.loads('''{"schema": "machinima.rights-record", "version": 1, "id": "alice", "kind": "person",
+      "subject": "Alice Doe", "production": "film", "scopes": ["training", "face_replacement"],
+      "valid_from": "2026-01-01", "expires": "2027-06-30",
+      "document": {"sha256": "%s", "location": "vault://contracts/0042"}, "holder": "Studio",
+      "references": [], "notes": "", "created": "2026-11-26T04:30:00+00:00", "created_by": "ana"}''' % ("0" * 64))
+    rec = rights.RightsRecord.from_doc(doc)
+    assert rec.expires == dt.date(2027, 6, 30) and rec.valid_from == dt.date(2026, 1, 1)
+    assert rec.to_doc() == doc
+    assert rec.status("film", "training", dt.date(2025, 12, 31)) == "is valid only from 2026-01-01"
