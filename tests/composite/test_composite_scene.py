@@ -257,3 +257,11 @@ def test_cli_demo_plate_for_an_existing_take(tmp_path):
     covers = [read_image(take / "post" / "composite" / "alpha" / f"{f:06d}.png") for f in range(3)]
     assert covers[0].max() == 0  # the actor starts behind the wall (left, 3 m) ...
     assert covers[2].max() == 255  # ... and walks out from behind it
+
+
+def test_exr_frames_and_movie(tmp_path):
+    take = make_take(tmp_path)
+    res = run_composite(take, plain(make_plate(tmp_path, [48, 48]), output_format="exr", video=True), progress=False)
+    exr = read_image(res.out_dir / "rgb" / "000000.exr")
+    assert exr.dtype == np.float32 and np.allclose(exr[30, 50], np.array(ACTOR_RGB) / 255.0, atol=1e-6)
+    assert res.video is not None and res.video.name == "composite.mp4" and res.video.stat().st_size > 0
