@@ -37,6 +37,7 @@ class Recorder:
         self.frames = 0  # samples appended in this take
         self.open_gaps: dict[str, int] = {}
         self.last_error: str | None = None
+        self._declared: set[str] = set()
         self._last_flush = time.monotonic()
 
     @property
@@ -57,6 +58,7 @@ class Recorder:
         take.store.flush_interval = self.flush_interval
         for p in performers:
             take.store.add_mocap_stream(p)
+        self._declared = {f"mocap/{p}" for p in performers}
         self.take, self.started_ns, self.frames, self.open_gaps, self.last_error = take, now, 0, {}, None
         log.info("recording %s", take.id)
         return take
@@ -65,16 +67,18 @@ class Recorder:
     def pose(self, performer: str, t_ns: int, values: np.ndarray) -> None:
         store = self.take.store
         name = f"mocap/{performer}"
-        if name not in store._streams:
-            self.take.add_performer(performer)
+        if name not in self._declared:
+            self.take.add_performer(performer)  # joined mid-take: its stream starts now
+            self._declared.add(name)
         store.append(name, t_ns, values)
         self.frames += 1
 
     def camera(self, camera: str, t_ns: int, values: np.ndarray) -> None:
         store = self.take.store
         name = f"camera/{camera}"
-        if name not in store._streams:
+        if name not in self._declared:
             store.add_camera_stream(camera)
+            self._declared.add(name)
         store.append(name, t_ns, values)
         self.frames += 1
 

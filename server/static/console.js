@@ -168,6 +168,7 @@
         $("conn").className = "badge on"; $("conn").textContent = "online";
         $("who").textContent = msg.name + " (" + msg.role + ")";
         log("joined as " + msg.name + " (" + msg.role + ")");
+        if (msg.stage.recovered && msg.stage.recovered.length) log("recovered after a crash: " + msg.stage.recovered.join(", "), "warn");
         command("subscribe", { frames: true, encoding: "f32", events: true });
         renderState(); refreshTakes();
         return;
