@@ -785,6 +785,7 @@ class Disclosure:
     label: str | None = None
     strength: float = WM_STRENGTH
     params_hash: str = ""
+    frame_sources: dict[str, str] = field(default_factory=dict)  # input name -> frame folder in the take
 
     @classmethod
     def for_step(cls, out_dir: str | Path, kind: str, identity: SigningIdentity, *, rights: Any = None,
@@ -800,15 +801,29 @@ class Disclosure:
                 take_id = str(doc.get("id") or take_id)
             except (OSError, ValueError):
                 pass
+            try:
+                take_sha = hashlib.sha256(manifest.read_bytes()).hexdigest()
+            except OSError:
+                take_sha = ""
             ingredients.append({"title": f"take {take_id} (take.json)", "format": "application/json", "relationship": "componentOf",
                                 "instance_id": f"machinima:take:{take_id}",
-                                "metadata": {"dataTypes": [{"type": "machinima.take"}]}})
+                                "metadata": {"dataTypes": [{"type": "machinima.take"}], "sha256": take_sha}})
         steps: list[dict[str, Any]] = []
+        frame_sources: dict[str, str] = {}
         for name, value in sorted((inputs or {}).items()):
             ingredients.append({"title": f"{name}: {value}"[:200], "format": "application/octet-stream", "relationship": "componentOf",
                                 "instance_id": f"machinima:input:{name}:{hashlib.sha256(str(value).encode()).hexdigest()[:16]}"})
             steps.extend(_earlier_steps(take_dir, value, steps))
+            if isinstance(value, (str, Path)):  # a frame folder of this take (a pass, an earlier step's output)
+                p = Path(str(value))
+                p = p if p.is_absolute() else take_dir / p
+                try:
+                    if p.is_dir() and p.resolve().is_relative_to(take_dir.resolve()):
+                        frame_sources[name] = str(p.resolve().relative_to(take_dir.resolve()))
+                except OSError:
+                    pass
         kw.setdefault("steps", steps)
+        kw.setdefault("frame_sources", frame_sources)
         return cls(identity=identity, take_id=take_id, step_id=out_dir.name, step_kind=kind,
                    rights=_rights_doc(rights), ingredients=ingredients, **kw)
 
@@ -827,8 +842,13 @@ class Disclosure:
         return out
 
     def manifest(self, title: str, mime: str, frame: int | None = None) -> dict[str, Any]:
+        ingredients = list(self.ingredients)
+        if frame is not None:  # the source frames this frame was made from
+            for name, folder in sorted(self.frame_sources.items()):
+                ingredients.append({"title": f"{folder}/{frame:06d}", "format": "image/png", "relationship": "componentOf",
+                                    "instance_id": f"machinima:{self.take_id}:{folder}/{frame:06d}"})
         return build_manifest(title=title, mime=mime, take_id=self.take_id, step_id=self.step_id, step_kind=self.step_kind,
-                              source_type=self.source_type, steps=self.steps, ingredients=self.ingredients, rights=self.rights,
+                              source_type=self.source_type, steps=self.steps, ingredients=ingredients, rights=self.rights,
                               params_hash=self.params_hash, frame=frame, watermark=self.watermark, label=self.label)
 
     def encode(self, img: np.ndarray, title: str, *, frame: int | None = None, ext: str = ".png",

@@ -84,6 +84,8 @@ def test_every_rgb_output_disclosed_with_override(take_dir, photo, identity, tmp
                      disclosure=pv.Disclosure.for_step(take_dir / "post" / "look", "stylize", identity, inputs={"frames": "post/swap/rgb"}))
     later.run(range(1), _frames(photo), progress=False)
     _, man, _ = pv.read_manifest(later.output_path("rgb", 0))
+    titles = [i["title"] for i in man["ingredients"]]
+    assert titles[0] == f"take {take_dir.name} (take.json)" and "post/swap/rgb/000000" in titles  # the take and the source frame
     acts = next(a for a in man["assertions"] if a["label"].startswith("c2pa.actions"))["data"]["actions"]
     assert [a["parameters"]["description"] for a in acts[1:]] == ["machinima post step faceswap-merge (swap)", "machinima post step stylize (look)"]
     off = PostStep(take_dir / "post" / "swap", "faceswap-merge", {"blend": 0.5}, disclosure=False)
