@@ -120,3 +120,34 @@ def test_tokens_sign_expire_and_refuse_forgeries():
         assert err.value.code == "bad_token"
     with pytest.raises(P.ProtocolError):
         P.make_token(secret, "producer", "x")
+
+
+from hypothesis import given, settings, strategies as st
+
+_json = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
+    lambda kids: st.lists(kids, max_size=4) | st.dictionaries(st.text(max_size=10), kids, max_size=4),
+    max_leaves=12,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=3000))
+def test_fuzz_frames_only_raise_protocol_errors(data):
+    for blob in (data, P.MAGIC + bytes([1]) + data, P.encode_pose("a", rest_pose())[:20] + data):
+        try:
+            P.decode_frame(blob)
+        except P.ProtocolError:
+            pass
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.sampled_from(sorted(P.CLIENT_TYPES)), st.dictionaries(st.sampled_from(["token", "name", "text", "slate", "performers", "encoding", "limit", "payload", "id", "v", "frames", "t", "take", "notes"]), _json, max_size=5))
+def test_fuzz_control_messages_only_raise_protocol_errors(mtype, fields):
+    doc = {"type": mtype, **fields}
+    try:
+        msg = P.parse_control(json.dumps(doc))
+    except P.ProtocolError as exc:
+        assert exc.code in P.ERROR_CODES
+    else:
+        assert msg["type"] == mtype
