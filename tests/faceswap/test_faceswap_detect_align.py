@@ -95,3 +95,58 @@ def test_face_types_grow_the_crop_and_sizes_are_checked(backend, grace):
             check_size(bad)
     with pytest.raises(FaceswapError, match="unknown face type"):
         face_transform(lm, "torso", 256)
+
+
+def test_two_people_in_one_frame_get_two_tracks(backend, grace, astronaut):
+    import cv2
+
+    from faceswap.tracker import FaceFinder
+
+    pair = np.hstack([cv2.resize(grace, (300, 352)), cv2.resize(astronaut, (352, 352))])
+    finder = FaceFinder(backend, redetect_every=100)
+    first = finder(0, pair)
+    assert len(first) == 2
+    moved = np.roll(pair, 6, axis=1)
+    second = finder(1, moved)  # tracked, not re-detected
+    assert finder.detections == 1
+    by_side = lambda faces: {f.track: f.center[0] < 300 for f in faces}  # noqa: E731
+    assert by_side(first) == by_side(second)
+
+
+def _export(module, path, size):
+    import torch
+
+    torch.onnx.export(module.eval(), (torch.rand(1, 3, size, size),), str(path), input_names=["x"], output_names=["y"],
+                      opset_version=17, dynamo=False)
+
+
+def test_onnx_backend_runs_user_models_by_the_documented_contract(tmp_path, backend, grace):
+    """A stand-in detector (fixed box) and landmark model (fixed points) exported to ONNX."""
+    import torch
+
+    ref = backend.detect(grace)[0]
+    det_size = 320
+    sx, sy = det_size / grace.shape[1], det_size / grace.shape[0]
+    box_in = torch.tensor([[ref.box[0] * sx, ref.box[1] * sy, ref.box[2] * sx, ref.box[3] * sy, 0.9]], dtype=torch.float32)
+
+    class Det(torch.nn.Module):
+        def forward(self, x):
+            return box_in + 0 * x.mean()
+
+    # landmarks in [0, 1] of the crop that the backend cuts (1.4x the box, square, centred)
+    cx, cy = (ref.box[0] + ref.box[2]) / 2, (ref.box[1] + ref.box[3]) / 2
+    half = max(ref.box[2] - ref.box[0], ref.box[3] - ref.box[1]) * 1.4 / 2
+    norm = torch.tensor((ref.landmarks - [cx - half, cy - half]) / (2 * half), dtype=torch.float32)[None]
+
+    class Lmk(torch.nn.Module):
+        def forward(self, x):
+            return norm + 0 * x.mean()
+
+    _export(Det(), tmp_path / "det.onnx", det_size)
+    _export(Lmk(), tmp_path / "lmk.onnx", 128)
+    from faceswap.backends import get_backend
+
+    ob = get_backend("onnx", detector=tmp_path / "det.onnx", landmarks=tmp_path / "lmk.onnx")
+    faces = ob.detect(grace)
+    assert len(faces) == 1 and faces[0].score == pytest.approx(0.9)
+    assert np.abs(faces[0].landmarks - ref.landmarks).max() < 1.0  # mapped back to image pixels
