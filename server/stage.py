@@ -265,8 +265,10 @@ class StageServer:
             if len(self.conns) >= self.limits.max_clients:
                 return connection.respond(503, f"the stage is full ({self.limits.max_clients} clients)\n")
             return None
-        if path == "/health":
-            return self._respond(connection, 200, json.dumps(self.state()).encode(), "application/json")
+        if path == "/health":  # unauthenticated: counts only, no names
+            st = self.state()
+            doc = {"ok": True, "recording": st["recording"], "clients": len(self.conns), "performers": sum(1 for p in st["performers"] if p["connected"]), "stats": st["stats"]}
+            return self._respond(connection, 200, json.dumps(doc).encode(), "application/json")
         if path == "/skeleton.json":
             from machinima.skeleton import BONES, ORDER, PARENTS
 

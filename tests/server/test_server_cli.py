@@ -100,3 +100,35 @@ def test_kicked_client_does_not_reconnect_and_silent_clients_time_out(root):
             await d.close()
 
     run(main())
+
+
+def test_http_serves_the_console_offline_and_nothing_else(root):
+    import json as _json
+    import urllib.error
+    import urllib.request
+
+    def get(port, path):
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=10) as r:
+                return r.status, r.headers.get("Content-Type"), r.read()
+        except urllib.error.HTTPError as e:
+            return e.code, None, b""
+
+    async def main():
+        async with stage(root) as srv:
+            loop = asyncio.get_running_loop()
+            fetch = lambda path: loop.run_in_executor(None, get, srv.port, path)
+            status, ctype, body = await fetch("/")
+            assert status == 200 and ctype.startswith("text/html") and b"console.js" in body
+            assert b"http://" not in body and b"https://" not in body  # no CDN
+            status, ctype, body = await fetch("/console.js")
+            assert status == 200 and "javascript" in ctype and b"https://" not in body
+            status, _, body = await fetch("/skeleton.json")
+            doc = _json.loads(body)
+            assert len(doc["bones"]) == 55 and doc["parents"][0] == -1
+            status, _, body = await fetch("/health")
+            assert _json.loads(body)["clients"] == 0 and b"dana" not in body
+            for bad in ("/.stage-secret", "/../.stage-secret", "/static/console.js", "/nope.html"):
+                assert (await fetch(bad))[0] == 404, bad
+
+    run(main())
