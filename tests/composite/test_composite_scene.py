@@ -134,7 +134,8 @@ def test_bad_inputs(tmp_path):
         run_composite(take, plain(opaque, matte="purple"), progress=False)
 
 
-def test_cli_runs_and_reports_errors_in_one_line(tmp_path):
+def test_cli_runs_and_reports_errors_in_one_line(tmp_path, monkeypatch):
+    monkeypatch.setenv("MACHINIMA_PROJECT", str(tmp_path))  # no machinima.toml from the current directory
     from typer.testing import CliRunner
 
     from composite.cli import app
@@ -245,7 +246,8 @@ def test_alpha_video_plate_aligned_by_its_timecode(tmp_path):
         run_composite(take, plain(make_plate(tmp_path, [48, 48]), align_timecode=True, step_id="x"), progress=False)
 
 
-def test_cli_demo_plate_for_an_existing_take(tmp_path):
+def test_cli_demo_plate_for_an_existing_take(tmp_path, monkeypatch):
+    monkeypatch.setenv("MACHINIMA_PROJECT", str(tmp_path))
     from typer.testing import CliRunner
 
     from composite.cli import app
