@@ -138,6 +138,7 @@ def merge_cmd(
     subject: list[str] = typer.Option([], "--subject", help="Rights subjects (default: the model's faceset names)."),
     override: Optional[str] = typer.Option(None, "--rights-override", help="Proceed without rights records, with this reason (recorded)."),
     no_video: bool = typer.Option(False, "--no-video", help="Frames only, no mp4."),
+    occlusion_model: Optional[Path] = typer.Option(None, "--occlusion-model", help="ONNX segmenter (from train-mask): keeps hands/mics in front."),
 ) -> None:
     """Swap the trained face into TARGET (resumable; Ctrl-C stops after the frame in hand)."""
     from .merge import MergeOptions, merge
@@ -145,12 +146,32 @@ def merge_cmd(
     if model is None and engine != "none":
         raise typer.BadParameter("--model is required (or --engine none)")
     opts = MergeOptions(color=color, smooth=smooth, min_cutoff=min_cutoff, beta=beta, window=window, blend=blend, erode=erode, blur=blur,
-                        sharpen=sharpen, grain=grain, engine=engine, device=device, batch=batch, tracks=list(track) or None)
+                        sharpen=sharpen, grain=grain, engine=engine, device=device, batch=batch, tracks=list(track) or None,
+                        occlusion_model=str(occlusion_model) if occlusion_model else None)
     r = merge(_target(target), model, out=out, step_id=step_id, options=opts, production=production, subjects=list(subject) or None,
               override=override, video=not no_video)
     console.print(f"{r.done} frame(s) merged, {r.skipped} already done, into {r.out_dir}" + (f"; video {r.video}" if r.video else ""))
     console.print(f"landmark jitter {r.jitter_raw:.4f} -> {r.jitter_used:.4f} after {smooth} smoothing; {r.detections} full detection(s)")
     _warn(r.messages())
+
+
+@app.command("train-mask")
+def train_mask_cmd(
+    faceset: list[Path] = typer.Option(..., "--faceset", help="Faceset(s) to learn the face region from (repeatable)."),
+    out: Path = typer.Option(..., "--out", help="Folder for segmenter.pt / segmenter.onnx / segmenter.json."),
+    res: int = typer.Option(128, "--res"),
+    iters: int = typer.Option(2000, "--iters"),
+    batch: int = typer.Option(8, "--batch"),
+    width: int = typer.Option(16, "--width", help="Network width."),
+    device: str = typer.Option("auto", "--device"),
+) -> None:
+    """Train the occlusion segmenter on facesets with synthetic occluders; export it to ONNX."""
+    from .segmenter import train_segmenter
+
+    s = train_segmenter(list(faceset), out, res=res, iters=iters, batch=batch, width=width, device=device)
+    console.print(f"{s['iterations']} iterations, loss {s['loss_first']} -> {s['loss_last']}; use it with "
+                  f"`merge --occlusion-model {out / 'segmenter.onnx'}`")
+    _warn(s["problems"])
 
 
 @app.command("export-onnx")

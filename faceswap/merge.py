@@ -12,8 +12,8 @@ One readable pipeline (``merge``), numbered steps:
        frames are listed and left out; gaps interpolated; cached in ``tracks.npz``
     5. smooth each track's landmarks over time (One-Euro or Savitzky-Golay) -- the jitter fix
     6. swap, in batches (PostStep.run): align every face at the model's resolution, run the
-       network on the whole batch (torch or onnxruntime), mask = network mask x landmark hull,
-       erode/blur, colour transfer in face space, warp back onto the face's region only
+       network on the whole batch (torch or onnxruntime), mask = network mask x landmark hull
+       (x the occlusion segmenter's face probability with ``--occlusion-model``), erode/blur, colour transfer in face space, warp back onto the face's region only
        (never the whole frame), blend (feathered alpha or seamless clone), sharpen, grain
     7. encode ``<step-id>.mp4`` from the finished frames
 
@@ -64,6 +64,7 @@ class MergeOptions:
     redetect_every: int = 30
     max_gap: int = 12
     tracks: list[int] | None = None  # track ids to swap (None: every face)
+    occlusion_model: str | None = None  # ONNX segmenter (train-mask output): cuts hands, mics, hair out of the mask
     res: int = 128  # only for engine "none" without a model
     face_type: str = "whole"  # idem
 
@@ -170,6 +171,11 @@ class Compositor:
         self.res = res
         self.face_type = face_type
         self.opts = opts
+        self.segmenter = None
+        if opts.occlusion_model:
+            from .masks import OnnxSegmenter
+
+            self.segmenter = OnnxSegmenter(opts.occlusion_model)
 
     def swap_faces(self, faces: list[np.ndarray]) -> list[tuple[np.ndarray, np.ndarray]]:
         """uint8 aligned faces -> [(float rgb, float mask)] (the network on the whole batch)."""
@@ -223,6 +229,8 @@ class Compositor:
         o, res = self.opts, self.res
         # mask: network mask x landmark hull, eroded and feathered (in face space: cheap)
         mask = np.minimum(np.clip(nmask, 0, 1), hull_mask(alm, (res, res), self.face_type))
+        if self.segmenter is not None:  # what covers the face stays in front of it
+            mask = np.minimum(mask, self.segmenter(aligned))
         mask = erode_blur(mask, o.erode, o.blur)
         dst = aligned.astype(np.float32) / 255.0
         face = transfer(rgb, dst, o.color, src_mask=mask, ref_mask=mask) if o.color != "none" else rgb

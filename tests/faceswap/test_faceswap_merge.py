@@ -135,3 +135,19 @@ def test_bad_options_and_targets_fail_before_any_work(tmp_path, clip, tiny_model
         merge(tmp_path / "nope", tiny_model, override="t", progress=False)
     with pytest.raises(ModelError, match="no model at"):
         merge(clip, tmp_path / "empty", override="t", progress=False)
+
+
+def test_trained_occlusion_segmenter_plugs_into_merge(tmp_path, clip, facesets, tiny_model):
+    from faceswap.masks import OnnxSegmenter
+    from faceswap.segmenter import train_segmenter
+
+    s = train_segmenter(list(facesets), tmp_path / "seg", res=64, iters=12, batch=4, width=4, lr=5e-3, progress=False)
+    assert s["iterations"] == 12 and s["loss_last"] < s["loss_first"]
+    seg = OnnxSegmenter(tmp_path / "seg" / "segmenter.onnx")
+    prob = seg(np.zeros((96, 96, 3), np.uint8))
+    assert prob.shape == (96, 96) and 0 <= prob.min() and prob.max() <= 1
+    opts = MergeOptions(engine="none", blend="alpha", occlusion_model=str(tmp_path / "seg" / "segmenter.onnx"))
+    r = merge(clip, tiny_model, out=tmp_path / "o", options=opts, production="film", override="t", rights_store=tmp_path / "r",
+              video=False, progress=False)
+    assert r.done == 6
+    assert json.loads((tmp_path / "o" / "params.json").read_text())["params"]["occlusion_model"].endswith("segmenter.onnx")
