@@ -3,7 +3,6 @@ assertions, tampering is detected, the watermark survives JPEG q75 and H.264, ba
 and keys are refused before anything is signed."""
 
 import io
-import json
 
 import numpy as np
 import pytest
