@@ -157,13 +157,16 @@ def _pipeline_class(family: str, mode: str, n_controls: int):
     return table[(family, mode, n_controls > 0)]
 
 
-def hash_embedder(dim: int, length: int = 8) -> Callable[[str], Any]:
-    """Deterministic stand-in text embeddings (tests, benchmarks): a prompt's hash seeds them."""
+def hash_embedder(dim: int, length: int = 8, pooled: int = 0) -> Callable[[str], Any]:
+    """Deterministic stand-in text embeddings (tests, benchmarks): a prompt's hash seeds them.
+    ``pooled`` > 0 (SDXL) returns ``(embeds, pooled embeds)``."""
     import torch
 
     def embed(text: str):
         seed = int(hashlib.sha256(text.encode()).hexdigest()[:8], 16)
-        return torch.randn(1, length, dim, generator=torch.Generator().manual_seed(seed))
+        g = torch.Generator().manual_seed(seed)
+        e = torch.randn(1, length, dim, generator=g)
+        return (e, torch.randn(1, pooled, generator=g)) if pooled else e
 
     return embed
 
@@ -249,6 +252,8 @@ class DiffusionEngine(Engine):
         kw: dict[str, Any] = dict(vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, unet=unet, scheduler=scheduler)
         if look.model.family == "sd15":
             kw.update(safety_checker=None, feature_extractor=None, requires_safety_checker=False)
+        else:
+            kw.update(text_encoder_2=None, tokenizer_2=None)
         if controlnets:
             kw["controlnet"] = list(controlnets) if len(controlnets) > 1 else controlnets[0]
         pipe = pcls(**kw)
@@ -365,7 +370,11 @@ class DiffusionEngine(Engine):
         if key not in self._cache:
             if self._embed is not None:
                 pe, ne = self._embed(prompt), self._embed(negative)
-                out = {"prompt_embeds": pe, "negative_prompt_embeds": ne}
+                if isinstance(pe, tuple):  # SDXL: (embeds, pooled)
+                    out = {"prompt_embeds": pe[0], "negative_prompt_embeds": ne[0],
+                           "pooled_prompt_embeds": pe[1], "negative_pooled_prompt_embeds": ne[1]}
+                else:
+                    out = {"prompt_embeds": pe, "negative_prompt_embeds": ne}
             elif self.sdxl:
                 pe, ne, pp, npp = self.pipe.encode_prompt(prompt=prompt, device=self.device, num_images_per_prompt=1,
                                                           do_classifier_free_guidance=True, negative_prompt=negative)

@@ -34,6 +34,22 @@ def tiny_components(n_controls: int = 1, *, seed: int = 0, cross_dim: int = 32) 
     return {"unet": unet, "vae": vae, "controlnets": cns, "cross_dim": cross_dim}
 
 
+def tiny_sdxl_components(n_controls: int = 1, *, seed: int = 0) -> dict[str, Any]:
+    """A tiny SDXL-shaped UNet (text_time conditioning, pooled embeddings) + VAE + ControlNets."""
+    import torch
+    from diffusers import ControlNetModel, UNet2DConditionModel
+
+    base = tiny_components(0, seed=seed)
+    torch.manual_seed(seed)
+    unet = UNet2DConditionModel(
+        block_out_channels=(32, 64), layers_per_block=1, sample_size=16, in_channels=4, out_channels=4,
+        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"), up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
+        attention_head_dim=(2, 4), use_linear_projection=True, addition_embed_type="text_time", addition_time_embed_dim=8,
+        transformer_layers_per_block=(1, 1), projection_class_embeddings_input_dim=80, cross_attention_dim=64, norm_num_groups=8)
+    cns = [ControlNetModel.from_unet(unet, conditioning_embedding_out_channels=(8, 16)) for _ in range(n_controls)]
+    return {"unet": unet, "vae": base["vae"], "controlnets": cns, "cross_dim": 64, "pooled_dim": 32}
+
+
 def sd15_components(n_controls: int = 1) -> dict[str, Any]:
     """SD 1.5 shapes (860M UNet, 4-block VAE), random weights: real timing, noise pictures."""
     from diffusers import AutoencoderKL, ControlNetModel, UNet2DConditionModel
@@ -51,9 +67,9 @@ def tiny_engine(look: Look, comps: dict[str, Any] | None = None, runtime: dict[s
     """A DiffusionEngine on tiny models with hash-seeded stand-in text embeddings."""
     from .engines import DiffusionEngine, hash_embedder
 
-    comps = comps or tiny_components(len(look.controls))
+    comps = comps or (tiny_sdxl_components if look.model.family == "sdxl" else tiny_components)(len(look.controls))
     return DiffusionEngine.from_components(look, unet=comps["unet"], vae=comps["vae"], controlnets=comps["controlnets"][: len(look.controls)],
-                                           embed=hash_embedder(comps["cross_dim"]), runtime=runtime)
+                                           embed=hash_embedder(comps["cross_dim"], pooled=comps.get("pooled_dim", 0)), runtime=runtime)
 
 
 def tiny_text_encoder(workdir: Any, cross_dim: int = 32) -> tuple[Any, Any]:

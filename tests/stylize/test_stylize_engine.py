@@ -185,3 +185,13 @@ def test_real_text_encoder_and_loading_everything_from_local_folders(tmp_path, t
     tiny["vae"].to(torch.float32)
     for cn in tiny["controlnets"]:
         cn.to(torch.float32)
+
+
+@pytest.mark.parametrize("mode,controls", [("img2img", [{"kind": "canny"}]), ("txt2img", [])])
+def test_sdxl_family_pipelines(mode, controls, tiny):  # tiny: one torch thread
+    from stylize.tiny import tiny_sdxl_components
+
+    look = Look.from_doc(look_doc(model={"family": "sdxl", "mode": mode, "steps": 2}, controls=controls))
+    eng = tiny_engine(look, tiny_sdxl_components(len(controls)))
+    out = stylize_frames(translating(2, 32, 32), look, engine=eng)
+    assert eng.describe()["pipeline"].startswith("StableDiffusionXL") and out[1].shape == (32, 32, 3)
