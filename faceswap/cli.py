@@ -8,6 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Optional
 
+import numpy as np
 import typer
 from rich.console import Console
 
@@ -172,6 +173,34 @@ def train_mask_cmd(
     console.print(f"{s['iterations']} iterations, loss {s['loss_first']} -> {s['loss_last']}; use it with "
                   f"`merge --occlusion-model {out / 'segmenter.onnx'}`")
     _warn(s["problems"])
+
+
+@app.command("live")
+def live_cmd(
+    source: str = typer.Argument(..., help="Camera index (0), video file or stream URL."),
+    model: Optional[Path] = typer.Option(None, "--model", help="The trained model folder."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Write the swapped stream to this mp4."),
+    engine: str = typer.Option("onnx", "--engine", help="onnx | torch | none"),
+    color: str = typer.Option("rct", "--color"),
+    min_cutoff: float = typer.Option(1.0, "--min-cutoff"),
+    beta: float = typer.Option(0.05, "--beta"),
+    max_frames: Optional[int] = typer.Option(None, "--max-frames"),
+    fps: float = typer.Option(25.0, "--fps", help="Stream rate (for smoothing and the mp4)."),
+    production: Optional[str] = typer.Option(None, "--production"),
+    subject: list[str] = typer.Option([], "--subject"),
+    override: Optional[str] = typer.Option(None, "--rights-override"),
+) -> None:
+    """Swap faces on a live stream (causal smoothing, per-frame latency); Ctrl-C stops."""
+    from .live import live
+    from .merge import MergeOptions
+
+    if model is None and engine != "none":
+        raise typer.BadParameter("--model is required (or --engine none)")
+    opts = MergeOptions(engine=engine, blend="alpha", color=color, min_cutoff=min_cutoff, beta=beta, smooth="one-euro")
+    r = live(source, model, out=out, options=opts, max_frames=max_frames, fps=fps, production=production,
+             subjects=list(subject) or None, override=override)
+    console.print(f"{r.frames} frame(s), {r.faces} face(s); latency mean {np.mean(r.latency_ms) if r.latency_ms else 0:.1f} ms, "
+                  f"p95 {r.p95_ms:.1f} ms ({r.fps:.1f} fps)" + (f"; wrote {r.out}" if r.out else ""))
 
 
 @app.command("export-onnx")

@@ -151,3 +151,20 @@ def test_trained_occlusion_segmenter_plugs_into_merge(tmp_path, clip, facesets, 
               video=False, progress=False)
     assert r.done == 6
     assert json.loads((tmp_path / "o" / "params.json").read_text())["params"]["occlusion_model"].endswith("segmenter.onnx")
+
+
+def test_live_on_a_video_stream_writes_an_mp4_and_measures_latency(tmp_path, grace, tiny_model):
+    import cv2
+
+    from faceswap.errors import InputError
+    from faceswap.live import live
+    from machinima.imageseq import read_video, write_video
+
+    small = cv2.resize(grace, (256, 300), interpolation=cv2.INTER_AREA)
+    write_video(tmp_path / "in.mp4", moving_clip(small, 6, shift=(2.0, 1.0), zoom=0.01), fps=25)
+    r = live(tmp_path / "in.mp4", tiny_model, out=tmp_path / "live.mp4", max_frames=5, override="test", rights_store=tmp_path / "r",
+             options=MergeOptions(engine="onnx", blend="alpha"))
+    assert r.frames == 5 and r.faces == 5 and len(r.latency_ms) == 5 and r.fps > 0
+    assert len(list(read_video(tmp_path / "live.mp4"))) == 5
+    with pytest.raises(InputError, match="cannot open stream"):
+        live(tmp_path / "nothing.mp4", tiny_model, override="test", rights_store=tmp_path / "r")
