@@ -156,5 +156,16 @@ class LiveRelay:
             except Exception:
                 pass
         if self._loop.is_running():
+
+            async def cancel_rest() -> None:  # e.g. the websocket keepalive: no "Task was destroyed"
+                rest = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+                for t in rest:
+                    t.cancel()
+                await asyncio.gather(*rest, return_exceptions=True)
+
+            try:
+                asyncio.run_coroutine_threadsafe(cancel_rest(), self._loop).result(5)
+            except Exception:
+                pass
             self._loop.call_soon_threadsafe(self._loop.stop)
             self._thread.join(5)
