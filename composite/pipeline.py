@@ -251,13 +251,16 @@ class CompositePipeline:
         # 6. movie from the finished frames
         video = None
         done = step.outputs_of("rgb")
-        if s.video and all(f in done for f in frames):
+        movie = step.out_dir / "composite.mp4"
+        if s.video and movie.exists() and not report.done:
+            video = movie  # nothing changed since it was written
+        elif s.video and all(f in done for f in frames):
             def frames_u8():
                 for f in frames:
                     img = read_image(done[f])
                     yield img if img.dtype == np.uint8 else (np.clip(img[..., :3], 0, 1) * 255 + 0.5).astype(np.uint8)
 
-            video = write_video(step.out_dir / "composite.mp4", frames_u8(), take.fps)
+            video = write_video(movie, frames_u8(), take.fps)
         return CompositeResult(step.out_dir, report, video, params)
 
     # ------------------------------------------------------------------------------------
