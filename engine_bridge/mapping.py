@@ -220,7 +220,7 @@ def parse_mapping(doc: Any, where: str = "mapping") -> Mapping:
         if target not in targets:
             raise MappingError(f"{ew}: unknown target {target!r}", hint=f"targets: {', '.join(sorted(targets))}")
         default_port = {"vmc": 39539, "vrchat": 9000, "plugin": 8770}.get(target, 0)
-        port = _port(e.get("port", default_port), ew, listen=target == "plugin")
+        port = _port(e.get("port", default_port), ew, listen=target not in ("vmc", "vrchat"))  # 0: listen anywhere / no port
         host = e.get("host", "127.0.0.1")
         if not isinstance(host, str) or not host:
             raise MappingError(f"{ew}: 'host' must be a host name or address")
