@@ -63,6 +63,9 @@ class Recorder:
         log.info("recording %s", take.id)
         return take
 
+    def performers(self) -> list[str]:
+        return sorted(n.split("/", 1)[1] for n in self._declared if n.startswith("mocap/"))
+
     # --- appending (each may raise DiskFullError; the server then calls fail()) ---------------
     def pose(self, performer: str, t_ns: int, values: np.ndarray) -> None:
         store = self.take.store

@@ -198,6 +198,7 @@ class StageServer:
         self._stopped = asyncio.Event()
         self._new_frames = asyncio.Event()
         self._udp: list[Any] = []
+        self._loss_at_start: dict[str, int] = {}
         self.workers = int(workers)
         self.live_port = live_port
         self._live: Any = None
@@ -601,6 +602,7 @@ class StageServer:
         take = self.recorder.start(dict(self.slate), performers=performers, notes=notes)
         take.manifest.extra["stage"] = {"director": conn.name, "server": f"machinima {__version__}"}
         take.save()
+        self._loss_at_start = {n: s.loss for n, s in self.sources.items()}
         self.last_take = take.id
         self._state_dirty = True
         return {"take": take.id, "take_number": take.manifest.slate.take, "timecode_in": take.manifest.timecode_in, "slate": dict(self.slate), "performers": performers}
@@ -608,6 +610,9 @@ class StageServer:
     def _cmd_stop(self, conn: Conn, msg: dict[str, Any], cut: bool = False) -> dict[str, Any]:
         if not self.recorder.recording:
             raise P.ProtocolError("not_recording", "no take is recording")
+        # Network loss per performer during the take (missing sequence numbers), for post.
+        stage_info = self.recorder.take.manifest.extra.setdefault("stage", {})
+        stage_info["loss"] = {p: self.sources[p].loss - self._loss_at_start.get(p, 0) for p in self.recorder.performers() if p in self.sources}
         result = self.recorder.stop(cut=cut)
         self.last_take = result["take"]
         self._state_dirty = True

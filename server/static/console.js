@@ -120,6 +120,12 @@
       const tr = tb.insertRow();
       const cells = [p.name, p.connected ? "live" : "gone", fmt(p.rate, 1), p.loss + " (" + fmt(p.loss_pct, 1) + "%)", fmt(p.latency_ms, 1)];
       cells.forEach((c, i) => { const td = tr.insertCell(); td.textContent = c; if (i === 1) td.className = p.connected ? "ok" : "bad"; });
+      const td = tr.insertCell();
+      if (p.connected && p.client && welcome && welcome.role === "director") {
+        const b = document.createElement("button"); b.className = "small"; b.textContent = "kick";
+        b.title = "disconnect " + p.client; b.onclick = () => act("kick", { name: p.client, reason: "from the console" });
+        td.appendChild(b);
+      }
       if (!p.connected) latest.delete(p.name);
     }
   }

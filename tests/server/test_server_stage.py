@@ -51,6 +51,7 @@ def test_record_session_writes_every_stream(root):
         assert st.events(kind="event")[0]["payload"] == {"name": "door_open", "payload": {"door": 2}, "from": "unity"}
         assert st.events(kind="marker")[0]["payload"]["name"] == "stumble"
         assert take.manifest.notes == ["rain", "good for the wide"]
+        assert take.manifest.extra["stage"] == {"director": "dana", "server": take.manifest.extra["stage"]["server"], "loss": {"alice": 0, "bob": 0}}
 
     run(main())
 
