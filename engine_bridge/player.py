@@ -68,6 +68,15 @@ class TakeFrames:
                 tr = store.read(info.name)
                 if len(tr):
                     self.blend[perf] = (list(info.meta.get("channels", [])), resample_linear(tr.t_ns, tr.values, self.grid))
+        self.cameras: dict[str, np.ndarray] = {}  # camera name -> (n, 12) canonical channels
+        for info in store.streams():
+            if info.kind == "camera":
+                tr = store.read(info.name)
+                if len(tr):
+                    vals = resample_linear(tr.t_ns, tr.values, self.grid)
+                    q = vals[:, 3:7]
+                    vals[:, 3:7] = q / np.maximum(np.linalg.norm(q, axis=1, keepdims=True), 1e-9)
+                    self.cameras[info.name.split("/", 1)[-1]] = vals
         self.n = int(self.grid.shape[0])
 
     @property
@@ -246,7 +255,8 @@ class Player:
                     self.sink.event("bridge.playback", time.monotonic_ns(), self._playback_cache[2], source="bridge")
                 except MachinimaError as exc:
                     log.warning("could not record the playback state: %s", exc)
-        frame = BridgeFrame(k, pos, self.frames.timecode(idx), poses, blend, state, self._playback_cache[2], version * 2 + (state == "paused"))
+        frame = BridgeFrame(k, pos, self.frames.timecode(idx), poses, blend, state, self._playback_cache[2], version * 2 + (state == "paused"),
+                            {name: vals[idx] for name, vals in self.frames.cameras.items()})
         for t, r in zip(self.targets, self._target_rates):
             if r < self.rate - 1e-9 and k:
                 # a slower engine gets the ticks where its own frame counter advances

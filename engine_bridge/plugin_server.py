@@ -22,7 +22,7 @@ import time
 from typing import Any
 
 from .errors import BridgeError, PluginProtocolError, TargetError
-from .protocol import CameraSample, EngineEvent, Hello, PlaybackCommand, PluginConnection, Subscribe, frame_performer
+from .protocol import CameraSample, EngineEvent, Hello, PlaybackCommand, PluginConnection, Subscribe, frame_camera, frame_performer
 
 log = logging.getLogger("machinima.bridge")
 
@@ -244,7 +244,10 @@ class PluginServer:
                 for p, pose in frame.poses.items():
                     if sub.performers is None or p in sub.performers:
                         perf[p] = frame_performer(pose, avatar=self.avatars.get(p, p), space=sub.space, bones=sub.bones, blend=frame.blend.get(p))
-                text = json.dumps({"type": "frame", "seq": frame.seq, "t": round(frame.t_s, 6), "timecode": frame.timecode, "state": frame.state, "performers": perf}, separators=(",", ":"))
+                msg = {"type": "frame", "seq": frame.seq, "t": round(frame.t_s, 6), "timecode": frame.timecode, "state": frame.state, "performers": perf}
+                if frame.cameras:
+                    msg["cameras"] = {n: frame_camera(v, space=sub.space) for n, v in frame.cameras.items()}
+                text = json.dumps(msg, separators=(",", ":"))
                 cache[key] = text
             if len(c.frames) == c.frames.maxlen:
                 c.dropped += 1

@@ -123,6 +123,16 @@ def frame_performer(pose: np.ndarray, *, avatar: str, space: str, bones: list[st
     return entry
 
 
+def frame_camera(values: np.ndarray, *, space: str) -> dict[str, Any]:
+    """One recorded camera of a ``frame`` message (12 stored channels -> named fields)."""
+    v = np.asarray(values, dtype=np.float64)
+    pos, rot = v[0:3], v[3:7]
+    if space == "unity":
+        pos, rot = canonical_to_unity(pos, rot)
+    r = lambda a: [round(float(x), 6) for x in a]  # noqa: E731
+    return {"position": r(pos), "rotation": r(rot), "focal_mm": round(float(v[7]), 4), "sensor_mm": r(v[8:10]), "focus_m": round(float(v[10]), 4)}
+
+
 # --- the connection state ---------------------------------------------------------------------
 class PluginConnection:
     """Protocol state of one plugin connection (server side)."""

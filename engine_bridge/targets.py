@@ -40,6 +40,7 @@ class BridgeFrame:
     state: str = "playing"
     playback: dict[str, Any] | None = None  # playback state (state, timecode, speed ...), None live
     playback_version: int = -1  # bumps when the playback state changed (pause, seek, speed)
+    cameras: dict[str, np.ndarray] = field(default_factory=dict)  # recorded cameras: name -> 12 channels
 
 
 @dataclass

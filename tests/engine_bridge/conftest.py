@@ -28,7 +28,7 @@ def moving_poses(n: int, fps: float, phase: float = 0.0) -> np.ndarray:
     return poses.astype(np.float32)
 
 
-def make_take(root, performers=("alice", "bob"), n=60, fps=60, blend=False, timecode_in="01:00:00:00"):
+def make_take(root, performers=("alice", "bob"), n=60, fps=60, blend=False, timecode_in="01:00:00:00", camera=False):
     take = Take.create(root, production="film", scene="1", shot="A", fps=fps, performers=list(performers), timecode_in=timecode_in)
     origin = take.store.origin_ns
     stamps = origin + (np.arange(n, dtype=np.int64) * NS_PER_S) // fps
@@ -42,6 +42,15 @@ def make_take(root, performers=("alice", "bob"), n=60, fps=60, blend=False, time
             take.store.add_blend_stream(p, ["A", "I"], {"performer": p})
             w = np.stack([np.linspace(0, 1, n), np.linspace(1, 0, n)], axis=1)
             take.store.append(f"blend/{p}", stamps, w)
+    if camera:  # a dolly moving along canonical +X, 50 mm
+        take.store.add_camera_stream("dolly")
+        cam = np.zeros((n, 12), np.float32)
+        cam[:, 0] = np.arange(n) / fps
+        cam[:, 1] = 1.6
+        cam[:, 6] = 1.0
+        cam[:, 7:11] = (50.0, 36.0, 24.0, 3.0)
+        take.store.append("camera/dolly", stamps, cam)
+        expected["camera/dolly"] = cam
     take.finalize()
     return take.path, expected
 

@@ -38,7 +38,7 @@ def hello(ws):
 
 
 def test_plugin_receives_playback_and_its_camera_lands_in_the_take(tmp_path):
-    path, expected = make_take(tmp_path / "src", performers=("alice", "bob"), n=90, fps=30)
+    path, expected = make_take(tmp_path / "src", performers=("alice", "bob"), n=90, fps=30, camera=True)
     sink = TakeSink(tmp_path / "rec", fps=30)
     m = mapping_from_flags(["alice", "bob"], plugin="127.0.0.1:0")
     player = Player(path, m, sink=sink, loop=True)
@@ -59,6 +59,10 @@ def test_plugin_receives_playback_and_its_camera_lands_in_the_take(tmp_path):
             bones = frame["performers"]["bob"]["bones"]
             np.testing.assert_allclose(bones["Hips"], expected["bob"][k, 0], atol=1e-5)
             assert len(bones) == 55
+            # the take's recorded camera comes along, in the subscribed space
+            cam = frame["cameras"]["dolly"]
+            assert cam["position"] == pytest.approx([k / 30, 1.6, 0.0], abs=1e-5) and cam["focal_mm"] == 50
+            assert cam["sensor_mm"] == [36, 24] and cam["focus_m"] == 3 and cam["rotation"] == [0, 0, 0, 1]
 
             # steer playback: pause, seek to a timecode, speed
             ws.send(json.dumps({"type": "playback", "command": "pause"}))
