@@ -84,6 +84,7 @@ MAX_UDP = 65507
 # skeleton.unity_to_canonical applied to (pos, quat); kept as one 7-vector for the hot path.
 _FLIP7 = np.concatenate(canonical_to_unity(np.ones(3), np.ones(4))).astype(np.float32)
 _HIPS = BONE_INDEX["Hips"]
+_EXP_MASK = int(np.frombuffer(b"\x7f\x80\x00\x00", dtype=np.uint32)[0])  # float32 exponent bits, as read from big-endian bytes
 
 
 class VMCError(OSCError):
@@ -127,8 +128,9 @@ class VMCPacket:
         if self.root is not None:
             from .quat import multiply, rotate
 
-            rp, rq = self.root[:3].astype(np.float64), self.root[3:7].astype(np.float64)
-            if not (np.allclose(rp, 0.0) and np.allclose(rq, (0, 0, 0, 1))):
+            r = self.root
+            if r[0] or r[1] or r[2] or r[3] or r[4] or r[5] or r[6] != 1.0:  # not the identity root
+                rp, rq = r[:3].astype(np.float64), r[3:7].astype(np.float64)
                 hp, hq = pose[_HIPS, :3].astype(np.float64), pose[_HIPS, 3:7].astype(np.float64)
                 pose[_HIPS, :3] = rp + rotate(rq, hp)
                 pose[_HIPS, 3:7] = multiply(rq, hq)
@@ -322,8 +324,9 @@ def _arg_words(data: bytes, pos: int, tags: str) -> list[tuple[str, int]] | None
 class _Template:
     """The fixed words of one valid packet layout and where its values are."""
 
-    words: np.ndarray  # uint32 view of the template packet, variable words zeroed
-    mask: np.ndarray  # uint32: 0xFFFFFFFF on fixed words, 0 on variable ones
+    fixed: bytes  # the template packet with every variable word zeroed
+    variable: np.ndarray  # indices of the variable words (time tag, numeric arguments)
+    values: np.ndarray  # word indices of bones (n*7), roots (k*7), times, blendshapes, in that order
     timetag_word: int | None
     bone_index: np.ndarray
     bone_words: np.ndarray  # (n, 7) word indices
@@ -412,7 +415,9 @@ class VMCDecoder:
             return None
         words = np.frombuffer(data, dtype=np.uint32)
         for tpl in cands:
-            if np.any((words ^ tpl.words) & tpl.mask):
+            probe = words.copy()
+            probe[tpl.variable] = 0
+            if probe.tobytes() != tpl.fixed:  # one memcmp over every fixed byte
                 continue
             self.fast_hits += 1
             return self._extract(data, words, tpl)
@@ -420,27 +425,35 @@ class VMCDecoder:
 
     @staticmethod
     def _extract(data: bytes, words: np.ndarray, tpl: _Template) -> VMCPacket:
-        f = words.view(">f4")
-        rejected = dict(tpl.rejected)
-        vals = f[tpl.bone_words]
+        # One gather of every value word, one byte swap.
+        raw = words[tpl.values]
+        allv = raw.view(">f4").astype(np.float32)
+        nb = tpl.bone_index.shape[0]
+        nr = tpl.root_words.shape[0]
+        nt = tpl.time_words.shape[0]
+        # NaN/inf have every exponent bit set: one integer mask and max, no float warnings
+        clean = not raw.size or int((raw & _EXP_MASK).max()) != _EXP_MASK
+        rejected = dict(tpl.rejected) if tpl.rejected else {}
+        bones = allv[: nb * 7].reshape(nb, 7)
         idx = tpl.bone_index
-        fin = np.isfinite(vals).all(axis=1)
-        if not fin.all():
-            rejected["nonfinite"] = rejected.get("nonfinite", 0) + int((~fin).sum())
-            vals, idx = vals[fin], idx[fin]
-        vals = (vals * _FLIP7).astype(np.float32)
+        if not clean:
+            fin = np.isfinite(bones).all(axis=1)
+            if not fin.all():
+                rejected["nonfinite"] = rejected.get("nonfinite", 0) + int((~fin).sum())
+                bones, idx = bones[fin], idx[fin]
+        vals = bones * _FLIP7
         root = None
         root_name = None
-        for rw, rn in zip(tpl.root_words, tpl.root_names):
-            r = f[rw]
-            if np.isfinite(r).all():
-                root = (r * _FLIP7).astype(np.float32)
-                root_name = rn
-            else:
-                rejected["nonfinite"] = rejected.get("nonfinite", 0) + 1
+        if nr:
+            roots = allv[nb * 7: (nb + nr) * 7].reshape(nr, 7)
+            for r, rn in zip(roots, tpl.root_names):
+                if clean or np.isfinite(r).all():
+                    root = r * _FLIP7
+                    root_name = rn
+                else:
+                    rejected["nonfinite"] = rejected.get("nonfinite", 0) + 1
         time_s = None
-        for tw in tpl.time_words:
-            t = float(f[tw])
+        for t in allv[(nb + nr) * 7: (nb + nr) * 7 + nt].tolist():
             if math.isfinite(t):
                 time_s = t
             else:
@@ -450,7 +463,7 @@ class VMCDecoder:
             ok = tuple(int(v) for v in words.view(">i4")[tpl.ok_words])
         blend: dict[str, float] = {}
         if tpl.blend_names:
-            bv = f[tpl.blend_words].astype(np.float64).tolist()
+            bv = allv[(nb + nr) * 7 + nt:].tolist()
             for name, v in zip(tpl.blend_names, bv):
                 if math.isfinite(v):
                     blend[name] = v
@@ -617,9 +630,14 @@ class VMCDecoder:
             mask[2:4] = 0  # the time tag varies
         if variable:
             mask[np.array(variable, dtype=np.int64)] = 0
+        bw = np.array(bone_words, dtype=np.int64).reshape(len(bone_index), POSE_WIDTH)
+        rw = np.array(root, dtype=np.int64).reshape(len(root), POSE_WIDTH)
+        tw = np.array(time_w, dtype=np.int64)
+        blw = np.array(blend_words, dtype=np.int64)
         tpl = _Template(
-            words=words & mask,
-            mask=mask,
+            fixed=(words & mask).tobytes(),
+            variable=np.where(mask == 0)[0],
+            values=np.concatenate([bw.ravel(), rw.ravel(), tw, blw]).astype(np.int64),
             timetag_word=2 if is_bundle else None,
             bone_index=np.array(bone_index, dtype=np.int64),
             bone_words=np.array(bone_words, dtype=np.int64).reshape(len(bone_index), POSE_WIDTH),

@@ -117,6 +117,7 @@ class Ingest:
             log.exception("mocap source %s failed on a datagram: %s", source, exc)
             return []
         timings = self.timing[source]
+        pushed = []
         for f in frames:
             cal = self.calibrations.get(f.performer)
             if cal is not None:
@@ -125,10 +126,19 @@ class Ingest:
             if st is None:
                 st = timings[f.performer] = StreamTiming(delay_ms=self.delay_ms, max_gap_ms=self.max_gap_ms, fill_gaps=self.fill_gaps)
             if st.push(f):
+                pushed.append(st)
                 h.saw_frame(f.performer, now)
                 if f.meta.get("late") and self.recorder is not None:
                     self._record(f)
-        return self.tick(now, only=source)
+        if self.delay_ms > 0:
+            return self.tick(now, only=source)
+        out: list[Frame] = []  # no jitter buffer: release what this datagram made ready
+        for st in pushed:
+            for f in st.pop_ready(now):
+                if not f.interpolated and self.recorder is not None:
+                    self._record(f)
+                out.append(self._live(f))
+        return out
 
     def tick(self, now_ns: int | None = None, *, only: str | None = None, flush: bool = False) -> list[Frame]:
         now = time.monotonic_ns() if now_ns is None else now_ns

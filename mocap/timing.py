@@ -58,6 +58,8 @@ class StreamTiming:
         self._last_key: float | None = None
         self._offset_ns: int | None = None
         self._periods: deque[float] = deque(maxlen=32)
+        self._period: float | None = None  # median of _periods, refreshed every 16 frames
+        self._n_periods = 0
         self.latency_ns: deque[int] = deque(maxlen=512)
 
     @staticmethod
@@ -140,6 +142,9 @@ class StreamTiming:
                 dt = k - pk
                 if dt > 0:
                     self._periods.append(dt)
+                    self._n_periods += 1
+                    if self._n_periods in (4, 8) or self._n_periods % 16 == 0:
+                        self._period = float(np.median(self._periods))
         out.append(f)
         self._last_out, self._last_key = f, k
         return out
@@ -147,10 +152,8 @@ class StreamTiming:
     def _missing(self, pk: float, k: float, f: Frame) -> int:
         if f.seq is not None:
             return max(int(k - pk) - 1, 0)
-        if f.sender_time_s is None or len(self._periods) < 4:
-            return 0
-        period = float(np.median(self._periods))
-        if period <= 0:
+        period = self._period
+        if f.sender_time_s is None or period is None or period <= 0:
             return 0
         n = round((k - pk) / period) - 1
         return n if n > 0 and (k - pk) > 1.5 * period else 0
