@@ -268,8 +268,7 @@ class StylizePipeline:
                               occlusion_px=self.look.cadence.occlusion_px)
             self.stats["flow_s"] += time.perf_counter() - t0
             self.stats["propagated"] += 1
-        self._out.put(f, out)
-        return out
+        return out  # in-between frames are never sources of other frames: not cached
 
     def _diffuse_chunk(self, chunk: list[int]) -> None:
         """6. one engine call for the chunk's unfinished keyframes, then colour matching in order."""

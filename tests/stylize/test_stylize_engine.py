@@ -64,8 +64,13 @@ def test_same_seed_same_frames_other_seed_differs(tiny, clip):
 def test_batching_keeps_frames_close(tiny, clip):
     look = Look.from_doc(look_doc())
     a, _ = run(look, tiny, clip)
-    b, eng = run(look, tiny, clip, runtime={"dtype": "fp32", "batch": 4, "device": "cpu"})
+    b, eng = run(look, tiny, clip, runtime={"dtype": "fp32", "batch": 4, "device": "cpu", "channels_last": True, "vae_slicing": True, "vae_tiling": True})
     assert eng.batch == 4
+    tiny["vae"].disable_tiling()
+    tiny["vae"].disable_slicing()
+    tiny["unet"].to(memory_format=torch.contiguous_format)
+    for cn in tiny["controlnets"]:
+        cn.to(memory_format=torch.contiguous_format)
     assert max(np.abs(x.astype(int) - y.astype(int)).max() for x, y in zip(a, b)) <= 2
 
 
