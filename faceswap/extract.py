@@ -65,7 +65,11 @@ def extract(src: str | Path, out: str | Path, *, face_type: str = "whole", size:
     col = create_faceset(out, face_type=face_type, size=size)
     report = ExtractReport(Path(out))
 
-    # 3. resume: frames of this source already in the faceset
+    # 3. resume: frames of this source already in the faceset; file names carry the source
+    #    (name + a short hash of its path) so several clips can go into one faceset
+    import hashlib
+
+    src_tag = f"{Path(str(source.path)).stem[:40]}-{hashlib.sha1(str(Path(str(source.path)).resolve()).encode()).hexdigest()[:6]}"
     done = {(it.source.path, it.source.frame) for it in col.items()}
     frames = source.frames[::every]
     report.frames = len(frames)
@@ -97,8 +101,7 @@ def extract(src: str | Path, out: str | Path, *, face_type: str = "whole", size:
                     "transform": mat.round(6), "face_type": face_type, "size": size, "yaw": round(yaw, 4), "pitch": round(pitch, 4),
                     "blur": round(blur_score(aligned), 3), "dhash": str(dhash(aligned)), "track": face.track, "score": round(face.score, 4),
                 }
-                stem = Path(str(sdoc.path)).stem
-                col.add(aligned, name=f"{stem}_{f:06d}_{face.track}.png", source=sdoc, box=face.box.round(2), tags=list(tags), meta=meta)
+                col.add(aligned, name=f"{src_tag}_{f:06d}_{face.track}.png", source=sdoc, box=face.box.round(2), tags=list(tags), meta=meta)
                 report.added += 1
             bar.advance()
     except KeyboardInterrupt:

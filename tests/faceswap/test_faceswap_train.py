@@ -151,3 +151,18 @@ def test_ctrl_c_saves_a_checkpoint_that_resumes(tmp_path, facesets):
     again = Trainer(tmp_path / "m")
     assert again.iteration == r.iteration
     assert all(torch.equal(a, b) for a, b in zip(t.model.state_dict().values(), again.model.state_dict().values()))
+
+
+def test_two_clips_with_the_same_file_names_go_into_one_faceset(tmp_path, grace):
+    import cv2
+    from faceswap_testdata import moving_clip, write_clip
+
+    from faceswap.extract import extract
+
+    small = cv2.resize(grace, (256, 300))
+    write_clip(tmp_path / "day1", moving_clip(small, 2))
+    write_clip(tmp_path / "day2", moving_clip(small, 2, shift=(-3.0, 2.0)))
+    assert extract(tmp_path / "day1", tmp_path / "fs", size=64, progress=False).added == 2
+    assert extract(tmp_path / "day2", tmp_path / "fs", size=64, progress=False).added == 2
+    again = extract(tmp_path / "day2", tmp_path / "fs", size=64, progress=False)
+    assert again.added == 0 and again.skipped_frames == 2
