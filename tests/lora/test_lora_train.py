@@ -1,0 +1,155 @@
+"""LoRA training on a tiny random base (CPU, 32 px): loss, exact resume, output layouts, loading."""
+
+from __future__ import annotations
+
+import os
+import signal
+
+import numpy as np
+import pytest
+import torch
+from safetensors import safe_open
+from safetensors.torch import load_file
+
+from lora.tiny import hash_embedder
+from lora.train import TrainConfig, train
+
+from conftest import make_dataset
+
+
+def cfg(**kw):
+    base = dict(rank=4, resolution=32, bucket_step=8, steps=16, lr=2e-3, batch_size=2, sample_steps=2, sample_seeds=(0,),
+                eval_draws=2)
+    base.update(kw)
+    return TrainConfig.from_preset("cpu", **base)
+
+
+def run(ds, base, out, c, **kw):
+    return train(ds, base, out, c, embed=hash_embedder(), rights_override="synthetic test images", progress=False, **kw)
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory, tiny_base_dir):
+    tmp = tmp_path_factory.mktemp("trained")
+    ds = make_dataset(tmp / "ds")
+    res = run(ds, tiny_base_dir, tmp / "out" / "hero.safetensors", cfg(steps=40, save_every=20))
+    return res, ds
+
+
+def test_training_lowers_loss_and_writes_everything(trained):
+    res, _ = trained
+    assert res.status == "done" and res.step == 40 and len(res.losses) == 40
+    assert res.eval_loss_end < res.eval_loss_start * 0.97, (res.eval_loss_start, res.eval_loss_end)
+    out = res.out
+    with safe_open(str(out), "pt") as f:
+        meta = f.metadata()
+        keys = list(f.keys())
+    assert meta["machinima.rank"] == "4" and meta["machinima.steps"] == "40" and meta["machinima.trigger"] == "ohwx"
+    assert len(meta["machinima.base_hash"]) == 64 and len(meta["machinima.dataset_hash"]) == 64
+    assert meta["ss_network_dim"] == "4" and "synthetic test images" in meta["machinima.rights"]
+    assert all(k.startswith("lora_unet_") and k.endswith((".lora_down.weight", ".lora_up.weight", ".alpha")) for k in keys)
+    assert (out.with_name("hero.diffusers") / "pytorch_lora_weights.safetensors").exists()
+    assert (res.work / "loss.png").stat().st_size > 1000
+    assert res.samples and res.samples[-1].exists()
+
+
+def test_resume_after_interrupt_gives_the_same_weights(tmp_path, tiny_base_dir):
+    ds = make_dataset(tmp_path / "ds", n=5)  # 5 images, batch 2: uneven epochs cross the interrupt
+    c = cfg(steps=9, save_every=4, noise_offset=0.05, lr_scheduler="cosine", warmup_steps=2)
+    full = run(ds, tiny_base_dir, tmp_path / "a" / "l.safetensors", c)
+
+    def ctrl_c(trainer, step, loss):
+        if step == 6:
+            os.kill(os.getpid(), signal.SIGINT)  # a real Ctrl-C: the step finishes, a checkpoint is written
+
+    part = run(ds, tiny_base_dir, tmp_path / "b" / "l.safetensors", c, on_step=ctrl_c)
+    assert part.status == "interrupted" and part.step == 6 and part.out is None
+    assert not (tmp_path / "b" / "l.safetensors").exists()
+    rest = run(ds, tiny_base_dir, tmp_path / "b" / "l.safetensors", c)
+    assert rest.resumed_from == 6 and rest.status == "done" and rest.step == 9
+    a, b = load_file(str(full.out)), load_file(str(rest.out))
+    assert a.keys() == b.keys()
+    worst = max(float((a[k] - b[k]).abs().max()) for k in a)
+    assert worst <= 1e-6, worst
+    assert rest.losses == pytest.approx(full.losses, abs=1e-6)
+
+
+def test_resume_refuses_other_settings(tmp_path, tiny_base_dir):
+    from lora.errors import TrainConfigError
+
+    ds = make_dataset(tmp_path / "ds")
+    out = tmp_path / "o" / "l.safetensors"
+    run(ds, tiny_base_dir, out, cfg(steps=2, eval_draws=0))
+    with pytest.raises(TrainConfigError, match="other settings.*rank"):
+        run(ds, tiny_base_dir, out, cfg(steps=2, rank=8, eval_draws=0))
+    res = run(ds, tiny_base_dir, out, cfg(steps=2, rank=8, eval_draws=0), fresh=True)
+    assert res.status == "done" and res.resumed_from is None
+
+
+def _pipe(base_dir):
+    from diffusers import DDIMScheduler, StableDiffusionPipeline
+    from lora.train import load_base
+
+    b = load_base(base_dir, need_text_encoder=False)
+    pipe = StableDiffusionPipeline(vae=b.vae, text_encoder=None, tokenizer=None, unet=b.unet,
+                                   scheduler=DDIMScheduler.from_config(b.scheduler.config, steps_offset=1), safety_checker=None,
+                                   feature_extractor=None, requires_safety_checker=False)
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
+def _paint(pipe):
+    e = hash_embedder()
+    return pipe(prompt_embeds=e("ohwx"), negative_prompt_embeds=e(""), num_inference_steps=3, guidance_scale=2.0, height=32,
+                width=32, output_type="np", generator=torch.Generator().manual_seed(0)).images[0]
+
+
+def test_saved_lora_loads_with_diffusers_and_changes_the_output(trained, tiny_base_dir):
+    res, _ = trained
+    pipe = _pipe(tiny_base_dir)
+    before = _paint(pipe)
+    pipe.load_lora_weights(str(res.out.parent), weight_name=res.out.name, adapter_name="hero")  # kohya layout
+    after = _paint(pipe)
+    assert np.abs(after - before).max() > 1e-3
+    pipe2 = _pipe(tiny_base_dir)
+    pipe2.load_lora_weights(str(res.out.with_name("hero.diffusers")))  # diffusers layout: the same LoRA
+    assert np.abs(_paint(pipe2) - after).max() < 1e-4
+
+
+def test_kohya_file_converts_back_through_diffusers_to_the_same_weights(trained):
+    from diffusers.loaders.lora_conversion_utils import _convert_non_diffusers_lora_to_diffusers
+    from diffusers.utils import convert_unet_state_dict_to_peft
+
+    res, _ = trained
+    kohya = load_file(str(res.out))
+    converted, alphas = _convert_non_diffusers_lora_to_diffusers(dict(kohya))
+    peft_sd = convert_unet_state_dict_to_peft({k.removeprefix("unet."): v for k, v in converted.items()})
+    ours = {k.removeprefix("unet."): v for k, v in load_file(str(res.work / "checkpoints" / "step-000040" / "adapter.safetensors")).items()}
+    ours = {k.replace(".default.weight", ".weight"): v for k, v in ours.items()}
+    assert set(peft_sd) == set(ours) and len(ours) > 0
+    for k in ours:
+        assert torch.equal(peft_sd[k], ours[k]), k
+    assert set(alphas.values()) == {4.0}
+
+
+def test_stylize_look_loads_the_lora_and_changes_frames(trained, tiny_base_dir):
+    from stylize.engines import DiffusionEngine
+    from stylize.look import Look
+    from lora.train import load_base
+
+    res, _ = trained
+    frame = (np.indices((32, 32)).sum(0) * 4 % 255).astype(np.uint8)[..., None].repeat(3, 2)
+
+    def stylized(loras):
+        doc = {"engine": "diffusion", "prompt": "ohwx", "seed": 1, "model": {"base": "tiny", "steps": 4, "strength": 0.7, "guidance": 2.0,
+                                                                             "loras": loras},
+               "controls": [], "cadence": {"mode": "every", "init_blend": 0.0, "color_match": False, "detect_cuts": False}}
+        look = Look.from_doc(doc)
+        b = load_base(tiny_base_dir, need_text_encoder=False)
+        eng = DiffusionEngine.from_components(look, unet=b.unet, vae=b.vae, embed=hash_embedder(), runtime={"device": "cpu", "dtype": "fp32", "batch": 1})
+        return eng.stylize([frame], [{}], prompts=[("ohwx", "")], seeds=[1], strengths=[0.7])[0], eng
+
+    plain, _ = stylized([])
+    with_lora, eng = stylized([{"path": str(res.out), "weight": 1.0}])
+    assert "lora0" in eng.describe()["models"]
+    assert np.abs(with_lora.astype(int) - plain.astype(int)).max() > 0
