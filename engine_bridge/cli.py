@@ -216,6 +216,10 @@ def live(
     try:
         if not m.engines:
             on_stage = [p.get("name") for p in relay._client.stage.get("performers", []) if isinstance(p, dict) and p.get("kind", "performer") == "performer"]
+            if not on_stage:
+                from .errors import PerformerMissingError
+
+                raise PerformerMissingError("no performer is on the stage yet", hint="name them with --performer NAME (their avatars wait for their first frame) or give a --mapping file")
             relay.mapping = _mapping(on_stage, None, vmc, vrchat, plugin, rate)
     except BaseException:
         relay.close()

@@ -272,7 +272,7 @@ def mapping_from_flags(
     ``--vmc NAME=HOST:PORT`` picks the performer. ``--vrchat`` drives the first performer.
     """
     if not performers:
-        raise PerformerMissingError("there are no performers to send", hint="the take has no mocap streams")
+        raise PerformerMissingError("there are no performers to send", hint="the take has no mocap streams, or nobody is on the stage")
     engines: list[EngineMap] = []
     for i, spec in enumerate(vmc):
         name, eq, addr = spec.rpartition("=")
