@@ -199,6 +199,7 @@ class StageServer:
         self._new_frames = asyncio.Event()
         self._udp: list[Any] = []
         self._loss_at_start: dict[str, int] = {}
+        self._groups_cache: dict[tuple[Any, int], list[Conn]] | None = None
         self.workers = int(workers)
         self.live_port = live_port
         self._live: Any = None
@@ -358,6 +359,7 @@ class StageServer:
         conn = Conn(ws, claims.role, claims.name, session, client=msg.get("client", ""), tokens=self.limits.burst, refill_t=now)
         conn.events = claims.role in ("director", "observer")
         self.conns[claims.name] = conn
+        self._groups_cache = None
         self.sessions[session] = claims.name
         try:
             await ws.send(P.encode_control(
@@ -372,6 +374,7 @@ class StageServer:
         return conn
 
     def _detach(self, conn: Conn, reason: str) -> None:
+        self._groups_cache = None
         if self.conns.get(conn.name) is conn:
             del self.conns[conn.name]
         for name in conn.published:
@@ -393,6 +396,7 @@ class StageServer:
         if conn.closing:
             return
         conn.closing = True
+        self._groups_cache = None
         log.warning("closing %s: %s (%d)", conn.name, reason, code)
         asyncio.ensure_future(conn.ws.close(code, reason[:120]))
 
@@ -581,6 +585,7 @@ class StageServer:
         conn.performers = frozenset(perf) if perf is not None else None
         conn.encoding = P.ENCODINGS[msg.get("encoding", "f32")]
         conn.events = msg.get("events", True)
+        self._groups_cache = None
         return {"frames": conn.frames, "performers": perf, "encoding": msg.get("encoding", "f32"), "events": conn.events}
 
     def _cmd_slate(self, conn: Conn, msg: dict[str, Any]) -> dict[str, Any]:
@@ -731,38 +736,49 @@ class StageServer:
             except Exception:
                 log.exception("tick failed")
 
+    def _groups(self) -> dict[tuple[Any, int], list[Conn]]:
+        """Frame subscribers grouped by interest (performers, encoding); rebuilt on changes."""
+        if self._groups_cache is None:
+            groups: dict[tuple[Any, int], list[Conn]] = {}
+            for c in self.conns.values():
+                if c.frames and not c.closing and c.ws is not None:
+                    groups.setdefault((c.performers, c.encoding), []).append(c)
+            self._groups_cache = groups
+        return self._groups_cache
+
     def _fanout(self) -> None:
         dirty = [s for s in self.sources.values() if s.dirty]
         if not dirty:
             return
         self.tick_seq += 1
         now = time.monotonic()
-        lim = self.limits
-        cache: dict[tuple[Any, int], bytes | None] = {}
-        for conn in list(self.conns.values()):
-            if not conn.frames or conn.closing:
+        limit = self.limits.viewer_buffer
+        stats = self.stats
+        for (interest, enc), conns in self._groups().items():
+            if interest is None:
+                parts = [s.encoded(enc) for s in dirty]
+            else:
+                parts = [s.encoded(enc) for s in dirty if s.name in interest]
+            if not parts:
                 continue
-            key = (conn.performers, conn.encoding)
-            data = cache.get(key, b"")
-            if data == b"":
-                parts = [s.encoded(conn.encoding) for s in dirty if (conn.performers is None and s.kind == P.KIND_POSE) or (conn.performers is not None and s.name in conn.performers) or (conn.performers is None and s.kind == P.KIND_CAMERA)]
-                data = cache[key] = _ws_frame(P.encode_bundle(parts, seq=self.tick_seq), 0x2) if parts else None
-            if data is None:
-                continue
-            tr = conn.ws.transport
-            if tr is None or tr.is_closing():
-                continue
-            if tr.get_write_buffer_size() > lim.viewer_buffer:
-                conn.dropped += 1
-                self.stats["skipped"] += 1
-                if conn.backlog_since is None:
-                    conn.backlog_since = now
-                elif now - conn.backlog_since > lim.slow_close_s:
-                    self._close(conn, P.CLOSE_SLOW, f"too slow: frames queued for more than {lim.slow_close_s:g} s (read faster or subscribe to fewer performers / f16)")
-                continue
-            conn.backlog_since = None
-            tr.write(data)
-            self.stats["bundles_out"] += 1
+            data = _ws_frame(P.encode_bundle(parts, seq=self.tick_seq), 0x2)
+            sent = 0
+            for conn in conns:
+                tr = conn.ws.transport
+                if conn.closing or tr.is_closing():
+                    continue
+                if tr.get_write_buffer_size() > limit:
+                    conn.dropped += 1
+                    stats["skipped"] += 1
+                    if conn.backlog_since is None:
+                        conn.backlog_since = now
+                    elif now - conn.backlog_since > self.limits.slow_close_s:
+                        self._close(conn, P.CLOSE_SLOW, f"too slow: frames queued for more than {self.limits.slow_close_s:g} s (read faster or subscribe to fewer performers / f16)")
+                    continue
+                conn.backlog_since = None
+                tr.write(data)
+                sent += 1
+            stats["bundles_out"] += sent
         if self._live is not None:
             self._live.publish(dirty, self.tick_seq)
         for s in dirty:
