@@ -134,9 +134,9 @@ class LiveRelay:
                 self.report.ticks += 1
                 return True
 
-            stats = self.ticker.run(tick, max_ticks=max_ticks, start_ns=start)
-            self.report.jitter = stats.summary()
+            self.ticker.run(tick, max_ticks=max_ticks, start_ns=start)
         finally:
+            self.report.jitter = self.ticker.stats.summary()
             for t in self.targets:
                 t.close()
             self.report.targets = {t.name: t.stats.as_dict() for t in self.targets}

@@ -290,17 +290,17 @@ class Player:
         self._start_ns = start
         self.playhead.restart(start)
         try:
-            stats = self.ticker.run(self._tick, max_ticks=max_ticks, start_ns=start)
+            self.ticker.run(self._tick, max_ticks=max_ticks, start_ns=start)
         finally:
-            # 5. close and report
+            # 5. close and report (also after Ctrl-C: the CLI prints what was sent)
             for t in self.targets:
                 try:
                     t.close()
                 except Exception as exc:  # closing must not hide the report
                     log.warning("closing %s: %s", t.name, exc)
-        self.report.seconds = (time.perf_counter_ns() - t0) / NS_PER_S
-        self.report.jitter = stats.summary()
-        self.report.targets = {t.name: t.stats.as_dict() for t in self.targets}
+            self.report.seconds = (time.perf_counter_ns() - t0) / NS_PER_S
+            self.report.jitter = self.ticker.stats.summary()
+            self.report.targets = {t.name: t.stats.as_dict() for t in self.targets}
         return self.report
 
 
