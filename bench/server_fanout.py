@@ -130,7 +130,7 @@ class ViewerStats:
         self.bytes += n
 
 
-async def _viewer_proc(url: str, tokens: list[str], out: str, stage: bool) -> None:
+async def _viewer_proc(url: str, tokens: list[str], out: str, stage: bool, interest: int = 0) -> None:
     from machinima import protocol as P
 
     host_port = url.split("//", 1)[1].split("/", 1)[0]
@@ -141,8 +141,9 @@ async def _viewer_proc(url: str, tokens: list[str], out: str, stage: bool) -> No
     viewers = []
     for i in range(0, len(tokens), 50):
         batch = []
-        for tok in tokens[i:i + 50]:
-            first = [P.encode_control("hello", token=tok).encode(), P.encode_control("subscribe", id="s", frames=True, encoding="f16", events=False).encode()] if stage else []
+        for j, tok in enumerate(tokens[i:i + 50]):
+            perf = [f"perf{(i + j) % interest:02d}"] if interest else None  # one performer each
+            first = [P.encode_control("hello", token=tok).encode(), P.encode_control("subscribe", id="s", frames=True, performers=perf, encoding="f16", events=False).encode()] if stage else []
             tr, proto = await loop.create_connection(lambda f=first: Viewer(host_port, path, f, stats), host, int(port))
             batch.append(proto)
         await asyncio.gather(*(p.ready for p in batch))
@@ -236,13 +237,13 @@ def _pct(a: np.ndarray, q: float) -> float | None:
     return round(float(np.percentile(a, q)) / 1e6, 2) if a.size else None
 
 
-def run_one(kind: str, performers: int, viewers: int, duration: float, procs: int, tmp: Path, workers: int = 0) -> dict:
+def run_one(kind: str, performers: int, viewers: int, duration: float, procs: int, tmp: Path, workers: int = 0, interest: str = "all") -> dict:
     import psutil
 
     from machinima.client import SyncStageClient
     from machinima import protocol as P
 
-    root = tmp / f"{kind}-{viewers}-{workers}"
+    root = tmp / f"{kind}-{viewers}-{workers}-{interest}"
     stage = kind == "stage"
     if stage:
         from server.auth import load_secret
@@ -264,12 +265,12 @@ def run_one(kind: str, performers: int, viewers: int, duration: float, procs: in
     vprocs, outs = [], []
     k = 0
     for i, n in enumerate(per):
-        out = tmp / f"{kind}-{viewers}-v{i}.npz"
+        out = tmp / f"{kind}-{viewers}-{workers}-{interest}-v{i}.npz"
         args = [__file__, "--viewer-proc", "--url", view_url, "--out", str(out)]
         if stage:
             tf = tmp / f"{kind}-{viewers}-v{i}.tokens"
             tf.write_text("\n".join(tok("observer", f"viewer{k + j}") for j in range(n)))
-            args += ["--tokens-file", str(tf)]
+            args += ["--tokens-file", str(tf)] + (["--interest", str(performers)] if interest == "one" else [])
         else:
             args += ["--count", str(n)]
         k += n
@@ -346,12 +347,14 @@ def main() -> None:
     ap.add_argument("--out")
     ap.add_argument("--tokens-file")
     ap.add_argument("--count", type=int, default=0)
+    ap.add_argument("--interest", type=int, default=0, help=argparse.SUPPRESS)
+    ap.add_argument("--one-performer-run", action="store_true", help="add a stage run where each viewer watches one performer")
     a = ap.parse_args()
     if a.naive_server:
         return asyncio.run(_naive_server())
     if a.viewer_proc:
         tokens = Path(a.tokens_file).read_text().split("\n") if a.tokens_file else [""] * a.count
-        return asyncio.run(_viewer_proc(a.url, tokens, a.out, bool(a.tokens_file)))
+        return asyncio.run(_viewer_proc(a.url, tokens, a.out, bool(a.tokens_file), a.interest))
     if a.performer_proc:
         tokens = Path(a.tokens_file).read_text().split("\n")
         return asyncio.run(_performer_proc(a.url, tokens, [f"perf{i:02d}" for i in range(a.performers)], a.stage))
@@ -362,11 +365,12 @@ def main() -> None:
     out = {"benchmark": "server_fanout", "rate_hz": RATE, "duration_s": duration, "cpus": os.cpu_count(),
            "load_avg_before": [round(x, 2) for x in os.getloadavg()], "runs": []}
     with tempfile.TemporaryDirectory() as td:
-        kinds = [("naive", 0), ("stage", 0)] + ([("stage", a.workers)] if a.workers else [])
+        kinds = [("naive", 0, "all"), ("stage", 0, "all")] + ([("stage", a.workers, "all")] if a.workers else [])
+        kinds += [("stage", 0, "one")] if a.one_performer_run else []
         for n in counts:
-            for kind, w in kinds:
-                r = run_one(kind, a.performers, n, duration, a.viewer_procs, Path(td), w)
-                r["server"] = kind if not w else f"stage+{w}workers"
+            for kind, w, interest in kinds:
+                r = run_one(kind, a.performers, n, duration, a.viewer_procs, Path(td), w, interest)
+                r["server"] = (kind if not w else f"stage+{w}workers") + ("-one-performer-each" if interest == "one" else "")
                 out["runs"].append(r)
                 print(json.dumps(r), file=sys.stderr, flush=True)
     by = {(r["server"], r["viewers"]): r for r in out["runs"]}
