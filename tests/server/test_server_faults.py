@@ -266,3 +266,27 @@ def test_kill_9_during_a_take_recovers_it_losing_at_most_100_ms(root):
     # which on a loaded machine is not nothing. Plus one frame of scheduling slack.
     lost_window = sum(1 for t in sent if killed - t <= 0.1 + rtt) + 1
     assert len(sent) - lost_window <= n <= len(sent), (n, len(sent), lost_window, rtt)
+
+
+def test_disk_full_even_for_the_manifest_leaves_a_recoverable_take(root, monkeypatch):
+    from machinima.errors import DiskFullError
+    from machinima.take import recover_all
+    from server.recorder import Recorder
+
+    rec = Recorder(root)
+    take = rec.start({"production": "p", "scene": "1", "shot": "A"}, performers=["alice"])
+    for i in range(10):
+        rec.pose("alice", 1_000_000 * i + take.store.origin_ns, synthetic_pose(i / 60))
+    take.store.flush()
+
+    def no_space(*a, **k):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr("machinima.take.atomic_write_json", no_space)
+    out = rec.fail(DiskFullError("disk full while writing streams.sqlite"))
+    assert out["take"] == take.id and not rec.recording and "disk full" in rec.last_error
+    monkeypatch.undo()
+    assert Take.open(root / take.id).manifest.status == "recording"  # the manifest could not be written
+    assert recover_all(root) == [take.id]
+    again = Take.open(root / take.id)
+    assert again.manifest.status == "recovered" and len(again.store.read_mocap("alice")) == 10
