@@ -78,14 +78,14 @@ def run(
 
     async def main() -> None:
         await server.start()
-        for spec in udp or []:
-            h, p = await server.attach_udp(spec)
-            print(f"listening for {spec.split(':')[0]} mocap on udp {h}:{p}", flush=True)
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, lambda: asyncio.ensure_future(server.stop()))
         scheme = "wss" if ssl_ctx else "ws"
         print(f"listening on {scheme}://{server.host}:{server.port}/stage", flush=True)
+        for spec in udp or []:
+            h, p = await server.attach_udp(spec)
+            print(f"listening for {spec.split(':')[0]} mocap on udp {h}:{p}", flush=True)
         if workers:
             print(f"live viewers on ws://{server.host}:{server.live_port}/live ({workers} workers)", flush=True)
         print(f"director console: {'https' if ssl_ctx else 'http'}://{server.host}:{server.port}/  (token: machinima server token --role director --name NAME --root {server.root})", flush=True)
