@@ -148,39 +148,47 @@ def cpu_section(n: int, res: int, tmp: Path) -> dict:
     return figures
 
 
-def gpu_section(n: int, tmp: Path) -> dict:
+def gpu_section(n: int, tmp: Path, *, smoke: bool = False) -> dict:
+    """``smoke``: the same code on CPU with tiny models at 32 px (checks the path, not the speed)."""
     import torch
 
     from stylize.engines import DiffusionEngine
     from stylize.look import Look
-    from stylize.tiny import sd15_components
+    from stylize.tiny import sd15_components, tiny_components
 
-    comps = sd15_components(1)
-    take = make_take(tmp / "gpu-takes", n, 512)
+    dev, dt, res = ("cpu", "fp32", 32) if smoke else ("cuda", "fp16", 512)
+    if smoke:
+        torch.set_num_threads(1)
+    comps = tiny_components(1) if smoke else sd15_components(1)
+    take = make_take(tmp / "gpu-takes", n, res)
     doc = look_doc("every", steps=20, strength=0.5, guidance=7.5)
     doc["runtime"] = {"memory": "24gb"}
-    out: dict = {"device": torch.cuda.get_device_name(), "frames": n, "res": 512, "steps": 20, "strength": 0.5, "guidance": 7.5}
-    embed = lambda t: torch.randn(1, 77, 768, generator=torch.Generator().manual_seed(len(t)))  # noqa: E731
+    sync = torch.cuda.synchronize if dev == "cuda" else (lambda: None)
+    out: dict = {"device": torch.cuda.get_device_name() if dev == "cuda" else "cpu (smoke)", "frames": n, "res": res,
+                 "steps": 20, "strength": 0.5, "guidance": 7.5}
+    dim = comps["cross_dim"]
+    embed = lambda t: torch.randn(1, 77, dim, generator=torch.Generator().manual_seed(len(t)))  # noqa: E731
     look = Look.from_doc(doc)
     eng = DiffusionEngine.from_components(look, unet=comps["unet"], vae=comps["vae"], controlnets=comps["controlnets"], embed=embed,
-                                          runtime={"dtype": "fp16", "batch": 1, "device": "cuda"})
+                                          runtime={"dtype": dt, "batch": 1, "device": dev})
     emb = eng.embeddings("a painted street", "")
     kw = dict(prompt_embeds=emb["prompt_embeds"], negative_prompt_embeds=emb["negative_prompt_embeds"], num_inference_steps=20,
               strength=0.5, guidance_scale=7.5, controlnet_conditioning_scale=1.0)
     plain_loop(eng.pipe, take, tmp / "gwarm", [0], kw)
-    torch.cuda.synchronize()
+    sync()
     t_plain = plain_loop(eng.pipe, take, tmp / "gplain", list(range(n)), kw)
     out["plain_fps"] = round(n / t_plain, 2)
     for name, mode, batch in (("every_batch8", "every", 8), ("propagate_4_batch8", "propagate", 8)):
         d = look_doc(mode, steps=20, strength=0.5, guidance=7.5, init_blend=0.3 if mode == "propagate" else 0.0)
         d["runtime"] = {"memory": "24gb"}
         lk = Look.from_doc(d)
-        e = DiffusionEngine(eng.pipe, lk, embed=embed, runtime={"dtype": "fp16", "batch": batch, "device": "cuda", "channels_last": True})
+        e = DiffusionEngine(eng.pipe, lk, embed=embed, runtime={"dtype": dt, "batch": batch, "device": dev, "channels_last": True})
         runner(lk, e, take, tmp / f"g{name}-warm")
-        torch.cuda.synchronize()
+        sync()
         t, r = runner(lk, e, take, tmp / f"g{name}")
         out[name] = {"fps": round(n / t, 2), "speedup_vs_plain": round(t_plain / t, 2), "keyframes": r.plan["keyframes"]}
-    out["peak_mem_gb"] = round(torch.cuda.max_memory_allocated() / 1e9, 1)
+    if dev == "cuda":
+        out["peak_mem_gb"] = round(torch.cuda.max_memory_allocated() / 1e9, 1)
     return out
 
 
@@ -189,6 +197,7 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--frames", type=int, default=None)
     ap.add_argument("--res", type=int, default=64)
+    ap.add_argument("--gpu-smoke", action="store_true", help="run the GPU section's code on CPU with tiny models")
     args = ap.parse_args()
     n = args.frames or (12 if args.quick else 24)
     import logging
@@ -198,9 +207,12 @@ def main() -> None:
     result: dict = {"bench": "stylize"}
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory() as td:
-        result["cpu"] = cpu_section(n, args.res, Path(td))
+        if not args.gpu_smoke:
+            result["cpu"] = cpu_section(n, args.res, Path(td))
         import torch
 
+        if args.gpu_smoke:
+            result["gpu_smoke"] = gpu_section(4, Path(td), smoke=True)
         if torch.cuda.is_available():
             result["gpu"] = gpu_section(16 if args.quick else 48, Path(td))
         else:
