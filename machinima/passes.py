@@ -10,6 +10,7 @@
       normal/NNNNNN.exr      float32 RGB, camera-space normals in [-1, 1]
       mask/<name>/NNNNNN.png uint8 0/255, one folder per performer/character and per object group
       pose/NNNNNN.png        uint8 RGB OpenPose-style skeleton map (black background)
+      light/, shadow/        optional float32 EXR: light reaching each pixel (1 = fully lit)
       camera.json            {"frames": {"N": {"K": 3x3 pixels, "world_to_camera": 4x4,
                               "lens_mm", "sensor_mm", "width", "height", "clip": [near, far]}}}
 
@@ -32,7 +33,7 @@ from .fsutil import atomic_write_json
 from .imageseq import frame_path, list_frames, read_image, write_image
 
 BACKGROUND_DEPTH = 1.0e4
-PASS_FORMATS = {"rgb": "png", "depth": "exr", "normal": "exr", "pose": "png"}
+PASS_FORMATS = {"rgb": "png", "depth": "exr", "normal": "exr", "pose": "png", "light": "exr", "shadow": "exr"}
 
 
 class PassError(MachinimaError):
