@@ -165,6 +165,8 @@ def play(
                 raise BridgeError("--osc-in needs --record-into or --server (where should cameras go?)")
             listener = OSCIngestListener(sink, port=osc_in).start()
         player.open_targets()
+        if hasattr(sink, "follow_director"):
+            sink.follow_director(player)  # stage events 'bridge.control' steer playback
         console.print(f"playing {src.id} ({player.frames.n} frames at {player.frames.fps} fps) into {', '.join(e.name for e in m.engines)}"
                       + (f"; plugin server {player.targets[[e.target for e in m.engines].index('plugin')].server.url}" if any(e.target == 'plugin' for e in m.engines) else ""), highlight=False)
         if keys:

@@ -218,8 +218,17 @@ class TakeSink:
             return take.id
 
 
+CONTROL_EVENT = "bridge.control"
+
+
 class StageSink:
-    """Forwards cameras and events to the stage server as an ``engine`` client."""
+    """Forwards cameras and events to the stage server as an ``engine`` client.
+
+    ``follow_director(player)`` also lets the director steer playback from the stage: a stage
+    event named ``bridge.control`` with a payload like a plugin's ``playback`` message
+    (``{"command": "pause"}``, ``{"command": "seek", "timecode": "01:00:02:00"}``,
+    ``{"command": "speed", "speed": 0.5}``) is applied to the player.
+    """
 
     def __init__(self, url: str, token: str, *, client: str = "engine-bridge") -> None:
         from machinima.client import SyncStageClient
@@ -230,6 +239,36 @@ class StageSink:
             raise BridgeError(f"cannot connect to the stage at {url}: {exc}", hint="is `machinima server` running, and is the token an engine token?") from None
         self._lock = threading.Lock()
         self.counts = Counter()
+        self.commands = 0
+        self._control: threading.Thread | None = None
+        self._control_stop = threading.Event()
+
+    def follow_director(self, controller: Any) -> None:
+        """Apply the stage's ``bridge.control`` events to ``controller`` (the player)."""
+        try:
+            self.stage.subscribe(frames=False, events=True)
+        except MachinimaError as exc:
+            raise BridgeError(f"cannot follow the director's playback commands: {exc}") from None
+        self._control = threading.Thread(target=self._control_loop, args=(controller,), name="stage-control", daemon=True)
+        self._control.start()
+
+    def _control_loop(self, controller: Any) -> None:
+        from .protocol import parse_playback
+
+        while not self._control_stop.is_set():
+            try:
+                msg = self.stage.next_message({"event"}, timeout=0.5)
+            except MachinimaError as exc:
+                if getattr(exc, "code", "") != "timeout":
+                    self._control_stop.wait(0.5)  # closed / reconnecting
+                continue
+            if msg.get("name") != CONTROL_EVENT:
+                continue
+            try:
+                controller.command(parse_playback(msg.get("payload") or {}))
+                self.commands += 1
+            except MachinimaError as exc:
+                log.warning("director playback command %s ignored: %s", msg.get("payload"), exc)
 
     def camera(self, name: str, t_ns: int, values: np.ndarray) -> None:
         with self._lock:
@@ -248,5 +287,8 @@ class StageSink:
             self.counts["event"] += 1
 
     def close(self, status: str = "complete") -> str:
+        self._control_stop.set()
+        if self._control is not None:
+            self._control.join(5)
         self.stage.close()
         return ""

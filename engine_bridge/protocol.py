@@ -250,21 +250,29 @@ class PluginConnection:
         return self.subscription
 
     def _playback(self, msg: dict[str, Any]) -> PlaybackCommand:
-        cmd = msg.get("command")
-        if cmd not in PLAYBACK_COMMANDS:
-            raise PluginProtocolError(f"playback.command must be one of {PLAYBACK_COMMANDS}")
-        out = PlaybackCommand(cmd)
-        if cmd == "seek":
-            if "timecode" in msg:
-                if not isinstance(msg["timecode"], str):
-                    raise PluginProtocolError("playback.timecode must be a string HH:MM:SS:FF")
-                out.timecode = msg["timecode"]
-            elif "seconds" in msg:
-                out.seconds = _num(msg["seconds"], "playback.seconds")
-            else:
-                raise PluginProtocolError("seek needs 'timecode' or 'seconds'")
-        if cmd == "speed":
-            out.speed = _num(msg.get("speed"), "playback.speed")
-            if not (0 < out.speed <= 16):
-                raise PluginProtocolError("playback.speed must be in (0, 16]")
-        return out
+        return parse_playback(msg)
+
+
+def parse_playback(msg: dict[str, Any]) -> PlaybackCommand:
+    """A validated playback command from a ``playback`` message (or a director's
+    ``bridge.control`` stage event payload, which has the same fields)."""
+    if not isinstance(msg, dict):
+        raise PluginProtocolError("a playback command must be a JSON object")
+    cmd = msg.get("command")
+    if cmd not in PLAYBACK_COMMANDS:
+        raise PluginProtocolError(f"playback.command must be one of {PLAYBACK_COMMANDS}")
+    out = PlaybackCommand(cmd)
+    if cmd == "seek":
+        if "timecode" in msg:
+            if not isinstance(msg["timecode"], str):
+                raise PluginProtocolError("playback.timecode must be a string HH:MM:SS:FF")
+            out.timecode = msg["timecode"]
+        elif "seconds" in msg:
+            out.seconds = _num(msg["seconds"], "playback.seconds")
+        else:
+            raise PluginProtocolError("seek needs 'timecode' or 'seconds'")
+    if cmd == "speed":
+        out.speed = _num(msg.get("speed"), "playback.speed")
+        if not (0 < out.speed <= 16):
+            raise PluginProtocolError("playback.speed must be in (0, 16]")
+    return out

@@ -143,9 +143,12 @@ def test_live_relay_and_camera_back_to_the_stage(stage, udp):
     assert "lights_on" in names and stopped
 
 
-def test_stage_sink_and_bad_tokens(stage):
-    """`bridge play --server`: cameras/events go to the stage's running take; bad tokens are clear errors."""
+def test_stage_sink_director_control_and_bad_tokens(stage, tmp_path):
+    """`bridge play --server`: cameras/events go to the stage's running take, the director steers
+    playback with `bridge.control` stage events; bad tokens are clear errors."""
+    from conftest import make_take
     from engine_bridge.ingest import StageSink
+    from engine_bridge.player import Player
 
     url, root = stage
     relay = LiveRelay(url, "not-a-token", mapping_from_flags(["alice"], vmc=["127.0.0.1:9"]), open_timeout=5)
@@ -161,6 +164,17 @@ def test_stage_sink_and_bad_tokens(stage):
             sink.camera("dolly", 0, np.array([0, 1.5, i, 0, 0, 0, 1, 40, 36, 24, 2, 0], dtype=np.float32))
         sink.event("cue", 0, {"n": 1})
         time.sleep(0.3)  # camera frames are fire-and-forget binary frames; let them land
+        # the director steers the playback from the stage (console or any director client)
+        src, _ = make_take(tmp_path / "src", performers=("alice",), n=60, fps=30)
+        player = Player(src, mapping_from_flags(["alice"], vmc=["127.0.0.1:9"]), sink=sink)
+        sink.follow_director(player)
+        director.event("bridge.control", {"command": "pause"})
+        director.event("bridge.control", {"command": "seek", "timecode": "01:00:01:00"})
+        director.event("bridge.control", {"command": "warp"})  # a bad command: logged, ignored
+        end = time.monotonic() + 5
+        while sink.commands < 2 and time.monotonic() < end:
+            time.sleep(0.02)
+        assert player.playhead.paused and player.playhead.position() == pytest.approx(1.0)
         director.stop()
     finally:
         sink.close()
