@@ -167,8 +167,13 @@ def play(
         player.open_targets()
         if hasattr(sink, "follow_director"):
             sink.follow_director(player)  # stage events 'bridge.control' steer playback
-        console.print(f"playing {src.id} ({player.frames.n} frames at {player.frames.fps} fps) into {', '.join(e.name for e in m.engines)}"
-                      + (f"; plugin server {player.targets[[e.target for e in m.engines].index('plugin')].server.url}" if any(e.target == 'plugin' for e in m.engines) else ""), highlight=False)
+        plugin_urls = [t.server.url for t in player.targets if t.kind == "plugin"]
+        console.print(
+            f"playing {src.id} ({player.frames.n} frames at {player.frames.fps} fps) into {', '.join(e.name for e in m.engines)}"
+            + (f"; plugin server {plugin_urls[0]}" if plugin_urls else "")
+            + (f"; OSC cameras/events on udp/{listener.port}" if listener else ""),
+            highlight=False,
+        )
         if keys:
             _keys(player)
         try:
