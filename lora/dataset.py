@@ -109,14 +109,14 @@ class Filters:
     dup_distance: int | None = 6           # Hamming distance of the 64-bit dhash
 
     def reason(self, m: dict[str, Any], kept_hashes: Iterable[int]) -> str | None:
-        if self.min_sharpness is not None and m["sharpness"] < self.min_sharpness:
-            return f"blurry (sharpness {m['sharpness']:.1f} < {self.min_sharpness})"
         if self.min_brightness is not None and m["brightness"] < self.min_brightness:
             return f"too dark (brightness {m['brightness']:.2f} < {self.min_brightness})"
         if self.max_brightness is not None and m["brightness"] > self.max_brightness:
             return f"too bright (brightness {m['brightness']:.2f} > {self.max_brightness})"
         if self.max_clipped is not None and m["clipped"] > self.max_clipped:
             return f"badly exposed ({m['clipped']:.0%} of pixels clipped)"
+        if self.min_sharpness is not None and m["sharpness"] < self.min_sharpness:
+            return f"blurry (sharpness {m['sharpness']:.1f} < {self.min_sharpness})"
         if self.dup_distance is not None:
             h = int(m["dhash"], 16)
             for k in kept_hashes:

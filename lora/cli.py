@@ -1,0 +1,83 @@
+"""``machinima lora train DATASET --base DIR --out FILE [--preset 12gb]``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+
+app = typer.Typer(help="LoRA training on a local Stable Diffusion 1.x base (peft; kohya/A1111/ComfyUI output).", no_args_is_help=True)
+console = Console()
+
+
+@app.callback()
+def _main() -> None:
+    """LoRA training."""
+
+
+@app.command("train")
+def train_cmd(
+    dataset: Path = typer.Argument(..., help="A captioned dataset folder (machinima dataset import + caption)."),
+    base: Path = typer.Option(..., "--base", help="Base model: a diffusers folder or a .safetensors/.ckpt checkpoint (local; never downloaded)."),
+    out: Path = typer.Option(..., "--out", "-o", help="Output LoRA (.safetensors, kohya layout); the diffusers layout goes to OUT_STEM.diffusers/."),
+    preset: str = typer.Option("cpu", "--preset", help="Memory preset: cpu, 8gb, 12gb, 24gb (see docs/lora.md)."),
+    steps: int = typer.Option(1000, "--steps", help="Optimizer steps."),
+    rank: int = typer.Option(16, "--rank", help="LoRA rank (network dim)."),
+    alpha: Optional[float] = typer.Option(None, "--alpha", help="LoRA alpha (default: rank, i.e. scale 1)."),
+    lr: float = typer.Option(1e-4, "--lr", help="Learning rate of the UNet LoRA."),
+    lr_scheduler: str = typer.Option("constant", "--lr-scheduler", help="constant, constant_with_warmup, cosine, linear, polynomial."),
+    warmup: int = typer.Option(0, "--warmup", help="Warm-up steps."),
+    batch: Optional[int] = typer.Option(None, "--batch", help="Batch size (default: from the preset)."),
+    resolution: int = typer.Option(512, "--resolution", help="Training resolution (bucket area = resolution^2)."),
+    bucket_step: int = typer.Option(64, "--bucket-step", help="Bucket sides are multiples of this."),
+    no_buckets: bool = typer.Option(False, "--no-buckets", help="Square crops at --resolution instead of aspect buckets."),
+    noise_offset: float = typer.Option(0.0, "--noise-offset", help="Noise offset (0.05-0.1 helps very dark/bright images)."),
+    prior: Optional[Path] = typer.Option(None, "--prior", help="Prior-preservation (class) dataset folder."),
+    prior_weight: float = typer.Option(1.0, "--prior-weight", help="Weight of the prior-preservation loss."),
+    train_text_encoder: bool = typer.Option(False, "--train-text-encoder", help="Also train a LoRA on the text encoder."),
+    precision: Optional[str] = typer.Option(None, "--precision", help="Mixed precision on GPU: no, fp16, bf16 (default: from the preset)."),
+    grad_ckpt: Optional[bool] = typer.Option(None, "--grad-checkpointing/--no-grad-checkpointing", help="Override the preset."),
+    no_cache: bool = typer.Option(False, "--no-cache-latents", help="Encode images with the VAE every step (slower)."),
+    save_every: int = typer.Option(100, "--save-every", help="Checkpoint every N steps (and always on Ctrl-C)."),
+    sample_every: int = typer.Option(0, "--sample-every", help="Sample images every N steps (and at the end)."),
+    sample_prompts: list[str] = typer.Option([], "--sample-prompt", help="Sample prompt ({trigger} is replaced); repeat. Default: the trigger."),
+    sample_seeds: str = typer.Option("0,1", "--sample-seeds", help="Fixed seeds for the samples, comma-separated."),
+    save_precision: str = typer.Option("fp16", "--save-precision", help="fp32, fp16 or bf16 for the output files."),
+    seed: int = typer.Option(0, "--seed", help="Seed of data order, noise and LoRA init."),
+    trigger: Optional[str] = typer.Option(None, "--trigger", help="Trigger word (default: the dataset's)."),
+    config: Optional[Path] = typer.Option(None, "--config", help="Diffusers config folder for a single-file checkpoint (offline)."),
+    work: Optional[Path] = typer.Option(None, "--work", help="Work folder for checkpoints, samples, loss curve (default OUT_STEM.work/)."),
+    fresh: bool = typer.Option(False, "--fresh", help="Start over: delete this run's checkpoints instead of resuming."),
+    production: Optional[str] = typer.Option(None, "--production", help="Production for the rights check (default: machinima.toml)."),
+    override: Optional[str] = typer.Option(None, "--override", help="Train without rights records, with this reason (recorded in the file)."),
+    device: Optional[str] = typer.Option(None, "--device", help="cpu or cuda (default: from the preset)."),
+) -> None:
+    """Train a LoRA; rerun the same command to resume after Ctrl-C or a crash."""
+    from .errors import TrainConfigError
+    from .train import TrainConfig, Trainer
+
+    try:
+        seeds = tuple(int(s) for s in sample_seeds.split(",") if s.strip())
+    except ValueError:
+        raise TrainConfigError(f"--sample-seeds {sample_seeds!r} must be integers separated by commas") from None
+    cfg = TrainConfig.from_preset(
+        preset, steps=steps, rank=rank, alpha=alpha, lr=lr, lr_scheduler=lr_scheduler, warmup_steps=warmup, batch_size=batch,
+        resolution=resolution, bucket_step=bucket_step, buckets=not no_buckets, noise_offset=noise_offset, prior_weight=prior_weight,
+        train_text_encoder=train_text_encoder, mixed_precision=precision, gradient_checkpointing=grad_ckpt,
+        cache_latents=False if no_cache else None, save_every=save_every, sample_every=sample_every,
+        sample_prompts=tuple(sample_prompts) or None, sample_seeds=seeds or None, save_precision=save_precision, seed=seed,
+        trigger=trigger, device=device)
+    trainer = Trainer(dataset, base, out, cfg, prior=prior, work=work, production=production, rights_override=override, base_config=config)
+    res = trainer.run(fresh=fresh)
+    if res.resumed_from is not None:
+        console.print(f"resumed from step {res.resumed_from}")
+    if res.status == "interrupted":
+        console.print(f"[yellow]interrupted at step {res.step} of {res.steps}; checkpoint saved in {res.work}. "
+                      f"Run the same command again to resume.[/]")
+        raise typer.Exit(130)
+    held = (f"; held loss {res.eval_loss_start:.4f} -> {res.eval_loss_end:.4f}" if res.eval_loss_start is not None and
+            res.eval_loss_end is not None else "")
+    console.print(f"LoRA: {res.out} ({res.step} steps, {res.it_per_s:.2f} it/s{held})")
+    console.print(f"diffusers layout: {res.out.with_name(res.out.stem + '.diffusers')}; loss curve and samples: {res.work}")
