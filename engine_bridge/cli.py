@@ -108,7 +108,10 @@ def _keys(player: Any) -> None:
 
         def keys():
             while True:
-                ch = os.read(fd, 1).decode(errors="ignore")
+                raw = os.read(fd, 1)
+                if not raw:  # the terminal went away
+                    return
+                ch = raw.decode(errors="ignore")
                 if ch == "\x1b":
                     seq = os.read(fd, 2).decode(errors="ignore")
                     ch = {"[C": "+", "[D": "-"}.get(seq, "")
