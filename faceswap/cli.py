@@ -73,6 +73,37 @@ def sort_cmd(
         console.print(f"removed {n} face(s)")
 
 
+@app.command("verify")
+def verify_cmd(
+    faceset: Path = typer.Argument(..., help="The faceset (or any image collection) folder."),
+    drop: bool = typer.Option(False, "--drop", help="Remove items whose file is missing or corrupt from the index."),
+) -> None:
+    """List missing, corrupt, changed and stray files of a faceset (exit code 1 if any)."""
+    from machinima.collections import Collection, CollectionError
+
+    from .errors import FacesetError
+
+    try:
+        col = Collection.open(faceset)
+    except CollectionError as exc:
+        raise FacesetError(str(exc)) from None
+    try:
+        problems = col.verify()
+        for p in problems:
+            err.print(f"[yellow]{p.kind}[/]: {p.file}{f' (item {p.item_id})' if p.item_id is not None else ''}: {p.message}")
+        if drop:
+            bad = sorted({p.item_id for p in problems if p.kind in ("missing", "corrupt") and p.item_id is not None})
+            for i in bad:
+                col.remove(i)
+            if bad:
+                console.print(f"dropped {len(bad)} item(s) from the index")
+        console.print(f"{len(col)} item(s), {len(problems)} problem(s)")
+    finally:
+        col.close()
+    if problems and not drop:
+        raise typer.Exit(1)
+
+
 @app.command("train")
 def train_cmd(
     model: Path = typer.Option(..., "--model", help="The model folder (created if new; a rerun resumes exactly)."),

@@ -38,3 +38,23 @@ def test_extract_sort_train_export_merge_one_command_each(tmp_path, monkeypatch,
                   "--color", "lct", "--smooth", "one-euro", "--blend", "seamless", "--rights-override", "our own test faces"])
     assert r.exit_code == 0, r.output
     assert "3 frame(s) merged" in r.output and (tmp_path / "out" / "faceswap-m.mp4").exists()
+
+
+def test_verify_lists_problems_and_drops_broken_items(tmp_path, facesets):
+    import shutil
+
+    from faceswap.faceset import open_faceset
+
+    fs = tmp_path / "fs"
+    shutil.copytree(facesets[0], fs)
+    with open_faceset(fs) as col:
+        items = list(col)
+    (fs / items[0].file).unlink()
+    (fs / items[1].file).write_bytes(b"garbage")
+    run = CliRunner().invoke
+    r = run(app, ["verify", str(fs)])
+    assert r.exit_code == 1 and "missing" in r.output and "corrupt" in r.output, r.output
+    r = run(app, ["verify", str(fs), "--drop"])
+    assert r.exit_code == 0 and "dropped 2 item(s)" in r.output and "2 item(s), " in r.output, r.output
+    r = run(app, ["verify", str(tmp_path / "nope")])
+    assert r.exit_code != 0 and "not a collection" in str(r.exception)
