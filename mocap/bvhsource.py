@@ -3,6 +3,7 @@ offset (rehearsal and tests). ``pose_at(t)`` is the pose ``t`` seconds after the
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
@@ -31,7 +32,7 @@ class BVHPlayback:
     def frame_index(self, t: float) -> int | None:
         """Index of the file frame shown at playback time ``t`` (None once a non-looping
         playback is over)."""
-        k = int(round((t + self.start_s) / self.frame_time))
+        k = int(math.floor((t + self.start_s) / self.frame_time + 1e-3))  # file frame times are rounded
         n = self.poses.shape[0]
         if self.loop:
             return k % n

@@ -5,6 +5,7 @@ receiver tells them apart by address (VMC also carries the name in Root/Pos).
 
 from __future__ import annotations
 
+import math
 import socket
 import time
 from dataclasses import dataclass, field
@@ -100,11 +101,12 @@ def send(performers: list[Performer], target: tuple[str, int], *, fps: float = 1
         if pose is not None:
             enc(i, p, pose, 0.0, 0)
     start = time.perf_counter()
+    n_frames = None if seconds is None else math.ceil(seconds * fps - 1e-3)  # frames at t = k / fps < seconds
     k = 0
     try:
         while True:
             t = k * period
-            if seconds is not None and t >= seconds:
+            if n_frames is not None and k >= n_frames:
                 break
             if stop is not None and stop():
                 break
