@@ -386,8 +386,8 @@ class DiffusionEngine(Engine):
         return self._cache[key]
 
     def _size_multiple(self) -> int:
-        n_down = len(getattr(self.pipe.unet.config, "down_block_types", (1,)))
-        return int(self.pipe.vae_scale_factor) * (2 ** max(0, n_down - 1))
+        # the VAE's factor is enough: the UNet pads odd latent sizes when it upsamples
+        return int(self.pipe.vae_scale_factor)
 
     # 3. frames -> stylized frames (groups of equal strength share one call)
     def stylize(self, images, controls, *, prompts, seeds, strengths):

@@ -200,3 +200,12 @@ def test_sdxl_family_pipelines(mode, controls, tiny):  # tiny: one torch thread
     eng = tiny_engine(look, tiny_sdxl_components(len(controls)))
     out = stylize_frames(translating(2, 32, 32), look, engine=eng)
     assert eng.describe()["pipeline"].startswith("StableDiffusionXL") and out[1].shape == (32, 32, 3)
+
+
+def test_odd_frame_sizes_come_back_at_their_size(tiny):
+    look = Look.from_doc(look_doc(controls=[{"kind": "canny"}], model={"steps": 2}))
+    frames = [np.ascontiguousarray(f[:, :30]) for f in translating(2, 38, 40)]
+    out = stylize_frames(frames, look, engine=tiny_engine(look, tiny))
+    assert out[0].shape == (38, 30, 3)
+    sized = Look.from_doc(look_doc(controls=[{"kind": "canny"}], model={"steps": 2}, runtime={"width": 16, "height": 16}))
+    assert stylize_frames(frames, sized, engine=tiny_engine(sized, tiny))[1].shape == (38, 30, 3)
