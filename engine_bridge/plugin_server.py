@@ -21,7 +21,7 @@ import threading
 import time
 from typing import Any
 
-from .errors import BridgeError, PluginProtocolError, TargetError
+from .errors import BridgeError, TargetError
 from .protocol import CameraSample, EngineEvent, Hello, PlaybackCommand, PluginConnection, Subscribe, frame_camera, frame_performer
 
 log = logging.getLogger("machinima.bridge")

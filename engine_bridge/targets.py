@@ -21,7 +21,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from .errors import BridgeError, TargetError
+from .errors import TargetError
 from .mapping import EngineMap
 
 log = logging.getLogger("machinima.bridge")
