@@ -29,6 +29,19 @@ def _pairs(items: List[str] | None, what: str) -> dict[str, str]:
     return out
 
 
+def _sigterm_stops() -> None:
+    """SIGTERM (a supervisor stopping us) ends like Ctrl-C: the take is finalised, not left open."""
+    import signal
+
+    def _stop(signum, frame):  # noqa: ARG001
+        raise KeyboardInterrupt
+
+    try:
+        signal.signal(signal.SIGTERM, _stop)
+    except ValueError:  # not the main thread (tests driving the CLI in-process)
+        pass
+
+
 @app.command()
 def send(
     synthetic: int = typer.Option(0, "--synthetic", help="Number of synthetic performers (default 1 when no --bvh)."),
@@ -69,6 +82,7 @@ def send(
         performers.append(sender.Performer(f"{name}-{k + 1}", sp.pose_at, blend, sp.world_at))
     what = ", ".join(p.name for p in performers)
     err.print(f"sending {len(performers)} performer(s) ({what}) as {protocol} to {target[0]}:{target[1]} at {fps:g} fps" + (f" for {seconds:g} s" if seconds else " (Ctrl-C stops)"))
+    _sigterm_stops()
     try:
         stats = sender.send(performers, target, fps=fps, seconds=seconds, protocol=protocol)
     except KeyboardInterrupt:
@@ -172,6 +186,7 @@ def listen(
 
     summary: list[dict] = []
     status = "complete"
+    _sigterm_stops()
     try:
         summary = asyncio.run(run())
     except KeyboardInterrupt:

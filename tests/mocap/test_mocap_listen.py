@@ -217,5 +217,13 @@ def test_cli_send_listen_record_stats(tmp_path):
     assert st.returncode == 0, st.stderr
     doc = json.loads(st.stdout)
     assert [p["frames"] for p in doc["performers"]] == [60, 60] and doc["status"] == "complete"
+    # a supervisor stopping the listener with SIGTERM still gets a finalised take
+    lis = subprocess.Popen(cmd + ["listen", "--vmc", str(port), "--host", "127.0.0.1", "--record", str(tmp_path / "takes"), "--json"],
+                           cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(3.0)
+    lis.terminate()
+    out, errs = lis.communicate(timeout=60)
+    taken = json.loads(out)["take"]
+    assert Take.open(tmp_path / "takes" / taken).manifest.status == "complete", errs
     bad = subprocess.run(cmd + ["listen"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60)
     assert bad.returncode == 1 and "nothing to listen to" in bad.stderr and "Traceback" not in bad.stderr
