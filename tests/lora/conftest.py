@@ -36,7 +36,7 @@ def tiny_base_dir(tmp_path_factory):
     return tiny_base(tmp_path_factory.mktemp("base") / "tiny-sd")
 
 
-@pytest.fixture(autouse=True)
+@pytest.fixture(scope="session", autouse=True)
 def one_thread():
     """Tiny models: one thread is fastest and immune to a busy machine's spin-waits."""
     import torch
