@@ -79,6 +79,9 @@ class MergeOptions:
         one_of("engine", self.engine, ENGINES)
         if self.batch < 1:
             raise FaceswapError("--batch must be at least 1")
+        if self.occlusion_model and not Path(self.occlusion_model).exists():
+            raise FaceswapError(f"occlusion model not found at {self.occlusion_model}",
+                                hint="train one with `machinima faceswap train-mask` or give your segmenter's .onnx path")
         return self
 
 
@@ -318,11 +321,14 @@ def merge(target: str | Path, model_dir: str | Path | None, *, out: str | Path |
     from .backends import get_backend
     from .sources import open_source
 
-    # 1. check inputs
+    # 1. check inputs (cheap checks first; the network loads after the rights check)
     opts = (options or MergeOptions()).check()
-    swapper, res, face_type, doc = make_swapper(model_dir, opts.engine, opts.device)
-    res, face_type = res or opts.res, face_type or opts.face_type
     source = open_source(target)
+    if model_dir is None and opts.engine != "none":
+        raise FaceswapError("merge needs a model folder", hint="pass --model DIR, or --engine none to check tracking and masks")
+    from .train import read_model_doc
+
+    doc = read_model_doc(model_dir) if model_dir is not None else {}
 
     # 2. rights: the faces going in, for this production
     if production is None:
@@ -334,6 +340,8 @@ def merge(target: str | Path, model_dir: str | Path | None, *, out: str | Path |
             production = load_config().production
     subj = subjects or [Path(str(doc[k])).name for k in ("src", "dst") if doc.get(k)] or ["unknown"]
     clearance = rights.require(production, subj, "face_replacement", override=override, store=rights_store)
+    swapper, res, face_type, _ = make_swapper(model_dir, opts.engine, opts.device)
+    res, face_type = res or opts.res, face_type or opts.face_type
 
     # 3. the output step
     sid = step_id or f"faceswap-{Path(str(model_dir)).name if model_dir else 'none'}"

@@ -135,6 +135,10 @@ def test_bad_options_and_targets_fail_before_any_work(tmp_path, clip, tiny_model
         merge(tmp_path / "nope", tiny_model, override="t", progress=False)
     with pytest.raises(ModelError, match="no model at"):
         merge(clip, tmp_path / "empty", override="t", progress=False)
+    with pytest.raises(FaceswapError, match="occlusion model not found"):
+        merge(clip, tiny_model, options=MergeOptions(occlusion_model=str(tmp_path / "seg.onnx")), progress=False)
+    with pytest.raises(FaceswapError, match="needs a model folder"):
+        merge(clip, None, override="t", progress=False)
 
 
 def test_trained_occlusion_segmenter_plugs_into_merge(tmp_path, clip, facesets, tiny_model):
