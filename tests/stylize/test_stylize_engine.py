@@ -182,6 +182,14 @@ def test_real_text_encoder_and_loading_everything_from_local_folders(tmp_path, t
     assert len(eng._cache) == 1  # one prompt, encoded once for both frames
     b = stylize_frames(frames, Look.from_doc({**doc, "prompt": "a quiet river"}), engine=eng)
     assert not np.array_equal(a[0], b[0])  # the text encoder's prompt reaches the UNet
+    from diffusers import AutoencoderTiny
+
+    AutoencoderTiny(encoder_block_out_channels=(16, 16), decoder_block_out_channels=(16, 16), num_encoder_blocks=(1, 1),
+                    num_decoder_blocks=(1, 1), latent_channels=4).save_pretrained(tmp_path / "models" / "taesd")
+    fast = Look.from_doc({**doc, "model": {**doc["model"], "tiny_vae": "taesd"}})
+    eng = build_engine(fast, load_config(tmp_path, env={}))
+    assert type(eng.pipe.vae).__name__ == "AutoencoderTiny" and "tiny_vae" in eng.describe()["models"]
+    assert stylize_frames(frames, fast, engine=eng)[0].shape == (32, 32, 3)
     bf = DiffusionEngine.from_components(look, unet=tiny["unet"], vae=tiny["vae"], controlnets=tiny["controlnets"][:1], text_encoder=te,
                                          tokenizer=tok, runtime={"dtype": "bf16", "batch": 2, "device": "cpu"})
     out = stylize_frames(frames, look, engine=bf)
