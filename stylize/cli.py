@@ -72,7 +72,7 @@ def qc(step: Path = typer.Argument(..., help="The step folder: TAKE/post/<step-i
     for col in ("frames", "pairs", "mean", "p95", "input"):
         t.add_column(col)
     for s in rep["shots"]:
-        t.add_row(f"{s['frames'][0]}-{s['frames'][1]}", str(s["pairs"]), str(s["mean"]), str(s["p95"]), str(s["input_mean"]))
+        t.add_row(f"{s['frames'][0]}-{s['frames'][1]}" + (f" {s['shot']}" if s.get("shot") else ""), str(s["pairs"]), str(s["mean"]), str(s["p95"]), str(s["input_mean"]))
     t.add_row("all", str(rep["pairs"]), str(rep["mean"]), str(rep["p95"]), str(rep["input_mean"]))
     Console().print(t)
     Console().print(f"contact sheet: {rep['contact_sheet']}")

@@ -91,6 +91,10 @@ def qc_step(step_dir: str | Path, *, sheet_frames: int = 12) -> dict[str, Any]:
     have = set(source.frames)
     ins = _Lazy(source.image, [f for f in files if f in have])
     report = flicker(outs, ins, segs)
+    shots = doc.get("inputs", {}).get("shots", [])
+    for seg in report["shots"]:  # name each segment after the look's shot it lies in
+        a = seg["frames"][0]
+        seg["shot"] = next((s["name"] for s in shots if s["frames"][0] <= a <= s["frames"][1]), "")
     report["step"] = step_dir.name
     report["engine"] = doc.get("params", {}).get("engine", {}).get("engine")
     frames = sorted(files)

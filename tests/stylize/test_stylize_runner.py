@@ -67,6 +67,8 @@ def test_resume_redoes_only_frames_whose_params_changed(tmp_path, tiny):
     assert same.report.done == [] and len(same.report.skipped) == 8
     changed = Look.from_doc(diffusion_doc(prompt_b="a snowy street"))
     redo = stylize_take(take, changed, engine=tiny_engine(changed, tiny), progress=False, video=False)
+    rep = qc_step(take / "post" / "stylize-dream")
+    assert [s["shot"] for s in rep["shots"]] == ["A", "B"] and all(s["pairs"] == 3 for s in rep["shots"])
     assert sorted(redo.report.done) == [4, 5, 6, 7] and sorted(redo.report.skipped) == [0, 1, 2, 3]
     after = {f: read_image(p) for f, p in list_frames(frames).items()}
     assert all(np.array_equal(before[f], after[f]) for f in range(4))
