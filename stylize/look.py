@@ -90,6 +90,8 @@ class CadenceSpec:
     detect_cuts: bool = True
     cut_threshold: float = 0.5 # histogram distance that counts as a cut (0..1)
     occlusion_px: float = 1.5  # forward-backward flow disagreement that marks a pixel occluded
+    skip_static: float = 0.0   # > 0: a keyframe whose input matches the previous keyframe's (warped) within
+                               # this mean difference (0..255) reuses it instead of diffusing
 
 
 @dataclass

@@ -94,7 +94,7 @@ class StylizePipeline:
         self._out = _LRU(max(16, 4 * max(1, engine.batch) + look.cadence.color_window + 4))
         self._stats: dict[int, np.ndarray] = {}
         self._plan: Plan | None = None
-        self.stats = {"diffused": 0, "propagated": 0, "held": 0, "engine_s": 0.0, "flow_s": 0.0}
+        self.stats = {"diffused": 0, "skipped_static": 0, "propagated": 0, "held": 0, "engine_s": 0.0, "flow_s": 0.0}
 
     # --- inputs -----------------------------------------------------------------------------
     def image(self, f: int) -> np.ndarray:
@@ -196,7 +196,7 @@ class StylizePipeline:
             for ch in seg_chunks:
                 for k in ch:
                     i = keys.index(k)
-                    roles[k] = Role("key", si, k0=prev_last if cad.init_blend > 0 else None,
+                    roles[k] = Role("key", si, k0=prev_last if (cad.init_blend > 0 or cad.skip_static > 0) else None,
                                     window=keys[max(0, i - cad.color_window):i] if cad.color_match else [])
                 prev_last = ch[-1]
                 chunks.append(ch)
@@ -284,27 +284,37 @@ class StylizePipeline:
                 if got is not None:
                     done[k] = got
         todo = [k for k in chunk if k not in done]
+        fresh: dict[int, np.ndarray] = {}
         if todo:
             inits = []
             t0 = time.perf_counter()
-            for k in todo:
+            for k in list(todo):
                 img = self.image(k)
                 src = plan.roles[k].k0
-                if src is not None and cad.init_blend > 0:
+                if src is not None:
                     fl = F.flow(img, self.image(src))
-                    warped = F.warp(self.stylized(src), fl).astype(np.float32)
-                    img = np.clip((1 - cad.init_blend) * img.astype(np.float32) + cad.init_blend * warped + 0.5, 0, 255).astype(np.uint8)
+                    warped_u8 = F.warp(self.stylized(src), fl)
+                    if cad.skip_static > 0:
+                        # StreamDiffusion-style similarity filter: a keyframe whose input is the previous
+                        # one's, moved, is the previous stylized keyframe, moved: no diffusion
+                        diff = np.abs(F.warp(self.image(src), fl).astype(np.float32) - img.astype(np.float32)).mean()
+                        if diff < cad.skip_static:
+                            fresh[k] = warped_u8
+                            todo.remove(k)
+                            self.stats["skipped_static"] = self.stats.get("skipped_static", 0) + 1
+                            continue
+                    if cad.init_blend > 0:
+                        img = np.clip((1 - cad.init_blend) * img.astype(np.float32) + cad.init_blend * warped_u8.astype(np.float32) + 0.5,
+                                      0, 255).astype(np.uint8)
                 inits.append(img)
             ctls = [self.controls_for(k) for k in todo]
             self.stats["flow_s"] += time.perf_counter() - t0
             t0 = time.perf_counter()
             res = self.engine.stylize(inits, ctls, prompts=[self.look.prompt_for(k) for k in todo],
-                                      seeds=[self.seed_for(k) for k in todo], strengths=[self.strength_for(k) for k in todo])
+                                      seeds=[self.seed_for(k) for k in todo], strengths=[self.strength_for(k) for k in todo]) if todo else []
             self.stats["engine_s"] += time.perf_counter() - t0
             self.stats["diffused"] += len(todo)
-            fresh = dict(zip(todo, res))
-        else:
-            fresh = {}
+            fresh.update(zip(todo, res))
         for k in chunk:
             if k in fresh:
                 out = fresh[k]

@@ -106,3 +106,23 @@ def test_pipeline_cuts_at_shot_changes_and_plans_adaptive_keyframes():
     k_slow = StylizePipeline(fast, ClassicalEngine(fast), ArraySource(slow)).plan().keyframes
     k_move = StylizePipeline(fast, ClassicalEngine(fast), ArraySource(moving)).plan().keyframes
     assert len(k_move) > len(k_slow) == 2
+
+
+def test_skip_static_reuses_the_previous_keyframe_when_nothing_changed():
+    from stylize.engines import ClassicalEngine
+    from stylize.look import Look
+    from stylize.pipeline import StylizePipeline
+    from stylize.sources import ArraySource
+
+    look = Look.from_doc({"engine": "classical", "cadence": {"mode": "every", "skip_static": 2.0, "init_blend": 0.0, "detect_cuts": False}})
+    eng = ClassicalEngine(look)
+    eng.batch = 1
+    still = [texture(32, 32, 4)] * 5
+    pipe = StylizePipeline(look, eng, ArraySource(still))
+    out = pipe()
+    assert pipe.stats["diffused"] == 1 and pipe.stats["skipped_static"] == 4
+    assert np.abs(out[4].astype(int) - out[0].astype(int)).mean() < 1.0
+    brighter = [np.clip(texture(32, 32, 4).astype(int) + 25 * i, 0, 255).astype(np.uint8) for i in range(5)]
+    pipe = StylizePipeline(look, eng, ArraySource(brighter))
+    pipe()
+    assert pipe.stats["diffused"] == 5
