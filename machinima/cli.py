@@ -21,7 +21,7 @@ from .config import load_config
 from .errors import MachinimaError, TakeError
 
 console = Console()
-err_console = Console(stderr=True)
+err_console = Console(stderr=True, soft_wrap=True)  # one-line errors stay one line in logs
 log = logging.getLogger("machinima")
 
 app = typer.Typer(

@@ -122,7 +122,12 @@ def decode_packet(data: bytes, *, _depth: int = 0) -> list[OSCMessage]:
 
 
 def _string(s: str) -> bytes:
-    b = s.encode("utf-8") + b"\x00"
+    if "\x00" in s:
+        raise OSCError("OSC strings cannot contain NUL characters")
+    try:
+        b = s.encode("utf-8") + b"\x00"
+    except UnicodeEncodeError:
+        raise OSCError("OSC strings must be valid Unicode (no lone surrogates)") from None
     return b + b"\x00" * (_pad4(len(b)) - len(b))
 
 

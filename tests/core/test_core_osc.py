@@ -75,3 +75,10 @@ def test_mutated_packets_raise_only_osc_error(address, args, pos, junk):
 def test_named_errors(data, match):
     with pytest.raises(OSCError, match=match):
         decode_packet(data)
+
+
+def test_unencodable_strings_raise_osc_error():
+    with pytest.raises(OSCError, match="NUL"):
+        encode_message("/a", ["x\x00y"])
+    with pytest.raises(OSCError, match="surrogates"):
+        encode_message("/a", ["\ud800"])
