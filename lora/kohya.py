@@ -34,6 +34,8 @@ def peft_to_kohya(state: dict[str, Any], *, alpha: float, part: str = "unet") ->
             module, kind = key.split(".lora_B.")[0], "lora_up"
         else:
             raise ValueError(f"not a peft LoRA key: {key}")
+        if part == "text_encoder" and not module.startswith("text_model."):
+            module = "text_model." + module  # transformers 5 flattens CLIPTextModel; kohya names keep text_model
         name = PREFIX[part] + module.replace(".", "_")
         out[f"{name}.{kind}.weight"] = value.detach().contiguous()
         out[f"{name}.alpha"] = torch.tensor(float(alpha))

@@ -475,7 +475,10 @@ class Trainer:
                 self.trainable[f"unet.{n}"] = p
         if cfg.train_text_encoder:
             te = self.base.text_encoder
-            te.add_adapter(LoraConfig(r=cfg.rank, lora_alpha=alpha, init_lora_weights="gaussian", target_modules=list(TE_TARGETS)))
+            # peft's own injection: transformers' add_adapter asks for a newer peft than diffusers does
+            from peft import inject_adapter_in_model
+
+            inject_adapter_in_model(LoraConfig(r=cfg.rank, lora_alpha=alpha, init_lora_weights="gaussian", target_modules=list(TE_TARGETS)), te)
             params.append({"params": [], "lr": cfg.text_encoder_lr})
             for n, p in te.named_parameters():
                 if p.requires_grad:
@@ -735,7 +738,8 @@ class Trainer:
         from peft.utils import get_peft_model_state_dict
 
         unet_sd = get_peft_model_state_dict(self.base.unet)
-        te_sd = get_peft_model_state_dict(self.base.text_encoder) if self.cfg.train_text_encoder else {}
+        te_sd = ({k.replace(".default.", "."): v for k, v in self.base.text_encoder.state_dict().items() if ".lora_" in k}
+                 if self.cfg.train_text_encoder else {})
         return unet_sd, te_sd
 
     def save_outputs(self) -> Path:

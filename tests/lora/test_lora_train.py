@@ -153,3 +153,48 @@ def test_stylize_look_loads_the_lora_and_changes_frames(trained, tiny_base_dir):
     with_lora, eng = stylized([{"path": str(res.out), "weight": 1.0}])
     assert "lora0" in eng.describe()["models"]
     assert np.abs(with_lora.astype(int) - plain.astype(int)).max() > 0
+
+
+def test_cli_trains_unet_and_text_encoder_on_a_full_tiny_base(tmp_path):
+    """`machinima lora train` end to end on a base with a (tiny) CLIP text encoder: both LoRAs in
+    the kohya file, converted back by diffusers to the weights we trained, and loaded by a pipeline."""
+    from diffusers import StableDiffusionPipeline
+    from diffusers.loaders.lora_conversion_utils import _convert_non_diffusers_lora_to_diffusers
+    from typer.testing import CliRunner
+
+    from lora.cli import app
+    from lora.tiny import tiny_base
+
+    from conftest import make_dataset
+
+    base = tiny_base(tmp_path / "base", text_encoder=True)
+    ds = make_dataset(tmp_path / "ds", n=2)
+    out = tmp_path / "hero.safetensors"
+    res = CliRunner().invoke(app, ["train", str(ds), "--base", str(base), "--out", str(out), "--steps", "4", "--rank", "2",
+                                   "--resolution", "32", "--bucket-step", "8", "--lr", "0.01", "--train-text-encoder",
+                                   "--save-precision", "fp32", "--sample-seeds", "0", "--override", "synthetic test images"])
+    assert res.exit_code == 0, (res.output, res.exception)
+    assert "LoRA:" in res.output and "held loss" in res.output
+    sd = load_file(str(out))
+    te_keys = [k for k in sd if k.startswith("lora_te_text_model_encoder_layers_")]
+    assert te_keys and any(k.startswith("lora_unet_") for k in sd)
+    converted, _ = _convert_non_diffusers_lora_to_diffusers(dict(sd))
+    ck = load_file(str(tmp_path / "hero.work" / "checkpoints" / "step-000004" / "adapter.safetensors"))
+    q = "encoder.layers.0.self_attn.q_proj"  # transformers 5 flattens CLIPTextModel (no text_model.)
+    assert torch.equal(converted[f"text_encoder.text_model.{q.replace('q_proj', 'to_q_lora')}.down.weight"],
+                       ck[f"text_encoder.{q}.lora_A.default.weight"])
+    assert float(ck[f"text_encoder.{q}.lora_B.default.weight"].abs().max()) > 0  # the text encoder LoRA did train
+    pipe = StableDiffusionPipeline.from_pretrained(str(base), safety_checker=None, requires_safety_checker=False, local_files_only=True)
+    pipe.set_progress_bar_config(disable=True)
+
+    def paint():
+        return pipe("photo of ohwx", num_inference_steps=2, height=32, width=32, output_type="np",
+                    generator=torch.Generator().manual_seed(0)).images[0]
+
+    before = paint()
+    pipe.load_lora_weights(str(out.parent), weight_name=out.name)
+    assert np.abs(paint() - before).max() > 1e-3
+    assert (tmp_path / "hero.work" / "samples" / "step-000004.png").exists()
+    te_before = pipe.text_encoder(torch.tensor([[1, 2, 3]]))[0]
+    pipe.unload_lora_weights()
+    assert not torch.allclose(pipe.text_encoder(torch.tensor([[1, 2, 3]]))[0], te_before), "the text encoder LoRA was not applied"
