@@ -307,6 +307,10 @@ def caption_dataset(ds: Collection, *, template: str = DEFAULT_TEMPLATE, trigger
     for it in list(ds.items()):
         if not overwrite and read_caption(ds, it) is not None:
             continue
+        if not overwrite and it.caption:  # the index still has it (side-car deleted): restore, do not re-template
+            write_caption(ds, it, it.caption)
+            done.append(it)
+            continue
         cap = ""
         if captioner is not None:
             cap = captioner(ds.load(it))

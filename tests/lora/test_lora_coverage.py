@@ -71,3 +71,5 @@ def test_report_cli_on_one_set_and_expression_measures(tmp_path, photos):
     # the astronaut smiles with parted lips, Grace Hopper's mouth is closed
     assert rows[1]["mouth"] > rows[0]["mouth"] + 0.05
     assert all(0.1 < r["eyes"] < 0.6 for r in rows)
+    res = CliRunner().invoke(app, ["report", str(tmp_path / "ds"), "--compare", str(tmp_path / "ds"), "--out", str(tmp_path / "c.png")])
+    assert res.exit_code == 0 and "covers every destination image" in res.output, res.output

@@ -100,3 +100,15 @@ def test_dataset_cli_import_caption_list_set(tmp_path):
     assert res.exit_code == 0 and "photo of ohwx, profile" in res.output and res.output.count("photo of ohwx") == 3, res.output
     res = r.invoke(app, ["caption", str(tmp_path / "ds"), "--set", "nope"])
     assert res.exit_code != 0 and "ID=TEXT" in str(res.exception)
+
+
+def test_captioning_model_must_be_a_local_folder(tmp_path):
+    from lora.dataset import load_captioner
+    from lora.errors import CaptionerError
+
+    with pytest.raises(CaptionerError, match="no captioning model at .*nothing is downloaded"):
+        load_captioner(tmp_path / "blip")
+    (tmp_path / "bad").mkdir()
+    (tmp_path / "bad" / "config.json").write_text("{}")
+    with pytest.raises(CaptionerError, match="cannot load the captioning model"):
+        load_captioner(tmp_path / "bad")

@@ -198,3 +198,27 @@ def test_cli_trains_unet_and_text_encoder_on_a_full_tiny_base(tmp_path):
     te_before = pipe.text_encoder(torch.tensor([[1, 2, 3]]))[0]
     pipe.unload_lora_weights()
     assert not torch.allclose(pipe.text_encoder(torch.tensor([[1, 2, 3]]))[0], te_before), "the text encoder LoRA was not applied"
+
+
+def test_buckets_keep_aspect_and_area():
+    from lora.train import assign_bucket, fit_to_bucket, make_buckets
+
+    b = make_buckets(512, 64)
+    assert (512, 512) in b and all(w % 64 == 0 and h % 64 == 0 and w * h <= 512 * 512 for w, h in b)
+    assert assign_bucket(1920, 1080, b) == (640, 384) and assign_bucket(600, 600, b) == (512, 512)
+    w, h = assign_bucket(800, 1200, b)
+    assert h > w
+    assert fit_to_bucket(np.zeros((1080, 1920, 3), np.uint8), (640, 384)).shape == (384, 640, 3)
+
+
+def test_prior_preservation_buckets_and_previews(tmp_path, tiny_base_dir):
+    ds = make_dataset(tmp_path / "ds", n=4, sizes=[(32, 32), (32, 32), (48, 32), (48, 32)])
+    prior = make_dataset(tmp_path / "prior", n=2, trigger="person")
+    c = cfg(steps=4, sample_every=2, eval_draws=0)
+    res = run(ds, tiny_base_dir, tmp_path / "p" / "l.safetensors", c, prior=prior)
+    plain = run(ds, tiny_base_dir, tmp_path / "q" / "l.safetensors", c)
+    assert res.status == "done" and [p.name for p in res.samples] == ["step-000002.png", "step-000004.png"]
+    assert res.losses != plain.losses  # the prior loss is part of the objective
+    import json
+
+    assert json.loads((res.work / "params.json").read_text())["settings"]["prior"] == 2
