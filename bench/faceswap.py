@@ -2,7 +2,7 @@
 network excluded and included (torch, onnxruntime), against a naive per-frame baseline
 (detect + align + blend over the whole frame, no tracking, no batching) in the same run.
 
-    .venv/bin/python bench/faceswap.py [--quick] [--threads N] [--device cpu|cuda]
+    .venv/bin/python bench/faceswap.py [--quick] [--threads N] [--device cpu|cuda] [--identity ITERS]
 
 Prints one JSON object. Frames are made from matplotlib's grace_hopper.jpg on a 1920x1080
 canvas, moving and scaling (no downloads). Merge figures are for frames in memory (decode and
@@ -149,11 +149,56 @@ def run_naive(frames, swapper, res, blend="alpha"):
     return round(len(frames) / dt, 2), round(len(frames) / max(dc, 1e-9), 2)
 
 
+def bench_identity(tmp: Path, iters: int) -> dict:
+    """Train a small DF model (astronaut -> grace, 64 px) and measure with dlib embeddings how far
+    the swapped face moved towards the source identity."""
+    import skimage.data
+
+    from faceswap.backends import get_backend
+    from faceswap.extract import extract
+    from faceswap.identity import IdentityMeter
+    from faceswap.merge import MergeOptions, merge
+    from faceswap.model import ModelConfig
+    from faceswap.train import TrainConfig, Trainer
+    from machinima.imageseq import read_image, write_image
+    import cv2
+
+    ast, g = skimage.data.astronaut(), photo()
+    for name, img in (("src", ast), ("dst", g)):
+        for i in range(4):
+            s = 1 + 0.03 * i
+            m = np.float32([[s, 0, 4 * i - (s - 1) * img.shape[1] / 2], [0, s, -3 * i - (s - 1) * img.shape[0] / 2]])
+            write_image(tmp / f"id_{name}" / f"{i:06d}.png", cv2.warpAffine(img, m, (img.shape[1], img.shape[0]), borderMode=cv2.BORDER_REFLECT))
+        extract(tmp / f"id_{name}", tmp / f"id_fs_{name}", size=64, progress=False)
+    t = Trainer(tmp / "id_m", src=tmp / "id_fs_src", dst=tmp / "id_fs_dst", rights={"override": "bench"},
+                model_config=ModelConfig(arch="df", res=64, e_dims=16, ae_dims=64, d_dims=16, d_mask_dims=4),
+                train_config=TrainConfig(batch=8, lr=5e-4, save_every=10**9))
+    t.train(iters, progress=False)
+    merge(tmp / "id_dst", tmp / "id_m", out=tmp / "id_out", options=MergeOptions(engine="torch", blend="alpha"), override="bench",
+          rights_store=tmp / "rights", production="bench", progress=False, video=False)
+    meter, be = IdentityMeter(), get_backend("mediapipe")
+    e_src = meter.embedding(ast, be.detect(ast)[0].landmarks)
+    o_src, s_src, s_orig = [], [], []
+    for i in range(4):
+        a, b = read_image(tmp / "id_dst" / f"{i:06d}.png"), read_image(tmp / "id_out" / "rgb" / f"{i:06d}.png")
+        lm = be.detect(a)[0].landmarks
+        ea, eb = meter.embedding(a, lm), meter.embedding(b, lm)
+        o_src.append(meter.distance(ea, e_src))
+        s_src.append(meter.distance(eb, e_src))
+        s_orig.append(meter.distance(eb, ea))
+    return {"identity_train_iters": iters, "identity_dist_original_to_source": round(float(np.mean(o_src)), 3),
+            "identity_dist_swapped_to_source": round(float(np.mean(s_src)), 3),
+            "identity_dist_swapped_to_original": round(float(np.mean(s_orig)), 3),
+            "identity_note": "dlib ResNet embeddings (same person < 0.6); 64 px DF model, 4 faces a side"}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--threads", type=int, default=1, help="torch threads (0 = torch's default; 1 is fastest on a busy 2-core box)")
     ap.add_argument("--device", default="auto")
+    ap.add_argument("--identity", type=int, default=0, metavar="ITERS",
+                    help="also train a small model ITERS iterations and measure identity with dlib (400: ~1 min idle)")
     args = ap.parse_args()
     import torch
 
@@ -166,7 +211,7 @@ def main() -> None:
     device = pick_device(args.device)
     n_merge = 24 if args.quick else 72
     n_extract = 8 if args.quick else 24
-    iters = 2 if args.quick else 5
+    iters = 1 if args.quick else 3
     out: dict = {"bench": "faceswap", "machine": f"{platform.machine()} {os.cpu_count()} cpu", "device": device,
                  "torch_threads": torch.get_num_threads(), "quick": args.quick}
     frames = frames_1080p(n_merge)
@@ -206,6 +251,8 @@ def main() -> None:
         out["note"] = ("fps = wall clock on this (shared, busy) machine; cpu_fps = frames per CPU-second of this process, "
                        "what one idle core gives when the process is single-threaded")
         out["load_avg_1min"] = round(os.getloadavg()[0], 2)
+        if args.identity:
+            out.update(bench_identity(tmp, args.identity))
         out["speedup_vs_naive_no_network"] = round(out["merge_fps_no_network_alpha"] / max(out["baseline_naive_fps_no_network"], 1e-9), 2)
     print(json.dumps(out))
 

@@ -150,3 +150,14 @@ def test_onnx_backend_runs_user_models_by_the_documented_contract(tmp_path, back
     faces = ob.detect(grace)
     assert len(faces) == 1 and faces[0].score == pytest.approx(0.9)
     assert np.abs(faces[0].landmarks - ref.landmarks).max() < 1.0  # mapped back to image pixels
+
+
+def test_identity_meter_tells_people_apart(backend, grace, astronaut):
+    from faceswap.identity import IdentityMeter
+
+    meter = IdentityMeter()
+    mirror = np.ascontiguousarray(astronaut[:, ::-1])
+    e_a = meter.embedding(astronaut, backend.detect(astronaut)[0].landmarks)
+    e_m = meter.embedding(mirror, backend.detect(mirror)[0].landmarks)
+    e_g = meter.embedding(grace, backend.detect(grace)[0].landmarks)
+    assert meter.distance(e_a, e_m) < 0.6 < meter.distance(e_a, e_g)  # dlib's same-person threshold
