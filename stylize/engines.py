@@ -177,6 +177,43 @@ def _torch_dtype(name: str):
     return {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}[name]
 
 
+class AnchorAttnProcessor:
+    """Cross-frame self-attention: each frame's self-attention also sees the tokens of the batch's
+    first frame (the anchor keyframe of the shot), so textures and colours stick to it
+    (Rerender-A-Video / Text2Video-Zero style; own tokens are kept, anchor tokens added).
+    ``groups`` = 2 when classifier-free guidance stacks [negative, positive] halves."""
+
+    def __init__(self, groups: int = 1) -> None:
+        self.groups = groups
+
+    def __call__(self, attn: Any, hidden_states: Any, encoder_hidden_states: Any = None, attention_mask: Any = None,
+                 temb: Any = None, *args: Any, **kwargs: Any) -> Any:
+        import torch
+        import torch.nn.functional as TF
+
+        if encoder_hidden_states is not None or hidden_states.ndim != 3:
+            from diffusers.models.attention_processor import AttnProcessor2_0
+
+            return AttnProcessor2_0()(attn, hidden_states, encoder_hidden_states, attention_mask, temb)
+        residual = hidden_states
+        b, n, _ = hidden_states.shape
+        g = self.groups if b % self.groups == 0 else 1
+        q, k, v = attn.to_q(hidden_states), attn.to_k(hidden_states), attn.to_v(hidden_states)
+
+        def with_anchor(x):
+            x = x.view(g, b // g, n, -1)
+            return torch.cat([x, x[:, :1].expand(-1, b // g, -1, -1)], dim=2).reshape(b, 2 * n, -1)
+
+        k, v = with_anchor(k), with_anchor(v)
+        hd = q.shape[-1] // attn.heads
+        q, k, v = (t.view(b, -1, attn.heads, hd).transpose(1, 2) for t in (q, k, v))
+        out = TF.scaled_dot_product_attention(q, k, v).transpose(1, 2).reshape(b, -1, attn.heads * hd).to(q.dtype)
+        out = attn.to_out[1](attn.to_out[0](out))
+        if attn.residual_connection:
+            out = out + residual
+        return out / attn.rescale_output_factor
+
+
 class DiffusionEngine(Engine):
     """Diffusers (ControlNet) img2img / txt2img over batches of frames, prompt embeddings cached."""
 
@@ -230,6 +267,14 @@ class DiffusionEngine(Engine):
         if rt.get("vae_tiling") and hasattr(pipe.vae, "enable_tiling"):
             pipe.vae.enable_tiling()
         # SDPA (torch.nn.functional.scaled_dot_product_attention) is diffusers' default processor on torch 2.
+        self.cross_frame = bool(self.look.cadence.cross_frame)
+        if self.cross_frame:
+            from diffusers.models.attention_processor import AttnProcessor2_0
+
+            groups = 2 if self.look.model.guidance > 1.0 else 1
+            procs = pipe.unet.attn_processors
+            pipe.unet.set_attn_processor({name: AnchorAttnProcessor(groups) if name.endswith("attn1.processor") else AttnProcessor2_0()
+                                          for name in procs})
         if rt.get("compile"):
             pipe.unet = torch.compile(pipe.unet, fullgraph=False)
             if getattr(pipe, "controlnet", None) is not None:
@@ -362,7 +407,7 @@ class DiffusionEngine(Engine):
         m = self.look.model
         return {"engine": "diffusion", "family": m.family, "mode": m.mode, "pipeline": type(self.pipe).__name__,
                 "models": self.models, "device": str(self.device), "dtype": str(self.dtype).replace("torch.", ""),
-                "batch": self.batch}
+                "batch": self.batch, "cross_frame": self.cross_frame}
 
     # 2. prompts -> embeddings, once per (prompt, negative)
     def embeddings(self, prompt: str, negative: str) -> dict[str, Any]:

@@ -90,6 +90,7 @@ class CadenceSpec:
     detect_cuts: bool = True
     cut_threshold: float = 0.5 # histogram distance that counts as a cut (0..1)
     occlusion_px: float = 1.5  # forward-backward flow disagreement that marks a pixel occluded
+    cross_frame: bool = False  # diffusion: keyframes' self-attention also attends to the shot's first keyframe
     skip_static: float = 0.0   # > 0: a keyframe whose input matches the previous keyframe's (warped) within
                                # this mean difference (0..255) reuses it instead of diffusing
 

@@ -223,7 +223,9 @@ class StylizePipeline:
             own = {"src": self.source.fingerprint(f, pass_names), "role": r.kind}
             if r.kind == "key":
                 own.update(prompt=look.prompt_for(f), seed=self.seed_for(f), strength=self.strength_for(f),
-                           depth=depth_ranges.get(r.seg), deps=[keymap[k] for k in ([r.k0] if r.k0 is not None else []) + r.window],
+                           depth=depth_ranges.get(r.seg),
+                           deps=[keymap[k] for k in ([r.k0] if r.k0 is not None else []) + r.window
+                                 + ([segs[r.seg][0]] if cad.cross_frame and f != segs[r.seg][0] else [])],
                            chunk=chunks[chunk_of[f]])
             elif r.kind == "fill":
                 own.update(deps=[keymap[r.k0], keymap[r.k1]], alpha=round(r.alpha, 6))
@@ -310,8 +312,16 @@ class StylizePipeline:
             ctls = [self.controls_for(k) for k in todo]
             self.stats["flow_s"] += time.perf_counter() - t0
             t0 = time.perf_counter()
-            res = self.engine.stylize(inits, ctls, prompts=[self.look.prompt_for(k) for k in todo],
-                                      seeds=[self.seed_for(k) for k in todo], strengths=[self.strength_for(k) for k in todo]) if todo else []
+            batch = list(todo)
+            anchor = self._anchor(todo[0]) if todo else None
+            if anchor is not None and anchor != todo[0]:
+                # cross-frame attention: the shot's first keyframe leads the batch (same input, seed: same latents)
+                batch = [anchor] + batch
+                inits.insert(0, self.image(anchor))
+                ctls.insert(0, self.controls_for(anchor))
+            res = self.engine.stylize(inits, ctls, prompts=[self.look.prompt_for(k) for k in batch],
+                                      seeds=[self.seed_for(k) for k in batch], strengths=[self.strength_for(k) for k in batch]) if todo else []
+            res = res[len(batch) - len(todo):]
             self.stats["engine_s"] += time.perf_counter() - t0
             self.stats["diffused"] += len(todo)
             fresh.update(zip(todo, res))
@@ -324,6 +334,13 @@ class StylizePipeline:
                 self._out.put(k, out)
             else:
                 self._out.put(k, done[k])
+
+    def _anchor(self, k: int) -> int | None:
+        """The keyframe a keyframe's cross-frame attention looks at: its segment's first."""
+        if not (self.look.cadence.cross_frame and getattr(self.engine, "cross_frame", False)):
+            return None
+        plan = self.plan()
+        return plan.segments[plan.roles[k].seg][0]
 
     def _color(self, k: int) -> np.ndarray:
         if k not in self._stats:

@@ -217,3 +217,31 @@ def test_odd_frame_sizes_come_back_at_their_size(tiny):
     assert out[0].shape == (38, 30, 3)
     sized = Look.from_doc(look_doc(controls=[{"kind": "canny"}], model={"steps": 2}, runtime={"width": 16, "height": 16}))
     assert stylize_frames(frames, sized, engine=tiny_engine(sized, tiny))[1].shape == (38, 30, 3)
+
+
+def test_cross_frame_attention_to_the_shots_first_keyframe(tiny, clip):
+    plain = Look.from_doc(look_doc(model={"guidance": 2.0}))
+    cf = Look.from_doc(look_doc(model={"guidance": 2.0}, cadence={"cross_frame": True}))
+    a, _ = run(plain, tiny, clip)
+    b, eng = run(cf, tiny, clip, runtime={"dtype": "fp32", "batch": 2, "device": "cpu"})
+    c, _ = run(cf, tiny, clip, runtime={"dtype": "fp32", "batch": 2, "device": "cpu"})
+    assert eng.describe()["cross_frame"] is True
+    assert np.abs(a[0].astype(int) - b[0].astype(int)).max() <= 3  # the anchor attends to itself: unchanged
+    assert all(np.array_equal(x, y) for x, y in zip(b, c))
+    from diffusers.models.attention_processor import Attention, AttnProcessor2_0
+
+    tiny["unet"].set_attn_processor(AttnProcessor2_0())
+    # the processor itself: the anchor is unchanged, the other frames now attend to it
+    from stylize.engines import AnchorAttnProcessor
+
+    torch.manual_seed(0)
+    attn = Attention(query_dim=16, heads=2, dim_head=8)
+    x = torch.randn(2, 10, 16)  # [anchor, frame]
+    plain_out = AttnProcessor2_0()(attn, x)
+    cf_out = AnchorAttnProcessor(1)(attn, x)
+    assert torch.allclose(cf_out[0], plain_out[0], atol=1e-5)
+    assert (cf_out[1] - plain_out[1]).abs().mean() > 1e-2
+    same = torch.cat([x[:1], x[:1]])
+    assert torch.allclose(AnchorAttnProcessor(1)(attn, same)[1], plain_out[0], atol=1e-5)
+    cfg = torch.cat([x, x])  # [neg anchor, neg frame, pos anchor, pos frame]: each half has its own anchor
+    assert torch.allclose(AnchorAttnProcessor(2)(attn, cfg)[2], plain_out[0], atol=1e-5)
