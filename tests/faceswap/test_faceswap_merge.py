@@ -119,7 +119,7 @@ def test_merge_into_a_take_with_onnxruntime(tmp_path, astronaut, tiny_model):
     ps.save()
     take.finalize()
     take.close()
-    opts = MergeOptions(engine="onnx", blend="alpha", color="mkl", smooth="savgol", batch=3)
+    opts = MergeOptions(engine="onnx", blend="alpha", color="mkl", smooth="savgol", batch=3, sharpen=0.5, grain=1.0, erode=2, blur=4)
     r = merge(take.path, tiny_model, options=opts, override="test", rights_store=tmp_path / "rights", progress=False)
     assert r.out_dir == take.path / "post" / f"faceswap-{tiny_model.name}"
     assert r.done == 3 and r.video is not None and (tiny_model / "swap.onnx").exists()

@@ -166,3 +166,12 @@ def test_two_clips_with_the_same_file_names_go_into_one_faceset(tmp_path, grace)
     assert extract(tmp_path / "day2", tmp_path / "fs", size=64, progress=False).added == 2
     again = extract(tmp_path / "day2", tmp_path / "fs", size=64, progress=False)
     assert again.added == 0 and again.skipped_frames == 2
+
+
+def test_adversarial_stage_trains_and_its_discriminator_resumes(tmp_path, facesets):
+    t = _trainer(tmp_path / "g", facesets, gan_power=0.1)
+    assert t.disc is not None
+    t.train(2, progress=False)
+    again = Trainer(tmp_path / "g")
+    assert again.disc is not None and again.tcfg.gan_power == 0.1
+    assert all(torch.equal(a, b) for a, b in zip(t.disc.state_dict().values(), again.disc.state_dict().values()))
