@@ -292,12 +292,14 @@ def run_one(kind: str, performers: int, viewers: int, duration: float, procs: in
         p.stdin.write(f"{t0} {t1}\n")
         p.stdin.flush()
     ps = [psutil.Process(srv.pid)] + psutil.Process(srv.pid).children()
+    vs = [psutil.Process(p.pid) for p in vprocs]
     time.sleep(max(0.0, t0 - time.time()))
-    for q in ps:
+    for q in ps + vs:
         q.cpu_percent(None)
     psutil.cpu_percent(None)
     time.sleep(max(0.0, t1 - time.time()))
     cpu_srv = sum(q.cpu_percent(None) for q in ps)
+    cpu_viewers = sum(q.cpu_percent(None) for q in vs)
     cpu_all = psutil.cpu_percent(None)
     sent = json.loads(pp.stdout.readline())["sent"]
     for p in vprocs:
@@ -325,7 +327,7 @@ def run_one(kind: str, performers: int, viewers: int, duration: float, procs: in
         bundles_per_viewer_s=round(bundles / viewers / duration, 1),
         bytes_per_bundle=int(sum(int(x["bytes"]) for x in d) / max(bundles, 1)),
         viewers_lost=sum(int(x["lost"]) for x in d),
-        server_cpu_pct=round(cpu_srv, 1), machine_cpu_pct=round(cpu_all, 1),
+        server_cpu_pct=round(cpu_srv, 1), viewers_cpu_pct=round(cpu_viewers, 1), machine_cpu_pct=round(cpu_all, 1),
     )
     return result
 
