@@ -112,15 +112,15 @@ def train_cmd(
     arch: str = typer.Option("df", "--arch", help="df | liae"),
     res: int = typer.Option(128, "--res", help="Model resolution (multiple of 16)."),
     iters: int = typer.Option(10000, "--iters", help="Train until this iteration (total)."),
-    batch: int = typer.Option(8, "--batch"),
-    lr: float = typer.Option(5e-5, "--lr"),
+    batch: Optional[int] = typer.Option(None, "--batch", help="Default 8 (a resumed model keeps its own)."),
+    lr: Optional[float] = typer.Option(None, "--lr", help="Default 5e-5 (a resumed model keeps its own)."),
     e_dims: int = typer.Option(64, "--e-dims"),
     ae_dims: int = typer.Option(256, "--ae-dims"),
     d_dims: int = typer.Option(64, "--d-dims"),
-    save_every: int = typer.Option(500, "--save-every", help="Checkpoint and preview every N iterations."),
-    gan_power: float = typer.Option(0.0, "--gan-power", help="> 0 adds the adversarial stage."),
-    device: str = typer.Option("auto", "--device", help="auto | cpu | cuda | cuda:N"),
-    seed: int = typer.Option(0, "--seed"),
+    save_every: Optional[int] = typer.Option(None, "--save-every", help="Checkpoint and preview every N iterations (default 500)."),
+    gan_power: Optional[float] = typer.Option(None, "--gan-power", help="> 0 adds the adversarial stage (default 0)."),
+    device: Optional[str] = typer.Option(None, "--device", help="auto | cpu | cuda | cuda:N (default auto)"),
+    seed: Optional[int] = typer.Option(None, "--seed", help="Default 0; fixed for the life of a model."),
     production: Optional[str] = typer.Option(None, "--production", help="Production for the rights check (default: machinima.toml)."),
     subject: list[str] = typer.Option([], "--subject", help="Rights subjects (default: the two faceset folder names)."),
     override: Optional[str] = typer.Option(None, "--rights-override", help="Proceed without rights records, with this reason (recorded)."),
@@ -130,7 +130,7 @@ def train_cmd(
     from machinima.config import load_config
 
     from .model import ModelConfig
-    from .train import Trainer, TrainConfig, read_model_doc
+    from .train import Trainer, read_model_doc
 
     doc = read_model_doc(model) if (model / "model.json").exists() else {}
     s, d = src or doc.get("src"), dst or doc.get("dst")
@@ -138,8 +138,8 @@ def train_cmd(
     subj = list(subject) or [Path(str(x)).name for x in (s, d) if x]
     clearance = rights.require(prod, subj, "training", override=override)
     mc = None if doc else ModelConfig(arch=arch, res=res, e_dims=e_dims, ae_dims=ae_dims, d_dims=d_dims)
-    tc = TrainConfig(batch=batch, lr=lr, save_every=save_every, seed=seed, gan_power=gan_power, device=device)
-    t = Trainer(model, src=s, dst=d, model_config=mc, train_config=tc, rights=clearance.to_provenance())
+    given = {"batch": batch, "lr": lr, "save_every": save_every, "gan_power": gan_power, "device": device, "seed": None if doc else seed}
+    t = Trainer(model, src=s, dst=d, model_config=mc, rights=clearance.to_provenance(), overrides={k: v for k, v in given.items() if v is not None})
     _warn(t.problems)
     r = t.train(iters)
     state = "stopped (Ctrl-C)" if r.interrupted else "done"

@@ -189,7 +189,10 @@ class Trainer:
     """Open or create a model folder and train it. ``Trainer(model_dir, src=, dst=, config=)``."""
 
     def __init__(self, model_dir: str | Path, *, src: str | Path | None = None, dst: str | Path | None = None,
-                 model_config: Any = None, train_config: TrainConfig | None = None, rights: dict[str, Any] | None = None) -> None:
+                 model_config: Any = None, train_config: TrainConfig | None = None, rights: dict[str, Any] | None = None,
+                 overrides: dict[str, Any] | None = None) -> None:
+        """``train_config`` is the whole config (a new model, or replacing a saved one);
+        ``overrides`` changes only the named fields of the saved (or default) config."""
         import torch
 
         from .model import FaceModel, ModelConfig
@@ -201,14 +204,14 @@ class Trainer:
             if model_config is not None and (model_config.arch != mc.arch or model_config.res != mc.res):
                 raise ModelError(f"{self.dir} holds a {mc.arch} model at {mc.res} px, not {model_config.arch} at {model_config.res}",
                                  hint="train into a new --model folder, or leave --arch/--res out to continue")
-            tc = TrainConfig.from_doc({**doc.get("train", {}), **({k: v for k, v in asdict(train_config).items()} if train_config else {})})
+            tc = TrainConfig.from_doc({**doc.get("train", {}), **(asdict(train_config) if train_config else {}), **(overrides or {})})
             src = src or doc.get("src")
             dst = dst or doc.get("dst")
         else:
             if src is None or dst is None:
                 raise ModelError(f"{self.dir} has no model yet", hint="give --src and --dst facesets to start one")
             mc = (model_config or ModelConfig()).check()
-            tc = train_config or TrainConfig()
+            tc = TrainConfig.from_doc({**asdict(train_config or TrainConfig()), **(overrides or {})})
         self.mcfg, self.tcfg = mc, tc
         self.src_path, self.dst_path = Path(str(src)), Path(str(dst))
         self.rights = rights if rights is not None else (doc or {}).get("rights")

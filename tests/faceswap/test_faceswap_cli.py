@@ -32,6 +32,7 @@ def test_extract_sort_train_export_merge_one_command_each(tmp_path, monkeypatch,
     assert doc["iteration"] == 2 and doc["rights"]["override"]["reason"] == "our own test faces"
     r = run(app, ["train", "--model", str(tmp_path / "m"), "--iters", "3", "--rights-override", "our own test faces"])
     assert r.exit_code == 0 and "done at iteration 3" in r.output, r.output
+    assert json.loads((tmp_path / "m" / "model.json").read_text())["train"]["batch"] == 2  # resuming keeps the model's settings
     r = run(app, ["export-onnx", "--model", str(tmp_path / "m")])
     assert r.exit_code == 0 and "max difference to torch" in r.output, r.output
     r = run(app, ["merge", str(tmp_path / "b"), "--model", str(tmp_path / "m"), "--out", str(tmp_path / "out"), "--engine", "onnx",
