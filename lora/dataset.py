@@ -50,7 +50,8 @@ def open_dataset(path: str | Path, *, create: bool = False, trigger: str | None 
         else:
             ds = Collection.open(path)
     except CollectionError as exc:
-        raise DatasetError(str(exc.args[0]), hint=exc.hint or "make one with `machinima dataset import SOURCE --out DATASET`") from None
+        raise DatasetError(str(exc.args[0]), hint="make one with `machinima dataset import SOURCE --out DATASET`"
+                           if "not a collection" in str(exc.args[0]) else exc.hint) from None
     if ds.kind != KIND:
         kind = ds.kind
         ds.close()

@@ -146,7 +146,8 @@ def report_cmd(
         try:
             return Collection.open(p)
         except CollectionError as exc:
-            raise DatasetError(str(exc.args[0]), hint=exc.hint) from None
+            raise DatasetError(str(exc.args[0]), hint="make a dataset with `machinima dataset import SOURCE --out DATASET`"
+                               if "not a collection" in str(exc.args[0]) else exc.hint) from None
 
     src = open_any(dataset)
     try:
