@@ -71,12 +71,21 @@ def test_director_console_records_a_take_in_chromium(root, tmp_path):
             page.wait_for_function("document.querySelector('#takes tbody tr') && document.querySelector('#takes tbody tr').textContent.includes('keeper')", timeout=10000)
             row = page.inner_text("#takes tbody tr")
             page.screenshot(path=str(tmp_path / "page.png"), full_page=True)
+            # An observer sees the stage but cannot roll; a forged token is refused in words.
+            obs = browser.new_page()
+            obs.goto(f"http://127.0.0.1:{srv.port}/#token={token(root, 'observer', 'olga')}")
+            obs.wait_for_selector("#conn.on", timeout=15000)
+            observer_can_record = obs.is_enabled("#record")
+            bad = browser.new_page()
+            bad.goto(f"http://127.0.0.1:{srv.port}/#token=abc.def")
+            bad.wait_for_function("[...document.querySelectorAll('#log li')].some(li => li.textContent.includes('bad token'))", timeout=10000)
             browser.close()
     finally:
         stop.set()
         perf.join(10)
         srv.stop()
     assert not errors, errors
+    assert not observer_can_record
     take_id = rec_text.split()[2]
     assert take_id == "untitled_7_c_t001" and "complete" in row and "nice fall" in row
     take = Take.open(root / take_id)
