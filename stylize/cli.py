@@ -38,6 +38,8 @@ def run(
     input_folder: Optional[Path] = typer.Option(None, "--input", help="Stylize this image sequence (live-action plates) instead of the passes."),
     root: Optional[Path] = typer.Option(None, "--root", help="Takes root."),
     no_video: bool = typer.Option(False, "--no-video", help="Skip the mp4."),
+    ray: Optional[str] = typer.Option(None, "--ray", help="Run one Ray task per shot/segment on this cluster (auto, host:6379, local)."),
+    gpus: float = typer.Option(0, "--gpus", help="With --ray: GPUs per task."),
 ) -> None:
     """Stylize a take's frames with a look (resumable: rerun to continue)."""
     from rich.console import Console
@@ -48,8 +50,15 @@ def run(
     from .runner import parse_range, stylize_take
 
     lk = load_look(look)
-    res = stylize_take(resolve_take(take, root), lk, frames=parse_range(frames), shots=[s for s in (shots or "").split(",") if s],
-                       step_id=step_id, input_folder=input_folder, preview=preview, video=not no_video)
+    if ray:
+        from .distributed import stylize_take_on_ray
+
+        res = stylize_take_on_ray(resolve_take(take, root), lk, address=ray, frames=parse_range(frames),
+                                  shots=[s for s in (shots or "").split(",") if s], step_id=step_id, input_folder=input_folder,
+                                  num_gpus=gpus, video=not no_video)
+    else:
+        res = stylize_take(resolve_take(take, root), lk, frames=parse_range(frames), shots=[s for s in (shots or "").split(",") if s],
+                           step_id=step_id, input_folder=input_folder, preview=preview, video=not no_video)
     c = Console()
     r = res.report
     c.print(f"{len(r.done)} frames made, {len(r.skipped)} already done, {len(r.failed)} failed "
