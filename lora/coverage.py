@@ -53,6 +53,7 @@ class Row:
     height: int = 0
     face_px: float = 0.0
     sharpness: float = 0.0
+    short_side: int = 0
 
 
 @dataclass
@@ -115,7 +116,7 @@ def analyze_image(img: np.ndarray, label: str, mesher: FaceMesher | None) -> Row
     img = np.ascontiguousarray(np.asarray(img)[..., :3])
     h, w = img.shape[:2]
     gray = cv2.cvtColor(img, cv2.COLOR_RGB2GRAY).astype(np.float32) / 255.0
-    row = Row(label, width=w, height=h, sharpness=round(sharpness(img), 2))
+    row = Row(label, width=w, height=h, sharpness=round(sharpness(img), 2), short_side=min(w, h))
     box = (0, 0, w, h)
     lm = mesher.landmarks(img) if mesher else None
     if lm is not None:
@@ -195,6 +196,7 @@ HIST = {  # measure -> (bins, label)
     "light_angle": (np.arange(-180, 181, 45), "light from (deg, 0=right, 90=top)"),
     "sharpness": (None, "sharpness (Laplacian var)"),
     "face_px": (None, "face size (px)"),
+    "short_side": (None, "resolution (short side, px)"),
 }
 GAP_MEASURES = ("yaw", "pitch", "roll", "mouth", "eyes", "brightness")
 
@@ -274,7 +276,7 @@ def write_report(path: str | Path, a: Analysis, b: Analysis | None = None, gaps:
         ax.set_title(f"{'source' if b is not None and i == 0 else 'destination' if i == 1 else 'set'} {s.name}: "
                      f"{len(s.rows)} images, {faces} with a face" + (f" (first 48 shown)" if len(s.thumbs) > 48 else ""))
         ax.axis("off")
-    measures = ["yaw", "pitch", "roll", "mouth", "eyes", "brightness", "light_angle", "sharpness", "face_px"]
+    measures = ["yaw", "pitch", "roll", "mouth", "eyes", "brightness", "light_angle", "sharpness", "face_px", "short_side"]
     cells = [(n_sheet + k // 4, k % 4) for k in range(len(measures))]
     for m, (r_, c_) in zip(measures, cells):
         ax = fig.add_subplot(gs[r_, c_])
@@ -293,7 +295,7 @@ def write_report(path: str | Path, a: Analysis, b: Analysis | None = None, gaps:
         ax.tick_params(labelsize=7)
         if m == "yaw" and b is not None:
             ax.legend(fontsize=7)
-    ax = fig.add_subplot(gs[n_sheet + 2, 1:])
+    ax = fig.add_subplot(gs[n_sheet + 2, 2:])
     for s, col in zip(sets, ("tab:blue", "tab:orange")):
         fr = [r for r in s.rows if r.face]
         ax.scatter([r.yaw for r in fr], [r.pitch for r in fr], c=col, s=24, alpha=0.7, label=s.name)

@@ -491,7 +491,7 @@ class Trainer:
             if cfg.train_text_encoder:
                 self.base.text_encoder.gradient_checkpointing_enable()
         unet.train()
-        self.optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=1e-2)
+        self.optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=1e-2, fused=self.device.type == "cuda")
         self.lr_sched = get_scheduler(cfg.lr_scheduler, self.optimizer, num_warmup_steps=cfg.warmup_steps, num_training_steps=cfg.steps)
         self.scaler = torch.amp.GradScaler("cuda") if self.mp == "fp16" else None
         self.step = 0
@@ -686,8 +686,9 @@ class Trainer:
         pipe.set_progress_bar_config(disable=True)
         b.unet.eval()
         imgs, labels = [], []
+        amp = torch.autocast(self.device.type, dtype=self.weight_dtype) if self.mp != "no" else contextlib.nullcontext()
         try:
-            with torch.no_grad():
+            with torch.no_grad(), amp:
                 for p in prompts:
                     for seed in self.cfg.sample_seeds:
                         kw: dict[str, Any] = {}
