@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import logging
 import socket
 import struct
@@ -36,6 +37,22 @@ log = logging.getLogger("machinima.server")
 _LEN = struct.Struct("<I")
 
 
+class _Reports(asyncio.Protocol):
+    """Once a second each worker reports its counts back (one JSON line)."""
+
+    def __init__(self, owner: "LiveWorkers", index: int) -> None:
+        self.owner, self.index, self.buf = owner, index, b""
+
+    def data_received(self, data: bytes) -> None:
+        self.buf += data
+        while b"\n" in self.buf:
+            line, self.buf = self.buf.split(b"\n", 1)
+            try:
+                self.owner.reports[self.index] = json.loads(line)
+            except ValueError:
+                pass
+
+
 class LiveWorkers:
     """The stage's side: start the workers, publish changed frames to them."""
 
@@ -46,6 +63,7 @@ class LiveWorkers:
         self.procs: list[subprocess.Popen] = []
         self.pipes: list[Any] = []
         self.sock: socket.socket | None = None
+        self.reports: dict[int, dict[str, Any]] = {}
 
     async def start(self) -> None:
         st = self.stage
@@ -61,7 +79,7 @@ class LiveWorkers:
                    "--ping-interval", str(lim.ping_interval or 0), "--ping-timeout", str(lim.ping_timeout or 0)]
             self.procs.append(subprocess.Popen(cmd, pass_fds=(self.sock.fileno(), b.fileno()), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL))
             b.close()
-            tr, _ = await loop.create_unix_connection(asyncio.Protocol, sock=a)
+            tr, _ = await loop.create_unix_connection(lambda i=i: _Reports(self, i), sock=a)
             self.pipes.append(tr)
         log.info("%d live worker(s) on ws://%s:%d/live", self.count, st.host, self.port)
 
@@ -71,6 +89,11 @@ class LiveWorkers:
         for tr in self.pipes:
             if not tr.is_closing() and tr.get_write_buffer_size() < 64 * 2**20:
                 tr.write(msg)
+
+    def summary(self) -> dict[str, Any]:
+        reps = list(self.reports.values())
+        return {"workers": self.count, "port": self.port, "viewers": sum(r.get("viewers", 0) for r in reps),
+                "bundles_out": sum(r.get("bundles_out", 0) for r in reps), "skipped": sum(r.get("skipped", 0) for r in reps)}
 
     async def stop(self) -> None:
         for tr in self.pipes:
@@ -111,7 +134,15 @@ class LiveServer(StageServer):
         return self
 
     async def _read_pipe(self) -> None:
-        reader, _ = await asyncio.open_unix_connection(sock=socket.socket(fileno=self.pipe_fd))
+        reader, writer = await asyncio.open_unix_connection(sock=socket.socket(fileno=self.pipe_fd))
+
+        async def report() -> None:
+            while True:
+                await asyncio.sleep(1.0)
+                doc = {"viewers": len(self.conns), "bundles_out": self.stats["bundles_out"], "skipped": self.stats["skipped"]}
+                writer.write(json.dumps(doc).encode() + b"\n")
+
+        self._tasks.append(asyncio.ensure_future(report()))
         try:
             while True:
                 head = await reader.readexactly(4)

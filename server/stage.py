@@ -824,5 +824,5 @@ class StageServer:
             "roles": roles,
             "tick": self.tick,
             "stats": dict(self.stats),
-            "live": {"workers": self.workers, "port": self.live_port} if self.workers else None,
+            "live": self._live.summary() if self._live is not None else None,
         }

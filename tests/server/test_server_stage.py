@@ -198,6 +198,8 @@ def test_live_workers_fan_out_to_read_only_viewers(root):
                 last = list(v._frames)[-1]
                 assert last.name == "alice" and last.encoding == P.ENC_F16
                 np.testing.assert_allclose(last.values, synthetic_pose(29 / 120), atol=3e-3)
+            await wait_for(lambda: (srv.state()["live"] or {}).get("viewers") == 4, timeout=10)  # workers report back
+            assert srv.state()["live"]["bundles_out"] >= 4
             for v in viewers + [alice]:
                 await v.close()
             procs = list(srv._live.procs)
