@@ -285,7 +285,11 @@ def write_report(path: str | Path, a: Analysis, b: Analysis | None = None, gaps:
         vals = [v[np.isfinite(v)] for v in vals]
         if bins is None:
             allv = np.concatenate(vals) if any(len(v) for v in vals) else np.array([0.0, 1.0])
-            bins = np.linspace(float(allv.min()), float(allv.max()) + 1e-6, 11)
+            lo, hi = float(allv.min()), float(allv.max())
+            if hi - lo < 1e-3 * max(1.0, abs(hi)):
+                pad = max(1.0, 0.05 * abs(hi))
+                lo, hi = lo - pad, hi + pad
+            bins = np.linspace(lo, hi, 11)
         for v, s, col in zip(vals, sets, ("tab:blue", "tab:orange")):
             ax.hist(v, bins=bins, alpha=0.55, color=col, label=s.name)
         if gaps is not None:
