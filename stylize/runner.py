@@ -22,7 +22,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from machinima.imageseq import read_image, write_image, write_video
-from machinima.poststep import PostStep, StepReport
+from machinima.poststep import Interrupted, PostStep, StepReport
 from machinima.take import Take
 
 from .engines import Engine, build_engine
@@ -119,8 +119,16 @@ def run_source(source: Source, look: Look, engine: Engine, out_dir: str | Path, 
     def process(batch: list[int]) -> list[dict[str, np.ndarray]]:
         return [{OUTPUT: pipe.frame(f)} for f in batch]
 
-    report = step.run(plan.order, process, frame_inputs=lambda f: {"key": plan.keys[f]}, batch_size=1,
-                      progress=progress, description=f"stylize {look.name}")
+    try:
+        report = step.run(plan.order, process, frame_inputs=lambda f: {"key": plan.keys[f]}, batch_size=1,
+                          progress=progress, description=f"stylize {look.name}")
+    except Interrupted:
+        # keyframes diffused in the last batch but not yet handed to the loop: keep them too
+        for f, img in list(pipe._out.items()):
+            key = step.frame_key(f, {"key": plan.keys[f]})
+            if f in plan.keys and plan.roles[f].kind == "key" and not step.is_done(f, key):
+                step.record(f, key, {OUTPUT: img}, 0.0)
+        raise
     # 5. the video, once every frame of the step is there
     vid = None
     if video:

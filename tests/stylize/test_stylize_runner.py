@@ -130,11 +130,11 @@ from machinima.errors import MachinimaError
 
 class Slow(ClassicalEngine):
     def stylize(self, images, controls, **kw):
-        time.sleep(0.4 * len(images))
+        time.sleep(0.3 * len(images))
         return super().stylize(images, controls, **kw)
 
 look = Look.from_doc({"name": "slow", "engine": "classical", "cadence": {"mode": "every"}})
-eng = Slow(look); eng.batch = 1
+eng = Slow(look); eng.batch = 3
 print("ready", flush=True)
 try:
     stylize_take(sys.argv[1], look, engine=eng, progress=False)
@@ -164,12 +164,13 @@ def test_sigint_mid_run_leaves_no_half_written_frame_and_resumes(tmp_path):
     assert 2 <= len(recs) < 12
     files = list_frames(frames_dir)
     assert sorted(files) == sorted(r["frame"] for r in recs)  # every file on disk is a finished, recorded frame
+    assert len(files) % 3 == 0  # the batch diffused when Ctrl-C came is kept whole, not thrown away
     for p in files.values():
         assert read_image(p).shape == (32, 32, 3)
     from stylize.engines import ClassicalEngine
 
     look = Look.from_doc({"name": "slow", "engine": "classical", "cadence": {"mode": "every"}})
     eng = ClassicalEngine(look)
-    eng.batch = 1  # the same chunking as the interrupted run (chunks are part of a keyframe's key)
+    eng.batch = 3  # the same chunking as the interrupted run (chunks are part of a keyframe's key)
     res = stylize_take(take, look, engine=eng, progress=False)
     assert sorted(res.report.skipped) == sorted(files) and len(res.report.done) == 12 - len(files)
