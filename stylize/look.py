@@ -178,10 +178,19 @@ def _drop_none(d: Any) -> Any:
     return d
 
 
+def shipped_looks() -> dict[str, Path]:
+    """The looks that ship inside the package (``stylize/looks/*.toml``), by name."""
+    return {p.stem: p for p in sorted((Path(__file__).parent / "looks").glob("*.toml"))}
+
+
 def load_look(path: str | Path) -> Look:
+    """A look file, or the name of a shipped look (``painted``, ``watercolor-sd15``)."""
     p = Path(path)
+    if not p.exists() and str(path) in shipped_looks():
+        p = shipped_looks()[str(path)]
     if not p.exists():
-        raise LookError(f"look file {p} does not exist", hint="see stylize/looks/ for examples and docs/stylize.md")
+        raise LookError(f"look file {p} does not exist",
+                        hint=f"give a .toml path or a shipped look: {', '.join(shipped_looks())} (docs/stylize.md)")
     try:
         doc = tomllib.loads(p.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as exc:

@@ -43,8 +43,9 @@ def test_bad_looks_name_the_field(doc, field):
 
 
 def test_missing_look_file_and_bad_toml(tmp_path):
-    with pytest.raises(LookError, match="does not exist"):
+    with pytest.raises(LookError, match="does not exist.*painted"):
         load_look(tmp_path / "nope.toml")
+    assert load_look("painted").engine == "classical"  # shipped looks by name
     p = tmp_path / "bad.toml"
     p.write_text("engine = [")
     with pytest.raises(LookError, match="bad.toml"):
