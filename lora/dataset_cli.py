@@ -31,6 +31,8 @@ def import_cmd(
     dup_distance: int = typer.Option(6, "--dup-distance", help="Refuse near-duplicates within N bits of the 64-bit image hash (-1: off)."),
     no_filters: bool = typer.Option(False, "--no-filters", help="Keep every image (no blur, exposure or duplicate checks)."),
     max_side: int = typer.Option(1536, "--max-side", help="Downscale images whose longest side is larger."),
+    crop: Optional[str] = typer.Option(None, "--crop", help="'face': keep a square around the face (box kept in the index); no face = skipped."),
+    crop_margin: float = typer.Option(2.2, "--crop-margin", help="Face crop side = this x the face size."),
 ) -> None:
     """Import images into a dataset, filtering blurry, badly exposed and near-duplicate ones."""
     from .dataset import VIDEO_SUFFIXES, Filters, folder_candidates, import_images, open_dataset, take_candidates, video_candidates
@@ -49,7 +51,8 @@ def import_cmd(
                 cands = video_candidates(src, every_s=None if scene is not None else every, scene=scene, max_frames=max_frames)
             else:
                 raise ImportSourceError(f"{src} is not an image folder, a video ({', '.join(VIDEO_SUFFIXES)}) or a take folder")
-            rep = import_images(ds, cands, filters=filters, rights=rights_ids, tags=tags, max_side=max_side)
+            rep = import_images(ds, cands, filters=filters, rights=rights_ids, tags=tags, max_side=max_side, crop=crop,
+                                crop_margin=crop_margin)
             console.print(f"{src}: added {len(rep.added)}, skipped {len(rep.skipped)}")
             for what, why in rep.skipped:
                 console.print(f"  skipped {what}: {why}", highlight=False)

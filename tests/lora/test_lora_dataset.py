@@ -112,3 +112,17 @@ def test_captioning_model_must_be_a_local_folder(tmp_path):
     (tmp_path / "bad" / "config.json").write_text("{}")
     with pytest.raises(CaptionerError, match="cannot load the captioning model"):
         load_captioner(tmp_path / "bad")
+
+
+def test_face_crop_keeps_the_box_and_skips_faceless_images(tmp_path):
+    from skimage import data
+
+    astro = data.astronaut()
+    ds = open_dataset(tmp_path / "ds", create=True)
+    cands = [("astro", astro, None), ("texture", textured(128, 128, 5), None)]
+    rep = import_images(ds, ((l, i, __import__("machinima.collections", fromlist=["Source"]).Source()) for l, i, _ in cands), crop="face")
+    assert [it.file for it in rep.added] == ["images/000001.png"] and rep.skipped == [("texture", "no face found (--crop face)")]
+    it = rep.added[0]
+    x0, y0, x1, y1 = it.box
+    assert x1 - x0 == y1 - y0 == it.width == it.height and 100 < it.width < 512
+    assert x0 < 220 < x1 and y0 < 100 < y1  # the astronaut's face is at about (220, 100)
