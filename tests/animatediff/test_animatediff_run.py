@@ -1,0 +1,155 @@
+"""AnimateDiff video-to-video in sliding windows: all frames, no seams, determinism, resume,
+ControlNet variant, and the clear errors (missing adapter, LoRA, bad settings)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from stylize.animatediff import (AnimateDiffEngine, animate_take, load_motion_adapter, parse_animate_look,
+                                 plan_segments, tiny_engine)
+from stylize.errors import LookError, ModelMissingError
+
+from animatediff_helpers import look_doc, make_take, translating
+
+
+def _run(comps, frames, seed=1, **ad):
+    look, motion = parse_animate_look(look_doc(animatediff=ad))
+    eng = tiny_engine(look, motion, comps)
+    return np.stack(eng.video(frames, [], prompts=[look.prompt_for(0)] * len(frames), seed=seed)).astype(np.float64)
+
+
+def test_long_take_in_windows_has_every_frame_and_no_seams(motion_comps):
+    frames = translating(24)
+    ref = _run(motion_comps, frames, context_length=24, context_overlap=0)   # one window: no borders at all
+    blended = _run(motion_comps, frames, context_length=8, context_overlap=4)
+    hard = _run(motion_comps, frames, context_length=8, context_overlap=0, context_shift=False)  # hard cuts at 8, 16
+    assert blended.shape == (24, 32, 32, 3)
+
+    def seam_ratio(out, borders):
+        """Mean jump at window borders / mean jump inside windows, of the deviation from the
+        one-window reference (same noise, so the noise floor cancels)."""
+        jump = np.abs(np.diff(out - ref, axis=0)).mean(axis=(1, 2, 3))
+        inside = [i for i in range(len(jump)) if i not in borders]
+        return jump[borders].mean() / jump[inside].mean()
+
+    hard_ratio = seam_ratio(hard, [7, 15])
+    blended_ratio = seam_ratio(blended, [3, 7, 11, 15, 19])
+    assert hard_ratio > 1.08, f"the measure must see the hard cuts ({hard_ratio:.3f})"
+    assert blended_ratio < 1.04, f"seams at window borders: {blended_ratio:.3f} (hard cuts: {hard_ratio:.3f})"
+    # and in the pictures themselves: frame-to-frame change at borders is no larger than inside
+    d = np.abs(np.diff(blended, axis=0)).mean(axis=(1, 2, 3))
+    border = [3, 7, 11, 15, 19]
+    inside = [i for i in range(23) if i not in border]
+    assert d[border].max() <= d[inside].max() * 1.05 and d[border].mean() <= d[inside].mean() * 1.05
+
+
+def test_same_seed_same_frames_other_seed_other_frames(motion_comps):
+    frames = translating(12)
+    a = _run(motion_comps, frames, seed=3)
+    b = _run(motion_comps, frames, seed=3)
+    c = _run(motion_comps, frames, seed=4)
+    assert np.array_equal(a, b)
+    assert np.abs(a - c).mean() > 1.0
+
+
+def test_take_runs_resumes_and_redoes_on_change(motion_comps, tmp_path):
+    take = make_take(tmp_path, n=12)
+    look, motion = parse_animate_look(look_doc())
+    eng = tiny_engine(look, motion, motion_comps)
+    res = animate_take(take, look, motion, engine=eng, progress=False)
+    assert sorted(res.report.done) == list(range(12)) and res.video is not None and res.video.stat().st_size > 0
+    params = json.loads((res.out_dir / "params.json").read_text())
+    assert params["step"] == "animatediff" and params["params"]["animatediff"]["context_overlap"] == 4
+    first = (res.out_dir / "frames" / "000005.png").read_bytes()
+    again = animate_take(take, look, motion, engine=eng, progress=False)
+    assert again.report.done == [] and sorted(again.report.skipped) == list(range(12))
+    # a lost frame: its segment is recomputed, the other frames are kept, the redone frame is identical
+    (res.out_dir / "frames" / "000005.png").unlink()
+    part = animate_take(take, look, motion, engine=eng, progress=False)
+    assert part.report.done == [5] and (res.out_dir / "frames" / "000005.png").read_bytes() == first
+    look.prompt = "a charcoal drawing"
+    changed = animate_take(take, look, motion, engine=eng, progress=False)
+    assert sorted(changed.report.done) == list(range(12))
+
+
+def test_shots_are_separate_segments():
+    look, _ = parse_animate_look(look_doc(shots=[{"name": "a", "frames": [0, 9], "seed": 3}, {"name": "b", "frames": [10, 19], "strength": 0.4}]))
+    segs = plan_segments(look, list(range(0, 24)))
+    assert [(s.frames[0], s.frames[-1], s.shot) for s in segs] == [(0, 9, "a"), (10, 19, "b"), (20, 23, None)]
+    assert segs[0].seed == 3 and segs[1].strength == 0.4 and segs[2].seed == 7
+    assert [(s.frames[0], s.frames[-1]) for s in plan_segments(look, [0, 1, 2, 5, 6])] == [(0, 2), (5, 6)]
+
+
+def test_controlnet_variant_runs_and_the_control_matters(motion_comps):
+    from stylize.controls import canny_control
+
+    frames = translating(10)
+    doc = look_doc(controls=[{"kind": "canny", "model": "cn/canny", "weight": 1.0}], model={"steps": 2, "strength": 1.0})
+    look, motion = parse_animate_look(doc)
+    eng = tiny_engine(look, motion, motion_comps)
+    assert type(eng.pipe).__name__ == "AnimateDiffVideoToVideoControlNetPipeline"
+    edges = [canny_control(f) for f in frames]
+    out = eng.video(frames, [edges], prompts=[("a", "b")] * 10, seed=1)
+    blank = eng.video(frames, [[np.zeros_like(e) for e in edges]], prompts=[("a", "b")] * 10, seed=1)
+    assert len(out) == 10 and not np.array_equal(np.stack(out), np.stack(blank))  # the edges reach the UNet
+
+
+def _config(tmp_path):
+    from machinima.config import load_config
+
+    (tmp_path / "models").mkdir(exist_ok=True)
+    return load_config(tmp_path, overrides={"models_dir": str(tmp_path / "models")}, env={})
+
+
+def test_missing_motion_adapter_says_what_to_put_where(tmp_path):
+    look, motion = parse_animate_look(look_doc())
+    with pytest.raises(ModelMissingError) as exc:
+        AnimateDiffEngine.from_look(look, motion, _config(tmp_path))
+    text = str(exc.value) + " " + (exc.value.hint or "")
+    assert "motion adapter" in text and str(tmp_path / "models" / "motion" / "tiny") in text and "MotionAdapter folder" in text
+
+
+def test_motion_adapter_folder_loads_and_single_file_needs_its_config(motion_comps, tmp_path):
+    ad = motion_comps["motion_adapter"]
+    ad.save_pretrained(tmp_path / "ad")
+    loaded = load_motion_adapter(tmp_path / "ad")
+    assert loaded.config.motion_max_seq_length == ad.config.motion_max_seq_length
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ModelMissingError, match="no config.json"):
+        load_motion_adapter(tmp_path / "empty")
+    (tmp_path / "mm.safetensors").write_bytes(b"x")
+    with pytest.raises(ModelMissingError, match="needs its config"):
+        load_motion_adapter(tmp_path / "mm.safetensors")
+
+
+def test_missing_motion_lora_is_named(motion_comps, tmp_path):
+    look, motion = parse_animate_look(look_doc(animatediff={"motion_loras": [{"path": "zoom-in.safetensors", "weight": 0.8}]}))
+    with pytest.raises(ModelMissingError, match="motion LoRA"):
+        tiny_engine(look, motion, motion_comps, lora_dir=tmp_path)
+
+
+@pytest.mark.parametrize("doc,match", [
+    ({"engine": "diffusion", "model": {"base": "x"}}, r"\[animatediff\] table"),
+    (look_doc(animatediff={"context_overlap": 8}), "overlap"),
+    (look_doc(animatediff={"fuse": "max"}), "fuse"),
+    (look_doc(animatediff={"windw": 3}), "unknown setting 'windw'"),
+    (look_doc(animatediff={"context_length": "16"}), "context_length must be int"),
+    (look_doc(model={"mode": "txt2img"}), "video-to-video"),
+    (look_doc(model={"family": "sdxl"}), "SD 1.5"),
+])
+def test_bad_looks_are_refused_by_name(doc, match):
+    with pytest.raises(LookError, match=match):
+        parse_animate_look(doc)
+
+
+def test_window_longer_than_the_adapter_is_refused(threads):
+    from stylize.animatediff import tiny_motion_components
+
+    comps = tiny_motion_components(0, max_frames=8)
+    look, motion = parse_animate_look(look_doc(animatediff={"context_length": 12, "context_overlap": 4}))
+    eng = tiny_engine(look, motion, comps)
+    with pytest.raises(LookError, match="longer than this motion adapter supports"):
+        eng.video(translating(16), [], prompts=[("a", "b")] * 16, seed=0)
