@@ -114,7 +114,7 @@ class ClassicalEngine(Engine):
             out = cv2.edgePreservingFilter(img, flags=cv2.RECURS_FILTER, sigma_s=s.sigma_s, sigma_r=s.sigma_r)
             lab = cv2.cvtColor(out, cv2.COLOR_RGB2LAB).astype(np.float32)
             levels = max(2, int(s.colors))
-            step_l, step_ab = 255.0 / levels, 255.0 / max(2, levels // 2)
+            step_l, step_ab = 255.0 / levels, 255.0 / (2 * levels)  # fine chroma steps keep skin tones
             lab[..., 0] = (np.floor(lab[..., 0] / step_l) + 0.5) * step_l
             lab[..., 1:] = (np.floor(lab[..., 1:] / step_ab) + 0.5) * step_ab
             out = cv2.cvtColor(np.clip(lab, 0, 255).astype(np.uint8), cv2.COLOR_LAB2RGB)
