@@ -222,3 +222,13 @@ def test_prior_preservation_buckets_and_previews(tmp_path, tiny_base_dir):
     import json
 
     assert json.loads((res.work / "params.json").read_text())["settings"]["prior"] == 2
+
+
+def test_gradient_checkpointing_trains_the_same_weights(tmp_path, tiny_base_dir):
+    ds = make_dataset(tmp_path / "ds", n=2)
+    a = run(ds, tiny_base_dir, tmp_path / "a" / "l.safetensors", cfg(steps=3, eval_draws=0, sample_prompts=("x",), sample_seeds=(0,)))
+    b = run(ds, tiny_base_dir, tmp_path / "b" / "l.safetensors", cfg(steps=3, eval_draws=0, sample_prompts=("x",), sample_seeds=(0,),
+                                                                  gradient_checkpointing=True))
+    wa, wb = load_file(str(a.out)), load_file(str(b.out))
+    assert max(float((wa[k] - wb[k]).abs().max()) for k in wa) <= 1e-6
+    assert float(wa[next(k for k in wa if k.endswith("lora_up.weight"))].abs().max()) > 0
