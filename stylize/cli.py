@@ -63,6 +63,10 @@ def run(
     r = res.report
     c.print(f"{len(r.done)} frames made, {len(r.skipped)} already done, {len(r.failed)} failed "
             f"({res.plan['keyframes']} keyframes of {res.plan['frames']}) in {r.seconds:.1f} s -> {res.out_dir}")
+    st = res.stats
+    if st.get("diffused") or st.get("propagated"):
+        c.print(f"diffused {st['diffused']} (engine {st['engine_s']:.1f} s), propagated {st['propagated']}, held {st['held']}, "
+                f"reused static {st.get('skipped_static', 0)} (flow/controls {st['flow_s']:.1f} s)")
     if res.video:
         c.print(f"video: {res.video}")
 
