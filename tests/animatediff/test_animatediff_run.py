@@ -153,3 +153,19 @@ def test_window_longer_than_the_adapter_is_refused(threads):
     eng = tiny_engine(look, motion, comps)
     with pytest.raises(LookError, match="longer than this motion adapter supports"):
         eng.video(translating(16), [], prompts=[("a", "b")] * 16, seed=0)
+
+
+def test_cli_missing_motion_adapter_is_one_clear_line(tmp_path):
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    take = make_take(tmp_path / "takes", n=4)
+    (tmp_path / "models").mkdir()
+    env = {**os.environ, "MACHINIMA_PROJECT": str(tmp_path), "MACHINIMA_MODELS_DIR": str(tmp_path / "models")}
+    exe = Path(sys.executable).parent / "machinima"
+    r = subprocess.run([str(exe), "animate", str(take), "--look", "animatediff-sd15"], capture_output=True, text=True, env=env, timeout=120)
+    out = r.stdout + r.stderr
+    assert r.returncode != 0 and "Traceback" not in out
+    assert "motion adapter" in out and "animatediff-v1-5-3" in out
