@@ -47,7 +47,7 @@ import numpy as np
 from machinima.fsutil import atomic_write_json
 
 from .dataset import TrainEntry, dataset_hash, open_dataset, training_entries
-from .errors import BaseModelError, DatasetError, TrainConfigError
+from .errors import BaseModelError, TrainConfigError
 from .kohya import kohya_metadata, peft_to_kohya
 from .presets import PRESETS
 
