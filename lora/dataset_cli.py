@@ -35,6 +35,8 @@ def import_cmd(
     crop_margin: float = typer.Option(2.2, "--crop-margin", help="Face crop side = this x the face size."),
 ) -> None:
     """Import images into a dataset, filtering blurry, badly exposed and near-duplicate ones."""
+    from rich.progress import Progress, SpinnerColumn, TextColumn
+
     from .dataset import VIDEO_SUFFIXES, Filters, folder_candidates, import_images, open_dataset, take_candidates, video_candidates
     from .errors import ImportSourceError
 
@@ -42,23 +44,27 @@ def import_cmd(
                                                                                dup_distance=None if dup_distance < 0 else dup_distance)
     ds = open_dataset(out, create=True, trigger=trigger)
     try:
-        for src in sources:
-            if src.is_dir() and (src / "take.json").exists():
-                cands = take_candidates(src, pass_name=pass_name, every=take_every)
-            elif src.is_dir():
-                cands = folder_candidates(src)
-            elif src.suffix.lower() in VIDEO_SUFFIXES:
-                cands = video_candidates(src, every_s=None if scene is not None else every, scene=scene, max_frames=max_frames)
-            else:
-                raise ImportSourceError(f"{src} is not an image folder, a video ({', '.join(VIDEO_SUFFIXES)}) or a take folder")
-            rep = import_images(ds, cands, filters=filters, rights=rights_ids, tags=tags, max_side=max_side, crop=crop,
-                                crop_margin=crop_margin)
-            console.print(f"{src}: added {len(rep.added)}, skipped {len(rep.skipped)}")
-            for what, why in rep.skipped:
-                console.print(f"  skipped {what}: {why}", highlight=False)
-        console.print(f"{out}: {len(ds)} images")
-        if not rights_ids:
-            console.print("[yellow]no --rights given: training refuses items without a rights record (or pass an override reason)[/]")
+        with Progress(SpinnerColumn(), TextColumn("{task.description}"), TextColumn("{task.completed} looked at"), console=console,
+                      transient=True) as bar:
+            for src in sources:
+                task = bar.add_task(str(src), total=None)
+                if src.is_dir() and (src / "take.json").exists():
+                    cands = take_candidates(src, pass_name=pass_name, every=take_every)
+                elif src.is_dir():
+                    cands = folder_candidates(src)
+                elif src.suffix.lower() in VIDEO_SUFFIXES:
+                    cands = video_candidates(src, every_s=None if scene is not None else every, scene=scene, max_frames=max_frames)
+                else:
+                    raise ImportSourceError(f"{src} is not an image folder, a video ({', '.join(VIDEO_SUFFIXES)}) or a take folder")
+                rep = import_images(ds, cands, filters=filters, rights=rights_ids, tags=tags, max_side=max_side, crop=crop,
+                                    crop_margin=crop_margin, progress=lambda label, t=task: bar.update(t, advance=1, description=label))
+                bar.remove_task(task)
+                console.print(f"{src}: added {len(rep.added)}, skipped {len(rep.skipped)}")
+                for what, why in rep.skipped:
+                    console.print(f"  skipped {what}: {why}", highlight=False)
+            console.print(f"{out}: {len(ds)} images")
+            if not rights_ids:
+                console.print("[yellow]no --rights given: training refuses items without a rights record (or pass an override reason)[/]")
     finally:
         ds.close()
 
