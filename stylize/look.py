@@ -29,6 +29,9 @@ SEED_MODES = ("shot", "frame")
 MEMORY_PRESETS = ("cpu", "8gb", "12gb", "24gb")
 CLASSICAL_METHODS = ("painted", "stylization", "edge_preserving", "ink")
 
+# Sections that belong to other post steps sharing the look format (parsed by them, kept here as is)
+OTHER_SECTIONS = {"animatediff": "machinima animate"}
+
 # version -> function(doc) -> doc of version + 1
 UPGRADES: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {}
 
@@ -133,6 +136,7 @@ class Look:
     cadence: CadenceSpec = field(default_factory=CadenceSpec)
     runtime: RuntimeSpec = field(default_factory=RuntimeSpec)
     classical: ClassicalSpec = field(default_factory=ClassicalSpec)
+    other: dict[str, Any] = field(default_factory=dict)  # sections of other steps (OTHER_SECTIONS)
     version: int = VERSION
 
     # --- shots ------------------------------------------------------------------------------
@@ -151,6 +155,7 @@ class Look:
     def to_doc(self) -> dict[str, Any]:
         d = asdict(self)
         d.pop("version")
+        d.update(d.pop("other"))
         for s in d["shots"]:
             s["frames"] = list(s["frames"])
         return {"schema": SCHEMA, "version": VERSION, **_drop_none(d)}
@@ -226,6 +231,7 @@ def _parse(doc: Any, where: str) -> Look:
     model_raw = doc.pop("model", {})
     if not isinstance(model_raw, dict):
         raise LookError(f"{where}: [model] must be a table")
+    model_raw = dict(model_raw)  # never change the caller's document
     loras = [_fill(LoraSpec, x, f"{where}: [[model.loras]]") for x in model_raw.pop("loras", [])]
     model = _fill(ModelSpec, model_raw, f"{where}: [model]")
     model.loras = loras
@@ -252,8 +258,9 @@ def _parse(doc: Any, where: str) -> Look:
     for a, b in zip(shots, shots[1:]):
         if b.frames[0] <= a.frames[1]:
             raise LookError(f"{where}: shots {a.name!r} and {b.name!r} overlap")
+    other = {k: doc.pop(k) for k in list(doc) if k in OTHER_SECTIONS}
     look = Look(
-        model=model, controls=controls, shots=shots,
+        model=model, controls=controls, shots=shots, other=other,
         cadence=sub("cadence", CadenceSpec), runtime=sub("runtime", RuntimeSpec), classical=sub("classical", ClassicalSpec),
     )
     for key, value in doc.items():

@@ -14,6 +14,8 @@ def test_shipped_looks_parse():
     for p in LOOKS.glob("*.toml"):
         look = load_look(p)
         assert look.version == 1
+        doc = look.to_doc()
+        assert Look.from_doc(doc).to_doc() == doc  # round trip, the document untouched
     wc = load_look(LOOKS / "watercolor-sd15.toml")
     assert [c.kind for c in wc.controls] == ["depth", "pose"]
     assert wc.controls[1].end == 0.8 and wc.model.loras[0].weight == 0.8
@@ -57,3 +59,10 @@ def test_global_params_leave_shots_and_speed_options_out():
     b = Look.from_doc({"shots": [{"name": "a", "frames": [0, 3], "prompt": "y"}]})
     assert a.global_params() == b.global_params()
     assert Look.from_doc(a.to_doc()).to_doc() == a.to_doc()
+
+
+def test_sections_of_other_steps_are_kept_not_rejected():
+    look = Look.from_doc({"animatediff": {"context_length": 16}, "engine": "classical"})
+    assert look.other == {"animatediff": {"context_length": 16}} and look.to_doc()["animatediff"]["context_length"] == 16
+    with pytest.raises(LookError, match="unknown setting 'animatediffx'"):
+        Look.from_doc({"animatediffx": {}})
