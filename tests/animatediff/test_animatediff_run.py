@@ -169,3 +169,44 @@ def test_cli_missing_motion_adapter_is_one_clear_line(tmp_path):
     out = r.stdout + r.stderr
     assert r.returncode != 0 and "Traceback" not in out
     assert "motion adapter" in out and "animatediff-v1-5-3" in out
+
+
+def _motion_lora_file(comps, folder):
+    """A LoRA on the motion modules' attention (as motion LoRAs are), saved in the diffusers format."""
+    from diffusers import AnimateDiffVideoToVideoPipeline
+    from diffusers.utils import convert_state_dict_to_diffusers
+    from peft import LoraConfig, get_peft_model_state_dict
+
+    unet = comps["unet"]
+    unet.add_adapter(LoraConfig(r=4, lora_alpha=4, target_modules=["to_q", "to_v"], init_lora_weights=False), adapter_name="mk")
+    sd = {k: v for k, v in get_peft_model_state_dict(unet, adapter_name="mk").items() if "motion_modules" in k}
+    unet.delete_adapters("mk")
+    AnimateDiffVideoToVideoPipeline.save_lora_weights(folder, unet_lora_layers=convert_state_dict_to_diffusers(sd), weight_name="zoom.safetensors")
+    return len(sd)
+
+
+def test_motion_lora_from_a_local_file_changes_the_motion(threads, tmp_path):
+    from stylize.animatediff import tiny_motion_components
+
+    plain, with_lora = tiny_motion_components(0), tiny_motion_components(0)  # same seed: same weights
+    assert _motion_lora_file(tiny_motion_components(0), tmp_path) > 0
+    frames = translating(8)
+    look, motion = parse_animate_look(look_doc(model={"steps": 2, "strength": 1.0}))
+    base = tiny_engine(look, motion, plain).video(frames, [], prompts=[("a", "b")] * 8, seed=1)
+    look, motion = parse_animate_look(look_doc(model={"steps": 2, "strength": 1.0},
+                                               animatediff={"motion_loras": [{"path": "zoom.safetensors", "weight": 1.0}]}))
+    eng = tiny_engine(look, motion, with_lora, lora_dir=tmp_path)
+    assert eng.models["motion_lora0"]["weight"] == 1.0
+    moved = eng.video(frames, [], prompts=[("a", "b")] * 8, seed=1)
+    assert not np.array_equal(np.stack(base), np.stack(moved))
+
+
+def test_single_file_motion_adapter_with_its_config_folder(motion_comps, tmp_path):
+    from safetensors.torch import save_file
+
+    ad = motion_comps["motion_adapter"]
+    ad.save_config(tmp_path / "cfg")
+    save_file({k: v.contiguous() for k, v in ad.state_dict().items()}, str(tmp_path / "mm_tiny.safetensors"))
+    loaded = load_motion_adapter(tmp_path / "mm_tiny.safetensors", tmp_path / "cfg")
+    name, p = next((n, p) for n, p in ad.named_parameters() if "proj_out" in n)
+    assert np.allclose(dict(loaded.named_parameters())[name].detach().numpy(), p.detach().numpy())
