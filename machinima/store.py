@@ -351,6 +351,14 @@ class StreamStore:
         self.acknowledged += added
         return self.acknowledged
 
+    def discard_pending(self) -> int:
+        """Drop buffered, unacknowledged samples and events (after a ``DiskFullError`` that will
+        not clear): returns how many samples were dropped. Committed data is untouched."""
+        dropped = sum(b.n for b in self._buffers.values())
+        self._buffers = {}
+        self._pending_events = []
+        return dropped
+
     # --- reading ------------------------------------------------------------------------------
     def _count_samples(self) -> int:
         row = self._db.execute("SELECT COALESCE(SUM(n), 0) FROM chunks").fetchone()

@@ -140,8 +140,7 @@ class Recorder:
         if store is not None:
             # The buffered (not yet committed) records cannot be written: let them go, so
             # finalize can summarise what is on disk.
-            store._buffers = {}
-            store._pending_events = []
+            store.discard_pending()
         take.manifest.notes.append(f"recording stopped: {error}")
         try:
             take.finalize("failed")

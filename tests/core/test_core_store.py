@@ -118,3 +118,12 @@ def test_frame_times_map_back_to_exact_frames():
     for fps in (24, 30, "29.97", "23.976", 60):
         at = frame_times(0, 10**9, fps)
         assert list(frames_from_ns(at, fps)) == list(range(len(at)))
+
+
+def test_discard_pending_after_disk_full(tmp_path):
+    s = StreamStore(tmp_path / "s.sqlite", writable=True, fps=24, origin_ns=0, flush_interval=3600)
+    s.add_mocap_stream("ada")
+    s.append("mocap/ada", np.arange(5), _poses(5))
+    s.append_event(1, "event", {"name": "x"})
+    assert s.discard_pending() == 5
+    assert s.flush() == 0 and s.events() == []
