@@ -98,7 +98,8 @@ class StageClient:
         self._message_event = asyncio.Event()
         self._pending: dict[str, tuple[asyncio.Future, str]] = {}
         self._subscription: dict[str, Any] | None = None
-        self._seq = itertools.count()
+        # one sequence per stream (performer or camera): the stage counts loss per stream
+        self._seq: dict[str, itertools.count] = collections.defaultdict(itertools.count)
         self._closing = False
         self._connected = asyncio.Event()
 
@@ -396,11 +397,12 @@ class StageClient:
 
     async def send_pose(self, pose: np.ndarray, *, performer: str | None = None, t_ns: int | None = None) -> None:
         """Publish one pose (55, 7) under this client's name (performer role)."""
-        await self.send_frame(P.encode_pose(performer or self.name or "", pose, seq=next(self._seq), t_ns=t_ns))
+        name = performer or self.name or ""
+        await self.send_frame(P.encode_pose(name, pose, seq=next(self._seq[f"pose/{name}"]), t_ns=t_ns))
 
     async def send_camera(self, camera: str, values: np.ndarray, *, t_ns: int | None = None) -> None:
         """Publish one camera sample (12 channels) (engine role)."""
-        await self.send_frame(P.encode_camera(camera, values, seq=next(self._seq), t_ns=t_ns))
+        await self.send_frame(P.encode_camera(camera, values, seq=next(self._seq[f"camera/{camera}"]), t_ns=t_ns))
 
 
 class SyncStageClient:
