@@ -12,7 +12,7 @@ from stylize.animatediff import (AnimateDiffEngine, animate_take, load_motion_ad
                                  plan_segments, tiny_engine)
 from stylize.errors import LookError, ModelMissingError
 
-from animatediff_helpers import look_doc, make_take, translating
+from animatediff_helpers import look_doc, make_take, translating, write_tiny_models
 
 
 def _run(comps, frames, seed=1, **ad):
@@ -210,3 +210,22 @@ def test_single_file_motion_adapter_with_its_config_folder(motion_comps, tmp_pat
     loaded = load_motion_adapter(tmp_path / "mm_tiny.safetensors", tmp_path / "cfg")
     name, p = next((n, p) for n, p in ad.named_parameters() if "proj_out" in n)
     assert np.allclose(dict(loaded.named_parameters())[name].detach().numpy(), p.detach().numpy())
+
+
+def test_one_command_with_the_shipped_look_loads_local_models_and_makes_the_take(threads, tmp_path, monkeypatch):
+    from stylize.animate_cli import animate
+
+    take = make_take(tmp_path / "takes", n=12, depth=True)
+    write_tiny_models(tmp_path / "models")
+    monkeypatch.setenv("MACHINIMA_PROJECT", str(tmp_path))
+    monkeypatch.setenv("MACHINIMA_MODELS_DIR", str(tmp_path / "models"))
+    kw = dict(look="animatediff-sd15", motion_adapter=None, frames=None, context=8, overlap=4, looped=None,
+              input_folder=None, step_id="ad", root=None, no_video=False)
+    animate(str(take), **kw)
+    out = take / "post" / "ad"
+    assert len(list((out / "frames").glob("*.png"))) == 12 and (out / "ad.mp4").stat().st_size > 0
+    params = json.loads((out / "params.json").read_text())
+    models = params["params"]["engine"]["models"]
+    assert {"motion_adapter", "base", "controlnet_depth"} <= set(models)
+    assert params["params"]["engine"]["pipeline"] == "AnimateDiffVideoToVideoControlNetPipeline"
+    assert params["inputs"]["segments"][0]["windows_per_step"] >= 2
