@@ -10,7 +10,7 @@ from stylize.look import Look
 from stylize.qc import flicker
 from stylize.tiny import tiny_engine
 
-from conftest import translating
+from stylize_helpers import translating
 
 N = 6
 

@@ -5,7 +5,7 @@ from stylize import controls as C
 from stylize import flow as F
 from stylize.errors import ControlError
 
-from conftest import texture, translating
+from stylize_helpers import texture, translating
 
 
 def test_depth_control_is_normalized_inverse_depth():

@@ -9,7 +9,7 @@ from machinima.imageseq import list_frames, read_image
 from stylize.look import Look
 from stylize.runner import stylize_take
 
-from conftest import make_take
+from stylize_helpers import make_take
 
 ray = pytest.importorskip("ray")
 

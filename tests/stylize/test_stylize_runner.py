@@ -19,7 +19,7 @@ from stylize.qc import qc_step
 from stylize.runner import parse_range, stylize_take
 from stylize.tiny import tiny_engine
 
-from conftest import make_take
+from stylize_helpers import make_take
 
 REPO = Path(stylize.__file__).resolve().parent.parent
 
