@@ -505,10 +505,18 @@ class AnimateDiffEngine:
         import torch
 
         vae = self.pipe.vae
+        dtype = vae.dtype
+        upcast = dtype == torch.float16 and getattr(vae.config, "force_upcast", False)
+        if upcast:  # the SD 1.5 VAE encoder overflows in fp16 (as diffusers' AnimateDiff does, encode in fp32)
+            vae.to(dtype=torch.float32)
         chunks = []
-        for s in range(0, video.shape[0], self.motion.decode_chunk):
-            d = vae.encode(video[s:s + self.motion.decode_chunk].to(vae.dtype)).latent_dist
-            chunks.append(d.mean)  # the mean, not a sample: the seed's noise is the only randomness
+        try:
+            for s in range(0, video.shape[0], self.motion.decode_chunk):
+                d = vae.encode(video[s:s + self.motion.decode_chunk].to(vae.dtype)).latent_dist
+                chunks.append(d.mean)  # the mean, not a sample: the seed's noise is the only randomness
+        finally:
+            if upcast:
+                vae.to(dtype=dtype)
         lat = torch.cat(chunks).to(self.dtype) * vae.config.scaling_factor
         return lat.permute(1, 0, 2, 3)[None]                                 # (1, C, N, h, w)
 

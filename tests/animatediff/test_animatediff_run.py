@@ -229,3 +229,18 @@ def test_one_command_with_the_shipped_look_loads_local_models_and_makes_the_take
     assert {"motion_adapter", "base", "controlnet_depth"} <= set(models)
     assert params["params"]["engine"]["pipeline"] == "AnimateDiffVideoToVideoControlNetPipeline"
     assert params["inputs"]["segments"][0]["windows_per_step"] >= 2
+
+
+@pytest.mark.gpu
+def test_fp16_on_cuda_with_offload_off(motion_comps):
+    import torch
+
+    if not torch.cuda.is_available():
+        pytest.skip("needs CUDA")
+    from stylize.animatediff import tiny_motion_components
+
+    comps = tiny_motion_components(0)
+    look, motion = parse_animate_look(look_doc(runtime={"memory": "12gb"}))
+    eng = tiny_engine(look, motion, comps, runtime={"device": "cuda", "dtype": "fp16"})
+    out = eng.video(translating(20), [], prompts=[("a", "b")] * 20, seed=1)
+    assert eng.dtype == torch.float16 and len(out) == 20 and all(np.isfinite(o).all() for o in out)
