@@ -87,24 +87,24 @@ def parse_animate_look(doc: Any, where: str = "look") -> tuple[Look, MotionSpec]
     doc = dict(doc)
     raw = doc.pop("animatediff", None)
     if not isinstance(raw, dict):
-        raise LookError(f"{where}: an AnimateDiff look needs an [animatediff] table with motion_adapter = path",
+        raise LookError(f"{where}: an AnimateDiff look needs an animatediff table (TOML header: animatediff in brackets) with motion_adapter = path",
                         hint="see stylize/looks/animatediff-sd15.toml and docs/animatediff.md")
     look = Look.from_doc(doc, where)
     raw = dict(raw)
     loras = raw.pop("motion_loras", [])
     if not isinstance(loras, list):
-        raise LookError(f"{where}: [[animatediff.motion_loras]] must be a list of tables")
+        raise LookError(f"{where}: animatediff.motion_loras must be a list of tables")
     known = {f for f in MotionSpec.__dataclass_fields__ if f != "motion_loras"}
     for key, value in raw.items():
         if key not in known:
-            raise LookError(f"{where}: [animatediff]: unknown setting {key!r}; known: {', '.join(sorted(known | {'motion_loras'}))}")
+            raise LookError(f"{where}: animatediff: unknown setting {key!r}; known: {', '.join(sorted(known | {'motion_loras'}))}")
         default = getattr(MotionSpec, key)
         if type(value) is not type(default):
-            raise LookError(f"{where}: [animatediff] {key} must be {type(default).__name__}, got {value!r}")
+            raise LookError(f"{where}: animatediff.{key} must be {type(default).__name__}, got {value!r}")
     spec = MotionSpec(**raw)
     for i, x in enumerate(loras):
         if not isinstance(x, dict) or not isinstance(x.get("path"), str) or set(x) - {"path", "weight"}:
-            raise LookError(f"{where}: [[animatediff.motion_loras]] #{i + 1} needs path = file (and optional weight)")
+            raise LookError(f"{where}: animatediff.motion_loras #{i + 1} needs path = file (and optional weight)")
         spec.motion_loras.append(LoraSpec(x["path"], float(x.get("weight", 1.0))))
     check_look(look, spec, where)
     return look, spec
@@ -112,7 +112,7 @@ def parse_animate_look(doc: Any, where: str = "look") -> tuple[Look, MotionSpec]
 
 def check_look(look: Look, spec: MotionSpec, where: str = "look") -> None:
     if look.engine != "diffusion":
-        raise LookError(f"{where}: AnimateDiff needs engine = 'diffusion' (a local SD 1.5 model in [model] base)")
+        raise LookError(f"{where}: AnimateDiff needs engine = 'diffusion' (a local SD 1.5 model as model.base)")
     if look.model.family != "sd15":
         raise LookError(f"{where}: AnimateDiff video-to-video runs on SD 1.5 models; model.family is {look.model.family!r}")
     if look.model.mode != "img2img":
@@ -120,11 +120,11 @@ def check_look(look: Look, spec: MotionSpec, where: str = "look") -> None:
     if look.model.ip_adapter:
         raise LookError(f"{where}: IP-Adapter is not wired into the AnimateDiff loop; remove model.ip_adapter")
     if spec.fuse not in FUSE_METHODS:
-        raise LookError(f"{where}: [animatediff] fuse {spec.fuse!r} is not one of {', '.join(FUSE_METHODS)}")
+        raise LookError(f"{where}: animatediff.fuse {spec.fuse!r} is not one of {', '.join(FUSE_METHODS)}")
     if spec.beta_schedule not in BETA_SCHEDULES:
-        raise LookError(f"{where}: [animatediff] beta_schedule must be one of {', '.join(BETA_SCHEDULES)}")
+        raise LookError(f"{where}: animatediff.beta_schedule must be one of {', '.join(BETA_SCHEDULES)}")
     if spec.window_batch < 1 or spec.decode_chunk < 1:
-        raise LookError(f"{where}: [animatediff] window_batch and decode_chunk must be >= 1")
+        raise LookError(f"{where}: animatediff.window_batch and animatediff.decode_chunk must be >= 1")
     spec.windows()  # length/overlap checks
 
 
@@ -213,7 +213,7 @@ def load_motion_adapter(path: Path, config_dir: Path | None = None, dtype: Any =
     cfg_dir = config_dir or (path.parent if (path.parent / "config.json").exists() else None)
     if cfg_dir is None:
         raise ModelMissingError(f"the single-file motion adapter {path.name} needs its config",
-                                hint="set [animatediff] adapter_config = a folder with the adapter's config.json "
+                                hint="set animatediff.adapter_config = a folder with the adapter's config.json "
                                      "(from the matching diffusers animatediff-motion-adapter folder), or use that folder")
     return _load(MotionAdapter.from_single_file, path, config=str(cfg_dir), dtype=dtype, local_files_only=True)
 
@@ -297,7 +297,7 @@ class AnimateDiffEngine:
         m = look.model
         models: dict[str, Any] = {}
         # the motion adapter first: it is the piece people forget
-        ad_path = need(motion.motion_adapter, "motion adapter ([animatediff] motion_adapter)", ADAPTER_EXPECT)
+        ad_path = need(motion.motion_adapter, "motion adapter (animatediff.motion_adapter)", ADAPTER_EXPECT)
         ad_cfg = need(motion.adapter_config, "motion adapter config", "a folder with config.json") if motion.adapter_config else None
         adapter = load_motion_adapter(ad_path, ad_cfg, dtype)
         models["motion_adapter"] = {"path": str(ad_path), "fingerprint": _fingerprint(ad_path)}
@@ -322,7 +322,7 @@ class AnimateDiffEngine:
         else:
             if not (base / "model_index.json").exists():
                 raise ModelMissingError(f"{base} is not a diffusers folder (no model_index.json)",
-                                        hint="point [model] base at an SD 1.5 diffusers folder or a single checkpoint")
+                                        hint="point model.base at an SD 1.5 diffusers folder or a single checkpoint")
             pipe = _load(pcls.from_pretrained, base, **kw)
         if getattr(pipe, "text_encoder", None) is None:
             raise ModelMissingError(f"{base} has no text encoder", hint="use a full SD 1.5 folder (text_encoder/ and tokenizer/)")
@@ -404,7 +404,7 @@ class AnimateDiffEngine:
         if len(controls) != len(self.look.controls) or any(len(c) != n for c in controls):
             raise ControlError(f"need {len(self.look.controls)} control sequences of {n} frames each")
         if min(ctx.length, n) > self.max_frames:
-            raise LookError(f"[animatediff] context_length {ctx.length} is longer than this motion adapter supports ({self.max_frames})",
+            raise LookError(f"animatediff.context_length {ctx.length} is longer than this motion adapter supports ({self.max_frames})",
                             hint="use 16 (what the SD 1.5 adapters were trained on)")
         if not 0.0 < strength <= 1.0:
             raise LookError(f"strength must be in (0, 1], got {strength}")

@@ -132,11 +132,11 @@ def test_missing_motion_lora_is_named(motion_comps, tmp_path):
 
 
 @pytest.mark.parametrize("doc,match", [
-    ({"engine": "diffusion", "model": {"base": "x"}}, r"\[animatediff\] table"),
+    ({"engine": "diffusion", "model": {"base": "x"}}, "animatediff table"),
     (look_doc(animatediff={"context_overlap": 8}), "overlap"),
     (look_doc(animatediff={"fuse": "max"}), "fuse"),
     (look_doc(animatediff={"windw": 3}), "unknown setting 'windw'"),
-    (look_doc(animatediff={"context_length": "16"}), "context_length must be int"),
+    (look_doc(animatediff={"context_length": "16"}), "animatediff.context_length must be int"),
     (look_doc(model={"mode": "txt2img"}), "video-to-video"),
     (look_doc(model={"family": "sdxl"}), "SD 1.5"),
 ])
