@@ -55,7 +55,7 @@ class Config:
         if not p.exists():
             raise ConfigError(
                 f"{what} not found at {p}",
-                hint=f"put it there{f' ({expect})' if expect else ''}, or set its path in {CONFIG_FILE}; nothing is downloaded",
+                hint=f"put it there{f': {expect}' if expect else ''}; or set its path in {CONFIG_FILE}. Nothing is downloaded",
             )
         return p
 

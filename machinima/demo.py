@@ -211,7 +211,12 @@ class Demo:
 
     def stylize(self) -> str:
         take = self.take()
-        self.machinima("stylize", "run", take, "--look", "painted", "--input", take / "post" / "composite" / "frames",
+        look = self.out / "painted-footage.toml"
+        if not look.exists():  # the shipped painted look, with image-derived lines: footage has no depth pass
+            look.write_text('schema = "machinima.look"\nversion = 1\nname = "painted"\nengine = "classical"\nseed = 7\n\n'
+                            '[classical]\nmethod = "painted"\nsigma_s = 40.0\nsigma_r = 0.4\ncolors = 10\nedges = 0.6\n\n'
+                            '[[controls]]\nkind = "lineart"\n\n[cadence]\nmode = "propagate"\nevery = 4\ninit_blend = 0.3\n')
+        self.machinima("stylize", "run", take, "--look", look, "--input", take / "post" / "composite" / "rgb",
                        "--step-id", "stylize-painted")
         return ("painted look by the classical engine (no weights here): put an SD 1.5 diffusers folder at "
                 "models/sd15 and use --look stylize/looks/watercolor-sd15.toml for the diffusion look")
@@ -243,7 +248,7 @@ class Demo:
         film = self.out / "film.mp4"
         shutil.copyfile(take / "post" / "archive-vhs-1994" / "archive-vhs-1994.mp4", film)
         rows = [("render", take / "passes" / "rgb"), ("depth", take / "passes" / "depth"), ("plate", self.out / "plate"),
-                ("face swap", self.out / "plate-swapped" / "rgb"), ("composite", take / "post" / "composite" / "frames"),
+                ("face swap", self.out / "plate-swapped" / "rgb"), ("composite", take / "post" / "composite" / "rgb"),
                 ("stylized", take / "post" / "stylize-painted" / "frames"), ("archive", take / "post" / "archive-vhs-1994" / "frames")]
         images, labels = [], []
         for label, folder in rows:

@@ -63,6 +63,7 @@ def run_on_ray(
     *,
     address: str | None = "auto",
     chunk_size: int = 8,
+    chunks: Callable[[list[int]], list[list[int]]] | None = None,
     batch_size: int = 1,
     num_gpus: float = 0,
     num_cpus: float = 1,
@@ -73,6 +74,9 @@ def run_on_ray(
     description: str = "post step on Ray",
 ) -> StepReport:
     """Run every frame not yet done as chunks on Ray; returns the merged report.
+
+    ``chunks(frames_to_do) -> [[frames], ...]`` groups frames another way than fixed-size
+    chunks (one chunk per shot, when frames of a shot depend on each other).
 
     ``num_gpus``/``num_cpus`` are the resources one task declares; ``max_in_flight`` caps how
     many chunks are queued at once (default: twice the cluster's CPUs).
@@ -86,7 +90,7 @@ def run_on_ray(
     remote = ray.remote(num_gpus=num_gpus, num_cpus=num_cpus, max_retries=max_retries, retry_exceptions=False)(_run_chunk)
     cap = max_in_flight or max(2, int(ray.cluster_resources().get("CPU", 2)) * 2)
     pending: dict[Any, list[int]] = {}
-    queue = _chunks(todo, chunk_size)
+    queue = chunks(todo) if chunks else _chunks(todo, chunk_size)
     bar = _progress(progress, description, len(frames), len(report.skipped))
     t0 = time.perf_counter()
     try:

@@ -182,6 +182,8 @@ class PostStep:
 
     # --- bookkeeping ----------------------------------------------------------------------
     def write_params(self, **extra: Any) -> None:
+        """params.json; ``extra`` fields are kept across later writes (``run`` adds its own)."""
+        self._extra = {**getattr(self, "_extra", {}), **extra}
         doc = {
             "step": self.kind,
             "step_id": self.step_id,
@@ -193,7 +195,7 @@ class PostStep:
             **({"rights": self.rights} if self.rights is not None else {}),
             **({"disclosure": self.disclosure.summary()} if self.disclosure is not None else {}),
             "updated": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-            **extra,
+            **self._extra,
         }
         atomic_write_json(self.out_dir / "params.json", doc)
 

@@ -22,6 +22,10 @@ CURRENT: dict[str, int] = {
     "camera": 1,  # (n, 12) float32: pos xyz, quat xyzw, focal mm, sensor w/h mm, focus m, fov unused=0
     "event": 1,  # JSON payload
     "marker": 1,  # JSON payload: name, note, colour
+    # formats versioned (with their own upgrade steps) in the module that owns them:
+    "collection": 1,  # machinima/collections.py index.sqlite (facesets, datasets)
+    "rights-record": 1,  # machinima/rights.py
+    "passes": 1,  # machinima/passes.py passes.json
 }
 
 _UPGRADES: dict[tuple[str, int], Callable[[dict[str, Any]], dict[str, Any]]] = {}

@@ -26,7 +26,7 @@ def test_bad_config_files(tmp_path):
 
 def test_missing_model_says_where(tmp_path):
     cfg = load_config(tmp_path, env={})
-    with pytest.raises(ConfigError, match=r"SD 1.5 base model not found at .*models/sd15.*put it there \(a diffusers folder"):
+    with pytest.raises(ConfigError, match=r"SD 1.5 base model not found at .*models/sd15.*put it there: a diffusers folder"):
         cfg.model_path("sd15", what="SD 1.5 base model", expect="a diffusers folder with model_index.json")
     (tmp_path / "models" / "sd15").mkdir(parents=True)
     assert cfg.model_path("sd15", what="x") == tmp_path / "models" / "sd15"

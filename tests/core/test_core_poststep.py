@@ -98,3 +98,10 @@ def test_sigint_finishes_frame_in_hand_then_stops(tmp_path):
     # resume: the finished frames are skipped
     step = PostStep(out, "slow", {})
     assert set(step.frames_done()) == {r["frame"] for r in ledger}
+
+
+def test_params_extras_survive_run(tmp_path):
+    step = PostStep(tmp_path / "s", "test", {})
+    step.write_params(plan={"keyframes": [0, 4]})
+    step.run(range(2), _process, progress=False)
+    assert json.loads((tmp_path / "s" / "params.json").read_text())["plan"] == {"keyframes": [0, 4]}
