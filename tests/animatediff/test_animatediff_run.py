@@ -244,3 +244,44 @@ def test_fp16_on_cuda_with_offload_off(motion_comps):
     eng = tiny_engine(look, motion, comps, runtime={"device": "cuda", "dtype": "fp16"})
     out = eng.video(translating(20), [], prompts=[("a", "b")] * 20, seed=1)
     assert eng.dtype == torch.float16 and len(out) == 20 and all(np.isfinite(o).all() for o in out)
+
+
+def test_windows_batched_per_call_give_the_same_frames(motion_comps):
+    frames = translating(12)
+    one = _run(motion_comps, frames, window_batch=1)
+    three = _run(motion_comps, frames, window_batch=3)
+    assert np.abs(one - three).max() <= 1.0  # float summation order only
+
+
+def test_looped_take_runs_every_frame_and_differs_from_open(motion_comps):
+    frames = translating(12)
+    looped = _run(motion_comps, frames, looped=True)
+    open_ = _run(motion_comps, frames)
+    assert looped.shape == open_.shape == (12, 32, 32, 3) and not np.array_equal(looped, open_)
+
+
+def test_ctrl_c_stops_within_a_segment_and_the_rerun_finishes(motion_comps, tmp_path):
+    import os
+    import signal
+
+    from machinima.poststep import Interrupted
+
+    take = make_take(tmp_path, n=12)
+    look, motion = parse_animate_look(look_doc(shots=[{"name": "a", "frames": [0, 5]}, {"name": "b", "frames": [6, 11]}]))
+    eng = tiny_engine(look, motion, motion_comps)
+    real, calls = eng.video, []
+
+    def video(*a, **kw):
+        calls.append(1)
+        if len(calls) == 2:  # Ctrl-C while the second shot is being made
+            os.kill(os.getpid(), signal.SIGINT)
+        return real(*a, **kw)
+
+    eng.video = video
+    with pytest.raises(Interrupted):
+        animate_take(take, look, motion, engine=eng, progress=False, video=False)
+    out = take / "post" / "animatediff-look" / "frames"
+    assert sorted(int(p.stem) for p in out.glob("*.png")) == list(range(6))
+    res = animate_take(take, look, motion, engine=eng, progress=False)
+    assert sorted(res.report.skipped) == list(range(6)) and sorted(res.report.done) == list(range(6, 12))
+    assert res.video is not None
