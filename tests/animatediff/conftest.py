@@ -1,10 +1,9 @@
-"""Fixtures for AnimateDiff tests: tiny random motion models (built once per module), moving
-frames, synthetic takes written through the hub's PassSet. Torch runs on one thread here: on a
+"""Fixtures for AnimateDiff tests: tiny random motion models (built once per module); the
+helpers (moving frames, synthetic takes, tiny model folders) are in ``animatediff_helpers``. Torch runs on one thread here: on a
 busy 2-core machine two threads per process make these tiny models several times slower."""
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 
 
