@@ -38,6 +38,7 @@ PRODUCTION = "demo"
 FRAMES = "0:47"  # take frames rendered (2 s at 24 fps), every 2nd
 RES = "320x180"
 TRAIN_ITERS = 40
+ACTOR_PLACE = "0.6,0.45,-0.4"  # the bust sits behind the diner table: its top hides her chest
 
 
 class DemoError(MachinimaError):
@@ -205,7 +206,7 @@ class Demo:
     def composite(self) -> str:
         take = self.take()
         frames = self.out / "plate-swapped" / "rgb"
-        self.machinima("composite", take, "--plate", frames, "--key", "green", "--place", "0.6,0,1.2", "--plate-fps", "12",
+        self.machinima("composite", take, "--plate", frames, "--key", "green", "--place", ACTOR_PLACE, "--height", "0.85", "--plate-fps", "12",
                        "--step-id", "composite")
         return f"swapped actor composited into the set -> {take.name}/post/composite"
 
@@ -254,11 +255,19 @@ class Demo:
         for label, folder in rows:
             files = sorted(p for p in folder.glob("*.*") if p.suffix in (".png", ".exr") and not p.name.startswith("."))
             if files:
-                images.append(read_image(files[len(files) // 2]))
+                img = read_image(files[len(files) // 2])
+                if img.dtype.kind == "f":  # depth in metres: show inverse depth, near = bright
+                    d = np.where(img < 1e3, img, np.nan)
+                    inv = 1.0 / np.clip(d, 0.1, None)
+                    lo, hi = np.nanmin(inv), np.nanmax(inv)
+                    img = np.nan_to_num((inv - lo) / (hi - lo + 1e-9) * 255).astype(np.uint8)
+                images.append(img)
                 labels.append(label)
         from .imageseq import write_image
 
         write_image(self.out / "contact_sheet.png", contact_sheet(images, columns=4, width=1280, labels=labels))
+        # C2PA on the delivered mp4, for the step whose (watermarked) frames it holds
+        self.machinima("rights", "sign", film, "--take", take.name, "--step", "archive-vhs-1994", "--kind", "delivery", quiet=True)
         r = self.machinima("verify", film, quiet=True)
         verdict = r.stdout.strip().splitlines()[-1] if r.stdout.strip() else "verified"
         return f"{film.name} ({verdict}); contact_sheet.png"
