@@ -1,6 +1,6 @@
 """``machinima stylize``: stylize a take with a look, QC a finished step.
 
-    machinima stylize TAKE --look look.toml [--shots A,B] [--frames 0:47] [--preview N] [--input PLATES/]
+    machinima stylize run TAKE --look look.toml [--shots A,B] [--frames 0:47] [--preview N] [--input PLATES/]
     machinima stylize qc STEP_FOLDER
 
 Heavy imports (torch, diffusers, cv2) happen inside the commands so ``machinima --help`` stays fast.
@@ -16,7 +16,7 @@ from typer.core import TyperGroup
 
 
 class _RunByDefault(TyperGroup):
-    """``machinima stylize TAKE ...`` means ``machinima stylize run TAKE ...``."""
+    """``machinima stylize run TAKE ...`` means ``machinima stylize run TAKE ...``."""
 
     def parse_args(self, ctx, args):  # type: ignore[override]
         if args and args[0] not in self.commands and not args[0].startswith("-"):

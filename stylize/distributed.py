@@ -1,4 +1,4 @@
-"""``machinima stylize TAKE --look L --ray ADDRESS``: one Ray task per segment (shot or cut).
+"""``machinima stylize run TAKE --look L --ray ADDRESS``: one Ray task per segment (shot or cut).
 
 Frames inside a segment depend on each other (keyframe init chain, colour window, propagation),
 segments do not: each task runs the ordinary runner on its segment's frame range, so keys,

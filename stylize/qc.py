@@ -83,7 +83,7 @@ def qc_step(step_dir: str | Path, *, sheet_frames: int = 12) -> dict[str, Any]:
     except Exception:
         files = {}
     if not files:
-        raise StylizeError(f"{step_dir} has no finished frames yet", hint="run `machinima stylize TAKE --look LOOK` first")
+        raise StylizeError(f"{step_dir} has no finished frames yet", hint="run `machinima stylize run TAKE --look LOOK` first")
     source = _source(doc)
     segs = doc.get("inputs", {}).get("plan", {}).get("segments") or [[min(files), max(files)]]
     keyframes = set(doc.get("inputs", {}).get("plan", {}).get("keyframe_list", []))
