@@ -16,7 +16,7 @@ from typer.core import TyperGroup
 
 
 class _RunByDefault(TyperGroup):
-    """``machinima stylize run TAKE ...`` means ``machinima stylize run TAKE ...``."""
+    """``machinima stylize TAKE ...`` means ``machinima stylize run TAKE ...`` (the issue's form)."""
 
     def parse_args(self, ctx, args):  # type: ignore[override]
         if args and args[0] not in self.commands and not args[0].startswith("-"):
