@@ -170,7 +170,8 @@ def _child(args) -> None:
 def gpu_section(steps: int) -> dict:
     import torch
 
-    from lora.tiny import hash_embedder, sd15_unet_vae
+    from lora.tiny import hash_embedder
+    from machinima.tinymodels import sd15_unet_vae
     from lora.train import BaseModel
 
     out: dict = {"device": torch.cuda.get_device_name(0), "res": 512, "rank": 16, "batch": 4}

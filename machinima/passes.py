@@ -10,7 +10,7 @@
       normal/NNNNNN.exr      float32 RGB, camera-space normals in [-1, 1]
       mask/<name>/NNNNNN.png uint8 0/255, one folder per performer/character and per object group
       pose/NNNNNN.png        uint8 RGB OpenPose-style skeleton map (black background)
-      light/, shadow/        optional float32 EXR: light reaching each pixel (1 = fully lit)
+      light/, shadow/ ...    other passes: PNG when written as uint8, EXR when float
       camera.json            {"frames": {"N": {"K": 3x3 pixels, "world_to_camera": 4x4,
                               "lens_mm", "sensor_mm", "width", "height", "clip": [near, far]}}}
 
@@ -33,7 +33,7 @@ from .fsutil import atomic_write_json
 from .imageseq import frame_path, list_frames, read_image, write_image
 
 BACKGROUND_DEPTH = 1.0e4
-PASS_FORMATS = {"rgb": "png", "depth": "exr", "normal": "exr", "pose": "png", "light": "exr", "shadow": "exr"}
+PASS_FORMATS = {"rgb": "png", "depth": "exr", "normal": "exr", "pose": "png"}
 
 
 class PassError(MachinimaError):
@@ -138,8 +138,13 @@ class PassSet:
     def _folder(self, name: str) -> Path:
         return self.root / name
 
-    def path(self, name: str, frame: int) -> Path:
-        ext = PASS_FORMATS.get(name, "png")
+    def path(self, name: str, frame: int, ext: str | None = None) -> Path:
+        """The file of a pass frame: the pass's fixed format, else the extension given, else
+        whichever of png/exr exists (png when neither does)."""
+        ext = PASS_FORMATS.get(name) or ext
+        if ext is None:
+            exr = frame_path(self._folder(name), frame, "exr")
+            ext = "exr" if exr.exists() else "png"
         return frame_path(self._folder(name), frame, ext)
 
     def read(self, name: str, frame: int) -> np.ndarray:
@@ -158,11 +163,12 @@ class PassSet:
 
     def write(self, name: str, frame: int, image: np.ndarray, **info: Any) -> Path:
         """Write one pass frame and record the pass and frame in passes.json."""
-        out = write_image(self.path(name, frame), image)
+        ext = None if name in PASS_FORMATS else ("exr" if np.asarray(image).dtype.kind == "f" else "png")
+        out = write_image(self.path(name, frame, ext), image)
         if name.startswith("mask/"):
             self.meta.setdefault("masks", {}).setdefault(name[5:], info.get("mask_kind", "group"))
         else:
-            self.meta.setdefault("passes", {}).setdefault(name, {"format": PASS_FORMATS.get(name, "png"), **({"units": "m", "background": BACKGROUND_DEPTH} if name == "depth" else {})})
+            self.meta.setdefault("passes", {}).setdefault(name, {"format": out.suffix[1:], **({"units": "m", "background": BACKGROUND_DEPTH} if name == "depth" else {})})
         if frame not in self.meta.setdefault("frames", []):
             self.meta["frames"] = sorted(self.meta["frames"] + [frame])
         return out

@@ -94,14 +94,14 @@ class StepReport:
         return len(self.done) / self.seconds if self.seconds > 0 else 0.0
 
 
-class _StopFlag:
+class StopFlag:
     """Turns SIGINT/SIGTERM into a flag checked between frames (main thread only)."""
 
     def __init__(self) -> None:
         self.stop = False
         self._old: dict[int, Any] = {}
 
-    def __enter__(self) -> "_StopFlag":
+    def __enter__(self) -> "StopFlag":
         import threading
 
         if threading.current_thread() is threading.main_thread():
@@ -288,7 +288,7 @@ class PostStep:
         t_start = time.perf_counter()
         bar = _progress(progress, description or f"{self.kind} {self.step_id}", len(frames), len(report.skipped))
         try:
-            with _StopFlag() as flag:
+            with StopFlag() as flag:
                 for i in range(0, len(todo), batch_size):
                     if flag.stop:
                         raise Interrupted(

@@ -28,10 +28,8 @@ folders and single files, LoRA adapters, prompt encoding); the loop here replace
 
 from __future__ import annotations
 
-import hashlib
 import inspect
 import json
-import signal
 import time
 import tomllib
 from dataclasses import asdict, dataclass, field
@@ -43,8 +41,10 @@ import numpy as np
 from . import controls as C
 from .context_windows import FUSE_METHODS, ContextWindows
 from .errors import ControlError, LookError, ModelMissingError, SourceError, StylizeError
+from .engines import fingerprint, load_controlnets, load_model, need_model
 from .look import LoraSpec, Look
 from .sources import Source
+from machinima.poststep import StopFlag
 
 STEP_KIND = "animatediff"
 OUTPUT = "frames"
@@ -172,36 +172,6 @@ def _runtime(look: Look) -> dict[str, Any]:
             "vae_tiling": bool(rt.vae_tiling), "channels_last": bool(rt.channels_last)}
 
 
-def _fingerprint(path: Path, edge: int = 1 << 20) -> str:
-    files = [path] if path.is_file() else sorted(x for x in path.rglob("*") if x.is_file() and not x.name.startswith("."))
-    h = hashlib.sha256()
-    for f in files:
-        size = f.stat().st_size
-        h.update(f"{f.name}:{size}".encode())
-        with open(f, "rb") as fh:
-            h.update(fh.read(edge))
-    return h.hexdigest()[:16]
-
-
-def _need(cfg: Any, rel: str, what: str, expect: str) -> Path:
-    from machinima.errors import ConfigError
-
-    if not rel:
-        raise ModelMissingError(f"{what} is not set in the look", hint=f"set it to {expect}")
-    try:
-        return cfg.model_path(rel, what=what, expect=expect)
-    except ConfigError as exc:
-        raise ModelMissingError(str(exc.args[0]), hint=exc.hint) from None
-
-
-def _load(fn: Callable[..., Any], path: Path, **kw: Any) -> Any:
-    try:
-        return fn(str(path), **kw)
-    except (OSError, ValueError, KeyError, json.JSONDecodeError) as exc:
-        raise ModelMissingError(f"cannot load {path}: {str(exc).splitlines()[0][:300]}",
-                                hint="check that the file or folder is complete; nothing is downloaded") from None
-
-
 def load_motion_adapter(path: Path, config_dir: Path | None = None, dtype: Any = None):
     """A MotionAdapter from a diffusers folder, or a single original file + its config folder."""
     from diffusers import MotionAdapter
@@ -209,13 +179,13 @@ def load_motion_adapter(path: Path, config_dir: Path | None = None, dtype: Any =
     if path.is_dir():
         if not (path / "config.json").exists():
             raise ModelMissingError(f"motion adapter folder {path} has no config.json", hint=f"put {ADAPTER_EXPECT}")
-        return _load(MotionAdapter.from_pretrained, path, dtype=dtype, local_files_only=True)
+        return load_model(MotionAdapter.from_pretrained, path, dtype=dtype, local_files_only=True)
     cfg_dir = config_dir or (path.parent if (path.parent / "config.json").exists() else None)
     if cfg_dir is None:
         raise ModelMissingError(f"the single-file motion adapter {path.name} needs its config",
                                 hint="set animatediff.adapter_config = a folder with the adapter's config.json "
                                      "(from the matching diffusers animatediff-motion-adapter folder), or use that folder")
-    return _load(MotionAdapter.from_single_file, path, config=str(cfg_dir), dtype=dtype, local_files_only=True)
+    return load_model(MotionAdapter.from_single_file, path, config=str(cfg_dir), dtype=dtype, local_files_only=True)
 
 
 # --- the engine ----------------------------------------------------------------------------------------
@@ -286,31 +256,24 @@ class AnimateDiffEngine:
     @classmethod
     def from_look(cls, look: Look, motion: MotionSpec, config: Any = None) -> "AnimateDiffEngine":
         """Every model from local paths; a missing one -> ModelMissingError saying what to put where."""
-        from diffusers import AnimateDiffVideoToVideoControlNetPipeline, AnimateDiffVideoToVideoPipeline, ControlNetModel
+        from diffusers import AnimateDiffVideoToVideoControlNetPipeline, AnimateDiffVideoToVideoPipeline
 
         from machinima.config import load_config
 
         cfg = config or load_config()
         rt = _runtime(look)
         dtype = _dtype("fp32" if rt["dtype"] == "fp16" and not _cuda(rt) else rt["dtype"])
-        need = lambda rel, what, expect: _need(cfg, rel, what, expect)  # noqa: E731
+        need = lambda rel, what, expect: need_model(cfg, rel, what, expect)  # noqa: E731
         m = look.model
         models: dict[str, Any] = {}
         # the motion adapter first: it is the piece people forget
         ad_path = need(motion.motion_adapter, "motion adapter (animatediff.motion_adapter)", ADAPTER_EXPECT)
         ad_cfg = need(motion.adapter_config, "motion adapter config", "a folder with config.json") if motion.adapter_config else None
         adapter = load_motion_adapter(ad_path, ad_cfg, dtype)
-        models["motion_adapter"] = {"path": str(ad_path), "fingerprint": _fingerprint(ad_path)}
+        models["motion_adapter"] = {"path": str(ad_path), "fingerprint": fingerprint(ad_path)}
         base = need(m.base, f"base model {m.base!r}", "an SD 1.5 diffusers folder with model_index.json, or a .safetensors/.ckpt checkpoint")
-        models["base"] = {"path": str(base), "fingerprint": _fingerprint(base)}
-        cns = []
-        for c in look.controls:
-            if not c.model:
-                raise LookError(f"control {c.kind!r} needs model = path of its SD 1.5 ControlNet")
-            p = need(c.model, f"ControlNet for {c.kind!r} ({c.model})", "a diffusers ControlNet folder or a single .safetensors file")
-            models[f"controlnet_{c.kind}"] = {"path": str(p), "fingerprint": _fingerprint(p)}
-            cns.append(_load(ControlNetModel.from_single_file if p.is_file() else ControlNetModel.from_pretrained, p,
-                             dtype=dtype, local_files_only=True))
+        models["base"] = {"path": str(base), "fingerprint": fingerprint(base)}
+        cns = load_controlnets(look, need, dtype, models)
         pcls = AnimateDiffVideoToVideoControlNetPipeline if cns else AnimateDiffVideoToVideoPipeline
         kw: dict[str, Any] = {"motion_adapter": adapter, "dtype": dtype, "local_files_only": True}
         if cns:
@@ -318,21 +281,21 @@ class AnimateDiffEngine:
         if base.is_file():
             if m.config:
                 kw["config"] = str(need(m.config, f"config folder for {base.name}", "the SD 1.5 diffusers config folder"))
-            pipe = _load(pcls.from_single_file, base, **kw)
+            pipe = load_model(pcls.from_single_file, base, **kw)
         else:
             if not (base / "model_index.json").exists():
                 raise ModelMissingError(f"{base} is not a diffusers folder (no model_index.json)",
                                         hint="point model.base at an SD 1.5 diffusers folder or a single checkpoint")
-            pipe = _load(pcls.from_pretrained, base, **kw)
+            pipe = load_model(pcls.from_pretrained, base, **kw)
         if getattr(pipe, "text_encoder", None) is None:
             raise ModelMissingError(f"{base} has no text encoder", hint="use a full SD 1.5 folder (text_encoder/ and tokenizer/)")
         if m.vae:
             from diffusers import AutoencoderKL
 
             p = need(m.vae, f"VAE {m.vae!r}", "a diffusers AutoencoderKL folder or a .safetensors file")
-            pipe.vae = _load(AutoencoderKL.from_single_file if p.is_file() else AutoencoderKL.from_pretrained, p,
+            pipe.vae = load_model(AutoencoderKL.from_single_file if p.is_file() else AutoencoderKL.from_pretrained, p,
                              dtype=dtype, local_files_only=True)
-            models["vae"] = {"path": str(p), "fingerprint": _fingerprint(p)}
+            models["vae"] = {"path": str(p), "fingerprint": fingerprint(p)}
         engine = cls(pipe, look, motion, models=models, runtime=rt)
         engine._load_loras(need)
         return engine
@@ -345,7 +308,7 @@ class AnimateDiffEngine:
             what = "motion LoRA" if kind == "motion_lora" else "LoRA"
             p = need(lora.path, f"{what} {lora.path!r}", "a .safetensors LoRA file")
             if not p.is_file():
-                raise ModelMissingError(f"{what} {p} not found", hint=f"put the .safetensors file there or fix its path in the look")
+                raise ModelMissingError(f"{what} {p} not found", hint="put the .safetensors file there or fix its path in the look")
             name = f"{kind}{i}"
             try:
                 self.pipe.load_lora_weights(str(p.parent), weight_name=p.name, adapter_name=name)
@@ -353,7 +316,7 @@ class AnimateDiffEngine:
                 raise StylizeError(f"{what} {p} cannot be loaded into this SD 1.5 + motion model: {str(exc)[:200]}") from None
             names.append(name)
             weights.append(lora.weight)
-            self.models[name] = {"path": str(p), "fingerprint": _fingerprint(p), "weight": lora.weight}
+            self.models[name] = {"path": str(p), "fingerprint": fingerprint(p), "weight": lora.weight}
         if names:
             self.pipe.set_adapters(names, adapter_weights=weights)
 
@@ -695,25 +658,8 @@ def animate_take(take: str | Path, look: Look, motion: MotionSpec, *, frames: tu
                           fps=t.manifest.fps)
 
 
-class _StopFlag:
-    """Ctrl-C (SIGINT/SIGTERM) -> a flag checked after every denoising step; a second Ctrl-C stops at once."""
-
-    def __init__(self) -> None:
-        self.stop = False
-        self._old: dict[int, Any] = {}
-
-    def __enter__(self) -> "_StopFlag":
-        import threading
-
-        if threading.current_thread() is threading.main_thread():
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                self._old[sig] = signal.signal(sig, self._handle)
-        return self
-
-    def _handle(self, signum: int, frame: Any) -> None:
-        if self.stop:
-            raise KeyboardInterrupt
-        self.stop = True
+class _StopFlag(StopFlag):
+    """Ctrl-C -> a flag checked after every denoising step (a second Ctrl-C stops at once)."""
 
     def check(self, report: Any, total: int) -> None:
         if self.stop:
@@ -722,9 +668,6 @@ class _StopFlag:
             raise Interrupted(f"stopped: {len(report.done) + len(report.skipped)}/{total} frames done "
                               "(the segment in hand is redone on the next run)", hint="run the same command again to resume")
 
-    def __exit__(self, *exc: object) -> None:
-        for sig, old in self._old.items():
-            signal.signal(sig, old)
 
 
 class _Bar:

@@ -310,33 +310,18 @@ class DiffusionEngine(Engine):
     def from_look(cls, look: Look, config: Any = None) -> "DiffusionEngine":
         """Load every model the look names from local paths; a missing one -> ModelMissingError."""
         import torch  # noqa: F401
-        from diffusers import ControlNetModel
 
         from machinima.config import load_config
-        from machinima.errors import ConfigError
 
         cfg = config or load_config()
         m = look.model
         rt = resolve_runtime(look.runtime)
         dtype = _torch_dtype("fp32" if rt["dtype"] == "fp16" and not _cuda(rt) else rt["dtype"])
-
-        def need(rel: str, what: str, expect: str) -> Path:
-            try:
-                return cfg.model_path(rel, what=what, expect=expect)
-            except ConfigError as exc:
-                raise ModelMissingError(str(exc.args[0]), hint=exc.hint) from None
-
+        need = lambda rel, what, expect: need_model(cfg, rel, what, expect)  # noqa: E731
         models: dict[str, Any] = {}
         base = need(m.base, f"base model {m.base!r}", "a diffusers folder with model_index.json, or a .safetensors/.ckpt checkpoint")
         models["base"] = {"path": str(base), "fingerprint": fingerprint(base)}
-        cns = []
-        for c in look.controls:
-            if not c.model:
-                raise LookError(f"control {c.kind!r} needs model = path of its ControlNet for the diffusion engine")
-            p = need(c.model, f"ControlNet for {c.kind!r} ({c.model})", "a diffusers ControlNet folder or a single .safetensors file")
-            models[f"controlnet_{c.kind}"] = {"path": str(p), "fingerprint": fingerprint(p)}
-            load = ControlNetModel.from_single_file if p.is_file() else ControlNetModel.from_pretrained
-            cns.append(_loading(load, p, dtype=dtype, local_files_only=True))
+        cns = load_controlnets(look, need, dtype, models)
         pcls = _pipeline_class(m.family, m.mode, len(cns))
         kw: dict[str, Any] = {"dtype": dtype, "local_files_only": True}
         if cns:
@@ -346,7 +331,7 @@ class DiffusionEngine(Engine):
         if base.is_file():
             if m.config:
                 kw["config"] = str(need(m.config, f"config folder for {base.name}", "the diffusers config of this model family"))
-            pipe = _loading(pcls.from_single_file, base, **kw)
+            pipe = load_model(pcls.from_single_file, base, **kw)
         else:
             if not (base / "model_index.json").exists():
                 raise ModelMissingError(f"{base} is not a diffusers folder (no model_index.json)",
@@ -355,19 +340,19 @@ class DiffusionEngine(Engine):
             if not (index.get("text_encoder") or [None])[0] and m.family == "sd15":
                 raise ModelMissingError(f"{base} has no text encoder",
                                         hint="use a full diffusers folder (text_encoder/ and tokenizer/) or a checkpoint that contains one")
-            pipe = _loading(pcls.from_pretrained, base, **kw)
+            pipe = load_model(pcls.from_pretrained, base, **kw)
         if m.vae:
             from diffusers import AutoencoderKL
 
             p = need(m.vae, f"VAE {m.vae!r}", "a diffusers AutoencoderKL folder or a .safetensors file")
             load = AutoencoderKL.from_single_file if p.is_file() else AutoencoderKL.from_pretrained
-            pipe.vae = _loading(load, p, dtype=dtype, local_files_only=True)
+            pipe.vae = load_model(load, p, dtype=dtype, local_files_only=True)
             models["vae"] = {"path": str(p), "fingerprint": fingerprint(p)}
         if m.tiny_vae:
             from diffusers import AutoencoderTiny
 
             p = need(m.tiny_vae, f"tiny VAE {m.tiny_vae!r}", "an AutoencoderTiny folder (e.g. taesd)")
-            pipe.vae = _loading(AutoencoderTiny.from_pretrained, p, dtype=dtype, local_files_only=True)
+            pipe.vae = load_model(AutoencoderTiny.from_pretrained, p, dtype=dtype, local_files_only=True)
             models["tiny_vae"] = {"path": str(p), "fingerprint": fingerprint(p)}
         if getattr(pipe, "text_encoder", None) is None:
             raise ModelMissingError(f"{base} has no text encoder", hint="use a full diffusers folder (text_encoder/ and tokenizer/) or a checkpoint that contains one")
@@ -503,12 +488,42 @@ def _cuda(rt: dict[str, Any]) -> bool:
     return rt.get("device", "auto") in ("auto", "cuda") and torch.cuda.is_available() or str(rt.get("device", "")).startswith("cuda")
 
 
-def _loading(fn: Callable[..., Any], path: Path, **kw: Any) -> Any:
+def need_model(cfg: Any, rel: str | None, what: str, expect: str) -> Path:
+    """A model path from the look, resolved under models_dir; missing -> ModelMissingError
+    that says what to put where."""
+    from machinima.errors import ConfigError
+
+    if not rel:
+        raise ModelMissingError(f"{what} is not set in the look", hint=f"set it to {expect}")
+    try:
+        return cfg.model_path(rel, what=what, expect=expect)
+    except ConfigError as exc:
+        raise ModelMissingError(str(exc.args[0]), hint=exc.hint) from None
+
+
+def load_model(fn: Callable[..., Any], path: Path, **kw: Any) -> Any:
+    """``fn(path, **kw)`` (a diffusers ``from_pretrained``/``from_single_file``) with a clear
+    error for an incomplete or foreign file."""
     try:
         return fn(str(path), **kw)
-    except (OSError, ValueError, json.JSONDecodeError, EnvironmentError) as exc:
+    except (OSError, ValueError, KeyError, json.JSONDecodeError) as exc:
         raise ModelMissingError(f"cannot load {path}: {str(exc).splitlines()[0][:300]}",
                                 hint="check that the file or folder is complete; nothing is downloaded") from None
+
+
+def load_controlnets(look: Look, need: Callable[[str, str, str], Path], dtype: Any, models: dict[str, Any]) -> list[Any]:
+    """The look's ControlNets from local paths (folder or single file), recorded in ``models``."""
+    from diffusers import ControlNetModel
+
+    cns = []
+    for c in look.controls:
+        if not c.model:
+            raise LookError(f"control {c.kind!r} needs model = path of its ControlNet for the diffusion engine")
+        p = need(c.model, f"ControlNet for {c.kind!r} ({c.model})", "a diffusers ControlNet folder or a single .safetensors file")
+        models[f"controlnet_{c.kind}"] = {"path": str(p), "fingerprint": fingerprint(p)}
+        load = ControlNetModel.from_single_file if p.is_file() else ControlNetModel.from_pretrained
+        cns.append(load_model(load, p, dtype=dtype, local_files_only=True))
+    return cns
 
 
 def build_engine(look: Look, config: Any = None) -> Engine:

@@ -13,16 +13,11 @@ from .look import Look
 def tiny_components(n_controls: int = 1, *, seed: int = 0, cross_dim: int = 32) -> dict[str, Any]:
     """UNet (2 blocks), a 2-block VAE (scale factor 2) and ControlNets matching it."""
     import torch
-    from diffusers import AutoencoderKL, ControlNetModel, UNet2DConditionModel
+    from diffusers import ControlNetModel
 
-    torch.manual_seed(seed)
-    unet = UNet2DConditionModel(
-        block_out_channels=(32, 64), layers_per_block=1, sample_size=16, in_channels=4, out_channels=4,
-        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"), up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
-        cross_attention_dim=cross_dim, norm_num_groups=8, attention_head_dim=4)
-    vae = AutoencoderKL(
-        block_out_channels=[16, 32], in_channels=3, out_channels=3, down_block_types=["DownEncoderBlock2D"] * 2,
-        up_block_types=["UpDecoderBlock2D"] * 2, latent_channels=4, norm_num_groups=8)
+    from machinima.tinymodels import tiny_unet_vae
+
+    unet, vae = tiny_unet_vae(seed, cross_dim)
     cns = []
     for i in range(n_controls):
         torch.manual_seed(seed + 1 + i)
@@ -52,14 +47,11 @@ def tiny_sdxl_components(n_controls: int = 1, *, seed: int = 0) -> dict[str, Any
 
 def sd15_components(n_controls: int = 1) -> dict[str, Any]:
     """SD 1.5 shapes (860M UNet, 4-block VAE), random weights: real timing, noise pictures."""
-    from diffusers import AutoencoderKL, ControlNetModel, UNet2DConditionModel
+    from diffusers import ControlNetModel
 
-    unet = UNet2DConditionModel(
-        sample_size=64, in_channels=4, out_channels=4, layers_per_block=2, block_out_channels=(320, 640, 1280, 1280),
-        down_block_types=("CrossAttnDownBlock2D",) * 3 + ("DownBlock2D",), up_block_types=("UpBlock2D",) + ("CrossAttnUpBlock2D",) * 3,
-        cross_attention_dim=768, attention_head_dim=8)
-    vae = AutoencoderKL(in_channels=3, out_channels=3, latent_channels=4, layers_per_block=2, block_out_channels=(128, 256, 512, 512),
-                        down_block_types=("DownEncoderBlock2D",) * 4, up_block_types=("UpDecoderBlock2D",) * 4, sample_size=512)
+    from machinima.tinymodels import sd15_unet_vae
+
+    unet, vae = sd15_unet_vae()
     return {"unet": unet, "vae": vae, "controlnets": [ControlNetModel.from_unet(unet) for _ in range(n_controls)], "cross_dim": 768}
 
 

@@ -11,6 +11,13 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("RAY_AUTH_MODE", "disabled")
 
+# bpy (Blender as a module) loads its own native libraries; importing triton (which diffusers
+# pulls in) *after* bpy segfaults the process. Import it first, whatever order tests run in.
+try:
+    import diffusers  # noqa: F401
+except ImportError:
+    pass
+
 
 def pytest_collection_modifyitems(config, items):
     """Skip tests marked ``gpu`` where CUDA is not available (the only tests CI may skip)."""

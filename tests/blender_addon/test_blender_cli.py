@@ -6,7 +6,7 @@ import json
 import zipfile
 
 import pytest
-from conftest import make_take, random_poses
+from blender_helpers import make_take, random_poses
 from typer.testing import CliRunner
 
 from blender_addon.cli import app

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import make_take, random_poses
+from blender_helpers import make_take, random_poses
 
 from machinima import quat, skeleton
 from blender_addon.errors import TakeImportError

@@ -11,7 +11,7 @@ import zipfile
 
 import numpy as np
 import pytest
-from conftest import random_poses
+from blender_helpers import random_poses
 
 from machinima import skeleton
 from machinima.vmc import encode_frame
@@ -70,7 +70,7 @@ def test_register_draw_unregister(scene, tmp_path):
         props = {a[1] for n, a, _ in log if n == "prop"}
         assert all(hasattr(st, p) for p in props) and "set_path" in props
         # the take, passes and export buttons run the same code as the CLI
-        from conftest import make_take
+        from blender_helpers import make_take
 
         st.take_path = str(make_take(tmp_path / "takes", {"ana": random_poses(3)}, fps=24))
         assert bpy.ops.machinima.import_take() == {"FINISHED"}

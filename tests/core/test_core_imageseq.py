@@ -55,3 +55,10 @@ def test_passes_projection_and_errors(tmp_path):
         ps.read("depth", 3)
     with pytest.raises(PassError, match="render them first"):
         PassSet.open(tmp_path / "none")
+
+
+def test_other_passes_pick_png_or_exr_by_dtype(tmp_path):
+    ps = PassSet.create(tmp_path / "passes", width=8, height=4, fps="24")
+    assert ps.write("light", 0, np.full((4, 8), 0.5, np.float32)).suffix == ".exr"
+    assert ps.write("shadow", 0, np.full((4, 8), 128, np.uint8)).suffix == ".png"
+    assert np.allclose(ps.read("light", 0), 0.5) and ps.read("shadow", 0).max() == 128

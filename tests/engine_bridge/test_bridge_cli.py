@@ -13,7 +13,7 @@ import engine_bridge
 from machinima.take import Take
 from machinima.vmc import VMCDecoder
 
-from conftest import make_take
+from bridge_helpers import make_take
 
 REPO = Path(engine_bridge.__file__).resolve().parent.parent
 

@@ -146,7 +146,7 @@ def test_live_relay_and_camera_back_to_the_stage(stage, udp):
 def test_stage_sink_director_control_and_bad_tokens(stage, tmp_path):
     """`bridge play --server`: cameras/events go to the stage's running take, the director steers
     playback with `bridge.control` stage events; bad tokens are clear errors."""
-    from conftest import make_take
+    from bridge_helpers import make_take
     from engine_bridge.ingest import StageSink
     from engine_bridge.player import Player
 

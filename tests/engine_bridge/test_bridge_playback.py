@@ -13,7 +13,7 @@ from machinima import osc
 from machinima.skeleton import BONE_INDEX, rest_pose
 from machinima.vmc import VMCDecoder
 
-from conftest import free_udp_port, make_take
+from bridge_helpers import free_udp_port, make_take
 from engine_bridge.errors import BridgeError, PerformerMissingError
 from engine_bridge.mapping import mapping_from_flags, parse_mapping
 from engine_bridge.player import Player

@@ -14,7 +14,7 @@ from websockets.sync.client import connect
 from machinima import quat
 from machinima.take import Take
 
-from conftest import make_take
+from bridge_helpers import make_take
 from engine_bridge.ingest import TakeSink
 from engine_bridge.mapping import mapping_from_flags
 from engine_bridge.player import Player

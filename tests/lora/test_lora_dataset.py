@@ -9,7 +9,7 @@ from typer.testing import CliRunner
 from lora.dataset import (Filters, caption_dataset, folder_candidates, import_images, open_dataset, read_caption, render_caption,
                           sync_captions, training_entries, video_candidates)
 
-from conftest import textured
+from lora_helpers import textured
 
 
 def _frames():

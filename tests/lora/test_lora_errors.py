@@ -11,7 +11,7 @@ from lora.errors import BaseModelError, DatasetError, TrainConfigError
 from lora.tiny import hash_embedder
 from lora.train import TrainConfig, train
 
-from conftest import make_dataset
+from lora_helpers import make_dataset
 
 
 def snapshot(folder):

@@ -14,7 +14,7 @@ from safetensors.torch import load_file
 from lora.tiny import hash_embedder
 from lora.train import TrainConfig, train
 
-from conftest import make_dataset
+from lora_helpers import make_dataset
 
 
 def cfg(**kw):
@@ -165,7 +165,7 @@ def test_cli_trains_unet_and_text_encoder_on_a_full_tiny_base(tmp_path):
     from lora.cli import app
     from lora.tiny import tiny_base
 
-    from conftest import make_dataset
+    from lora_helpers import make_dataset
 
     base = tiny_base(tmp_path / "base", text_encoder=True)
     ds = make_dataset(tmp_path / "ds", n=2)

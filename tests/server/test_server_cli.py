@@ -11,7 +11,7 @@ import sys
 import pytest
 from websockets.asyncio.client import connect
 
-from conftest import REPO, client, run, server_env, stage, token, url, wait_for
+from server_helpers import REPO, client, run, server_env, stage, token, url, wait_for
 from machinima import protocol as P
 from machinima.client import StageClient
 

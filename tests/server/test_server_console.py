@@ -10,7 +10,7 @@ import time
 import numpy as np
 import pytest
 
-from conftest import ServerProcess, synthetic_pose, token
+from server_helpers import ServerProcess, synthetic_pose, token
 from machinima.client import StageClient
 from machinima.take import Take
 

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from websockets.asyncio.client import connect
 
-from conftest import ServerProcess, client, perform, run, stage, synthetic_pose, token, url, wait_for
+from server_helpers import ServerProcess, client, perform, run, stage, synthetic_pose, token, url, wait_for
 from machinima import protocol as P
 from machinima.client import StageClient
 from machinima.take import Take

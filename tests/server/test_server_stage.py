@@ -7,7 +7,7 @@ import asyncio
 import numpy as np
 import pytest
 
-from conftest import client, perform, run, stage, synthetic_pose, token, wait_for
+from server_helpers import client, perform, run, stage, synthetic_pose, token, wait_for
 from machinima.client import StageClient
 from machinima import protocol as P
 from machinima.take import Take
