@@ -324,10 +324,76 @@ class ImportReport:
     cameras: dict[str, str] = field(default_factory=dict)  # engine camera -> object name
     markers: list[tuple[str, int]] = field(default_factory=list)
     frame_range: tuple[int, int] = (0, 0)
+    shape_keys: dict[str, dict[str, str]] = field(default_factory=dict)  # performer -> {channel: shape key}
 
     def summary(self) -> str:
+        mouths = f", shape keys for {', '.join(self.shape_keys)}" if self.shape_keys else ""
         return (f"take {self.take_id}: {len(self.armatures)} performers, {len(self.cameras)} cameras, "
-                f"{len(self.markers)} markers, frames {self.frame_range[0]}-{self.frame_range[1]} at {self.fps} fps")
+                f"{len(self.markers)} markers, frames {self.frame_range[0]}-{self.frame_range[1]} at {self.fps} fps{mouths}")
+
+
+# Shape-key names tried for each blend channel, in order (VRM, VRChat, VRoid/Fcl): the mapping
+# table a rig can override with ``shape_keys={channel: key name}``.
+SHAPE_KEY_ALIASES: dict[str, tuple[str, ...]] = {
+    "A": ("A", "vrc.v_aa", "Fcl_MTH_A", "MTH_A", "aa"),
+    "I": ("I", "vrc.v_ih", "Fcl_MTH_I", "MTH_I", "ih"),
+    "U": ("U", "vrc.v_ou", "Fcl_MTH_U", "MTH_U", "ou"),
+    "E": ("E", "vrc.v_e", "Fcl_MTH_E", "MTH_E", "e"),
+    "O": ("O", "vrc.v_oh", "Fcl_MTH_O", "MTH_O", "oh"),
+}
+# The generated mannequin gets these keys, so a take's mouth animation shows on it too:
+# (channel, how far the head's lower vertices move along Blender -Z, along X)
+MANNEQUIN_MOUTH = {"A": (0.03, 1.0), "I": (0.008, 1.12), "U": (0.012, 0.85), "E": (0.018, 1.08), "O": (0.022, 0.9)}
+
+
+def _mannequin_mouth_keys(mesh_ob: bpy.types.Object) -> None:
+    """Shape keys A I U E O on the mannequin's head box: its lower half opens and widens."""
+    head = mesh_ob.vertex_groups.get("Head")
+    if head is None or mesh_ob.data.shape_keys is not None:
+        return
+    idx = [v.index for v in mesh_ob.data.vertices if any(g.group == head.index for g in v.groups)]
+    if not idx:
+        return
+    co = np.array([tuple(mesh_ob.data.vertices[i].co) for i in idx])
+    low = co[:, 2] <= co[:, 2].mean()
+    centre_x = co[:, 0].mean()
+    mesh_ob.shape_key_add(name="Basis")
+    for name, (drop, widen) in MANNEQUIN_MOUTH.items():
+        key = mesh_ob.shape_key_add(name=name)
+        for i, c, is_low in zip(idx, co, low):
+            if is_low:
+                key.data[i].co = (centre_x + (c[0] - centre_x) * widen, c[1], c[2] - drop)
+
+
+def keyframe_shape_keys(meshes: list[bpy.types.Object], take: Take, performer: str,
+                        shape_keys: dict[str, str] | None = None) -> dict[str, str]:
+    """Animate shape keys from the performer's blend streams (``blend/<performer>-mouth`` from lip
+    sync, or any blend stream whose meta names the performer); returns channel -> shape key."""
+    store = take.store
+    streams = [st for st in store.streams() if st.kind == "blend" and
+               (st.meta.get("performer") == performer or st.name == f"blend/{performer}-mouth")]
+    done: dict[str, str] = {}
+    for st in streams:
+        track = store.read(st.name)
+        if len(track) == 0:
+            continue
+        frames = take_frames(take, track.t_ns)
+        channels = list(st.meta.get("channels", []))
+        for ob in meshes:
+            keys = ob.data.shape_keys if ob.type == "MESH" else None
+            if keys is None:
+                continue
+            for c, channel in enumerate(channels):
+                wanted = ((shape_keys or {}).get(channel),) + SHAPE_KEY_ALIASES.get(channel, (channel,))
+                name = next((n for n in wanted if n and n in keys.key_blocks), None)
+                if name is None:
+                    continue
+                keys.animation_data_create()
+                act = bpy.data.actions.get(f"{take.id} {performer} shape keys") or bpy.data.actions.new(f"{take.id} {performer} shape keys")
+                keys.animation_data.action = act
+                _keys(keys, act, f'key_blocks["{name}"].value', 0, frames, np.clip(track.values[:, c], 0.0, 1.0))
+                done[channel] = name
+    return done
 
 
 def set_scene_fps(scene: bpy.types.Scene, fps: Fraction) -> None:
@@ -344,7 +410,8 @@ def take_frames(take: Take, stamps: np.ndarray) -> np.ndarray:
 
 
 def import_take(take_path: str | Path, scene: bpy.types.Scene | None = None, *, performers: list[str] | None = None,
-                rig: str | None = None, bone_map: dict[str, str] | None = None, mannequin: bool = True) -> ImportReport:
+                rig: str | None = None, bone_map: dict[str, str] | None = None, mannequin: bool = True,
+                shape_keys: dict[str, str] | None = None) -> ImportReport:
     """Import a take's performers, engine cameras and markers into ``scene``; re-importing the
     same take replaces what the last import made."""
     # 1. check inputs
@@ -391,6 +458,13 @@ def import_take(take_path: str | Path, scene: bpy.types.Scene | None = None, *, 
         ob[TAKE_TAG] = take.id
         keyframe_rig(ob, info, frames, poses, f"{take.id} {name}")
         report.armatures[name] = ob.name
+        meshes = [c for c in ob.children if c.type == "MESH"]
+        for m in meshes:
+            if m.get(MESH_TAG) == name:
+                _mannequin_mouth_keys(m)
+        mapped = keyframe_shape_keys(meshes, take, name, shape_keys)
+        if mapped:
+            report.shape_keys[name] = mapped
         lo = int(frames[0]) if lo is None else min(lo, int(frames[0]))
         hi = int(frames[-1]) if hi is None else max(hi, int(frames[-1]))
     # 3. engine cameras
