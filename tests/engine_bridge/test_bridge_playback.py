@@ -57,7 +57,9 @@ def test_playback_into_vmc_and_vrchat_receivers(tmp_path, udp):
     resid = (t - t[0]) - np.arange(len(t)) * 1e9 / 60
     dev = np.abs(resid - np.median(resid)) / 1e6  # deviation from the best-aligned 60 Hz grid
     assert dev.mean() < 2.0 and np.percentile(dev, 99) < 8.0, (dev.mean(), np.percentile(dev, 99))
-    assert abs(resid[-1] - resid[0]) / 1e6 < 8.0  # no drift over the take
+    # no drift over the take (medians of the first and last 10 frames: one late first packet,
+    # e.g. a cold socket, is jitter, not drift)
+    assert abs(np.median(resid[-10:]) - np.median(resid[:10])) / 1e6 < 8.0
     assert rep.jitter["p99_ms"] < (3.0 if rep.jitter["realtime"] else 10.0)
 
 
