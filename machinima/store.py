@@ -185,6 +185,7 @@ class StreamStore:
         for name, kind, version, shape, meta in self._db.execute("SELECT name, kind, version, shape, meta FROM streams"):
             self._streams[name] = StreamInfo(name, kind, version, tuple(json.loads(shape)), json.loads(meta))
         self._buffers: dict[str, _Buffer] = {}
+        self._spans: dict[str, int] = {}
         self._pending_events: list[tuple[str, int, str, str]] = []
         self._last_flush = time.monotonic()
         self.acknowledged = self._count_samples()
@@ -345,6 +346,9 @@ class StreamStore:
             if _is_disk_full(exc):
                 raise DiskFullError(f"disk full while writing {self.path}; data committed before is intact") from None
             raise StoreError(f"could not write {self.path}: {exc}") from None
+        for name, t0, t1, *_ in rows:
+            if name in self._spans:
+                self._spans[name] = max(self._spans[name], t1 - t0)
         self._buffers = {}
         self._pending_events = []
         self._last_flush = time.monotonic()
@@ -371,9 +375,12 @@ class StreamStore:
             raise StoreError(f"stream {stream!r} is a {info.kind} stream; use events()")
         lo = -(2**63) if t0_ns is None else int(t0_ns)
         hi = 2**63 - 1 if t1_ns is None else int(t1_ns)
+        # a chunk overlapping [lo, hi] starts no earlier than lo - (longest chunk): bounding t0
+        # from below turns a seek into an index range scan instead of a scan from the start
+        floor = lo - self._max_span(stream) if t0_ns is not None else lo
         cur = self._db.execute(
-            "SELECT n, codec, t_ns, data FROM chunks WHERE stream=? AND t0_ns<=? AND t1_ns>=? ORDER BY t0_ns, id",
-            (stream, hi, lo),
+            "SELECT n, codec, t_ns, data FROM chunks WHERE stream=? AND t0_ns>=? AND t0_ns<=? AND t1_ns>=? ORDER BY t0_ns, id",
+            (stream, max(floor, -(2**63)), hi, lo),
         )
         ts, vs = [], []
         for n, codec, tb, db in cur:
@@ -391,6 +398,13 @@ class StreamStore:
             t = np.zeros((0,), np.int64)
             v = np.zeros((0,) + info.shape, np.float32)
         return Track(stream, info.kind, t, self.frames_of(t), v, info.meta)
+
+    def _max_span(self, stream: str) -> int:
+        """Longest chunk of ``stream`` in ns (cached; flushes keep it up to date)."""
+        if stream not in self._spans:
+            row = self._db.execute("SELECT COALESCE(MAX(t1_ns - t0_ns), 0) FROM chunks WHERE stream=?", (stream,)).fetchone()
+            self._spans[stream] = int(row[0])
+        return self._spans[stream]
 
     def read_mocap(self, performer: str, t0_ns: int | None = None, t1_ns: int | None = None) -> Track:
         return self.read(f"mocap/{performer}", t0_ns, t1_ns)

@@ -127,3 +127,20 @@ def test_discard_pending_after_disk_full(tmp_path):
     s.append_event(1, "event", {"name": "x"})
     assert s.discard_pending() == 5
     assert s.flush() == 0 and s.events() == []
+
+
+def test_seek_finds_long_and_short_chunks(tmp_path):
+    s = StreamStore(tmp_path / "s.sqlite", writable=True, fps=24, origin_ns=0, flush_interval=3600)
+    s.add_mocap_stream("ada")
+    poses = _poses(300)
+    s.append("mocap/ada", np.arange(0, 200) * 10, poses[:200])  # one long chunk: 0..1990
+    s.flush()
+    assert len(s.read_mocap("ada", 1500, 1600)) == 11  # found although it starts long before
+    for i in range(200, 300):  # then short chunks
+        s.append("mocap/ada", [i * 10], poses[i])
+        s.flush()
+    assert len(s.read_mocap("ada", 2500, 2520)) == 3
+    assert len(s.read_mocap("ada", 1985, 2015)) == 3  # 1990 (end of the long chunk), 2000, 2010
+    s.close()
+    ro = StreamStore(tmp_path / "s.sqlite")
+    assert len(ro.read_mocap("ada", 1500, 1600)) == 11 and len(ro.read_mocap("ada")) == 300
