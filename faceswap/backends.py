@@ -52,7 +52,20 @@ def roi(image_shape: tuple[int, ...], box: np.ndarray, scale: float) -> tuple[in
     return x0, y0, x1, y1
 
 
-class MediapipeBackend:
+class _BoxesThenLandmarks:
+    """Detection as two stages every backend shares: face boxes, then landmarks inside each."""
+
+    def detect(self, image: np.ndarray) -> list[Face]:
+        faces = []
+        for box, score in self.boxes(image):  # type: ignore[attr-defined]
+            f = self.landmarks(image, box)  # type: ignore[attr-defined]
+            if f is not None:
+                f.score = score
+                faces.append(f)
+        return faces
+
+
+class MediapipeBackend(_BoxesThenLandmarks):
     """mediapipe's BlazeFace detector (full range) + 478-point face mesh, mapped to 68 points.
 
     Landmarks run on a crop around the face, scaled to at most ``roi_size`` pixels, so a face in
@@ -97,15 +110,6 @@ class MediapipeBackend:
         out.sort(key=lambda t: -t[1])
         return out[: self.max_faces]
 
-    def detect(self, image: np.ndarray) -> list[Face]:
-        faces = []
-        for box, score in self.boxes(image):
-            f = self.landmarks(image, box)
-            if f is not None:
-                f.score = score
-                faces.append(f)
-        return faces
-
     def landmarks(self, image: np.ndarray, box: np.ndarray) -> Face | None:
         import cv2
 
@@ -132,7 +136,7 @@ class MediapipeBackend:
         self._det = self._mesh = None
 
 
-class OnnxBackend:
+class OnnxBackend(_BoxesThenLandmarks):
     """Your own detector / landmark models (ONNX, run by onnxruntime); see the module docstring.
 
     Without a detector, ``detect`` falls back to mediapipe's boxes; without a landmark model,
@@ -172,15 +176,6 @@ class OnnxBackend:
         sx, sy = img.shape[1] / w_in, img.shape[0] / h_in
         res = [(r[:4] * [sx, sy, sx, sy], float(r[4])) for r in out if r[4] >= self.min_confidence]
         return sorted(res, key=lambda t: -t[1])
-
-    def detect(self, image: np.ndarray) -> list[Face]:
-        faces = []
-        for box, score in self.boxes(image):
-            f = self.landmarks(image, box)
-            if f is not None:
-                f.score = score
-                faces.append(f)
-        return faces
 
     def landmarks(self, image: np.ndarray, box: np.ndarray) -> Face | None:
         import cv2

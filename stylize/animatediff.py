@@ -41,7 +41,7 @@ import numpy as np
 from . import controls as C
 from .context_windows import FUSE_METHODS, ContextWindows
 from .errors import ControlError, LookError, ModelMissingError, SourceError, StylizeError
-from .engines import fingerprint, load_controlnets, load_model, need_model
+from .engines import fingerprint, load_controlnets, load_model, load_pipeline, need_model
 from .look import LoraSpec, Look
 from .sources import Source
 from machinima.poststep import StopFlag
@@ -278,15 +278,7 @@ class AnimateDiffEngine:
         kw: dict[str, Any] = {"motion_adapter": adapter, "dtype": dtype, "local_files_only": True}
         if cns:
             kw["controlnet"] = cns if len(cns) > 1 else cns[0]
-        if base.is_file():
-            if m.config:
-                kw["config"] = str(need(m.config, f"config folder for {base.name}", "the SD 1.5 diffusers config folder"))
-            pipe = load_model(pcls.from_single_file, base, **kw)
-        else:
-            if not (base / "model_index.json").exists():
-                raise ModelMissingError(f"{base} is not a diffusers folder (no model_index.json)",
-                                        hint="point model.base at an SD 1.5 diffusers folder or a single checkpoint")
-            pipe = load_model(pcls.from_pretrained, base, **kw)
+        pipe = load_pipeline(pcls, base, m.config, need, kw)
         if getattr(pipe, "text_encoder", None) is None:
             raise ModelMissingError(f"{base} has no text encoder", hint="use a full SD 1.5 folder (text_encoder/ and tokenizer/)")
         if m.vae:

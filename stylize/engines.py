@@ -328,19 +328,12 @@ class DiffusionEngine(Engine):
             kw["controlnet"] = cns if len(cns) > 1 else cns[0]
         if m.family == "sd15":
             kw.update(safety_checker=None, requires_safety_checker=False)
-        if base.is_file():
-            if m.config:
-                kw["config"] = str(need(m.config, f"config folder for {base.name}", "the diffusers config of this model family"))
-            pipe = load_model(pcls.from_single_file, base, **kw)
-        else:
-            if not (base / "model_index.json").exists():
-                raise ModelMissingError(f"{base} is not a diffusers folder (no model_index.json)",
-                                        hint="point [model] base at a diffusers folder or a single .safetensors checkpoint")
+        if base.is_dir() and m.family == "sd15" and (base / "model_index.json").exists():
             index = json.loads((base / "model_index.json").read_text())
-            if not (index.get("text_encoder") or [None])[0] and m.family == "sd15":
+            if not (index.get("text_encoder") or [None])[0]:
                 raise ModelMissingError(f"{base} has no text encoder",
                                         hint="use a full diffusers folder (text_encoder/ and tokenizer/) or a checkpoint that contains one")
-            pipe = load_model(pcls.from_pretrained, base, **kw)
+        pipe = load_pipeline(pcls, base, m.config, need, kw)
         if m.vae:
             from diffusers import AutoencoderKL
 
@@ -509,6 +502,19 @@ def load_model(fn: Callable[..., Any], path: Path, **kw: Any) -> Any:
     except (OSError, ValueError, KeyError, json.JSONDecodeError) as exc:
         raise ModelMissingError(f"cannot load {path}: {str(exc).splitlines()[0][:300]}",
                                 hint="check that the file or folder is complete; nothing is downloaded") from None
+
+
+def load_pipeline(pcls: Any, base: Path, config_rel: str | None, need: Callable[[str, str, str], Path], kw: dict[str, Any]) -> Any:
+    """A diffusers pipeline from a single checkpoint (with its config folder when given) or a
+    diffusers folder (which must hold model_index.json)."""
+    if base.is_file():
+        if config_rel:
+            kw = {**kw, "config": str(need(config_rel, f"config folder for {base.name}", "the diffusers config of this model family"))}
+        return load_model(pcls.from_single_file, base, **kw)
+    if not (base / "model_index.json").exists():
+        raise ModelMissingError(f"{base} is not a diffusers folder (no model_index.json)",
+                                hint="point the look's model base at a diffusers folder or a single .safetensors checkpoint")
+    return load_model(pcls.from_pretrained, base, **kw)
 
 
 def load_controlnets(look: Look, need: Callable[[str, str, str], Path], dtype: Any, models: dict[str, Any]) -> list[Any]:
