@@ -185,7 +185,8 @@ class StreamStore:
         for name, kind, version, shape, meta in self._db.execute("SELECT name, kind, version, shape, meta FROM streams"):
             self._streams[name] = StreamInfo(name, kind, version, tuple(json.loads(shape)), json.loads(meta))
         self._buffers: dict[str, _Buffer] = {}
-        self._spans: dict[str, int] = {}
+        # longest chunk per stream, kept in meta ("span:<stream>") so a seek needs no scan
+        self._spans: dict[str, int] = {k[5:]: int(v) for k, v in self._meta.items() if k.startswith("span:")}
         self._pending_events: list[tuple[str, int, str, str]] = []
         self._last_flush = time.monotonic()
         self.acknowledged = self._count_samples()
@@ -336,19 +337,23 @@ class StreamStore:
         if not rows and not events:
             self._last_flush = time.monotonic()
             return self.acknowledged
+        grown = {}
+        for name, t0, t1, *_ in rows:
+            if t1 - t0 > max(grown.get(name, -1), self._spans.get(name, -1)):
+                grown[name] = t1 - t0
         try:
             with self._txn():
                 self._db.executemany(
                     "INSERT INTO chunks(stream, t0_ns, t1_ns, n, codec, t_ns, data) VALUES (?, ?, ?, ?, ?, ?, ?)", rows
                 )
                 self._db.executemany("INSERT INTO events(stream, t_ns, kind, payload) VALUES (?, ?, ?, ?)", events)
+                self._db.executemany("INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)",
+                                     [(f"span:{k}", str(v)) for k, v in grown.items()])
         except sqlite3.OperationalError as exc:
             if _is_disk_full(exc):
                 raise DiskFullError(f"disk full while writing {self.path}; data committed before is intact") from None
             raise StoreError(f"could not write {self.path}: {exc}") from None
-        for name, t0, t1, *_ in rows:
-            if name in self._spans:
-                self._spans[name] = max(self._spans[name], t1 - t0)
+        self._spans.update(grown)
         self._buffers = {}
         self._pending_events = []
         self._last_flush = time.monotonic()
@@ -400,7 +405,8 @@ class StreamStore:
         return Track(stream, info.kind, t, self.frames_of(t), v, info.meta)
 
     def _max_span(self, stream: str) -> int:
-        """Longest chunk of ``stream`` in ns (cached; flushes keep it up to date)."""
+        """Longest chunk of ``stream`` in ns: from meta, or (a store written before spans were
+        kept) one scan, then cached."""
         if stream not in self._spans:
             row = self._db.execute("SELECT COALESCE(MAX(t1_ns - t0_ns), 0) FROM chunks WHERE stream=?", (stream,)).fetchone()
             self._spans[stream] = int(row[0])
