@@ -41,7 +41,7 @@ import numpy as np
 from . import controls as C
 from .context_windows import FUSE_METHODS, ContextWindows
 from .errors import ControlError, LookError, ModelMissingError, SourceError, StylizeError
-from .engines import fingerprint, load_controlnets, load_model, load_pipeline, need_model
+from .engines import fingerprint, load_controlnets, load_loras, load_model, load_pipeline, need_model
 from .look import LoraSpec, Look
 from .sources import Source
 from machinima.poststep import StopFlag
@@ -294,23 +294,9 @@ class AnimateDiffEngine:
 
     def _load_loras(self, need: Callable[[str, str, str], Path]) -> None:
         """Image LoRAs ([[model.loras]]) and motion LoRAs ([[animatediff.motion_loras]]), one adapter each."""
-        names, weights = [], []
-        todo = [("lora", x) for x in self.look.model.loras] + [("motion_lora", x) for x in self.motion.motion_loras]
-        for i, (kind, lora) in enumerate(todo):
-            what = "motion LoRA" if kind == "motion_lora" else "LoRA"
-            p = need(lora.path, f"{what} {lora.path!r}", "a .safetensors LoRA file")
-            if not p.is_file():
-                raise ModelMissingError(f"{what} {p} not found", hint="put the .safetensors file there or fix its path in the look")
-            name = f"{kind}{i}"
-            try:
-                self.pipe.load_lora_weights(str(p.parent), weight_name=p.name, adapter_name=name)
-            except (ValueError, KeyError, OSError, RuntimeError) as exc:
-                raise StylizeError(f"{what} {p} cannot be loaded into this SD 1.5 + motion model: {str(exc)[:200]}") from None
-            names.append(name)
-            weights.append(lora.weight)
-            self.models[name] = {"path": str(p), "fingerprint": fingerprint(p), "weight": lora.weight}
-        if names:
-            self.pipe.set_adapters(names, adapter_weights=weights)
+        todo = [("lora", "LoRA", x) for x in self.look.model.loras] + [("motion_lora", "motion LoRA", x) for x in self.motion.motion_loras]
+        load_loras(self.pipe, [(f"{kind}{i}", what, x) for i, (kind, what, x) in enumerate(todo)], need, self.models,
+                   "SD 1.5 + motion model")
 
     def describe(self) -> dict[str, Any]:
         return {"engine": "animatediff", "pipeline": type(self.pipe).__name__, "models": self.models,

@@ -365,21 +365,8 @@ class DiffusionEngine(Engine):
         return engine
 
     def _load_loras(self, cfg: Any, need: Callable[..., Path] | None = None) -> None:
-        names, weights = [], []
-        for i, lora in enumerate(self.look.model.loras):
-            p = need(lora.path, f"LoRA {lora.path!r}", "a .safetensors LoRA file") if need else Path(lora.path)
-            if not p.exists():
-                raise ModelMissingError(f"LoRA {p} not found", hint="put the .safetensors file there or fix [[model.loras]] path")
-            name = f"lora{i}"
-            try:
-                self.pipe.load_lora_weights(str(p.parent), weight_name=p.name, adapter_name=name)
-            except (ValueError, KeyError, OSError) as exc:
-                raise StylizeError(f"LoRA {p} cannot be loaded into this {self.look.model.family} model: {str(exc)[:200]}") from None
-            names.append(name)
-            weights.append(lora.weight)
-            self.models[name] = {"path": str(p), "fingerprint": fingerprint(p), "weight": lora.weight}
-        if names:
-            self.pipe.set_adapters(names, adapter_weights=weights)
+        load_loras(self.pipe, [(f"lora{i}", "LoRA", x) for i, x in enumerate(self.look.model.loras)], need, self.models,
+                   f"{self.look.model.family} model")
 
     def describe(self) -> dict[str, Any]:
         m = self.look.model
@@ -515,6 +502,26 @@ def load_pipeline(pcls: Any, base: Path, config_rel: str | None, need: Callable[
         raise ModelMissingError(f"{base} is not a diffusers folder (no model_index.json)",
                                 hint="point the look's model base at a diffusers folder or a single .safetensors checkpoint")
     return load_model(pcls.from_pretrained, base, **kw)
+
+
+def load_loras(pipe: Any, loras: Sequence[tuple[str, str, Any]], need: Callable[..., Path] | None,
+               models: dict[str, Any], target: str) -> None:
+    """Each ``(adapter name, what, LoraSpec)`` from a local .safetensors file as one weighted
+    adapter of ``pipe``, recorded in ``models`` (``need`` resolves the path; None = as given)."""
+    names, weights = [], []
+    for name, what, lora in loras:
+        p = need(lora.path, f"{what} {lora.path!r}", "a .safetensors LoRA file") if need else Path(lora.path)
+        if not p.is_file():
+            raise ModelMissingError(f"{what} {p} not found", hint="put the .safetensors file there or fix its path in the look")
+        try:
+            pipe.load_lora_weights(str(p.parent), weight_name=p.name, adapter_name=name)
+        except (ValueError, KeyError, OSError, RuntimeError) as exc:
+            raise StylizeError(f"{what} {p} cannot be loaded into this {target}: {str(exc)[:200]}") from None
+        names.append(name)
+        weights.append(lora.weight)
+        models[name] = {"path": str(p), "fingerprint": fingerprint(p), "weight": lora.weight}
+    if names:
+        pipe.set_adapters(names, adapter_weights=weights)
 
 
 def load_controlnets(look: Look, need: Callable[[str, str, str], Path], dtype: Any, models: dict[str, Any]) -> list[Any]:
