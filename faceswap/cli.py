@@ -12,6 +12,8 @@ import numpy as np
 import typer
 from rich.console import Console
 
+from .smoothing import LIVE_BETA, LIVE_D_CUTOFF, LIVE_MIN_CUTOFF
+
 app = typer.Typer(help="Face swap: extract faces, train a model, merge it into takes and videos.", no_args_is_help=True)
 console = Console()
 err = Console(stderr=True)
@@ -153,10 +155,11 @@ def merge_cmd(
     out: Optional[Path] = typer.Option(None, "--out", help="Output folder (default: <take>/post/<step-id>/)."),
     step_id: Optional[str] = typer.Option(None, "--step-id"),
     color: str = typer.Option("rct", "--color", help="rct | lct | mkl | idt | sot | none"),
-    smooth: str = typer.Option("one-euro", "--smooth", help="one-euro | savgol | none"),
-    min_cutoff: float = typer.Option(1.0, "--min-cutoff", help="One-Euro stillness cutoff (Hz): lower = steadier."),
-    beta: float = typer.Option(0.05, "--beta", help="One-Euro speed response."),
-    window: int = typer.Option(9, "--window", help="Savitzky-Golay window (frames)."),
+    smooth: str = typer.Option("zero-lag", "--smooth", help="zero-lag (offline, no lag) | one-euro (causal) | savgol | none"),
+    min_cutoff: float = typer.Option(LIVE_MIN_CUTOFF, "--min-cutoff", help="One-Euro stillness cutoff (Hz): lower = steadier."),
+    beta: float = typer.Option(LIVE_BETA, "--beta", help="One-Euro: extra cutoff (Hz) per pixel/second of face speed."),
+    d_cutoff: float = typer.Option(LIVE_D_CUTOFF, "--d-cutoff", help="One-Euro: low-pass of the speed estimate (Hz)."),
+    window: int = typer.Option(9, "--window", help="zero-lag / Savitzky-Golay window (frames)."),
     blend: str = typer.Option("seamless", "--blend", help="seamless | alpha"),
     erode: int = typer.Option(0, "--erode", help="Mask erode (+) / dilate (-), face pixels."),
     blur: int = typer.Option(8, "--blur", help="Mask feather, face pixels."),
@@ -177,13 +180,14 @@ def merge_cmd(
 
     if model is None and engine != "none":
         raise typer.BadParameter("--model is required (or --engine none)")
-    opts = MergeOptions(color=color, smooth=smooth, min_cutoff=min_cutoff, beta=beta, window=window, blend=blend, erode=erode, blur=blur,
+    opts = MergeOptions(color=color, smooth=smooth, min_cutoff=min_cutoff, beta=beta, d_cutoff=d_cutoff, window=window, blend=blend,
+                        erode=erode, blur=blur,
                         sharpen=sharpen, grain=grain, engine=engine, device=device, batch=batch, tracks=list(track) or None,
                         occlusion_model=str(occlusion_model) if occlusion_model else None)
     r = merge(_target(target), model, out=out, step_id=step_id, options=opts, production=production, subjects=list(subject) or None,
               override=override, video=not no_video)
     console.print(f"{r.done} frame(s) merged, {r.skipped} already done, into {r.out_dir}" + (f"; video {r.video}" if r.video else ""))
-    console.print(f"landmark jitter {r.jitter_raw:.4f} -> {r.jitter_used:.4f} after {smooth} smoothing; {r.detections} full detection(s)")
+    console.print(f"{r.jitter_message()}; {r.detections} full detection(s)")
     _warn(r.messages())
 
 
@@ -213,8 +217,9 @@ def live_cmd(
     out: Optional[Path] = typer.Option(None, "--out", help="Write the swapped stream to this mp4."),
     engine: str = typer.Option("onnx", "--engine", help="onnx | torch | none"),
     color: str = typer.Option("rct", "--color"),
-    min_cutoff: float = typer.Option(1.0, "--min-cutoff"),
-    beta: float = typer.Option(0.05, "--beta"),
+    min_cutoff: float = typer.Option(LIVE_MIN_CUTOFF, "--min-cutoff", help="One-Euro stillness cutoff (Hz)."),
+    beta: float = typer.Option(LIVE_BETA, "--beta", help="One-Euro: extra cutoff (Hz) per pixel/second of face speed."),
+    d_cutoff: float = typer.Option(LIVE_D_CUTOFF, "--d-cutoff", help="One-Euro: low-pass of the speed estimate (Hz)."),
     max_frames: Optional[int] = typer.Option(None, "--max-frames"),
     fps: float = typer.Option(25.0, "--fps", help="Stream rate (for smoothing and the mp4)."),
     production: Optional[str] = typer.Option(None, "--production"),
@@ -227,7 +232,8 @@ def live_cmd(
 
     if model is None and engine != "none":
         raise typer.BadParameter("--model is required (or --engine none)")
-    opts = MergeOptions(engine=engine, blend="alpha", color=color, min_cutoff=min_cutoff, beta=beta, smooth="one-euro")
+    opts = MergeOptions(engine=engine, blend="alpha", color=color, min_cutoff=min_cutoff, beta=beta, d_cutoff=d_cutoff,
+                        smooth="one-euro")
     r = live(source, model, out=out, options=opts, max_frames=max_frames, fps=fps, production=production,
              subjects=list(subject) or None, override=override)
     console.print(f"{r.frames} frame(s), {r.faces} face(s); latency mean {np.mean(r.latency_ms) if r.latency_ms else 0:.1f} ms, "
