@@ -111,14 +111,15 @@ def train_cmd(
     model: Path = typer.Option(..., "--model", help="The model folder (created if new; a rerun resumes exactly)."),
     src: Optional[Path] = typer.Option(None, "--src", help="Faceset of the face to put in."),
     dst: Optional[Path] = typer.Option(None, "--dst", help="Faceset of the face to replace."),
-    arch: str = typer.Option("df", "--arch", help="df | liae"),
-    res: int = typer.Option(128, "--res", help="Model resolution (multiple of 16)."),
+    preset: Optional[str] = typer.Option(None, "--preset", help="cpu: a 64 px model and fast, stable settings for a CPU (flags override it)."),
+    arch: Optional[str] = typer.Option(None, "--arch", help="df | liae (default df)"),
+    res: Optional[int] = typer.Option(None, "--res", help="Model resolution, a multiple of 16 (default 128)."),
     iters: int = typer.Option(10000, "--iters", help="Train until this iteration (total)."),
     batch: Optional[int] = typer.Option(None, "--batch", help="Default 8 (a resumed model keeps its own)."),
     lr: Optional[float] = typer.Option(None, "--lr", help="Default 5e-5 (a resumed model keeps its own)."),
-    e_dims: int = typer.Option(64, "--e-dims"),
-    ae_dims: int = typer.Option(256, "--ae-dims"),
-    d_dims: int = typer.Option(64, "--d-dims"),
+    e_dims: Optional[int] = typer.Option(None, "--e-dims", help="Default 64."),
+    ae_dims: Optional[int] = typer.Option(None, "--ae-dims", help="Default 256."),
+    d_dims: Optional[int] = typer.Option(None, "--d-dims", help="Default 64."),
     save_every: Optional[int] = typer.Option(None, "--save-every", help="Checkpoint and preview every N iterations (default 500)."),
     gan_power: Optional[float] = typer.Option(None, "--gan-power", help="> 0 adds the adversarial stage (default 0)."),
     device: Optional[str] = typer.Option(None, "--device", help="auto | cpu | cuda | cuda:N (default auto)"),
@@ -132,16 +133,21 @@ def train_cmd(
     from machinima.config import load_config
 
     from .model import ModelConfig
-    from .train import Trainer, read_model_doc
+    from .train import PRESETS, Trainer, read_model_doc
 
+    if preset is not None and preset not in PRESETS:
+        raise typer.BadParameter(f"unknown preset {preset!r}; use one of {', '.join(PRESETS)}", param_hint="--preset")
+    pre = PRESETS[preset] if preset else {"model": {}, "train": {}}
     doc = read_model_doc(model) if (model / "model.json").exists() else {}
     s, d = src or doc.get("src"), dst or doc.get("dst")
     prod = production or load_config().production
     subj = list(subject) or [Path(str(x)).name for x in (s, d) if x]
     clearance = rights.require(prod, subj, "training", override=override)
-    mc = None if doc else ModelConfig(arch=arch, res=res, e_dims=e_dims, ae_dims=ae_dims, d_dims=d_dims)
+    flags = {"arch": arch, "res": res, "e_dims": e_dims, "ae_dims": ae_dims, "d_dims": d_dims}
+    mc = None if doc else ModelConfig(**{**pre["model"], **{k: v for k, v in flags.items() if v is not None}})
     given = {"batch": batch, "lr": lr, "save_every": save_every, "gan_power": gan_power, "device": device, "seed": None if doc else seed}
-    t = Trainer(model, src=s, dst=d, model_config=mc, rights=clearance.to_provenance(), overrides={k: v for k, v in given.items() if v is not None})
+    overrides = {**pre["train"], **{k: v for k, v in given.items() if v is not None}}
+    t = Trainer(model, src=s, dst=d, model_config=mc, rights=clearance.to_provenance(), overrides=overrides)
     _warn(t.problems)
     r = t.train(iters)
     state = "stopped (Ctrl-C)" if r.interrupted else "done"

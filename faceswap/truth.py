@@ -16,9 +16,11 @@ bias is not counted as error; what is counted is noise, lag and overshoot.
 landmark's own mean), lag (frames, on steady motion), overshoot (px past where the face starts
 or stops, along the motion) and the worst frame's RMS error (px).
 
-``ReferenceSwapper`` is a perfect swap network for placement checks: whatever crop it gets, it
-returns the plate face as it is aligned at rest. Pasted where the smoothed landmarks say, it
-shows the face exactly where the actor's face is only if tracking and smoothing are right.
+``FixedFace`` is a swap "network" that returns one aligned face whatever it is given. With the
+plate face at rest it is a perfect network for placement checks: pasted where the smoothed
+landmarks say, it shows the face exactly where the actor's face is only if tracking and
+smoothing are right. With the source's photo it is the trivial face swap (paste the source's
+face, aligned) that a trained model must beat.
 """
 
 from __future__ import annotations
@@ -124,9 +126,9 @@ def figures(est: np.ndarray, true: np.ndarray, path: Path, *, settle: int = 4) -
     return out
 
 
-class ReferenceSwapper:
-    """A perfect swap network for placement checks: (N, 3, res, res) -> (N, 4, res, res), always
-    the plate face aligned by its true landmarks at rest, with a full mask."""
+class FixedFace:
+    """(N, 3, res, res) -> (N, 4, res, res): always the face of ``frame`` aligned by ``landmarks``,
+    with a full mask."""
 
     def __init__(self, frame: np.ndarray, landmarks: np.ndarray, face_type: str = "whole", res: int = 256) -> None:
         from .align import align

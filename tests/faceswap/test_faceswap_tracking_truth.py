@@ -64,7 +64,7 @@ def test_merged_face_lands_on_the_true_face_on_every_frame(tmp_path, runs):
 
     res, ref = runs
     still_path, still_frames, _ = res["still"]
-    swap = T.ReferenceSwapper(still_frames[0], T.truth(ref, still_path)[0], "whole", 256)
+    swap = T.FixedFace(still_frames[0], T.truth(ref, still_path)[0], "whole", 256)
     path, frames, _ = res["start-stop-15"]
     write_clip(tmp_path / "clip", frames)
     opts = MergeOptions(blend="alpha", color="none", res=256, face_type="whole", batch=8)  # default smoothing
