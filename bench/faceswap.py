@@ -2,7 +2,7 @@
 network excluded and included (torch, onnxruntime), against a naive per-frame baseline
 (detect + align + blend over the whole frame, no tracking, no batching) in the same run.
 
-    .venv/bin/python bench/faceswap.py [--quick] [--threads N] [--device cpu|cuda] [--identity 250,500,1000,...]
+    .venv/bin/python bench/faceswap.py [--quick] [--threads N] [--device cpu|cuda] [--identity 500,1000,... [--identity-only]]
 
 Prints one JSON object. Frames are made from matplotlib's grace_hopper.jpg on a 1920x1080
 canvas, moving and scaling (no downloads). Merge figures are for frames in memory (decode and
@@ -217,6 +217,7 @@ def main() -> None:
     ap.add_argument("--device", default="auto")
     ap.add_argument("--identity", default="", metavar="ITERS,ITERS,...",
                     help="also train the demo pair with the CPU preset and measure identity with dlib at these iterations")
+    ap.add_argument("--identity-only", action="store_true", help="skip the speed figures")
     ap.add_argument("--identity-budget-s", type=float, default=1200.0, help="stop the identity curve past this much training CPU time")
     args = ap.parse_args()
     import torch
@@ -233,6 +234,13 @@ def main() -> None:
     iters = 1 if args.quick else 3
     out: dict = {"bench": "faceswap", "machine": f"{platform.machine()} {os.cpu_count()} cpu", "device": device,
                  "torch_threads": torch.get_num_threads(), "quick": args.quick}
+    if args.identity_only:
+        with tempfile.TemporaryDirectory() as td:
+            out["load_avg_1min_start"] = round(os.getloadavg()[0], 2)
+            out.update(bench_identity(Path(td), [int(x) for x in args.identity.split(",")], args.identity_budget_s))
+            out["load_avg_1min_end"] = round(os.getloadavg()[0], 2)
+        print(json.dumps(out))
+        return
     frames = frames_1080p(n_merge)
     with tempfile.TemporaryDirectory() as td:
         tmp = Path(td)
