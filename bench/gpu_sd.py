@@ -209,6 +209,10 @@ def compiled(run: Any, shared: dict[str, Any]) -> None:
         return
     comps = models(run, shared)
     folder = frames(run, shared)
+    if run.dev == "cuda":
+        import torch
+
+        torch.cuda.reset_peak_memory_stats()  # this section's own peak, not the LoRA section's
     look = Look.from_doc(look_doc("every", s, compile=True, coherent=False))
     eng = engine(look, comps)
     t0 = time.perf_counter()

@@ -262,8 +262,8 @@ class DiffusionEngine(Engine):
             pipe.unet.to(memory_format=torch.channels_last)
             if getattr(pipe, "controlnet", None) is not None:
                 pipe.controlnet.to(memory_format=torch.channels_last)
-            if self.device.type == "cuda":  # the VAE is convolutions too (CPU: left as the tests pin it)
-                pipe.vae.to(memory_format=torch.channels_last)
+            # not the VAE: in channels_last it encoded and decoded 2.0 / 1.5 ms a frame slower on an
+            # H200 (bench/gpu.sh, docs/performance.md)
         if rt.get("vae_slicing") and hasattr(pipe.vae, "enable_slicing"):
             pipe.vae.enable_slicing()
         if rt.get("vae_tiling") and hasattr(pipe.vae, "enable_tiling"):

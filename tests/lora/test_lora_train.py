@@ -235,11 +235,11 @@ def test_gradient_checkpointing_trains_the_same_weights(tmp_path, tiny_base_dir)
 
 
 @pytest.mark.gpu
-def test_gpu_presets_train_the_unet_in_channels_last(tmp_path, tiny_base_dir):
+def test_channels_last_option_trains_the_unet_in_channels_last(tmp_path, tiny_base_dir):
     from lora.train import Trainer
 
     ds = make_dataset(tmp_path / "ds", n=2)
-    c = TrainConfig.from_preset("24gb", rank=4, resolution=32, bucket_step=8, steps=2, batch_size=2, eval_draws=0)
+    c = TrainConfig.from_preset("24gb", rank=4, resolution=32, bucket_step=8, steps=2, batch_size=2, eval_draws=0, channels_last=True)
     tr = Trainer(ds, tiny_base_dir, tmp_path / "o" / "l.safetensors", c, embed=hash_embedder(), rights_override="synthetic test images",
                  progress=False)
     tr.check_inputs()
