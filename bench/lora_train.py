@@ -124,7 +124,7 @@ def plain_loop(base_dir: Path, images: list[Path], *, steps: int, res: int, batc
 
 def ours(base, dataset: Path, work: Path, *, steps: int, res: int, batch: int, rank: int, preset: str = "cpu", embed=None,
          **overrides) -> dict:
-    """``overrides``: TrainConfig fields over the preset (e.g. ``channels_last=False``)."""
+    """``overrides``: TrainConfig fields over the preset (e.g. ``channels_last=True``)."""
     from lora.tiny import hash_embedder
     from lora.train import TrainConfig, Trainer
 

@@ -12,8 +12,8 @@ cpu      fp32 everywhere, batch 1, latents and prompt embeddings cached once. Sl
 24gb     fp16, no gradient checkpointing (fastest), batch 4, caches as above.
 =======  =====================================================================================
 
-No preset sets ``channels_last``: on an H200 it made 24gb steps slower (6.07 against 6.67 it/s,
-bench/gpu.sh, docs/performance.md). It stays an option for other GPUs.
+No preset sets ``channels_last`` (TrainConfig): on an H200 it made 24gb steps slower (6.07
+against 6.67 it/s, bench/gpu.sh, docs/performance.md). It stays an option for other GPUs.
 
 Explicit flags (``--batch``, ``--grad-checkpointing/--no-grad-checkpointing``, ``--precision``)
 win over the preset.
@@ -25,11 +25,11 @@ from typing import Any
 
 PRESETS: dict[str, dict[str, Any]] = {
     "cpu": {"device": "cpu", "mixed_precision": "no", "gradient_checkpointing": False, "batch_size": 1,
-            "cache_latents": True, "offload_frozen": False, "channels_last": False},
+            "cache_latents": True, "offload_frozen": False},
     "8gb": {"device": "cuda", "mixed_precision": "fp16", "gradient_checkpointing": True, "batch_size": 1,
-            "cache_latents": True, "offload_frozen": True, "channels_last": False},
+            "cache_latents": True, "offload_frozen": True},
     "12gb": {"device": "cuda", "mixed_precision": "fp16", "gradient_checkpointing": True, "batch_size": 2,
-             "cache_latents": True, "offload_frozen": True, "channels_last": False},
+             "cache_latents": True, "offload_frozen": True},
     "24gb": {"device": "cuda", "mixed_precision": "fp16", "gradient_checkpointing": False, "batch_size": 4,
-             "cache_latents": True, "offload_frozen": True, "channels_last": False},
+             "cache_latents": True, "offload_frozen": True},
 }
