@@ -79,6 +79,7 @@ class TrainConfig:
     mixed_precision: str = "no"           # no | fp16 | bf16 (GPU only; CPU trains in fp32)
     gradient_checkpointing: bool = False
     offload_frozen: bool = False          # move VAE / text encoder to the CPU once the caches are built
+    channels_last: bool = False           # GPU: the UNet in NHWC layout (slower on an H200: docs/performance.md)
     device: str = "auto"
     save_every: int = 0                   # checkpoint every N steps (0: only on Ctrl-C and at the end)
     sample_every: int = 0                 # sample images every N steps (0: only at the end, if prompts)
@@ -486,6 +487,8 @@ class Trainer:
                     params[1]["params"].append(p)
                     self.trainable[f"text_encoder.{n}"] = p
             te.train()
+        if cfg.channels_last and self.device.type == "cuda":
+            unet.to(memory_format=torch.channels_last)  # 4-D conv weights only; activations follow them
         if cfg.gradient_checkpointing:
             unet.enable_gradient_checkpointing()
             if cfg.train_text_encoder:

@@ -232,3 +232,20 @@ def test_gradient_checkpointing_trains_the_same_weights(tmp_path, tiny_base_dir)
     wa, wb = load_file(str(a.out)), load_file(str(b.out))
     assert max(float((wa[k] - wb[k]).abs().max()) for k in wa) <= 1e-6
     assert float(wa[next(k for k in wa if k.endswith("lora_up.weight"))].abs().max()) > 0
+
+
+@pytest.mark.gpu
+def test_channels_last_option_trains_the_unet_in_channels_last(tmp_path, tiny_base_dir):
+    from lora.train import Trainer
+
+    ds = make_dataset(tmp_path / "ds", n=2)
+    c = TrainConfig.from_preset("24gb", rank=4, resolution=32, bucket_step=8, steps=2, batch_size=2, eval_draws=0, channels_last=True)
+    tr = Trainer(ds, tiny_base_dir, tmp_path / "o" / "l.safetensors", c, embed=hash_embedder(), rights_override="synthetic test images",
+                 progress=False)
+    tr.check_inputs()
+    tr.load_models()
+    tr.prepare_data()
+    tr.setup_training()
+    assert tr.base.unet.conv_in.weight.is_contiguous(memory_format=torch.channels_last)
+    loss, _ = tr.train_step()
+    assert np.isfinite(loss)
