@@ -3,7 +3,10 @@
 An engine turns a batch of frames (HxWx3 uint8, already blended with their warped init) and
 their control images into stylized frames::
 
-    engine.stylize(images, controls, prompts=[(prompt, negative)...], seeds=[...], strengths=[...])
+    engine.stylize(images, controls, prompts=[(prompt, negative)...], seeds=[...], strengths=[...],
+                   noises=[latent noise or None...], guidances=[cfg or None...])
+    engine.noise(seed, h, w) -> the starting noise of a frame (C x h' x w' latent grid), None if
+                                the engine draws none (the pipeline carries it along the motion)
     engine.describe()  -> what made the frames (for params.json): engine, models + fingerprints
     engine.batch       -> frames per call the runtime preset asks for
 
@@ -75,8 +78,13 @@ class Engine:
     def describe(self) -> dict[str, Any]:
         raise NotImplementedError
 
+    def noise(self, seed: int, height: int, width: int) -> np.ndarray | None:
+        """The noise a frame of this size starts from with this seed (None: the engine uses none)."""
+        return None
+
     def stylize(self, images: Sequence[np.ndarray], controls: Sequence[dict[str, np.ndarray]], *,
-                prompts: Sequence[tuple[str, str]], seeds: Sequence[int], strengths: Sequence[float]) -> list[np.ndarray]:
+                prompts: Sequence[tuple[str, str]], seeds: Sequence[int], strengths: Sequence[float],
+                noises: Sequence[np.ndarray | None] | None = None, guidances: Sequence[float | None] | None = None) -> list[np.ndarray]:
         raise NotImplementedError
 
 
@@ -96,7 +104,7 @@ class ClassicalEngine(Engine):
         return {"engine": "classical", "method": self.spec.method, "opencv": cv2.__version__,
                 "note": "no diffusion weights: OpenCV painted look; point [model] base at local SD weights and set engine = 'diffusion' for the diffusion look"}
 
-    def stylize(self, images, controls, *, prompts=(), seeds=(), strengths=()):
+    def stylize(self, images, controls, *, prompts=(), seeds=(), strengths=(), noises=None, guidances=None):
         return [self._one(np.asarray(img), ctl) for img, ctl in zip(images, controls)]
 
     def _one(self, img: np.ndarray, ctl: dict[str, np.ndarray]) -> np.ndarray:
@@ -399,27 +407,45 @@ class DiffusionEngine(Engine):
         # the VAE's factor is enough: the UNet pads odd latent sizes when it upsamples
         return int(self.pipe.vae_scale_factor)
 
-    # 3. frames -> stylized frames (groups of equal strength share one call)
-    def stylize(self, images, controls, *, prompts, seeds, strengths):
+    def work_size(self, h0: int, w0: int) -> tuple[int, int]:
+        """(height, width) frames of h0 x w0 are diffused at (the look's size, or a multiple of the VAE's factor)."""
+        mult = self._size_multiple()
+        W = self.look.runtime.width or max(mult, int(round(w0 / mult)) * mult)
+        H = self.look.runtime.height or max(mult, int(round(h0 / mult)) * mult)
+        return H, W
+
+    def noise(self, seed: int, height: int, width: int) -> np.ndarray:
+        """Standard normal latent noise (C x H/f x W/f) drawn from ``seed`` on the CPU (the same
+        on every device), the noise img2img adds to the frame and txt2img starts from."""
+        import torch
+
+        H, W = self.work_size(height, width)
+        f = self._size_multiple()
+        c = int(self.pipe.unet.config.in_channels)
+        g = torch.Generator("cpu").manual_seed(int(seed))
+        return torch.randn((c, H // f, W // f), generator=g, dtype=torch.float32).numpy()
+
+    # 3. frames -> stylized frames (groups of equal strength and guidance share one call)
+    def stylize(self, images, controls, *, prompts, seeds, strengths, noises=None, guidances=None):
         out: list[np.ndarray | None] = [None] * len(images)
-        groups: dict[float, list[int]] = {}
+        guid = [self.look.model.guidance if g is None else float(g) for g in (guidances or [None] * len(images))]
+        noises = list(noises) if noises is not None else [None] * len(images)
+        groups: dict[tuple[float, float], list[int]] = {}
         for i, s in enumerate(strengths):
-            groups.setdefault(float(s), []).append(i)
-        for strength, idx in groups.items():
+            groups.setdefault((float(s), guid[i]), []).append(i)
+        for (strength, guidance), idx in groups.items():
             res = self._call([images[i] for i in idx], [controls[i] for i in idx], [prompts[i] for i in idx],
-                             [seeds[i] for i in idx], strength)
+                             [seeds[i] for i in idx], strength, guidance, [noises[i] for i in idx])
             for i, r in zip(idx, res):
                 out[i] = r
         return out  # type: ignore[return-value]
 
-    def _call(self, images, controls, prompts, seeds, strength) -> list[np.ndarray]:
+    def _call(self, images, controls, prompts, seeds, strength, guidance, noises) -> list[np.ndarray]:
         import torch
 
         m = self.look.model
         h0, w0 = np.asarray(images[0]).shape[:2]
-        mult = self._size_multiple()
-        W = self.look.runtime.width or max(mult, int(round(w0 / mult)) * mult)
-        H = self.look.runtime.height or max(mult, int(round(h0 / mult)) * mult)
+        H, W = self.work_size(h0, w0)
 
         def tensor(batch: list[np.ndarray]):
             import cv2
@@ -430,7 +456,7 @@ class DiffusionEngine(Engine):
 
         embeds = [self.embeddings(p, n) for p, n in prompts]
         kw: dict[str, Any] = {k: torch.cat([e[k] for e in embeds]) for k in embeds[0]}
-        kw.update(num_inference_steps=m.steps, guidance_scale=m.guidance, output_type="np",
+        kw.update(num_inference_steps=m.steps, guidance_scale=guidance, output_type="np",
                   generator=[torch.Generator("cpu").manual_seed(int(s)) for s in seeds])
         ctl = [tensor([c[spec.kind] for c in controls]) for spec in self.controls]
         if self.controls:
@@ -438,6 +464,9 @@ class DiffusionEngine(Engine):
             kw["controlnet_conditioning_scale"] = [c.weight for c in self.controls] if multi else self.controls[0].weight
             kw["control_guidance_start"] = [c.start for c in self.controls] if multi else self.controls[0].start
             kw["control_guidance_end"] = [c.end for c in self.controls] if multi else self.controls[0].end
+        noise = None
+        if all(n is not None for n in noises):
+            noise = torch.from_numpy(np.stack([np.asarray(n, np.float32) for n in noises])).to(self.device, self.dtype)
         if m.mode == "img2img":
             kw["image"] = tensor(list(images))
             kw["strength"] = strength
@@ -445,11 +474,13 @@ class DiffusionEngine(Engine):
                 kw["control_image"] = ctl if len(ctl) > 1 else ctl[0]
         else:
             kw.update(height=H, width=W)
+            if noise is not None:
+                kw["latents"] = noise  # the pipeline scales it by the scheduler's init_noise_sigma
             if self.controls:
                 kw["image"] = ctl if len(ctl) > 1 else ctl[0]
         if self._ip_image is not None:
             kw["ip_adapter_image"] = [self._ip_image] * len(images)
-        with torch.inference_mode():
+        with torch.inference_mode(), _given_noise(self.pipe.scheduler, noise if m.mode == "img2img" else None):
             res = self.pipe(**kw).images
         out = []
         for r in res:
@@ -460,6 +491,31 @@ class DiffusionEngine(Engine):
                 img = cv2.resize(img, (w0, h0), interpolation=cv2.INTER_CUBIC)
             out.append(img)
         return out
+
+
+class _given_noise:
+    """img2img pipelines draw the noise they add to the encoded frame inside ``prepare_latents``
+    and take none as an argument: for one call, the scheduler's ``add_noise`` adds ours instead
+    (the pipeline itself runs unchanged)."""
+
+    def __init__(self, scheduler: Any, noise: Any) -> None:
+        self.scheduler, self.noise = scheduler, noise
+
+    def __enter__(self) -> None:
+        if self.noise is None:
+            return
+        orig = self.scheduler.add_noise
+
+        def add_noise(original_samples: Any, noise: Any, timesteps: Any) -> Any:
+            if tuple(noise.shape) != tuple(self.noise.shape):
+                raise StylizeError(f"carried noise has shape {tuple(self.noise.shape)}, the pipeline's is {tuple(noise.shape)}")
+            return orig(original_samples, self.noise.to(noise.device, noise.dtype), timesteps)
+
+        self.scheduler.add_noise = add_noise
+
+    def __exit__(self, *exc: object) -> None:
+        if self.noise is not None:
+            del self.scheduler.add_noise  # the class's method again
 
 
 def _cuda(rt: dict[str, Any]) -> bool:
