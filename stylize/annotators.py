@@ -42,7 +42,7 @@ AUX: dict[str, list[tuple[str, str, tuple[str, ...]]]] = {
 FALLBACK = {
     "lineart": "OpenCV difference of Gaussians",
     "softedge": "OpenCV blurred Sobel magnitude",
-    "depth": "a plane (no depth information)",
+    "depth": "flat plane (no depth information)",
     "normal": "OpenCV normals of the luminance as a height field",
 }
 
@@ -132,9 +132,11 @@ def depth_model_annotator(folder: Path) -> Annotator:
     model = DepthModel(folder)
 
     def run(img: np.ndarray) -> np.ndarray:
-        inv = model.inverse(img)
+        inv = model.inverse(img).astype(np.float64)
         lo, hi = float(inv.min()), float(inv.max())
-        return ((inv - lo) / max(hi - lo, 1e-6) * 255.0 + 0.5).astype(np.uint8)
+        if not hi > lo:
+            return np.zeros(inv.shape, np.uint8)
+        return ((inv - lo) / (hi - lo) * 255.0 + 0.5).astype(np.uint8)
 
     d = model.describe()
     return Annotator("depth", f"transformers {d['model']}", False, run, {str(folder): d["fingerprint"]})

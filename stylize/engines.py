@@ -74,6 +74,7 @@ class Engine:
 
     name = "engine"
     batch = 1
+    controls: list[ControlSpec] = []  # the ControlNets it is conditioned on (dreams make these controls)
 
     def describe(self) -> dict[str, Any]:
         raise NotImplementedError
@@ -434,6 +435,10 @@ class DiffusionEngine(Engine):
         for i, s in enumerate(strengths):
             groups.setdefault((float(s), guid[i]), []).append(i)
         for (strength, guidance), idx in groups.items():
+            if self.look.model.mode == "img2img" and int(self.look.model.steps * strength) < 1:
+                for i in idx:  # less than one denoising step: the frame as it is (diffusers would fail)
+                    out[i] = np.ascontiguousarray(np.asarray(images[i])[..., :3])
+                continue
             res = self._call([images[i] for i in idx], [controls[i] for i in idx], [prompts[i] for i in idx],
                              [seeds[i] for i in idx], strength, guidance, [noises[i] for i in idx])
             for i, r in zip(idx, res):

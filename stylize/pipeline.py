@@ -37,15 +37,12 @@ from machinima.poststep import stable_hash
 
 from . import controls as C
 from . import flow as F
-from .annotators import ANNOTATED, Annotator, build_annotator
+from .control_maker import ControlMaker
 from .engines import Engine
-from .errors import ControlError, SourceError, StylizeError
-from .look import ControlSpec, Look
+from .errors import SourceError, StylizeError
+from .look import Look
 from .motion import Motion, PassMotion, choose_motion
 from .sources import Source
-
-PASS_OF_KIND = {"depth": "depth", "pose": "pose", "normal": "normal"}
-
 
 @dataclass
 class Role:
@@ -98,7 +95,7 @@ class StylizePipeline:
         self.load = load or (lambda f: None)
         self.config = config
         self.motion = motion or choose_motion(look.cadence.flow, look.cadence.raft, source, config=config)
-        self._annotators: dict[tuple[str, str], Annotator] = {}
+        self.controls = ControlMaker(look, source, config=config)
         self._images = _LRU(24)
         self._out = _LRU(max(16, 4 * max(1, engine.batch) + look.cadence.color_window + 4))
         self._noises = _LRU(8)
@@ -112,76 +109,15 @@ class StylizePipeline:
             self._images.put(f, self.source.image(f))
         return self._images[f]
 
-    def from_pass(self, c: ControlSpec) -> bool:
-        """Whether control ``c`` comes from the source's pass (exact) rather than from the picture:
-        a pass the source has, unless the control names an annotator; a take (rendered passes)
-        missing a depth/normal pass is an error to fix, footage (no passes) uses the annotator."""
-        name = PASS_OF_KIND.get(c.kind)
-        if name is None:
-            return False
-        if c.kind == "pose":
-            return True
-        if c.annotator:
-            return False
-        return self.source.has(name) or self.source.rendered
-
-    def annotator(self, c: ControlSpec) -> Annotator:
-        key = (c.kind, c.annotator)
-        if key not in self._annotators:
-            self._annotators[key] = build_annotator(c.kind, c.annotator, options=c.options, config=self.config)
-        return self._annotators[key]
-
-    def describe_controls(self) -> list[dict[str, Any]]:
-        """Where each control image comes from (params.json): a pass, an annotator (and whether it
-        is the weight-free fallback), or the frame itself."""
-        out: list[dict[str, Any]] = []
-        for c in self.look.controls:
-            if self.from_pass(c):
-                out.append({"kind": c.kind, "from": f"{PASS_OF_KIND[c.kind]} pass"})
-            elif c.kind == "mask":
-                out.append({"kind": c.kind, "from": f"mask/{c.options.get('mask', '')} pass"})
-            elif c.kind in ANNOTATED:
-                out.append({**self.annotator(c).describe(), "from": "picture"})
-            else:
-                out.append({"kind": c.kind, "from": "picture", "annotator": "OpenCV Canny" if c.kind == "canny" else "the frame as is"})
-        return out
-
-    def warnings(self) -> list[str]:
-        """One line per control that uses a weight-free fallback."""
-        return [self.annotator(c).warning for c in self.look.controls
-                if c.kind in ANNOTATED and not self.from_pass(c) and self.annotator(c).fallback]
-
     def _pass_names(self) -> list[str]:
-        names = []
-        for c in self.look.controls:
-            if self.from_pass(c):
-                names.append(PASS_OF_KIND[c.kind])
-            elif c.kind == "mask":
-                names.append(f"mask/{c.options.get('mask', '')}")
+        names = self.controls.pass_names()
         if isinstance(self.motion, PassMotion):
             names.append("motion")  # the exact motion moves pixels of keyframe inits and in-betweens
         return names
 
     def controls_for(self, f: int) -> dict[str, np.ndarray]:
-        out: dict[str, np.ndarray] = {}
         plan = self.plan()
-        for c in self.look.controls:
-            if c.kind in ANNOTATED and not self.from_pass(c):
-                out[c.kind] = self.annotator(c)(self.image(f))
-            elif c.kind == "depth":
-                near, far = c.options.get("near"), c.options.get("far")
-                if near is None or far is None:
-                    near, far = plan.depth_ranges[plan.roles[f].seg]
-                out["depth"] = C.depth_control(self.source.raw("depth", f), float(near), float(far))
-            elif c.kind == "pose":
-                out["pose"] = C._rgb3(self.source.raw("pose", f))
-            elif c.kind == "normal":
-                out["normal"] = C.normal_control(self.source.raw("normal", f))
-            elif c.kind == "mask":
-                out["mask"] = C.mask_control(self.source.raw(f"mask/{c.options.get('mask', '')}", f))
-            else:
-                out[c.kind] = C.image_control(c.kind, self.image(f), c.options)
-        return out
+        return self.controls.make(f, self.image(f), depth_range=plan.depth_ranges.get(plan.roles[f].seg))
 
     def seed_for(self, f: int) -> int:
         shot = self.look.shot_of(f)
@@ -205,22 +141,7 @@ class StylizePipeline:
             raise SourceError(f"frames {missing[:5]}{'...' if len(missing) > 5 else ''} are not in the source "
                               f"(it has {self.source.frames[0]}..{self.source.frames[-1]})")
         if look.controls:
-            f0 = self.frames[0]
-            for c in look.controls:
-                if self.from_pass(c):
-                    try:
-                        self.source.raw(PASS_OF_KIND[c.kind], f0)
-                    except ControlError as exc:
-                        if c.kind == "pose":
-                            raise
-                        raise ControlError(str(exc.args[0]), hint=f"render the {c.kind} pass, or set the control's annotator "
-                                           "(a weights folder, or 'opencv') to make it from the picture") from None
-                elif c.kind in ANNOTATED:
-                    self.annotator(c)
-                elif c.kind == "mask":
-                    if not c.options.get("mask"):
-                        raise ControlError("a mask control needs options.mask = the mask's name (a performer or object group)")
-                    self.source.raw(f"mask/{c.options['mask']}", f0)
+            self.controls.check(self.frames[0])
         # 2. segments: shots of the look, detected cuts, gaps
         breaks = {s.frames[0] for s in look.shots} | {s.frames[1] + 1 for s in look.shots}
         cuts: set[int] = set()
@@ -248,7 +169,7 @@ class StylizePipeline:
             keys = F.plan_keyframes(seg, cad.mode, every=cad.every, adaptive=cad.adaptive, motion=motion,
                                     motion_px=cad.motion_px, max_gap=cad.max_gap)
             keyframes += keys
-            if any(c.kind == "depth" and self.from_pass(c) for c in look.controls):
+            if any(c.kind == "depth" and self.controls.from_pass(c) for c in look.controls):
                 probe = [seg[0], seg[len(seg) // 2], seg[-1]]
                 depth_ranges[si] = C.depth_range([self.source.raw("depth", f) for f in probe])
             # 4. chunks of keyframes (one engine call each) and the processing order

@@ -106,8 +106,8 @@ def run_source(source: Source, look: Look, engine: Engine, out_dir: str | Path, 
     # 3. plan
     plan = pipe.plan()
     described = engine.describe()
-    params = {"look": look.global_params(), "engine": described, "flow": pipe.motion.describe(), "controls": pipe.describe_controls()}
-    warnings = pipe.warnings()
+    params = {"look": look.global_params(), "engine": described, "flow": pipe.motion.describe(), "controls": pipe.controls.describe()}
+    warnings = pipe.controls.warnings()
     inputs = {"source": source.describe(), "plan": plan.summary(), "seed_rule": SEED_RULE[look.seed_mode],
               "shots": [{"name": s.name, "frames": list(s.frames)} for s in look.shots], "look_name": look.name}
     step = PostStep(out_dir, "stylize", params, inputs=inputs,

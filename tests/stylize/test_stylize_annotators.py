@@ -23,7 +23,8 @@ def models(tmp_path_factory):
     import torch
     from controlnet_aux.lineart import Generator
     from controlnet_aux.pidi.model import pidinet
-    from transformers import DepthAnythingConfig, DepthAnythingForDepthEstimation, Dinov2Config, DPTImageProcessor
+
+    from stylize.tiny import tiny_depth_model
 
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
@@ -35,13 +36,7 @@ def models(tmp_path_factory):
     torch.save(Generator(3, 1, 3).state_dict(), ann / "sk_model2.pth")
     # the published table5_pidinet.pth is a training checkpoint: {"state_dict": {"module.<name>": ...}}
     torch.save({"state_dict": {f"module.{k}": v for k, v in pidinet().state_dict().items()}}, ann / "table5_pidinet.pth")
-    backbone = Dinov2Config(hidden_size=32, num_hidden_layers=4, num_attention_heads=4, intermediate_size=37, image_size=56,
-                            patch_size=14, out_features=["stage1", "stage2", "stage3", "stage4"], reshape_hidden_states=False)
-    da = DepthAnythingForDepthEstimation(DepthAnythingConfig(backbone_config=backbone, reassemble_hidden_size=32,
-                                                             neck_hidden_sizes=[16, 32, 64, 64], fusion_hidden_size=16, head_hidden_size=16))
-    da.save_pretrained(root / "models" / "depth" / "tiny-da")
-    DPTImageProcessor(size={"height": 56, "width": 56}, keep_aspect_ratio=True, ensure_multiple_of=14).save_pretrained(
-        root / "models" / "depth" / "tiny-da")
+    tiny_depth_model(root / "models" / "depth" / "tiny-da")
     yield load_config(root, env={})
     torch.set_num_threads(threads)
 
@@ -99,7 +94,7 @@ def test_depth_from_a_transformers_model_folder(models):
     ann = build_annotator("depth", "depth/tiny-da", config=models)
     assert ann.name == "transformers DepthAnythingForDepthEstimation" and not ann.fallback
     out = ann(img)
-    inv = DepthModel(models.models_dir / "depth" / "tiny-da").inverse(img)
+    inv = DepthModel(models.models_dir / "depth" / "tiny-da").inverse(img).astype(np.float64)
     expect = ((inv - inv.min()) / (inv.max() - inv.min()) * 255 + 0.5).astype(np.uint8)
     assert np.array_equal(out[..., 0], expect) and out.std() > 1
     m = DepthModel(models.models_dir / "depth" / "tiny-da").metres(img, 6.0)
@@ -143,7 +138,7 @@ def test_footage_depth_control_comes_from_the_picture_and_a_take_must_render_its
     look = Look.from_doc({"engine": "classical", "controls": [{"kind": "depth", "annotator": "depth/tiny-da"}], "cadence": {"mode": "every"}})
     frames = [_img(), _img()]
     pipe = StylizePipeline(look, ClassicalEngine(look), ArraySource(frames), config=models)
-    assert pipe.describe_controls()[0]["annotator"] == "transformers DepthAnythingForDepthEstimation"
+    assert pipe.controls.describe()[0]["annotator"] == "transformers DepthAnythingForDepthEstimation"
     out = stylize_frames(frames, look, config=models)
     flat = stylize_frames(frames, Look.from_doc({"engine": "classical", "controls": [{"kind": "depth", "annotator": "opencv"}],
                                                  "cadence": {"mode": "every"}}))
