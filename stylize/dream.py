@@ -55,15 +55,22 @@ class Dream:
     prompts: Callable[[int], str] | None = None
     source: dict[str, Any] = field(default_factory=dict)  # the parsed document, for params.json
     base_dir: Path = Path(".")
+    _table: dict[str, np.ndarray] = field(default_factory=dict, repr=False)  # schedule values over the frames
 
     def value(self, name: str, frame: int) -> float:
+        """A schedule's value at ``frame``: every schedule is evaluated once over the dream's
+        frames (vectorised), then each frame reads its row (the loop asks per frame)."""
         s = self.schedules.get(name)
-        return s.at(frame) if s is not None else float(DEFAULTS[name])
+        if s is None:
+            return float(DEFAULTS[name])
+        table = self._table.get(name)
+        if table is None or len(table) != self.frames:
+            table = self._table[name] = s(np.arange(self.frames))
+        return float(table[frame]) if 0 <= frame < len(table) else s.at(frame)
 
     def cfg(self, frame: int) -> float | None:
         """The scheduled classifier-free guidance, or None (the look's ``guidance``)."""
-        s = self.schedules.get("cfg")
-        return s.at(frame) if s is not None else None
+        return self.value("cfg", frame) if "cfg" in self.schedules else None
 
     def seed_of(self, frame: int) -> int:
         return int(seeds(self.seed_behavior, self.seed, np.array([frame]), self.schedules.get("seed"))[0])

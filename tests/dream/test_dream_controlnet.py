@@ -184,3 +184,14 @@ def test_3d_depth_from_a_local_depth_model_else_the_take_else_a_warned_plane(tmp
     r = _cli([str(take.path), "--dream", str(tmp_path / "p.toml"), "--no-mp4"], env)
     assert r.exit_code == 0 and "plane" not in r.output
     assert json.loads((take.post_dir("dream-p") / "params.json").read_text())["params"]["depth"] == {"from": "depth pass"}
+
+
+def test_schedule_values_the_loop_reads_are_the_schedule_at_each_frame():
+    d = parse_dream({"frames": 40, "schedules": {"zoom": "0:(1.0), 12:(1.015 + 0.005*sin(t/5))", "cfg": "0:(7), 20:(4)"}})
+    for f in (0, 7, 12, 25, 39):
+        assert d.value("zoom", f) == d.schedules["zoom"].at(f) and d.cfg(f) == d.schedules["cfg"].at(f)
+    d.frames = 10  # --frames shortens the run: the table follows, frames past it are still answered
+    assert d.value("zoom", 30) == d.schedules["zoom"].at(30) and d.cfg(5) == d.schedules["cfg"].at(5)
+    assert parse_dream({"frames": 4}).cfg(2) is None  # no cfg schedule: the look's guidance
+    with pytest.raises(Exception, match="cfg"):
+        parse_dream({"frames": 4, "schedules": {"cfg": "0:(2 - t)"}})
