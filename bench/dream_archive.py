@@ -121,6 +121,8 @@ def _python_expr(schedule, i: int) -> str:
 
 def bench_dream_loop(picture: np.ndarray, n: int) -> dict:
     """``machinima dream still.png --dream drift`` (2d and 3d) disk to disk, beside PNG I/O alone."""
+    import contextlib
+    import io
     import tempfile
 
     from machinima.imageseq import read_image, write_image
@@ -142,7 +144,8 @@ def bench_dream_loop(picture: np.ndarray, n: int) -> dict:
             src = (Path(__file__).resolve().parents[1] / "stylize" / "dreams" / "drift.toml").read_text()
             (tdp / f"drift-{mode}.toml").write_text(src.replace('mode = "2d"', f'mode = "{mode}"'))
             t0 = time.perf_counter()
-            dream(str(still), dream_file=str(tdp / f"drift-{mode}.toml"), frames=n, out=tdp, step_id=f"run-{mode}", mp4=False)
+            with contextlib.redirect_stdout(io.StringIO()):  # its progress bar and messages: stdout holds the JSON only
+                dream(str(still), dream_file=str(tdp / f"drift-{mode}.toml"), frames=n, out=tdp, step_id=f"run-{mode}", mp4=False)
             out[f"disk_to_disk_{mode}_s_per_frame"] = round((time.perf_counter() - t0) / n, 4)
         # the kernels of one frame, in memory
         d = load_dream("drift")
