@@ -90,7 +90,7 @@ def stylize_take(take: str | Path, look: Look, *, frames: tuple[int, int] | None
         look = copy.deepcopy(look)
         idx = np.linspace(0, len(chosen) - 1, min(preview, len(chosen))).round().astype(int)
         chosen = sorted({chosen[i] for i in idx})
-        look.cadence.mode, look.cadence.init_blend = "every", 0.0
+        look.cadence.mode, look.cadence.init_blend, look.cadence.init_noise = "every", 0.0, False  # independent keyframes
     sid = step_id or f"stylize-{_slug(look.name)}{'-preview' if preview else ''}"
     # 2. the engine
     engine = engine or build_engine(look, config)
