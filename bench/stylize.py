@@ -74,8 +74,7 @@ def look_doc(mode: str, every: int = 4, init_blend: float = 0.0, color: bool = F
     return {"name": f"bench-{mode}", "engine": "diffusion", "prompt": "a painted street", "seed": 1,
             "model": {"base": "random", "steps": steps, "strength": strength, "guidance": guidance},
             "controls": [{"kind": "depth"}],
-            "cadence": {"mode": mode, "every": every, "init_blend": init_blend, "init_noise": init_blend > 0, "color_match": color,
-                        "detect_cuts": False}}  # init off = the plain loop's work (no flow, no carried noise)
+            "cadence": {"mode": mode, "every": every, "init_blend": init_blend, "color_match": color, "detect_cuts": False}}
 
 
 def plain_loop(pipe, take: Path, out: Path, frames: list[int], kw: dict) -> float:

@@ -91,7 +91,8 @@ class CadenceSpec:
     motion_px: float = 12.0    # adaptive: new keyframe when mean motion since the last one passes this
     max_gap: int = 12          # adaptive: never more than this many frames between keyframes
     init_blend: float = 0.3    # keyframe init = (1-b)*frame + b*warped previous stylized keyframe
-    init_noise: bool = True    # diffusion: a keyframe's noise is the previous keyframe's, carried along the motion
+    init_noise: bool | None = None  # diffusion: a keyframe's noise is the previous keyframe's, carried along the
+                                    # motion (None: whenever init_blend > 0, so init_blend = 0 is init off)
     flow: str = "auto"         # auto (motion pass > RAFT if configured > DIS) | motion | raft | dis
     raft: str = ""             # torchvision RAFT weights (.pth, under models_dir if relative): flow = auto uses them
     color_match: bool = True
@@ -102,6 +103,10 @@ class CadenceSpec:
     cross_frame: bool = False  # diffusion: keyframes' self-attention also attends to the shot's first keyframe
     skip_static: float = 0.0   # > 0: a keyframe whose input matches the previous keyframe's (warped) within
                                # this mean difference (0..255) reuses it instead of diffusing
+
+    def carries_noise(self) -> bool:
+        """Whether keyframes start from the previous keyframe's noise, moved (``init_noise``)."""
+        return self.init_noise if self.init_noise is not None else self.init_blend > 0
 
 
 @dataclass

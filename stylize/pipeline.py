@@ -324,7 +324,7 @@ class StylizePipeline:
     def _inits(self) -> bool:
         """Whether keyframes start from the keyframe before them (pixels, noise or both)."""
         cad = self.look.cadence
-        return cad.init_blend > 0 or cad.init_noise
+        return cad.init_blend > 0 or cad.carries_noise()
 
     def noise_for(self, k: int) -> np.ndarray | None:
         """Keyframe k's starting noise: its seed's, or (``init_noise``) the noise of the keyframe it
@@ -336,7 +336,7 @@ class StylizePipeline:
         chain = [k]  # walk back to a keyframe whose noise is known or starts fresh (no recursion)
         while True:
             r = plan.roles.get(chain[-1])
-            src = r.k0 if (cad.init_noise and r is not None and r.kind == "key") else None
+            src = r.k0 if (cad.carries_noise() and r is not None and r.kind == "key") else None
             if src is None or src in self._noises:
                 break
             chain.append(src)
@@ -347,7 +347,7 @@ class StylizePipeline:
             if fresh is None:
                 return None
             r = plan.roles.get(f)
-            src = r.k0 if (cad.init_noise and r is not None and r.kind == "key") else None
+            src = r.k0 if (cad.carries_noise() and r is not None and r.kind == "key") else None
             prev = noise if src is not None and noise is not None else (self._noises.get(src) if src is not None else None)
             noise = F.warp_noise(prev, self.motion.flow(f, src), fresh) if prev is not None else fresh
             self._noises.put(f, noise)

@@ -18,7 +18,7 @@ N = 6
 def look_doc(**kw):
     doc = {"engine": "diffusion", "prompt": "a painted street", "seed": 3,
            "model": {"base": "tiny", "steps": 4, "strength": 0.6, "guidance": 1.0},
-           "controls": [{"kind": "depth"}], "cadence": {"mode": "every", "init_blend": 0.0, "init_noise": False, "color_match": False, "detect_cuts": False}}
+           "controls": [{"kind": "depth"}], "cadence": {"mode": "every", "init_blend": 0.0, "color_match": False, "detect_cuts": False}}
     for k, v in kw.items():
         if isinstance(v, dict) and isinstance(doc.get(k), dict):
             doc[k] = {**doc[k], **v}
