@@ -111,15 +111,22 @@ def dream_depth(d: Any, passes: Any, cfg: Any) -> tuple[Any, dict[str, Any]]:
         model = DepthModel(need_model(cfg, d.depth_model, f"depth model {d.depth_model!r}", "a transformers depth model folder"))
         return (lambda f, img: model.metres(img, d.depth)), {"from": "depth model", **model.describe(), "median_m": d.depth}
     if passes is not None and passes.has("depth"):
-        first = passes.frames[0]
-        have = set(passes.frames)
-        return (lambda f, img: passes.read("depth", first + f) if (first + f) in have else None), {"from": "depth pass"}
+        return (lambda f, img: passes.read("depth", take_frame(passes.frames, f))), {"from": "depth pass"}
     return None, {"from": "plane", "metres": d.depth}
 
 
+def take_frame(frames: list[int], f: int) -> int:
+    """The take frame dream frame ``f`` reads passes from: the latest rendered frame at or before
+    the take's first + f (passes may hold every Nth frame; past the end, the last one)."""
+    import bisect
+
+    i = bisect.bisect_right(frames, frames[0] + f) - 1
+    return frames[max(i, 0)]
+
+
 def dream_controls(maker: Any, passes: Any) -> Any:
-    """controls(frame, picture): take passes at the matching take frame (the last one once the
-    dream runs past the take), picture-made kinds from the fed-back frame."""
+    """controls(frame, picture): the take's passes at ``take_frame``, picture-made kinds from
+    the fed-back frame."""
     from . import controls as C
 
     if passes is None:
@@ -130,4 +137,4 @@ def dream_controls(maker: Any, passes: Any) -> Any:
     rng = None
     if any(c.kind == "depth" and maker.from_pass(c) for c in maker.look.controls):
         rng = C.depth_range([passes.read("depth", f) for f in (frames[0], frames[len(frames) // 2], frames[-1])])
-    return lambda f, img: maker.make(frames[min(f, len(frames) - 1)], img, depth_range=rng)
+    return lambda f, img: maker.make(take_frame(frames, f), img, depth_range=rng)

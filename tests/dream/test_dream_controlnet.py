@@ -195,3 +195,10 @@ def test_schedule_values_the_loop_reads_are_the_schedule_at_each_frame():
     assert parse_dream({"frames": 4}).cfg(2) is None  # no cfg schedule: the look's guidance
     with pytest.raises(Exception, match="cfg"):
         parse_dream({"frames": 4, "schedules": {"cfg": "0:(2 - t)"}})
+
+
+def test_dream_frames_read_the_latest_rendered_take_frame():
+    from stylize.dream_cli import take_frame
+
+    every_2nd = [10, 12, 14]  # a take whose passes hold every 2nd frame, from frame 10
+    assert [take_frame(every_2nd, f) for f in range(7)] == [10, 10, 12, 12, 14, 14, 14]
