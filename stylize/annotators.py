@@ -106,7 +106,7 @@ def aux_annotator(kind: str, cls_name: str, module: str, folder: Path) -> Annota
 
     import torch
 
-    from .engines import fingerprint
+    from .models import fingerprint
 
     cls = getattr(importlib.import_module(module), cls_name)
     try:

@@ -81,7 +81,7 @@ class DepthModel:
         return np.clip(depth, 0.05 * median_m, 50.0 * median_m).astype(np.float32)
 
     def describe(self) -> dict[str, Any]:
-        from .engines import fingerprint
+        from .models import fingerprint
 
         return {"model": type(self.model).__name__, "path": str(self.path), "fingerprint": fingerprint(self.path),
                 "output": "metres" if self.metric else "relative inverse depth"}

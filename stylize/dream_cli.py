@@ -106,7 +106,7 @@ def dream_depth(d: Any, passes: Any, cfg: Any) -> tuple[Any, dict[str, Any]]:
     """(depth(frame, picture) -> metres, what it is) for 3D warps; (None, ...) = a plane."""
     if d.depth_model:
         from .depth import DepthModel
-        from .engines import need_model
+        from .models import need_model
 
         model = DepthModel(need_model(cfg, d.depth_model, f"depth model {d.depth_model!r}", "a transformers depth model folder"))
         return (lambda f, img: model.metres(img, d.depth)), {"from": "depth model", **model.describe(), "median_m": d.depth}

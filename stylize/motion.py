@@ -239,7 +239,7 @@ class RaftFlow:
         return f.astype(np.float32)
 
     def describe(self) -> dict[str, Any]:
-        from .engines import fingerprint
+        from .models import fingerprint
 
         return {"arch": self.arch, "weights": str(self.path), "fingerprint": fingerprint(self.path), "updates": self.updates}
 
@@ -257,7 +257,7 @@ def choose_motion(method: str, raft: str, source: Any, *, config: Any = None) ->
     if method == "raft" and not raft:
         raise LookError("cadence.flow = 'raft' needs cadence.raft = path of a torchvision RAFT state dict (.pth)")
     if method == "raft" or (method == "auto" and raft):
-        from .engines import need_model
+        from .models import need_model
 
         if config is None:
             from machinima.config import load_config
