@@ -41,7 +41,7 @@ import numpy as np
 from . import controls as C
 from .context_windows import FUSE_METHODS, ContextWindows
 from .errors import ControlError, LookError, ModelMissingError, SourceError, StylizeError
-from .engines import fingerprint, load_controlnets, load_loras, load_model, load_pipeline, need_model
+from .models import fingerprint, load_controlnets, load_loras, load_model, load_pipeline, need_model
 from .look import LoraSpec, Look
 from .sources import Source
 from machinima.poststep import StopFlag

@@ -60,6 +60,8 @@ def run(
         res = stylize_take(resolve_take(take, root), lk, frames=parse_range(frames), shots=[s for s in (shots or "").split(",") if s],
                            step_id=step_id, input_folder=input_folder, preview=preview, video=not no_video)
     c = Console()
+    for w in res.warnings:
+        c.print(f"[yellow]warning:[/] {w}")
     r = res.report
     c.print(f"{len(r.done)} frames made, {len(r.skipped)} already done, {len(r.failed)} failed "
             f"({res.plan['keyframes']} keyframes of {res.plan['frames']}) in {r.seconds:.1f} s -> {res.out_dir}")

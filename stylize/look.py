@@ -23,6 +23,7 @@ ENGINES = ("diffusion", "classical")
 FAMILIES = ("sd15", "sdxl")
 MODES = ("img2img", "txt2img")
 CADENCES = ("every", "hold", "propagate")
+FLOWS = ("auto", "motion", "raft", "dis")
 CONTROL_KINDS = ("depth", "pose", "normal", "mask", "canny", "lineart", "softedge", "rgb")
 SCHEDULERS = ("ddim", "euler", "euler_a", "dpm", "unipc", "lcm", "pndm")
 SEED_MODES = ("shot", "frame")
@@ -50,6 +51,8 @@ class ControlSpec:
     start: float = 0.0
     end: float = 1.0
     options: dict[str, Any] = field(default_factory=dict)  # canny low/high, mask name, depth near/far...
+    annotator: str = ""        # image-derived kinds: folder of controlnet_aux weights ("" = <models_dir>/annotators;
+                               # "opencv" = the weight-free OpenCV fallback)
 
 
 @dataclass
@@ -88,6 +91,10 @@ class CadenceSpec:
     motion_px: float = 12.0    # adaptive: new keyframe when mean motion since the last one passes this
     max_gap: int = 12          # adaptive: never more than this many frames between keyframes
     init_blend: float = 0.3    # keyframe init = (1-b)*frame + b*warped previous stylized keyframe
+    init_noise: bool | None = None  # diffusion: a keyframe's noise is the previous keyframe's, carried along the
+                                    # motion (None: whenever init_blend > 0, so init_blend = 0 is init off)
+    flow: str = "auto"         # auto (motion pass > RAFT if configured > DIS) | motion | raft | dis
+    raft: str = ""             # torchvision RAFT weights (.pth, under models_dir if relative): flow = auto uses them
     color_match: bool = True
     color_window: int = 3      # match each keyframe's colour to the last N keyframes of the shot
     detect_cuts: bool = True
@@ -96,6 +103,10 @@ class CadenceSpec:
     cross_frame: bool = False  # diffusion: keyframes' self-attention also attends to the shot's first keyframe
     skip_static: float = 0.0   # > 0: a keyframe whose input matches the previous keyframe's (warped) within
                                # this mean difference (0..255) reuses it instead of diffusing
+
+    def carries_noise(self) -> bool:
+        """Whether keyframes start from the previous keyframe's noise, moved (``init_noise``)."""
+        return self.init_noise if self.init_noise is not None else self.init_blend > 0
 
 
 @dataclass
@@ -274,6 +285,9 @@ def _parse(doc: Any, where: str) -> Look:
     _check_choice(model.mode, MODES, "model.mode", where)
     _check_choice(model.scheduler, SCHEDULERS, "model.scheduler", where)
     _check_choice(look.cadence.mode, CADENCES, "cadence.mode", where)
+    _check_choice(look.cadence.flow, FLOWS, "cadence.flow", where)
+    if look.cadence.flow == "raft" and not look.cadence.raft:
+        raise LookError(f"{where}: cadence.flow = 'raft' needs cadence.raft = path of torchvision RAFT weights (.pth)")
     _check_choice(look.runtime.memory, MEMORY_PRESETS, "runtime.memory", where)
     _check_choice(look.runtime.dtype, ("auto", "fp32", "fp16", "bf16"), "runtime.dtype", where)
     _check_choice(look.classical.method, CLASSICAL_METHODS, "classical.method", where)

@@ -156,8 +156,9 @@ def test_api_rejects_bad_frames(tiny):
     look = Look.from_doc(look_doc(controls=[]))
     with pytest.raises(StylizeError, match="uint8"):
         stylize_frames([np.zeros((32, 32, 3), np.float32)], look, engine=tiny_engine(look, tiny))
-    with pytest.raises(StylizeError, match="depth"):
-        stylize_frames([np.zeros((32, 32, 3), np.uint8)], Look.from_doc(look_doc()), engine=tiny_engine(Look.from_doc(look_doc()), tiny))
+    named = Look.from_doc(look_doc(controls=[{"kind": "depth", "annotator": "/nonexistent/annotators"}]))
+    with pytest.raises(ModelMissingError, match="no depth annotator weights at /nonexistent/annotators"):
+        stylize_frames([np.zeros((32, 32, 3), np.uint8)], named, engine=tiny_engine(named, tiny))
 
 
 def test_real_text_encoder_and_loading_everything_from_local_folders(tmp_path, tiny):
