@@ -95,11 +95,12 @@ def server_env() -> dict:
 class ServerProcess:
     """``python -m server`` in a subprocess (for kill -9 and the browser test)."""
 
-    def __init__(self, root: Path, *extra: str) -> None:
+    def __init__(self, root: Path, *extra: str, cwd: Path | None = None) -> None:
+        """``root`` as the user types it: relative to ``cwd`` when that is given."""
         self.root = root
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "server", "--root", str(root), "--port", "0", "--log-level", "warning", *extra],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=server_env(), text=True,
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=server_env(), text=True, cwd=cwd,
         )
         line = self.proc.stdout.readline()
         if not line.startswith("listening on"):
