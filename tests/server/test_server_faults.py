@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from websockets.asyncio.client import connect
 
-from server_helpers import ServerProcess, client, perform, run, stage, synthetic_pose, token, url, wait_for
+from server_helpers import ServerProcess, client, perform, refused, run, stage, synthetic_pose, token, url, wait_for
 from machinima import protocol as P
 from machinima.client import StageClient
 from machinima.fsutil import FileLock
@@ -19,15 +19,7 @@ from machinima.take import LOCK, Take, recover
 
 
 async def _refused(srv, first_message):
-    async with connect(url(srv), compression=None, proxy=None) as ws:
-        await ws.send(first_message)
-        msgs = []
-        try:
-            async for m in ws:
-                msgs.append(m)
-        except Exception:
-            pass
-        return ws.close_code, ws.close_reason, msgs
+    return await refused(url(srv), first_message)
 
 
 def test_wrong_expired_and_missing_tokens_are_refused_with_reasons(root):

@@ -11,9 +11,7 @@ import random
 import time
 
 from hypothesis import given, settings, strategies as st
-from websockets.asyncio.client import connect
-
-from server_helpers import client, perform, run, stage, token, url, wait_for
+from server_helpers import client, perform, refused, run, stage, token, url, wait_for
 from machinima import protocol as P
 
 SECRET = b"k" * 32
@@ -127,26 +125,13 @@ def _fuzzed_tokens(root, n: int) -> list[tuple[str, int, str, str]]:
 def test_2000_fuzzed_tokens_over_a_real_websocket_are_each_refused_in_words(root, caplog):
     cases = _fuzzed_tokens(root, 2000)
 
-    async def one(srv, hello: str) -> tuple[int | None, str, list]:
-        from websockets.exceptions import ConnectionClosed
-
-        msgs = []
-        async with connect(url(srv), compression=None, proxy=None, ping_interval=None) as ws:
-            await ws.send(hello)
-            try:
-                async for m in ws:
-                    msgs.append(m)
-            except ConnectionClosed:
-                pass
-            return ws.close_code, ws.close_reason, msgs
-
     async def main():
         async with stage(root) as srv:
             sem = asyncio.Semaphore(24)
 
             async def guarded(case):
                 async with sem:
-                    return await one(srv, case[0])
+                    return await refused(url(srv), case[0])
 
             results = await asyncio.gather(*(guarded(c) for c in cases))
             assert not srv.conns
