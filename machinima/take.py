@@ -381,12 +381,15 @@ class Take:
         return saved
 
     def close(self) -> None:
-        """Close the store and release the lock (the lock even when closing the store fails)."""
+        """Close the store and release the lock (the lock even when closing the store fails);
+        the reserve goes with the writer."""
         store, self._store = self._store, None
         try:
             if store is not None:
                 store.close()
         finally:
+            if self.writable:
+                _release_reserve(self.path)
             if self._lock:
                 self._lock.release()
                 self._lock = None
