@@ -11,6 +11,8 @@ from typing import Optional
 
 import typer
 
+from machinima.cli import resolve_take
+
 app = typer.Typer(help="Blender: build sets, import takes, render passes for post, export to engines, package the extension.",
                   no_args_is_help=True)
 
@@ -77,7 +79,7 @@ def build_set_cmd(
 
 @app.command("import-take")
 def import_take_cmd(
-    take: Path = typer.Argument(..., help="A take folder"),
+    take: str = typer.Argument(..., help="A take id or folder"),
     out: Path = typer.Option(..., "--out", help="The .blend to write"),
     set_file: Optional[Path] = typer.Option(None, "--set", help="Build this set first"),
     blend: Optional[Path] = typer.Option(None, "--blend", help="Import into this .blend"),
@@ -86,6 +88,8 @@ def import_take_cmd(
 ) -> None:
     """Import a take (armatures, engine cameras, markers, frame range) and save a .blend."""
     from .errors import TakeImportError
+
+    take_path = resolve_take(take)  # before bpy loads: a typo fails at once
 
     mapping = None
     if bone_map:
@@ -99,14 +103,14 @@ def import_take_cmd(
 
     if set_file:
         build_set(set_file, bpy.context.scene)
-    report = import_take(take, bpy.context.scene, rig=rig, bone_map=mapping)
+    report = import_take(take_path, bpy.context.scene, rig=rig, bone_map=mapping)
     _save(bpy, out)
     typer.echo(f"{report.summary()} -> {out}")
 
 
 @app.command("render")
 def render_cmd(
-    take: Path = typer.Argument(..., help="A take folder: passes go to <take>/passes/"),
+    take: str = typer.Argument(..., help="A take id or folder: passes go to <take>/passes/"),
     set_file: Optional[Path] = typer.Option(None, "--set", help="The set file to build"),
     blend: Optional[Path] = typer.Option(None, "--blend", help="Start from this .blend (a set built or dressed by hand)"),
     passes: str = typer.Option("rgb,depth,mask,pose", "--passes", help="Any of rgb,depth,normal,mask,pose"),
@@ -121,6 +125,8 @@ def render_cmd(
     """Set + take -> passes (rgb, depth, normal, masks, pose map, camera.json) in the take folder."""
     from .render import RenderSettings, parse_frames, parse_res
 
+    take_path = resolve_take(take)
+
     w, h = parse_res(res)
     settings = RenderSettings(passes=tuple(p.strip() for p in passes.split(",") if p.strip()), width=w, height=h,
                               engine=engine, frames=parse_frames(frames), step=step, samples=samples, camera=camera)
@@ -128,7 +134,7 @@ def render_cmd(
     _bpy()
     from .render import render_take
 
-    report = render_take(take, settings, set_path=set_file, blend=blend)
+    report = render_take(take_path, settings, set_path=set_file, blend=blend)
     if save:
         _save(_bpy(), save)
     typer.echo(report.summary())

@@ -7,12 +7,13 @@ corrupt catalog never costs a take.
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 from pathlib import Path
 from typing import Any
 
 from .take import Manifest, iter_take_folders, read_manifest
-from .errors import TakeFormatError
+from .errors import TakeError, TakeFormatError
 
 CATALOG = "catalog.sqlite"
 
@@ -34,6 +35,13 @@ class Catalog:
             self._db = sqlite3.connect(self._path, isolation_level=None, timeout=5.0)
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.executescript(_SQL)
+        except sqlite3.OperationalError as exc:
+            if os.access(self.root, os.W_OK):
+                raise TakeError(f"cannot open the catalog {self._path}: {exc}", hint="`machinima takes rebuild-catalog` makes a new one") from None
+            # A takes root we may only read (an archive, another user's): index it in memory.
+            self._db = sqlite3.connect(":memory:", isolation_level=None)
+            self._db.executescript(_SQL)
+            self.rebuild()
         except sqlite3.DatabaseError:
             # A corrupt index is replaced, then refilled from the folders.
             self._path.unlink(missing_ok=True)

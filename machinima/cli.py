@@ -1,7 +1,9 @@
 """The ``machinima`` command: the core's own commands (takes, demo) plus every spoke's,
 found by name through the ``machinima.cli`` entry points and imported only when used.
 
-Errors meant for people (``MachinimaError``) print as one line and exit 1, no traceback.
+Errors meant for people (``MachinimaError``) and OS errors (a missing folder, no permission)
+print as one line and exit 1, no traceback, in every command: ``run`` is the one place that
+says so, for this app and for ``python -m server``.
 """
 
 from __future__ import annotations
@@ -53,15 +55,19 @@ def _takes_root(root: Optional[Path]) -> Path:
     return root if root else load_config().takes_root
 
 
-def resolve_take(take: str, root: Optional[Path] = None) -> Path:
-    """A take given as a folder path or as an id inside the takes root."""
-    p = Path(take)
-    if p.is_dir():
-        return p
-    candidate = _takes_root(root) / take
-    if candidate.is_dir():
-        return candidate
-    raise TakeError(f"no take {take!r} (neither a folder nor an id in {_takes_root(root)})", hint="`machinima takes list` shows the takes")
+def resolve_take(take: str | Path, root: Optional[Path] = None) -> Path:
+    """A take given as an id or a folder (relative or absolute), resolved against the takes
+    root (``--root``, else the configured one): ``machinima.takeref.find_take``."""
+    from .takeref import find_take
+
+    return find_take(take, _takes_root(root))
+
+
+def resolve_in_take(path: str | Path, root: Optional[Path] = None) -> Path:
+    """A folder inside a take (``TAKE/post/STEP``) whose take part may be an id."""
+    from .takeref import find_in_take
+
+    return find_in_take(path, _takes_root(root))
 
 
 RootOpt = typer.Option(None, "--root", help="Takes root (default: from machinima.toml / MACHINIMA_TAKES_ROOT, else ./takes).")
@@ -83,6 +89,8 @@ def takes_list(
     from .catalog import CATALOG, Catalog
 
     r = _takes_root(root)
+    if not r.is_dir():
+        raise TakeError(f"no takes folder {r}", hint="give --root, or record or import a take first")
     fresh = not (r / CATALOG).exists()
     cat = Catalog(r)
     if fresh:
@@ -207,9 +215,16 @@ def demo(
     run_demo(out, console)
 
 
+_registered = False
+
+
 def _register_plugins() -> None:
     """Add each spoke's commands: a Typer app becomes a command group, a plain function a single
-    command. A missing or broken spoke is logged and skipped."""
+    command. A missing or broken spoke is logged and skipped. Once per process."""
+    global _registered
+    if _registered:
+        return
+    _registered = True
     for ep in entry_points(group="machinima.cli"):
         try:
             sub = ep.load()
@@ -230,14 +245,32 @@ def _register_plugins() -> None:
 
 def main(argv: list[str] | None = None) -> None:
     _register_plugins()
+    run(app, argv)
+
+
+def run(typer_app: typer.Typer, argv: list[str] | None = None, prog_name: str | None = None) -> None:
+    """Run a command with the errors a person can cause as one line each, exit status 1."""
     try:
-        app(args=argv, standalone_mode=True)
+        typer_app(args=argv, prog_name=prog_name, standalone_mode=True)
     except MachinimaError as exc:
-        err_console.print(f"[red]error:[/] {escape(str(exc))}", highlight=False)  # "[model]" is text, not markup
-        sys.exit(1)
+        _error(str(exc))
+    except OSError as exc:
+        _error(describe_os_error(exc))
     except KeyboardInterrupt:
         err_console.print("[yellow]interrupted[/]")
         sys.exit(130)
+
+
+def _error(text: str) -> None:
+    err_console.print(f"[red]error:[/] {escape(text)}", highlight=False)  # "[model]" is text, not markup
+    sys.exit(1)
+
+
+def describe_os_error(exc: OSError) -> str:
+    """``No such file or directory: takes/x`` rather than ``[Errno 2] ...`` and a traceback."""
+    what = exc.strerror or str(exc) or type(exc).__name__
+    names = [str(n) for n in (exc.filename, exc.filename2) if n is not None]
+    return f"{what}: {' -> '.join(names)}" if names else what
 
 
 @app.command("verify")

@@ -353,8 +353,10 @@ class StageClient:
     async def slate(self, **fields: str) -> dict[str, Any]:
         return await self.command("slate", **fields)
 
-    async def record(self, *, slate: dict[str, str] | None = None, notes: list[str] | None = None, id: str | None = None) -> dict[str, Any]:
-        return await self.command("record", id=id, slate=slate, notes=notes)
+    async def record(self, *, slate: dict[str, str] | None = None, notes: list[str] | None = None, timecode: str | None = None,
+                     id: str | None = None) -> dict[str, Any]:
+        """Start a take; its timecode in is the stage clock's time of day unless ``timecode``."""
+        return await self.command("record", id=id, slate=slate, notes=notes, timecode=timecode)
 
     async def stop(self, *, id: str | None = None) -> dict[str, Any]:
         return await self.command("stop", id=id)

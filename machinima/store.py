@@ -156,7 +156,8 @@ class StreamStore:
         self.codec = codec
         if not writable and not self.path.exists():
             raise StoreError(f"streams file {self.path} does not exist", hint="the take has no recorded data; run `machinima takes verify`")
-        uri = self.path.as_uri() + ("" if writable else "?mode=ro")
+        # SQLite's URI form needs an absolute path; the user may have typed a relative one.
+        uri = self.path.absolute().as_uri() + ("" if writable else "?mode=ro")
         try:
             self._db = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False, timeout=5.0)
             self._db.execute("PRAGMA journal_mode=WAL" if writable else "PRAGMA query_only=1")
@@ -447,14 +448,22 @@ class StreamStore:
         return str(self._db.execute("PRAGMA integrity_check").fetchone()[0])
 
     def close(self) -> None:
-        """Flush, checkpoint the WAL into the main file with a full sync, close."""
+        """Flush, checkpoint the WAL into the main file with a full sync, close.
+
+        A checkpoint that fails on a full disk is not an error: the committed records stay in
+        the WAL, which SQLite replays on the next open; only a failed flush raises.
+        """
         if getattr(self, "_db", None) is None:
             return
         try:
             if self.writable:
                 self.flush()
-                self._db.execute("PRAGMA synchronous=FULL")
-                self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+                try:
+                    self._db.execute("PRAGMA synchronous=FULL")
+                    self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+                except sqlite3.OperationalError as exc:
+                    if not _is_disk_full(exc):
+                        raise StoreError(f"could not checkpoint {self.path}: {exc}") from None
         finally:
             self._db.close()
             self._db = None  # type: ignore[assignment]

@@ -44,15 +44,22 @@ class Recorder:
     def recording(self) -> bool:
         return self.take is not None
 
-    def start(self, slate: dict[str, str], *, performers: list[str], notes: list[str] | None = None) -> Take:
+    def start(self, slate: dict[str, str], *, performers: list[str], notes: list[str] | None = None,
+              timecode_in: str | None = None, origin_ns: int | None = None) -> Take:
+        """Create and open the next take; ``timecode_in`` is the timecode at monotonic instant
+        ``origin_ns`` (default 00:00:00:00 now). A full disk raises ``DiskFullError`` (nothing
+        is left behind), other failures ``RecordingError``."""
         if self.take is not None:
             raise RecordingError(f"take {self.take.id} is already recording")
         now = time.monotonic_ns()
         try:
             take = Take.create(
                 self.root, production=slate["production"], scene=slate["scene"], shot=slate["shot"],
-                fps=self.fps, performers=performers, notes=notes, origin_ns=now,
+                fps=self.fps, performers=performers, notes=notes, timecode_in=timecode_in,
+                origin_ns=now if origin_ns is None else origin_ns,
             )
+        except DiskFullError:
+            raise
         except MachinimaError as exc:
             raise RecordingError(f"cannot create the take: {exc}") from None
         take.store.flush_interval = self.flush_interval
@@ -136,16 +143,6 @@ class Recorder:
         self.last_error = str(error)
         if take is None:
             return {}
-        store = take._store
-        if store is not None:
-            # The buffered (not yet committed) records cannot be written: let them go, so
-            # finalize can summarise what is on disk.
-            store.discard_pending()
-        take.manifest.notes.append(f"recording stopped: {error}")
-        try:
-            take.finalize("failed")
-        except (DiskFullError, OSError, MachinimaError) as exc:
-            log.error("could not finalize %s after %s: %s; it will be recovered on the next start", take.id, error, exc)
-            take.close()
+        take.fail(str(error))  # failed + note on disk, lock released; never raises
         log.error("recording of %s stopped: %s", take.id, error)
         return {"take": take.id, "status": take.manifest.status}

@@ -3,21 +3,28 @@
 It only drives the sans-I/O protocol (``machinima.protocol``) and the recorder:
 
 1. A client connects to ``/stage`` and sends ``hello`` with a token within ``hello_timeout``;
-   a bad or expired token closes the connection with 4001 / 4002 and a reason in words.
+   a bad or expired token closes the connection with 4001 / 4002 and a reason in words, and a
+   connection lives no longer than its token (4002 when it expires; a publisher whose frames
+   go into the running take is closed when that take stops, so a take never loses a performer
+   to a clock).
 2. Each message is rate-limited (token bucket: ``max_rate`` a second, ``burst``); a client that
    stays over the limit for ``flood_close_s`` is closed with 4008. Messages over ``max_size``
    close the connection with 1009 (the websockets library enforces it).
-3. Text messages are validated (``parse_control``) and checked against the role; commands with
-   an id are answered once and the answer is kept, so a re-sent id returns the same answer.
+3. Text messages are validated once (``parse_control``: JSON depth, Unicode text, control
+   characters, lengths, finite numbers) and checked against the role; commands with an id are
+   answered once and the answer is kept, so a re-sent id returns the same answer.
 4. Binary frames (POSE from performers, CAMERA from engines) are validated, recorded at once
-   when a take runs (the recorder never drops) and kept as the latest frame of their source.
+   when a take runs (the recorder never drops) and kept as the latest frame of their source;
+   one connection publishes at most ``max_streams`` performers and cameras.
 5. As soon as every live performer has a new frame (or 4 ms after the first new one; at most
    1.25 x ``tick`` times a second), the latest frames that changed are bundled per interest
    (performer set + encoding), each bundle is encoded once as a WebSocket frame and written to
-   every viewer whose send buffer is below ``viewer_buffer``; a viewer above it skips the tick
-   (latest wins; it is told how many it missed once a second) and one that stays above it for
-   ``slow_close_s`` is closed with 4009.
-6. Once a second: performer health (rate, loss, latency), the stage ``state`` to subscribers.
+   every open viewer whose send buffer is below ``viewer_buffer``; a viewer above it skips the
+   tick (latest wins; it is told how many it missed once a second). A viewer that has not
+   drained what was sent ``slow_close_s`` ago (ping/pong behind the frames, ``server.conn``)
+   is closed with 4009; a dead or closing socket is skipped, never raised to the loop.
+6. Once a second: performer health (rate, loss, latency), the stage ``state`` to subscribers,
+   slow viewers and expired tokens.
 """
 
 from __future__ import annotations
@@ -27,11 +34,10 @@ import json
 import logging
 import mimetypes
 import socket
-import struct
 import time
 import uuid
 from collections import OrderedDict
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -41,44 +47,16 @@ import numpy as np
 from machinima import __version__
 from machinima import protocol as P
 from machinima.catalog import Catalog
-from machinima.errors import DiskFullError, MachinimaError
+from machinima.errors import DiskFullError, MachinimaError, TimecodeError
 from machinima.take import Take, iter_take_folders, read_manifest, recover_all
+from machinima.timecode import Timecode, time_of_day
 
 from .auth import load_secret
+from .conn import Conn, Limits, close_reason, ws_frame as _ws_frame
 from .errors import RecordingError, StageError
 from .recorder import Recorder
 
 log = logging.getLogger("machinima.server")
-
-
-@dataclass
-class Limits:
-    """Every limit of the server, as keywords with safe defaults (``None`` = unlimited)."""
-
-    max_size: int | None = 256 * 1024  # bytes per message
-    max_rate: float = 2000.0  # messages a second per client (a relay of 16 performers at 120 Hz)
-    burst: float = 2000.0
-    flood_close_s: float = 2.0
-    hello_timeout: float = 5.0
-    ping_interval: float | None = 20.0
-    ping_timeout: float | None = 20.0
-    viewer_buffer: int = 256 * 1024  # bytes queued to a client before live frames are skipped
-    slow_close_s: float = 10.0
-    send_buffer: int | None = None  # SO_SNDBUF of each connection (None: the OS default)
-    max_clients: int = 5000
-    id_cache: int = 4096  # answers kept for idempotent command ids
-
-
-def _ws_frame(payload: bytes, opcode: int) -> bytes:
-    """A complete unmasked server WebSocket frame (FIN set): encoded once, written to many."""
-    n = len(payload)
-    if n < 126:
-        head = struct.pack("!BB", 0x80 | opcode, n)
-    elif n < 65536:
-        head = struct.pack("!BBH", 0x80 | opcode, 126, n)
-    else:
-        head = struct.pack("!BBQ", 0x80 | opcode, 127, n)
-    return head + payload
 
 
 @dataclass
@@ -120,38 +98,6 @@ class Source:
             "latency_ms": round(self.latency_ms, 2),
             "last_seen_s": round(now - self.last_arrival, 2) if self.last_arrival else None,
         }
-
-
-@dataclass
-class Conn:
-    ws: Any
-    role: str
-    name: str
-    session: str
-    client: str = ""
-    frames: bool = False
-    performers: frozenset[str] | None = None
-    encoding: int = P.ENC_F32
-    events: bool = True
-    tokens: float = 0.0
-    refill_t: float = 0.0
-    over_since: float | None = None
-    last_reject: float = 0.0
-    last_error_t: float = 0.0
-    dropped: int = 0
-    dropped_told: int = 0
-    backlog_since: float | None = None
-    published: set[str] = field(default_factory=set)
-    closing: bool = False
-
-    def write(self, data: bytes) -> bool:
-        if self.ws is None:  # a local source, not a network client
-            return False
-        tr = self.ws.transport
-        if self.closing or tr is None or tr.is_closing():
-            return False
-        tr.write(data)
-        return True
 
 
 class StageServer:
@@ -248,17 +194,20 @@ class StageServer:
                 t.cancel()
         for tr in self._udp:
             tr.close()
-        if self.recorder.recording:
-            try:
-                self.recorder.stop()
-            except MachinimaError as exc:
-                log.error("could not finish the take on shutdown: %s", exc)
-        if self._live is not None:
-            await self._live.stop()
-        if self._server is not None:
-            self._server.close(close_connections=True)
-            await self._server.wait_closed()
-        self._stopped.set()
+        try:
+            if self.recorder.recording:
+                try:
+                    self.recorder.stop()
+                except Exception as exc:  # whatever it is, the server still stops
+                    log.error("could not finish the take on shutdown: %s", exc)
+                    self.recorder.fail(exc)
+            if self._live is not None:
+                await self._live.stop()
+            if self._server is not None:
+                self._server.close(close_connections=True)
+                await self._server.wait_closed()
+        finally:
+            self._stopped.set()
 
     # --- HTTP: the console and a health probe --------------------------------------------------
     def _http(self, connection: Any, request: Any) -> Any:
@@ -347,7 +296,7 @@ class StageServer:
                 await ws.send(P.error_message(exc))
             except ConnectionClosed:
                 pass
-            await ws.close(code, f"{reason}: {exc}"[:120])
+            await ws.close(code, close_reason(f"{reason}: {exc}"))
             return None
         old = self.conns.get(claims.name)
         session = msg.get("resume") if msg.get("resume") and self.sessions.get(msg["resume"]) == claims.name else uuid.uuid4().hex
@@ -356,7 +305,8 @@ class StageServer:
             self._detach(old, "replaced by a reconnect")
             asyncio.ensure_future(old.ws.close(P.CLOSE_REPLACED, "replaced: the same name connected again"))
         now = time.monotonic()
-        conn = Conn(ws, claims.role, claims.name, session, client=msg.get("client", ""), tokens=self.limits.burst, refill_t=now)
+        conn = Conn(ws, claims.role, claims.name, session, client=msg.get("client", ""), tokens=self.limits.burst, refill_t=now,
+                    expires=claims.expires)
         conn.events = claims.role in ("director", "observer")
         self.conns[claims.name] = conn
         self._groups_cache = None
@@ -375,6 +325,7 @@ class StageServer:
 
     def _detach(self, conn: Conn, reason: str) -> None:
         self._groups_cache = None
+        conn.stop_probe()
         if self.conns.get(conn.name) is conn:
             del self.conns[conn.name]
         for name in conn.published:
@@ -398,7 +349,7 @@ class StageServer:
         conn.closing = True
         self._groups_cache = None
         log.warning("closing %s: %s (%d)", conn.name, reason, code)
-        asyncio.ensure_future(conn.ws.close(code, reason[:120]))
+        asyncio.ensure_future(conn.ws.close(code, close_reason(reason)))
 
     def _admit(self, conn: Conn) -> bool:
         """Token-bucket rate limit: False drops the message; a long flood closes the client."""
@@ -451,6 +402,9 @@ class StageServer:
         """A valid pose or camera sample from ``conn``: health, latest frame, recording."""
         now_ns = time.monotonic_ns()
         src = self.sources.get(name)
+        if (src is None or src.conn is not conn) and name not in conn.published and len(conn.published) >= self.limits.max_streams:
+            self._tell_error(conn, P.ProtocolError("forbidden", f"one connection may publish at most {self.limits.max_streams} performers and cameras; {name!r} was refused"))
+            return
         if src is None:
             src = self.sources[name] = Source(name, kind)
             self._state_dirty = True
@@ -530,14 +484,20 @@ class StageServer:
         return False
 
     def _recording_failed(self, exc: BaseException) -> None:
-        summary = self.recorder.fail(exc)
-        self.last_take = summary.get("take") or self.last_take
+        """Tell the directors first, then close the take as failed: whatever closing it on a
+        full disk does, the warning has left."""
+        take_id = self.recorder.take.id if self.recorder.take is not None else None
         code = "disk_full" if isinstance(exc, DiskFullError) else "server_error"
-        text = P.encode_control("warning", code=code, message=f"recording stopped: {exc}", take=summary.get("take"))
+        text = P.encode_control("warning", code=code, message=f"recording stopped: {exc}", take=take_id)
         frame = _ws_frame(text.encode(), 0x1)
         for c in list(self.conns.values()):
             if c.role in ("director", "observer"):
                 c.write(frame)
+        try:
+            self.recorder.fail(exc)  # marks the take failed and releases its lock
+        except Exception:
+            log.exception("closing take %s after %s failed", take_id, exc)
+        self.last_take = take_id or self.last_take
         self._state_dirty = True
 
     # --- control messages ------------------------------------------------------------------------
@@ -586,6 +546,8 @@ class StageServer:
         conn.encoding = P.ENCODINGS[msg.get("encoding", "f32")]
         conn.events = msg.get("events", True)
         self._groups_cache = None
+        if conn.frames:
+            conn.start_probe(min(1.0, self.limits.slow_close_s / 4))
         return {"frames": conn.frames, "performers": perf, "encoding": msg.get("encoding", "f32"), "events": conn.events}
 
     def _cmd_slate(self, conn: Conn, msg: dict[str, Any]) -> dict[str, Any]:
@@ -600,17 +562,33 @@ class StageServer:
     def _cmd_record(self, conn: Conn, msg: dict[str, Any]) -> dict[str, Any]:
         if self.recorder.recording:
             raise P.ProtocolError("already_recording", f"take {self.recorder.take.id} is already recording; stop it first")
+        tc_in, origin_ns = self._timecode_in(msg.get("timecode"))
         for k, v in (msg.get("slate") or {}).items():
             self.slate[k] = v.strip()
         performers = sorted(n for n, s in self.sources.items() if s.kind == P.KIND_POSE and s.conn is not None)
         notes = list(msg.get("notes") or [])
-        take = self.recorder.start(dict(self.slate), performers=performers, notes=notes)
+        try:
+            take = self.recorder.start(dict(self.slate), performers=performers, notes=notes, timecode_in=tc_in, origin_ns=origin_ns)
+        except DiskFullError as exc:
+            raise P.ProtocolError("disk_full", f"cannot record: {exc}") from None
         take.manifest.extra["stage"] = {"director": conn.name, "server": f"machinima {__version__}"}
         take.save()
         self._loss_at_start = {n: s.loss for n, s in self.sources.items()}
         self.last_take = take.id
         self._state_dirty = True
         return {"take": take.id, "take_number": take.manifest.slate.take, "timecode_in": take.manifest.timecode_in, "slate": dict(self.slate), "performers": performers}
+
+    def _timecode_in(self, given: str | None) -> tuple[str, int]:
+        """Timecode in of a new take and the monotonic instant it stands for: the one the
+        director gives, else the stage clock's time of day (as Unreal's Take Recorder stamps
+        takes), frame-aligned so the take's frames are the time of day's frames."""
+        if given:
+            try:
+                return str(Timecode.parse(given, self.recorder.fps)), time.monotonic_ns()
+            except TimecodeError as exc:
+                raise P.ProtocolError("bad_message", f"record.timecode: {exc}") from None
+        tc, origin_ns = time_of_day(self.recorder.fps)
+        return str(tc), origin_ns
 
     def _cmd_stop(self, conn: Conn, msg: dict[str, Any], cut: bool = False) -> dict[str, Any]:
         if not self.recorder.recording:
@@ -687,7 +665,7 @@ class StageServer:
         return {"recorded": recorded}
 
     def _cmd_ping(self, conn: Conn, msg: dict[str, Any]) -> dict[str, Any]:
-        conn.write(_ws_frame(P.encode_control("pong", t=msg.get("t"), server_t=time.time()).encode(), 0x1))
+        conn.write(_ws_frame(P.encode_control("pong", t=msg.get("t"), server_t=time.time()).encode(), 0x1))  # t: finite (parse_control)
         return {"server_t": time.time()}
 
     # --- the tick: fan-out, flush, health, state --------------------------------------------------
@@ -751,7 +729,6 @@ class StageServer:
         if not dirty:
             return
         self.tick_seq += 1
-        now = time.monotonic()
         limit = self.limits.viewer_buffer
         stats = self.stats
         for (interest, enc), conns in self._groups().items():
@@ -764,20 +741,13 @@ class StageServer:
             data = _ws_frame(P.encode_bundle(parts, seq=self.tick_seq), 0x2)
             sent = 0
             for conn in conns:
-                tr = conn.ws.transport
-                if conn.closing or tr.is_closing():
+                if not conn.is_open():  # closing, half-closed, gone: never raise, never wait
                     continue
-                if tr.get_write_buffer_size() > limit:
+                if conn.ws.transport.get_write_buffer_size() > limit:
                     conn.dropped += 1
                     stats["skipped"] += 1
-                    if conn.backlog_since is None:
-                        conn.backlog_since = now
-                    elif now - conn.backlog_since > self.limits.slow_close_s:
-                        self._close(conn, P.CLOSE_SLOW, f"too slow: frames queued for more than {self.limits.slow_close_s:g} s (read faster or subscribe to fewer performers / f16)")
                     continue
-                conn.backlog_since = None
-                tr.write(data)
-                sent += 1
+                sent += conn.write(data)
             stats["bundles_out"] += sent
         if self._live is not None:
             self._live.publish(dirty, self.tick_seq)
@@ -788,17 +758,23 @@ class StageServer:
         for s in self.sources.values():
             s.rate = s.window_count / max(span, 1e-3)
             s.window_count = 0
+        now, wall = time.monotonic(), time.time()
+        slow = self.limits.slow_close_s
         for c in list(self.conns.values()):
             if c.dropped > c.dropped_told:
                 c.write(_ws_frame(P.encode_control("dropped", count=c.dropped - c.dropped_told, total=c.dropped).encode(), 0x1))
                 c.dropped_told = c.dropped
+            if c.probe is not None and now - c.drained_at > slow:
+                self._close(c, P.CLOSE_SLOW, f"too slow: nothing read for {slow:g} s (read faster or subscribe to fewer performers / f16)")
+            if c.expires <= wall and not (self.recorder.recording and c.published):  # a take's publisher goes after stop
+                self._close(c, P.CLOSE_EXPIRED, "expired token: the token's lifetime ended (issue a new one with `machinima server token`)")
         self._broadcast_state()
 
     def _broadcast_state(self) -> None:
         self._state_dirty = False
         frame = _ws_frame(P.encode_control("state", stage=self.state()).encode(), 0x1)
         for c in list(self.conns.values()):
-            if c.events and c.ws.transport is not None and c.ws.transport.get_write_buffer_size() <= self.limits.viewer_buffer:
+            if c.events and c.is_open() and c.ws.transport.get_write_buffer_size() <= self.limits.viewer_buffer:
                 c.write(frame)
 
     def state(self) -> dict[str, Any]:

@@ -82,7 +82,9 @@ def qc(step: Path = typer.Argument(..., help="The step folder: TAKE/post/<step-i
 
     from .qc import qc_step
 
-    rep = qc_step(step, sheet_frames=sheet)
+    from machinima.cli import resolve_in_take
+
+    rep = qc_step(resolve_in_take(step), sheet_frames=sheet)
     t = Table(title=f"flicker of {rep['step']} ({rep['engine']}): warp error 0..255, lower is steadier")
     for col in ("frames", "pairs", "mean", "p95", "input"):
         t.add_column(col)

@@ -36,23 +36,23 @@ def dream(
     from .look import load_look
     from .sources import PassSource
 
+    p = Path(source)
+    if not p.is_file() and not (p / "take.json").exists():
+        from machinima.cli import resolve_take
+
+        p = resolve_take(source)  # before the engine loads: a typo fails at once
     d = load_dream(dream_file)
     if frames:
         d.frames = frames
     cfg = load_config()
     look = load_look(resolve_look_path(d))
     engine = build_engine(look, cfg)
-    p = Path(source)
     passes = None
     fps = "24"
     if p.is_file():
         init = read_image(p)[..., :3]
         folder = (out or p.parent) / (step_id or f"dream-{Path(dream_file).stem}")
     else:
-        if not (p / "take.json").exists():
-            from machinima.cli import resolve_take
-
-            p = resolve_take(source)
         take = Take.open(p)
         passes = PassSet.open(take.passes_dir())
         if not passes.frames:

@@ -6,6 +6,7 @@ import asyncio
 import shutil
 import threading
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -40,7 +41,7 @@ def test_director_console_records_a_take_in_chromium(root, tmp_path):
     sync_api = pytest.importorskip("playwright.sync_api")
     if not shutil.which("chromium") and not __import__("os").path.exists(CHROMIUM):
         pytest.skip("Debian chromium is not installed (apt-get install -y chromium)")
-    srv = ServerProcess(root)
+    srv = ServerProcess(Path(root.name), cwd=root.parent)  # `machinima server --root takes`, the docs' first example
     stop = threading.Event()
     perf = _performers(srv.url, root, stop)
     try:
