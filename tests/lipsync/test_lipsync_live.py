@@ -1,13 +1,11 @@
-"""Live lip sync, measured from outside: PCM written into `machinima lipsync live --input -` at
-the speaker's pace, VMC datagrams caught by a real UDP receiver and decoded by python-osc; the
-latency runs from writing the chunk that completes a window to its datagram arriving."""
+"""Live lip sync, measured from outside (``lipsync.latency``): PCM written into
+`machinima lipsync live --input -` at the speaker's pace, VMC datagrams caught by a real UDP
+receiver and decoded by python-osc; the latency runs from writing the chunk that completes a
+window to its datagram arriving."""
 
 import os
 import socket
-import subprocess
-import sys
 import threading
-import time
 from pathlib import Path
 
 import numpy as np
@@ -16,9 +14,8 @@ from pythonosc.osc_bundle import OscBundle
 
 from lipsync.errors import LipSyncError
 from lipsync.live import LiveLipSync, load_templates, pcm_chunks, realtime_chunks, run_live, save_templates
+from lipsync.latency import CHUNK
 from lipsync.mfcc import FRAME, HOP, VowelTemplates, loudness_openness
-
-CHUNK = 160  # 10 ms at 16 kHz, what a sound card hands over
 
 
 @pytest.fixture(scope="module")
@@ -57,55 +54,18 @@ def _blend(dgram: bytes) -> dict[str, float]:
 
 
 def test_live_latency_from_chunk_written_to_datagram_received(speech):
+    from lipsync.latency import measure_live_command
+
     samples, _ = speech
     audio = np.concatenate([np.zeros(4000, np.float32), samples[:16000 * 2]])
     audio = audio[: audio.size // CHUNK * CHUNK]
-    rx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    rx.bind(("127.0.0.1", 0))
-    rx.settimeout(0.2)
-    got: list[tuple[int, bytes]] = []
-    done = threading.Event()
-
-    def receive():
-        while not done.is_set():
-            try:
-                data = rx.recv(65536)
-            except socket.timeout:
-                continue
-            got.append((time.perf_counter_ns(), data))
-
-    th = threading.Thread(target=receive, daemon=True)
-    th.start()
-    proc = subprocess.Popen([sys.executable, "-m", "machinima", "lipsync", "live", "--vmc", f"127.0.0.1:{rx.getsockname()[1]}", "--input", "-"],
-                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, bufsize=0)
-    try:
-        assert "reading s16le" in proc.stderr.readline().decode()  # ready: the clock starts now
-        pcm = (audio * 32767).astype("<i2").tobytes()
-        written = []
-        t0 = time.perf_counter()
-        for i in range(0, len(pcm), 2 * CHUNK):  # the speaker's pace: absolute deadlines, 10 ms apart
-            delay = t0 + i / 2 / 16000 - time.perf_counter()
-            if delay > 0:
-                time.sleep(delay)
-            os.write(proc.stdin.fileno(), pcm[i:i + 2 * CHUNK])
-            written.append(time.perf_counter_ns())
-        time.sleep(0.3)
-        proc.stdin.close()
-        out = proc.stdout.read().decode()
-        assert proc.wait(timeout=30) == 0, proc.stderr.read().decode()
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-        done.set()
-        th.join(2)
-        rx.close()
+    m = measure_live_command(audio)
     hops = 1 + (audio.size - FRAME) // HOP
-    assert f"sent {hops} VMC messages" in out and len(got) == hops  # loopback loses nothing
-    # datagram k's window ends at sample FRAME + k*HOP: it cannot leave before that chunk is written
-    lat_ms = np.array([(t - written[(FRAME + k * HOP - 1) // CHUNK]) / 1e6 for k, (t, _) in enumerate(got)])
-    assert lat_ms.min() > 0
+    assert f"sent {hops} VMC messages" in m.stdout and len(m.received) == hops  # loopback loses nothing
+    lat_ms = m.latencies_ms()
+    assert lat_ms.min() > 0  # no datagram before the audio it describes
     assert np.percentile(lat_ms, 95) < 100, np.percentile(lat_ms, [50, 95, 100])
-    weights = [_blend(d) for _, d in got]
+    weights = [_blend(d) for _, d in m.received]
     assert set(weights[0]) == {"A", "I", "U", "E", "O"} and weights[0]["A"] < 0.01  # silence first
     assert max(w["A"] for w in weights) > 0.5  # the mouth opens with the speech
 
