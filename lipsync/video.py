@@ -85,7 +85,7 @@ def open_plate(path: Path, fps: str | Fraction | None, take_fps: Fraction) -> Pl
 
 
 def resync_video(take: str | Path, plate_path: str | Path, *, audio: str | Path | None = None, step_id: str = "lipsync",
-                 text: str | None = None, weights: str | Path | None = None, production: str = "", subjects: list[str] | None = None,
+                 text: str | None = None, weights: str | Path | None = None, production: str | None = None, subjects: list[str] | None = None,
                  override: str | None = None, strength: float = 1.0, plate_fps: str | None = None, allow_no_face: bool = False,
                  progress: bool = True) -> ResyncReport:
     from machinima import rights
@@ -100,7 +100,7 @@ def resync_video(take: str | Path, plate_path: str | Path, *, audio: str | Path 
     if not subjects and not override:
         raise LipSyncError("say whose face is re-synced: --subject NAME (needs a rights record with scope lip_sync)",
                            hint="or --rights-override 'reason' for your own test footage")
-    clearance = rights.require(production, subjects or ["unnamed"], "lip_sync", override=override)
+    clearance = rights.require(production or manifest.slate.production, subjects or ["unnamed"], "lip_sync", override=override)
     plate = open_plate(plate_path, plate_fps, manifest.fps)
     audio_path = resolve_audio(take_path, audio)
     dialogue = load_audio(audio_path)

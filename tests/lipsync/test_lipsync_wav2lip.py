@@ -10,6 +10,15 @@ from lipsync.errors import MouthModelError
 from lipsync.wav2lip import IMG, build_generator, load_generator, mel_window, melspectrogram, repaint
 
 
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """Tiny torch work on a busy 2-core machine runs far slower on 2 threads than on 1."""
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)
+
+
 @pytest.fixture(scope="module")
 def weights(tmp_path_factory):
     torch.manual_seed(0)
@@ -89,3 +98,27 @@ def test_repaint_on_the_gpu(weights):
     assert next(model.parameters()).is_cuda
     out = repaint(model, _crop(), np.zeros((80, 16), np.float32), "cuda")
     assert out.shape == (IMG, IMG, 3)
+
+
+def test_video_step_with_wav2lip_weights(weights, tmp_path, face, speech):
+    """The post step with --weights: the crop goes through the network and comes back into the frame."""
+    from lipsync_helpers import make_take, write_wav
+
+    from lipsync.video import resync_video
+    from machinima.imageseq import write_image
+
+    path, _ = weights
+    take = make_take(tmp_path / "takes", ("eileen",), fps=25)
+    (tmp_path / "plate").mkdir()
+    for i in range(2):
+        write_image(tmp_path / "plate" / f"{i:06d}.png", face)
+    write_wav(tmp_path / "line.wav", speech[0][:8000])
+    rep = resync_video(take, tmp_path / "plate", audio=tmp_path / "line.wav", weights=path, override="test portrait", progress=False)
+    assert rep.engine == "wav2lip" and rep.resynced == 2
+    from machinima.imageseq import read_image
+
+    out = read_image(take / "post" / "lipsync" / "frames" / "000000.png")
+    changed = np.abs(out.astype(int) - np.asarray(face).astype(int)).max(axis=2) > 0
+    ys, xs = np.nonzero(changed)
+    assert changed.any() and changed[:40].sum() == 0  # repainted inside the face box only
+    assert 100 < ys.mean() < 400 and 100 < xs.mean() < 400
