@@ -133,6 +133,16 @@ def read_rhubarb_json(path: str | Path) -> list[Cue]:
     return [Cue(float(c["start"]), float(c["end"]), str(c["value"])) for c in doc["mouthCues"]]
 
 
+def require_performer(take_path: str | Path, performer: str) -> None:
+    """A mouth belongs to one of the take's performers: anyone else is an error that lists them."""
+    from machinima.take import Take
+
+    names = [str(p.get("name")) for p in Take.open(take_path).manifest.performers]
+    if performer not in names:
+        raise LipSyncError(f"take {Path(take_path).name} has no performer {performer!r} (its performers: {', '.join(names) or 'none'})",
+                           hint="name one of them with --performer")
+
+
 def write_to_take(take_path: str | Path, performer: str, track: MouthTrack, *, start_frame: int = 0) -> str:
     """Add the mouth animation to a take as the blend stream ``blend/<performer>-mouth``
     (timecode-stamped like every stream), starting ``start_frame`` frames after the take's
@@ -140,10 +150,7 @@ def write_to_take(take_path: str | Path, performer: str, track: MouthTrack, *, s
     from machinima.take import Take
     from machinima.timecode import ns_from_frames
 
-    names = [str(p.get("name")) for p in Take.open(take_path).manifest.performers]
-    if performer not in names:
-        raise LipSyncError(f"take {Path(take_path).name} has no performer {performer!r} (its performers: {', '.join(names) or 'none'})",
-                           hint="name one of them with --performer")
+    require_performer(take_path, performer)
     take = Take.open(take_path, writable=True)
     try:
         name = f"{performer}-mouth"

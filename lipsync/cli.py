@@ -42,7 +42,7 @@ def analyze(
     pron: List[str] = typer.Option([], "--pron", help="Extra pronunciation WORD='AH D AH' (repeatable)."),
 ) -> None:
     """Audio -> Rhubarb shapes (TSV + JSON), Oculus visemes (TSV), VRM A/I/U/E/O weights, and a take stream."""
-    from .analyze import lipsync_audio, write_rhubarb_json, write_rhubarb_tsv, write_to_take, write_viseme_tsv
+    from .analyze import lipsync_audio, require_performer, write_rhubarb_json, write_rhubarb_tsv, write_to_take, write_viseme_tsv
     from .audio import load_audio
     from .errors import LipSyncError
 
@@ -63,9 +63,7 @@ def analyze(
         take_path = resolve_take(take)
         if not performer:
             raise LipSyncError("--performer is needed with --take")
-        names = [str(p.get("name")) for p in Take.open(take_path).manifest.performers]
-        if performer not in names:
-            raise LipSyncError(f"take {take_path.name} has no performer {performer!r} (its performers: {', '.join(names) or 'none'})")
+        require_performer(take_path, performer)
         fps = str(Take.open(take_path).manifest.fps)
         audio = resolve_audio(take_path, audio)
     elif audio is None:
@@ -85,7 +83,7 @@ def analyze(
     console.print(f"{track.mode}: {len(track.cues)} mouth cues over {track.duration:.2f} s -> {tsv}, {js}, {vis}")
     if take_path:
         stream = write_to_take(take_path, performer, track)
-        console.print(f"wrote {stream} into {take_path.name} (audio: {audio.relative_to(take_path)})")
+        console.print(f"wrote {stream} into {take_path.name} (audio: audio/{audio.name})")
 
 
 @app.command()

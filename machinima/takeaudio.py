@@ -55,7 +55,7 @@ def import_audio(take_path: str | Path, source: str | Path) -> Path:
     folder = take_path / AUDIO_DIR
     try:
         if source.resolve().parent == folder.resolve():
-            return source
+            return folder / source.name  # spelled from the take, like every other return
     except OSError:
         pass
     if source.suffix.lower() not in AUDIO_SUFFIXES:
