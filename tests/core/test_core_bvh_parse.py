@@ -159,3 +159,20 @@ def test_constructed_file_round_trips_through_the_parser():
     m = parse_bvh(bvh_text(HUMANIK_CM, motion, newline="\r\n"))
     assert m.frames == 5 and m.data.shape[1] == 3 + 3 * len(HUMANIK_CM)
     assert np.allclose(m.data[:, :3], motion[:, :3], atol=1e-6)
+
+
+def test_position_channels_on_a_joint_read_as_blender_reads_them(tmp_path):
+    """A non-root joint with some position channels: they replace the offset, a component
+    without a channel is 0 (Blender's reading), and Blender agrees on every position."""
+    text = SMALL.replace("\t\tOFFSET 0 10 0\n\t\tCHANNELS 3 Zrotation Xrotation Yrotation",
+                         "\t\tOFFSET 0 10 0\n\t\tCHANNELS 5 Yposition Zposition Zrotation Xrotation Yrotation")
+    head, rows = text.split("Frame Time: 0.0333333\n")
+    rows = [r.split() for r in rows.splitlines()]
+    text = head + "Frame Time: 0.0333333\n" + "".join(" ".join(r[:6] + [str(11 + k), str(k - 1)] + r[6:]) + "\n" for k, r in enumerate(rows))
+    path = tmp_path / "pos.bvh"
+    path.write_text(text)
+    motion = read_bvh(path)
+    trans, _ = motion.local_transforms()
+    assert np.allclose(trans[:, 1], [[0, 11, -1], [0, 12, 0], [0, 13, 1]])
+    result = retarget_motion(motion, {"Hips": "Hips", "Spine": "Spine", "Head": "Head", "LeftArm": "LeftUpperArm"}, units="cm")
+    assert_matches_blender(result, path, frames=[0, 1, 2])

@@ -203,3 +203,52 @@ def test_quaternion_of_the_canonical_bones_is_the_files_rotation():
         d = np.abs(np.sum(wrot[:, c] * grot[:, names.index(motion.names[j])], axis=-1))
         assert np.allclose(d, 1, atol=1e-6)
     assert np.allclose(quat.rotate(wrot[:, BONE_INDEX["Hips"]], [0, 0, 1.0]), quat.rotate(grot[:, 0], [0, 0, 1.0]), atol=1e-6)
+
+
+def test_unmapped_joints_between_mapped_ones_are_followed_and_aimed_at(tmp_path):
+    """Spine1/Spine2 renamed out of every map: the canonical Chest and UpperChest have no joint,
+    the file's two joints bend between Spine and Neck. Neck still lands where Blender puts it,
+    and the in-between canonical bones turn so their chain points at it."""
+    rig = renamed(HUMANIK_CM, {"Spine1": "S_a", "Spine2": "S_b"})
+    path = _write(tmp_path, "bent.bvh", bvh_text(rig, random_motion(rig, seed=8, spread=40.0)))
+    result = load_bvh_performer(path)
+    assert {"Chest", "UpperChest"} <= set(result.plan.inferred) and {"S_a", "S_b"} <= set(result.unmapped)
+    assert_matches_blender(result, path)
+    pos, rot = forward_kinematics(result.poses.astype(np.float64))
+    chest, neck = BONE_INDEX["Chest"], BONE_INDEX["Neck"]
+    rest = result.plan.rest_positions
+    aimed = quat.rotate(rot[:, chest], rest[neck] - rest[chest])
+    to_neck = pos[:, neck] - pos[:, chest]
+    cos = np.sum(aimed * to_neck, -1) / np.linalg.norm(aimed, axis=-1) / np.linalg.norm(to_neck, axis=-1)
+    assert np.all(cos > 1 - 1e-9)
+
+
+def test_a_root_that_no_map_names_drives_hips(tmp_path):
+    rig = renamed(HUMANIK_CM, {"Hips": "Root_J"})
+    path = _write(tmp_path, "root.bvh", bvh_text(rig, random_motion(rig, seed=9)))
+    result = load_bvh_performer(path)
+    assert result.motion.names[result.resolved.mapping[BONE_INDEX["Hips"]]] == "Root_J"
+    assert "no joint named for Hips: the root joint 'Root_J' drives it" in result.report()[1]
+    assert_matches_blender(result, path)
+
+
+def test_source_record_versions(tmp_path):
+    import json
+
+    from machinima.bvhimport import performer_rest_offsets, read_source_record
+    from machinima.errors import TakeFormatError
+
+    path = _write(tmp_path, "a.bvh", bvh_text(HUMANIK_CM, random_motion(HUMANIK_CM, n=3)))
+    result = import_bvh(path, tmp_path / "takes", production="p", scene="s", shot="r", performer="Ada Lovelace")
+    take = tmp_path / "takes" / result.take_id
+    record = take / "source" / "Ada-Lovelace.json"
+    offsets = performer_rest_offsets(take, "Ada Lovelace")
+    assert offsets.shape == (len(BONES), 3) and np.allclose(offsets[BONE_INDEX["LeftLowerLeg"]], [0, -0.42, 0])
+    doc = json.loads(record.read_text())
+    doc["version"] = 2
+    record.write_text(json.dumps(doc))
+    with pytest.raises(TakeFormatError, match="source-record version 2 is newer"):
+        read_source_record(take, "Ada Lovelace")
+    record.unlink()
+    with pytest.raises(TakeFormatError, match="the source record source/Ada-Lovelace.json is missing"):
+        read_source_record(take, "Ada Lovelace")
