@@ -78,12 +78,10 @@ class Resolved:
     spec: BoneMapSpec
     mapping: dict[int, int]
     score: int
-    parents: list[int] | None = None
-    moved: list[str] = field(default_factory=list)  # e.g. "LeftShoulder -> LeftUpperArm"
+    moved: list[str] = field(default_factory=list)  # canonical bones, e.g. "LeftShoulder -> LeftUpperArm"
 
     def apply_structure(self, parents: list[int]) -> "Resolved":
         """The required-bone rule (see the module docstring), given the joints' parents."""
-        self.parents = parents
 
         def below(j: int, ancestor: int) -> bool:
             while j >= 0:

@@ -100,7 +100,8 @@ class BVHPerformer:
         info.append(f"bone map: {r.spec.name} ({how})")
         for moved in r.moved:
             src, dst = moved.split(" -> ")
-            info.append(f"bone map: the joint named like {src} drives {dst} (its child is the next bone down the limb)")
+            joint = m.names[r.mapping[BONE_INDEX[dst]]]
+            info.append(f"bone map: joint {joint} drives {dst}, not {src}: its child is the next bone down the limb")
         extent = m.rest_extent()
         info.append(f"units: {self.units} ({'auto' if self.units_auto else 'given'}: rest pose {extent:.4g} file units = {extent * self.scale:.2f} m)")
         if self.fps_snapped:
