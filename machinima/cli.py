@@ -159,12 +159,14 @@ def takes_export(
     take: str,
     out: Path = typer.Option(..., "--out", "-o", help="Output .bvh file (one performer) or folder (all performers)."),
     performer: Optional[str] = typer.Option(None, help="Performer to export; default: all, into a folder."),
+    rotation_order: str = typer.Option("ZXY", "--rotation-order", help="Euler order of the rotation channels (XYZ, XZY, YXZ, YZX, ZXY, ZYX)."),
     root: Optional[Path] = RootOpt,
 ) -> None:
-    """Export performers as BVH, resampled to the take's fps."""
+    """Export performers as BVH (centimetres, canonical names, the performer's own proportions),
+    resampled to the take's fps; Blender reads back the same joint positions."""
     from .export import export_take_bvh
 
-    for path in export_take_bvh(resolve_take(take, root), out, performer):
+    for path in export_take_bvh(resolve_take(take, root), out, performer, order=rotation_order):
         console.print(f"wrote {path}")
 
 
@@ -175,14 +177,29 @@ def takes_import(
     scene: str = typer.Option("imported"),
     shot: str = typer.Option("bvh"),
     production: Optional[str] = typer.Option(None),
+    bone_map: Optional[str] = typer.Option(None, "--bone-map", help="Shipped map (mixamo, humanik, biovision, cmu, rokoko) or a .toml file; default: chosen by joint names."),
+    units: str = typer.Option("auto", "--units", help="File units: cm, m, mm, in, or auto (from the rest pose's height)."),
     root: Optional[Path] = RootOpt,
 ) -> None:
-    """Create a new take from a BVH file."""
-    from .export import import_bvh_take
+    """Create a new take from a BVH file (any skeleton: retargeted with a bone map, the file's own
+    skeleton kept in the take's source record)."""
+    from .bvhimport import import_bvh
 
     cfg = load_config()
-    t = import_bvh_take(bvh, _takes_root(root), production=production or cfg.production, scene=scene, shot=shot, performer=performer)
-    console.print(f"created {t}")
+    result = import_bvh(bvh, _takes_root(root), production=production or cfg.production, scene=scene, shot=shot, performer=performer,
+                        bone_map=bone_map, units=units)
+    print_bvh_report(result)
+    console.print(f"created {result.take_id}")
+
+
+def print_bvh_report(result, info_console: Console | None = None) -> None:
+    """What a BVH reader chose (map, units, fps) and what it could not map, one line each;
+    warnings go to stderr, information to ``info_console`` (stdout by default)."""
+    info, warnings = result.report()
+    for line in info:
+        (info_console or console).print(escape(line), highlight=False)
+    for line in warnings:
+        err_console.print(f"[yellow]warning[/]: {escape(line)}", highlight=False)
 
 
 @takes_app.command("rm")

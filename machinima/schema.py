@@ -26,6 +26,7 @@ CURRENT: dict[str, int] = {
     "collection": 1,  # machinima/collections.py index.sqlite (facesets, datasets)
     "rights-record": 1,  # machinima/rights.py
     "passes": 1,  # machinima/passes.py passes.json
+    "source-record": 1,  # machinima/bvhimport.py source/<performer>.json (an imported file's own skeleton)
 }
 
 _UPGRADES: dict[tuple[str, int], Callable[[dict[str, Any]], dict[str, Any]]] = {}

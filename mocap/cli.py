@@ -49,6 +49,8 @@ def send(
     bvh: Optional[Path] = typer.Option(None, "--bvh", help="Play a BVH file as a live performer."),
     loop: bool = typer.Option(True, "--loop/--no-loop", help="Loop the BVH."),
     start: float = typer.Option(0.0, "--start", help="Start offset into the BVH, seconds."),
+    bone_map: Optional[str] = typer.Option(None, "--bone-map", help="BVH: shipped bone map (mixamo, humanik, biovision, cmu, rokoko) or a .toml file; default: chosen by joint names."),
+    units: str = typer.Option("auto", "--units", help="BVH file units: cm, m, mm, in, or auto (from the rest pose's height)."),
     vmc: Optional[str] = typer.Option(None, "--vmc", help="Send VMC to HOST:PORT (default 127.0.0.1:39539)."),
     xsens: Optional[str] = typer.Option(None, "--xsens", help="Send Xsens MVN (MXTP02) to HOST:PORT instead (default port 9763)."),
     osc_target: Optional[str] = typer.Option(None, "--osc", help="Send plain-profile OSC (one message per bone) to HOST:PORT instead."),
@@ -73,7 +75,10 @@ def send(
     if bvh is not None:
         from .bvhsource import BVHPlayback
 
-        pb = BVHPlayback(bvh, loop=loop, start_s=start)
+        from machinima.cli import print_bvh_report
+
+        pb = BVHPlayback(bvh, loop=loop, start_s=start, bone_map=bone_map, units=units)
+        print_bvh_report(pb.performer, info_console=err)
         performers.append(sender.Performer(bvh.stem if synthetic == 0 and name == "synth" else f"{name}-bvh", pb.pose_at))
     n = synthetic if (synthetic or bvh is not None) else 1
     for k in range(n):
