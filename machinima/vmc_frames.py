@@ -12,10 +12,14 @@ pending frame is complete when:
    with the same real tag are one frame, whatever else happens);
 2. **the datagram leads with T or OK** (they stand before all its pose and blendshape
    messages: a frame starts here);
-3. **a part repeats** (a bone, the root, T, OK, a blendshape name or Apply already pending);
-4. **a gap** of more than ``gap_ms`` separates it from the sender's previous datagram (a sender
-   sends one frame's datagrams back to back, well under a millisecond apart, and frames at most
-   240 a second, 4 ms apart), unless it is the part that completes the frame.
+3. **it is the head of the frame**: the datagram that, frame after frame, comes after the
+   longest silence (a sender sends one frame's datagrams back to back and then waits for the
+   next frame). The head is learned by vote: each frame votes for the datagram (its set of
+   parts) that followed its clearly longest gap (``head_ratio`` times the mean of the others);
+   a datagram that wins ``head_votes`` of the last 8 frames is the head. This is what finds the
+   frame boundary of a stream joined mid-frame; a sender flooding without pauses never gets a
+   head and needs none (rules 2, 4 and 6 hold the phase from the start of its stream);
+4. **a part repeats** (a bone, the root, T, OK, a blendshape name or Apply already pending);
 
 After a datagram, the pending frame is complete when:
 
@@ -54,8 +58,8 @@ class VMCFrame:
     """One whole frame of one sender: ``pose`` (55, 7) canonical (Hips in world space, root
     composed), ``root`` (7,) the avatar root as sent, ``time_s`` the sender clock (or None),
     ``t_recv_ns`` the first datagram's receive stamp, ``blendshapes`` (the staged set when the
-    frame had any, else None), ``parts`` (datagrams), ``ended_by`` (timetag, marker, repeat,
-    gap, layout, idle, flush), ``root_name`` (the Root/Pos name, if any), ``has_pose`` (False for a sender
+    frame had any, else None), ``parts`` (datagrams), ``ended_by`` (timetag, marker, head,
+    repeat, layout, idle, flush), ``root_name`` (the Root/Pos name, if any), ``has_pose`` (False for a sender
     that never sent a bone or the root: a face-only sender's pose is the rest pose, not data)."""
 
     __slots__ = ("pose", "root", "time_s", "t_recv_ns", "blendshapes", "parts", "ended_by", "root_name", "has_pose")
@@ -78,14 +82,21 @@ class VMCFrame:
 
 class VMCAssembler:
     """Frames of ONE sender (keep one per sender address). ``idle_ms``: quiet time after which
-    ``poll`` emits a pending frame; ``gap_ms``: silence that separates two frames; ``history``:
-    frames whose parts make up the learned layout."""
+    ``poll`` emits a pending frame; ``history``: frames whose parts make up the learned layout;
+    ``head_votes`` (of the last 8 frames) and ``head_ratio``: how sure the head vote must be."""
 
-    def __init__(self, *, idle_ms: float = 50.0, gap_ms: float = 3.0, history: int = 4) -> None:
-        if idle_ms <= 0 or gap_ms <= 0 or history < 1:
-            raise ValueError("idle_ms and gap_ms must be > 0 and history >= 1")
+    def __init__(self, *, idle_ms: float = 50.0, history: int = 4, head_votes: int = 6, head_ratio: float = 4.0) -> None:
+        if idle_ms <= 0 or history < 1 or not 1 <= head_votes <= 8 or head_ratio <= 1:
+            raise ValueError("idle_ms must be > 0, history >= 1, head_votes 1..8 and head_ratio > 1")
         self.idle_ns = int(idle_ms * 1e6)
-        self.gap_ns = int(gap_ms * 1e6)
+        self.head_votes = head_votes
+        self.head_ratio = head_ratio
+        self.head: frozenset | None = None
+        self._votes: deque[frozenset | None] = deque(maxlen=8)
+        self._gap_max = 0  # the pending frame's longest gap before a datagram, and that datagram
+        self._gap_rep: frozenset | None = None
+        self._gap_sum = 0
+        self._gap_n = 0
         self.local = rest_pose()  # bones as sent: Hips local to the avatar root
         self.root = _IDENTITY_ROOT.copy()
         self.root_name: str | None = None
@@ -114,6 +125,8 @@ class VMCAssembler:
         """Take one decoded datagram of this sender; returns the frames it completed (0-2)."""
         out: list[VMCFrame] = []
         keys = pkt.keys
+        if not keys:
+            return out  # nothing usable in it (all rejected, or unknown addresses)
         if self._pending:
             tt = pkt.timetag
             if tt != IMMEDIATE and self._timetag != IMMEDIATE:
@@ -121,12 +134,15 @@ class VMCAssembler:
                     out.append(self._emit("timetag"))
             elif pkt.lead:
                 out.append(self._emit("marker"))
+            elif keys is self.head or (self.head is not None and keys == self.head):
+                out.append(self._emit("head"))
             elif not self._keys.isdisjoint(keys):
                 out.append(self._emit("repeat"))
-            elif t_recv_ns - self._last_ns > self.gap_ns and not self._completes(keys):
-                out.append(self._emit("gap"))
-        if not keys:
-            return out  # nothing usable in it (all rejected, or unknown addresses)
+        gap = t_recv_ns - self._last_ns if self._last_ns else 0
+        if gap > self._gap_max:
+            self._gap_max, self._gap_rep = gap, keys
+        self._gap_sum += gap
+        self._gap_n += 1
         # take the parts in
         if pkt.bone_index.shape[0]:
             self.local[pkt.bone_index] = pkt.bone_values
@@ -167,10 +183,21 @@ class VMCAssembler:
             out.append(self._emit("layout"))
         return out
 
-    def _completes(self, keys: frozenset) -> bool:
-        """Would ``keys`` complete the pending frame's layout?"""
-        layout = self.layout
-        return bool(layout) and len(self._keys) + len(keys) >= len(layout) and layout <= (self._keys | keys)
+    def _vote(self) -> None:
+        """The frame just ended votes for the datagram after its clearly longest gap."""
+        n, top = self._gap_n, self._gap_max
+        clear = n > 1 and top * (n - 1) > self.head_ratio * (self._gap_sum - top)
+        self._votes.append(self._gap_rep if clear else None)
+        self._gap_max, self._gap_rep, self._gap_sum, self._gap_n = 0, None, 0, 0
+        if len(self._votes) < self.head_votes:
+            return
+        best, count = None, 0
+        for v in set(self._votes):
+            if v is not None:
+                c = self._votes.count(v)
+                if c > count:
+                    best, count = v, c
+        self.head = best if count >= self.head_votes else None
 
     def poll(self, now_ns: int) -> list[VMCFrame]:
         """The pending frame when nothing came for ``idle_ms`` (call only when the socket has
@@ -187,6 +214,8 @@ class VMCAssembler:
         keys = self._keys if isinstance(self._keys, frozenset) else frozenset(self._keys)
         if why != "idle" and why != "flush" or not self.layout:
             self._learn(keys)
+        if why != "idle" and why != "flush":
+            self._vote()
         pose = self.local.copy()
         r = self.root
         if r[0] or r[1] or r[2] or r[3] or r[4] or r[5] or r[6] != 1.0:
