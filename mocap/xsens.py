@@ -332,7 +332,7 @@ class XsensDecoder:
             seq.recent.append(c)
             return True
         d = ((c - seq.last + 0x80000000) & 0xFFFFFFFF) - 0x80000000  # signed distance, 32-bit wrap
-        if d == 0 or c in seq.recent:
+        if d == 0 or (c in seq.recent and -d <= self.reorder_window):
             self.counts["duplicate"] += 1
             return False
         if d > 0:
