@@ -90,6 +90,7 @@ class TakeWriter:
         self.open_gaps: dict[str, int] = {}
         self._lock = threading.RLock()
         self._buf: dict[str, _Stream] = {}
+        self._poses: dict[str, _Stream] = {}  # performer -> its mocap buffer (the hot path skips the name lookups)
         self._declared: set[str] = {s.name for s in self.store.streams()}
         self._blend: dict[str, tuple[list[str], dict[str, int], np.ndarray]] = {}
         self._unknown_blend: set[str] = set()
@@ -115,6 +116,7 @@ class TakeWriter:
         self.error = exc
         self.lost += self.pending
         self._buf = {}
+        self._poses = {}
         log.error("take %s: %s", self.take.id, exc)
         return exc
 
@@ -137,15 +139,19 @@ class TakeWriter:
     def pose(self, performer: str, t_ns: int, pose: np.ndarray, *, source: str | None = None) -> None:
         """One canonical pose (55, 7) of ``performer`` at monotonic ``t_ns``."""
         with self._lock:
-            self._check()
-            name = "mocap/" + performer
-            if name not in self._declared:
-                info = {"source": source} if source else {}
-                self._declare(name, lambda: self.take.add_performer(performer, **info))
+            buf = self._poses.get(performer)
+            if buf is None or self.error is not None or self.closed:
+                self._check()
+                name = "mocap/" + performer
+                if name not in self._declared:
+                    info = {"source": source} if source else {}
+                    self._declare(name, lambda: self.take.add_performer(performer, **info))
+                buf = self._poses[performer] = self._buf.setdefault(name, _Stream())
             if pose.shape != _POSE_SHAPE:
                 raise MachinimaError(f"pose of {performer!r} has shape {pose.shape}, expected {_POSE_SHAPE}")
-            self._append(name, t_ns, pose)
-            self.counts["pose"] += 1
+            buf.t.append(t_ns)
+            buf.v.append(pose)
+            self.samples += 1
 
     def blend(self, performer: str, t_ns: int, values: Mapping[str, float], *, source: str | None = None) -> None:
         """Blendshape weights of ``performer`` at ``t_ns`` (see the module docstring)."""
@@ -249,10 +255,12 @@ class TakeWriter:
         with self._lock:
             self._check()
             buf, self._buf = self._buf, {}
+            self._poses = {}
             store = self.store
             try:
                 for name, s in buf.items():
-                    store.append(name, np.array(s.t, dtype=np.int64), np.stack(s.v))
+                    if s.t:
+                        store.append(name, np.array(s.t, dtype=np.int64), np.stack(s.v))
                 store.flush()
             except DiskFullError as exc:
                 self.lost += sum(len(s.t) for s in buf.values())
@@ -287,6 +295,7 @@ class TakeWriter:
             take = self.take
             self.lost += self.pending
             self._buf = {}
+            self._poses = {}
             if take._store is not None:
                 self.lost += take._store.discard_pending()
             self.closed = True

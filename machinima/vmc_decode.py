@@ -6,9 +6,9 @@ against python-osc in tests/mocap/test_mocap_vmc_fuzz.py):
 
 * **template path** (bundles): senders repeat the same bundle layout every frame, so a valid
   layout is learned once: its fixed words (addresses, type tags, names, sizes) and where its
-  values are. A packet of the same length is checked against the template with four integer
-  ufuncs over its words (every fixed word equal, every float word finite) and its values are
-  gathered with one fancy index and mirrored with one multiply.
+  values are. A packet of the same length is checked against the template with one integer
+  ufunc over its words (every fixed word equal), its values are gathered with one fancy index,
+  mirrored with one multiply and checked finite with one sum.
 * **single-message path**: ``/VMC/Ext/Bone/Pos``, ``/Root/Pos``, ``/Blend/Val`` and ``/T`` sent
   one message per datagram (what senders without bundles do, dozens of times a frame) are read
   with one ``struct`` call when they have exactly the canonical layout.
@@ -44,6 +44,7 @@ _BONE_KEYS = tuple(frozenset((i,)) for i in range(len(BONES)))
 _ROOT_KEYS = frozenset((KEY_ROOT,))
 _TIME_KEYS = frozenset((KEY_TIME,))
 _EMPTY: Mapping[str, float] = MappingProxyType({})
+_HIPS = BONE_INDEX["Hips"]
 _NO_BONES = np.zeros((0,), dtype=np.int64)
 _NO_VALUES = np.zeros((0, POSE_WIDTH), dtype=np.float32)
 
@@ -60,15 +61,16 @@ class VMCPacket:
     messages: the packet starts / ends a frame).
     """
 
-    __slots__ = ("bone_index", "bone_values", "root", "time_s", "ok", "blendshapes", "blend_apply", "timetag", "rejected", "fast", "root_name", "keys",
-                 "lead", "trail")
+    __slots__ = ("_bone_index", "_bone_values", "one", "root", "time_s", "ok", "blendshapes", "blend_apply", "timetag", "rejected", "fast", "root_name",
+                 "keys", "lead", "trail")
 
-    def __init__(self, bone_index: np.ndarray, bone_values: np.ndarray, root: np.ndarray | None = None, time_s: float | None = None,
+    def __init__(self, bone_index: np.ndarray | None, bone_values: np.ndarray | None, root: np.ndarray | None = None, time_s: float | None = None,
                  ok: tuple[int, ...] | None = None, blendshapes: Mapping[str, float] = _EMPTY, blend_apply: bool = False,
                  timetag: int = IMMEDIATE, rejected: Mapping[str, int] = _EMPTY, fast: bool = False, root_name: str | None = None,
-                 keys: frozenset = frozenset(), lead: bool = False, trail: bool = False) -> None:
-        self.bone_index = bone_index
-        self.bone_values = bone_values
+                 keys: frozenset = frozenset(), lead: bool = False, trail: bool = False, one: tuple | None = None) -> None:
+        self._bone_index = bone_index
+        self._bone_values = bone_values
+        self.one = one  # (bone index, 7 canonical floats): a single Bone/Pos message, arrays made on demand
         self.root = root
         self.time_s = time_s
         self.ok = ok
@@ -82,6 +84,18 @@ class VMCPacket:
         self.lead = lead
         self.trail = trail
 
+    @property
+    def bone_index(self) -> np.ndarray:
+        if self._bone_index is None:
+            self._bone_index = np.array((self.one[0],), dtype=np.int64) if self.one else _NO_BONES
+        return self._bone_index
+
+    @property
+    def bone_values(self) -> np.ndarray:
+        if self._bone_values is None:
+            self._bone_values = np.array((self.one[1],), dtype=np.float32) if self.one else _NO_VALUES
+        return self._bone_values
+
     def __repr__(self) -> str:
         return f"VMCPacket(bones={len(self.bone_index)}, root={self.root is not None}, time_s={self.time_s}, blend={len(self.blendshapes)}, fast={self.fast})"
 
@@ -91,7 +105,7 @@ class VMCPacket:
 
     @property
     def has_pose(self) -> bool:
-        return self.root is not None or self.bone_index.shape[0] > 0
+        return self.root is not None or self.one is not None or self.bone_index.shape[0] > 0
 
     def apply_to(self, pose: np.ndarray) -> np.ndarray:
         """Write this packet's bones into ``pose`` (55, 7) in place (last message wins) and
@@ -100,22 +114,27 @@ class VMCPacket:
         keeps Root and Hips apart as the protocol does."""
         if self.bone_index.shape[0]:
             pose[self.bone_index] = self.bone_values
-        if self.root is not None:
+        if self.root is not None and (self.root != (0, 0, 0, 0, 0, 0, 1)).any():
             compose_root(self.root, pose)
         return pose
 
 
 def compose_root(root: np.ndarray, pose: np.ndarray) -> None:
-    """Hips (local to the avatar root) -> Hips in world space, in place: the canonical pose."""
-    r = root
-    if r[0] or r[1] or r[2] or r[3] or r[4] or r[5] or r[6] != 1.0:  # not the identity root
-        from .quat import multiply, rotate
-
-        hips = BONE_INDEX["Hips"]
-        rp, rq = r[:3].astype(np.float64), r[3:7].astype(np.float64)
-        hp, hq = pose[hips, :3].astype(np.float64), pose[hips, 3:7].astype(np.float64)
-        pose[hips, :3] = rp + rotate(rq, hp)
-        pose[hips, 3:7] = multiply(rq, hq)
+    """Hips (local to the avatar root) -> Hips in world space, in place: the canonical pose.
+    Plain float arithmetic: it runs once per frame, where numpy's per-call cost would dominate."""
+    h = _HIPS
+    rx, ry, rz, qx, qy, qz, qw = root.tolist()
+    hx, hy, hz, bx, by, bz, bw = pose[h].tolist()
+    # rotate (hx, hy, hz) by q: v + 2w (u x v) + 2 u x (u x v)
+    tx, ty, tz = 2 * (qy * hz - qz * hy), 2 * (qz * hx - qx * hz), 2 * (qx * hy - qy * hx)
+    px = hx + qw * tx + (qy * tz - qz * ty)
+    py = hy + qw * ty + (qz * tx - qx * tz)
+    pz = hz + qw * tz + (qx * ty - qy * tx)
+    pose[h] = (rx + px, ry + py, rz + pz,
+               qw * bx + qx * bw + qy * bz - qz * by,
+               qw * by - qx * bz + qy * bw + qz * bx,
+               qw * bz + qx * by - qy * bx + qz * bw,
+               qw * bw - qx * bx - qy * by - qz * bz)
 
 
 # --- structure walk -----------------------------------------------------------------------------
@@ -184,22 +203,17 @@ def _raw_tags(data: bytes, s: int, e: int) -> tuple[str, int]:
 
 
 # --- template (fast) path -----------------------------------------------------------------------
-# Check words with integer ufuncs: t = ((w & M1) | O) + A, then t & M2 must equal ``expected``.
-# Fixed words: M1 = M2 = all ones, O = A = 0 (t == w). Float words (big-endian bytes read as a
-# little-endian uint32): M1 keeps the 8 exponent bits (0x807F), O sets the bits between them,
-# A = 1 carries into bit 16 only when all exponent bits are set (NaN, inf): M2 = 0x10000,
-# expected 0. Int and time-tag words: all masks 0 (anything goes).
-_F_M1, _F_O, _F_A, _F_M2 = 0x807F, 0x7F80, 1, 0x10000
+# A packet matches a template when every fixed word is equal: (words & mask) == expected, mask
+# zero on every numeric argument and the time tag. Its values must then be finite: one float64
+# sum over the gathered values is non-finite exactly when one of them is NaN or inf.
+_ALL_BONES = np.arange(len(BONES), dtype=np.int64)  # a template sending every bone in order shares this
 
 
 @dataclass
 class _Template:
-    """One valid packet layout: its check masks and where its values are."""
+    """One valid packet layout: its check mask and where its values are."""
 
-    m1: np.ndarray
-    o: np.ndarray
-    a: np.ndarray
-    m2: np.ndarray
+    mask: np.ndarray
     expected: bytes
     values: np.ndarray  # word indices of bones (n*7), roots (k*7), times, blendshapes, in that order
     flip: np.ndarray  # per value: the Unity -> canonical mirror for bones and roots, 1 otherwise
@@ -208,7 +222,7 @@ class _Template:
     n_roots: int
     root_names: tuple[str, ...]
     n_times: int
-    ok_words: np.ndarray | None
+    ok_at: tuple[struct.Struct, int] | None  # the OK integers: consecutive words
     blend_names: tuple[str, ...]
     blend_apply: bool
     rejected: Mapping[str, int]
@@ -225,7 +239,7 @@ _MSG_TIME = encode_message(ADDR_TIME, (0.0,))[:-4]
 _BONE_BY_BYTES = {name.encode("ascii"): i for i, name in enumerate(BONES)}
 _UNPACK7 = struct.Struct(">7f").unpack_from
 _UNPACK1 = struct.Struct(">f").unpack_from
-_FLIP = tuple(float(x) for x in FLIP7)
+assert tuple(FLIP7.tolist()) == (-1, 1, 1, 1, -1, -1, 1)  # the mirror the single-message path writes out
 
 
 def _name_end(data: bytes, start: int, n: int, tail: int) -> int:
@@ -321,19 +335,17 @@ class VMCDecoder:
     def _fast(self, data: bytes, cands: list[_Template]) -> VMCPacket | None:
         words = np.frombuffer(data, dtype=np.uint32)
         for tpl in cands:
-            t = np.bitwise_and(words, tpl.m1)
-            np.bitwise_or(t, tpl.o, out=t)
-            np.add(t, tpl.a, out=t)
-            np.bitwise_and(t, tpl.m2, out=t)
-            if t.tobytes() != tpl.expected:  # a fixed word differs, or a value is NaN / inf
+            if np.bitwise_and(words, tpl.mask).tobytes() != tpl.expected:  # a fixed word differs
                 continue
+            vals = np.multiply(np.frombuffer(data, dtype=">f4").take(tpl.values), tpl.flip)  # one gather, one mirror
+            if not math.isfinite(vals.sum(dtype=np.float64)):  # float64: no overflow of huge finite values
+                return None  # NaN or inf somewhere: the general path counts and skips them
             self.fast_hits += 1
-            return self._extract(data, words, tpl)
+            return self._extract(data, vals, tpl)
         return None
 
     @staticmethod
-    def _extract(data: bytes, words: np.ndarray, tpl: _Template) -> VMCPacket:
-        vals = np.multiply(np.frombuffer(data, dtype=">f4").take(tpl.values), tpl.flip)  # one gather, one mirror
+    def _extract(data: bytes, vals: np.ndarray, tpl: _Template) -> VMCPacket:
         nb = tpl.bone_index.shape[0]
         at = nb * 7
         root = None
@@ -347,8 +359,8 @@ class VMCDecoder:
             at += tpl.n_times
             time_s = float(vals[at - 1])
         ok = None
-        if tpl.ok_words is not None:
-            ok = tuple(int(v) for v in words.view(">i4")[tpl.ok_words])
+        if tpl.ok_at is not None:
+            ok = tpl.ok_at[0].unpack_from(data, tpl.ok_at[1])
         blend: Mapping[str, float] = _EMPTY
         if tpl.blend_names:
             blend = dict(zip(tpl.blend_names, vals[at:].tolist()))
@@ -370,10 +382,8 @@ class VMCDecoder:
             v = _UNPACK7(data, end)
             if not math.isfinite(v[0] + v[1] + v[2] + v[3] + v[4] + v[5] + v[6]):
                 return None
-            f = _FLIP
-            row = np.array(((v[0] * f[0], v[1], v[2], v[3], v[4] * f[4], v[5] * f[5], v[6]),), dtype=np.float32)
             self.fast_hits += 1
-            return VMCPacket(np.array((b,), dtype=np.int64), row, fast=True, keys=_BONE_KEYS[b])
+            return VMCPacket(None, None, fast=True, keys=_BONE_KEYS[b], one=(b, (-v[0], v[1], v[2], v[3], -v[4], -v[5], v[6])))
         if data.startswith(_PREFIX_ROOT):
             end = _name_end(data, 32, n, 28)
             if end < 0:
@@ -569,18 +579,15 @@ class VMCDecoder:
 
     def _learn(self, data: bytes, lay: "_Layout") -> None:
         words = np.frombuffer(data, dtype=np.uint32)
-        n = words.shape[0]
-        m1 = np.full(n, 0xFFFFFFFF, dtype=np.uint32)
-        o = np.zeros(n, dtype=np.uint32)
-        a = np.zeros(n, dtype=np.uint32)
-        m2 = np.full(n, 0xFFFFFFFF, dtype=np.uint32)
-        floats = np.array(lay.floats_any, dtype=np.int64)
-        ints = np.array(lay.ints + [2, 3], dtype=np.int64)  # ints and the bundle's time tag vary
-        m1[floats], o[floats], a[floats], m2[floats] = _F_M1, _F_O, _F_A, _F_M2
-        m1[ints], m2[ints] = 0, 0
-        expected = words & m1
-        expected[floats] = 0
+        mask = np.full(words.shape[0], 0xFFFFFFFF, dtype=np.uint32)
+        mask[np.array(lay.floats_any + lay.ints + [2, 3], dtype=np.int64)] = 0  # numbers and the bundle's time tag vary
         nb, nr = len(lay.bone_index), len(lay.root_words)
+        bone_index = np.array(lay.bone_index, dtype=np.int64)
+        if bone_index.shape == _ALL_BONES.shape and (bone_index == _ALL_BONES).all():
+            bone_index = _ALL_BONES
+        ok_at = None
+        if lay.ok_words is not None:
+            ok_at = (struct.Struct(f">{len(lay.ok_words)}i"), lay.ok_words[0] * 4)
         values = np.concatenate([
             np.array(lay.bone_words, dtype=np.int64).reshape(nb * 7), np.array(lay.root_words, dtype=np.int64).reshape(nr * 7),
             np.array(lay.time_words, dtype=np.int64), np.array(lay.blend_words, dtype=np.int64),
@@ -588,9 +595,9 @@ class VMCDecoder:
         flip = np.ones(values.shape[0], dtype=np.float32)
         flip[: (nb + nr) * 7] = np.tile(FLIP7, nb + nr)
         tpl = _Template(
-            m1=m1, o=o, a=a, m2=m2, expected=expected.tobytes(), values=values, flip=flip, timetag_word=2,
-            bone_index=np.array(lay.bone_index, dtype=np.int64), n_roots=nr, root_names=tuple(lay.root_names),
-            n_times=len(lay.time_words), ok_words=np.array(lay.ok_words, dtype=np.int64) if lay.ok_words is not None else None,
+            mask=mask, expected=(words & mask).tobytes(), values=values, flip=flip, timetag_word=2,
+            bone_index=bone_index, n_roots=nr, root_names=tuple(lay.root_names),
+            n_times=len(lay.time_words), ok_at=ok_at,
             blend_names=tuple(lay.blend_names), blend_apply=lay.apply, rejected=MappingProxyType(dict(lay.rejected)), keys=lay.keys,
             lead=lay.lead, trail=lay.trail,
         )

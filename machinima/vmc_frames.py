@@ -18,7 +18,9 @@ pending frame is complete when:
    parts) that followed its clearly longest gap (``head_ratio`` times the mean of the others);
    a datagram that wins ``head_votes`` of the last 8 frames is the head. This is what finds the
    frame boundary of a stream joined mid-frame; a sender flooding without pauses never gets a
-   head and needs none (rules 2, 4 and 6 hold the phase from the start of its stream);
+   head and needs none (rules 2, 4 and 6 hold the phase from the start of its stream). A
+   datagram that completes the pending frame's layout is never cut off by this rule (a sender
+   stalled mid-frame may win the vote for the wrong datagram);
 4. **a part repeats** (a bone, the root, T, OK, a blendshape name or Apply already pending);
 
 After a datagram, the pending frame is complete when:
@@ -47,11 +49,12 @@ import numpy as np
 
 from .osc import IMMEDIATE
 from .skeleton import rest_pose
-from .vmc_decode import VMCPacket, compose_root
+from .vmc_decode import _ALL_BONES, VMCPacket, compose_root
 
 __all__ = ["VMCAssembler", "VMCFrame"]
 
 _IDENTITY_ROOT = np.array([0, 0, 0, 0, 0, 0, 1], dtype=np.float32)
+_IDENTITY_BYTES = _IDENTITY_ROOT.tobytes()
 
 
 class VMCFrame:
@@ -99,6 +102,7 @@ class VMCAssembler:
         self._gap_n = 0
         self.local = rest_pose()  # bones as sent: Hips local to the avatar root
         self.root = _IDENTITY_ROOT.copy()
+        self._root_moved = False
         self.root_name: str | None = None
         self.staged_blend: dict[str, float] = {}
         self.has_pose = False  # a bone or the root ever came (a face-only sender sends neither)
@@ -134,7 +138,7 @@ class VMCAssembler:
                     out.append(self._emit("timetag"))
             elif pkt.lead:
                 out.append(self._emit("marker"))
-            elif keys is self.head or (self.head is not None and keys == self.head):
+            elif (keys is self.head or (self.head is not None and keys == self.head)) and not self._completes(keys):
                 out.append(self._emit("head"))
             elif not self._keys.isdisjoint(keys):
                 out.append(self._emit("repeat"))
@@ -144,10 +148,22 @@ class VMCAssembler:
         self._gap_sum += gap
         self._gap_n += 1
         # take the parts in
-        if pkt.bone_index.shape[0]:
-            self.local[pkt.bone_index] = pkt.bone_values
+        one = pkt.one
+        if one is not None:
+            self.local[one[0]] = one[1]
+            self.has_pose = True
+        else:
+            bi = pkt.bone_index
+            if bi is _ALL_BONES:
+                self.local[:] = pkt.bone_values
+                self.has_pose = True
+            elif bi.shape[0]:
+                self.local[bi] = pkt.bone_values
+                self.has_pose = True
         if pkt.root is not None:
-            self.root[:] = pkt.root
+            np.add(pkt.root, 0.0, out=self.root)  # + 0.0 turns the mirror's -0.0 into 0.0
+            self._root_moved = self.root.tobytes() != _IDENTITY_BYTES
+            self.has_pose = True
             if pkt.root_name is not None:
                 self.root_name = pkt.root_name
         if pkt.blendshapes:
@@ -172,8 +188,6 @@ class VMCAssembler:
             self._first_ns = t_recv_ns
             self._timetag = pkt.timetag
         self._last_ns = t_recv_ns
-        if pkt.bone_index.shape[0] or pkt.root is not None:
-            self.has_pose = True
         if pkt.trail:
             out.append(self._emit("marker"))
             return out
@@ -182,6 +196,13 @@ class VMCAssembler:
         if layout and (pend is layout or (len(pend) >= len(layout) and pend >= layout)):
             out.append(self._emit("layout"))
         return out
+
+    def _completes(self, keys: frozenset) -> bool:
+        """Would ``keys`` complete the pending frame's layout? (Then they belong to it, whatever
+        the head vote says: a wrong head never cuts a frame in two.)"""
+        layout = self.layout
+        pend = self._keys
+        return bool(layout) and len(pend) + len(keys) >= len(layout) and pend.isdisjoint(keys) and layout <= (pend | keys)
 
     def _vote(self) -> None:
         """The frame just ended votes for the datagram after its clearly longest gap."""
@@ -218,7 +239,7 @@ class VMCAssembler:
             self._vote()
         pose = self.local.copy()
         r = self.root
-        if r[0] or r[1] or r[2] or r[3] or r[4] or r[5] or r[6] != 1.0:
+        if self._root_moved:
             compose_root(r, pose)
         blend = dict(self.staged_blend) if self._had_blend else None
         f = VMCFrame(pose, r.copy(), self._time, self._first_ns, blend, self._parts, why, self.root_name, self.has_pose)

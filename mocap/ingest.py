@@ -99,30 +99,40 @@ class Ingest:
         h = self.health[source]
         out: list[Frame] = []
         writer = self.writer
+        cals = self.calibrations
+        no_delay = self.delay_ms <= 0
         for f in frames:
-            if self.calibrations and f.pose is not None:
-                cal = self.calibrations.get(f.performer)
+            performer = f.performer
+            if cals and f.pose is not None:
+                cal = cals.get(performer)
                 if cal is not None:
                     f.pose = cal.apply(f.pose)
-            st = timings.get(f.performer)
+            st = timings.get(performer)
             if st is None:
-                st = timings[f.performer] = StreamTiming(delay_ms=self.delay_ms, max_gap_ms=self.max_gap_ms, fill_gaps=self.fill_gaps)
+                st = timings[performer] = StreamTiming(delay_ms=self.delay_ms, max_gap_ms=self.max_gap_ms, fill_gaps=self.fill_gaps)
             if not st.push(f):
                 continue
-            h.saw_frame(f.performer, now)
-            if f.meta:
-                if f.meta.get("restart") and writer is not None:
+            h.frames += 1
+            h.performers.add(performer)
+            h._stamps.append(now)
+            if f.meta and writer is not None:
+                if f.meta.get("restart"):
                     self._record_gap(f, "sender restarted")
-                if f.meta.get("late") and writer is not None:
+                if f.meta.get("late"):
                     self._record(f)
-            if self.delay_ms <= 0:
+            if no_delay:
                 for g in st.pop_ready(now):
-                    if not g.interpolated and writer is not None:
+                    if writer is not None and not g.interpolated:
                         self._record(g)
-                    out.append(self._live(g))
-        if self.delay_ms > 0:
+                    out.append(self._live(g) if self.smoothing is not None or self.on_frame is not None else self._latest(g))
+        if not no_delay:
             return self.tick(now, only=source, commit=False)
         return out
+
+    def _latest(self, f: Frame) -> Frame:
+        self.latest[f.performer] = f
+        self.live_frames += 1
+        return f
 
     # --- time ----------------------------------------------------------------------------------
     def poll(self, source: str, now_ns: int) -> list[Frame]:
@@ -179,9 +189,10 @@ class Ingest:
                 self.writer.pose(f.performer, f.t_ns, f.pose, source=f.source)
             if f.blendshapes:
                 self.writer.blend(f.performer, f.t_ns, f.blendshapes, source=f.source)
-            self.recorded += 1
         except Exception as exc:
             self._record_failed(exc)
+            return
+        self.recorded += 1
 
     def _record_gap(self, f: Frame, reason: str) -> None:
         if self.record_error is None:

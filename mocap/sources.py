@@ -85,7 +85,9 @@ class RateLimiter:
             self._state[addr] = (self.burst - 1, now_ns)
             return True
         tokens, last = st
-        tokens = min(self.burst, tokens + (now_ns - last) / 1e9 * self.rate)
+        tokens += (now_ns - last) * 1e-9 * self.rate
+        if tokens > self.burst:
+            tokens = self.burst
         if tokens < 1:
             self._state[addr] = (tokens, now_ns)
             return False

@@ -16,7 +16,9 @@ Stamps: with a sender clock, a frame's stamp is the sender time mapped onto the 
 clock by the smallest transit seen (``t_ns = sender_ns + anchor``): recorded timing is the
 sender's own, free of network jitter and of a receiver that falls behind, at most shifted by a
 constant. The anchor moves only when a frame arrives ``reanchor_early_ms`` before its mapped
-time (the first frames were held up; counted as ``reanchored``) or when the sender restarts
+time (the first frames were held up; counted as ``reanchored``; the anchor then slews there,
+at most half the sender's frame interval a frame, so recorded stamps never go backwards) or
+when the sender restarts
 (its clock goes back more than ``restart_s``, its counter more than ``restart_samples``, or the
 source flags it in ``Frame.meta["restart"]``): then the stream starts over and the frame is
 flagged ``meta["restart"]`` so the take records a gap. A frame without a sender clock in a
@@ -62,10 +64,14 @@ class StreamTiming:
         self.loss_known = False  # a sequence or a sender clock was seen: gaps can be counted
         self._reset()
         self._carry: list[Frame] = []  # frames from before a restart, released first
+        self._now: list[Frame] = []  # released by push (no jitter buffer), handed out by pop_ready
 
     def _reset(self) -> None:
         self._anchor_ns: int | None = None
+        self._target_ns = 0  # where the anchor is heading (it slews there)
         self._offset_ns: int | None = None
+        self._last_sender_ns: int | None = None
+        self._last_t = -(2**63)
         self._buf: list[tuple[float, int, Frame]] = []  # (key, tiebreak, frame), sorted
         self._n = 0
         self._seen: deque[float] = deque(maxlen=64)
@@ -112,15 +118,26 @@ class StreamTiming:
             transit = f.t_recv_ns - sender_ns
             if self._offset_ns is None or transit < self._offset_ns:
                 self._offset_ns = transit
-            if self._anchor_ns is None:
-                self._anchor_ns = transit
-            elif transit < self._anchor_ns - self.reanchor_early_ns:
-                self._anchor_ns = transit
+            anchor = self._anchor_ns
+            if anchor is None:
+                anchor = self._target_ns = transit
+            elif transit < self._target_ns - self.reanchor_early_ns:
+                self._target_ns = transit
                 self.counts["reanchored"] += 1
-            f.t_ns = sender_ns + self._anchor_ns
-            self.latency_ns.append(transit - self._offset_ns)
+            if anchor > self._target_ns:
+                # slew, never step: at most half the sender time since the last frame, so the
+                # recorded stamps keep the sender's order
+                step = (sender_ns - self._last_sender_ns) // 2 if self._last_sender_ns is not None else 0
+                anchor = max(self._target_ns, anchor - max(step, 0))
+            self._anchor_ns = anchor
+            t = sender_ns + anchor
             if self._last_sender is None or st > self._last_sender:
-                self._last_sender = st
+                self._last_sender, self._last_sender_ns = st, sender_ns
+                if t <= self._last_t:
+                    t = self._last_t + 1
+                self._last_t = t
+            f.t_ns = t
+            self.latency_ns.append(transit - self._offset_ns)
         else:
             f.t_ns = f.t_recv_ns
         if f.seq is not None:
@@ -144,8 +161,11 @@ class StreamTiming:
             self.counts["out_of_order"] += 1
         else:
             self._max_key = k
-        self._n += 1
         buf = self._buf
+        if not self.delay_ns and not buf:  # no jitter buffer: released now (pop_ready hands it out)
+            self._release(k, f, self._now)
+            return True
+        self._n += 1
         if not buf or k > buf[-1][0]:
             buf.append((k, self._n, f))
         else:
@@ -160,6 +180,9 @@ class StreamTiming:
         out: list[Frame] = []
         if self._carry:
             out, self._carry = self._carry, []
+        if self._now:
+            out += self._now
+            self._now = []
         buf = self._buf
         if not buf:
             return out
@@ -174,6 +197,9 @@ class StreamTiming:
         out: list[Frame] = []
         if self._carry:
             out, self._carry = self._carry, []
+        if self._now:
+            out += self._now
+            self._now = []
         while self._buf:
             k, _, f = self._buf.pop(0)
             self._release(k, f, out)
@@ -200,7 +226,9 @@ class StreamTiming:
                     self._periods.append(dt)
                     self._n_periods += 1
                     if self._n_periods in (4, 8) or self._n_periods % 16 == 0:
-                        self._period = float(np.median(self._periods))
+                        ps = sorted(self._periods)
+                        m = len(ps) // 2
+                        self._period = ps[m] if len(ps) % 2 else (ps[m - 1] + ps[m]) / 2
         out.append(f)
         self._last_out, self._last_key = f, k
 

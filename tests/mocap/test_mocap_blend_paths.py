@@ -26,7 +26,7 @@ from pythonosc.osc_server import ThreadingOSCUDPServer
 from machinima import protocol as P
 from machinima.client import SyncStageClient
 from machinima.take import Take
-from vmc_senders import Pacer, blend_values, bundle, client, expected_pose, frame_messages, free_udp_port, root_values
+from vmc_senders import Pacer, blend_values, bundle, client, expected_pose, frame_messages, free_udp_port, root_values, wait_bound
 
 REPO = Path(__file__).resolve().parents[2]
 SECRET = bytes(range(32))
@@ -104,6 +104,7 @@ def test_blendshapes_through_every_path(tmp_path):
                                    "--seconds", "8", "--json"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env())
         procs.append(listen)
         _wait_line(listen.stderr, "recording into")
+        wait_bound(listen_port)
         director = SyncStageClient(url, P.make_token(SECRET, "director", "dana"))
         wes = SyncStageClient(url, P.make_token(SECRET, "performer", "wes"))
         started = director.record(slate={"production": "face", "scene": "1", "shot": "A"})

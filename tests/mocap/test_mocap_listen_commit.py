@@ -11,7 +11,7 @@ from pathlib import Path
 
 from machinima.store import StreamStore
 from machinima.take import Take, recover
-from vmc_senders import bundle, client, frame_messages, free_udp_port
+from vmc_senders import bundle, client, frame_messages, free_udp_port, wait_bound
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -35,7 +35,7 @@ def test_idle_listener_commits_on_its_timer_and_kill9_loses_nothing(tmp_path):
         line = proc.stderr.readline()
         assert "recording into" in line, line + proc.stderr.read()
         (take_dir,) = [p for p in (tmp_path / "takes").iterdir() if (p / "take.json").exists()]
-        time.sleep(0.3)
+        wait_bound(port)
         c = client(port)
         for k in range(5):
             c.send(bundle(frame_messages(k, name="ana", time_s=k / 60, markers="last")))

@@ -176,3 +176,18 @@ def record(tmp_path, bindings: dict[str, object], senders: list, *, delay_ms: fl
     summary = asyncio.run(main())
     ingest.end_take(summary=summary)
     return Take.open(take.path), summary, ingest
+
+
+def wait_bound(port: int, timeout: float = 30.0) -> None:
+    """Until a process has bound UDP ``port`` (binding it here fails)."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return
+        finally:
+            s.close()
+        time.sleep(0.05)
+    raise AssertionError(f"nothing listens on UDP {port}")
