@@ -15,8 +15,9 @@ pending frame is complete when:
 3. **it is the head of the frame**: the datagram that, frame after frame, comes after the
    longest silence (a sender sends one frame's datagrams back to back and then waits for the
    next frame). The head is learned by vote: each frame votes for the datagram (its set of
-   parts) that followed its clearly longest gap (``head_ratio`` times the mean of the others);
-   a datagram that wins ``head_votes`` of the last 8 frames is the head. This is what finds the
+   parts) that followed its clearly longest gap (``head_ratio`` = 8 times the mean of the
+   others); a datagram that wins ``head_votes`` (all 8) of the last 8 frames is the head: a
+   sender stalled mid-frame now and then (a busy machine) never wins it for the wrong part. This is what finds the
    frame boundary of a stream joined mid-frame; a sender flooding without pauses never gets a
    head and needs none (rules 2, 4 and 6 hold the phase from the start of its stream). A
    datagram that completes the pending frame's layout is never cut off by this rule (a sender
@@ -88,7 +89,7 @@ class VMCAssembler:
     ``poll`` emits a pending frame; ``history``: frames whose parts make up the learned layout;
     ``head_votes`` (of the last 8 frames) and ``head_ratio``: how sure the head vote must be."""
 
-    def __init__(self, *, idle_ms: float = 50.0, history: int = 4, head_votes: int = 6, head_ratio: float = 4.0) -> None:
+    def __init__(self, *, idle_ms: float = 50.0, history: int = 4, head_votes: int = 8, head_ratio: float = 8.0) -> None:
         if idle_ms <= 0 or history < 1 or not 1 <= head_votes <= 8 or head_ratio <= 1:
             raise ValueError("idle_ms must be > 0, history >= 1, head_votes 1..8 and head_ratio > 1")
         self.idle_ns = int(idle_ms * 1e6)
@@ -96,6 +97,7 @@ class VMCAssembler:
         self.head_ratio = head_ratio
         self.head: frozenset | None = None
         self._votes: deque[frozenset | None] = deque(maxlen=8)
+        self._vote_counts: dict[frozenset | None, int] = {}
         self._gap_max = 0  # the pending frame's longest gap before a datagram, and that datagram
         self._gap_rep: frozenset | None = None
         self._gap_sum = 0
@@ -205,20 +207,20 @@ class VMCAssembler:
         return bool(layout) and len(pend) + len(keys) >= len(layout) and pend.isdisjoint(keys) and layout <= (pend | keys)
 
     def _vote(self) -> None:
-        """The frame just ended votes for the datagram after its clearly longest gap."""
+        """The frame just ended votes for the datagram after its clearly longest gap (O(1):
+        the votes of the last 8 frames are counted as they come and go)."""
         n, top = self._gap_n, self._gap_max
-        clear = n > 1 and top * (n - 1) > self.head_ratio * (self._gap_sum - top)
-        self._votes.append(self._gap_rep if clear else None)
+        vote = self._gap_rep if n > 1 and top * (n - 1) > self.head_ratio * (self._gap_sum - top) else None
         self._gap_max, self._gap_rep, self._gap_sum, self._gap_n = 0, None, 0, 0
-        if len(self._votes) < self.head_votes:
-            return
-        best, count = None, 0
-        for v in set(self._votes):
-            if v is not None:
-                c = self._votes.count(v)
-                if c > count:
-                    best, count = v, c
-        self.head = best if count >= self.head_votes else None
+        votes, counts = self._votes, self._vote_counts
+        if len(votes) == votes.maxlen:
+            counts[votes[0]] -= 1
+        votes.append(vote)
+        counts[vote] = counts.get(vote, 0) + 1
+        if self.head is not None and counts.get(self.head, 0) < self.head_votes:
+            self.head = None
+        if vote is not None and counts[vote] >= self.head_votes:
+            self.head = vote
 
     def poll(self, now_ns: int) -> list[VMCFrame]:
         """The pending frame when nothing came for ``idle_ms`` (call only when the socket has
