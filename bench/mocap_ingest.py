@@ -338,11 +338,11 @@ socks = [socket.socket(socket.AF_INET, socket.SOCK_DGRAM) for _ in range(max(i f
 grams = [(socks[i], bytearray(bytes.fromhex(d)), off) for i, d, off in data]
 t0 = time.monotonic(); end = t0 + secs; n = 0
 pack = struct.Struct(">f").pack_into
-while time.monotonic() < end:
-    now = time.monotonic() - t0
+mono = time.monotonic
+while mono() < end:
     for s, g, off in grams:
         if off >= 0:
-            pack(g, off, now)  # T is the sender's real clock
+            pack(g, off, mono() - t0)  # T is the sender's real clock when each frame leaves
         try:
             s.sendto(g, ("127.0.0.1", port))
         except OSError:

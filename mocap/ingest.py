@@ -11,7 +11,8 @@ directly).
 Per datagram: the source parses it (never raises: bad input is counted by reason), each frame
 goes through calibration (if any), the performer's ``StreamTiming`` (order, counters, jitter
 buffer), the take writer (raw frames; late frames too; a sender restart leaves a gap record)
-and the live outputs (gap-filled, One-Euro smoothed per bone if asked). An exception inside a
+and the live outputs (gap-filled when someone takes live frames and the listener is not behind,
+One-Euro smoothed per bone if asked). An exception inside a
 source is counted as ``internal_error`` and the loop goes on; a recording error stops recording
 (``record_error``) while live output goes on.
 """
@@ -30,6 +31,7 @@ from .timing import Health, OneEuro, StreamTiming
 
 log = logging.getLogger("machinima.mocap")
 _NONE: list[Frame] = []
+_BEHIND_NS = 20_000_000  # a listener reading datagrams this late is behind: no gap fill
 
 
 class Ingest:
@@ -101,6 +103,7 @@ class Ingest:
         writer = self.writer
         cals = self.calibrations
         no_delay = self.delay_ms <= 0
+        fill = self.fill_gaps and self.on_frame is not None
         for f in frames:
             performer = f.performer
             if cals and f.pose is not None:
@@ -110,6 +113,9 @@ class Ingest:
             st = timings.get(performer)
             if st is None:
                 st = timings[performer] = StreamTiming(delay_ms=self.delay_ms, max_gap_ms=self.max_gap_ms, fill_gaps=self.fill_gaps)
+            # Gap fill is for live viewers: pointless without one, and harmful when the listener
+            # is behind (the gaps are its own drops; filling them would put it further behind).
+            st.fill_gaps = fill and now - f.t_recv_ns < _BEHIND_NS
             if not st.push(f):
                 continue
             h.frames += 1
