@@ -254,6 +254,17 @@ def _name_end(data: bytes, start: int, n: int, tail: int) -> int:
     return end
 
 
+def _named(data: bytes, start: int, n: int, tail: int) -> tuple[str, int] | None:
+    """(the UTF-8 name at ``start``, offset of the values) of a canonical single message."""
+    end = _name_end(data, start, n, tail)
+    if end < 0:
+        return None
+    try:
+        return bytes(data[start:data.index(b"\x00", start)]).decode("utf-8"), end
+    except UnicodeDecodeError:
+        return None
+
+
 class VMCDecoder:
     """Sans-I/O VMC decoder with a template fast path; counts rejections by reason.
 
@@ -385,26 +396,20 @@ class VMCDecoder:
             self.fast_hits += 1
             return VMCPacket(None, None, fast=True, keys=_BONE_KEYS[b], one=(b, (-v[0], v[1], v[2], v[3], -v[4], -v[5], v[6])))
         if data.startswith(_PREFIX_ROOT):
-            end = _name_end(data, 32, n, 28)
-            if end < 0:
+            named = _named(data, 32, n, 28)
+            if named is None:
                 return None
-            try:
-                name = bytes(data[32:data.index(b"\x00", 32)]).decode("utf-8")
-            except UnicodeDecodeError:
-                return None
+            name, end = named
             v = _UNPACK7(data, end)
             if not math.isfinite(v[0] + v[1] + v[2] + v[3] + v[4] + v[5] + v[6]):
                 return None
             self.fast_hits += 1
             return VMCPacket(_NO_BONES, _NO_VALUES, np.array(v, dtype=np.float32) * FLIP7, fast=True, root_name=name, keys=_ROOT_KEYS)
         if data.startswith(_PREFIX_BLEND):
-            end = _name_end(data, 24, n, 4)
-            if end < 0:
+            named = _named(data, 24, n, 4)
+            if named is None:
                 return None
-            try:
-                name = bytes(data[24:data.index(b"\x00", 24)]).decode("utf-8")
-            except UnicodeDecodeError:
-                return None
+            name, end = named
             (v,) = _UNPACK1(data, end)
             if not math.isfinite(v):
                 return None

@@ -29,6 +29,7 @@ from mocap.retarget import fk
 from mocap.sources import VMCSource, get_source, registry
 from mocap.synthetic import SyntheticPerformer, synthetic_poses
 from mocap.xsens_source import XsensSource
+from vmc_senders import listen_while, wait_bound
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -50,26 +51,7 @@ def _perfs(n, prefix, seconds):
 
 
 async def _listen_while(ingest, bindings, senders, *, quiet=0.5, limit=8.0):
-    """Listen while the sender threads run, then until nothing new arrived for ``quiet``
-    seconds (the machine may be busy: a fixed wait would lose the tail)."""
-    ready = asyncio.Event()
-    stop = asyncio.Event()
-    task = asyncio.create_task(serve(ingest, bindings, stop=stop, ready=ready))
-    await ready.wait()
-    threads = [threading.Thread(target=fn) for fn in senders]
-    for t in threads:
-        t.start()
-    while any(t.is_alive() for t in threads):
-        await asyncio.sleep(0.05)
-    end = time.monotonic() + limit
-    last, last_change = -1, time.monotonic()
-    while time.monotonic() < end and time.monotonic() - last_change < quiet:
-        n = sum(h.packets for h in ingest.health.values())
-        if n != last:
-            last, last_change = n, time.monotonic()
-        await asyncio.sleep(0.05)
-    stop.set()
-    return await task
+    return await listen_while(ingest, bindings, senders, quiet=quiet, limit=limit)
 
 
 def test_registry_names_the_builtin_sources():
@@ -221,7 +203,8 @@ def test_cli_send_listen_record_stats(tmp_path):
     # a supervisor stopping the listener with SIGTERM still gets a finalised take
     lis = subprocess.Popen(cmd + ["listen", "--vmc", str(port), "--host", "127.0.0.1", "--record", str(tmp_path / "takes"), "--json"],
                            cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    time.sleep(3.0)
+    assert "recording into" in lis.stderr.readline()  # started (a busy machine may take seconds)
+    wait_bound(port)
     lis.terminate()
     out, errs = lis.communicate(timeout=60)
     taken = json.loads(out)["take"]

@@ -138,42 +138,47 @@ def free_udp_port() -> int:
     return port
 
 
-def record(tmp_path, bindings: dict[str, object], senders: list, *, delay_ms: float = 0.0, quiet: float = 0.4, limit: float = 20.0):
-    """Listen on real loopback sockets (``bindings``: port -> source), record into a new take
-    while the sender threads run, then until nothing new arrived for ``quiet`` seconds.
-    Returns (the finished take, the health summary, the ingest)."""
+async def listen_while(ingest, bindings: list[tuple[str, str, int]], senders: list, *, quiet: float = 0.4, limit: float = 20.0) -> list[dict]:
+    """Listen on real sockets while the sender threads run, then until nothing new arrived for
+    ``quiet`` seconds (a busy machine may lag: a fixed wait would lose the tail)."""
     import asyncio
     import threading
 
+    from mocap.listener import serve
+
+    ready, stop = asyncio.Event(), asyncio.Event()
+    task = asyncio.create_task(serve(ingest, bindings, stop=stop, ready=ready))
+    await ready.wait()
+    threads = [threading.Thread(target=fn) for fn in senders]
+    for t in threads:
+        t.start()
+    while any(t.is_alive() for t in threads):
+        await asyncio.sleep(0.02)
+    end = time.monotonic() + limit
+    last, changed = -1, time.monotonic()
+    while time.monotonic() < end and time.monotonic() - changed < quiet:
+        n = sum(h.packets for h in ingest.health.values())
+        if n != last:
+            last, changed = n, time.monotonic()
+        await asyncio.sleep(0.02)
+    stop.set()
+    return await task
+
+
+def record(tmp_path, bindings: dict[str, object], senders: list, *, delay_ms: float = 0.0, quiet: float = 0.4, limit: float = 20.0):
+    """Record into a new take from real loopback sockets (``bindings``: port -> source) while
+    the sender threads run. Returns (the finished take, the health summary, the ingest)."""
+    import asyncio
+
     from machinima.take import Take
     from machinima.takewriter import TakeWriter
-    from mocap.listener import Ingest, serve
+    from mocap.listener import Ingest
 
     take = Take.create(tmp_path / "takes", production="p", scene="1", shot="a", fps=60)
     ingest = Ingest(writer=TakeWriter(take), delay_ms=delay_ms)
     for src in bindings.values():
         ingest.add_source(src)
-
-    async def main():
-        ready, stop = asyncio.Event(), asyncio.Event()
-        task = asyncio.create_task(serve(ingest, [(src.name, "127.0.0.1", port) for port, src in bindings.items()], stop=stop, ready=ready))
-        await ready.wait()
-        threads = [threading.Thread(target=fn) for fn in senders]
-        for t in threads:
-            t.start()
-        while any(t.is_alive() for t in threads):
-            await asyncio.sleep(0.02)
-        end = time.monotonic() + limit
-        last, changed = -1, time.monotonic()
-        while time.monotonic() < end and time.monotonic() - changed < quiet:
-            n = sum(h.packets for h in ingest.health.values())
-            if n != last:
-                last, changed = n, time.monotonic()
-            await asyncio.sleep(0.02)
-        stop.set()
-        return await task
-
-    summary = asyncio.run(main())
+    summary = asyncio.run(listen_while(ingest, [(src.name, "127.0.0.1", port) for port, src in bindings.items()], senders, quiet=quiet, limit=limit))
     ingest.end_take(summary=summary)
     return Take.open(take.path), summary, ingest
 
