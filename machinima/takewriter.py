@@ -299,6 +299,10 @@ class TakeWriter:
             if take._store is not None:
                 self.lost += take._store.discard_pending()
             self.closed = True
+            fail = getattr(take, "fail", None)
+            if fail is not None:  # Take.fail (issue 19's stage faults): frees the take's disk reserve first
+                fail(str(error))
+                return self.summary()
             take.manifest.notes.append(f"recording stopped: {error}")
             try:
                 take.finalize("failed")

@@ -22,7 +22,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from machinima.errors import MachinimaError
+from machinima.errors import DiskFullError, MachinimaError
 from machinima.take import Take
 from machinima.takewriter import TakeWriter
 
@@ -55,20 +55,31 @@ class Recorder:
     def open_gaps(self) -> dict[str, int]:
         return self.writer.open_gaps if self.writer is not None else {}
 
-    def start(self, slate: dict[str, str], *, performers: list[str], notes: list[str] | None = None) -> Take:
+    def start(self, slate: dict[str, str], *, performers: list[str], notes: list[str] | None = None,
+              timecode_in: str | None = None, origin_ns: int | None = None) -> Take:
+        """Create and open the next take; ``timecode_in`` is the timecode at monotonic instant
+        ``origin_ns`` (default 00:00:00:00 now). A full disk raises ``DiskFullError`` (nothing
+        is left behind), other failures ``RecordingError``."""
         if self.take is not None:
             raise RecordingError(f"take {self.take.id} is already recording")
         now = time.monotonic_ns()
         try:
             take = Take.create(
                 self.root, production=slate["production"], scene=slate["scene"], shot=slate["shot"],
-                fps=self.fps, performers=performers, notes=notes, origin_ns=now,
+                fps=self.fps, performers=performers, notes=notes, timecode_in=timecode_in,
+                origin_ns=now if origin_ns is None else origin_ns,
             )
+        except DiskFullError:
+            raise
+        except MachinimaError as exc:
+            raise RecordingError(f"cannot create the take: {exc}") from None
+        try:
             for p in performers:
                 take.store.add_mocap_stream(p)
             writer = TakeWriter(take, commit_interval=self.flush_interval)
         except MachinimaError as exc:
-            raise RecordingError(f"cannot create the take: {exc}") from None
+            take.close()
+            raise RecordingError(f"cannot start recording {take.id}: {exc}") from None
         self._performers = set(performers)
         self.take, self.writer, self.started_ns, self.last_error = take, writer, now, None
         log.info("recording %s", take.id)
