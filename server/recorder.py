@@ -46,15 +46,6 @@ class Recorder:
     def recording(self) -> bool:
         return self.take is not None
 
-    @property
-    def frames(self) -> int:
-        """Samples accepted in this take (poses, blendshape frames, camera samples)."""
-        return self.writer.samples if self.writer is not None else 0
-
-    @property
-    def open_gaps(self) -> dict[str, int]:
-        return self.writer.open_gaps if self.writer is not None else {}
-
     def start(self, slate: dict[str, str], *, performers: list[str], notes: list[str] | None = None,
               timecode_in: str | None = None, origin_ns: int | None = None) -> Take:
         """Create and open the next take; ``timecode_in`` is the timecode at monotonic instant
@@ -87,6 +78,15 @@ class Recorder:
 
     def performers(self) -> list[str]:
         return sorted(self._performers)
+
+    @property
+    def frames(self) -> int:
+        """Samples accepted in this take (poses, blendshape frames, camera samples)."""
+        return self.writer.samples if self.writer is not None else 0
+
+    @property
+    def open_gaps(self) -> dict[str, int]:
+        return self.writer.open_gaps if self.writer is not None else {}
 
     # --- appending (each may raise DiskFullError; the server then calls fail()) ---------------
     def pose(self, performer: str, t_ns: int, values: np.ndarray) -> None:
