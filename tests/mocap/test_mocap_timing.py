@@ -190,3 +190,13 @@ def test_one_euro_settings_per_bone_fingers_and_hips_differ():
         OneEuro(bones={"Tail": {"beta": 1.0}})
     with pytest.raises(ValueError, match="min_cutoff and beta"):
         OneEuro(bones={"fingers": {"gamma": 1.0}})
+
+
+def test_smooth_bone_flag_errors_are_one_line(capsys):
+    from machinima import cli
+
+    for flag, said in (("Tail=1,1", "unknown bone or group 'Tail'"), ("fingers=0.5", "NAME=MIN_CUTOFF,BETA")):
+        with pytest.raises(SystemExit) as ei:
+            cli.main(["mocap", "listen", "--vmc", "0", "--smooth-bone", flag])
+        err = capsys.readouterr().err
+        assert ei.value.code == 1 and said in err and "Traceback" not in err, err
