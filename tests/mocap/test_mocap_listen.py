@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import socket
 import subprocess
 import sys
 import threading
@@ -23,23 +22,15 @@ from mocap import sender, xsens
 from mocap.bvhsource import BVHPlayback
 from mocap.calibrate import capture_calibration
 from machinima.takewriter import TakeWriter
-from mocap.listener import Ingest, serve
+from mocap.listener import Ingest
 from mocap.oscmap import OSCMapSource
 from mocap.retarget import fk
 from mocap.sources import VMCSource, get_source, registry
 from mocap.synthetic import SyntheticPerformer, synthetic_poses
 from mocap.xsens_source import XsensSource
-from vmc_senders import listen_while, wait_bound
+from vmc_senders import free_udp_port as free_port, listen_while, wait_bound
 
 REPO = Path(__file__).resolve().parents[2]
-
-
-def free_port() -> int:
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 def _perfs(n, prefix, seconds):
