@@ -242,7 +242,7 @@ def live(
     finally:
         if listener:
             listener.stop()
-    _print_report(rep, {"frames received": rep.frames_received, "forwarded": rep.forwarded, "not on stage at start": ", ".join(rep.missing) or "none"})
+    _print_report(rep, {"frames received": rep.frames_received, "blendshape frames received": rep.blend_frames_received, "forwarded": rep.forwarded, "not on stage at start": ", ".join(rep.missing) or "none"})
 
 
 @app.command("listen")

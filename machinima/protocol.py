@@ -9,9 +9,10 @@ kinds of WebSocket messages:
   director that reconnects and re-sends ``record`` with the same id gets the first answer again
   and no second take. ``parse_control`` validates every field; ``encode_control`` builds one.
 * **Frames** (binary frames): compact little-endian records of canonical pose arrays (55, 7)
-  (see ``machinima.skeleton``), camera samples (12 channels, ``store.CAMERA_CHANNELS``) and
-  bundles (one tick of the server's fan-out: several pose frames in one message).
-  ``encode_pose`` / ``encode_camera`` / ``encode_bundle`` / ``decode_frame``.
+  (see ``machinima.skeleton``), camera samples (12 channels, ``store.CAMERA_CHANNELS``),
+  blendshape weights (named, face capture) and bundles (one tick of the server's fan-out:
+  several frames in one message). ``encode_pose`` / ``encode_camera`` / ``encode_blend`` /
+  ``encode_bundle`` / ``decode_frame``.
 
 Client -> server control types (``CLIENT_TYPES``; who may send each: ``PERMISSIONS``)::
 
@@ -31,7 +32,7 @@ Client -> server control types (``CLIENT_TYPES``; who may send each: ``PERMISSIO
 
 Server -> client control types (``SERVER_TYPES``)::
 
-    welcome    role, name, session, tick, protocol, server, stage: {...}
+    welcome    role, name, session, tick, protocol, server, frames: {pose, camera, blend}, stage: {...}
     ack        id, result: {...}
     error      [id], code, message               never closes the connection by itself
     state      stage: {recording, take, slate, performers: [{name, rate, loss, latency_ms, ..}], clients}
@@ -50,7 +51,13 @@ name, then the payload::
     kind 2 CAMERA   name = camera,    count = 12 channels, payload count values
     kind 3 BUNDLE   name = "",        count = number of frames; payload = those frames, each
                     prefixed by its byte length (u32)
+    kind 4 BLEND    name = performer, count = number of blendshapes (1..MAX_BLEND); payload =
+                    layout version u8 (BLEND_VERSION = 1), then count names (u8 length + UTF-8,
+                    printable, unique), then count float32 weights. Always F32.
     encoding 0 F32 (float32) | 1 F16 (float16, for live viewers)
+
+``FRAME_VERSIONS`` (sent in ``welcome`` as ``frames``) says which frame kinds, at which layout
+version, this side speaks; a client checks ``blend`` there before publishing BLEND frames.
 
 ``t_ns`` is the sender's wall-clock capture time (``time.time_ns()``); the server forwards it
 unchanged so viewers can measure delivery latency.
@@ -80,7 +87,7 @@ import re
 import struct
 import time
 from dataclasses import dataclass
-from typing import Any, Iterable
+from typing import Any, Iterable, Mapping
 
 import numpy as np
 
@@ -180,7 +187,7 @@ PERMISSIONS: dict[str, frozenset[str]] = {
 # Which roles may publish which binary frame kinds.
 FRAME_PERMISSIONS: dict[str, frozenset[int]] = {
     "director": frozenset(),
-    "performer": frozenset({1}),
+    "performer": frozenset({1, 4}),
     "engine": frozenset({2}),
     "observer": frozenset(),
 }
@@ -388,7 +395,11 @@ def check_name(name: str, what: str = "name") -> str:
 # --- binary frames -------------------------------------------------------------------------
 MAGIC = b"MQ"
 HEADER = struct.Struct("<2sBBBBHIq")
-KIND_POSE, KIND_CAMERA, KIND_BUNDLE = 1, 2, 3
+KIND_POSE, KIND_CAMERA, KIND_BUNDLE, KIND_BLEND = 1, 2, 3, 4
+BLEND_VERSION = 1
+MAX_BLEND = 512  # blendshapes in one BLEND frame
+FRAME_VERSIONS = {"pose": 1, "camera": 1, "blend": BLEND_VERSION}
+KIND_NAMES = {KIND_POSE: "pose", KIND_CAMERA: "camera", KIND_BUNDLE: "bundle", KIND_BLEND: "blend"}
 ENC_F32, ENC_F16 = 0, 1
 ENCODINGS = {"f32": ENC_F32, "f16": ENC_F16}
 _DTYPES = {ENC_F32: np.dtype("<f4"), ENC_F16: np.dtype("<f2")}
@@ -397,8 +408,9 @@ _LEN = struct.Struct("<I")
 
 @dataclass
 class Frame:
-    """A decoded binary frame. ``values``: (55, 7) for POSE, (12,) for CAMERA, float32.
-    ``frames``: the sub-frames of a BUNDLE."""
+    """A decoded binary frame. ``values``: (55, 7) for POSE, (12,) for CAMERA, (count,) weights
+    for BLEND, float32. ``names``: the blendshape names of a BLEND. ``frames``: the sub-frames
+    of a BUNDLE."""
 
     kind: int
     name: str
@@ -407,6 +419,18 @@ class Frame:
     values: np.ndarray | None = None
     encoding: int = ENC_F32
     frames: list["Frame"] | None = None
+    names: list[str] | None = None
+
+    @property
+    def blendshapes(self) -> dict[str, float]:
+        """A BLEND frame as {name: weight}."""
+        return dict(zip(self.names or (), (self.values.tolist() if self.values is not None else ())))
+
+
+def source_key(kind: int, name: str) -> str:
+    """Where a server keeps the latest frame of a source: a performer's blendshapes live beside
+    (not in place of) its pose."""
+    return "blend/" + name if kind == KIND_BLEND else name
 
 
 def _encode(kind: int, name: str, seq: int, t_ns: int | None, values: np.ndarray, encoding: int, count: int) -> bytes:
@@ -438,6 +462,58 @@ def encode_camera(camera: str, values: np.ndarray, *, seq: int = 0, t_ns: int | 
     if not np.isfinite(arr).all():
         raise ProtocolError("bad_frame", "camera sample contains NaN or infinite values")
     return _encode(KIND_CAMERA, camera, seq, t_ns, arr, ENC_F32, CAMERA_WIDTH)
+
+
+def encode_blend(performer: str, values: Mapping[str, float], *, seq: int = 0, t_ns: int | None = None) -> bytes:
+    """One performer's blendshape weights {name: weight} as a BLEND frame."""
+    if not 0 < len(values) <= MAX_BLEND:
+        raise ProtocolError("bad_frame", f"a blend frame holds 1..{MAX_BLEND} blendshapes, not {len(values)}")
+    parts = [bytes((BLEND_VERSION,))]
+    for name in values:
+        nb = name.encode("utf-8") if isinstance(name, str) else b""
+        if not 0 < len(nb) <= 255 or not name.isprintable():
+            raise ProtocolError("bad_frame", f"blendshape name {name!r} must be 1..255 bytes of printable text")
+        parts.append(bytes((len(nb),)) + nb)
+    vals = np.fromiter((float(v) for v in values.values()), dtype="<f4", count=len(values))
+    if not np.isfinite(vals).all():
+        raise ProtocolError("bad_frame", "blend weights contain NaN or infinite values")
+    nb = performer.encode("utf-8")
+    if len(nb) > 255:
+        raise ProtocolError("bad_frame", f"name {performer[:20]!r}... is longer than 255 bytes")
+    t = time.time_ns() if t_ns is None else int(t_ns)
+    head = HEADER.pack(MAGIC, PROTOCOL_VERSION, KIND_BLEND, ENC_F32, len(nb), len(values), seq & 0xFFFFFFFF, t)
+    return head + nb + b"".join(parts) + vals.tobytes()
+
+
+def _decode_blend(data: bytes, off: int, count: int) -> tuple[list[str], np.ndarray]:
+    if not 0 < count <= MAX_BLEND:
+        raise ProtocolError("bad_frame", f"blend frame with {count} blendshapes; 1..{MAX_BLEND} allowed")
+    if len(data) <= off or data[off] != BLEND_VERSION:
+        raise ProtocolError("version", f"blend frame layout version {data[off] if len(data) > off else None}; this side speaks {BLEND_VERSION}")
+    pos = off + 1
+    names: list[str] = []
+    for _ in range(count):
+        if pos >= len(data):
+            raise ProtocolError("bad_frame", "blend frame is truncated inside its names")
+        n = data[pos]
+        if n == 0 or pos + 1 + n > len(data):
+            raise ProtocolError("bad_frame", "blend frame has an empty or truncated name")
+        try:
+            name = bytes(data[pos + 1:pos + 1 + n]).decode("utf-8")
+        except UnicodeDecodeError:
+            raise ProtocolError("bad_frame", "blendshape name is not UTF-8") from None
+        if not name.isprintable():
+            raise ProtocolError("bad_frame", f"blendshape name {name!r} is not printable text")
+        names.append(name)
+        pos += 1 + n
+    if len(set(names)) != count:
+        raise ProtocolError("bad_frame", "blend frame names a blendshape twice")
+    if len(data) - pos != 4 * count:
+        raise ProtocolError("bad_frame", f"blend frame payload has {len(data) - pos} value bytes, expected {4 * count}")
+    values = np.frombuffer(data, dtype="<f4", count=count, offset=pos).astype(np.float32)
+    if not np.isfinite(values).all():
+        raise ProtocolError("bad_frame", "frame contains NaN or infinite values")
+    return names, values
 
 
 def encode_bundle(frames: Iterable[bytes], *, seq: int = 0, t_ns: int | None = None) -> bytes:
@@ -502,6 +578,11 @@ def decode_frame(data: bytes, *, max_bundle: int = 10_000) -> Frame:
         if pos != len(data):
             raise ProtocolError("bad_frame", f"bundle has {len(data) - pos} trailing bytes")
         return Frame(kind, name, seq, t, None, enc, subs)
+    if kind == KIND_BLEND:
+        if enc != ENC_F32:
+            raise ProtocolError("bad_frame", "blend frames are always float32 (encoding 0)")
+        names, values = _decode_blend(data, off, count)
+        return Frame(kind, name, seq, t, values, enc, None, names)
     if kind == KIND_POSE:
         shape: tuple[int, ...] = (N_BONES, POSE_WIDTH)
         if count != N_BONES:

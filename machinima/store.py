@@ -130,6 +130,34 @@ def _is_disk_full(exc: BaseException) -> bool:
     return "full" in text or "no space" in text
 
 
+class _Txn:
+    """One write transaction of a store (a class made once: it runs on every commit)."""
+
+    __slots__ = ("store",)
+
+    def __init__(self, store: "StreamStore") -> None:
+        self.store = store
+
+    def __enter__(self) -> None:
+        self.store._db.execute("BEGIN IMMEDIATE")
+
+    def __exit__(self, et, ev, tb) -> bool:
+        store = self.store
+        if et is None:
+            try:
+                store._db.execute("COMMIT")
+            except sqlite3.OperationalError as exc:
+                store._rollback()
+                if _is_disk_full(exc):
+                    raise DiskFullError(f"disk full while writing {store.path}; data committed before is intact") from None
+                raise StoreError(f"could not commit to {store.path}: {exc}") from None
+        else:
+            store._rollback()
+            if isinstance(ev, sqlite3.OperationalError) and _is_disk_full(ev):
+                raise DiskFullError(f"disk full while writing {store.path}; data committed before is intact") from None
+        return False
+
+
 class StreamStore:
     """Append-only store of one take's streams. Open with ``writable=True`` for recording.
 
@@ -206,29 +234,8 @@ class StreamStore:
             self._db.executemany("INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)", list(items.items()))
         self._meta.update(items)
 
-    def _txn(self):
-        store = self
-
-        class _Txn:
-            def __enter__(self_inner):
-                store._db.execute("BEGIN IMMEDIATE")
-
-            def __exit__(self_inner, et, ev, tb):
-                if et is None:
-                    try:
-                        store._db.execute("COMMIT")
-                    except sqlite3.OperationalError as exc:
-                        store._rollback()
-                        if _is_disk_full(exc):
-                            raise DiskFullError(f"disk full while writing {store.path}; data committed before is intact") from None
-                        raise StoreError(f"could not commit to {store.path}: {exc}") from None
-                else:
-                    store._rollback()
-                    if isinstance(ev, sqlite3.OperationalError) and _is_disk_full(ev):
-                        raise DiskFullError(f"disk full while writing {store.path}; data committed before is intact") from None
-                return False
-
-        return _Txn()
+    def _txn(self) -> "_Txn":
+        return _Txn(self)
 
     def _rollback(self) -> None:
         # SQLite already rolls back by itself on some errors (SQLITE_FULL): roll back only

@@ -314,7 +314,7 @@ class StageServer:
         try:
             await ws.send(P.encode_control(
                 "welcome", role=conn.role, name=conn.name, session=session, resumed=session == msg.get("resume"),
-                tick=self.tick, protocol=P.PROTOCOL_VERSION, server=f"machinima {__version__}", stage=self.state(),
+                tick=self.tick, protocol=P.PROTOCOL_VERSION, server=f"machinima {__version__}", frames=P.FRAME_VERSIONS, stage=self.state(),
             ))
         except ConnectionClosed:
             self._detach(conn, "left during hello")
@@ -389,33 +389,62 @@ class StageServer:
             if self.read_only:
                 raise P.ProtocolError("forbidden", f"{self.endpoint} is for watching: publish frames to /stage on the main port")
             if kind not in P.FRAME_PERMISSIONS[conn.role]:
-                raise P.ProtocolError("forbidden", f"a {conn.role} may not publish {'pose' if kind == 1 else 'camera' if kind == 2 else 'bundle'} frames")
+                raise P.ProtocolError("forbidden", f"a {conn.role} may not publish {P.KIND_NAMES.get(kind, str(kind))} frames")
             frame = P.decode_frame(raw)
-            P.check_name(frame.name, "performer" if kind == P.KIND_POSE else "camera")
+            P.check_name(frame.name, "camera" if kind == P.KIND_CAMERA else "performer")
         except P.ProtocolError as exc:
             self._tell_error(conn, exc)
+            return
+        if kind == P.KIND_BLEND:
+            self._accept_blend(conn, frame.name, frame.blendshapes, raw)
             return
         raw32 = raw if enc == P.ENC_F32 else None
         self._accept(conn, kind, frame.name, frame.seq, frame.t_ns, frame.values, raw32)
 
+    def _source(self, conn: Conn, kind: int, name: str) -> Source | None:
+        """The source ``conn`` publishes as ``name`` (created on first use); None (and an error
+        to ``conn``) when another client publishes it."""
+        key = P.source_key(kind, name)
+        src = self.sources.get(key)
+        if src is None or src.conn is not conn:
+            if key not in conn.published and len(conn.published) >= self.limits.max_streams:
+                self._tell_error(conn, P.ProtocolError("forbidden", f"one connection may publish at most {self.limits.max_streams} performers and cameras; {name!r} was refused"))
+                return None
+            if src is None:
+                src = self.sources[key] = Source(name, kind)
+                self._state_dirty = True
+            owner = src.conn or (self.sources[name].conn if kind == P.KIND_BLEND and name in self.sources else None)
+            if owner is not None and owner.name != conn.name:
+                self._tell_error(conn, P.ProtocolError("forbidden", f"{name!r} is published by {owner.name}"))
+                return None
+            src.conn = conn
+            src.last_seq = None
+            conn.published.add(key)
+            self._state_dirty = True
+        return src
+
+    def _accept_blend(self, conn: Conn, name: str, weights: dict[str, float], raw: bytes) -> None:
+        """A performer's blendshape frame: the latest goes to viewers beside the pose, every one
+        into the running take (``blend/<name>``)."""
+        now_ns = time.monotonic_ns()
+        src = self._source(conn, P.KIND_BLEND, name)
+        if src is None:
+            return
+        src.frames += 1
+        src.last_arrival = time.monotonic()
+        src.f32 = raw
+        src.dirty = True
+        self._new_frames.set()
+        self.stats["frames_in"] += 1
+        if self.recorder.recording:
+            self._guard(lambda: self.recorder.blend(name, now_ns, weights))
+
     def _accept(self, conn: Conn, kind: int, name: str, seq: int, t_ns: int, values: np.ndarray, raw32: bytes | None) -> None:
         """A valid pose or camera sample from ``conn``: health, latest frame, recording."""
         now_ns = time.monotonic_ns()
-        src = self.sources.get(name)
-        if (src is None or src.conn is not conn) and name not in conn.published and len(conn.published) >= self.limits.max_streams:
-            self._tell_error(conn, P.ProtocolError("forbidden", f"one connection may publish at most {self.limits.max_streams} performers and cameras; {name!r} was refused"))
-            return
+        src = self._source(conn, kind, name)
         if src is None:
-            src = self.sources[name] = Source(name, kind)
-            self._state_dirty = True
-        if src.conn is not conn:
-            if src.conn is not None and src.conn.name != conn.name:
-                self._tell_error(conn, P.ProtocolError("forbidden", f"{name!r} is published by {src.conn.name}"))
-                return
-            src.conn = conn
-            src.last_seq = None
-            conn.published.add(name)
-            self._state_dirty = True
+            return
         if src.last_seq is not None:
             gap = (seq - src.last_seq - 1) & 0xFFFFFFFF
             if 0 < gap < 1_000_000:
@@ -449,25 +478,28 @@ class StageServer:
         conn = Conn(None, "performer", f"udp-{kind}-{port}", "", client=f"udp {kind}")
         seqs: dict[str, int] = {}
 
-        def on_pose(performer: str, pose: Any, t_recv_ns: int) -> None:
+        def on_frame(f: Any) -> None:
+            """A frame of a local source joins the stage like frames of a remote performer."""
+            performer = f.performer
+            wall = time.time_ns() - (time.monotonic_ns() - f.t_recv_ns)
             try:
                 P.check_name(performer, "performer")
-                seq = seqs[performer] = seqs.get(performer, -1) + 1
-                wall = time.time_ns() - (time.monotonic_ns() - t_recv_ns)
-                raw = P.encode_pose(performer, pose, seq=seq, t_ns=wall)
+                if getattr(f, "pose", None) is not None:
+                    seq = seqs[performer] = seqs.get(performer, -1) + 1
+                    raw = P.encode_pose(performer, f.pose, seq=seq, t_ns=wall)
+                    self._accept(conn, P.KIND_POSE, performer, seq, wall, np.asarray(f.pose, np.float32), raw)
+                if getattr(f, "blendshapes", None):
+                    self._accept_blend(conn, performer, dict(f.blendshapes), P.encode_blend(performer, f.blendshapes, t_ns=wall))
             except P.ProtocolError as exc:
                 self.stats["rejected"] += 1
                 log.debug("udp %s: %s", kind, exc)
-                return
-            self._accept(conn, P.KIND_POSE, performer, seq, wall, np.asarray(pose, np.float32), raw)
 
-        loop = asyncio.get_running_loop()
         try:
-            transport, proto = await loop.create_datagram_endpoint(lambda: SourceProtocol(source, on_pose), local_addr=(host, port))
+            proto = await SourceProtocol(source, on_frame).start(host, port)
         except OSError as exc:
             raise StageError(f"cannot listen for {kind} on UDP {host}:{port}: {exc.strerror or exc}", hint="is another listener on that port?") from None
-        self._udp.append(transport)
-        bound = transport.get_extra_info("sockname")
+        self._udp.append(proto)
+        bound = proto.sockname
         log.info("listening for %s mocap on udp %s:%d", kind, bound[0], bound[1])
         return bound[0], bound[1]
 
@@ -688,7 +720,7 @@ class StageServer:
                 deadline = loop.time() + coalesce
                 while True:
                     self._new_frames.clear()
-                    live = [s for s in self.sources.values() if s.conn is not None]
+                    live = [s for s in self.sources.values() if s.conn is not None and s.kind != P.KIND_BLEND]
                     left = deadline - loop.time()
                     if left <= 0 or all(s.dirty for s in live):
                         break
@@ -795,7 +827,7 @@ class StageServer:
             "last_take": self.last_take,
             "error": self.recorder.last_error,
             "recovered": self.recovered,
-            "performers": [s.health(now) for s in self.sources.values()],
+            "performers": [s.health(now) for s in self.sources.values() if s.kind != P.KIND_BLEND],
             "clients": named,
             "roles": roles,
             "tick": self.tick,

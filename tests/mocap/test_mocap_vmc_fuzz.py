@@ -74,6 +74,7 @@ def _same(a: vmc.VMCPacket, b: vmc.VMCPacket) -> None:
     assert a.time_s == b.time_s and a.ok == b.ok and a.blend_apply == b.blend_apply
     assert a.blendshapes == b.blendshapes
     assert a.root_name == b.root_name
+    assert a.keys == b.keys
 
 
 SETTINGS = settings(max_examples=250, deadline=None, suppress_health_check=list(HealthCheck))
@@ -87,6 +88,7 @@ def test_valid_packets_agree_with_python_osc(msgs, bundle):
     general = dec.decode(data)
     fast = dec.decode(data)
     _same(general, fast)
+    _same(vmc.VMCDecoder(fast=False).decode(data), fast)  # single messages take their own fast path
     expected = _pyosc_bones(data)
     assert expected is not None
     assert sorted(_ours(fast)) == sorted(expected)

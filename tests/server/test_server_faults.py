@@ -202,7 +202,7 @@ def test_disk_full_stops_the_take_and_keeps_what_was_written(root):
             res = await d.record()
             await perform(perf, 20, 120)
             await wait_for(lambda: srv.recorder.frames >= 20)
-            srv.recorder.take.store.flush()
+            srv.recorder.writer.commit()
             db = srv.recorder.take.store._db
             pages = db.execute("PRAGMA page_count").fetchone()[0]
             db.execute(f"PRAGMA max_page_count={pages + 1}")  # the disk is now full
@@ -273,7 +273,7 @@ def test_disk_full_even_for_the_manifest_leaves_a_recoverable_take(root, monkeyp
     take = rec.start({"production": "p", "scene": "1", "shot": "A"}, performers=["alice"])
     for i in range(10):
         rec.pose("alice", 1_000_000 * i + take.store.origin_ns, synthetic_pose(i / 60))
-    take.store.flush()
+    rec.writer.commit()
 
     def no_space(*a, **k):
         raise OSError(28, "No space left on device")
