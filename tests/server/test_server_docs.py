@@ -11,6 +11,7 @@ import pytest
 from machinima import protocol as P
 from machinima.store import StreamStore
 from machinima.take import RESERVE_BYTES
+from machinima.takewriter import TakeWriter
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"
 
@@ -26,12 +27,12 @@ def _phrases() -> list[tuple[str, str]]:
     lim = Limits()
     stage_ms = round(_default(StageServer.__init__, "flush_interval") * 1000)
     store_ms = round(_default(StreamStore.__init__, "flush_interval") * 1000)
+    writer_ms = round(_default(TakeWriter.__init__, "commit_interval") * 1000)
     return [
         ("server.md", f"`--max-size` (bytes per message, default {lim.max_size})"),
         ("protocol.md", f"`max_size` ({lim.max_size} bytes default)"),
         ("server.md", f"the stage commits every {stage_ms} ms"),
-        ("takes.md", f"the stage server commits every {stage_ms} ms"),
-        ("takes.md", f"committed every {store_ms} ms\n(`flush_interval`, the store's default"),
+        ("takes.md", f"committed every {writer_ms} ms by the clock"),
         ("server.md", f"(the store's own default, used by other writers, is {store_ms} ms)"),
         ("server.md", f"(`viewer_buffer`, {lim.viewer_buffer // 1024} KiB of unsent bytes)"),
         ("server.md", f"{lim.slow_close_s:g} s (`slow_close_s`) ago is closed with {P.CLOSE_SLOW}"),
