@@ -149,14 +149,18 @@ def takes_recover(take: Optional[str] = typer.Argument(None, help="One take; def
 @takes_app.command("export")
 def takes_export(
     take: str,
-    out: Path = typer.Option(..., "--out", "-o", help="Output .bvh file (one performer) or folder (all performers)."),
-    performer: Optional[str] = typer.Option(None, help="Performer to export; default: all, into a folder."),
+    out: Path = typer.Option(..., "--out", "-o", help="Output file (.bvh/.glb/.fbx) or folder (one file per performer for BVH, per take for glb/fbx)."),
+    fmt: Optional[str] = typer.Option(None, "--format", "-f", help="bvh | glb | fbx; default: from --out's suffix, else bvh."),
+    performer: Optional[str] = typer.Option(None, help="Performer to export; default: all."),
+    engine: str = typer.Option("unity", "--engine", help="glb/fbx: unity | unreal | godot | blender (FBX axes and units)."),
+    bone_names: str = typer.Option("canonical", "--bone-names", help="glb/fbx: canonical | vrm0 | vrm1 bone names."),
     root: Optional[Path] = RootOpt,
 ) -> None:
-    """Export performers as BVH, resampled to the take's fps."""
-    from .export import export_take_bvh
+    """Export a take: BVH (resampled to the take's fps), or animated glb/fbx for engines (through Blender)."""
+    from .interchange import ExportRequest, export_take_as
 
-    for path in export_take_bvh(resolve_take(take, root), out, performer):
+    req = ExportRequest(resolve_take(take, root), out, performer, engine, bone_names)
+    for path in export_take_as(fmt, req):
         console.print(f"wrote {path}")
 
 
