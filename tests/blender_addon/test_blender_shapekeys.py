@@ -5,8 +5,11 @@ import numpy as np
 import pytest
 from blender_helpers import add_mouth, make_take, random_poses
 
+from machinima.take import Take  # noqa: F401
+from machinima.timecode import ns_from_frames  # noqa: F401
 
 bpy = pytest.importorskip("bpy")
+
 
 def test_mouth_stream_animates_mannequin_shape_keys(scene, tmp_path):
     from blender_addon.takeimport import import_take
