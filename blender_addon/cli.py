@@ -11,6 +11,8 @@ from typing import Optional
 
 import typer
 
+from machinima.cli import resolve_take
+
 app = typer.Typer(help="Blender: build sets, import takes, render passes for post, export to engines, package the extension.",
                   no_args_is_help=True)
 
@@ -157,11 +159,7 @@ def export_cmd(
     for out in (glb, fbx):
         if out:
             check_target(out, engine)
-    take_path = None
-    if take is not None:
-        from machinima.cli import resolve_take
-
-        take_path = resolve_take(take, root)
+    take_path = resolve_take(take, root) if take is not None else None  # before bpy loads: a typo fails at once
     if set_file is not None and set_file.suffix.lower() == ".blend":
         bpy = _fresh(set_file)
     elif set_file is not None:

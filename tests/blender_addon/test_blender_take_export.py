@@ -71,6 +71,12 @@ def test_take_glb_reads_back_in_pygltflib_and_blender(scene, tmp_path, take):
     assert np.allclose(weights[:, 0], mouth[:, 0], atol=1e-4) and np.allclose(weights[:, 2], 0.5, atol=1e-4)
     cam_node = next(i for i, n in enumerate(g.nodes) if n.camera is not None)
     assert (cam_node, "translation") in targets
+    # focal length as the camera's vertical field of view (KHR_animation_pointer), 36 mm sensor
+    # fitted to the width of Blender's default 16:9 frame
+    yfov = next(ch for ch in anim.channels if ch.target.path == "pointer"
+                and ch.target.extensions["KHR_animation_pointer"]["pointer"].endswith("/perspective/yfov"))
+    want = 2 * np.arctan(36 / (16 / 9) / 2 / _camera(40)[:, 7])
+    assert np.allclose(accessor(g, anim.samplers[yfov.sampler].output)[:, 0], want, atol=1e-5)
     # markers as scene extras, in take frames, seconds and timecode
     info = g.scenes[0].extras["machinima"]
     assert info["take"] == path.name and info["fps"] == "30"
@@ -122,7 +128,7 @@ def _fbx_globals(path):
 def test_take_fbx_per_engine_reads_back_in_blender(scene, tmp_path, take, engine, up, unit):
     from blender_addon.take_export import TakeExportSettings, export_take
 
-    path, poses, _ = take
+    path, poses, mouth = take
     naming = "vrm1" if engine == "unity" else "canonical"
     out = tmp_path / f"take_{engine}.fbx"
     export_take(path, out, TakeExportSettings(engine=engine, bone_names=naming, performers=("ana",)), scene=scene)
@@ -140,6 +146,8 @@ def test_take_fbx_per_engine_reads_back_in_blender(scene, tmp_path, take, engine
     if engine == "unity":
         assert "leftThumbMetacarpal" in ob.data.bones and "hips" in ob.data.bones and "Hips" not in ob.data.bones
     assert tuple(round(v) for v in ob.animation_data.action.frame_range) == (0, 39)
+    mesh = next(o for o in sc.objects if o.type == "MESH")  # the skinned mannequin with its mouth keys
+    assert mesh.find_armature() == ob and len(mesh.vertex_groups) == 52  # every bone but the eyes and the jaw
     info = next(o for o in sc.objects if o.get("machinima_take_info"))
     assert [m["name"] for m in json.loads(info["machinima_markers"])] == ["action", "cut"]
     for f in (0, 13, 39):
@@ -149,6 +157,7 @@ def test_take_fbx_per_engine_reads_back_in_blender(scene, tmp_path, take, engine
         heads = _blender_heads(ob, [names[b] for b in skeleton.BONES])
         err = max(np.abs(heads[names[b]] - truth_b[skeleton.BONE_INDEX[b]]).max() for b in skeleton.BONES)
         assert err < 1e-4, (engine, f, err)
+        assert mesh.data.shape_keys.key_blocks["A"].value == pytest.approx(mouth[f, 0], abs=1e-3)
 
 
 def test_take_export_errors(scene, tmp_path, take):
