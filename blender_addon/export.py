@@ -9,7 +9,7 @@ Axes and scale per engine (see docs/blender.md and docs/artist.md):
   (Unity's "Bake Axis Conversion" import option removes the root's -90 degrees instead).
 - FBX for Unreal: -Z forward, Y up, "FBX Units Scale" (UnitScaleFactor 100): Unreal's default
   "Convert Scene" and "Convert Scene Unit" turn it Z-up, 1 Blender metre = 100 Unreal units (cm).
-- FBX for Blender: Blender's own axes (Z up, Y forward), no scaling: a round trip changes nothing.
+- FBX for Blender: Blender's own axes (Z up, Y forward), metres: a round trip changes nothing.
 - Lights: glTF carries sun, point and spot lights (KHR_lights_punctual has no area lights). FBX
   leaves lights out unless ``fbx_lights=True`` (engines relight sets anyway, and Blender 5.0's own
   FBX importer fails on FBX lights, so such a file does not round-trip through Blender).

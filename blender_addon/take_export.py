@@ -27,7 +27,7 @@ from machinima.timecode import Timecode
 from .bonenames import BONE_NAMINGS, bone_names
 from .errors import ExportError
 from .export import check_target, set_export_objects, write_objects
-from .takeimport import TAKE_TAG, import_take
+from .takeimport import import_take
 
 TAKE_INFO_TAG = "machinima_take_info"
 
@@ -123,14 +123,8 @@ def export_take(take_path: str | Path, out: str | Path, settings: TakeExportSett
     keep = set(report.armatures.values()) | (set(report.cameras.values()) if settings.cameras else set())
     objects = [o for o in collection.all_objects if o.name in keep or (o.parent is not None and o.parent.name in keep)]
     objects.append(info)
-    if not objects:
-        raise ExportError(f"take {take.id}: nothing to export")
     # 4. write
     write_objects(out, set_objects + objects, engine=settings.engine, animated=True)
     return TakeExportReport(out, take.id, take.fps, report.frame_range, list(report.armatures),
                             list(report.cameras) if settings.cameras else [], markers, list(report.shape_keys))
 
-
-def take_objects(take_id: str) -> list[bpy.types.Object]:
-    """Objects an import of ``take_id`` made (used by tests and the panel)."""
-    return [o for o in bpy.data.objects if o.get(TAKE_TAG) == take_id]

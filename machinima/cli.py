@@ -201,7 +201,9 @@ def takes_export(
     from .interchange import ExportRequest, export_take_as
 
     req = ExportRequest(resolve_take(take, root), out, performer, engine, bone_names)
-    for path in export_take_as(fmt, req):
+    with console.status(f"exporting {take} ..."):  # glb/fbx: a Blender process, seconds per minute of take
+        written = export_take_as(fmt, req)
+    for path in written:
         console.print(f"wrote {path}")
 
 

@@ -32,6 +32,8 @@ class ExportRequest:
 
 
 def _bvh(req: ExportRequest) -> list[Path]:
+    if (req.engine, req.bone_names) != ("unity", "canonical"):
+        raise TakeError("--engine and --bone-names apply to glb and fbx; BVH keeps the canonical names and axes")
     return export_take_bvh(req.take, req.out, req.performer)
 
 
