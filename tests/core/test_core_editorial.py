@@ -105,7 +105,17 @@ def test_cut_round_trips_timecode_true_through_every_adapter(tmp_path, fps, df):
 
 
 def run(*args):
+    """As a person types it (a process: one-line errors on stderr)."""
     return subprocess.run([sys.executable, "-m", "machinima", *args], capture_output=True, text=True, timeout=120)
+
+
+def cli(*args):
+    """In-process (fast): the result's output, and the error the command raised, if any."""
+    from typer.testing import CliRunner
+
+    from machinima.cli import app
+
+    return CliRunner().invoke(app, list(args))
 
 
 def test_hand_edited_edl_marks_the_takes_used(tmp_path):
@@ -124,18 +134,18 @@ def test_hand_edited_edl_marks_the_takes_used(tmp_path):
         f"003  AX       V     C        01:00:00:00 01:00:00:12 01:00:02:00 01:00:02:12\r\n* FROM CLIP NAME:  {t1.id}\r\n"
         f"004  AX       V     C        02:00:01:04 02:00:01:20 01:00:02:12 01:00:03:04\r\n* FROM CLIP NAME:  {t2.id}\r\n"
         "* COMMENT: PICKUP\r\n")
-    res = run("edit", "import", str(edl), "--root", str(root))
-    assert res.returncode == 0, res.stderr
-    assert f"{t2.id}: 10-43 (02:00:00:10-02:00:01:19)" in res.stdout and f"{t1.id}: 0-11 (01:00:00:00-01:00:00:11)" in res.stdout
-    assert "cut 'scene1_v3': 2 takes used" in res.stdout
+    res = cli("edit", "import", str(edl), "--root", str(root))
+    assert res.exit_code == 0, res.exception
+    assert f"{t2.id}: 10-43 (02:00:00:10-02:00:01:19)" in res.output and f"{t1.id}: 0-11 (01:00:00:00-01:00:00:11)" in res.output
+    assert "cut 'scene1_v3': 2 takes used" in res.output
     m2 = read_manifest(t2.path)
     assert m2.used_in[0]["cut"] == "scene1_v3" and m2.used_in[0]["ranges"] == [[10, 43]]  # 10-33 and 28-43 merged
     assert read_manifest(t3.path).used_in == []
-    listed = json.loads(run("takes", "list", "--root", str(root), "--used-in", "scene1_v3", "--json").stdout)
+    listed = json.loads(cli("takes", "list", "--root", str(root), "--used-in", "scene1_v3", "--json").output)
     assert {r["id"]: r["used"] for r in listed} == {t1.id: "0-11", t2.id: "10-43"}
     # the editor drops take 1 from the next version of the same cut
     edl.write_text(edl.read_text().split("003")[0])
-    assert run("edit", "import", str(edl), "--root", str(root)).returncode == 0
+    assert cli("edit", "import", str(edl), "--root", str(root)).exit_code == 0
     assert read_manifest(t1.path).used_in == [] and read_manifest(t2.path).used_in[0]["ranges"] == [[10, 33]]
     res = run("edit", "import", str(tmp_path / "nope.edl"), "--root", str(root))
     assert res.returncode == 1 and res.stderr.strip() == f"error: no cut at {tmp_path / 'nope.edl'}"
@@ -149,22 +159,22 @@ def test_circle_and_export_commands(tmp_path):
     root = tmp_path / "takes"
     a = make_take(root, "a", "25", "10:00:00:00", step=("composite", "composite", range(0, 24)))
     make_take(root, "a", "25", "10:01:00:00")
-    res = run("edit", "export", "--scene", "s1", "--out", str(tmp_path / "cut.otio"), "--root", str(root))
-    assert res.returncode == 1 and "no takes to cut" in res.stderr and "takes circle" in res.stderr
+    res = cli("edit", "export", "--scene", "s1", "--out", str(tmp_path / "cut.otio"), "--root", str(root))
+    assert isinstance(res.exception, EditorialError) and "no takes to cut" in str(res.exception) and "takes circle" in str(res.exception)
     res = run("takes", "circle", a.id, "--version", "archive", "--root", str(root))
     assert res.returncode == 1 and res.stderr.strip() == f"error: take {a.id} has no 'archive' version; it has: render, composite"
     assert read_manifest(a.path).circle is None  # nothing changed
-    res = run("takes", "circle", a.id, "--version", "composite", "--note", "best fall", "--root", str(root))
-    assert res.returncode == 0 and "circled (composite)" in res.stdout, res.stderr
+    res = cli("takes", "circle", a.id, "--version", "composite", "--note", "best fall", "--root", str(root))
+    assert res.exit_code == 0 and "circled (composite)" in res.output, res.exception
     assert read_manifest(a.path).circle["note"] == "best fall"
-    assert [r["id"] for r in json.loads(run("takes", "list", "--circled", "--json", "--root", str(root)).stdout)] == [a.id]
+    assert [r["id"] for r in json.loads(cli("takes", "list", "--circled", "--json", "--root", str(root)).output)] == [a.id]
     outs = [tmp_path / f"cut.{s}" for s in ("otio", "edl", "xml")]
-    res = run("edit", "export", "--scene", "s1", *sum((["--out", str(p)] for p in outs), []), "--root", str(root))
-    assert res.returncode == 0 and "1 clips" in res.stdout and "composite (mp4)" in res.stdout, res.stderr
+    res = cli("edit", "export", "--scene", "s1", *sum((["--out", str(p)] for p in outs), []), "--root", str(root))
+    assert res.exit_code == 0 and "1 clips" in res.output and "composite (mp4)" in res.output, res.exception
     clip = otio.adapters.read_from_file(str(outs[0])).find_clips()[0]
     assert clip.name == a.id and clip.metadata["machinima"]["version"] == "composite"
-    res = run("edit", "export", "--scene", "s1", "--all", "--media", "frames", "--out", str(tmp_path / "all.otio"), "--root", str(root))
-    assert res.returncode == 0 and "2 clips" in res.stdout, res.stderr
-    res = run("edit", "export", "--scene", "s1", "--out", str(tmp_path / "cut.mov"), "--root", str(root))
-    assert res.returncode == 1 and "use .otio, .edl or .xml" in res.stderr
-    assert run("takes", "circle", a.id, "--off", "--root", str(root)).returncode == 0 and read_manifest(a.path).circle is None
+    res = cli("edit", "export", "--scene", "s1", "--all", "--media", "frames", "--out", str(tmp_path / "all.otio"), "--root", str(root))
+    assert res.exit_code == 0 and "2 clips" in res.output, res.exception
+    res = cli("edit", "export", "--scene", "s1", "--out", str(tmp_path / "cut.mov"), "--root", str(root))
+    assert "use .otio, .edl or .xml" in str(res.exception)
+    assert cli("takes", "circle", a.id, "--off", "--root", str(root)).exit_code == 0 and read_manifest(a.path).circle is None
