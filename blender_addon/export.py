@@ -63,6 +63,20 @@ def check_target(out: str | Path, engine: str) -> Path:
     return out
 
 
+def _glb_rate_for_exporter(scene: bpy.types.Scene, undo: bool = False) -> None:
+    """Blender 5.0's glTF exporter takes ``fps * fps_base`` as the frame rate (glTF-Blender-IO
+    PR #2080), Blender itself ``fps / fps_base``: at 29.97 (30 / 1.001) keys came out 0.2 %
+    early, 3.6 frames a minute. For the export, set the base that makes the product the true rate."""
+    r = scene.render
+    if undo:
+        if "machinima_fps_base" in scene:
+            r.fps_base = scene.pop("machinima_fps_base")
+        return
+    if r.fps_base != 1.0:
+        scene["machinima_fps_base"] = r.fps_base
+        r.fps_base = 1.0 / r.fps_base  # fps * base' = fps / base
+
+
 def write_objects(out: Path, objects: list[bpy.types.Object], *, engine: str, animated: bool = False, fbx_lights: bool = False) -> Path:
     """Select ``objects`` and run Blender's glTF or FBX exporter on them. ``animated`` writes
     the scene's frame range as one animation (glTF: sampled every frame, nothing dropped but
@@ -77,6 +91,7 @@ def write_objects(out: Path, objects: list[bpy.types.Object], *, engine: str, an
     view_layer.objects.active = objects[0]
     try:
         if suffix in (".glb", ".gltf"):
+            _glb_rate_for_exporter(bpy.context.scene)
             anim = {"export_animations": True, "export_animation_mode": "SCENE", "export_anim_scene_split_object": False,
                     "export_force_sampling": True, "export_frame_range": True, "export_optimize_animation_size": False,
                     "export_skins": True, "export_morph": True, "export_pointer_animation": True} if animated else {"export_animations": False}
@@ -95,6 +110,8 @@ def write_objects(out: Path, objects: list[bpy.types.Object], *, engine: str, an
             bpy.ops.export_scene.fbx(filepath=str(out), use_selection=True, object_types=kinds, use_custom_props=True, **anim, **preset)
     except RuntimeError as exc:
         raise ExportError(f"export to {out.name} failed: {exc}") from None
+    finally:
+        _glb_rate_for_exporter(bpy.context.scene, undo=True)
     if not out.exists():
         raise ExportError(f"Blender wrote nothing to {out}")
     return out

@@ -158,6 +158,10 @@ def takes_show(take: str, root: Optional[Path] = RootOpt) -> None:
         console.print(f"  marker {mk.get('timecode')} {mk.get('name')} {mk.get('note', '')}")
     for n in m.notes:
         console.print(f"  note: {n}")
+    if m.circle:
+        console.print(f"  circled: {m.circle['version']} {m.circle.get('note', '')}".rstrip())
+    for use in m.used_in:
+        console.print(f"  used in {use['cut']}: " + ", ".join(f"{a}-{b}" for a, b in use["ranges"]))
 
 
 @takes_app.command("verify")

@@ -198,3 +198,23 @@ def test_takes_export_cli_through_blender(tmp_path, take):
     res = run("--format", "glb", "--out", str(tmp_path / "y.glb"), "--engine", "cryengine")
     assert res.returncode == 1 and len(res.stderr.strip().splitlines()) == 1 and "unknown engine 'cryengine'" in res.stderr
     assert not (tmp_path / "y.glb").exists()
+
+
+def test_ntsc_take_keeps_its_clock_in_glb(scene, tmp_path):
+    """A 29.97 take: glTF key times are take frames at 30000/1001, not at 30."""
+    from machinima.take import Take
+    from machinima.timecode import ns_from_frames
+
+    from blender_addon.take_export import export_take
+
+    take = Take.create(tmp_path / "takes", production="p", scene="1", shot="1", fps="29.97", timecode_in="01:00:00;00")
+    take.add_performer("ana")
+    take.store.append("mocap/ana", take.store.origin_ns + ns_from_frames(np.arange(300), take.fps) + 1000, random_poses(300, 3))
+    take.finalize()
+    export_take(take.path, tmp_path / "ntsc.glb", scene=scene)
+    g = pygltflib.GLTF2().load(str(tmp_path / "ntsc.glb"))
+    anim = g.animations[0]
+    times = accessor(g, anim.samplers[anim.channels[0].sampler].input)[:, 0]
+    assert len(times) == 300 and np.allclose(times, np.arange(300) * 1001 / 30000, atol=1e-5)
+    assert g.scenes[0].extras["machinima"]["timecode_in"] == "01:00:00;00"
+    assert scene.render.fps_base == pytest.approx(1.001) and "machinima_fps_base" not in scene  # the scene is as it was

@@ -143,6 +143,7 @@ def test_hand_edited_edl_marks_the_takes_used(tmp_path):
     assert read_manifest(t3.path).used_in == []
     listed = json.loads(cli("takes", "list", "--root", str(root), "--used-in", "scene1_v3", "--json").output)
     assert {r["id"]: r["used"] for r in listed} == {t1.id: "0-11", t2.id: "10-43"}
+    assert "used in scene1_v3: 10-43" in cli("takes", "show", t2.id, "--root", str(root)).output
     # the editor drops take 1 from the next version of the same cut
     edl.write_text(edl.read_text().split("003")[0])
     assert cli("edit", "import", str(edl), "--root", str(root)).exit_code == 0
@@ -167,6 +168,7 @@ def test_circle_and_export_commands(tmp_path):
     res = cli("takes", "circle", a.id, "--version", "composite", "--note", "best fall", "--root", str(root))
     assert res.exit_code == 0 and "circled (composite)" in res.output, res.exception
     assert read_manifest(a.path).circle["note"] == "best fall"
+    assert "circled: composite best fall" in cli("takes", "show", a.id, "--root", str(root)).output
     assert [r["id"] for r in json.loads(cli("takes", "list", "--circled", "--json", "--root", str(root)).output)] == [a.id]
     outs = [tmp_path / f"cut.{s}" for s in ("otio", "edl", "xml")]
     res = cli("edit", "export", "--scene", "s1", *sum((["--out", str(p)] for p in outs), []), "--root", str(root))
