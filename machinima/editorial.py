@@ -106,7 +106,9 @@ def find_media(take: Take, version: str = "render", media: str = "auto") -> Medi
     mp4s = sorted(folder.parent.glob("*.mp4")) if step_id != "render" else []
     if media == "mp4" and not mp4s:
         raise EditorialError(f"take {take.id}: version {step_id!r} has no mp4; use --media frames")
-    if mp4s and media != "frames":
+    if media == "mp4" and gaps:  # the movie holds only the frames that exist: its clock would slip at each gap
+        raise EditorialError(f"take {take.id}: version {step_id!r} skips {gaps} frames, so its mp4 is not on the take's clock; use --media frames")
+    if mp4s and media != "frames" and not gaps:
         return Media(step_id, "mp4", mp4s[0], first, count, "mp4", gaps)
     return Media(step_id, "frames", folder, first, count, frames[first].suffix.lstrip("."), gaps)
 

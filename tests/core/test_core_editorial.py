@@ -177,6 +177,11 @@ def test_circle_and_export_commands(tmp_path):
     assert clip.name == a.id and clip.metadata["machinima"]["version"] == "composite"
     res = cli("edit", "export", "--scene", "s1", "--all", "--media", "frames", "--out", str(tmp_path / "all.otio"), "--root", str(root))
     assert res.exit_code == 0 and "2 clips" in res.output, res.exception
+    (a.post_dir("composite") / "frames" / "000007.png").unlink()  # a sparse step: its mp4 runs off the take's clock
+    m = editorial.find_media(a, "composite")
+    assert (m.kind, m.first, m.count, m.gaps) == ("frames", 0, 24, 1)
+    with pytest.raises(EditorialError, match="skips 1 frames, so its mp4 is not on the take's clock"):
+        editorial.find_media(a, "composite", "mp4")
     res = cli("edit", "export", "--scene", "s1", "--out", str(tmp_path / "cut.mov"), "--root", str(root))
     assert "use .otio, .edl or .xml" in str(res.exception)
     assert cli("takes", "circle", a.id, "--off", "--root", str(root)).exit_code == 0 and read_manifest(a.path).circle is None
