@@ -185,3 +185,24 @@ def test_circle_and_export_commands(tmp_path):
     res = cli("edit", "export", "--scene", "s1", "--out", str(tmp_path / "cut.mov"), "--root", str(root))
     assert "use .otio, .edl or .xml" in str(res.exception)
     assert cli("takes", "circle", a.id, "--off", "--root", str(root)).exit_code == 0 and read_manifest(a.path).circle is None
+
+
+def test_trimmed_and_reordered_in_an_editor_comes_back(tmp_path):
+    """The editor trims and reorders the clips (here with OTIO's API, as Resolve's OTIO export
+    would leave them) and hands back FCP XML: the marks follow the trims."""
+    root = tmp_path / "takes"
+    a = make_take(root, "a", "25", "10:00:00:00")
+    b = make_take(root, "b", "25", "10:00:30:00")
+    timeline = editorial.build_timeline([(t, editorial.find_media(t)) for t in (a, b)], "rough")
+    track = timeline.tracks[0]
+    clip_a, clip_b = track[0], track[1]
+    track.remove(clip_b)
+    track.insert(0, clip_b)  # b now opens the scene
+    sr = clip_a.source_range
+    clip_a.source_range = otio.opentime.TimeRange(sr.start_time + otio.opentime.RationalTime(5, 25),
+                                                  otio.opentime.RationalTime(10, 25))
+    xml = tmp_path / "fine.xml"
+    editorial.write_cut(timeline, xml)  # frames become movie-file references: FCP XML has no image sequences
+    uses, unknown = editorial.cut_uses(editorial.read_cut(xml, root), root)
+    assert not unknown and {u.take_id: u.ranges for u in uses} == {a.id: [(5, 14)], b.id: [(0, 23)]}
+    assert {u.take_id: u.timecodes for u in uses}[a.id] == [("10:00:00:05", "10:00:00:14")]
