@@ -75,6 +75,8 @@ def edit_import(
     for u in uses:
         spans = ", ".join(f"{a}-{b} ({ta}-{tb})" for (a, b), (ta, tb) in zip(u.ranges, u.timecodes))
         console.print(f"{u.take_id}: {spans}")
+    if not uses and not unknown:
+        console.print(f"[yellow]warning[/] {cut.name} holds no clips")
     if unknown:
         console.print(f"[yellow]warning[/] {len(unknown)} clips are no take in {r}: {', '.join(unknown[:10])}")
     console.print(f"cut {label!r}: {len(uses)} takes used")

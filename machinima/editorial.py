@@ -267,7 +267,7 @@ def read_cut(path: Path, root: Path, *, fps: str | None = None) -> Any:
 
             kw["rate"] = float(parse_rate(fps)) if fps else _edl_rate(text, root)
         return otio.adapters.read_from_string(text, adapter, **kw)
-    except (otio.exceptions.OTIOError, ValueError, UnicodeDecodeError) as exc:
+    except (otio.exceptions.OTIOError, ValueError, SyntaxError, KeyError, AttributeError) as exc:  # SyntaxError: XML ParseError
         raise EditorialError(f"cannot read {path.name}: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from None
 
 

@@ -154,6 +154,10 @@ def test_hand_edited_edl_marks_the_takes_used(tmp_path):
     bad.write_text("TITLE: X\n001  AX  V  C  01:00:00:00 01:00:00:10\n* FROM CLIP NAME:  " + t1.id + "\n")
     res = run("edit", "import", str(bad), "--root", str(root))
     assert res.returncode == 1 and len(res.stderr.strip().splitlines()) == 1 and "cannot read bad.edl" in res.stderr
+    for name, text in (("bad.xml", "not xml <"), ("bad.otio", '{"OTIO_SCHEMA": broken')):
+        (tmp_path / name).write_text(text)
+        with pytest.raises(EditorialError, match=f"cannot read {name}"):
+            editorial.read_cut(tmp_path / name, root)
 
 
 def test_circle_and_export_commands(tmp_path):
