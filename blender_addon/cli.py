@@ -142,19 +142,31 @@ def render_cmd(
 
 @app.command("export")
 def export_cmd(
-    set_file: Path = typer.Argument(..., help="A set file (or a .blend holding a built set)"),
+    set_file: Optional[Path] = typer.Argument(None, help="A set file (or a .blend holding a built set); optional with --take"),
+    take: Optional[str] = typer.Option(None, "--take", help="A take (id or folder): performers, cameras, lip sync, markers, animated"),
     glb: Optional[Path] = typer.Option(None, "--glb", help="Write a glTF binary"),
     fbx: Optional[Path] = typer.Option(None, "--fbx", help="Write an FBX"),
-    engine: str = typer.Option("unity", "--engine", help="unity | unreal: FBX axes and scale (glb is the same for both)"),
+    engine: str = typer.Option("unity", "--engine", help="unity | unreal | godot | blender: FBX axes and units (glb is the same for all)"),
+    bone_names: str = typer.Option("canonical", "--bone-names", help="canonical (Unity humanoid) | vrm0 | vrm1: armature bone names"),
+    performer: list[str] = typer.Option([], "--performer", help="Only this performer (repeatable); default: all"),
+    no_cameras: bool = typer.Option(False, "--no-cameras", help="Leave the take's engine cameras out"),
+    root: Optional[Path] = typer.Option(None, "--root", help="Takes root for a take id (default: from machinima.toml)"),
 ) -> None:
-    """Export a set as .glb and/or .fbx for Unity or Unreal."""
+    """Export a set and/or a take as .glb and/or .fbx for Unity, Unreal, Godot or Blender."""
     from .errors import ExportError
+    from .export import check_target
 
     if not glb and not fbx:
         raise ExportError("say where to write: --glb out.glb and/or --fbx out.fbx")
-    if set_file.suffix.lower() == ".blend":
+    if set_file is None and take is None:
+        raise ExportError("say what to export: a set file, --take TAKE, or both")
+    for out in (glb, fbx):
+        if out:
+            check_target(out, engine)
+    take_path = resolve_take(take, root) if take is not None else None  # before bpy loads: a typo fails at once
+    if set_file is not None and set_file.suffix.lower() == ".blend":
         bpy = _fresh(set_file)
-    else:
+    elif set_file is not None:
         from .setfile import load_set
 
         spec = load_set(set_file)
@@ -162,11 +174,20 @@ def export_cmd(
         from .build import build_set
 
         build_set(spec, bpy.context.scene)
-    from .export import export_set
-
+    else:
+        bpy = _fresh()
     for out in (glb, fbx):
-        if out:
+        if not out:
+            continue
+        if take_path is None:
+            from .export import export_set
+
             typer.echo(f"wrote {export_set(out, engine=engine, scene=bpy.context.scene)}")
+            continue
+        from .take_export import TakeExportSettings, export_take
+
+        settings = TakeExportSettings(engine=engine, bone_names=bone_names, performers=tuple(performer), cameras=not no_cameras)
+        typer.echo(export_take(take_path, out, settings, scene=bpy.context.scene, with_set=set_file is not None).summary())
 
 
 @app.command("package")

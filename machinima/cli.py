@@ -21,6 +21,7 @@ from rich.table import Table
 
 from . import __version__
 from .config import load_config
+from .edit_cli import app as edit_app
 from .errors import MachinimaError, TakeError
 
 console = Console()
@@ -34,8 +35,9 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
-takes_app = typer.Typer(help="List, inspect, verify, recover, export and import takes.", no_args_is_help=True)
+takes_app = typer.Typer(help="List, inspect, verify, recover, circle, export and import takes.", no_args_is_help=True)
 app.add_typer(takes_app, name="takes")
+app.add_typer(edit_app, name="edit")
 
 
 def _version(value: bool) -> None:
@@ -83,6 +85,8 @@ def takes_list(
     performer: Optional[str] = typer.Option(None),
     since: Optional[str] = typer.Option(None, help="ISO date, e.g. 2026-11-01"),
     text: Optional[str] = typer.Option(None, help="Search ids and notes."),
+    circled: bool = typer.Option(False, "--circled", help="Only circled takes (with the version to cut with)."),
+    used_in: Optional[str] = typer.Option(None, "--used-in", help="Only takes an imported cut uses (its name or file), with the frames."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON (for scripts)."),
 ) -> None:
     """List takes from the catalog (rebuilt from the folders when missing)."""
@@ -96,6 +100,8 @@ def takes_list(
     if fresh:
         cat.rebuild()
     rows = cat.search(production=production, scene=scene, shot=shot, status=status, performer=performer, since=since, text=text)
+    if circled or used_in:
+        rows = _editorial_rows(rows, circled, used_in)
     if as_json:
         import json
 
@@ -103,11 +109,46 @@ def takes_list(
         return
     table = Table(title=f"takes in {r}")
     table.add_column("id", no_wrap=True)
-    for col in ("status", "fps", "in", "out", "performers", "created"):
+    extra = [c for c in ("circle", "used") if rows and c in rows[0]]
+    for col in ("status", "fps", "in", "out", "performers", "created", *extra):
         table.add_column(col)
     for row in rows:
-        table.add_row(row["id"], row["status"], row["fps"], row["timecode_in"] or "", row["timecode_out"] or "", ", ".join(row["performers"]), (row["created"] or "")[:10])
+        table.add_row(row["id"], row["status"], row["fps"], row["timecode_in"] or "", row["timecode_out"] or "", ", ".join(row["performers"]),
+                      (row["created"] or "")[:10], *(str(row[c]) for c in extra))
     console.print(table)
+
+
+def _editorial_rows(rows: list[dict], circled: bool, used_in: Optional[str]) -> list[dict]:
+    """Keep circled takes and/or those a cut uses, adding the circle's version and the used frames."""
+    from .editorial import used_ranges
+    from .take import read_manifest
+
+    out = []
+    for row in rows:
+        m = read_manifest(Path(row["path"]))
+        used = used_ranges(m, used_in) if used_in else []
+        if (circled and not m.circle) or (used_in and not used):
+            continue
+        row = dict(row, circle=(m.circle or {}).get("version", ""))
+        if used_in:
+            row["used"] = " ".join(f"{a}-{b}" for a, b in used)
+        out.append(row)
+    return out
+
+
+@takes_app.command("circle")
+def takes_circle(
+    take: str,
+    version: str = typer.Option("render", "--version", help="What the editor gets: render | composite | stylize | archive | a post step id."),
+    note: str = typer.Option("", "--note", help="Why (kept in take.json)."),
+    off: bool = typer.Option(False, "--off", help="Uncircle the take."),
+    root: Optional[Path] = RootOpt,
+) -> None:
+    """Circle a take (the director's pick) with the version to cut with: `edit export` cuts circled takes."""
+    from .editorial import set_circle
+
+    circle = set_circle(resolve_take(take, root), None if off else version, note)
+    console.print(f"{Path(take).name}: " + (f"circled ({circle['version']})" if circle else "not circled"))
 
 
 @takes_app.command("show")
@@ -125,6 +166,10 @@ def takes_show(take: str, root: Optional[Path] = RootOpt) -> None:
         console.print(f"  marker {mk.get('timecode')} {mk.get('name')} {mk.get('note', '')}")
     for n in m.notes:
         console.print(f"  note: {n}")
+    if m.circle:
+        console.print(f"  circled: {m.circle['version']} {m.circle.get('note', '')}".rstrip())
+    for use in m.used_in:
+        console.print(f"  used in {use['cut']}: " + ", ".join(f"{a}-{b}" for a, b in use["ranges"]))
 
 
 @takes_app.command("verify")
@@ -157,16 +202,22 @@ def takes_recover(take: Optional[str] = typer.Argument(None, help="One take; def
 @takes_app.command("export")
 def takes_export(
     take: str,
-    out: Path = typer.Option(..., "--out", "-o", help="Output .bvh file (one performer) or folder (all performers)."),
-    performer: Optional[str] = typer.Option(None, help="Performer to export; default: all, into a folder."),
-    rotation_order: str = typer.Option("ZXY", "--rotation-order", help="Euler order of the rotation channels (XYZ, XZY, YXZ, YZX, ZXY, ZYX)."),
+    out: Path = typer.Option(..., "--out", "-o", help="Output file (.bvh/.glb/.fbx) or folder (one file per performer for BVH, per take for glb/fbx)."),
+    fmt: Optional[str] = typer.Option(None, "--format", "-f", help="bvh | glb | fbx; default: from --out's suffix, else bvh."),
+    performer: Optional[str] = typer.Option(None, help="Performer to export; default: all."),
+    engine: str = typer.Option("unity", "--engine", help="glb/fbx: unity | unreal | godot | blender (FBX axes and units)."),
+    bone_names: str = typer.Option("canonical", "--bone-names", help="glb/fbx: canonical | vrm0 | vrm1 bone names."),
+    rotation_order: str = typer.Option("ZXY", "--rotation-order", help="BVH: Euler order of the rotation channels (XYZ, XZY, YXZ, YZX, ZXY, ZYX)."),
     root: Optional[Path] = RootOpt,
 ) -> None:
-    """Export performers as BVH (centimetres, canonical names, the performer's own proportions),
-    resampled to the take's fps; Blender reads back the same joint positions."""
-    from .export import export_take_bvh
+    """Export a take: BVH (resampled to the take's fps, centimetres, the performer's own proportions;
+    Blender reads back the same joint positions), or animated glb/fbx for engines (through Blender)."""
+    from .interchange import ExportRequest, export_take_as
 
-    for path in export_take_bvh(resolve_take(take, root), out, performer, order=rotation_order):
+    req = ExportRequest(resolve_take(take, root), out, performer, engine, bone_names, rotation_order)
+    with console.status(f"exporting {take} ..."):  # glb/fbx: a Blender process, seconds per minute of take
+        written = export_take_as(fmt, req)
+    for path in written:
         console.print(f"wrote {path}")
 
 

@@ -1,7 +1,7 @@
 """The take: one portable folder per recorded take.
 
     <takes-root>/<take-id>/
-      take.json         manifest (schema ``take`` version 2), written atomically
+      take.json         manifest (schema ``take`` version 3), written atomically
       streams.sqlite    time-stamped records (see ``store``)
       passes/<pass>/    rendered passes (rgb, depth, mask, pose ...)
       post/<step-id>/   outputs of post steps, each with params.json
@@ -85,6 +85,10 @@ class Manifest:
     created: str = field(default_factory=_now)
     updated: str = field(default_factory=_now)
     extra: dict[str, Any] = field(default_factory=dict)
+    # the director's circle: {"version": "render" | post-step kind or id, "at": ISO time, "note"}, or None
+    circle: dict[str, Any] | None = None
+    # cuts that use the take: [{"cut", "file", "ranges": [[first, last] take frames], "timecodes", "at"}]
+    used_in: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def rate(self) -> Fraction:
@@ -137,6 +141,13 @@ class Manifest:
         tc_out = doc.get("timecode_out")
         if tc_out is not None and not isinstance(tc_out, str):
             raise TakeFormatError(f"{where}: field 'timecode_out' must be a string or null")
+        circle = doc.get("circle")
+        if circle is not None and not (isinstance(circle, dict) and isinstance(circle.get("version"), str)):
+            raise TakeFormatError(f"{where}: field 'circle' must be null or an object with a 'version' string")
+        used_in = need("used_in", list)
+        for k, use in enumerate(used_in):
+            if not (isinstance(use, dict) and isinstance(use.get("cut"), str) and isinstance(use.get("ranges"), list)):
+                raise TakeFormatError(f"{where}: field 'used_in[{k}]' must be an object with 'cut' and 'ranges'")
         return cls(
             id=need("id", str),
             slate=slate,
@@ -151,6 +162,8 @@ class Manifest:
             created=str(doc.get("created", "")),
             updated=str(doc.get("updated", "")),
             extra=dict(doc.get("extra", {})),
+            circle=circle,
+            used_in=used_in,
         )
 
 
