@@ -163,5 +163,7 @@ def composite(
     res = run_composite(take_path, settings)
     r = res.report
     console.print(f"composite: {len(r.done)} frames done, {len(r.skipped)} already done, {r.fps:.1f} fr/s -> {res.out_dir}")
+    if res.frames_note:
+        console.print(f"passes: {res.frames_note}")
     if res.video:
         console.print(f"movie: {res.video}")

@@ -30,6 +30,7 @@ import numpy as np
 from machinima.imageseq import read_image, write_video
 from machinima.passes import PassError, PassSet
 from machinima.poststep import PostStep, StepReport
+from machinima.sparse import describe, held, movie_note
 from machinima.take import Take
 
 from . import colormatch, grain, lighting
@@ -108,6 +109,7 @@ class CompositeResult:
     report: StepReport
     video: Path | None
     info: dict[str, Any]
+    frames_note: str | None = None  # what was done with frames the passes do not have
 
 
 class CompositePipeline:
@@ -256,12 +258,12 @@ class CompositePipeline:
             video = movie  # nothing changed since it was written
         elif s.video and all(f in done for f in frames):
             def frames_u8():
-                for f in frames:
+                for f in held(frames):  # passes every Nth frame: each held until the next, the take's timing kept
                     img = read_image(done[f])
                     yield img if img.dtype == np.uint8 else (np.clip(img[..., :3], 0, 1) * 255 + 0.5).astype(np.uint8)
 
             video = write_video(movie, frames_u8(), take.fps)
-        return CompositeResult(step.out_dir, report, video, params)
+        return CompositeResult(step.out_dir, report, video, params, movie_note(frames) if s.video else describe(frames))
 
     # ------------------------------------------------------------------------------------
     def _open_passes(self, take: Take) -> PassSet:

@@ -23,8 +23,9 @@ WALL_X = 44  # the wall covers columns < 44, 3 m away (nearer than the actor at 
 ACTOR_RGB = (200, 60, 40)
 
 
-def make_take(tmp: Path, *, frames: int = 2, passes: tuple[str, ...] = ("rgb", "depth"), light: np.ndarray | None = None,
+def make_take(tmp: Path, *, frames: int | list[int] = 2, passes: tuple[str, ...] = ("rgb", "depth"), light: np.ndarray | None = None,
               depth_size: tuple[int, int] | None = None, timecode_in: str | None = None) -> Path:
+    """A take with passes for ``frames`` (a count from 0, or the frame numbers: every Nth, a range)."""
     take = Take.create(tmp / "takes", production="t", scene="s", shot="c", fps=24, timecode_in=timecode_in)
     take.finalize()
     ps = PassSet.create(take.passes_dir(), width=W, height=H, fps="24")
@@ -37,7 +38,8 @@ def make_take(tmp: Path, *, frames: int = 2, passes: tuple[str, ...] = ("rgb", "
     with np.errstate(divide="ignore"):
         floor = np.where(rows > 32, 100.0 / (rows - 32), BACKGROUND_DEPTH)  # the floor y=0, seen from 1 m up
     depth = np.minimum(depth, np.broadcast_to(floor, depth.shape)).astype(np.float32)
-    for f in range(frames):
+    frame_list = list(range(frames)) if isinstance(frames, int) else list(frames)
+    for f in frame_list:
         if "rgb" in passes:
             ps.write("rgb", f, rgb)
         if "depth" in passes:
@@ -46,7 +48,7 @@ def make_take(tmp: Path, *, frames: int = 2, passes: tuple[str, ...] = ("rgb", "
         if light is not None:
             ps.write("light", f, light)
     ps.save()
-    ps.write_cameras({f: CAM for f in range(frames)})
+    ps.write_cameras({f: CAM for f in frame_list})
     path = take.path
     take.close()
     return path

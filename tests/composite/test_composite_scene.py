@@ -267,3 +267,18 @@ def test_exr_frames_and_movie(tmp_path):
     exr = read_image(res.out_dir / "rgb" / "000000.exr")
     assert exr.dtype == np.float32 and np.allclose(exr[30, 50], np.array(ACTOR_RGB) / 255.0, atol=1e-6)
     assert res.video is not None and res.video.name == "composite.mp4" and res.video.stat().st_size > 0
+
+
+def test_passes_every_2nd_frame_composite_the_frames_there_are_and_keep_the_timing(tmp_path):
+    import av
+
+    take = make_take(tmp_path, frames=[0, 2, 4, 6])
+    plate = make_plate(tmp_path, [40 + 4 * i for i in range(7)])  # one plate frame per take frame
+    res = run_composite(take, plain(plate, video=True), progress=False)
+    assert sorted(int(p.stem) for p in (res.out_dir / "rgb").glob("*.png")) == [0, 2, 4, 6]
+    dense = run_composite(make_take(tmp_path / "dense", frames=7), plain(plate, video=False), progress=False)
+    for f in (2, 4, 6):  # take frame f shows plate frame f, as in a take rendered every frame (not the i-th plate frame)
+        assert np.array_equal(read_image(res.out_dir / "rgb" / f"{f:06d}.png"), read_image(dense.out_dir / "rgb" / f"{f:06d}.png"))
+    assert res.frames_note.startswith("every 2nd frame (0..6, 4 frames)") and "holds each frame" in res.frames_note
+    with av.open(str(res.video)) as c:
+        assert sum(1 for _ in c.decode(video=0)) == 7  # 0..6 at 24 fps, each frame held for two
