@@ -109,26 +109,40 @@ def render_cmd(
     take: Path = typer.Argument(..., help="A take folder: passes go to <take>/passes/"),
     set_file: Optional[Path] = typer.Option(None, "--set", help="The set file to build"),
     blend: Optional[Path] = typer.Option(None, "--blend", help="Start from this .blend (a set built or dressed by hand)"),
-    passes: str = typer.Option("rgb,depth,mask,pose", "--passes", help="Any of rgb,depth,normal,mask,pose"),
+    passes: str = typer.Option("rgb,depth,mask,pose", "--passes", help="Any of rgb,depth,normal,mask,pose,light,motion"),
     res: str = typer.Option("960x540", "--res", help="WIDTHxHEIGHT"),
     engine: str = typer.Option("cycles", "--engine", help="cycles | eevee | workbench (for the rgb pass)"),
     frames: Optional[str] = typer.Option(None, "--frames", help="A:B (inclusive, take frames); default: the whole take"),
     step: int = typer.Option(1, "--step", help="Render every Nth frame"),
     samples: int = typer.Option(16, "--samples", help="Cycles/EEVEE samples for rgb"),
+    denoise: bool = typer.Option(True, "--denoise/--no-denoise", help="Cycles: OpenImageDenoise on the rgb pass"),
     camera: Optional[str] = typer.Option(None, "--camera", help="Camera object; default: the take's engine camera, else the set's first"),
     save: Optional[Path] = typer.Option(None, "--save", help="Also save the assembled scene as this .blend"),
 ) -> None:
-    """Set + take -> passes (rgb, depth, normal, masks, pose map, camera.json) in the take folder."""
+    """Set + take -> passes (rgb, depth, normal, masks, pose map, light, motion, camera.json) in the take folder.
+    Ctrl-C stops at once, keeps the finished frames and removes temporary files; rerun to resume."""
+    from machinima.take import Take
+
+    from .interrupt import clean_passes, exit_on_interrupt
     from .render import RenderSettings, parse_frames, parse_res
 
     w, h = parse_res(res)
     settings = RenderSettings(passes=tuple(p.strip() for p in passes.split(",") if p.strip()), width=w, height=h,
-                              engine=engine, frames=parse_frames(frames), step=step, samples=samples, camera=camera)
+                              engine=engine, frames=parse_frames(frames), step=step, samples=samples, camera=camera, denoise=denoise)
     settings.check()
-    _bpy()
-    from .render import render_take
+    opened = Take.open(take)
+    passes_dir = opened.passes_dir()
+    opened.close()
 
-    report = render_take(take, settings, set_path=set_file, blend=blend)
+    def stopped() -> str:
+        n = clean_passes(passes_dir)
+        return f"interrupted: {n} finished frames kept in {passes_dir}; run the same command again to resume"
+
+    with exit_on_interrupt(stopped):
+        _bpy()
+        from .render import render_take
+
+        report = render_take(take, settings, set_path=set_file, blend=blend)
     if save:
         _save(_bpy(), save)
     typer.echo(report.summary())
