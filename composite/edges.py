@@ -48,29 +48,37 @@ def _disk(r: int) -> np.ndarray:
     return _cv2().getStructuringElement(_cv2().MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1))
 
 
-def fill(img: np.ndarray, weight: np.ndarray, sigmas: tuple[float, ...] = (2.0, 6.0, 18.0, 54.0)) -> np.ndarray:
+def fill(img: np.ndarray, weight: np.ndarray, sigmas: tuple[float | tuple[float, float], ...] = (2.0, 6.0, 18.0, 54.0)) -> np.ndarray:
     """Normalised convolution of ``img`` (HxWx3 float32) from pixels weighted by ``weight``:
-    the finest scale with support wins, wider scales fill the rest (computed downsampled)."""
+    the finest scale with support wins, wider scales fill the rest (computed downsampled).
+    A scale is a sigma in pixels or (sigma x, sigma y)."""
     cv2 = _cv2()
     h, w = weight.shape
     out = np.zeros_like(img)
     have = np.zeros((h, w), bool)
     num0 = img * weight[..., None]
     for s in sigmas:
-        f = max(1, int(s // 3))
-        if f > 1:
-            sw, sh = max(1, w // f), max(1, h // f)
-            num = cv2.resize(cv2.GaussianBlur(cv2.resize(num0, (sw, sh), interpolation=cv2.INTER_AREA), (0, 0), s / f), (w, h), interpolation=cv2.INTER_LINEAR)
-            den = cv2.resize(cv2.GaussianBlur(cv2.resize(weight, (sw, sh), interpolation=cv2.INTER_AREA), (0, 0), s / f), (w, h), interpolation=cv2.INTER_LINEAR)
+        sx, sy = (s, s) if np.isscalar(s) else s
+        fx, fy = max(1, int(sx // 3)), max(1, int(sy // 3))
+        if fx > 1 or fy > 1:
+            size = (max(1, w // fx), max(1, h // fy))
+
+            def blur(a: np.ndarray) -> np.ndarray:
+                small = cv2.GaussianBlur(cv2.resize(a, size, interpolation=cv2.INTER_AREA), (0, 0), sx / fx, sigmaY=sy / fy)
+                return cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR)
         else:
-            num, den = cv2.GaussianBlur(num0, (0, 0), s), cv2.GaussianBlur(weight, (0, 0), s)
+            def blur(a: np.ndarray) -> np.ndarray:
+                return cv2.GaussianBlur(a, (0, 0), sx, sigmaY=sy)
+        num, den = blur(num0), blur(weight)
+        if num.ndim == 2:
+            num = num[..., None]
         ok = (den > 0.02) & ~have
         out[ok] = num[ok] / den[ok, None]
         have |= ok
         if have.all():
             return out
     total = float(weight.sum())
-    out[~have] = num0.reshape(-1, 3).sum(0) / total if total > 0 else img.reshape(-1, 3).mean(0)
+    out[~have] = num0.reshape(-1, num0.shape[-1]).sum(0) / total if total > 0 else img.reshape(-1, img.shape[-1]).mean(0)
     return out
 
 
