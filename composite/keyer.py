@@ -119,13 +119,17 @@ class Keyer:
             from .edges import unmix
 
             classic = cv2.GaussianBlur(alpha, (0, 0), CLASSIC_SOFTNESS)  # for pixels the unmixing cannot explain
-            a, colour = unmix(rgb, alpha, self.c, spill=self.s.spill, fallback=classic)
-            alpha = self._soften((a * 255.0 + 0.5).astype(np.uint8))
-            return alpha, (colour + 0.5).astype(np.uint8)
-        alpha = self._soften(alpha)
+            alpha, colour = unmix(rgb, alpha, self.c, spill=self.s.spill, fallback=classic, classic=self._despill(ch, diff))
+            return self._soften(alpha), colour
+        return self._soften(alpha), self._despill(ch, diff)
+
+    def _despill(self, ch: list[np.ndarray], diff: np.ndarray) -> np.ndarray:
+        """The classic spill suppression: the screen channel pulled towards max(other two) by ``spill``."""
+        cv2 = self._cv2
+        ch = list(ch)
         if self.s.spill > 0:
             ch[self.c] = cv2.subtract(ch[self.c], diff) if self.s.spill >= 1.0 else cv2.addWeighted(ch[self.c], 1.0, diff, -self.s.spill, 0.0)
-        return alpha, cv2.merge(ch)
+        return cv2.merge(ch)
 
     def _soften(self, alpha: np.ndarray) -> np.ndarray:
         cv2 = self._cv2

@@ -95,13 +95,16 @@ def light_on_actor(light: np.ndarray, set_depth: np.ndarray, actor_depth: np.nda
     ``actor_depth``: the actor's depth (billboard or relief map); ``fallback`` (3,): the light at
     the feet, for a box with no set surface at the actor's depth.
     """
-    from .edges import fill
+    from .edges import fill_scaled
 
     near = np.abs(set_depth - np.asarray(actor_depth, np.float32)) <= tol
     if not near.any():
         return np.broadcast_to(np.asarray(fallback, np.float32), light.shape).copy()
+    h, w = near.shape
+    q = max(1, min(h, w) // 64)  # light is smooth: big boxes are lit from a smaller copy
     # an upright actor: light spreads up and down the body first (the floor below a column lights it), then across
-    return fill(np.ascontiguousarray(light, np.float32), near.astype(np.float32), sigmas=LIGHT_SCALES)
+    out = fill_scaled(np.ascontiguousarray(light, np.float32), near.astype(np.float32), q, LIGHT_SCALES)
+    return out.reshape(h, w, 3)
 
 
 _SRGB_TO_LIN = np.where(np.arange(256) / 255.0 <= 0.04045, np.arange(256) / 255.0 / 12.92,

@@ -112,13 +112,10 @@ def test_light_pass_is_the_linear_light_the_render_shows_on_a_white_wall(scene, 
 
 
 def _noise(img: np.ndarray) -> float:
-    """Immerkaer's noise sigma (8-bit levels) of the green channel: flat areas, smooth light."""
-    import cv2
+    """Immerkaer's noise sigma (8-bit levels) of the flat wall, green channel (composite's measure)."""
+    from composite.grain import measure_noise
 
-    k = np.array([[1, -2, 1], [-2, 4, -2], [1, -2, 1]], np.float64)
-    g = img[..., 1].astype(np.float64)
-    r = cv2.filter2D(g, -1, k)[2:-2, 2:-2]
-    return float(np.sqrt(np.pi / 2) * np.abs(r).mean() / 6)
+    return float(measure_noise(img)[1])
 
 
 def test_denoise_brings_the_flat_wall_below_the_noise_threshold(scene, tmp_path):
