@@ -202,7 +202,7 @@ def look_render(scene: bpy.types.Scene, engine: str, samples: int, denoise: bool
             if denoise:
                 saved.maybe(scene.cycles, "denoiser", "OPENIMAGEDENOISE")
                 saved.maybe(scene.cycles, "denoising_input_passes", "RGB_ALBEDO_NORMAL")
-                saved.maybe(scene.cycles, "denoising_prefilter", "ACCURATE")
+                saved.maybe(scene.cycles, "denoising_prefilter", "FAST")  # ACCURATE costs 4x the render at 8 samples here
         elif engine == "eevee" and hasattr(scene.eevee, "taa_render_samples"):
             saved.set(scene.eevee, "taa_render_samples", samples)
         elif engine == "workbench":
