@@ -1,6 +1,6 @@
 """Benchmark of the Blender add-on (real bpy, CPU): set building, pass rendering, take import.
 
-    .venv/bin/python bench/blender_sets.py [--quick] [--eevee]
+    .venv/bin/python bench/blender_sets.py [--quick] [--eevee] [--denoise-only]
 
 Prints one JSON object on stdout:
 - build: a 200-piece set built from a set file (s), rebuilt unchanged, rebuilt after one edit;
@@ -96,11 +96,11 @@ def bench_build(n: int, tmp: Path) -> dict:
             "baseline_ops_cube_add_s": round(naive, 3)}
 
 
-def bench_render(res: tuple[int, int], engines: list[str], tmp: Path) -> dict:
+def diner_with_performer(tmp: Path) -> dict:
+    """The example diner with a performer in the scene; returns the take's poses for the pose pass."""
     import bpy
 
     from blender_addon.build import build_set
-    from blender_addon.render import RenderSettings, render_passes
     from blender_addon.setfile import EXAMPLE_SET
     from blender_addon.takeimport import import_take, take_frames
     from conftest import make_take, random_poses
@@ -113,7 +113,13 @@ def bench_render(res: tuple[int, int], engines: list[str], tmp: Path) -> dict:
     import_take(take_path)
     take = Take.open(take_path)
     stamps, poses = performer_frames(take, "ana")
-    tp = {"ana": (take_frames(take, stamps), poses)}
+    return {"ana": (take_frames(take, stamps), poses)}
+
+
+def bench_render(res: tuple[int, int], engines: list[str], tmp: Path) -> dict:
+    from blender_addon.render import RenderSettings, render_passes
+
+    tp = diner_with_performer(tmp)
     out: dict = {"resolution": f"{res[0]}x{res[1]}", "rgb_s_per_frame": {}}
     for engine in engines:
         s = RenderSettings(passes=("rgb",), width=res[0], height=res[1], engine=engine, samples=4, frames=(0, 0))
@@ -144,12 +150,15 @@ def bench_denoise(res: tuple[int, int], tp: dict, tmp: Path) -> dict:
     out: dict = {"flat_fraction": round(float((flat > 0).mean()), 3)}
     for name, samples, denoise in (("8_samples", 8, False), ("8_samples_oidn", 8, True), ("64_samples", 64, False)):
         s = RenderSettings(passes=("rgb",), width=res[0], height=res[1], samples=samples, denoise=denoise, frames=(0, 0))
+        cpu = time.process_time()
         rep = render_passes(tmp / f"noise_{name}", s, take_poses=tp, fps="24", progress=False)
         rgb = PassSet.open(tmp / f"noise_{name}").read("rgb", 0)
-        out[name] = {"s_per_frame": round(rep.seconds, 2), "noise_levels": round(float(measure_noise(rgb, flat).mean()), 2)}
+        out[name] = {"s_per_frame": round(rep.seconds, 2), "cpu_s_per_frame": round(time.process_time() - cpu, 2),
+                     "noise_levels": round(float(measure_noise(rgb, flat).mean()), 2)}
     s = RenderSettings(passes=("rgb", "light", "depth", "motion"), width=res[0], height=res[1], samples=8, frames=(0, 0))
+    cpu = time.process_time()
     rep = render_passes(tmp / "light_motion", s, take_poses=tp, fps="24", progress=False)
-    out["rgb_light_depth_motion_8_samples_s_per_frame"] = round(rep.seconds, 2)
+    out["rgb_light_depth_motion_8_samples_oidn"] = {"s_per_frame": round(rep.seconds, 2), "cpu_s_per_frame": round(time.process_time() - cpu, 2)}
     return out
 
 
@@ -189,6 +198,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true", help="smaller set, lower resolution, 10 s take")
     ap.add_argument("--eevee", action="store_true", help="also time EEVEE (slow on a CPU without GPU)")
+    ap.add_argument("--denoise-only", action="store_true", help="only the noise/denoise figures (960x540, or 480x270 with --quick)")
     args = ap.parse_args()
     os.environ.setdefault("OPENCV_IO_ENABLE_OPENEXR", "1")
     engines = ["workbench", "cycles"] + (["eevee"] if args.eevee else [])
@@ -200,9 +210,13 @@ def main() -> None:
 
         result["bpy_version"] = bpy.app.version_string
         result["bpy_import_s"] = round(time.perf_counter() - t0, 2)
-        result["build"] = bench_build(50 if args.quick else 200, tmp)
-        result["render"] = bench_render((480, 270) if args.quick else (960, 540), engines, tmp)
-        result["import"] = bench_import(10 if args.quick else 60, tmp)
+        res = (480, 270) if args.quick else (960, 540)
+        if args.denoise_only:
+            result["denoise"] = {"resolution": f"{res[0]}x{res[1]}", **bench_denoise(res, diner_with_performer(tmp), tmp)}
+        else:
+            result["build"] = bench_build(50 if args.quick else 200, tmp)
+            result["render"] = bench_render(res, engines, tmp)
+            result["import"] = bench_import(10 if args.quick else 60, tmp)
     result["load_avg_1min_end"] = round(os.getloadavg()[0], 2)
     print(json.dumps(result))
 
