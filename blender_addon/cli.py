@@ -5,6 +5,7 @@ bpy is imported inside the commands, so ``machinima --help`` stays fast.
 
 from __future__ import annotations
 
+import functools
 import json
 from pathlib import Path
 from typing import Optional
@@ -108,12 +109,33 @@ def import_take_cmd(
     typer.echo(f"{report.summary()} -> {out}")
 
 
+def _stops_on_ctrl_c(command):
+    """Ctrl-C (or SIGTERM) during the command stops it at once, even inside a Cycles frame: the
+    take's finished frames stay, temporary files go, one line says so (``interrupt.py``)."""
+
+    @functools.wraps(command)
+    def run(*args, **kwargs):
+        from .interrupt import clean_passes, exit_on_interrupt
+
+        passes_dir = Path(resolve_take(kwargs["take"])) / "passes"
+
+        def stopped() -> str:
+            n = clean_passes(passes_dir)
+            return f"interrupted: {n} finished frames kept in {passes_dir}; run the same command again to resume"
+
+        with exit_on_interrupt(stopped):
+            return command(*args, **kwargs)
+
+    return run
+
+
 @app.command("render")
+@_stops_on_ctrl_c
 def render_cmd(
     take: str = typer.Argument(..., help="A take id or folder: passes go to <take>/passes/"),
     set_file: Optional[Path] = typer.Option(None, "--set", help="The set file to build"),
     blend: Optional[Path] = typer.Option(None, "--blend", help="Start from this .blend (a set built or dressed by hand)"),
-    passes: str = typer.Option("rgb,depth,mask,pose", "--passes", help="Any of rgb,depth,normal,mask,pose"),
+    passes: str = typer.Option("rgb,depth,mask,pose", "--passes", help="Any of rgb,depth,normal,mask,pose,light,motion"),
     res: str = typer.Option("960x540", "--res", help="WIDTHxHEIGHT"),
     engine: str = typer.Option("cycles", "--engine", help="cycles | eevee | workbench (for the rgb pass)"),
     frames: Optional[str] = typer.Option(None, "--frames", help="A:B (inclusive, take frames); default: the whole take"),
@@ -121,15 +143,17 @@ def render_cmd(
     samples: int = typer.Option(16, "--samples", help="Cycles/EEVEE samples for rgb"),
     camera: Optional[str] = typer.Option(None, "--camera", help="Camera object; default: the take's engine camera, else the set's first"),
     save: Optional[Path] = typer.Option(None, "--save", help="Also save the assembled scene as this .blend"),
+    denoise: bool = typer.Option(True, "--denoise/--no-denoise", help="Cycles: OpenImageDenoise on the rgb pass"),
 ) -> None:
-    """Set + take -> passes (rgb, depth, normal, masks, pose map, camera.json) in the take folder."""
+    """Set + take -> passes (rgb, depth, normal, masks, pose map, light, motion, camera.json) in the take folder.
+    Ctrl-C stops at once, keeps the finished frames and removes temporary files; rerun to resume."""
     from .render import RenderSettings, parse_frames, parse_res
 
     take_path = resolve_take(take)
 
     w, h = parse_res(res)
     settings = RenderSettings(passes=tuple(p.strip() for p in passes.split(",") if p.strip()), width=w, height=h,
-                              engine=engine, frames=parse_frames(frames), step=step, samples=samples, camera=camera)
+                              engine=engine, frames=parse_frames(frames), step=step, samples=samples, camera=camera, denoise=denoise)
     settings.check()
     _bpy()
     from .render import render_take

@@ -92,4 +92,6 @@ def qc(step: Path = typer.Argument(..., help="The step folder: TAKE/post/<step-i
         t.add_row(f"{s['frames'][0]}-{s['frames'][1]}" + (f" {s['shot']}" if s.get("shot") else ""), str(s["pairs"]), str(s["mean"]), str(s["p95"]), str(s["input_mean"]))
     t.add_row("all", str(rep["pairs"]), str(rep["mean"]), str(rep["p95"]), str(rep["input_mean"]))
     Console().print(t)
+    if rep.get("frames_note"):
+        Console().print(f"frames: {rep['frames_note']}; pairs are {rep['gap']} frames apart")
     Console().print(f"contact sheet: {rep['contact_sheet']}")
