@@ -12,7 +12,7 @@ from pythonosc.osc_packet import OscPacket, ParseError
 
 from machinima import osc, skeleton, vmc
 
-logging.getLogger().setLevel(logging.ERROR)  # python-osc warns on unknown type tags
+logging.getLogger("pythonosc").setLevel(logging.ERROR)  # python-osc warns on unknown type tags (its logger only: the root level is every later test's)
 FLIP = np.array([-1, 1, 1, 1, -1, -1, 1], dtype=np.float32)
 STRUCTURAL = {"empty", "too_large", "not_osc", "truncated", "too_many_elements", "too_many_bones", "too_many_blendshapes", "nested", "bad_message"}
 

@@ -4,6 +4,8 @@ buffers have swallowed megabytes."""
 
 from __future__ import annotations
 
+import logging
+
 import asyncio
 import gc
 import socket
@@ -125,6 +127,7 @@ def test_dead_viewers_never_stall_the_healthy_ones(root):
 
 
 def test_a_viewer_that_stops_reading_is_cut_on_time_not_on_bytes(root, caplog):
+    caplog.set_level(logging.WARNING, logger="machinima.server")
     async def main():
         async with stage(root, limit_kw={"slow_close_s": 1.0}) as srv:
             # Default socket buffers: the kernel takes megabytes before user space sees a byte.
