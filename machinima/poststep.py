@@ -326,10 +326,10 @@ class PostStep:
 
 def _write_bytes(path: Path, data: bytes) -> None:
     """Atomic like ``imageseq.write_image`` (temp file + rename, no fsync: the ledger line is the commit)."""
-    import tempfile
+    from .fsutil import temp_beside
 
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix, dir=path.parent)
+    fd, tmp = temp_beside(path, suffix=path.suffix)  # the umask's mode: teammates read the frames
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
