@@ -190,9 +190,13 @@ class Trainer:
 
     def __init__(self, model_dir: str | Path, *, src: str | Path | None = None, dst: str | Path | None = None,
                  model_config: Any = None, train_config: TrainConfig | None = None, rights: dict[str, Any] | None = None,
-                 overrides: dict[str, Any] | None = None) -> None:
+                 overrides: dict[str, Any] | None = None, production: str | None = None, override: str | None = None,
+                 rights_store: Any = None) -> None:
         """``train_config`` is the whole config (a new model, or replacing a saved one);
-        ``overrides`` changes only the named fields of the saved (or default) config."""
+        ``overrides`` changes only the named fields of the saved (or default) config.
+        Every face of both facesets must match a valid ``training`` rights record of
+        ``production`` (``machinima.rights.require_cleared``), else ``NotCleared``; ``override``
+        (a reason; or ``rights={"override": reason}``) goes on anyway, recorded in model.json."""
         import torch
 
         from .model import FaceModel, ModelConfig
@@ -214,7 +218,12 @@ class Trainer:
             tc = TrainConfig.from_doc({**asdict(train_config or TrainConfig()), **(overrides or {})})
         self.mcfg, self.tcfg = mc, tc
         self.src_path, self.dst_path = Path(str(src)), Path(str(dst))
-        self.rights = rights if rights is not None else (doc or {}).get("rights")
+        from machinima import rights as R  # rights bound to the faces themselves: folder names only label
+        from machinima.config import load_config
+
+        self.rights = R.require_cleared(production or load_config().production, "training",
+                                        R.faces_in_collection(self.src_path) + R.faces_in_collection(self.dst_path),
+                                        override=override or (rights or {}).get("override"), store=rights_store, what="the facesets").to_provenance()
         # face type comes from the facesets
         self.src = _Side(self.src_path, mc.res, tc.priority)
         self.dst = _Side(self.dst_path, mc.res, tc.priority)

@@ -1,6 +1,7 @@
 """Re-sync the mouth of a live-action clip to a dialogue track: one readable pipeline.
 
-    1. check inputs and rights (scope ``lip_sync`` for the person on screen)
+    1. check inputs; rights: every face on screen must match a valid ``lip_sync`` record
+       (``machinima.rights.require_cleared``; the faces themselves, not a typed name)
     2. analyse the dialogue at the clip's frame rate (aligned to the text when given)
     3. for each frame (a resumable ``PostStep``): find the face (mediapipe face mesh, tracked),
        then repaint the mouth: Wav2Lip when weights are given, else the landmark mouth warp
@@ -51,8 +52,8 @@ def resync_video(clip: str | Path, audio_path: str | Path, out_dir: str | Path, 
                  weights: str | Path | None = None, production: str = "", subjects: list[str] | None = None,
                  override: str | None = None, strength: float = 1.0, progress: bool = True) -> ResyncReport:
     from machinima import rights
-    from machinima.imageseq import read_image, read_video, write_video
-    from machinima.poststep import PostStep, file_hash
+    from machinima.imageseq import read_image, read_video
+    from machinima.poststep import PostStep, file_hash, write_video
 
     # 1. inputs and rights
     clip, audio_path, out_dir = Path(clip), Path(audio_path), Path(out_dir)
@@ -61,12 +62,13 @@ def resync_video(clip: str | Path, audio_path: str | Path, out_dir: str | Path, 
     if not subjects and not override:
         raise LipSyncError("say whose face is re-synced: --subject NAME (needs a rights record with scope lip_sync)",
                            hint="or --rights-override 'reason' for your own test footage")
-    clearance = rights.require(production, subjects or ["unnamed"], "lip_sync", override=override)
     fps, n_frames = _probe_video(clip)
     audio = load_audio(audio_path)
     # 2. dialogue -> mouth shapes at the clip's rate
     track = lipsync_audio(audio, fps, text)
     frames = list(read_video(clip))
+    clearance = rights.require_cleared(production, "lip_sync", rights.faces_in_frames(range(len(frames)), frames.__getitem__),
+                                       override=override, what=str(clip))  # every face on screen, not the --subject label
     shapes = track.shapes + ["X"] * max(0, len(frames) - len(track.shapes))
     engine = "wav2lip" if weights else "mouth-warp"
     params = {"engine": engine, "audio": file_hash(audio_path)[:16], "clip": file_hash(clip)[:16], "text": text or "",
@@ -109,8 +111,7 @@ def resync_video(clip: str | Path, audio_path: str | Path, out_dir: str | Path, 
     # 4. mp4 with the dialogue
     outs = step.outputs_of("frames")
     mp4 = out_dir / f"{out_dir.name}.mp4"
-    write_video(mp4, (read_image(outs[f]) for f in sorted(outs)), fps=fps)
-    _mux_audio(mp4, audio_path)
+    write_video(mp4, (read_image(outs[f]) for f in sorted(outs)), fps=fps, before_signing=lambda p: _mux_audio(p, audio_path))
     return ResyncReport(out_dir, mp4, len(frames), len(rep.done), len(rep.skipped), sorted(no_face), engine, track.mode)
 
 

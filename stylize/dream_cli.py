@@ -20,9 +20,9 @@ def dream(
     mp4: bool = typer.Option(True, help="Also write an mp4."),
 ) -> None:
     """A dream sequence: feedback warp + re-stylize on schedules (or the take's camera), resumable."""
-    from machinima.imageseq import read_image, write_video
+    from machinima.imageseq import read_image
     from machinima.passes import PassSet
-    from machinima.poststep import PostStep
+    from machinima.poststep import PostStep, write_video  # write_video: disclosed like the frames
     from machinima.take import Take
 
     from .dream import DreamRun, load_dream, resolve_look_path

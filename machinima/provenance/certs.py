@@ -4,6 +4,8 @@ a locally generated test chain (``make_test_chain``) for tests and offline work.
 from __future__ import annotations
 
 import datetime as _dt
+import hashlib
+import hmac
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,7 +22,7 @@ class TestChain:
     key: Path
 
     def toml(self) -> str:
-        return (f'[rights]\ncert = "{self.cert}"\nkey = "{self.key}"\ntrust_anchors = "{self.root_cert}"\ndisclose = true\n')
+        return f'[rights]\ncert = "{self.cert}"\nkey = "{self.key}"\ntrust_anchors = "{self.root_cert}"\n'
 
 
 def make_test_chain(out_dir: str | Path, *, organization: str = "machinima test production", days: int = 365,
@@ -111,7 +113,22 @@ class SigningIdentity:
         return state
 
     def summary(self) -> dict[str, Any]:
-        return {"subject": self.subject, "organization": self.organization, "alg": self.alg, "not_after": self.not_after}
+        return {"subject": self.subject, "organization": self.organization, "alg": self.alg, "not_after": self.not_after,
+                "fingerprint": self.fingerprint()}
+
+    def fingerprint(self) -> str:
+        """SHA-256 of the signing certificate (DER), 16 hex digits: which key signed."""
+        from cryptography import x509
+        from cryptography.hazmat.primitives import serialization
+
+        leaf = x509.load_pem_x509_certificates(self.chain_pem)[0]
+        return hashlib.sha256(leaf.public_bytes(serialization.Encoding.DER)).hexdigest()[:16]
+
+    def watermark_secret(self) -> bytes:
+        """The watermark's HMAC key, derived from the private signing key: whoever can sign for
+        the production can mark for it, and nobody else (a ``[rights] watermark_key`` file
+        replaces it, e.g. to keep marks checkable across a certificate renewal)."""
+        return hmac.new(b"machinima watermark secret v2", self.key_pem, hashlib.sha256).digest()
 
 
 def _read(path: str | Path, what: str) -> bytes:

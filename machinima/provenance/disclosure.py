@@ -1,4 +1,9 @@
-"""What a post step applies to each output: label, watermark, signed manifest."""
+"""What a post step applies to each output: label, watermark, signed manifest.
+
+Every output gets a fresh manifest id (``new_manifest_id``) before its pixels are marked, so the
+watermark names the manifest signed into the same file; a video gets one id, and every frame
+of it is marked with that id when it is encoded.
+"""
 
 from __future__ import annotations
 
@@ -6,14 +11,15 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 import numpy as np
 
 from ..rights import DisclosureError
-from .certs import SigningIdentity, identity_from_config
-from .manifest import MIME, build_manifest, mime_of, png_single_idat, sign_bytes, sign_file
-from .watermark import WM_SCHEME, WM_STRENGTH, can_watermark, embed_watermark, watermark_ids
+from .certs import SigningIdentity
+from .manifest import MIME, build_manifest, mime_of, new_manifest_id, png_single_idat, sign_bytes, sign_file
+from .watermark import WM_SCHEME, WM_STRENGTH, can_watermark, embed_watermark, production_tag
+
 
 def burn_label(img: np.ndarray, text: str = "AI-modified") -> np.ndarray:
     """A visible label in the lower right corner (white on a dark box), scaled to the frame."""
@@ -38,8 +44,9 @@ def burn_label(img: np.ndarray, text: str = "AI-modified") -> np.ndarray:
 class Disclosure:
     """Watermark + label + signed manifest for one post step's outputs.
 
-    Make one with ``Disclosure.for_step(out_dir, kind, identity, rights=...)`` or let
-    ``PostStep`` make it from ``[rights]`` in machinima.toml (``disclose = true``).
+    ``PostStep`` makes one for every step (``disclosure_for_step``: the project's production
+    certificate, else its local chain); ``Disclosure.for_step(out_dir, kind, identity)`` makes
+    one by hand. ``secret`` keys the watermark's tag (default: derived from the signing key).
     """
 
     identity: SigningIdentity
@@ -55,11 +62,18 @@ class Disclosure:
     strength: float = WM_STRENGTH
     params_hash: str = ""
     frame_sources: dict[str, str] = field(default_factory=dict)  # input name -> frame folder in the take
+    production: str = ""
+    secret: bytes = b""
+    signer_note: str = ""  # "local chain of ..." or the production certificate, for params.json
+
+    def __post_init__(self) -> None:
+        if not self.secret and self.identity is not None:
+            self.secret = self.identity.watermark_secret()
 
     @classmethod
     def for_step(cls, out_dir: str | Path, kind: str, identity: SigningIdentity, *, rights: Any = None,
                  inputs: dict[str, Any] | None = None, **kw: Any) -> "Disclosure":
-        """Fill take id, ingredients (take.json + the step's inputs) from ``<take>/post/<step-id>``."""
+        """Fill take id, production, ingredients (take.json + the step's inputs) from ``<take>/post/<step-id>``."""
         out_dir = Path(out_dir)
         take_dir = out_dir.parent.parent
         take_id, ingredients = take_dir.name, []
@@ -68,7 +82,8 @@ class Disclosure:
             try:
                 doc = json.loads(manifest.read_text(encoding="utf-8"))
                 take_id = str(doc.get("id") or take_id)
-            except (OSError, ValueError):
+                kw.setdefault("production", str((doc.get("slate") or {}).get("production") or ""))
+            except (OSError, ValueError, AttributeError):
                 pass
             try:
                 take_sha = hashlib.sha256(manifest.read_bytes()).hexdigest()
@@ -99,18 +114,19 @@ class Disclosure:
     def fingerprint(self) -> dict[str, Any]:
         """What changes the pixels (goes into the frame keys of PostStep)."""
         return {"wm": WM_SCHEME if self.watermark else None, "strength": self.strength, "label": self.label,
-                "take": self.take_id, "step": self.step_id}
+                "take": self.take_id, "step": self.step_id, "production": self.production}
 
-    def mark(self, img: np.ndarray) -> np.ndarray:
-        """Label (if asked) then watermark; images too small for a watermark pass unchanged."""
+    def mark(self, img: np.ndarray, manifest_id: str, *, label: bool = True) -> np.ndarray:
+        """Label (if asked) then watermark naming ``manifest_id``; images too small for a
+        watermark pass unchanged (they still get a manifest)."""
         out = np.asarray(img)
-        if self.label:
+        if self.label and label:
             out = burn_label(out, self.label)
         if self.watermark and can_watermark(out):
-            out = embed_watermark(out, self.take_id, self.step_id, strength=self.strength)
+            out = embed_watermark(out, self.production, manifest_id, self.secret, strength=self.strength)
         return out
 
-    def manifest(self, title: str, mime: str, frame: int | None = None) -> dict[str, Any]:
+    def manifest(self, title: str, mime: str, frame: int | None = None, manifest_id: str | None = None) -> dict[str, Any]:
         ingredients = list(self.ingredients)
         if frame is not None:  # the source frames this frame was made from
             for name, folder in sorted(self.frame_sources.items()):
@@ -118,15 +134,16 @@ class Disclosure:
                                     "instance_id": f"machinima:{self.take_id}:{folder}/{frame:06d}"})
         return build_manifest(title=title, mime=mime, take_id=self.take_id, step_id=self.step_id, step_kind=self.step_kind,
                               source_type=self.source_type, steps=self.steps, ingredients=ingredients, rights=self.rights,
-                              params_hash=self.params_hash, frame=frame, watermark=self.watermark, label=self.label)
+                              params_hash=self.params_hash, frame=frame, watermark=self.watermark, label=self.label,
+                              manifest_id=manifest_id, production=self.production)
 
     def encode(self, img: np.ndarray, title: str, *, frame: int | None = None, ext: str = ".png",
                jpeg_quality: int = 95) -> bytes:
         """Mark, encode (PNG or JPEG) and sign one RGB(A) frame; returns the file's bytes."""
         import cv2
 
-        marked = self.mark(img)
-        a = np.asarray(marked)
+        mid = new_manifest_id()
+        a = np.asarray(self.mark(img, mid))
         if a.ndim == 3 and a.shape[2] == 3:
             a = a[..., ::-1]
         elif a.ndim == 3 and a.shape[2] == 4:
@@ -136,18 +153,35 @@ class Disclosure:
         if not ok:
             raise DisclosureError(f"could not encode {title}")
         data = png_single_idat(buf.tobytes()) if ext == ".png" else buf.tobytes()
-        return sign_bytes(data, MIME[ext], self.manifest(title, MIME[ext], frame), self.identity)
+        return sign_bytes(data, MIME[ext], self.manifest(title, MIME[ext], frame, mid), self.identity)
 
-    def sign_file(self, path: str | Path, dst: str | Path | None = None) -> Path:
-        """Sign an already-marked file (a delivered MP4 whose frames came from disclosed steps)."""
+    def sign_file(self, path: str | Path, dst: str | Path | None = None, *, parent: bool = True) -> Path:
+        """Sign a file made elsewhere from disclosed frames (a delivery): its pixels are left as
+        they are; the file as it was becomes the parent ingredient (``parent``), so the manifest
+        its watermark names stays in the file."""
         p = Path(path)
-        return sign_file(p, self.manifest(p.name, mime_of(p) or ""), self.identity, dst)
+        return sign_file(p, self.manifest(p.name, mime_of(p) or "", manifest_id=new_manifest_id()), self.identity, dst, parent=parent)
+
+    def write_video(self, path: str | Path, frames: Iterable[np.ndarray], fps: float | str = 24, *, crf: int = 18,
+                    label: bool = False, before_signing: Callable[[Path], Any] | None = None) -> Path:
+        """Encode ``frames`` to an MP4 whose every frame is marked with the video's own manifest
+        id (replacing the per-frame marks of the step's PNGs), then sign it. ``before_signing``
+        may rewrite the encoded file first (mux audio in) as long as the pixels stay."""
+        from ..imageseq import write_video
+
+        path = Path(path)
+        mid = new_manifest_id()
+        write_video(path, (self.mark(f, mid, label=label) for f in frames), fps, crf=crf)
+        if before_signing is not None:
+            before_signing(path)
+        return sign_file(path, self.manifest(path.name, mime_of(path) or "", manifest_id=mid), self.identity)
 
     def summary(self) -> dict[str, Any]:
         """For params.json."""
-        return {"signer": self.identity.summary(), "source_type": self.source_type, "watermark": WM_SCHEME if self.watermark else None,
-                "watermark_ids": dict(zip(("take_hash", "step_hash"), watermark_ids(self.take_id, self.step_id))),
-                "label": self.label, "per": "frame (PNG/JPEG); file (MP4)", "steps": self.steps}
+        return {"signer": self.identity.summary(), "signed_with": self.signer_note, "source_type": self.source_type,
+                "watermark": WM_SCHEME if self.watermark else None, "production": self.production,
+                "production_tag": production_tag(self.production), "label": self.label,
+                "per": "frame (PNG/JPEG); file (MP4)", "steps": self.steps}
 
 
 def _earlier_steps(take_dir: Path, value: Any, known: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -176,28 +210,30 @@ def _rights_doc(rights: Any) -> dict[str, Any] | None:
     return provenance_of(rights)
 
 
-def disclosure_from_config(out_dir: str | Path, kind: str, *, rights: Any = None, inputs: dict[str, Any] | None = None,
-                           cfg: Any = None) -> Disclosure | None:
-    """``[rights] disclose = true`` -> a Disclosure signed with the configured certificate; else None."""
-    if cfg is None:
-        from ..config import load_config
+def disclosure_for_step(out_dir: str | Path, kind: str, *, rights: Any = None, inputs: dict[str, Any] | None = None,
+                        cfg: Any = None) -> Disclosure:
+    """The Disclosure every post step gets: signed with its project's production certificate
+    (else the project's local chain), labelled as ``[rights] label`` says."""
+    from .trust import config_of, signing_for
 
-        cfg = load_config()
+    cfg = cfg or config_of(out_dir)
+    signing = signing_for(out_dir, cfg=cfg)
     sec = cfg.section("rights")
-    if not sec.get("disclose"):
-        return None
     label = sec.get("label")
-    return Disclosure.for_step(out_dir, kind, identity_from_config(cfg), rights=rights, inputs=inputs,
-                               source_type=str(sec.get("source_type", "compositeWithTrainedAlgorithmicMedia")),
-                               label=("AI-modified" if label is True else (str(label) if label else None)))
+    d = Disclosure.for_step(out_dir, kind, signing.identity, rights=rights, inputs=inputs,
+                            source_type=str(sec.get("source_type", "compositeWithTrainedAlgorithmicMedia")),
+                            label=("AI-modified" if label is True else (str(label) if label else None)), secret=signing.secret,
+                            signer_note=signing.describe())
+    if not d.production:
+        d.production = signing.production
+    return d
+
+
+disclosure_from_config = disclosure_for_step  # the name before disclosure became the default
 
 
 def write_disclosed_video(path: str | Path, frames: Iterable[np.ndarray], disclosure: Disclosure, fps: float | str = 24,
-                          *, crf: int = 18, mark: bool = True) -> Path:
-    """Encode frames to MP4 (marking each, unless they were marked already) and sign the file."""
-    from ..imageseq import write_video
-
-    path = Path(path)
-    src = (disclosure.mark(f) for f in frames) if mark else frames
-    write_video(path, src, fps, crf=crf)
-    return disclosure.sign_file(path)
+                          *, crf: int = 18, label: bool = True) -> Path:
+    """Encode frames to MP4, each labelled (if the disclosure says so) and marked with the
+    video's manifest id, and sign the file."""
+    return disclosure.write_video(path, frames, fps, crf=crf, label=label)

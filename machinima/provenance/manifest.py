@@ -13,7 +13,7 @@ from typing import Any, Sequence
 from ..fsutil import temp_beside
 from ..rights import DisclosureError
 from .certs import SigningIdentity
-from .watermark import WM_SCHEME, watermark_ids
+from .watermark import WM_SCHEME, manifest_tag, production_tag
 
 IPTC = "http://cv.iptc.org/newscodes/digitalsourcetype/"
 SOURCE_TYPES = ("trainedAlgorithmicMedia", "compositeWithTrainedAlgorithmicMedia", "algorithmicMedia",
@@ -25,6 +25,14 @@ VIDEO_EXTS = (".mp4", ".mov")
 
 def mime_of(path: str | Path) -> str | None:
     return MIME.get(Path(path).suffix.lower())
+
+
+def new_manifest_id() -> str:
+    """A fresh C2PA manifest label. It is chosen before the pixels are marked, so the
+    watermark can carry it: a mark copied onto another file names a manifest that file lacks."""
+    import uuid
+
+    return f"urn:c2pa:{uuid.uuid4()}"
 
 
 def _now() -> str:
@@ -46,8 +54,12 @@ def build_manifest(
     frame: int | None = None,
     watermark: bool = True,
     label: str | None = None,
+    manifest_id: str | None = None,
+    production: str = "",
 ) -> dict[str, Any]:
-    """The manifest definition c2pa signs. ``steps``: earlier post steps, each {"kind", "step_id"}."""
+    """The manifest definition c2pa signs. ``steps``: earlier post steps, each {"kind", "step_id"};
+    ``label``: the visible label burned in, if any; ``manifest_id``: the manifest's own label
+    (``new_manifest_id()``), which the watermark carries."""
     if source_type not in SOURCE_TYPES:
         raise DisclosureError(f"unknown digital source type {source_type!r}", hint=f"use one of {', '.join(SOURCE_TYPES)}")
     from .. import __version__
@@ -60,16 +72,17 @@ def build_manifest(
                         "parameters": {"description": f"machinima post step {s.get('kind')} ({s.get('step_id')})"}})
     rights = rights or {}
     override = rights.get("override")
-    t_hash, s_hash = watermark_ids(take_id, step_id)
     prov = {
-        "take": take_id, "step": step_id, "kind": step_kind, "params_hash": params_hash, "frame": frame,
+        "production": production, "take": take_id, "step": step_id, "kind": step_kind, "params_hash": params_hash, "frame": frame,
         "source_type": source_type,
         "rights": {"records": rights.get("records", []), "override": override},
         "override": bool(override),
-        "watermark": {"scheme": WM_SCHEME, "take_hash": t_hash, "step_hash": s_hash} if watermark else None,
+        "watermark": {"scheme": WM_SCHEME, "production_tag": production_tag(production),
+                      "manifest_tag": manifest_tag(manifest_id) if manifest_id else None} if watermark else None,
         "label": label,
     }
     return {
+        **({"label": manifest_id} if manifest_id else {}),
         "claim_generator_info": [agent],
         "title": title,
         "format": mime,
@@ -144,9 +157,12 @@ def sign_bytes(data: bytes, mime: str, manifest: dict[str, Any], identity: Signi
     return dst.getvalue()
 
 
-def sign_file(src: str | Path, manifest: dict[str, Any], identity: SigningIdentity, dst: str | Path | None = None) -> Path:
+def sign_file(src: str | Path, manifest: dict[str, Any], identity: SigningIdentity, dst: str | Path | None = None, *,
+              parent: bool = False) -> Path:
     """Sign a file (streams, so a long MP4 is not held in memory); writes ``dst`` (default:
-    replaces ``src``) atomically. On any error nothing is written."""
+    replaces ``src``) atomically. On any error nothing is written. ``parent=True``: the file as
+    it was (with any manifest it carried) becomes the new manifest's parent ingredient, so a
+    re-signed delivery keeps the manifest its watermark names."""
     import c2pa
 
     global _SIGN_CTX
@@ -161,6 +177,9 @@ def sign_file(src: str | Path, manifest: dict[str, Any], identity: SigningIdenti
     try:
         with os.fdopen(fd, "w+b") as out, open(src, "rb") as inp:
             builder = c2pa.Builder(json.dumps(manifest), context=_SIGN_CTX)
+            if parent:
+                builder.add_ingredient(json.dumps({"title": src.name, "relationship": "parentOf"}), mime, inp)
+                inp.seek(0)
             builder.sign(identity.signer(), mime, inp, out)
             out.flush()
             os.fsync(out.fileno())

@@ -1,10 +1,24 @@
 """The invisible watermark (quantization-index modulation of low DCT coefficients of a luma
-grid, convolutionally coded, soft Viterbi decoding). Pure numpy + OpenCV, no I/O."""
+grid, convolutionally coded, soft Viterbi decoding). Pure numpy + OpenCV, no I/O.
+
+Payload (96 bits, ``machinima-qim-cc-v2``)::
+
+    production  16 bits   a hash of the production's name
+    manifest    32 bits   a hash of the output's C2PA manifest label (urn:c2pa:<uuid>)
+    tag         32 bits   HMAC-SHA256(production secret, production + manifest bits), truncated
+    crc         16 bits   CRC-16 of the 80 bits above
+
+The layout (which coefficient carries which coded bit) and the CRC are public, so anyone can
+tell a marked frame from an unmarked one; only a holder of the production's secret can make a
+tag that checks, so a third party cannot forge "this frame is ours and says X". The tag is
+checked by ``WatermarkResult.authentic(secret)``.
+"""
 
 from __future__ import annotations
 
 import binascii
 import hashlib
+import hmac
 from dataclasses import dataclass, field
 from typing import Any, Iterable
 
@@ -12,17 +26,17 @@ import numpy as np
 
 from ..rights import DisclosureError
 
-WM_SCHEME = "machinima-qim-cc-v1"
-WM_BITS = 64  # payload: take hash 32 + step hash 16 + CRC-16
+WM_SCHEME = "machinima-qim-cc-v2"
+WM_BITS = 96  # payload: production 16 + manifest 32 + HMAC tag 32 + CRC-16
 _CC_K = 7  # convolutional code, constraint length 7, rate 1/3 (generators 133, 171, 165 octal)
 _CC_GENS = (0o133, 0o171, 0o165)
-WM_CODED = (WM_BITS + _CC_K - 1) * len(_CC_GENS)  # 210 coded bits, spread over the chips
+WM_CODED = (WM_BITS + _CC_K - 1) * len(_CC_GENS)  # 306 coded bits, spread over the chips
 WM_STRENGTH = 20.0  # QIM step on orthonormal 8x8 DCT coefficients of the luma grid (PSNR ~43.7 dB)
 WM_MIN_SIDE = 128
 WM_FOUND_CONFIDENCE = 0.12  # codeword agreement (plus a valid CRC-16); unmarked 1080p frames measure about 0.07
 _WM_UNMARKED = 0.44  # unmarked agreement is about 0.44 / sqrt(coefficients per coded bit): small frames need more
 _WM_COEFS = ((0, 1), (1, 0), (1, 1), (0, 2), (2, 0))
-_WM_KEY = b"machinima-watermark-v1"
+_WM_LAYOUT_SEED = b"machinima-watermark-v2"  # public: presence is detectable without any key
 _layouts: dict[tuple[int, int], tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = {}
 _basis: np.ndarray | None = None
 
@@ -47,7 +61,7 @@ def _wm_layout(bh: int, bw: int):
     key = (bh, bw)
     if key not in _layouts:
         n = bh * bw * len(_WM_COEFS)
-        seed = int.from_bytes(hashlib.sha256(_WM_KEY + f"{bh}x{bw}".encode()).digest()[:8], "little")
+        seed = int.from_bytes(hashlib.sha256(_WM_LAYOUT_SEED + f"{bh}x{bw}".encode()).digest()[:8], "little")
         rng = np.random.default_rng(seed)
         bit_of = rng.permutation(n) % WM_CODED
         dither = rng.random(n)
@@ -121,16 +135,31 @@ def _luma_low(img: np.ndarray, bh: int, bw: int) -> np.ndarray:
     return cv2.resize(y, (bw * 8, bh * 8), interpolation=cv2.INTER_AREA).astype(np.float32)
 
 
-def watermark_ids(take_id: str, step_id: str) -> tuple[str, str]:
-    """The hashes the watermark carries: 8 hex digits for the take, 4 for the step."""
-    return (hashlib.sha256(take_id.encode()).hexdigest()[:8], hashlib.sha256(step_id.encode()).hexdigest()[:4])
+def production_tag(production: str) -> str:
+    """The 16-bit production field, as 4 hex digits."""
+    return hashlib.sha256(f"production:{production}".encode()).hexdigest()[:4]
 
 
-def payload_bits(take_id: str, step_id: str) -> np.ndarray:
-    t, s = watermark_ids(take_id, step_id)
-    data = bytes.fromhex(t + s)
-    crc = binascii.crc_hqx(data, 0xFFFF).to_bytes(2, "big")
-    return np.unpackbits(np.frombuffer(data + crc, np.uint8)).astype(np.int64)
+def manifest_tag(manifest_label: str) -> str:
+    """The 32-bit manifest field, as 8 hex digits."""
+    return hashlib.sha256(f"manifest:{manifest_label}".encode()).hexdigest()[:8]
+
+
+def _hmac_tag(secret: bytes, fields: bytes) -> bytes:
+    return hmac.new(secret, b"machinima-watermark-v2:" + fields, hashlib.sha256).digest()[:4]
+
+
+def payload_bytes(production: str, manifest_label: str, secret: bytes) -> bytes:
+    """The 12 payload bytes: production, manifest, HMAC tag, CRC-16."""
+    if not secret:
+        raise DisclosureError("the watermark needs the production's secret key", hint="see [rights] in machinima.toml")
+    fields = bytes.fromhex(production_tag(production) + manifest_tag(manifest_label))
+    data = fields + _hmac_tag(secret, fields)
+    return data + binascii.crc_hqx(data, 0xFFFF).to_bytes(2, "big")
+
+
+def payload_bits(production: str, manifest_label: str, secret: bytes) -> np.ndarray:
+    return np.unpackbits(np.frombuffer(payload_bytes(production, manifest_label, secret), np.uint8)).astype(np.int64)
 
 
 _trellis: tuple[np.ndarray, np.ndarray] | None = None
@@ -200,8 +229,11 @@ def can_watermark(img: np.ndarray) -> bool:
     return a.dtype == np.uint8 and a.ndim == 3 and a.shape[2] in (3, 4) and min(a.shape[:2]) >= WM_MIN_SIDE
 
 
-def embed_watermark(img: np.ndarray, take_id: str, step_id: str, *, strength: float = WM_STRENGTH) -> np.ndarray:
-    """Return a copy of the uint8 RGB(A) ``img`` carrying the take/step watermark."""
+def embed_watermark(img: np.ndarray, production: str, manifest_label: str, secret: bytes, *,
+                    strength: float = WM_STRENGTH) -> np.ndarray:
+    """Return a copy of the uint8 RGB(A) ``img`` carrying the production, the manifest label's
+    hash and their HMAC tag (keyed with ``secret``). Marking a marked frame again replaces
+    the old payload: quantization moves every carrier onto the new payload's lattice."""
     import cv2
 
     img = np.asarray(img)
@@ -212,7 +244,7 @@ def embed_watermark(img: np.ndarray, take_id: str, step_id: str, *, strength: fl
     h, w = rgb.shape[:2]
     bh, bw = _wm_grid(h, w)
     bit_of, dither, flip, _ = _wm_layout(bh, bw)
-    chips = cc_encode(payload_bits(take_id, step_id))[bit_of] ^ flip
+    chips = cc_encode(payload_bits(production, manifest_label, secret))[bit_of] ^ flip
     offset = (dither + chips / 2.0) * strength
     y = _luma_low(rgb, bh, bw)
     c = _wm_coeffs(y, bh, bw)
@@ -233,9 +265,13 @@ def embed_watermark(img: np.ndarray, take_id: str, step_id: str, *, strength: fl
 
 @dataclass
 class WatermarkResult:
+    """What a decode found. ``found`` needs no key (a valid CRC and a strong codeword); whether
+    the payload is genuine needs the production's secret (``authentic``)."""
+
     found: bool
-    take_hash: str = ""
-    step_hash: str = ""
+    production_tag: str = ""  # 4 hex digits
+    manifest_tag: str = ""  # 8 hex digits
+    tag: str = ""  # the HMAC tag, 8 hex digits
     confidence: float = 0.0  # agreement of the soft values with the decoded codeword, 1 = clean
     crc_ok: bool = False
     frames: int = 0
@@ -243,11 +279,21 @@ class WatermarkResult:
     bits: np.ndarray | None = field(default=None, repr=False)
     soft: np.ndarray | None = field(default=None, repr=False)
 
-    def matches(self, take_id: str, step_id: str) -> bool:
-        return self.found and (self.take_hash, self.step_hash) == watermark_ids(take_id, step_id)
+    def of_production(self, production: str) -> bool:
+        return self.found and self.production_tag == production_tag(production)
+
+    def names_manifest(self, manifest_label: str) -> bool:
+        return self.found and self.manifest_tag == manifest_tag(manifest_label)
+
+    def authentic(self, secret: bytes) -> bool:
+        """True when the tag was made with ``secret`` (constant-time compare)."""
+        if not self.found or not secret:
+            return False
+        fields = bytes.fromhex(self.production_tag + self.manifest_tag)
+        return hmac.compare_digest(_hmac_tag(secret, fields).hex(), self.tag)
 
     def to_doc(self) -> dict[str, Any]:
-        return {"found": self.found, "take_hash": self.take_hash, "step_hash": self.step_hash,
+        return {"found": self.found, "production_tag": self.production_tag, "manifest_tag": self.manifest_tag,
                 "confidence": round(self.confidence, 3), "crc_ok": self.crc_ok, "frames": self.frames, "reason": self.reason}
 
 
@@ -281,18 +327,20 @@ class _WMAccumulator:
         s = self.acc / np.maximum(self.cnt, 1)  # soft coded bits: +1 = 0, -1 = 1
         bits = cc_decode(s)
         raw = np.packbits(bits).tobytes()
-        crc_ok = binascii.crc_hqx(raw[:6], 0xFFFF).to_bytes(2, "big") == raw[6:8]
+        crc_ok = binascii.crc_hqx(raw[:10], 0xFFFF).to_bytes(2, "big") == raw[10:12]
         # confidence: how well the soft values agree with the decoded codeword (1 = clean)
         conf = float(np.mean(s * (1 - 2 * cc_encode(bits))))
         threshold = max(WM_FOUND_CONFIDENCE, float(1.5 * _WM_UNMARKED / np.sqrt(self.per_coded)))
         found = bool(crc_ok and conf >= threshold)
         reason = "" if found else ("no watermark (checksum fails)" if not crc_ok else f"too weak (confidence {conf:.2f})")
-        return WatermarkResult(found, raw[:4].hex() if found else "", raw[4:6].hex() if found else "", conf, crc_ok,
-                               self.frames, reason, bits, s)
+        if not found:
+            return WatermarkResult(False, confidence=conf, crc_ok=crc_ok, frames=self.frames, reason=reason, bits=bits, soft=s)
+        return WatermarkResult(True, raw[:2].hex(), raw[2:6].hex(), raw[6:10].hex(), conf, crc_ok, self.frames, "", bits, s)
 
 
 def decode_watermark(images: np.ndarray | Iterable[np.ndarray], *, strength: float = WM_STRENGTH) -> WatermarkResult:
-    """Decode the watermark from one image or from several frames of the same step (soft sum)."""
+    """Decode the watermark from one image or from several frames carrying the same payload
+    (soft sum: the frames of one signed video)."""
     acc = _WMAccumulator()
     if isinstance(images, np.ndarray) and images.ndim in (2, 3) and images.dtype == np.uint8 and (images.ndim == 2 or images.shape[2] in (3, 4)):
         images = [images]
