@@ -14,8 +14,8 @@ also be signed by a trusted key, for this production, of this scope, and in date
 
 Faces are embedded per group, not per frame: a track of a merge, a faceset, one image of a
 dataset; ``faces_in_*`` pick a few samples of each group (the first, the last, and one every
-``every`` frames). A collection's embeddings are cached in ``<collection>/identity-cache.json``
-keyed by each image's hash. ``override`` (a reason) proceeds anyway, recorded in provenance,
+``every`` frames). A collection's embeddings are cached in the project's ``.machinima/identity/``
+(not in the collection), keyed by each image's hash. ``override`` (a reason) proceeds anyway, recorded in provenance,
 and ``verify``/``audit`` report it.
 """
 
@@ -33,9 +33,6 @@ from .errors import NotCleared, RightsError
 from .records import SCOPES, RightsRecord, _parse_date, today
 from .require import Clearance, Problem, _add_hint, make_override
 from .store import RightsStore
-
-CACHE = "identity-cache.json"
-
 
 @dataclass
 class FaceSample:
@@ -158,9 +155,20 @@ def faces_in_collection(path: str | Path, *, every: int = 50, label: str | None 
     return out
 
 
+def _cache_path(root: Path) -> Path:
+    """Outside the collection (its folder stays as the user made it): the project's
+    ``.machinima/identity/<hash of the collection's path>.json``."""
+    import hashlib
+
+    from ..provenance import project_of
+
+    key = hashlib.sha256(str(root.resolve()).encode()).hexdigest()[:16]
+    return project_of(root) / ".machinima" / "identity" / f"{root.name}-{key}.json"
+
+
 def _load_cache(root: Path) -> dict[str, Any]:
     try:
-        doc = json.loads((root / CACHE).read_text(encoding="utf-8"))
+        doc = json.loads(_cache_path(root).read_text(encoding="utf-8"))
         return doc if isinstance(doc, dict) else {}
     except (OSError, ValueError):
         return {}
@@ -170,8 +178,8 @@ def _save_cache(root: Path, cache: dict[str, Any]) -> None:
     from ..fsutil import atomic_write_json
 
     try:
-        atomic_write_json(root / CACHE, cache)
-    except Exception:  # noqa: BLE001 - a read-only collection still checks, it just does not cache
+        atomic_write_json(_cache_path(root), cache)
+    except Exception:  # noqa: BLE001 - a read-only project still checks, it just does not cache
         pass
 
 
@@ -295,8 +303,8 @@ def require_cleared(
 def reference_identity(photos: Sequence[str | Path], *, methods: Sequence[str] | None = None) -> dict[str, Any]:
     """The ``identity`` block of a person's record: each reference photo's hash and box, and its
     face's embedding by every method available here (dlib, and the mesh fallback), so the
-    record clears the same face wherever it is checked. A photo must show one face clearly:
-    several faces of similar detector confidence are refused (crop the photo)."""
+    record clears the same face wherever it is checked. A photo must show one face: a photo
+    with several is refused (crop it), since it would bind the record to a stranger too."""
     import hashlib
 
     from ..identity import available, get_embedder
@@ -322,7 +330,7 @@ def reference_identity(photos: Sequence[str | Path], *, methods: Sequence[str] |
             faces = emb.find(img)
             if not faces:
                 raise RightsError(f"no face found in the reference photo {p} ({m})", hint="use a clear, frontal photo of the person, face at least 80 px high")
-            if len(faces) > 1 and faces[1].score >= 0.6 * faces[0].score:
+            if len(faces) > 1:
                 raise RightsError(f"the reference photo {p} shows {len(faces)} faces", hint="crop it to the person being cleared")
             block["embeddings"][m].append([round(float(v), 6) for v in emb.embed(img, faces[0].box)])
             if m == methods[0]:
