@@ -54,11 +54,11 @@ from __future__ import annotations
 from .errors import DisclosureError, NotCleared, RecordFormatError, RightsError
 from .faces import FaceSample, faces_in_collection, faces_in_frames, faces_in_tracks, reference_identity, require_cleared
 from .records import KINDS, SCHEMA, SCOPES, VERSION, RightsRecord, _parse_date, document_hash, today, upgrade
-from .require import Clearance, Problem, free_record_id, make_override, merge_provenance, provenance_of, require, require_items
+from .require import Clearance, Problem, continued_override, free_record_id, make_override, merge_provenance, provenance_of, require, require_items
 from .store import RightsStore, default_store_dir
 
 __all__ = [
-    "KINDS", "SCHEMA", "SCOPES", "VERSION", "Clearance", "DisclosureError", "FaceSample", "NotCleared", "Problem",
+    "KINDS", "SCHEMA", "SCOPES", "VERSION", "Clearance", "continued_override", "DisclosureError", "FaceSample", "NotCleared", "Problem",
     "RecordFormatError", "RightsError", "RightsRecord", "RightsStore", "default_store_dir", "document_hash", "faces_in_collection",
     "faces_in_frames", "faces_in_tracks", "free_record_id", "make_override", "merge_provenance", "provenance_of", "require",
     "reference_identity", "require_items", "require_cleared", "today", "upgrade", "_parse_date",

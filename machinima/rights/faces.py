@@ -29,6 +29,7 @@ from typing import Any, Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 
+from ..errors import MachinimaError
 from .errors import NotCleared, RightsError
 from .records import SCOPES, RightsRecord, _parse_date, today
 from .require import Clearance, Problem, _add_hint, make_override
@@ -108,7 +109,7 @@ def faces_in_collection(path: str | Path, *, every: int = 50, label: str | None 
     try:
         name = label or f"{col.kind} {Path(path).name}"
         items = list(col.items())
-        root = Path(col.path)
+        root = Path(col.root)
         kind = col.kind
     finally:
         col.close()
@@ -138,14 +139,20 @@ def faces_in_collection(path: str | Path, *, every: int = 50, label: str | None 
                 box = box_of(np.asarray(lm), 0.05)
                 key = f"{it.sha256}:{','.join(f'{v:.1f}' for v in box)}"
                 if key not in known:
-                    known[key] = [round(float(v), 6) for v in det.embed(loader(it.file)(), box)]
+                    try:
+                        known[key] = [round(float(v), 6) for v in det.embed(loader(it.file)(), box)]
+                    except MachinimaError:
+                        continue  # a missing or corrupt image is not trained on (the loader says which)
                 out.append(FaceSample(f"{name} item {it.id} ({it.file})", f"{name} {g}", None, box,
                                       np.asarray(known[key], np.float32), key))
     else:
         for it in items:
             key = f"{it.sha256}:faces"
             if key not in known:
-                img = loader(it.file)()
+                try:
+                    img = loader(it.file)()
+                except MachinimaError:
+                    continue  # a missing or corrupt image is not trained on (the loader says which)
                 known[key] = [[*f.box, *(round(float(v), 6) for v in det.embed(img, f.box))] for f in det.find(img)]
             for k, row in enumerate(known[key]):
                 out.append(FaceSample(f"{name} item {it.id} ({it.file}), face {k}", f"{name} item {it.id}", None,

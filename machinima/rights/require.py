@@ -103,6 +103,16 @@ def _add_hint(production: str, subject: str, scope: str, store: RightsStore | No
     )
 
 
+def continued_override(provenance: dict[str, Any] | None) -> str | None:
+    """The reason of an override recorded in an earlier run's provenance (a resumed model goes
+    on under the decision it was started with, and says so), else None."""
+    ov = (provenance or {}).get("override")
+    if not ov:
+        return None
+    reason = ov.get("reason") if isinstance(ov, dict) else str(ov)
+    return reason if str(reason).startswith("continued: ") else f"continued: {reason}"
+
+
 def make_override(reason: str | bool, problems: Sequence[Problem]) -> dict[str, Any]:
     """The override block (who, when, why, what was missing) that provenance and manifests carry."""
     try:
