@@ -142,7 +142,7 @@ class Disclosure:
         """Mark, encode (PNG or JPEG) and sign one RGB(A) frame; returns the file's bytes."""
         import cv2
 
-        mid = new_manifest_id()
+        mid = self.frame_manifest_id(title) if self.params_hash else new_manifest_id()
         a = np.asarray(self.mark(img, mid))
         if a.ndim == 3 and a.shape[2] == 3:
             a = a[..., ::-1]
@@ -154,6 +154,14 @@ class Disclosure:
             raise DisclosureError(f"could not encode {title}")
         data = png_single_idat(buf.tobytes()) if ext == ".png" else buf.tobytes()
         return sign_bytes(data, MIME[ext], self.manifest(title, MIME[ext], frame, mid), self.identity)
+
+    def frame_manifest_id(self, title: str) -> str:
+        """A post step's frame gets the same manifest id (and so the same pixels) each time it is
+        made with the same params: a redone frame, a Ray retry, a resumed run are identical."""
+        import uuid
+
+        seed = hashlib.sha256(f"machinima:{self.production}:{self.take_id}:{self.params_hash}:{title}".encode()).digest()[:16]
+        return f"urn:c2pa:{uuid.UUID(bytes=seed, version=4)}"  # c2pa takes version-4 ids only
 
     def sign_file(self, path: str | Path, dst: str | Path | None = None, *, parent: bool = True) -> Path:
         """Sign a file made elsewhere from disclosed frames (a delivery): its pixels are left as
