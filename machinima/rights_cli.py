@@ -25,7 +25,7 @@ from rich.table import Table
 
 from . import rights as R
 
-console = Console()
+console = Console(soft_wrap=True)  # one line per file and per finding, never wrapped
 app = typer.Typer(help="Rights records (whose face may be used, for what, until when), audits, disclosure decisions, signing.",
                   no_args_is_help=True)
 disclosure_app = typer.Typer(help="Disclosure is on for every output; turning it off is a decision recorded in the take.",

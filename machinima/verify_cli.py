@@ -16,7 +16,7 @@ from rich.console import Console
 
 from .rights import DisclosureError
 
-console = Console()
+console = Console(soft_wrap=True)  # one line per file and per finding, never wrapped
 COLORS = {"ok": "green", "ok-local": "green", "unwatermarked": "yellow"}
 
 
@@ -57,11 +57,11 @@ def run_verify(target: Path, *, as_json: bool = False, watermark: bool = True) -
             line += f" signer={r.signer}"
         if r.reason and (single or r.bad or r.status == "ok-local"):
             line += f": {r.reason}"
-        console.print(line, highlight=False)
+        console.print(line, highlight=False, soft_wrap=True)
     counts: dict[str, int] = {}
     for r in reports:
         counts[r.status] = counts.get(r.status, 0) + 1
     for note in trust.problems:
-        console.print(f"[yellow]note:[/] {note}", highlight=False)
+        console.print(f"[yellow]note:[/] {note}", highlight=False, soft_wrap=True)
     console.print(f"{len(reports)} file(s): " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())), highlight=False)
     return 1 if bad else 0

@@ -168,6 +168,11 @@ def _judge(rep: FileReport, codes: list[str], trust: Trust, claims_wm: bool) -> 
     if rep.manifest == "unreadable":
         return set_("unreadable", rep.error or "not a readable image or video")
     if rep.manifest == "absent":
+        if found and trust.secrets:
+            assert wm is not None
+            rep.watermark_authentic = any(wm.authentic(secret) for _, secret in trust.secrets)
+            if not rep.watermark_authentic:
+                return set_("forged", "a machinima watermark whose tag does not check with the production's key, and no manifest: forged")
         if found:
             return set_("watermark-only", "carries a machinima watermark but no manifest (stripped, or a re-encoded copy)")
         if rep.decision:
