@@ -382,17 +382,13 @@ class PostStep:
 _live: "weakref.WeakValueDictionary[Path, PostStep]" = weakref.WeakValueDictionary()
 
 
-def write_video(path: str | Path, frames: Iterable[np.ndarray], fps: float | str = 24, *, crf: int = 18,
-                before_signing: Callable[[Path], None] | None = None) -> Path:
-    """A post step's movie (``<step folder>/<name>.mp4``), disclosed like the step's frames: the
-    drop-in for ``imageseq.write_video`` at the end of every post step. The step is the live
-    ``PostStep`` of that folder, else the one its params.json describes."""
-    folder = Path(path).parent.resolve()
-    step = _live.get(folder)
+def _disclosure_of(folder: Path) -> Any:
+    """The disclosure of the step whose folder is ``folder``: the live ``PostStep``'s, else the
+    one its params.json describes; None under a recorded "off" decision."""
+    step = _live.get(folder.resolve())
     if step is not None:
-        return step.write_video(path, frames, fps, crf=crf, before_signing=before_signing)
+        return step.disclosure
     from . import provenance
-    from .imageseq import write_video as encode
 
     try:
         doc = json.loads((folder / "params.json").read_text(encoding="utf-8"))
@@ -400,13 +396,36 @@ def write_video(path: str | Path, frames: Iterable[np.ndarray], fps: float | str
         doc = {}
     decision = provenance.read_decision(provenance.decision_home(folder))
     if decision is not None and not decision.disclose and decision.honoured:
-        out = encode(path, frames, fps, crf=crf)
-        if before_signing is not None:
-            before_signing(out)
-        return out
-    d = provenance.disclosure_for_step(folder, str(doc.get("step") or "video"), rights=doc.get("rights"), inputs=doc.get("inputs"))
+        return None
+    d = provenance.disclosure_for_step(folder, str(doc.get("step") or "picture"), rights=doc.get("rights"), inputs=doc.get("inputs"))
     d.params_hash = str(doc.get("params_hash") or "")
-    return d.write_video(path, frames, fps, crf=crf, before_signing=before_signing)
+    return d
+
+
+def write_video(path: str | Path, frames: Iterable[np.ndarray], fps: float | str = 24, *, crf: int = 18,
+                before_signing: Callable[[Path], None] | None = None) -> Path:
+    """A post step's movie (``<step folder>/<name>.mp4``), disclosed like the step's frames: the
+    drop-in for ``imageseq.write_video`` at the end of every post step."""
+    from .imageseq import write_video as encode
+
+    d = _disclosure_of(Path(path).parent)
+    if d is not None:
+        return d.write_video(path, frames, fps, crf=crf, before_signing=before_signing)
+    out = encode(path, frames, fps, crf=crf)
+    if before_signing is not None:
+        before_signing(out)
+    return out
+
+
+def write_still(path: str | Path, image: np.ndarray) -> Path:
+    """A picture a step writes beside its frames (a QC contact sheet, a preview), disclosed like
+    them: the drop-in for ``imageseq.write_image`` there. Masks and float data pass unchanged."""
+    path = Path(path)
+    d = _disclosure_of(path.parent)
+    if d is None or not _discloses(image) or path.suffix.lower() not in (".png", ".jpg", ".jpeg"):
+        return write_image(path, image)
+    _write_bytes(path, d.encode(image, path.name, ext=path.suffix.lower()))
+    return path
 
 
 def _write_bytes(path: Path, data: bytes) -> None:

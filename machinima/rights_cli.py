@@ -166,10 +166,7 @@ def disclosure_off(
     by: Optional[str] = typer.Option(None, "--by", help="Who decides (default: the user name)."),
 ) -> None:
     """Record that a take's post outputs are not disclosed; verify and audit report it."""
-    from .provenance import record_decision
-
-    d = record_decision(target, False, reason, by=by)
-    console.print(f"disclosure OFF for {target}: by {d.by} at {d.at}: {d.reason} (signed: {d.path})", highlight=False)
+    _decide(target, False, reason, by)
 
 
 @disclosure_app.command("on")
@@ -179,10 +176,14 @@ def disclosure_on(
     by: Optional[str] = typer.Option(None, "--by"),
 ) -> None:
     """Turn disclosure back on (the earlier decision stays in the history)."""
+    _decide(target, True, reason, by)
+
+
+def _decide(target: Path, disclose: bool, reason: str, by: Optional[str]) -> None:
     from .provenance import record_decision
 
-    d = record_decision(target, True, reason, by=by)
-    console.print(f"disclosure ON for {target} (by {d.by} at {d.at})", highlight=False)
+    d = record_decision(target, disclose, reason, by=by)
+    console.print(f"disclosure {'ON' if disclose else 'OFF'} for {target}: by {d.by} at {d.at}: {d.reason} (signed: {d.path})", highlight=False)
 
 
 @app.command("audit")

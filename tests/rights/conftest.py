@@ -47,3 +47,25 @@ def identities(portraits):
 
     return {who: rights.reference_identity([p]) for who, p in portraits.items()}
 
+
+
+@pytest.fixture
+def isolated(monkeypatch, tmp_path):
+    """No MACHINIMA_* variables from the caller's shell; the working directory is the test's."""
+    import os
+
+    for k in list(os.environ):
+        if k.startswith("MACHINIMA_"):
+            monkeypatch.delenv(k)
+    monkeypatch.chdir(tmp_path)
+
+
+@pytest.fixture
+def take_dir(tmp_path):
+    """A finished take (production "film") under ``tmp_path/takes``."""
+    from machinima.take import Take
+
+    t = Take.create(tmp_path / "takes", production="film", scene="s1", shot="a")
+    t.finalize()
+    t.close()
+    return t.path

@@ -15,23 +15,7 @@ from machinima.cli import app
 from machinima.poststep import PostStep, write_video
 from machinima.rights_cli import app as rights_app
 
-
-@pytest.fixture(autouse=True)
-def _isolated(monkeypatch, tmp_path):
-    for k in list(os.environ):
-        if k.startswith("MACHINIMA_"):
-            monkeypatch.delenv(k)
-    monkeypatch.chdir(tmp_path)
-
-
-@pytest.fixture
-def take_dir(tmp_path):
-    from machinima.take import Take
-
-    t = Take.create(tmp_path / "takes", production="film", scene="1", shot="a")
-    t.finalize()
-    t.close()
-    return t.path
+pytestmark = pytest.mark.usefixtures("isolated")
 
 
 def _process(photo):

@@ -11,23 +11,7 @@ from machinima import provenance as pv
 from machinima import rights
 from machinima.poststep import PostStep
 
-
-@pytest.fixture
-def take_dir(tmp_path):
-    from machinima.take import Take
-
-    t = Take.create(tmp_path / "takes", production="film", scene="s1", shot="a")
-    t.finalize()
-    t.close()
-    return t.path
-
-
-@pytest.fixture(autouse=True)
-def _isolated(monkeypatch, tmp_path):
-    for k in list(__import__("os").environ):
-        if k.startswith("MACHINIMA_"):
-            monkeypatch.delenv(k)
-    monkeypatch.chdir(tmp_path)
+pytestmark = pytest.mark.usefixtures("isolated")
 
 
 def _frames(photo):

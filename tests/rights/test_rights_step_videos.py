@@ -3,20 +3,12 @@ composite, stylize and the archive look here; face-swap merge and lip re-sync in
 test_rights_sites.py; dream and AnimateDiff write theirs through the same
 ``machinima.poststep.write_video``. The old way (``imageseq.write_video``) is the control."""
 
-import os
-
 import pytest
 from typer.testing import CliRunner
 
 from machinima import provenance as pv
 
-
-@pytest.fixture(autouse=True)
-def _isolated(monkeypatch, tmp_path):
-    for k in list(os.environ):
-        if k.startswith("MACHINIMA_"):
-            monkeypatch.delenv(k)
-    monkeypatch.chdir(tmp_path)
+pytestmark = pytest.mark.usefixtures("isolated")
 
 
 def _check(mp4, kind):
