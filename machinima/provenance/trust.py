@@ -21,6 +21,7 @@ refused with the command to use instead.
 from __future__ import annotations
 
 import os
+import secrets
 import shutil
 import tempfile
 from dataclasses import dataclass, field
@@ -80,7 +81,9 @@ def ensure_local_chain(project: str | Path) -> Path:
     tmp = Path(tempfile.mkdtemp(prefix=".local-chain.", dir=folder.parent))
     os.chmod(tmp, 0o777 & ~umask())  # certificates readable by the team (keys stay 0600)
     try:
-        make_test_chain(tmp, organization=f"machinima local chain of {Path(project).resolve().name}", days=3650)
+        # the organization names this chain (and tells two projects of the same name apart)
+        org = f"machinima local chain {secrets.token_hex(3)} {Path(project).resolve().name}"[:50]  # CN "<org> root CA" <= 64
+        make_test_chain(tmp, organization=org, days=3650)
         try:
             os.rename(tmp, folder)
         except OSError:

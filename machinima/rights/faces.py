@@ -255,11 +255,11 @@ def require_cleared(
             if face.image is None or face.box is None:
                 continue
             face.embedding = emb.embed(face.image(), face.box)
-        best, best_d = None, float("inf")
-        for c in cands:
-            d = min(emb.distance(face.embedding, ref) for ref in c.refs)
-            if d < best_d or (d < emb.threshold and best is not None and best.why_not and not c.why_not):
-                best, best_d = c, d
+        dists = sorted(((min(emb.distance(face.embedding, ref) for ref in c.refs), i) for i, c in enumerate(cands)))
+        # the nearest valid record within the threshold wins; else explain the nearest record
+        valid = [(d, i) for d, i in dists if d < emb.threshold and not cands[i].why_not]
+        best_d, best_i = (valid or dists or [(float("inf"), -1)])[0]
+        best = cands[best_i] if best_i >= 0 else None
         if best is not None and best_d < emb.threshold and not best.why_not:
             m = matched.setdefault(best.record.id, {"record": best.record.id, "subject": best.record.subject, "faces": 0,
                                                     "max_distance": 0.0, "method": emb.method})
