@@ -225,14 +225,7 @@ class PostStep:
         """The step's movie, disclosed like its frames (each frame marked with the video's
         manifest id, the file signed). ``before_signing(path)`` may rewrite the encoded file
         (e.g. mux audio in) without touching the pixels."""
-        from .imageseq import write_video as encode
-
-        if self.disclosure is None:
-            out = encode(path, frames, fps, crf=crf)
-            if before_signing is not None:
-                before_signing(out)
-            return out
-        return self.disclosure.write_video(path, frames, fps, crf=crf, before_signing=before_signing)
+        return _video(self.disclosure, path, frames, fps, crf, before_signing)
 
     # --- bookkeeping ----------------------------------------------------------------------
     def write_params(self, **extra: Any) -> None:
@@ -406,11 +399,15 @@ def write_video(path: str | Path, frames: Iterable[np.ndarray], fps: float | str
                 before_signing: Callable[[Path], None] | None = None) -> Path:
     """A post step's movie (``<step folder>/<name>.mp4``), disclosed like the step's frames: the
     drop-in for ``imageseq.write_video`` at the end of every post step."""
-    from .imageseq import write_video as encode
+    return _video(_disclosure_of(Path(path).parent), path, frames, fps, crf, before_signing)
 
-    d = _disclosure_of(Path(path).parent)
-    if d is not None:
-        return d.write_video(path, frames, fps, crf=crf, before_signing=before_signing)
+
+def _video(disclosure: Any, path: str | Path, frames: Iterable[np.ndarray], fps: float | str, crf: int,
+           before_signing: Callable[[Path], None] | None) -> Path:
+    if disclosure is not None:
+        return disclosure.write_video(path, frames, fps, crf=crf, before_signing=before_signing)
+    from .imageseq import write_video as encode  # a recorded "off" decision: plain
+
     out = encode(path, frames, fps, crf=crf)
     if before_signing is not None:
         before_signing(out)
