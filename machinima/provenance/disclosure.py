@@ -143,13 +143,11 @@ class Disclosure:
         import cv2
 
         mid = self.frame_manifest_id(title) if self.params_hash else new_manifest_id()
-        a = np.asarray(self.mark(img, mid))
-        if a.ndim == 3 and a.shape[2] == 3:
-            a = a[..., ::-1]
-        elif a.ndim == 3 and a.shape[2] == 4:
-            a = a[..., [2, 1, 0, 3]]
+        a = np.ascontiguousarray(self.mark(img, mid))
+        if a.ndim == 3 and a.shape[2] in (3, 4):  # one OpenCV pass, not a numpy reversal and a copy
+            a = cv2.cvtColor(a, cv2.COLOR_RGB2BGR if a.shape[2] == 3 else cv2.COLOR_RGBA2BGRA)
         params = [cv2.IMWRITE_JPEG_QUALITY, jpeg_quality] if ext in (".jpg", ".jpeg") else []
-        ok, buf = cv2.imencode(ext, np.ascontiguousarray(a), params)
+        ok, buf = cv2.imencode(ext, a, params)
         if not ok:
             raise DisclosureError(f"could not encode {title}")
         data = png_single_idat(buf.tobytes()) if ext == ".png" else buf.tobytes()
