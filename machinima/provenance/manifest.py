@@ -110,35 +110,39 @@ _SIGN_CTX: Any = None
 
 def png_single_idat(png: bytes) -> bytes:
     """The same PNG with its image data in one IDAT chunk (encoders write many 8 KiB chunks;
-    c2pa walks a PNG chunk by chunk through Python stream callbacks, so one chunk signs about
-    twice as fast). Anything unexpected returns the input unchanged."""
+    c2pa walks a PNG chunk by chunk through Python stream callbacks, so one chunk signs faster).
+    Zero-copy slices and one join: the rewrite costs less than the signing time it saves.
+    Anything unexpected returns the input unchanged."""
     import struct
     import zlib
 
     if png[:8] != b"\x89PNG\r\n\x1a\n":
         return png
-    pos, head, idat, tail = 8, [png[:8]], [], []
+    mv = memoryview(png)
+    pos, head, idat, tail = 8, [mv[:8]], [], []
+    unpack = struct.Struct(">I").unpack_from
     try:
         while pos < len(png):
-            (n,) = struct.unpack(">I", png[pos:pos + 4])
-            kind = png[pos + 4:pos + 8]
+            (n,) = unpack(png, pos)
             end = pos + 12 + n
             if end > len(png):
                 return png
-            if kind == b"IDAT":
+            if png[pos + 4:pos + 8] == b"IDAT":
                 if tail:
                     return png  # IDAT chunks must be consecutive
-                idat.append(png[pos + 8:pos + 8 + n])
+                idat.append(mv[pos + 8:pos + 8 + n])
             else:
-                (tail if idat else head).append(png[pos:end])
+                (tail if idat else head).append(mv[pos:end])
             pos = end
     except struct.error:
         return png
     if len(idat) <= 1:
         return png
-    body = b"".join(idat)
-    chunk = struct.pack(">I", len(body)) + b"IDAT" + body + struct.pack(">I", zlib.crc32(body, zlib.crc32(b"IDAT")) & 0xFFFFFFFF)
-    return b"".join(head) + chunk + b"".join(tail)
+    size = sum(len(c) for c in idat)
+    crc = zlib.crc32(b"IDAT")
+    for c in idat:
+        crc = zlib.crc32(c, crc)
+    return b"".join([*head, struct.pack(">I", size), b"IDAT", *idat, struct.pack(">I", crc & 0xFFFFFFFF), *tail])
 
 
 def sign_bytes(data: bytes, mime: str, manifest: dict[str, Any], identity: SigningIdentity) -> bytes:
