@@ -54,6 +54,7 @@ class RightsStore:
         doc = sign_doc(record.to_doc(), signing_for(self.root).identity)
         record.signature = doc["signature"]
         atomic_write_json(p, doc)
+        self._trust = None  # signing may have just made the project's local chain
         return p
 
     def trust(self) -> Any:
