@@ -11,6 +11,8 @@ Measures in one run:
   inside each "on" run (marking, signing): the share disclosure adds (goal <= 10%);
 - the identity check inside the merge (``rights.require_cleared`` on the tracked faces,
   embedded per track, not per frame) as a share of the merge per frame (goal <= 5%);
+- identity distances on the two real portraits and their copies, dlib and the mesh fallback,
+  beside a trivial method (8x8 thumbnails);
 - watermark embed/decode, ours (``machinima-qim-cc-v2``, 96-bit keyed payload) against the
   baseline invisible-watermark DWT-DCT (diffusers' SDXL mark), bit accuracy after JPEG q75 and
   H.264 crf 23/30, PSNR; C2PA signing per 1080p PNG/JPEG frame and per minute of H.264.
@@ -172,6 +174,48 @@ def bench_robustness() -> dict:
             row[an] = bool(r.found and r.names_manifest(MID) and r.authentic(KEY))
         row["unmarked_found"] = pv.decode_watermark(img).found
         out[name] = row
+    return out
+
+
+def bench_identity() -> dict:
+    """Distances on the two real portraits and their copies (smaller, mirrored, JPEG 50, darker),
+    dlib and the mesh fallback, beside a trivial method (8x8 grey thumbnails of the face box)."""
+    from machinima import identity as ident
+
+    ports = portraits_for_merge()
+    ports = {"collins": ports[0], "hopper": ports[1]}
+
+    def variants(img):
+        ok, buf = cv2.imencode(".jpg", img[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, 50])
+        return {"0.6x": cv2.resize(img, None, fx=0.6, fy=0.6), "mirror": np.ascontiguousarray(img[:, ::-1]),
+                "jpeg50": cv2.imdecode(buf, cv2.IMREAD_COLOR)[..., ::-1], "darker": (img * 0.6).astype(np.uint8)}
+
+    out: dict = {}
+    for method in ident.available():
+        emb = ident.get_embedder(method)
+        refs, thumbs = {}, {}
+        for who, img in ports.items():
+            box = emb.find(img)[0].box
+            refs[who] = emb.embed(img, box)
+            x0, y0, x1, y1 = (int(max(0, v)) for v in box)
+            thumbs[who] = cv2.resize(cv2.cvtColor(img[y0:y1, x0:x1], cv2.COLOR_RGB2GRAY), (8, 8)).astype(float)
+        same, other, right, trivial_right, n = [], [], 0, 0, 0
+        for who, img in ports.items():
+            rival = "hopper" if who == "collins" else "collins"
+            for v in variants(img).values():
+                box = emb.find(v)[0].box
+                e = emb.embed(v, box)
+                same.append(emb.distance(e, refs[who]))
+                other.append(emb.distance(e, refs[rival]))
+                right += same[-1] < emb.threshold <= other[-1]
+                x0, y0, x1, y1 = (int(max(0, c)) for c in box)
+                t = cv2.resize(cv2.cvtColor(v[y0:y1, x0:x1], cv2.COLOR_RGB2GRAY), (8, 8)).astype(float)
+                trivial_right += np.abs(t - thumbs[who]).mean() < np.abs(t - thumbs[rival]).mean()
+                n += 1
+        out[method] = {"threshold": emb.threshold, "between_the_two_people": round(emb.distance(refs["collins"], refs["hopper"]), 3),
+                       "copy_to_own_reference": [round(min(same), 3), round(max(same), 3)],
+                       "copy_to_other_reference_min": round(min(other), 3),
+                       "copies_identified": f"{right}/{n}", "trivial_thumbnail_identified": f"{trivial_right}/{n}"}
     return out
 
 
@@ -416,6 +460,7 @@ def main() -> None:
         ident = pv.load_identity(chain.cert, chain.key)
         wm = bench_watermarks(imgs[:2] if a.quick else imgs, reps)
         wm["read_back_by_size"] = bench_robustness()
+        identity = bench_identity()
         sign = bench_signing(ident, imgs, reps, 1.0 if a.quick else 4.0, tmp)
         portraits = [np.ascontiguousarray(p) for p in portraits_for_merge()]
         merge_res = bench_merge(portraits, 6 if a.quick else 24, 2 if a.quick else 3, tmp)
@@ -426,7 +471,7 @@ def main() -> None:
         "load_average_start_end": [round(x, 1) for x in load_start] + [round(x, 1) for x in os.getloadavg()],
         "timing": "kernels: CPU seconds (process time), OpenCV on one thread; steps: wall and CPU seconds, whole call disk to disk",
         "watermark": wm, "signing": sign,
-        "faceswap_merge": merge_res, "composite": comp,
+        "faceswap_merge": merge_res, "composite": comp, "identity": identity,
         "disclosure_kernel_ms_per_1080p_frame": round(per_frame_ms, 1),
         "goals": {"disclosure_share_of_step": 0.10, "identity_check_share_of_merge": 0.05},
     }
