@@ -149,7 +149,7 @@ class PostStep:
         self.inputs = dict(inputs or {})
         self.notes = list(notes)
         self.float_ext = float_ext
-        # rights: a machinima.rights.Clearance (or a list of them) from rights.require(...):
+        # rights: a machinima.rights.Clearance (or a list of them) from rights.require_cleared(...):
         # the records this step relies on, written into params.json and every manifest.
         from .rights import provenance_of
 
