@@ -27,9 +27,9 @@ from typing import Any
 
 import numpy as np
 
-from machinima.imageseq import read_image, write_video
+from machinima.imageseq import read_image
 from machinima.passes import PassError, PassSet
-from machinima.poststep import PostStep, StepReport
+from machinima.poststep import PostStep, StepReport, write_video  # write_video: the step movie, disclosed like its frames
 from machinima.sparse import describe, held, movie_note
 from machinima.take import Take
 

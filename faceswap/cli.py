@@ -122,11 +122,10 @@ def train_cmd(
     device: Optional[str] = typer.Option(None, "--device", help="auto | cpu | cuda | cuda:N (default auto)"),
     seed: Optional[int] = typer.Option(None, "--seed", help="Default 0; fixed for the life of a model."),
     production: Optional[str] = typer.Option(None, "--production", help="Production for the rights check (default: machinima.toml)."),
-    subject: list[str] = typer.Option([], "--subject", help="Rights subjects (default: the two faceset folder names)."),
+    subject: list[str] = typer.Option([], "--subject", help="A label only: every face is matched against the rights records."),
     override: Optional[str] = typer.Option(None, "--rights-override", help="Proceed without rights records, with this reason (recorded)."),
 ) -> None:
     """Train a face model on two facesets (checkpoints every N iterations and on Ctrl-C)."""
-    from machinima import rights
     from machinima.config import load_config
 
     from .model import ModelConfig
@@ -135,11 +134,10 @@ def train_cmd(
     doc = read_model_doc(model) if (model / "model.json").exists() else {}
     s, d = src or doc.get("src"), dst or doc.get("dst")
     prod = production or load_config().production
-    subj = list(subject) or [Path(str(x)).name for x in (s, d) if x]
-    clearance = rights.require(prod, subj, "training", override=override)
     mc = None if doc else ModelConfig(arch=arch, res=res, e_dims=e_dims, ae_dims=ae_dims, d_dims=d_dims)
     given = {"batch": batch, "lr": lr, "save_every": save_every, "gan_power": gan_power, "device": device, "seed": None if doc else seed}
-    t = Trainer(model, src=s, dst=d, model_config=mc, rights=clearance.to_provenance(), overrides={k: v for k, v in given.items() if v is not None})
+    t = Trainer(model, src=s, dst=d, model_config=mc, production=prod, override=override,  # the Trainer checks every face (--subject only labels)
+                overrides={k: v for k, v in given.items() if v is not None})
     _warn(t.problems)
     r = t.train(iters)
     state = "stopped (Ctrl-C)" if r.interrupted else "done"

@@ -7,8 +7,9 @@
 
 One readable pipeline:
 
-    1. check inputs and rights (scope ``lip_sync`` for the person on screen); the dialogue is the
-       take's own audio (``<take>/audio/``), or a file that is copied there first
+    1. check inputs; rights: every face on screen must match a valid ``lip_sync`` record
+       (``machinima.rights.require_cleared``; the faces themselves, not a typed name); the
+       dialogue is the take's own audio (``<take>/audio/``), or a file that is copied there first
     2. analyse the dialogue at the plate's frame rate (aligned to the text when given)
     3. for each frame (a resumable ``PostStep``): find the face (mediapipe face mesh), then repaint
        the mouth: Wav2Lip when weights are given, else the landmark mouth warp. A frame without a
@@ -89,8 +90,8 @@ def resync_video(take: str | Path, plate_path: str | Path, *, audio: str | Path 
                  override: str | None = None, strength: float = 1.0, plate_fps: str | None = None, allow_no_face: bool = False,
                  progress: bool = True) -> ResyncReport:
     from machinima import rights
-    from machinima.imageseq import read_image, write_video
-    from machinima.poststep import PostStep, file_hash
+    from machinima.imageseq import read_image
+    from machinima.poststep import PostStep, file_hash, write_video
     from machinima.take import Take
     from machinima.takeaudio import resolve_audio
 
@@ -100,8 +101,11 @@ def resync_video(take: str | Path, plate_path: str | Path, *, audio: str | Path 
     if not subjects and not override:
         raise LipSyncError("say whose face is re-synced: --subject NAME (needs a rights record with scope lip_sync)",
                            hint="or --rights-override 'reason' for your own test footage")
-    clearance = rights.require(production or manifest.slate.production, subjects or ["unnamed"], "lip_sync", override=override)
     plate = open_plate(plate_path, plate_fps, manifest.fps)
+    position = {num: i for i, num in enumerate(plate.numbers)}  # the plate's frame number -> its time
+    clearance = rights.require_cleared(production or manifest.slate.production, "lip_sync",
+                                       rights.faces_in_frames(plate.numbers, lambda num: plate.read(position[num])),
+                                       override=override, what=str(plate_path))  # every face on screen, not the --subject label
     audio_path = resolve_audio(take_path, audio)
     dialogue = load_audio(audio_path)
     # 2. dialogue -> mouth shapes at the plate's rate
@@ -131,8 +135,6 @@ def resync_video(take: str | Path, plate_path: str | Path, *, audio: str | Path 
         mel = melspectrogram(dialogue.samples)
     no_face: list[int] = []
 
-    position = {num: i for i, num in enumerate(plate.numbers)}  # the plate's frame number -> its time
-
     def process(batch: list[int]) -> list[dict[str, np.ndarray]]:
         out = []
         for num in batch:
@@ -161,8 +163,7 @@ def resync_video(take: str | Path, plate_path: str | Path, *, audio: str | Path 
     # 4. mp4 with the dialogue
     outs = step.outputs_of("frames")
     mp4 = out_dir / f"{step_id}.mp4"
-    write_video(mp4, (read_image(outs[f]) for f in sorted(outs)), fps=plate.fps)
-    _mux_audio(mp4, audio_path)
+    write_video(mp4, (read_image(outs[f]) for f in sorted(outs)), fps=plate.fps, before_signing=lambda p: _mux_audio(p, audio_path))
     return ResyncReport(out_dir, mp4, len(plate.numbers), len(rep.done) - len(no_face), len(rep.skipped), engine, track.mode, all_no_face)
 
 

@@ -374,8 +374,9 @@ class Trainer:
             from machinima.config import load_config
 
             production = self.production or load_config().production
-            self.clearance = rights.require_items(production, [e.item for e in self.entries] + [e.item for e in self.prior_entries],
-                                                  "training", self.rights_override, store=self.rights_store, what="dataset")
+            faces = rights.faces_in_collection(self.dataset_path) + (rights.faces_in_collection(self.prior_path) if self.prior_path else [])
+            self.clearance = rights.require_cleared(production, "training", faces, override=self.rights_override,  # every face, not item labels
+                                                    store=self.rights_store, what="the dataset")
             self.dataset_hash = dataset_hash(self.entries)
         finally:
             ds.close()

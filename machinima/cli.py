@@ -343,15 +343,14 @@ def describe_os_error(exc: OSError) -> str:
 
 @app.command("verify")
 def verify(
-    target: Path = typer.Argument(..., help="A PNG/JPEG/MP4 file, or a delivery folder."),
-    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
-    strict: bool = typer.Option(False, "--strict", help="Also fail on untrusted signers and on a missing manifest or watermark alone."),
-    no_watermark: bool = typer.Option(False, "--no-watermark", help="Skip watermark decoding (faster)."),
+    target: Path = typer.Argument(..., help="A PNG/JPEG/MP4 file, a take or a delivery folder."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON (one object per file, with status and reason)."),
+    no_watermark: bool = typer.Option(False, "--no-watermark", help="Skip watermark decoding (faster; forged or stripped marks go unseen)."),
 ) -> None:
-    """Check disclosure: C2PA manifest present and valid, what it says, watermark. Exit 1 on tampered or unmarked files."""
-    from .rights_cli import run_verify
+    """Check disclosure: signed by a trusted key, unchanged, watermark authentic. Exit 1 on anything else, with the reason."""
+    from .verify_cli import run_verify
 
-    code = run_verify(target, as_json=as_json, strict=strict, watermark=not no_watermark)
+    code = run_verify(target, as_json=as_json, watermark=not no_watermark)
     if code:
         raise typer.Exit(code)
 

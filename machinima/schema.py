@@ -24,7 +24,8 @@ CURRENT: dict[str, int] = {
     "marker": 1,  # JSON payload: name, note, colour
     # formats versioned (with their own upgrade steps) in the module that owns them:
     "collection": 1,  # machinima/collections.py index.sqlite (facesets, datasets)
-    "rights-record": 1,  # machinima/rights.py
+    "rights-record": 2,  # machinima/rights/records.py (2: identity embeddings, granted_by, signature)
+    "disclosure-decision": 1,  # machinima/provenance/decision.py
     "passes": 1,  # machinima/passes.py passes.json
     "source-record": 1,  # machinima/bvhimport.py source/<performer>.json (an imported file's own skeleton)
 }

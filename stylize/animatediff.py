@@ -545,8 +545,8 @@ def animate_source(source: Source, look: Look, motion: MotionSpec, engine: Anima
                    frames: Sequence[int] | None = None, progress: bool = True, video: bool = True,
                    fps: str | None = None) -> AnimateResult:
     """Steps 3-5 for any source: segments -> PostStep (resumable) -> mp4."""
-    from machinima.imageseq import read_image, write_video
-    from machinima.poststep import PostStep, StepReport, stable_hash
+    from machinima.imageseq import read_image
+    from machinima.poststep import PostStep, StepReport, stable_hash, write_video  # write_video: disclosed like the frames
 
     out_dir = Path(out_dir)
     chosen = list(frames if frames is not None else source.frames)

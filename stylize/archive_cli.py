@@ -67,8 +67,8 @@ def archive(
 ) -> None:
     """Age footage with an archive preset (VHS, DV, early phone, Super 8): deterministic by seed,
     resumable, frames + mp4 with provenance."""
-    from machinima.imageseq import read_image, write_video
-    from machinima.poststep import PostStep
+    from machinima.imageseq import read_image
+    from machinima.poststep import PostStep, write_video  # write_video: disclosed like the frames
     from machinima.sparse import describe, held, movie_note
 
     from .archive import ArchiveLook, list_presets, load_preset

@@ -24,9 +24,9 @@ def dream(
 ) -> None:
     """A dream sequence: feedback warp + re-stylize on schedules (or the take's camera), resumable."""
     from machinima.config import load_config
-    from machinima.imageseq import read_image, write_video
+    from machinima.imageseq import read_image
     from machinima.passes import PassSet
-    from machinima.poststep import PostStep
+    from machinima.poststep import PostStep, write_video  # write_video: disclosed like the frames
     from machinima.take import Take
 
     from .control_maker import ControlMaker

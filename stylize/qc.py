@@ -18,7 +18,8 @@ from typing import Any
 import numpy as np
 
 from machinima.fsutil import atomic_write_json
-from machinima.imageseq import contact_sheet, list_frames, read_image, write_image
+from machinima.imageseq import contact_sheet, list_frames, read_image
+from machinima.poststep import write_still  # the QC sheet is synthetic pictures too: disclosed
 from machinima.sparse import describe, step_of
 
 from . import flow as F
@@ -130,7 +131,7 @@ def qc_step(step_dir: str | Path, *, sheet_frames: int = 12) -> dict[str, Any]:
     pick = sorted({frames[i] for i in np.linspace(0, len(frames) - 1, min(sheet_frames, len(frames))).round().astype(int)})
     sheet = contact_sheet([read_image(files[f])[..., :3] for f in pick], columns=4, width=1280,
                           labels=[f"{f}{' K' if f in keyframes else ''}" for f in pick])
-    write_image(step_dir / "contact.png", sheet)
+    write_still(step_dir / "contact.png", sheet)
     report["contact_sheet"] = str(step_dir / "contact.png")
     atomic_write_json(step_dir / "qc.json", report)
     return report

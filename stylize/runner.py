@@ -23,8 +23,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from machinima.imageseq import read_image, write_image, write_video
-from machinima.poststep import Interrupted, PostStep, StepReport
+from machinima.imageseq import read_image, write_image
+from machinima.poststep import Interrupted, PostStep, StepReport, write_video  # write_video: disclosed like the frames
 from machinima.take import Take
 
 from .engines import Engine, build_engine

@@ -19,10 +19,11 @@ def _take(root, **kw):
 def test_schema_versions_are_frozen():
     # A change here is a format change: bump the version AND register an upgrade step.
     assert schema.CURRENT == {"take": 3, "store": 1, "mocap": 1, "blend": 1, "camera": 1, "event": 1, "marker": 1,
-                              "collection": 1, "rights-record": 1, "passes": 1, "source-record": 1}
-    from machinima import collections, rights
+                              "collection": 1, "rights-record": 2, "disclosure-decision": 1, "passes": 1, "source-record": 1}
+    from machinima import collections, provenance, rights
 
-    assert rights.SCHEMA == "machinima.rights-record"
+    assert rights.SCHEMA == "machinima.rights-record" and rights.VERSION == schema.CURRENT["rights-record"]
+    assert provenance.decision.VERSION == schema.CURRENT["disclosure-decision"]
     assert collections.VERSION == schema.CURRENT["collection"]
 
 
