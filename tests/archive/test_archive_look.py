@@ -177,6 +177,9 @@ def test_cli_ray_on_passes_every_2nd_frame_matches_local(tmp_path):
     pytest.importorskip("ray")
     frames = list(range(0, 16, 2))
     take = _sparse_take(tmp_path, frames)
+    from machinima.provenance import record_decision  # pixel-exact: each output's watermark names its own manifest
+
+    record_decision(take.path, False, "pixel-exact Ray vs local test")
     base = [sys.executable, "-m", "machinima", "archive", str(take.path), "-p", "phone-2009", "--no-mp4"]
     r = subprocess.run(base + ["--ray", "local", "--step-id", "ray"], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr

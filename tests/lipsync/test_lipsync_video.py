@@ -31,6 +31,9 @@ def test_video_step_in_the_take_with_its_audio(tmp_path, face, speech):
 
     samples, _ = speech
     take = make_take(tmp_path / "takes", ("eileen",), fps=25)
+    from machinima.provenance import record_decision  # pixel-exact checks below: no watermark, a recorded decision
+
+    record_decision(take, False, "pixel-exact lip re-sync test")
     plate = _plate(tmp_path / "plate", face)
     write_wav(tmp_path / "line.wav", samples[:16000])
     base = [take, "--plate", plate, "--subject", "eileen", "--production", "film"]

@@ -109,6 +109,9 @@ def test_video_step_with_wav2lip_weights(weights, tmp_path, face, speech):
 
     path, _ = weights
     take = make_take(tmp_path / "takes", ("eileen",), fps=25)
+    from machinima.provenance import record_decision  # pixel-exact checks below: no watermark, a recorded decision
+
+    record_decision(take, False, "pixel-exact Wav2Lip test")
     (tmp_path / "plate").mkdir()
     for i in range(2):
         write_image(tmp_path / "plate" / f"{i:06d}.png", face)

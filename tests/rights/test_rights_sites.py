@@ -110,19 +110,24 @@ def test_lip_resync_checks_the_face_on_screen(world, records, tmp_path):
         t = np.arange(4000) / 16000
         w.writeframes((np.sin(2 * np.pi * 220 * t) * 8000).astype("<i2").tobytes())
     records.add(bound_record("eileen", world["identities"]["collins"], scopes=("training",)), replace=True)  # not lip_sync
+    from machinima.take import Take
+
+    take = Take.create(world["root"] / "takes", production="film", scene="s1", shot="a")
+    take.finalize()
+    take.close()
     old = os.getcwd()
     os.chdir(world["root"])  # resync_video reads the project's rights store
     try:
         with pytest.raises(rights.NotCleared, match="lip_sync not cleared .*which covers training, not lip_sync"):
-            resync_video(tmp_path / "clip.mp4", tmp_path / "line.wav", tmp_path / "out", production="film", subjects=["eileen"],
+            resync_video(take.path, tmp_path / "clip.mp4", audio=tmp_path / "line.wav", production="film", subjects=["eileen"],
                          progress=False)
         records.add(bound_record("eileen", world["identities"]["collins"]), replace=True)
-        rep = resync_video(tmp_path / "clip.mp4", tmp_path / "line.wav", world["root"] / "resync", production="film",
+        rep = resync_video(take.path, tmp_path / "clip.mp4", audio=tmp_path / "line.wav", production="film",
                            subjects=["anyone"], progress=False)
     finally:
         os.chdir(old)
-    params = json.loads((world["root"] / "resync" / "params.json").read_text())
-    assert rep.done == 4 and [i["record"] for i in params["rights"]["identities"]] == ["eileen"]
+    params = json.loads((take.path / "post" / "lipsync" / "params.json").read_text())
+    assert rep.resynced == 4 and [i["record"] for i in params["rights"]["identities"]] == ["eileen"]
     from machinima import provenance as pv
 
     mp4 = pv.verify_file(rep.mp4)
