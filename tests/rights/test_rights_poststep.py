@@ -88,7 +88,7 @@ def test_every_rgb_output_disclosed_with_override(take_dir, photo, identity, tmp
         PostStep(take_dir / "post" / "swap", "faceswap-merge", {"blend": 0.5}, disclosure=False)
 
 
-def test_disclosure_from_config_and_audit(take_dir, photo, chain, tmp_path):
+def test_disclosure_from_config_and_audit(take_dir, photo, chain, tmp_path, monkeypatch):
     project = take_dir.parent.parent
     (project / "machinima.toml").write_text(
         f'production = "film"\n[rights]\ncert = "{chain.cert}"\nkey = "{chain.key}"\ntrust_anchors = "{chain.root_cert}"\n'
@@ -112,9 +112,7 @@ def test_disclosure_from_config_and_audit(take_dir, photo, chain, tmp_path):
                                      "--granted-by", "Carol", "--store", str(store.root)])
     assert res.exit_code != 0 and "reference photos" in str(res.exception)  # a person's record is bound to a face
     clearance = rights.require("film", ["alice"], "face_replacement", store=store)
-    import os
-
-    os.chdir(project)
+    monkeypatch.chdir(project)
     step = PostStep(take_dir / "post" / "swap", "faceswap-merge", {"blend": 0.5}, rights=clearance)
     assert step.disclosure is not None and step.disclosure.label == "AI-modified"
     step.run(range(2), _frames(photo), progress=False)
@@ -134,11 +132,11 @@ def test_disclosure_from_config_and_audit(take_dir, photo, chain, tmp_path):
     assert any("000099.png: no disclosure" in p for p in rep.problems)
     res = runner.invoke(rights_app, ["audit", str(take_dir), "--store", str(store.root)])
     assert res.exit_code == 1 and "no disclosure" in res.output and "alice" in res.output
-    os.chdir(tmp_path.parent)  # from elsewhere: the project folder's own machinima.toml names the store
+    monkeypatch.chdir(tmp_path.parent)  # from elsewhere: the project folder's own machinima.toml names the store
     res = runner.invoke(rights_app, ["audit", str(project), "--json"])
     doc = json.loads(res.stdout)
     assert res.exit_code == 1 and doc["identities"]["alice"]["status"] == "valid" and len(doc["undisclosed"]) == 1
-    os.chdir(project)
+    monkeypatch.chdir(project)
 
     # verify: ok on a disclosed frame, non-zero on the folder with an unmarked file, a summary line
     from machinima.cli import app as main_app
@@ -158,12 +156,10 @@ def rights_cli_audit(target, store):
     return audit(target, store=store)
 
 
-def test_broken_config_signs_nothing(take_dir, tmp_path, chain):
+def test_broken_config_signs_nothing(take_dir, tmp_path, chain, monkeypatch):
     project = take_dir.parent.parent
     (project / "machinima.toml").write_text(f'[rights]\ncert = "{chain.cert}"\nkey = "{chain.root_key}"\ndisclose = true\n')
-    import os
-
-    os.chdir(project)
+    monkeypatch.chdir(project)
     with pytest.raises(rights.DisclosureError, match="does not belong"):
         PostStep(take_dir / "post" / "swap", "faceswap-merge", {})
     (project / "machinima.toml").write_text('[rights]\nkey = "certs/signer.key"\n')
