@@ -35,6 +35,7 @@ from .errors import MappingError, PerformerMissingError
 SCHEMA = "machinima.bridge.mapping"
 VERSION = 1
 TRACKER_SLOTS = tuple(str(i) for i in range(1, 9)) + ("head",)
+EXAMPLES_DIR = Path(__file__).parent / "examples"
 DEFAULT_TRACKERS = {"1": "Hips", "2": "LeftFoot", "3": "RightFoot", "head": "Head"}
 
 _ENGINE_KEYS = {"name", "target", "host", "port", "rate", "avatar", "calibration", "options"}
@@ -248,9 +249,9 @@ def parse_mapping(doc: Any, where: str = "mapping") -> Mapping:
 
 
 def load_mapping(path: str | Path) -> Mapping:
-    p = Path(path)
-    if not p.is_file():
-        raise MappingError(f"mapping file {p} does not exist", hint="see engine_bridge/examples/mapping.toml")
+    from machinima.examples import resolve
+
+    p = resolve(path, EXAMPLES_DIR, "mapping", MappingError)  # a path, or the shipped example's name
     try:
         doc = tomllib.loads(p.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as exc:

@@ -220,7 +220,7 @@ class Demo:
         self.machinima("stylize", "run", take, "--look", look, "--input", take / "post" / "composite" / "rgb",
                        "--step-id", "stylize-painted")
         return ("painted look by the classical engine (no weights here): put an SD 1.5 diffusers folder at "
-                "models/sd15 and use --look stylize/looks/watercolor-sd15.toml for the diffusion look")
+                "models/sd15 (docs/models.md) and use --look watercolor-sd15 for the diffusion look")
 
     def archive(self) -> str:
         take = self.take()
