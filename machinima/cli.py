@@ -89,16 +89,14 @@ def takes_list(
     text: Optional[str] = typer.Option(None, help="Search ids and notes."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON (for scripts)."),
 ) -> None:
-    """List takes from the catalog (rebuilt from the folders when missing)."""
-    from .catalog import CATALOG, Catalog
+    """List takes from the catalog (brought up to date with the folders first)."""
+    from .catalog import Catalog
 
     r = _takes_root(root)
     if not r.is_dir():
         raise TakeError(f"no takes folder {r}", hint="give --root, or record or import a take first")
-    fresh = not (r / CATALOG).exists()
     cat = Catalog(r)
-    if fresh:
-        cat.rebuild()
+    cat.sync()
     rows = cat.search(production=production, scene=scene, shot=shot, status=status, performer=performer, since=since, text=text)
     if as_json:
         import json

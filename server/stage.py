@@ -182,7 +182,7 @@ class StageServer:
             self._live = LiveWorkers(self, self.workers, self.live_port)
             await self._live.start()
             self.live_port = self._live.port
-        log.info("stage listening on %s://%s:%d/stage (console at %s://%s:%d/)", "wss" if self.ssl else "ws", self.host, self.port, "https" if self.ssl else "http", self.host, self.port)
+        log.debug("stage listening on %s://%s:%d/stage (console at %s://%s:%d/)", "wss" if self.ssl else "ws", self.host, self.port, "https" if self.ssl else "http", self.host, self.port)
         return self
 
     async def serve_forever(self) -> None:
@@ -468,7 +468,7 @@ class StageServer:
             raise StageError(f"cannot listen for {kind} on UDP {host}:{port}: {exc.strerror or exc}", hint="is another listener on that port?") from None
         self._udp.append(transport)
         bound = transport.get_extra_info("sockname")
-        log.info("listening for %s mocap on udp %s:%d", kind, bound[0], bound[1])
+        log.debug("listening for %s mocap on udp %s:%d", kind, bound[0], bound[1])
         return bound[0], bound[1]
 
     def _guard(self, fn: Any) -> bool:

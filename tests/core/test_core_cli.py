@@ -49,3 +49,27 @@ def test_errors_are_one_line_without_traceback(tmp_path):
     (t.path / "take.json").write_text("{")
     r = run("takes", "verify", t.id, "--root", str(tmp_path))
     assert r.returncode == 1 and "not valid JSON" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_takes_list_follows_take_folders_the_catalog_missed(tmp_path):
+    """A take.json written while its catalog row could not be (a full disk fails both), a take
+    folder removed by hand: `takes list` shows the folders as they are, without rebuild-catalog."""
+    import json
+
+    from machinima.fsutil import atomic_write_json
+
+    root = tmp_path / "takes"
+    t = _make(root)
+    gone = Take.create(root, production="p", scene="1", shot="2", fps=24)
+    gone.finalize()
+    doc = json.loads((t.path / "take.json").read_text())
+    doc["status"], doc["notes"] = "failed", ["recording stopped: disk full"]
+    atomic_write_json(t.path / "take.json", doc)  # behind the catalog's back
+    import shutil
+
+    shutil.rmtree(gone.path)
+    r = run("takes", "list", "--root", str(root), "--json")
+    assert r.returncode == 0, r.stderr
+    assert [(x["id"], x["status"]) for x in json.loads(r.stdout)] == [(t.id, "failed")]
+    r = run("takes", "list", "--root", str(root), "--status", "failed")
+    assert t.id in r.stdout
