@@ -80,6 +80,16 @@ class Mapping:
                     seen.append(a.performer)
         return seen
 
+    def udp_targets(self) -> list[tuple[str, str, int]]:
+        """(engine name, host, port) of every UDP destination (VMC avatars, VRChat)."""
+        out = []
+        for e in self.engines:
+            if e.target == "vrchat":
+                out.append((e.name, e.host, e.port))
+            elif e.target == "vmc":
+                out += sorted({(e.name, e.host, a.port or e.port) for a in e.avatars})
+        return out
+
     def check_performers(self, available: Iterable[str], where: str) -> None:
         """Every performer the mapping asks for must exist in ``available`` (names ``where``)."""
         have = list(available)

@@ -144,6 +144,7 @@ class StageServer:
         self._stopped = asyncio.Event()
         self._new_frames = asyncio.Event()
         self._udp: list[Any] = []
+        self.udp_inputs: list[dict[str, Any]] = []  # {kind, host, port}: in /health, so senders can tell they would feed us
         self._loss_at_start: dict[str, int] = {}
         self._groups_cache: dict[tuple[Any, int], list[Conn]] | None = None
         self.workers = int(workers)
@@ -218,7 +219,8 @@ class StageServer:
             return None
         if path == "/health":  # unauthenticated: counts only, no names
             st = self.state()
-            doc = {"ok": True, "recording": st["recording"], "clients": len(self.conns), "performers": sum(1 for p in st["performers"] if p["connected"]), "stats": st["stats"]}
+            doc = {"ok": True, "recording": st["recording"], "clients": len(self.conns), "performers": sum(1 for p in st["performers"] if p["connected"]),
+                   "stats": st["stats"], "udp": self.udp_inputs}
             return self._respond(connection, 200, json.dumps(doc).encode(), "application/json")
         if path == "/skeleton.json":
             from machinima.skeleton import BONES, ORDER, PARENTS
@@ -467,6 +469,7 @@ class StageServer:
         except OSError as exc:
             raise StageError(f"cannot listen for {kind} on UDP {host}:{port}: {exc.strerror or exc}", hint="is another listener on that port?") from None
         self._udp.append(transport)
+        self.udp_inputs.append({"kind": kind, "host": transport.get_extra_info("sockname")[0], "port": transport.get_extra_info("sockname")[1]})
         bound = transport.get_extra_info("sockname")
         log.debug("listening for %s mocap on udp %s:%d", kind, bound[0], bound[1])
         return bound[0], bound[1]
