@@ -65,3 +65,15 @@ def test_documented_command_exists(root_command, doc, line):
         if w.startswith("--"):
             name = w.split("=", 1)[0]
             assert name in known or name == "--help", f"{doc}: `{line}`: {' '.join(path)} has no option {name}"
+
+
+def test_docs_name_the_zip_blender_package_writes(tmp_path):
+    """Every extension zip the docs name is the file `machinima blender package` writes."""
+    from blender_addon.package import build_package
+
+    made = build_package(tmp_path)
+    version = made.stem.rsplit("-", 1)[1]
+    named = {m for doc in DOCS for m in re.findall(r"[\w./<>-]*machinima[\w<>.-]*\.zip", doc.read_text(encoding="utf-8"))}
+    assert named, "the docs name no extension zip"
+    for name in named:
+        assert Path(name).name.replace("<version>", version) == made.name, f"docs name {name}; `blender package` writes {made.name}"
