@@ -77,3 +77,25 @@ def test_docs_name_the_zip_blender_package_writes(tmp_path):
     assert named, "the docs name no extension zip"
     for name in named:
         assert Path(name).name.replace("<version>", version) == made.name, f"docs name {name}; `blender package` writes {made.name}"
+
+
+def test_the_readme_command_table_is_the_cli(root_command):
+    """Every command of the CLI has a row in the README's table, and every sub-command a row names
+    (`machinima takes list / show / ...`) exists."""
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    table = text[text.index("## Commands"):].split("\n## ", 1)[0]
+    named: dict[str, set[str]] = {}
+    for row in (r for r in table.splitlines() if r.startswith("| `machinima")):
+        for span in re.findall(r"`machinima ([^`]+)`", row.split("|")[1]):
+            group, _, rest = span.partition(" ")
+            subs = named.setdefault(group, set())
+            for part in rest.split(" / ") if " / " in rest else [rest]:
+                word = part.split()[0] if part.split() else ""
+                if word and word.islower() and not word.startswith("-") and word != "...":
+                    subs.add(word)
+    assert set(root_command.commands) <= set(named), f"not in the README table: {sorted(set(root_command.commands) - set(named))}"
+    for group, subs in named.items():
+        assert group in root_command.commands, f"README names `machinima {group}`, which does not exist"
+        cmd = root_command.commands[group]
+        if hasattr(cmd, "commands") and cmd.commands:
+            assert subs <= set(cmd.commands), f"README: machinima {group} has no {sorted(subs - set(cmd.commands))}"
