@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 import shlex
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -99,3 +100,31 @@ def test_the_readme_command_table_is_the_cli(root_command):
         cmd = root_command.commands[group]
         if hasattr(cmd, "commands") and cmd.commands:
             assert subs <= set(cmd.commands), f"README: machinima {group} has no {sorted(subs - set(cmd.commands))}"
+
+
+EXAMPLE_PATHS = re.compile(r"(stylize/looks|stylize/dreams|stylize/archive_presets|engine_bridge/examples|blender_addon/examples|mocap/profiles|lora/examples)/")
+
+
+def _messages(path: Path):
+    """The string constants of a module that are not docstrings: what it can print."""
+    import ast
+
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    docs = {id(n.body[0].value) for n in ast.walk(tree)
+            if isinstance(n, (ast.Module, ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) and n.body
+            and isinstance(n.body[0], ast.Expr) and isinstance(n.body[0].value, ast.Constant)}
+    return [(n.lineno, n.value) for n in ast.walk(tree) if isinstance(n, ast.Constant) and isinstance(n.value, str) and id(n) not in docs]
+
+
+def test_no_guide_or_message_points_into_the_repository():
+    """A pip user has no checkout: guides and messages name shipped examples (`--look painted`,
+    `machinima examples copy diner .`), never their place in the source tree."""
+    for doc in DOCS:
+        if doc.name != "design-changes.md":  # the history of the design may say where things were
+            for i, line in enumerate(doc.read_text(encoding="utf-8").splitlines(), 1):
+                assert not EXAMPLE_PATHS.search(line), f"{doc.name}:{i}: {line.strip()}"
+    cfg = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    for pattern in cfg["tool"]["setuptools"]["packages"]["find"]["include"]:
+        for py in (ROOT / pattern.rstrip("*")).rglob("*.py"):
+            for line, text in _messages(py):
+                assert not EXAMPLE_PATHS.search(text), f"{py.relative_to(ROOT)}:{line}: {text[:120]}"
