@@ -29,6 +29,10 @@ CREATE INDEX IF NOT EXISTS takes_by_shot ON takes (production, scene, shot, take
 """
 
 
+def _disk_full(exc: Exception) -> bool:
+    return any(w in str(exc) for w in ("disk I/O error", "disk is full"))
+
+
 class Catalog:
     def __init__(self, root: str | Path) -> None:
         self.root = Path(root)
@@ -41,20 +45,22 @@ class Catalog:
             if "stamp" not in {r[1] for r in self._db.execute("PRAGMA table_info(takes)")}:  # a catalog from before sync
                 self._db.execute("ALTER TABLE takes ADD COLUMN stamp INTEGER")
         except sqlite3.OperationalError as exc:
-            full = any(w in str(exc) for w in ("disk I/O error", "disk is full"))
-            if os.access(self.root, os.W_OK) and not full:
+            if os.access(self.root, os.W_OK) and not _disk_full(exc):
                 raise TakeError(f"cannot open the catalog {self._path}: {exc}", hint="`machinima takes rebuild-catalog` makes a new one") from None
             # A takes root we may only read (an archive, another user's) or a full disk (the
             # take that filled it must still be listed): index it in memory.
-            self._db = sqlite3.connect(":memory:", isolation_level=None)
-            self._db.executescript(_SQL)
-            self.rebuild()
+            self._in_memory()
         except sqlite3.DatabaseError:
             # A corrupt index is replaced, then refilled from the folders.
             self._path.unlink(missing_ok=True)
             self._db = sqlite3.connect(self._path, isolation_level=None, timeout=5.0)
             self._db.executescript(_SQL)
             self.rebuild()
+
+    def _in_memory(self) -> None:
+        self._db = sqlite3.connect(":memory:", isolation_level=None)
+        self._db.executescript(_SQL)
+        self.rebuild()
 
     def upsert(self, folder: Path, m: Manifest) -> None:
         try:
@@ -73,7 +79,19 @@ class Catalog:
 
     def sync(self) -> int:
         """Re-read the takes whose take.json changed since they were indexed (or were never
-        indexed) and drop rows whose folder is gone; returns how many rows changed."""
+        indexed) and drop rows whose folder is gone; returns how many rows changed. On a full
+        disk the index of this process moves to memory: the listing still tells the truth."""
+        try:
+            return self._sync()
+        except sqlite3.OperationalError as exc:
+            if self._db.in_transaction:
+                self._db.execute("ROLLBACK")
+            if not _disk_full(exc):
+                raise
+            self._in_memory()
+            return len(self.search())
+
+    def _sync(self) -> int:
         known = {path: stamp for path, stamp in self._db.execute("SELECT path, stamp FROM takes")}
         seen, n = set(), 0
         self._db.execute("BEGIN")
@@ -93,7 +111,8 @@ class Catalog:
                 n += 1
             self._db.execute("COMMIT")
         except BaseException:
-            self._db.execute("ROLLBACK")
+            if self._db.in_transaction:  # SQLite may have rolled back already (a full disk)
+                self._db.execute("ROLLBACK")
             raise
         return n
 

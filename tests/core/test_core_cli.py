@@ -73,3 +73,23 @@ def test_takes_list_follows_take_folders_the_catalog_missed(tmp_path):
     assert [(x["id"], x["status"]) for x in json.loads(r.stdout)] == [(t.id, "failed")]
     r = run("takes", "list", "--root", str(root), "--status", "failed")
     assert t.id in r.stdout
+
+
+def test_takes_list_tells_the_truth_on_a_full_disk(tmp_path):
+    """The catalog cannot be written on a full disk (neither when a take fails nor when it is
+    listed): `takes list` still shows each take as its take.json says."""
+    import json
+
+    from fs_helpers import fill, tmpfs
+
+    from machinima.fsutil import atomic_write_json
+
+    with tmpfs(tmp_path / "disk", "2m") as root:
+        t = _make(root)
+        assert run("takes", "list", "--root", str(root)).returncode == 0  # a catalog on disk
+        doc = json.loads((t.path / "take.json").read_text())
+        doc["status"] = "failed"
+        atomic_write_json(t.path / "take.json", doc)
+        fill(root)
+        r = run("takes", "list", "--root", str(root), "--json")
+        assert r.returncode == 0 and [(x["id"], x["status"]) for x in json.loads(r.stdout)] == [(t.id, "failed")], r.stderr
