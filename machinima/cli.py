@@ -216,6 +216,8 @@ def examples_list(
     (--look watercolor-sd15), or copy the file out to edit it."""
     from .examples import kinds, shipped
 
+    if not kinds():  # an editable install older than the entry points
+        raise MachinimaError("no shipped examples are registered", hint="reinstall machinima (`pip install -e .` in a checkout) to register its entry points")
     if kind and kind not in kinds():
         raise MachinimaError(f"no example kind {kind!r}", hint=f"kinds: {', '.join(kinds())}")
     rows = shipped(kind)

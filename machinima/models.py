@@ -194,7 +194,10 @@ def check_models(models_dir: Path, refs: list[str] | None = None,
     from .errors import MachinimaError
 
     rep = Report(models_dir, present=inventory(models_dir))
-    for name, fn in (sources if sources is not None else providers()):
+    sources = sources if sources is not None else providers()
+    if not sources:  # an editable install older than the entry points
+        rep.problems.append("no package says what it needs (machinima.models entry points): reinstall machinima, e.g. `pip install -e .`")
+    for name, fn in sources:
         for batch in ([[r] for r in refs] if refs else [[]]):  # one bad ref does not hide the others
             try:
                 rep.checks += [probe(n, models_dir) for n in fn(batch)]

@@ -61,3 +61,10 @@ def test_a_bad_ref_is_a_problem_line_and_the_others_are_still_checked(tmp_path):
     rep = check_models(tmp_path, ["good", "broken", "other"], sources=[("stylize", provider)])
     assert [c.need.user for c in rep.checks] == ["look good", "look other"] and rep.problems == ["stylize: look file broken does not exist"]
     assert [c.need.user for c in rep.missing({"look good"})] == ["look good"]
+
+
+def test_no_provider_is_said_not_passed_over(tmp_path):
+    """An install whose entry points are stale lists nothing to check: that is a problem line
+    (exit 1), never an empty "all ready"."""
+    rep = check_models(tmp_path, [], sources=[])
+    assert rep.problems and "reinstall machinima" in rep.problems[0] and not rep.checks
