@@ -26,7 +26,7 @@ def run(*args, cwd, env=None):
     return subprocess.run([sys.executable, "-m", "machinima", *args], capture_output=True, text=True, cwd=cwd, env=env, timeout=120)
 
 
-def test_a_path_wins_then_a_shipped_name_then_one_error_listing_the_names(tmp_path):
+def test_a_path_wins_then_a_shipped_name_then_one_error_listing_the_names(tmp_path, monkeypatch):
     folder = tmp_path / "looks"
     folder.mkdir()
     (folder / "ink.toml").write_text("x = 1\n")
@@ -35,7 +35,7 @@ def test_a_path_wins_then_a_shipped_name_then_one_error_listing_the_names(tmp_pa
     assert resolve("ink.toml", folder, "look") == folder / "ink.toml"  # not in the cwd: the shipped one
     mine = tmp_path / "ink.toml"
     mine.write_text("y = 2\n")
-    os.chdir(tmp_path)
+    monkeypatch.chdir(tmp_path)
     assert resolve("ink.toml", folder, "look") == Path("ink.toml")  # a file of one's own wins
     with pytest.raises(ExampleError, match=r"look file nope does not exist.*shipped: ink;"):
         resolve("nope", folder, "look")
