@@ -181,9 +181,9 @@ def render_passes(out_dir: str | Path, settings: RenderSettings, scene: bpy.type
     look = {k: v for k, v in asdict(settings).items() if k not in ("frames", "step")}
     params = {"settings": look, "camera": cam_ob.name, "masks": sorted(masks), "version": 1}
     params_hash = stable_hash(params)
-    ps = PassSet.open(out) if (out / "passes.json").exists() else PassSet.create(out, width=settings.width, height=settings.height, fps=fps)
-    if ps.meta.get("render", {}).get("hash") != params_hash or ps.size != (settings.width, settings.height):
-        ps = PassSet.create(out, width=settings.width, height=settings.height, fps=fps)
+    ps = PassSet.open(out) if (out / "passes.json").exists() else None
+    if ps is None or ps.meta.get("render", {}).get("hash") != params_hash or ps.size != (settings.width, settings.height):
+        ps = PassSet.replace(out, width=settings.width, height=settings.height, fps=fps)  # other settings: the old set moves aside
     ps.meta["engine"] = settings.engine
     ps.meta["render"] = {"hash": params_hash, **params}
     for name in masks:

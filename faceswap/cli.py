@@ -58,9 +58,11 @@ def sort_cmd(
     by: str = typer.Option("blur", "--by", help="blur | yaw | pitch | dupes"),
     remove: bool = typer.Option(False, "--remove", help="Delete the flagged faces (blurry / extreme pose / dupes)."),
     show: int = typer.Option(10, "--show", help="How many ranked faces to print."),
+    force: bool = typer.Option(False, "--force", help="With --remove: remove even when it leaves too few faces to train on."),
 ) -> None:
     """Rank a faceset and tag what to look at (blurry, extreme pose, duplicates)."""
-    from .faceset import filter_faceset, sort_faceset
+    from .errors import FacesetError
+    from .faceset import FEW_FACES, filter_faceset, sort_faceset
 
     r = sort_faceset(faceset, by)
     for rank, (item, value) in enumerate(r.order[:show]):
@@ -68,9 +70,13 @@ def sort_cmd(
     console.print(f"{len(r.order)} face(s) ranked by {by}; {len(r.flagged)} flagged")
     _warn([str(p) for p in r.problems])
     if remove and r.flagged:
+        total, left = len(r.order), len(r.order) - len(r.flagged)
+        if left < FEW_FACES and len(r.flagged) * 2 > total and not force:  # the flags stay: nothing is removed
+            raise FacesetError(f"--remove would delete {len(r.flagged)} of {total} faces ({by}), leaving {left}: too few to train on",
+                               hint="look at the flagged faces first, extract more frames, or add --force to remove them anyway")
         tag = {"blur": "blurry", "yaw": "extreme-pose", "pitch": "extreme-pose", "dupes": "dupe"}[by]
         n = filter_faceset(faceset, (tag,))
-        console.print(f"removed {n} face(s)")
+        console.print(f"removed {n} of {total} face(s); {total - n} left" + (f" (fewer than {FEW_FACES}: training will warn)" if total - n < FEW_FACES else ""))
 
 
 @app.command("verify")

@@ -32,7 +32,7 @@ import numpy as np
 from machinima.fsutil import atomic_write_json
 
 from .errors import FacesetError, ModelError
-from .faceset import load_training_set
+from .faceset import FEW_FACES, load_training_set
 from .masks import hull_mask, priority_weights
 
 SCHEMA = "machinima.faceswap-model"
@@ -134,6 +134,9 @@ class _Side:
         self.masks = np.stack([hull_mask(lm, (res, res), ts.face_type) for lm in ts.landmarks])
         self.weights = np.stack([priority_weights(lm, (res, res), priority) for lm in ts.landmarks])
         self.problems = [str(p) for p in ts.problems]
+        if len(ts.images) < FEW_FACES:  # it trains, but on so few faces it learns pictures, not a face
+            self.problems.append(f"{path.name} has only {len(ts.images)} face(s) (fewer than {FEW_FACES}): the model will learn these "
+                                 "pictures by heart; extract more (hundreds, varied pose and light) or check what `faceswap sort --remove` removed")
         self.res = res
 
     def batch(self, rng: np.random.Generator, n: int, cfg: TrainConfig) -> tuple[np.ndarray, ...]:

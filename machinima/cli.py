@@ -38,6 +38,10 @@ app = typer.Typer(
 takes_app = typer.Typer(help="List, inspect, verify, recover, circle, export and import takes.", no_args_is_help=True)
 app.add_typer(takes_app, name="takes")
 app.add_typer(edit_app, name="edit")
+examples_app = typer.Typer(help="Shipped examples (looks, dreams, presets, sets, mappings, profiles, settings): list, copy.", no_args_is_help=True)
+app.add_typer(examples_app, name="examples")
+models_app = typer.Typer(help="Local model weights: what each look needs, what is there, what is missing (offline).", no_args_is_help=True)
+app.add_typer(models_app, name="models")
 
 
 def _version(value: bool) -> None:
@@ -89,16 +93,14 @@ def takes_list(
     used_in: Optional[str] = typer.Option(None, "--used-in", help="Only takes an imported cut uses (its name or file), with the frames."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON (for scripts)."),
 ) -> None:
-    """List takes from the catalog (rebuilt from the folders when missing)."""
-    from .catalog import CATALOG, Catalog
+    """List takes from the catalog (brought up to date with the folders first)."""
+    from .catalog import Catalog
 
     r = _takes_root(root)
     if not r.is_dir():
         raise TakeError(f"no takes folder {r}", hint="give --root, or record or import a take first")
-    fresh = not (r / CATALOG).exists()
     cat = Catalog(r)
-    if fresh:
-        cat.rebuild()
+    cat.sync()
     rows = cat.search(production=production, scene=scene, shot=shot, status=status, performer=performer, since=since, text=text)
     if circled or used_in:
         rows = _editorial_rows(rows, circled, used_in)
@@ -271,6 +273,94 @@ def takes_rebuild(root: Optional[Path] = RootOpt) -> None:
     for p in problems:
         err_console.print(f"[yellow]skipped[/] {p}")
     console.print(f"indexed {n} take(s)")
+
+
+@examples_app.command("list")
+def examples_list(
+    kind: Optional[str] = typer.Option(None, "--kind", help="Only this kind (look, dream, set, ...)."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON (for scripts)."),
+) -> None:
+    """Every example shipped with machinima, by name: use the name where a command takes the file
+    (--look watercolor-sd15), or copy the file out to edit it."""
+    from .examples import kinds, shipped
+
+    if not kinds():  # an editable install older than the entry points
+        raise MachinimaError("no shipped examples are registered", hint="reinstall machinima (`pip install -e .` in a checkout) to register its entry points")
+    if kind and kind not in kinds():
+        raise MachinimaError(f"no example kind {kind!r}", hint=f"kinds: {', '.join(kinds())}")
+    rows = shipped(kind)
+    if as_json:
+        import json
+
+        print(json.dumps([{"kind": e.kind, "name": e.name, "file": e.path.name, "about": e.summary()} for e in rows], indent=2))
+        return
+    table = Table(title="shipped examples: `machinima examples copy NAME DIR` copies one out")
+    for col in ("kind", "name", "what it is"):
+        table.add_column(col, no_wrap=col != "what it is")
+    for e in rows:
+        table.add_row(e.kind, e.name, e.summary())
+    console.print(table)
+
+
+@examples_app.command("copy")
+def examples_copy(
+    name: str = typer.Argument(..., help="An example's name (diner) or KIND/NAME (set/diner)."),
+    dest: Path = typer.Argument(Path("."), help="Folder to copy it into (created)."),
+    force: bool = typer.Option(False, "--force", help="Overwrite a file of the same name."),
+) -> None:
+    """Copy a shipped example into DIR, to edit and use as your own."""
+    from .examples import copy
+
+    console.print(f"wrote {copy(name, dest, force=force)}", highlight=False)
+
+
+@models_app.command("check")
+def models_check(
+    look: list[str] = typer.Option([], "--look", help="A look file or shipped name to check (repeatable); default: every shipped look."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON (for scripts)."),
+) -> None:
+    """Say, without loading anything, which weights each look needs under models_dir, which are
+    there, and what is missing; exit 1 when a look named with --look cannot run."""
+    from .models import check_models
+
+    cfg = load_config()
+    rep = check_models(cfg.models_dir, list(look))
+    named = {f"look {x}" for x in look}
+    if as_json:
+        import json
+
+        print(json.dumps({"models_dir": str(rep.models_dir), "present": [{"path": p, "what": w} for p, w in rep.present],
+                          "needs": [{"user": c.need.user, "what": c.need.what, "path": str(c.where), "state": c.state, "detail": c.detail,
+                                     "expect": c.need.expect(), "fallback": c.need.fallback} for c in rep.checks],
+                          "problems": rep.problems}, indent=2))
+    else:
+        _print_models(rep)
+    if rep.problems or (look and rep.missing(named)):
+        raise typer.Exit(1)
+
+
+def _print_models(rep) -> None:
+    where = rep.models_dir
+    console.print(f"models_dir: {where}" + ("" if where.is_dir() else "  (does not exist: make it and put weights there; docs/models.md)"),
+                  highlight=False, soft_wrap=True)
+    for p, w in rep.present:
+        console.print(escape(f"  on disk    {p}  {w}"), highlight=False, soft_wrap=True)
+    users: dict[str, list] = {}
+    for c in rep.checks:
+        users.setdefault(c.need.user, []).append(c)
+    for user, checks in users.items():
+        short = [c for c in checks if not c.ok and not c.need.fallback]
+        console.print(f"{user}: " + ("[green]ready[/]" if not short else f"[red]cannot run: {len(short)} missing or incomplete[/]"), soft_wrap=True)
+        for c in checks:
+            rel = c.where.relative_to(where) if c.where.is_relative_to(where) else c.where
+            state = "ok" if c.ok else ("optional" if c.need.fallback else c.state)
+            console.print(escape(f"  {state:<10} {rel}  {c.need.what}{f' ({c.detail})' if c.detail else ''}"), highlight=False,
+                          style=None if c.ok or c.need.fallback else "red", soft_wrap=True)
+            if not c.ok:
+                alt = f"; without it: {c.need.fallback}" if c.need.fallback else ""
+                console.print(escape(f"             put {c.need.expect()} there{alt}"), highlight=False, soft_wrap=True)
+    for p in rep.problems:
+        err_console.print(f"[red]problem[/] {escape(p)}", highlight=False)
 
 
 @app.command("demo")

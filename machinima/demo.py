@@ -227,8 +227,8 @@ class Demo:
                             '[[controls]]\nkind = "lineart"\n\n[cadence]\nmode = "propagate"\nevery = 4\ninit_blend = 0.3\n')
         self.machinima("stylize", "run", take, "--look", look, "--input", take / "post" / "composite" / "rgb",
                        "--step-id", "stylize-painted")
-        return ("painted look by the classical engine (no weights here): put an SD 1.5 diffusers folder at "
-                "models/sd15 and use --look stylize/looks/watercolor-sd15.toml for the diffusion look")
+        return ("painted look by the classical engine (no weights here); for the diffusion look, "
+                "`machinima models check --look watercolor-sd15` lists the weights to put under models/, then --look watercolor-sd15")
 
     def archive(self) -> str:
         take = self.take()

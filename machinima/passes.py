@@ -18,6 +18,8 @@
       light/, shadow/ ...    other passes: PNG when written as uint8, EXR when float
       camera.json            {"frames": {"N": {"K": 3x3 pixels, "world_to_camera": 4x4,
                               "lens_mm", "sensor_mm", "width", "height", "clip": [near, far]}}}
+    passes.previous/         the pass set before a render with other settings replaced it (one
+                             generation): passes/ only ever holds what one render wrote
 
 Frame numbers are the take's frame index at its fps (0 = timecode_in). ``world_to_camera`` maps
 canonical world space (right-handed, Y-up, metres) to an OpenGL-style camera (looks down -Z,
@@ -27,6 +29,7 @@ canonical world space (right-handed, Y-up, metres) to an OpenGL-style camera (lo
 from __future__ import annotations
 
 import json
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -38,6 +41,7 @@ from .fsutil import atomic_write_json
 from .imageseq import frame_path, list_frames, read_image, write_image
 
 BACKGROUND_DEPTH = 1.0e4
+PREVIOUS_SUFFIX = ".previous"  # passes.previous/: the render before the settings changed
 PASS_FORMATS = {"rgb": "png", "depth": "exr", "normal": "exr", "pose": "png", "motion": "exr"}
 
 
@@ -150,6 +154,19 @@ class PassSet:
         ps.root.mkdir(parents=True, exist_ok=True)
         ps.save()
         return ps
+
+    @classmethod
+    def replace(cls, root: str | Path, *, width: int, height: int, fps: str, engine: str = "unknown") -> "PassSet":
+        """A new, empty pass set in ``root`` for a render with other settings: whatever an
+        earlier render left there moves to ``<root>.previous/`` (one generation, replaced each
+        time), so no stale pass stays beside the new ones and no finished render is lost to a
+        changed flag."""
+        root = Path(root)
+        if root.is_dir() and any(root.iterdir()):
+            prev = root.with_name(root.name + PREVIOUS_SUFFIX)
+            shutil.rmtree(prev, ignore_errors=True)
+            root.rename(prev)
+        return cls.create(root, width=width, height=height, fps=fps, engine=engine)
 
     def save(self) -> None:
         atomic_write_json(self.root / "passes.json", self.meta)

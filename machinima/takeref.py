@@ -33,6 +33,9 @@ def find_take(ref: str | Path, root: str | Path) -> Path:
         folder = given if given.is_dir() else root / given
         raise TakeError(f"{folder} is a folder but not a take (it has no {MANIFEST})",
                         hint="name a take folder or a take id")
+    if given.suffix:  # alice.mp4: a file someone meant (take ids are slugs, without dots)
+        raise TakeError(f"no file or folder {text!r} (looked in {Path.cwd()}), and no take of that name in {root}",
+                        hint="check the file's path; a take is named by its id or its folder")
     raise TakeError(f"no take {text!r} in {root}" + _suggestions(given.name, root),
                     hint=f"`machinima takes list --root {root}` shows the takes")
 

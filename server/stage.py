@@ -144,6 +144,7 @@ class StageServer:
         self._stopped = asyncio.Event()
         self._new_frames = asyncio.Event()
         self._udp: list[Any] = []
+        self.udp_inputs: list[dict[str, Any]] = []  # {kind, host, port}: in /health, so senders can tell they would feed us
         self._loss_at_start: dict[str, int] = {}
         self._groups_cache: dict[tuple[Any, int], list[Conn]] | None = None
         self.workers = int(workers)
@@ -182,7 +183,7 @@ class StageServer:
             self._live = LiveWorkers(self, self.workers, self.live_port)
             await self._live.start()
             self.live_port = self._live.port
-        log.info("stage listening on %s://%s:%d/stage (console at %s://%s:%d/)", "wss" if self.ssl else "ws", self.host, self.port, "https" if self.ssl else "http", self.host, self.port)
+        log.debug("stage listening on %s://%s:%d/stage (console at %s://%s:%d/)", "wss" if self.ssl else "ws", self.host, self.port, "https" if self.ssl else "http", self.host, self.port)
         return self
 
     async def serve_forever(self) -> None:
@@ -218,7 +219,8 @@ class StageServer:
             return None
         if path == "/health":  # unauthenticated: counts only, no names
             st = self.state()
-            doc = {"ok": True, "recording": st["recording"], "clients": len(self.conns), "performers": sum(1 for p in st["performers"] if p["connected"]), "stats": st["stats"]}
+            doc = {"ok": True, "recording": st["recording"], "clients": len(self.conns), "performers": sum(1 for p in st["performers"] if p["connected"]),
+                   "stats": st["stats"], "udp": self.udp_inputs}
             return self._respond(connection, 200, json.dumps(doc).encode(), "application/json")
         if path == "/skeleton.json":
             from machinima.skeleton import BONES, ORDER, PARENTS
@@ -500,7 +502,8 @@ class StageServer:
             raise StageError(f"cannot listen for {kind} on UDP {host}:{port}: {exc.strerror or exc}", hint="is another listener on that port?") from None
         self._udp.append(proto)
         bound = proto.sockname
-        log.info("listening for %s mocap on udp %s:%d", kind, bound[0], bound[1])
+        self.udp_inputs.append({"kind": kind, "host": bound[0], "port": bound[1]})
+        log.debug("listening for %s mocap on udp %s:%d", kind, bound[0], bound[1])
         return bound[0], bound[1]
 
     def _guard(self, fn: Any) -> bool:

@@ -30,7 +30,7 @@ app = typer.Typer(cls=_RunByDefault, help="Stylize takes with diffusion or class
 @app.command("run")
 def run(
     take: str = typer.Argument(..., help="Take folder or id."),
-    look: Path = typer.Option(..., "--look", help="Look file (TOML); see docs/stylize.md and stylize/looks/."),
+    look: Path = typer.Option(..., "--look", help="A look file (TOML), or a shipped look by name (painted, watercolor-sd15; `machinima examples list`)."),
     shots: Optional[str] = typer.Option(None, "--shots", help="Comma-separated shot names from the look."),
     frames: Optional[str] = typer.Option(None, "--frames", help="Frame range A:B (inclusive)."),
     preview: int = typer.Option(0, "--preview", help="Render N evenly spaced frames only (every-frame mode), into <step>-preview."),

@@ -31,6 +31,7 @@ from .dream_schedule import Schedule, ScheduleError, parse_prompt_schedule, pars
 from .dream_warp import affine_2d, intrinsics_from_fov, relative_motion, rotation_matrix, warp_3d
 from .errors import LookError
 
+DREAMS_DIR = Path(__file__).parent / "dreams"
 SCHEDULE_NAMES = ("zoom", "angle", "translation_x", "translation_y", "translation_z",
                   "rotation_3d_x", "rotation_3d_y", "rotation_3d_z", "strength", "noise", "seed", "cfg")
 DEFAULTS = {"zoom": 1.0, "angle": 0.0, "translation_x": 0.0, "translation_y": 0.0, "translation_z": 0.0,
@@ -117,14 +118,9 @@ def parse_dream(doc: dict[str, Any], where: str = "dream", base_dir: Path = Path
 
 
 def load_dream(path: str | Path) -> Dream:
-    from importlib import resources
+    from machinima.examples import resolve
 
-    p = Path(path)
-    if not p.exists():
-        res = resources.files(__package__).joinpath("dreams", f"{path}.toml")
-        if not res.is_file():
-            raise LookError(f"no dream file {path}", hint="see stylize/dreams/ for examples")
-        p = Path(str(res))
+    p = resolve(path, DREAMS_DIR, "dream", LookError)
     try:
         doc = tomllib.loads(p.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as exc:
@@ -133,17 +129,15 @@ def load_dream(path: str | Path) -> Dream:
 
 
 def resolve_look_path(d: Dream) -> Path:
-    from importlib import resources
+    from .look import find_look
 
     p = Path(d.look)
-    if not p.is_absolute() and (d.base_dir / p).exists():
+    if not p.is_absolute() and (d.base_dir / p).is_file():
         return d.base_dir / p
-    if p.exists():
-        return p
-    res = resources.files(__package__).joinpath("looks", f"{d.look}.toml")
-    if res.is_file():
-        return Path(str(res))
-    raise LookError(f"the dream's look {d.look!r} was not found", hint="a shipped look name (painted) or a .toml path")
+    try:
+        return find_look(p)
+    except LookError as exc:
+        raise LookError(f"the dream's look {d.look!r}: {exc.args[0]}", hint=exc.hint) from None
 
 
 # --- per-frame operations (pure) -------------------------------------------------------------

@@ -5,7 +5,7 @@ weights, strength, steps, scheduler, cadence, seed and runtime options. Parsing 
 (``Look.from_doc(dict)``); ``load_look(path)`` only reads the file. Every stored look carries
 ``schema`` and ``version``; older versions are upgraded by registered steps (``UPGRADES``).
 
-See ``docs/stylize.md`` for the full reference and ``stylize/looks/`` for shipped examples.
+See ``docs/stylize.md`` for the full reference; shipped looks go by name (``machinima examples list``).
 """
 
 from __future__ import annotations
@@ -194,19 +194,19 @@ def _drop_none(d: Any) -> Any:
     return d
 
 
-def shipped_looks() -> dict[str, Path]:
-    """The looks that ship inside the package (``stylize/looks/*.toml``), by name."""
-    return {p.stem: p for p in sorted((Path(__file__).parent / "looks").glob("*.toml"))}
+LOOKS_DIR = Path(__file__).parent / "looks"
+
+
+def find_look(path: str | Path) -> Path:
+    """A look file, or the file of a shipped look named ``painted``, ``watercolor-sd15``..."""
+    from machinima.examples import resolve
+
+    return resolve(path, LOOKS_DIR, "look", LookError)
 
 
 def load_look(path: str | Path) -> Look:
     """A look file, or the name of a shipped look (``painted``, ``watercolor-sd15``)."""
-    p = Path(path)
-    if not p.exists() and str(path) in shipped_looks():
-        p = shipped_looks()[str(path)]
-    if not p.exists():
-        raise LookError(f"look file {p} does not exist",
-                        hint=f"give a .toml path or a shipped look: {', '.join(shipped_looks())} (docs/stylize.md)")
+    p = find_look(path)
     try:
         doc = tomllib.loads(p.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as exc:

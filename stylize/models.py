@@ -100,3 +100,64 @@ def load_controlnets(look: Look, need: Callable[[str, str, str], Path], dtype: A
         load = ControlNetModel.from_single_file if p.is_file() else ControlNetModel.from_pretrained
         cns.append(load_model(load, p, dtype=dtype, local_files_only=True))
     return cns
+
+
+# --- what looks need, offline (`machinima models check`) -----------------------------------------
+def model_needs(looks: list[str]) -> list[Any]:
+    """The ``machinima.models`` provider: what each look needs under models_dir (the looks
+    named, else every shipped one), as the engines will open it."""
+    from machinima.examples import folder_examples
+
+    from .look import LOOKS_DIR
+
+    out: list[Any] = []
+    for ref in looks or list(folder_examples(LOOKS_DIR)):
+        out += look_needs(ref)
+    return out
+
+
+def look_needs(ref: str) -> list[Any]:
+    """One look's needs: base, config, VAEs, LoRAs, IP-Adapter, ControlNets, annotators (with
+    their weight-free fallbacks), RAFT, and the AnimateDiff motion adapter and motion LoRAs."""
+    from machinima.models import ModelNeed
+
+    from .annotators import ANNOTATED, AUX, DEFAULT_FOLDER, FALLBACK, OPENCV
+    from .look import load_look
+
+    look = load_look(ref)
+    user = f"look {ref}"
+    need: list[ModelNeed] = []
+
+    def add(what: str, path: str, layout: str, **kw: Any) -> None:
+        if path:
+            need.append(ModelNeed(user, what, path, layout, **kw))
+
+    m = look.model
+    if look.engine == "diffusion":
+        add("base model", m.base or "(model.base is not set)", "pipeline")
+        add("config folder of the single-file base", m.config, "config")
+        add("VAE", m.vae, "model")
+        add("tiny VAE", m.tiny_vae, "model")
+        for lora in m.loras:
+            add("LoRA", lora.path, "file", suffixes=(".safetensors",))
+        if m.ip_adapter:
+            add("IP-Adapter", m.ip_adapter, "file", suffixes=(".safetensors", ".bin"))
+            add("IP-Adapter image encoder", str(Path(m.ip_adapter).parent / "image_encoder"), "transformers")
+        add("IP-Adapter style image", m.ip_adapter_image, "image")
+        for c in look.controls:
+            add(f"ControlNet for {c.kind!r}", c.model or f"(controls {c.kind!r} has no model)", "model")
+    for c in look.controls:
+        if c.kind in ANNOTATED and c.annotator != OPENCV:
+            alts = tuple(files for _, _, files in AUX[c.kind]) + ((("config.json",),) if c.kind == "depth" else ())
+            add(f"{c.kind} annotator (footage without a {c.kind} pass)" if c.kind in ("depth", "normal") else f"{c.kind} annotator",
+                c.annotator or DEFAULT_FOLDER, "files", files=alts, fallback="" if c.annotator else FALLBACK[c.kind])
+    if look.cadence.raft:
+        add("RAFT optical flow", look.cadence.raft, "file", suffixes=(".pth", ".pt"))
+    ad = look.other.get("animatediff")
+    if isinstance(ad, dict):
+        add("motion adapter", str(ad.get("motion_adapter") or "(animatediff.motion_adapter is not set)"), "model")
+        add("motion adapter config", str(ad.get("adapter_config") or ""), "files", files=(("config.json",),))
+        for x in ad.get("motion_loras") or []:
+            if isinstance(x, dict):
+                add("motion LoRA", str(x.get("path", "")), "file", suffixes=(".safetensors",))
+    return need

@@ -185,3 +185,18 @@ def test_a_takes_root_that_may_only_be_read_is_still_listed(tmp_path, monkeypatc
         assert code == 0 and "mocap/ada" in out, err
         err = one_line_error(*machinima(capsys, "takes", "import", str(DATA / "pymo_walk_meredith_60.bvh"), "--performer", "m", "--root", "archive")[::2])
         assert "Read-only file system" in err
+
+
+# Commands that take a take *or* a file: a missing file is a missing file, not "no take".
+FILE_COMMANDS = [["faceswap", "extract", "alice.mp4", "--out", "faces"], ["faceswap", "merge", "alice.mp4", "--engine", "none"],
+                 ["archive", "alice.mp4"], ["dream", "alice.png"]]
+
+
+@pytest.mark.parametrize("command", FILE_COMMANDS, ids=[" ".join(c[:2]) for c in FILE_COMMANDS])
+def test_a_missing_file_is_reported_as_a_missing_file(command, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    _make("takes")
+    err = one_line_error(*machinima(capsys, *command)[::2])
+    name = next(a for a in command if "." in a)
+    assert f"no file or folder '{name}' (looked in {tmp_path})" in " ".join(err.split()) and "no take '" not in err, err
+    assert not Path("faces").exists()

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import subprocess
 import sys
 
@@ -56,6 +57,10 @@ def test_a_full_disk_fails_the_take_cleanly_and_record_then_creates_nothing(tmp_
 
         take_id, sent = run(main(), timeout=120)
         (root / "filler").unlink()
+        # the catalog could not be written when the take failed: `takes list` still shows it failed
+        r = subprocess.run([sys.executable, "-m", "machinima", "takes", "list", "--root", str(root), "--status", "failed", "--json"],
+                           capture_output=True, text=True, env=server_env(), timeout=60)
+        assert r.returncode == 0 and [t["id"] for t in json.loads(r.stdout)] == [take_id], (r.stdout, r.stderr)
         take = Take.open(root / take_id)
         n = len(take.store.read_mocap("alice"))
         assert 0 < n <= sent and take.verify() == []  # what was committed stays readable
