@@ -77,8 +77,8 @@ def measure_live_command(samples: np.ndarray, *, extra_args: tuple[str, ...] = (
             delay = t0 + i / 2 / 16000 - time.perf_counter()
             if delay > 0:
                 time.sleep(delay)
+            m.written_ns.append(time.perf_counter_ns())  # stamped before the write: a datagram can arrive before the write returns
             os.write(proc.stdin.fileno(), pcm[i:i + 2 * CHUNK])
-            m.written_ns.append(time.perf_counter_ns())
         time.sleep(0.3)  # the last datagrams
         proc.stdin.close()
         m.stdout = proc.stdout.read().decode(errors="replace")

@@ -28,6 +28,9 @@ def _frames(photo):
 def test_disclosure_is_on_by_default_with_the_projects_local_chain(take_dir, photo):
     """No certificate configured: every picture output is still marked and signed, by the
     project's own local chain, which verify names as such; masks and data are left alone."""
+    # a project folder with no [rights] at all (without one, a local chain in any folder above, left
+    # there by another test's job outside a project, would be the one found)
+    (take_dir.parent.parent / "machinima.toml").write_text('production = "film"\n')
     step = PostStep(take_dir / "post" / "plain", "stylize", {"a": 1}, inputs={"rgb": "passes/rgb"})
     step.run(range(2), _frames(photo), progress=False)
     doc = json.loads((step.out_dir / "params.json").read_text())
