@@ -29,6 +29,9 @@ SET = {
 }
 
 
+FRAMES = 4
+
+
 def _camera_frames(passes) -> int:
     try:
         return len(json.loads((passes / "camera.json").read_text())["frames"])
@@ -39,19 +42,21 @@ def _camera_frames(passes) -> int:
 def test_ctrl_c_during_cycles_stops_within_a_second_keeps_frames_and_resumes(tmp_path):
     set_file = tmp_path / "room.json"
     set_file.write_text(json.dumps(SET))
-    take = make_take(tmp_path / "takes", {"ana": np.repeat(skeleton.rest_pose()[None], 2, 0)}, fps=24)
+    take = make_take(tmp_path / "takes", {"ana": np.repeat(skeleton.rest_pose()[None], FRAMES, 0)}, fps=24)
     passes = take / "passes"
     # a Cycles frame takes seconds here even at 160x90 (scene sync, kernels): SIGINT lands inside one
     cmd = [sys.executable, "-m", "machinima", "blender", "render", str(take), "--set", str(set_file), "--passes", "rgb",
-           "--res", "160x90", "--samples", "16", "--no-denoise", "--frames", "0:1"]
+           "--res", "160x90", "--samples", "64", "--no-denoise", "--frames", f"0:{FRAMES - 1}"]
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     try:
         deadline = time.monotonic() + 120
         while _camera_frames(passes) < 1 and proc.poll() is None and time.monotonic() < deadline:
             time.sleep(0.05)
+        # into a later frame's render (a fast machine finishes a frame in well under a second, so poll)
+        while not list(passes.glob(".render-*")) and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.005)
         assert proc.poll() is None, proc.communicate()
-        time.sleep(0.3)  # into the next frame's render
         assert list(passes.glob(".render-*")), "a render should be in progress"
         t0 = time.monotonic()
         proc.send_signal(signal.SIGINT)
@@ -65,7 +70,7 @@ def test_ctrl_c_during_cycles_stops_within_a_second_keeps_frames_and_resumes(tmp
     print({"stop_seconds": round(stopped, 3), "kept": kept})
     assert proc.returncode == 130, err
     assert stopped < 1.0, stopped
-    assert kept == 1
+    assert 1 <= kept < FRAMES
     assert "Traceback" not in err and f"interrupted: {kept} finished frames kept" in err
     assert not list(passes.glob(".render-*")) and not list(passes.rglob(".*.*"))  # no temporary folders or half files
     ps = PassSet.open(passes)
@@ -73,5 +78,5 @@ def test_ctrl_c_during_cycles_stops_within_a_second_keeps_frames_and_resumes(tmp
     # the same command resumes: the kept frames are not rendered again
     r = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
     assert r.returncode == 0, r.stderr
-    assert "1 frames rendered, 1 already done" in r.stdout
-    assert PassSet.open(passes).frames == [0, 1]
+    assert f"{FRAMES - kept} frames rendered, {kept} already done" in r.stdout
+    assert PassSet.open(passes).frames == list(range(FRAMES))
