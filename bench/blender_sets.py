@@ -1,6 +1,6 @@
 """Benchmark of the Blender add-on (real bpy, CPU): set building, pass rendering, take import.
 
-    .venv/bin/python bench/blender_sets.py [--quick] [--eevee]
+    .venv/bin/python bench/blender_sets.py [--quick] [--eevee] [--denoise-only]
 
 Prints one JSON object on stdout:
 - build: a 200-piece set built from a set file (s), rebuilt unchanged, rebuilt after one edit;
@@ -9,6 +9,10 @@ Prints one JSON object on stdout:
 - render: s/frame at 960x540 per engine for the rgb pass (Cycles 4 samples, Workbench; EEVEE only
   with --eevee: about a minute for a first frame on this CPU), and the data passes (depth+ids,
   normals, masks, pose map) which cost the same whatever the engine.
+- denoise: Cycles rgb of the example diner at 8 samples (the demo's) with and without
+  OpenImageDenoise, and at 64 samples without: s/frame and the noise (8-bit levels, Immerkaer's
+  estimate) on the set's flat surfaces (pixels whose normals are constant around them); the
+  light and motion passes' cost on top.
 - import: a 1-minute take (30 fps, one performer, 55 bones) imported and keyframed (s);
   baseline: keyframe_insert per bone and frame, timed on 60 frames and scaled to the minute.
 """
@@ -92,11 +96,11 @@ def bench_build(n: int, tmp: Path) -> dict:
             "baseline_ops_cube_add_s": round(naive, 3)}
 
 
-def bench_render(res: tuple[int, int], engines: list[str], tmp: Path) -> dict:
+def diner_with_performer(tmp: Path) -> dict:
+    """The example diner with a performer in the scene; returns the take's poses for the pose pass."""
     import bpy
 
     from blender_addon.build import build_set
-    from blender_addon.render import RenderSettings, render_passes
     from blender_addon.setfile import EXAMPLE_SET
     from blender_addon.takeimport import import_take, take_frames
     from conftest import make_take, random_poses
@@ -109,7 +113,13 @@ def bench_render(res: tuple[int, int], engines: list[str], tmp: Path) -> dict:
     import_take(take_path)
     take = Take.open(take_path)
     stamps, poses = performer_frames(take, "ana")
-    tp = {"ana": (take_frames(take, stamps), poses)}
+    return {"ana": (take_frames(take, stamps), poses)}
+
+
+def bench_render(res: tuple[int, int], engines: list[str], tmp: Path) -> dict:
+    from blender_addon.render import RenderSettings, render_passes
+
+    tp = diner_with_performer(tmp)
     out: dict = {"resolution": f"{res[0]}x{res[1]}", "rgb_s_per_frame": {}}
     for engine in engines:
         s = RenderSettings(passes=("rgb",), width=res[0], height=res[1], engine=engine, samples=4, frames=(0, 0))
@@ -120,6 +130,35 @@ def bench_render(res: tuple[int, int], engines: list[str], tmp: Path) -> dict:
     out["data_passes_s_per_frame"] = round(rep.seconds, 3)
     out["data_passes_breakdown_s"] = {k: round(v, 3) for k, v in rep.per_pass_s.items()}
     out["all_passes_cycles_s_per_frame"] = round(out["rgb_s_per_frame"].get("cycles", 0) + rep.seconds, 3)
+    out["denoise"] = bench_denoise(res, tp, tmp)
+    return out
+
+
+def bench_denoise(res: tuple[int, int], tp: dict, tmp: Path) -> dict:
+    """s/frame and noise on flat surfaces: 8 samples with and without OpenImageDenoise, 64 without."""
+    from blender_addon.render import RenderSettings, render_passes
+    from composite.grain import measure_noise
+    from machinima.passes import PassSet
+
+    s = RenderSettings(passes=("normal",), width=res[0], height=res[1], frames=(0, 0))
+    render_passes(tmp / "normals", s, take_poses=tp, fps="24", progress=False)
+    normal = PassSet.open(tmp / "normals").read("normal", 0)
+    import cv2
+
+    spread = sum(cv2.dilate(normal[..., c], np.ones((5, 5), np.uint8)) - cv2.erode(normal[..., c], np.ones((5, 5), np.uint8)) for c in range(3))
+    flat = ((spread < 1e-3) & (np.abs(normal).sum(-1) > 0.5)).astype(np.uint8) * 255  # on one plane, not the sky
+    out: dict = {"flat_fraction": round(float((flat > 0).mean()), 3)}
+    for name, samples, denoise in (("8_samples", 8, False), ("8_samples_oidn", 8, True), ("64_samples", 64, False)):
+        s = RenderSettings(passes=("rgb",), width=res[0], height=res[1], samples=samples, denoise=denoise, frames=(0, 0))
+        cpu = time.process_time()
+        rep = render_passes(tmp / f"noise_{name}", s, take_poses=tp, fps="24", progress=False)
+        rgb = PassSet.open(tmp / f"noise_{name}").read("rgb", 0)
+        out[name] = {"s_per_frame": round(rep.seconds, 2), "cpu_s_per_frame": round(time.process_time() - cpu, 2),
+                     "noise_levels": round(float(measure_noise(rgb, flat).mean()), 2)}
+    s = RenderSettings(passes=("rgb", "light", "depth", "motion"), width=res[0], height=res[1], samples=8, frames=(0, 0))
+    cpu = time.process_time()
+    rep = render_passes(tmp / "light_motion", s, take_poses=tp, fps="24", progress=False)
+    out["rgb_light_depth_motion_8_samples_oidn"] = {"s_per_frame": round(rep.seconds, 2), "cpu_s_per_frame": round(time.process_time() - cpu, 2)}
     return out
 
 
@@ -159,10 +198,11 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true", help="smaller set, lower resolution, 10 s take")
     ap.add_argument("--eevee", action="store_true", help="also time EEVEE (slow on a CPU without GPU)")
+    ap.add_argument("--denoise-only", action="store_true", help="only the noise/denoise figures (960x540, or 480x270 with --quick)")
     args = ap.parse_args()
     os.environ.setdefault("OPENCV_IO_ENABLE_OPENEXR", "1")
     engines = ["workbench", "cycles"] + (["eevee"] if args.eevee else [])
-    result: dict = {"bench": "blender_sets", "quick": args.quick}
+    result: dict = {"bench": "blender_sets", "quick": args.quick, "load_avg_1min_start": round(os.getloadavg()[0], 2)}
     with tempfile.TemporaryDirectory() as d, quiet():
         tmp = Path(d)
         t0 = time.perf_counter()
@@ -170,9 +210,14 @@ def main() -> None:
 
         result["bpy_version"] = bpy.app.version_string
         result["bpy_import_s"] = round(time.perf_counter() - t0, 2)
-        result["build"] = bench_build(50 if args.quick else 200, tmp)
-        result["render"] = bench_render((480, 270) if args.quick else (960, 540), engines, tmp)
-        result["import"] = bench_import(10 if args.quick else 60, tmp)
+        res = (480, 270) if args.quick else (960, 540)
+        if args.denoise_only:
+            result["denoise"] = {"resolution": f"{res[0]}x{res[1]}", **bench_denoise(res, diner_with_performer(tmp), tmp)}
+        else:
+            result["build"] = bench_build(50 if args.quick else 200, tmp)
+            result["render"] = bench_render(res, engines, tmp)
+            result["import"] = bench_import(10 if args.quick else 60, tmp)
+    result["load_avg_1min_end"] = round(os.getloadavg()[0], 2)
     print(json.dumps(result))
 
 

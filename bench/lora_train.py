@@ -60,8 +60,9 @@ def make_dataset(root: Path, images: list[Path]) -> Path:
 
 
 def plain_loop(base_dir: Path, images: list[Path], *, steps: int, res: int, batch: int, rank: int, device: str = "cpu",
-               unet=None, vae=None, fp16: bool = False) -> dict:
-    """The reference loop (what a user writes from the diffusers docs)."""
+               unet=None, vae=None, fp16: bool = False, embed=None) -> dict:
+    """The reference loop (what a user writes from the diffusers docs). ``embed``: prompt ->
+    embeddings (default: 8 hash-seeded tokens; give 77 to match a real CLIP prompt)."""
     import torch
     import torch.nn.functional as F
     from diffusers import AutoencoderKL, DDPMScheduler, UNet2DConditionModel
@@ -85,7 +86,7 @@ def plain_loop(base_dir: Path, images: list[Path], *, steps: int, res: int, batc
     for p in params:
         p.data = p.data.float()
     opt = torch.optim.AdamW(params, lr=1e-4)
-    embed = hash_embedder(unet.config.cross_attention_dim)
+    embed = embed or hash_embedder(unet.config.cross_attention_dim)
     scaler = torch.amp.GradScaler("cuda") if fp16 else None
     unet.train()
     t_start = None
@@ -121,12 +122,14 @@ def plain_loop(base_dir: Path, images: list[Path], *, steps: int, res: int, batc
     return {"it_per_s": round((steps - 2) / dt, 3)}
 
 
-def ours(base, dataset: Path, work: Path, *, steps: int, res: int, batch: int, rank: int, preset: str = "cpu", embed=None) -> dict:
+def ours(base, dataset: Path, work: Path, *, steps: int, res: int, batch: int, rank: int, preset: str = "cpu", embed=None,
+         **overrides) -> dict:
+    """``overrides``: TrainConfig fields over the preset (e.g. ``channels_last=True``)."""
     from lora.tiny import hash_embedder
     from lora.train import TrainConfig, Trainer
 
     cfg = TrainConfig.from_preset(preset, rank=rank, resolution=res, bucket_step=8 if res < 64 else 64, steps=steps, batch_size=batch,
-                                  lr=1e-4, eval_draws=0, save_every=0, sample_prompts=(), trigger="")
+                                  lr=1e-4, eval_draws=0, save_every=0, sample_prompts=(), trigger="", **overrides)
     tr = Trainer(dataset, base, work / "out.safetensors", cfg, embed=embed or hash_embedder(), rights_override="benchmark", progress=False)
     tr.check_inputs()
     tr.load_models()

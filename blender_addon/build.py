@@ -351,7 +351,8 @@ def build_set(spec: SetSpec | str | Path, scene: bpy.types.Scene | None = None) 
     _world(spec, scene)
     cams = [o for o in col.objects if o.type == "CAMERA" and o.get(SET_TAG) == spec.name]
     if cams and (scene.camera is None or scene.camera.name not in scene.objects):
-        scene.camera = sorted(cams, key=lambda o: o[ID_TAG])[0]
+        order = {f"cameras/{c.id}": i for i, c in enumerate(spec.cameras)}  # the set's first camera, as the file lists them
+        scene.camera = min(cams, key=lambda o: (order.get(o[ID_TAG], len(order)), o[ID_TAG]))
     bpy.context.view_layer.update()  # matrix_world of what moved
     scene["machinima_set_name"] = spec.name
     if spec.path:

@@ -5,11 +5,14 @@ bpy is imported inside the commands, so ``machinima --help`` stays fast.
 
 from __future__ import annotations
 
+import functools
 import json
 from pathlib import Path
 from typing import Optional
 
 import typer
+
+from machinima.cli import resolve_take
 
 app = typer.Typer(help="Blender: build sets, import takes, render passes for post, export to engines, package the extension.",
                   no_args_is_help=True)
@@ -77,7 +80,7 @@ def build_set_cmd(
 
 @app.command("import-take")
 def import_take_cmd(
-    take: Path = typer.Argument(..., help="A take folder"),
+    take: str = typer.Argument(..., help="A take id or folder"),
     out: Path = typer.Option(..., "--out", help="The .blend to write"),
     set_file: Optional[Path] = typer.Option(None, "--set", help="Build this set first"),
     blend: Optional[Path] = typer.Option(None, "--blend", help="Import into this .blend"),
@@ -86,6 +89,8 @@ def import_take_cmd(
 ) -> None:
     """Import a take (armatures, engine cameras, markers, frame range) and save a .blend."""
     from .errors import TakeImportError
+
+    take_path = resolve_take(take)  # before bpy loads: a typo fails at once
 
     mapping = None
     if bone_map:
@@ -99,17 +104,38 @@ def import_take_cmd(
 
     if set_file:
         build_set(set_file, bpy.context.scene)
-    report = import_take(take, bpy.context.scene, rig=rig, bone_map=mapping)
+    report = import_take(take_path, bpy.context.scene, rig=rig, bone_map=mapping)
     _save(bpy, out)
     typer.echo(f"{report.summary()} -> {out}")
 
 
+def _stops_on_ctrl_c(command):
+    """Ctrl-C (or SIGTERM) during the command stops it at once, even inside a Cycles frame: the
+    take's finished frames stay, temporary files go, one line says so (``interrupt.py``)."""
+
+    @functools.wraps(command)
+    def run(*args, **kwargs):
+        from .interrupt import clean_passes, exit_on_interrupt
+
+        passes_dir = Path(resolve_take(kwargs["take"])) / "passes"
+
+        def stopped() -> str:
+            n = clean_passes(passes_dir)
+            return f"interrupted: {n} finished frames kept in {passes_dir}; run the same command again to resume"
+
+        with exit_on_interrupt(stopped):
+            return command(*args, **kwargs)
+
+    return run
+
+
 @app.command("render")
+@_stops_on_ctrl_c
 def render_cmd(
-    take: Path = typer.Argument(..., help="A take folder: passes go to <take>/passes/"),
+    take: str = typer.Argument(..., help="A take id or folder: passes go to <take>/passes/"),
     set_file: Optional[Path] = typer.Option(None, "--set", help="The set file to build"),
     blend: Optional[Path] = typer.Option(None, "--blend", help="Start from this .blend (a set built or dressed by hand)"),
-    passes: str = typer.Option("rgb,depth,mask,pose", "--passes", help="Any of rgb,depth,normal,mask,pose"),
+    passes: str = typer.Option("rgb,depth,mask,pose", "--passes", help="Any of rgb,depth,normal,mask,pose,light,motion"),
     res: str = typer.Option("960x540", "--res", help="WIDTHxHEIGHT"),
     engine: str = typer.Option("cycles", "--engine", help="cycles | eevee | workbench (for the rgb pass)"),
     frames: Optional[str] = typer.Option(None, "--frames", help="A:B (inclusive, take frames); default: the whole take"),
@@ -117,18 +143,22 @@ def render_cmd(
     samples: int = typer.Option(16, "--samples", help="Cycles/EEVEE samples for rgb"),
     camera: Optional[str] = typer.Option(None, "--camera", help="Camera object; default: the take's engine camera, else the set's first"),
     save: Optional[Path] = typer.Option(None, "--save", help="Also save the assembled scene as this .blend"),
+    denoise: bool = typer.Option(True, "--denoise/--no-denoise", help="Cycles: OpenImageDenoise on the rgb pass"),
 ) -> None:
-    """Set + take -> passes (rgb, depth, normal, masks, pose map, camera.json) in the take folder."""
+    """Set + take -> passes (rgb, depth, normal, masks, pose map, light, motion, camera.json) in the take folder.
+    Ctrl-C stops at once, keeps the finished frames and removes temporary files; rerun to resume."""
     from .render import RenderSettings, parse_frames, parse_res
+
+    take_path = resolve_take(take)
 
     w, h = parse_res(res)
     settings = RenderSettings(passes=tuple(p.strip() for p in passes.split(",") if p.strip()), width=w, height=h,
-                              engine=engine, frames=parse_frames(frames), step=step, samples=samples, camera=camera)
+                              engine=engine, frames=parse_frames(frames), step=step, samples=samples, camera=camera, denoise=denoise)
     settings.check()
     _bpy()
     from .render import render_take
 
-    report = render_take(take, settings, set_path=set_file, blend=blend)
+    report = render_take(take_path, settings, set_path=set_file, blend=blend)
     if save:
         _save(_bpy(), save)
     typer.echo(report.summary())
@@ -136,19 +166,31 @@ def render_cmd(
 
 @app.command("export")
 def export_cmd(
-    set_file: Path = typer.Argument(..., help="A set file (or a .blend holding a built set)"),
+    set_file: Optional[Path] = typer.Argument(None, help="A set file (or a .blend holding a built set); optional with --take"),
+    take: Optional[str] = typer.Option(None, "--take", help="A take (id or folder): performers, cameras, lip sync, markers, animated"),
     glb: Optional[Path] = typer.Option(None, "--glb", help="Write a glTF binary"),
     fbx: Optional[Path] = typer.Option(None, "--fbx", help="Write an FBX"),
-    engine: str = typer.Option("unity", "--engine", help="unity | unreal: FBX axes and scale (glb is the same for both)"),
+    engine: str = typer.Option("unity", "--engine", help="unity | unreal | godot | blender: FBX axes and units (glb is the same for all)"),
+    bone_names: str = typer.Option("canonical", "--bone-names", help="canonical (Unity humanoid) | vrm0 | vrm1: armature bone names"),
+    performer: list[str] = typer.Option([], "--performer", help="Only this performer (repeatable); default: all"),
+    no_cameras: bool = typer.Option(False, "--no-cameras", help="Leave the take's engine cameras out"),
+    root: Optional[Path] = typer.Option(None, "--root", help="Takes root for a take id (default: from machinima.toml)"),
 ) -> None:
-    """Export a set as .glb and/or .fbx for Unity or Unreal."""
+    """Export a set and/or a take as .glb and/or .fbx for Unity, Unreal, Godot or Blender."""
     from .errors import ExportError
+    from .export import check_target
 
     if not glb and not fbx:
         raise ExportError("say where to write: --glb out.glb and/or --fbx out.fbx")
-    if set_file.suffix.lower() == ".blend":
+    if set_file is None and take is None:
+        raise ExportError("say what to export: a set file, --take TAKE, or both")
+    for out in (glb, fbx):
+        if out:
+            check_target(out, engine)
+    take_path = resolve_take(take, root) if take is not None else None  # before bpy loads: a typo fails at once
+    if set_file is not None and set_file.suffix.lower() == ".blend":
         bpy = _fresh(set_file)
-    else:
+    elif set_file is not None:
         from .setfile import load_set
 
         spec = load_set(set_file)
@@ -156,11 +198,20 @@ def export_cmd(
         from .build import build_set
 
         build_set(spec, bpy.context.scene)
-    from .export import export_set
-
+    else:
+        bpy = _fresh()
     for out in (glb, fbx):
-        if out:
+        if not out:
+            continue
+        if take_path is None:
+            from .export import export_set
+
             typer.echo(f"wrote {export_set(out, engine=engine, scene=bpy.context.scene)}")
+            continue
+        from .take_export import TakeExportSettings, export_take
+
+        settings = TakeExportSettings(engine=engine, bone_names=bone_names, performers=tuple(performer), cameras=not no_cameras)
+        typer.echo(export_take(take_path, out, settings, scene=bpy.context.scene, with_set=set_file is not None).summary())
 
 
 @app.command("package")

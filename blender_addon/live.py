@@ -1,7 +1,9 @@
 """Live preview: a VMC (OSC over UDP) receiver that drives an armature in the viewport.
 
-The socket only feeds bytes to the hub's sans-I/O ``machinima.vmc.VMCDecoder``; decoded bones
-update a canonical pose that ``takeimport.apply_pose`` puts on the rig. ``LivePreview.step()``
+The socket only feeds bytes to the hub's sans-I/O ``machinima.vmc.VMCDecoder`` and
+``VMCAssembler`` (whole frames, whether the sender sends one bundle a frame, split bundles or
+single messages; Root and Hips kept apart); the newest frame's canonical pose is what
+``takeimport.apply_pose`` puts on the rig. ``LivePreview.step()``
 drains what has arrived and returns: the panel's modal operator calls it on a timer, tests call
 it directly after sending packets (no event loop needed, so it runs headless).
 """
@@ -9,13 +11,14 @@ it directly after sending packets (no event loop needed, so it runs headless).
 from __future__ import annotations
 
 import socket
+import time
 from dataclasses import dataclass, field
 
 import bpy
 import numpy as np
 
 from machinima import skeleton
-from machinima.vmc import DEFAULT_PORT, VMCDecoder
+from machinima.vmc import DEFAULT_PORT, VMCAssembler, VMCDecoder
 
 from .errors import BlenderAddonError
 from .takeimport import RigInfo, apply_pose
@@ -41,6 +44,7 @@ class LivePreview:
         self.armature = armature
         self.info = RigInfo.read(armature, bone_map)
         self.decoder = VMCDecoder()
+        self.frames = VMCAssembler()
         self.pose = skeleton.rest_pose()
         self.max_packets_per_step = max_packets_per_step
         self.stats = LiveStats()
@@ -74,9 +78,13 @@ class LivePreview:
             if pkt is None:
                 self.stats.rejected += 1
                 continue
-            if pkt.has_pose:
-                pkt.apply_to(self.pose)
-                changed = True
+            for f in self.frames.feed(pkt, time.monotonic_ns()):
+                if f.has_pose:
+                    self.pose, changed = f.pose, True
+        if n < self.max_packets_per_step:  # drained: a sender gone quiet has its last frame out
+            for f in self.frames.poll(time.monotonic_ns()):
+                if f.has_pose:
+                    self.pose, changed = f.pose, True
         if changed:
             apply_pose(self.armature, self.info, np.asarray(self.pose))
             self.stats.applied += 1

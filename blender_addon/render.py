@@ -12,8 +12,15 @@ How each pass is made (the same on Blender 4.2 to 5.x: no compositor, no multila
   object group of the set (``group = "..."`` in the set file).
 - pose: the take's bones (forward kinematics, canonical space) projected through the camera,
   drawn OpenPose-style; camera.json: K and world_to_camera per frame.
+- light: the diffuse direct + indirect passes of the rgb Cycles render (linear light on each
+  surface, ``passconv``), from a multi-layer EXR of the same render.
+- motion: Cycles' Vector pass of the depth render (exact at pixel centres), as backward flow in
+  image coordinates (``passconv.motion_from_vector``).
+- Cycles' rgb is denoised with OpenImageDenoise (it ships in Blender) unless ``denoise=False``.
 
-Reruns resume: a frame whose files all exist, rendered with the same settings, is skipped.
+Reruns resume: a frame whose files all exist, rendered with the same settings, is skipped. A
+frame's files are written when all its renders are done, camera.json last: a frame cut short by
+Ctrl-C (``interrupt.exit_on_interrupt``) is rendered again on the next run.
 """
 
 from __future__ import annotations
@@ -27,15 +34,15 @@ from typing import Any
 import bpy
 import numpy as np
 
-from machinima.passes import BACKGROUND_DEPTH, CameraFrame, PassSet
+from machinima.passes import CameraFrame, PassSet
 
-from .build import node_tree
 from .errors import RenderError
+from .passconv import LIGHT_INFO, MOTION_INFO, light_from_diffuse, motion_from_vector
 from .posemap import camera_frame, draw_pose_map, openpose_keypoints
+from .renderframe import ENGINES, Saved, data_render, look_render
 from .takeimport import MESH_TAG, PERFORMER_TAG, TAKE_TAG
 
-PASSES = ("rgb", "depth", "normal", "mask", "pose")
-ENGINES = {"cycles": "CYCLES", "eevee": "BLENDER_EEVEE", "workbench": "BLENDER_WORKBENCH"}
+PASSES = ("rgb", "depth", "normal", "mask", "pose", "light", "motion")
 
 
 @dataclass
@@ -48,6 +55,7 @@ class RenderSettings:
     step: int = 1
     samples: int = 16
     camera: str | None = None  # object name; None = the scene camera
+    denoise: bool = True  # Cycles: OpenImageDenoise on the rgb pass (albedo + normal guides)
 
     def check(self) -> None:
         bad = [p for p in self.passes if p not in PASSES]
@@ -63,6 +71,8 @@ class RenderSettings:
             raise RenderError(f"--samples must be 1 or more, got {self.samples}")
         if self.frames and self.frames[1] < self.frames[0]:
             raise RenderError(f"frame range {self.frames[0]}:{self.frames[1]} ends before it starts")
+        if "light" in self.passes and self.engine != "cycles":
+            raise RenderError("the light pass comes from Cycles' diffuse light passes", hint="use --engine cycles, or leave 'light' out of --passes")
 
 
 def parse_res(text: str) -> tuple[int, int]:
@@ -96,164 +106,6 @@ class RenderReport:
         rate = self.seconds / max(1, len(self.rendered))
         return (f"{len(self.rendered)} frames rendered, {len(self.skipped)} already done, into {self.out} "
                 f"({rate:.2f} s/frame)")
-
-
-# --- scene state helpers ------------------------------------------------------------------------------
-class _Saved:
-    """Remember attributes and put them back (data renders must not change the artist's scene)."""
-
-    def __init__(self) -> None:
-        self.items: list[tuple[Any, str, Any]] = []
-
-    def set(self, owner: Any, attr: str, value: Any) -> None:
-        self.items.append((owner, attr, getattr(owner, attr)))
-        setattr(owner, attr, value)
-
-    def restore(self) -> None:
-        for owner, attr, value in reversed(self.items):
-            try:
-                setattr(owner, attr, value)
-            except (AttributeError, TypeError, ReferenceError):
-                pass
-        self.items.clear()
-
-
-def _engine_id(name: str) -> str:
-    ident = ENGINES[name]
-    items = {e.identifier for e in bpy.types.RenderSettings.bl_rna.properties["engine"].enum_items}
-    if ident == "BLENDER_EEVEE" and ident not in items and "BLENDER_EEVEE_NEXT" in items:
-        return "BLENDER_EEVEE_NEXT"  # Blender 4.2-4.4
-    return ident
-
-
-def _override_material(kind: str) -> bpy.types.Material:
-    name = f"machinima {kind} pass"
-    mat = bpy.data.materials.get(name)
-    if mat is not None:
-        return mat
-    mat = bpy.data.materials.new(name)
-    nt = node_tree(mat)
-    nt.nodes.clear()
-    out = nt.nodes.new("ShaderNodeOutputMaterial")
-    em = nt.nodes.new("ShaderNodeEmission")
-    em.inputs["Strength"].default_value = 1.0
-    nt.links.new(em.outputs[0], out.inputs["Surface"])
-    comb = nt.nodes.new("ShaderNodeCombineXYZ")
-    nt.links.new(comb.outputs[0], em.inputs["Color"])
-    if kind == "depth":
-        cam = nt.nodes.new("ShaderNodeCameraData")
-        info = nt.nodes.new("ShaderNodeObjectInfo")
-        nt.links.new(cam.outputs["View Z Depth"], comb.inputs[0])
-        nt.links.new(info.outputs["Object Index"], comb.inputs[1])
-    else:
-        geo = nt.nodes.new("ShaderNodeNewGeometry")
-        vt = nt.nodes.new("ShaderNodeVectorTransform")
-        vt.vector_type, vt.convert_from, vt.convert_to = "NORMAL", "WORLD", "CAMERA"
-        nt.links.new(geo.outputs["Normal"], vt.inputs[0])
-        sep = nt.nodes.new("ShaderNodeSeparateXYZ")
-        nt.links.new(vt.outputs[0], sep.inputs[0])
-        # Cycles' camera space is +X right, +Y up, +Z forward (into the scene): flip Z for OpenGL axes
-        neg_z = nt.nodes.new("ShaderNodeMath")
-        neg_z.operation = "MULTIPLY"
-        neg_z.inputs[1].default_value = -1.0
-        nt.links.new(sep.outputs[0], comb.inputs[0])
-        nt.links.new(sep.outputs[2], neg_z.inputs[0])
-        nt.links.new(sep.outputs[1], comb.inputs[1])
-        nt.links.new(neg_z.outputs[0], comb.inputs[2])
-    return mat
-
-
-def _data_world(value: tuple[float, float, float]) -> bpy.types.World:
-    name = f"machinima data world {value}"
-    world = bpy.data.worlds.get(name) or bpy.data.worlds.new(name)
-    nt = node_tree(world)
-    bg = next((n for n in nt.nodes if n.type == "BACKGROUND"), None) or nt.nodes.new("ShaderNodeBackground")
-    out = next((n for n in nt.nodes if n.type == "OUTPUT_WORLD"), None) or nt.nodes.new("ShaderNodeOutputWorld")
-    nt.links.new(bg.outputs[0], out.inputs["Surface"])
-    bg.inputs["Color"].default_value = (*value, 1.0)
-    bg.inputs["Strength"].default_value = 1.0
-    return world
-
-
-def _render_to(scene: bpy.types.Scene, path: Path) -> None:
-    scene.render.filepath = str(path)
-    bpy.ops.render.render(write_still=True, scene=scene.name)
-    if not path.exists():
-        raise RenderError(f"Blender rendered nothing to {path}; check the console for Blender's own error")
-
-
-def _read_exr(path: Path) -> np.ndarray:
-    from machinima.imageseq import read_image
-
-    return read_image(path)
-
-
-def _data_render(scene: bpy.types.Scene, kind: str, tmp: Path, frame: int) -> np.ndarray:
-    saved = _Saved()
-    try:
-        r = scene.render
-        saved.set(r, "engine", "CYCLES")
-        c = scene.cycles
-        for attr, val in (("samples", 1), ("use_denoising", False), ("max_bounces", 0), ("filter_width", 0.01),
-                          ("pixel_filter_type", "BOX"), ("use_adaptive_sampling", False), ("device", "CPU"),
-                          ("film_transparent_glass", False)):
-            if hasattr(c, attr):
-                saved.set(c, attr, val)
-        saved.set(r, "film_transparent", False)
-        saved.set(r, "use_motion_blur", False)
-        saved.set(r, "use_compositing", False)  # the artist's compositor must not touch data
-        saved.set(r, "use_sequencer", False)
-        saved.set(r, "use_single_layer", True)
-        vs = scene.view_settings
-        saved.set(vs, "view_transform", "Standard")
-        saved.set(vs, "look", "None")
-        saved.set(vs, "exposure", 0.0)
-        saved.set(vs, "gamma", 1.0)
-        saved.set(bpy.context.view_layer if bpy.context.scene == scene else scene.view_layers[0], "material_override",
-                  _override_material(kind))
-        saved.set(scene, "world", _data_world((BACKGROUND_DEPTH, 0.0, 0.0) if kind == "depth" else (0.0, 0.0, 0.0)))
-        if scene.camera and scene.camera.type == "CAMERA":
-            saved.set(scene.camera.data.dof, "use_dof", False)
-        im = r.image_settings
-        saved.set(im, "file_format", "OPEN_EXR")
-        saved.set(im, "color_depth", "32")
-        saved.set(im, "color_mode", "RGB")
-        if hasattr(im, "exr_codec"):
-            saved.set(im, "exr_codec", "ZIP")
-        path = tmp / f"{kind}_{frame}.exr"
-        _render_to(scene, path)
-        return _read_exr(path)
-    finally:
-        saved.restore()
-
-
-def _rgb_render(scene: bpy.types.Scene, settings: RenderSettings, tmp: Path, frame: int) -> np.ndarray:
-    from machinima.imageseq import read_image
-
-    saved = _Saved()
-    try:
-        r = scene.render
-        saved.set(r, "engine", _engine_id(settings.engine))
-        if settings.engine == "cycles":
-            saved.set(r, "use_persistent_data", True)  # keep the BVH between frames of a shot
-            saved.set(scene.cycles, "samples", settings.samples)
-            saved.set(scene.cycles, "device", "CPU")
-            saved.set(scene.cycles, "use_denoising", False)
-        elif settings.engine == "eevee" and hasattr(scene.eevee, "taa_render_samples"):
-            saved.set(scene.eevee, "taa_render_samples", settings.samples)
-        elif settings.engine == "workbench":
-            saved.set(scene.display.shading, "color_type", "MATERIAL")
-            saved.set(scene.display.shading, "light", "STUDIO")
-        saved.set(r, "film_transparent", False)
-        im = r.image_settings
-        saved.set(im, "file_format", "PNG")
-        saved.set(im, "color_mode", "RGB")
-        saved.set(im, "color_depth", "8")
-        path = tmp / f"rgb_{frame}.png"
-        _render_to(scene, path)
-        return read_image(path)
-    finally:
-        saved.restore()
 
 
 def scene_camera_frame(scene: bpy.types.Scene, cam_ob: bpy.types.Object) -> CameraFrame:
@@ -308,7 +160,7 @@ def render_passes(out_dir: str | Path, settings: RenderSettings, scene: bpy.type
     frames = list(range(frames_range[0], frames_range[1] + 1, settings.step))
     out = Path(out_dir)
     # 2. prepare the scene: resolution, camera, object ids for the masks
-    saved = _Saved()
+    saved = Saved()
     saved.set(scene.render, "resolution_x", settings.width)
     saved.set(scene.render, "resolution_y", settings.height)
     saved.set(scene.render, "resolution_percentage", 100)
@@ -329,9 +181,9 @@ def render_passes(out_dir: str | Path, settings: RenderSettings, scene: bpy.type
     look = {k: v for k, v in asdict(settings).items() if k not in ("frames", "step")}
     params = {"settings": look, "camera": cam_ob.name, "masks": sorted(masks), "version": 1}
     params_hash = stable_hash(params)
-    ps = PassSet.open(out) if (out / "passes.json").exists() else PassSet.create(out, width=settings.width, height=settings.height, fps=fps)
-    if ps.meta.get("render", {}).get("hash") != params_hash or ps.size != (settings.width, settings.height):
-        ps = PassSet.create(out, width=settings.width, height=settings.height, fps=fps)
+    ps = PassSet.open(out) if (out / "passes.json").exists() else None
+    if ps is None or ps.meta.get("render", {}).get("hash") != params_hash or ps.size != (settings.width, settings.height):
+        ps = PassSet.replace(out, width=settings.width, height=settings.height, fps=fps)  # other settings: the old set moves aside
     ps.meta["engine"] = settings.engine
     ps.meta["render"] = {"hash": params_hash, **params}
     for name in masks:
@@ -362,21 +214,31 @@ def render_passes(out_dir: str | Path, settings: RenderSettings, scene: bpy.type
                 scene.frame_set(f)
                 cam = scene_camera_frame(scene, cam_ob)
                 t = time.perf_counter()
-                if "rgb" in settings.passes:
-                    ps.write("rgb", f, _rgb_render(scene, settings, tmp, f))
+                if "rgb" in settings.passes or "light" in settings.passes:
+                    rgb, layers = look_render(scene, settings.engine, settings.samples, settings.denoise, tmp, f,
+                                              light="light" in settings.passes)
+                    if "rgb" in settings.passes:
+                        ps.write("rgb", f, rgb)
+                    if "light" in settings.passes:
+                        ps.write("light", f, light_from_diffuse(layers["DiffDir"], layers.get("DiffInd")))
+                        ps.meta["passes"]["light"].update(LIGHT_INFO)
                     _add(report, "rgb", t)
-                if "depth" in settings.passes or "mask" in settings.passes:
+                if {"depth", "mask", "motion"} & set(settings.passes):
                     t = time.perf_counter()
-                    data = _data_render(scene, "depth", tmp, f)
+                    data, vector = data_render(scene, "depth", tmp, f, vector="motion" in settings.passes)
                     if "depth" in settings.passes:
                         ps.write("depth", f, np.ascontiguousarray(data[..., 0].astype(np.float32)))
                     idmap = np.rint(data[..., 1]).astype(np.int64)
                     for name, id_list in ids.items():
                         ps.write(f"mask/{name}", f, (np.isin(idmap, id_list) * 255).astype(np.uint8), mask_kind=masks[name][0])
+                    if vector is not None:  # the take's first frame has no previous frame: zeros
+                        flow = motion_from_vector(vector) if f > scene.frame_start else np.zeros(vector.shape[:2] + (2,), np.float32)
+                        ps.write("motion", f, flow)
+                        ps.meta["passes"]["motion"].update(MOTION_INFO)
                     _add(report, "depth+mask", t)
                 if "normal" in settings.passes:
                     t = time.perf_counter()
-                    ps.write("normal", f, _data_render(scene, "normal", tmp, f).astype(np.float32))
+                    ps.write("normal", f, data_render(scene, "normal", tmp, f)[0].astype(np.float32))
                     _add(report, "normal", t)
                 if "pose" in settings.passes:
                     t = time.perf_counter()

@@ -279,9 +279,9 @@ def _list(doc: dict, key: str, file: str) -> list:
 
 def load_set(path: str | Path) -> SetSpec:
     """Read and check a .toml or .json set file."""
-    path = Path(path)
-    if not path.exists():
-        raise SetFileError(f"set file {path} does not exist", hint="start from the example: `machinima blender example-set > my_set.toml`")
+    from machinima.examples import resolve
+
+    path = resolve(path, EXAMPLE_SET.parent, "set", SetFileError)  # a path, or a shipped set's name (diner)
     try:
         text = path.read_text(encoding="utf-8")
         if path.suffix.lower() == ".json":

@@ -24,6 +24,7 @@ import bpy
 import numpy as np
 
 from machinima import quat, skeleton
+from machinima.mouth import OCULUS_VISEMES, VISEME_PREFIX, vrchat_key
 from machinima.export import performer_frames
 from machinima.store import CAMERA_CHANNELS
 from machinima.take import Take
@@ -341,6 +342,9 @@ SHAPE_KEY_ALIASES: dict[str, tuple[str, ...]] = {
     "E": ("E", "vrc.v_e", "Fcl_MTH_E", "MTH_E", "e"),
     "O": ("O", "vrc.v_oh", "Fcl_MTH_O", "MTH_O", "oh"),
 }
+# Lip sync's Oculus viseme channels (``viseme_aa`` ...) drive VRChat's viseme shape keys
+# (``vrc.v_aa`` ...); where a stream has them, they take those keys before the A..O aliases do.
+SHAPE_KEY_ALIASES.update({f"{VISEME_PREFIX}{v}": (f"{VISEME_PREFIX}{v}", vrchat_key(v)) for v in OCULUS_VISEMES})
 # The generated mannequin gets these keys, so a take's mouth animation shows on it too:
 # (channel, how far the head's lower vertices move along Blender -Z, along X)
 MANNEQUIN_MOUTH = {"A": (0.03, 1.0), "I": (0.008, 1.12), "U": (0.012, 0.85), "E": (0.018, 1.08), "O": (0.022, 0.9)}
@@ -379,15 +383,20 @@ def keyframe_shape_keys(meshes: list[bpy.types.Object], take: Take, performer: s
             continue
         frames = take_frames(take, track.t_ns)
         channels = list(st.meta.get("channels", []))
+        visemes_first = sorted(range(len(channels)), key=lambda c: not channels[c].startswith(VISEME_PREFIX))
         for ob in meshes:
             keys = ob.data.shape_keys if ob.type == "MESH" else None
             if keys is None:
                 continue
-            for c, channel in enumerate(channels):
-                wanted = ((shape_keys or {}).get(channel),) + SHAPE_KEY_ALIASES.get(channel, (channel,))
+            claimed: set[str] = set()
+            for c in visemes_first:
+                channel = channels[c]
+                mapped = (shape_keys or {}).get(channel)
+                wanted = (mapped,) + tuple(n for n in SHAPE_KEY_ALIASES.get(channel, (channel,)) if n not in claimed)
                 name = next((n for n in wanted if n and n in keys.key_blocks), None)
                 if name is None:
                     continue
+                claimed.add(name)
                 keys.animation_data_create()
                 act = bpy.data.actions.get(f"{take.id} {performer} shape keys") or bpy.data.actions.new(f"{take.id} {performer} shape keys")
                 keys.animation_data.action = act

@@ -42,7 +42,11 @@ class MachinimaSettings(bpy.types.PropertyGroup):
     res_y: IntProperty(name="Height", default=540, min=16, max=16384)
     samples: IntProperty(name="Samples", default=16, min=1, max=4096)
     export_path: StringProperty(name="Export to", subtype="FILE_PATH", default="//set.glb")
-    export_engine: EnumProperty(name="For", items=[("unity", "Unity", ""), ("unreal", "Unreal", "")], default="unity")
+    export_engine: EnumProperty(name="For", items=[("unity", "Unity", ""), ("unreal", "Unreal", ""), ("godot", "Godot", ""),
+                                                   ("blender", "Blender", "")], default="unity")
+    export_bones: EnumProperty(name="Bones", items=[("canonical", "Unity humanoid", "Unity HumanBodyBones names"),
+                                                    ("vrm0", "VRM 0.x", "VRM 0.x humanoid names (VSeeFace)"),
+                                                    ("vrm1", "VRM 1.0", "VRM 1.0 humanoid names")], default="canonical")
 
 
 class _Op:
@@ -248,6 +252,25 @@ class MACHINIMA_OT_export_set(_Op, bpy.types.Operator):
         return f"exported {out}"
 
 
+class MACHINIMA_OT_export_take(_Op, bpy.types.Operator):
+    """Export the take (and the set, if one is built) animated, as .glb or .fbx"""
+
+    bl_idname = "machinima.export_take"
+    bl_label = "Export Take"
+
+    def run(self, context):
+        from .build import SET_TAG
+        from .errors import ExportError
+        from .take_export import TakeExportSettings, export_take
+
+        st = _settings(context)
+        if not st.take_path:
+            raise ExportError("no take folder chosen")
+        settings = TakeExportSettings(engine=st.export_engine, bone_names=st.export_bones)
+        with_set = any(SET_TAG in o for o in context.scene.objects)
+        return export_take(_abspath(st.take_path), _abspath(st.export_path), settings, scene=context.scene, with_set=with_set).summary()
+
+
 class VIEW3D_PT_machinima(bpy.types.Panel):
     bl_label = "Machinima"
     bl_space_type = "VIEW_3D"
@@ -305,7 +328,10 @@ class VIEW3D_PT_machinima(bpy.types.Panel):
         box.prop(st, "export_path")
         row = box.row()
         row.prop(st, "export_engine", text="")
+        row.prop(st, "export_bones", text="")
+        row = box.row()
         row.operator("machinima.export_set", icon="EXPORT")
+        row.operator("machinima.export_take", icon="ARMATURE_DATA")
 
 
 classes = (
@@ -318,6 +344,7 @@ classes = (
     MACHINIMA_OT_live_preview,
     MACHINIMA_OT_render_passes,
     MACHINIMA_OT_export_set,
+    MACHINIMA_OT_export_take,
     VIEW3D_PT_machinima,
 )
 

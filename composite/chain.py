@@ -54,7 +54,9 @@ class FrameInputs:
     fg: np.ndarray | None  # uint8 RGB plate in the box (despilled)
     geometry: FrameGeometry | None
     camera: CameraFrame | None = None
-    light: np.ndarray = field(default_factory=lambda: np.ones(3))  # RGB factor
+    light: np.ndarray = field(default_factory=lambda: np.ones(3))  # RGB factor (at the feet: the fallback of a light map)
+    light_map: np.ndarray | None = None  # float32 HxWx3 factors of the set's light pass (per-pixel light)
+    light_linear: bool = False  # the light map is linear light (Blender's diffuse passes): multiply in linear
     plate_depth: np.ndarray | None = None  # float32 metres in the box (depth model), else billboard
     frame: int = 0
 
@@ -118,12 +120,16 @@ class Chain:
         # 3. colour match to the set (LAB LUT)
         with tm("color"):
             fg = colormatch.apply_lut(fg, self.color_lut)
-        # 4. the set's light at the actor's feet
+        pd = imgs[2] if x.plate_depth is not None else x.geometry.depth
+        # 4. the set's light: per pixel from the light pass at the actor's depth, else the factor at the feet
         with tm("light"):
-            fg = lighting.apply_light(fg, x.light)
+            if x.light_map is not None:
+                lmap = lighting.light_on_actor(x.light_map[y0:y1, x0:x1], x.set_depth[y0:y1, x0:x1], pd, x.light)
+                fg = lighting.apply_light_map(fg, lmap, linear=x.light_linear)
+            else:
+                fg = lighting.apply_light(fg, x.light)
         # 5. z-test against the set depth, soft edge
         with tm("depth"):
-            pd = imgs[2] if x.plate_depth is not None else x.geometry.depth
             ground = ztest.ground_depth(x.camera, rect, x.geometry.ground_y) if x.camera is not None else None
             vis = ztest.visibility(x.set_depth[y0:y1, x0:x1], pd, bias=s.depth_bias, edge_px=s.edge_px, ground=ground)
             alpha = ztest.occlude(alpha, vis)

@@ -74,7 +74,8 @@ def composite(
     clip_black: float = typer.Option(0.25, help="Key: colour difference (fraction of the screen's) below which the actor is solid."),
     clip_white: float = typer.Option(0.75, help="Key: colour difference above which it is pure screen."),
     spill: float = typer.Option(1.0, help="Spill suppression 0..1."),
-    softness: float = typer.Option(1.0, help="Matte edge softness (Gaussian sigma, px)."),
+    softness: float = typer.Option(0.0, help="Extra matte edge blur (Gaussian sigma, px); unmixed edges are as soft as the plate."),
+    edges: str = typer.Option("unmix", "--edges", help="Key edges: unmix (screen colour and spill taken out, colour unpremultiplied) or classic."),
     choke: int = typer.Option(0, help="Erode (>0) or dilate (<0) the matte, px."),
     seg_model: Optional[Path] = typer.Option(None, "--seg-model", help="Segmentation model folder (with --key segment)."),
     seg_label: str = typer.Option("person", "--seg-label"),
@@ -93,7 +94,7 @@ def composite(
     timecode_align: bool = typer.Option(False, "--timecode-align", help="Align by the video's own timecode."),
     plate_fps: Optional[str] = typer.Option(None, "--plate-fps", help="Plate frame rate (default: the video's, or the take's for a folder)."),
     resample: str = typer.Option("nearest", "--resample", help="nearest or blend (different frame rates)."),
-    light: str = typer.Option("auto", "--light", help="auto (pass if rendered, else estimate), pass, estimate, none."),
+    light: str = typer.Option("auto", "--light", help="auto (pass if rendered, else estimate), pass (per pixel), contact (the pass at the feet), estimate, none."),
     light_pass: Optional[str] = typer.Option(None, "--light-pass", help="Name of the light/shadow pass (default: light, then shadow)."),
     color_match: str = typer.Option("lab", "--color-match", help="lab, histogram or none."),
     color_strength: float = typer.Option(0.5, "--color-strength", help="0..1."),
@@ -149,7 +150,7 @@ def composite(
         plate=Path(plate),
         matte=key,
         key=KeySettings(screen=key if key in ("green", "blue") else "green", screen_rgb=tuple(int(v) for v in srgb) if srgb else None,
-                        clip_black=clip_black, clip_white=clip_white, spill=spill, softness=softness, choke=choke),
+                        clip_black=clip_black, clip_white=clip_white, spill=spill, softness=softness, choke=choke, edges=edges),
         seg_model=seg_model, seg_label=seg_label,
         placement=PlacementSettings(position=_floats(place, 3, "--place"), ground_y=ground_y, contact=_floats(ground_contact, 2, "--ground-contact"),
                                     height_m=height, scale=plate_scale, track=track),
@@ -163,5 +164,7 @@ def composite(
     res = run_composite(take_path, settings)
     r = res.report
     console.print(f"composite: {len(r.done)} frames done, {len(r.skipped)} already done, {r.fps:.1f} fr/s -> {res.out_dir}")
+    if res.frames_note:
+        console.print(f"passes: {res.frames_note}")
     if res.video:
         console.print(f"movie: {res.video}")

@@ -1,10 +1,15 @@
-"""Green/blue screen keyer: colour-difference matte, spill suppression, edge softness.
+"""Green/blue screen keyer: colour-difference matte, soft edges unmixed, spill suppression.
 
-Pure array logic on uint8 RGB with OpenCV primitives that release the GIL. The matte is the
+Pure array logic on uint8 RGB with OpenCV primitives that release the GIL. The first matte is the
 classic colour difference ``d = S - max(other two)`` (S = the screen channel) mapped through a
 256-entry lookup table between two clip points given as fractions of the screen's own
-difference; spill suppression pulls S towards ``max(other two)`` by ``spill``; softness is a
-Gaussian blur of the matte (sigma in pixels) after an optional choke (erode > 0, dilate < 0).
+difference. With ``edges="unmix"`` (the default) it only tells screen, actor and the band
+between: in the band, ``edges.unmix`` measures each pixel's coverage on the line from the local
+screen colour to the local actor colour and returns the actor's own colour there
+(unpremultiplied, despilled), so ``alpha * fg + (1 - alpha) * bg`` is the exact over. With
+``edges="classic"`` the clipped matte is the matte and spill suppression pulls S towards
+``max(other two)`` by ``spill``. ``softness`` is a Gaussian blur of the final matte (sigma in
+pixels) after an optional choke (erode > 0, dilate < 0).
 
 ``key_roi`` keys a coarse 1/4 size copy first to find the actor's bounding box and then keys
 full resolution only inside it: most of a 1080p frame is screen, so this is where speed comes
@@ -21,6 +26,8 @@ import numpy as np
 from .errors import PlateError, SettingsError
 
 SCREENS = {"green": 1, "blue": 2}
+EDGES = ("unmix", "classic")
+CLASSIC_SOFTNESS = 1.0  # px: the clipped matte's blur where unmixing falls back to it
 DEFAULT_SCREEN_RGB = {"green": (40, 190, 60), "blue": (30, 60, 200)}
 Rect = tuple[int, int, int, int]  # x0, y0, x1, y1 (exclusive)
 
@@ -39,8 +46,9 @@ class KeySettings:
     clip_black: float = 0.25  # difference below clip_black * screen difference: solid actor
     clip_white: float = 0.75  # above clip_white * screen difference: pure screen
     spill: float = 1.0  # 0 = no spill suppression, 1 = full
-    softness: float = 1.0  # Gaussian sigma of the matte edge in pixels (0 = hard)
+    softness: float = 0.0  # extra Gaussian blur of the matte edge in pixels (the unmixed matte is as soft as the plate)
     choke: int = 0  # pixels to erode (>0) or dilate (<0) the matte before softening
+    edges: str = "unmix"  # unmix: coverage and colour of soft edges measured against screen and actor; classic: clip + clamp
 
     def __post_init__(self) -> None:
         if self.screen not in SCREENS:
@@ -51,6 +59,8 @@ class KeySettings:
             raise SettingsError(f"spill must be in [0, 1], got {self.spill}")
         if self.softness < 0 or abs(self.choke) > 50:
             raise SettingsError("softness must be >= 0 and |choke| <= 50 px")
+        if self.edges not in EDGES:
+            raise SettingsError(f"key edges must be one of {EDGES}, not {self.edges!r}")
 
     def to_doc(self) -> dict[str, Any]:
         return asdict(self)
@@ -93,10 +103,10 @@ class Keyer:
     @property
     def margin(self) -> int:
         """Pixels the matte can grow beyond the coarse bounding box."""
-        return int(3 * self.s.softness + max(0, -self.s.choke) + 10)
+        return int(3 * self.s.softness + max(0, -self.s.choke) + (16 if self.s.edges == "unmix" else 10))
 
     def key(self, rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(alpha uint8 HxW, despilled uint8 RGB HxWx3) of a uint8 RGB image."""
+        """(alpha uint8 HxW, the actor's colour uint8 RGB HxWx3: despilled, and unpremultiplied on soft edges with edges="unmix")."""
         cv2 = self._cv2
         if rgb.dtype != np.uint8 or rgb.ndim != 3 or rgb.shape[2] < 3:
             raise PlateError(f"the keyer needs uint8 RGB frames, got {rgb.shape} {rgb.dtype}")
@@ -105,13 +115,29 @@ class Keyer:
         limit = cv2.max(ch[self.o1], ch[self.o2])
         diff = cv2.subtract(ch[self.c], limit)  # saturating: 0 where the screen channel is not dominant
         alpha = cv2.LUT(diff, self.lut)
+        if self.s.edges == "unmix":
+            from .edges import unmix
+
+            classic = cv2.GaussianBlur(alpha, (0, 0), CLASSIC_SOFTNESS)  # for pixels the unmixing cannot explain
+            alpha, colour = unmix(rgb, alpha, self.c, spill=self.s.spill, fallback=classic, classic=self._despill(ch, diff))
+            return self._soften(alpha), colour
+        return self._soften(alpha), self._despill(ch, diff)
+
+    def _despill(self, ch: list[np.ndarray], diff: np.ndarray) -> np.ndarray:
+        """The classic spill suppression: the screen channel pulled towards max(other two) by ``spill``."""
+        cv2 = self._cv2
+        ch = list(ch)
+        if self.s.spill > 0:
+            ch[self.c] = cv2.subtract(ch[self.c], diff) if self.s.spill >= 1.0 else cv2.addWeighted(ch[self.c], 1.0, diff, -self.s.spill, 0.0)
+        return cv2.merge(ch)
+
+    def _soften(self, alpha: np.ndarray) -> np.ndarray:
+        cv2 = self._cv2
         if self._choke_kernel is not None:
             alpha = (cv2.erode if self.s.choke > 0 else cv2.dilate)(alpha, self._choke_kernel)
         if self.s.softness > 0:
             alpha = cv2.GaussianBlur(alpha, (0, 0), self.s.softness)
-        if self.s.spill > 0:
-            ch[self.c] = cv2.subtract(ch[self.c], diff) if self.s.spill >= 1.0 else cv2.addWeighted(ch[self.c], 1.0, diff, -self.s.spill, 0.0)
-        return alpha, cv2.merge(ch)
+        return alpha
 
     def coarse_rect(self, rgb: np.ndarray, factor: int = 4) -> Rect | None:
         """Bounding box of the actor from a 1/factor key (None: no actor in the frame)."""

@@ -27,9 +27,10 @@ from typing import Any
 
 import numpy as np
 
-from machinima.imageseq import read_image, write_video
+from machinima.imageseq import read_image
 from machinima.passes import PassError, PassSet
-from machinima.poststep import PostStep, StepReport
+from machinima.poststep import PostStep, StepReport, write_video  # write_video: the step movie, disclosed like its frames
+from machinima.sparse import describe, held, movie_note
 from machinima.take import Take
 
 from . import colormatch, grain, lighting
@@ -41,7 +42,7 @@ from .plate import Plate, blend_frames, open_plate
 from .timing import TimeMap
 
 MATTES = ("auto", "green", "blue", "alpha", "segment")
-LIGHTS = ("auto", "pass", "estimate", "none")
+LIGHTS = ("auto", "pass", "contact", "estimate", "none")  # pass: per pixel; contact: the pass's factor at the feet
 LIGHT_PASS_NAMES = ("light", "shadow")
 
 
@@ -108,6 +109,7 @@ class CompositeResult:
     report: StepReport
     video: Path | None
     info: dict[str, Any]
+    frames_note: str | None = None  # what was done with frames the passes do not have
 
 
 class CompositePipeline:
@@ -125,6 +127,7 @@ class CompositePipeline:
         frames = self._frames(passes)
         cams = self._cameras(passes, frames)
         light_mode, light_name = self._light_source(passes)
+        light_linear = bool(light_name and passes.meta.get("passes", {}).get(light_name, {}).get("linear"))
         plate = open_plate(s.plate, fps=s.plate_fps or (None if Path(s.plate).is_file() else str(take.fps)))
         tmap = TimeMap.build(take.fps, plate.fps, offset=s.offset, take_timecode=take.manifest.timecode_in,
                              plate_timecode=(s.plate_timecode or plate.timecode) if (s.align_timecode or s.plate_timecode) else None,
@@ -216,7 +219,7 @@ class CompositePipeline:
             m = matte(plate_img)
             geo = None
             plate_depth = None
-            light = np.ones(3)
+            light, light_map = np.ones(3), None
             if m is not None:
                 rect, alpha, fg = m
                 geo = placer.geometry(cams[f], f, feet.get(f) or contact_point(alpha, rect))
@@ -225,9 +228,9 @@ class CompositePipeline:
 
                     plate_depth = scale_to_metres(depth_model.predict(fg), alpha, geo.depth, kind=depth_model.kind, body_depth=s.body_depth)
                 radius = max(2, int(0.1 * (rect[2] - rect[0]) * geo.transform.scale))  # a tenth of the actor's width
-                light = self._light(passes, light_mode, light_name, f, set_rgb, geo.contact_xy, radius)
+                light, light_map = self._light(passes, light_mode, light_name, f, set_rgb, geo.contact_xy, radius)
             res = chain(FrameInputs(set_rgb, set_depth, m[0] if m else None, m[1] if m else None, m[2] if m else None,
-                                    geo, cams[f], light, plate_depth, frame=f))
+                                    geo, cams[f], light, light_map, light_linear, plate_depth, frame=f))
             rgb = res.rgb if s.output_format == "png" else res.rgb.astype(np.float32) / 255.0
             return {"rgb": rgb, "alpha": res.alpha}
 
@@ -256,12 +259,12 @@ class CompositePipeline:
             video = movie  # nothing changed since it was written
         elif s.video and all(f in done for f in frames):
             def frames_u8():
-                for f in frames:
+                for f in held(frames):  # passes every Nth frame: each held until the next, the take's timing kept
                     img = read_image(done[f])
                     yield img if img.dtype == np.uint8 else (np.clip(img[..., :3], 0, 1) * 255 + 0.5).astype(np.uint8)
 
             video = write_video(movie, frames_u8(), take.fps)
-        return CompositeResult(step.out_dir, report, video, params)
+        return CompositeResult(step.out_dir, report, video, params, movie_note(frames) if s.video else describe(frames))
 
     # ------------------------------------------------------------------------------------
     def _open_passes(self, take: Take) -> PassSet:
@@ -307,28 +310,31 @@ class CompositePipeline:
 
     def _light_source(self, passes: PassSet) -> tuple[str, str | None]:
         mode, name = self.s.light, self.s.light_pass
-        if mode in ("auto", "pass"):
+        if mode in ("auto", "pass", "contact"):
             names = [name] if name else list(LIGHT_PASS_NAMES)
             found = next((n for n in names if passes.has(n) or (passes.root / n).is_dir()), None)
             if found:
-                return "pass", found
-            if mode == "pass":
+                return ("contact" if mode == "contact" else "pass"), found
+            if mode != "auto":
                 raise PassMismatchError(f"no {' or '.join(names)} pass in the take", hint="render a light/shadow pass, or use --light estimate")
             return "estimate", None
         return mode, None
 
-    def _light(self, passes: PassSet, mode: str, name: str | None, frame: int, set_rgb: np.ndarray, xy, radius: int) -> np.ndarray:
-        if mode == "pass":
+    def _light(self, passes: PassSet, mode: str, name: str | None, frame: int, set_rgb: np.ndarray, xy,
+               radius: int) -> tuple[np.ndarray, np.ndarray | None]:
+        """(factor at the feet, per-pixel factors of the frame or None)."""
+        if mode in ("pass", "contact"):
             files = passes.frame_files(name)
             if frame not in files:
                 raise PassMismatchError(f"the {name} pass has no frame {frame}")
             img = read_image(files[frame])
             if img.shape[:2] != set_rgb.shape[:2]:
                 raise PassMismatchError(f"the {name} pass is {img.shape[1]}x{img.shape[0]}, the rgb pass {set_rgb.shape[1]}x{set_rgb.shape[0]}")
-            return lighting.factor_from_pass(img, xy, radius=radius)
+            at_feet = lighting.factor_from_pass(img, xy, radius=radius)
+            return at_feet, (lighting.as_factors(img) if mode == "pass" else None)
         if mode == "estimate":
-            return lighting.factor_from_rgb(set_rgb, xy, radius=radius)
-        return np.ones(3)
+            return lighting.factor_from_rgb(set_rgb, xy, radius=radius), None
+        return np.ones(3), None
 
     def _track_feet(self, plate: Plate, tmap: TimeMap, frames: list[int], matte) -> dict[int, tuple[float, float]]:
         """The feet in every frame, with outliers voted out over ``smooth_feet`` frames: a frame whose

@@ -35,6 +35,15 @@ RecordOpt = typer.Option(None, "--record-into", help="Takes root: cameras/events
 ServerOpt = typer.Option(None, "--server", help="Stage server URL, e.g. ws://127.0.0.1:8765/stage.")
 TokenOpt = typer.Option(None, "--token", envvar="MACHINIMA_STAGE_TOKEN", help="Engine token for the stage server (or MACHINIMA_STAGE_TOKEN).")
 OscInOpt = typer.Option(None, "--osc-in", help="Listen for /machinima/camera and /machinima/event OSC on this UDP port.")
+ForceOpt = typer.Option(False, "--force", help="Send even to a target that is a running stage's own mocap input (it comes back as a performer).")
+
+
+def _no_feedback(m: Any, server: Optional[str], force: bool) -> None:
+    """Refuse (or with --force, warn about) a target that is a running stage's own UDP input."""
+    from .feedback import refuse_feedback
+
+    for line in refuse_feedback(m.udp_targets(), server, force=force):
+        console.print(f"[yellow]warning:[/] {line}: it will come back as a live performer (--force)", highlight=False)
 
 
 def _mapping(performers: list[str], mapping: Optional[Path], vmc: list[str], vrchat: Optional[str], plugin: Optional[str], rate: Optional[float]):
@@ -142,6 +151,7 @@ def play(
     osc_in: Optional[int] = OscInOpt,
     keys: bool = typer.Option(True, "--keys/--no-keys", help="Steer playback from the keyboard / stdin."),
     root: Optional[Path] = typer.Option(None, "--root", help="Takes root for a take id."),
+    force: bool = ForceOpt,
 ) -> None:
     """Play a recorded take into engines in real time (drift-free schedule)."""
     from machinima.cli import resolve_take
@@ -155,6 +165,7 @@ def play(
     performers = src.store.performers()
     m = _mapping(performers, mapping, vmc, vrchat, plugin, rate)
     m.check_performers(performers, f"take {src.id}")
+    _no_feedback(m, server, force)
     sink = _sink(record_into, server, token, src.manifest.fps, [f"engine cameras recorded while playing {src.id}"])
     listener = None
     player = None
@@ -209,6 +220,7 @@ def live(
     rate: float = typer.Option(60.0, "--rate", help="Send rate in Hz."),
     osc_in: Optional[int] = OscInOpt,
     duration: Optional[float] = typer.Option(None, "--duration", help="Stop after this many seconds (default: until Ctrl-C)."),
+    force: bool = ForceOpt,
 ) -> None:
     """Relay the live stage to engines; cameras/events from engines go back to the stage."""
     from .errors import BridgeError
@@ -230,6 +242,7 @@ def live(
 
                 raise PerformerMissingError("no performer is on the stage yet", hint="name them with --performer NAME (their avatars wait for their first frame) or give a --mapping file")
             relay.mapping = _mapping(on_stage, None, vmc, vrchat, plugin, rate)
+        _no_feedback(relay.mapping, server, force)
     except BaseException:
         relay.close()
         raise
@@ -242,7 +255,7 @@ def live(
     finally:
         if listener:
             listener.stop()
-    _print_report(rep, {"frames received": rep.frames_received, "forwarded": rep.forwarded, "not on stage at start": ", ".join(rep.missing) or "none"})
+    _print_report(rep, {"frames received": rep.frames_received, "blendshape frames received": rep.blend_frames_received, "forwarded": rep.forwarded, "not on stage at start": ", ".join(rep.missing) or "none"})
 
 
 @app.command("listen")

@@ -9,7 +9,8 @@ OSC addresses (UDP, default port 39540; Unity space: left-handed, Y-up, metres):
 ``OSCIngest`` is sans-I/O (bytes in, samples out, counters for what it dropped);
 ``OSCIngestListener`` drives it on a UDP socket. Both feed a *sink*:
 
-- ``TakeSink``: a take the bridge opens for writing itself (``--record-into TAKES_ROOT``);
+- ``TakeSink``: a take the bridge opens for writing itself (``--record-into TAKES_ROOT``),
+  written through the hub's ``TakeWriter`` (commits on a timer, ``CommitTimer``, input or not);
   cameras become ``camera/<name>`` streams (``store.CAMERA_CHANNELS``), events go to the
   ``events`` stream with ``{"name", "payload", "source"}``.
 - ``StageSink``: forwards to the stage server as an ``engine`` client (``--server URL``), which
@@ -180,42 +181,40 @@ class OSCIngestListener:
 class TakeSink:
     """Records cameras and events into a take that the bridge creates (and finalizes)."""
 
-    def __init__(self, takes_root: str | Path, *, production: str = "bridge", scene: str = "engine", shot: str = "cameras", fps: float | str = 24, notes: list[str] | None = None) -> None:
+    def __init__(self, takes_root: str | Path, *, production: str = "bridge", scene: str = "engine", shot: str = "cameras", fps: float | str = 24, notes: list[str] | None = None,
+                 commit_interval: float = 0.08) -> None:
         from machinima.take import Take
+        from machinima.takewriter import CommitTimer, TakeWriter
 
         self.take = Take.create(takes_root, production=production, scene=scene, shot=shot, fps=fps, notes=notes)
-        self._lock = threading.Lock()
-        self.cameras: set[str] = set()
-        self.counts = Counter()
+        self.writer = TakeWriter(self.take, commit_interval=commit_interval)
+        self.timer = CommitTimer(self.writer, on_error=lambda exc: log.error("recording into %s stopped: %s", self.take_id, exc)).start()
+        self._id = self.take.id
+        self.counts = self.writer.counts
 
     @property
     def take_id(self) -> str:
-        return self.take.id
+        return self._id
 
     def camera(self, name: str, t_ns: int, values: np.ndarray) -> None:
-        with self._lock:
-            if self.take is None:
-                raise BridgeError("the take is closed")
-            if name not in self.cameras:
-                self.take.store.add_camera_stream(name, {"source": "engine"})
-                self.cameras.add(name)
-            self.take.store.append(f"camera/{name}", t_ns, np.asarray(values, dtype=np.float32))
-            self.counts["camera"] += 1
+        if self.writer.closed:
+            raise BridgeError("the take is closed")
+        self.writer.camera(name, t_ns, values, source="engine")
 
     def event(self, name: str, t_ns: int, payload: dict[str, Any], source: str = "engine") -> None:
-        with self._lock:
-            if self.take is None:
-                raise BridgeError("the take is closed")
-            self.take.store.append_event(t_ns, "event", {"name": name, "payload": payload, "source": source})
-            self.counts["event"] += 1
+        if self.writer.closed:
+            raise BridgeError("the take is closed")
+        self.writer.event(t_ns, {"name": name, "payload": payload, "source": source})
 
     def close(self, status: str = "complete") -> str:
-        with self._lock:
-            if self.take is None:
-                return ""
-            take, self.take = self.take, None
-            take.finalize(status)
-            return take.id
+        if self.writer.closed:
+            return ""
+        self.timer.stop()
+        if self.writer.error is not None:
+            self.writer.abort(self.writer.error)
+        else:
+            self.writer.close(status)
+        return self._id
 
 
 CONTROL_EVENT = "bridge.control"

@@ -1,7 +1,9 @@
 """Relay of the live stage to engines: ``machinima bridge live --server URL --vmc HOST:PORT``.
 
 A ``StageClient`` (hub, ``machinima.client``) subscribes to the performers the mapping names
-and keeps the newest pose of each; the ticker sends those poses to every target at the
+and keeps the newest pose and blendshape weights of each (the stage's POSE and BLEND frames);
+the ticker sends them (VMC ``/VMC/Ext/Blend/Val`` + ``Apply`` for avatars with
+``blendshapes = true``) to every target at the
 engines' rate on absolute deadlines (sample-and-hold: a performer whose frames stop arriving
 keeps its last pose, and the report counts the stale ticks). The same connection forwards the
 cameras and events that plugins or OSC publish (this client is an ``engine`` on the stage).
@@ -32,6 +34,7 @@ log = logging.getLogger("machinima.bridge")
 @dataclass
 class LiveReport:
     frames_received: int = 0
+    blend_frames_received: int = 0
     ticks: int = 0
     missing: list[str] = field(default_factory=list)
     jitter: dict[str, Any] = field(default_factory=dict)
@@ -51,6 +54,7 @@ class LiveRelay:
         self.client_name = client
         self.open_timeout = open_timeout
         self.latest: dict[str, np.ndarray] = {}
+        self.latest_blend: dict[str, dict[str, float]] = {}
         self.report = LiveReport()
         self.targets: list[Target] = []
         self._loop = asyncio.new_event_loop()
@@ -83,12 +87,15 @@ class LiveRelay:
         return welcome
 
     async def _read(self) -> None:
-        from machinima.protocol import KIND_POSE
+        from machinima.protocol import KIND_BLEND, KIND_POSE
 
         async for frame in self._client.frames():
             if frame.kind == KIND_POSE and frame.values is not None:
                 self.latest[frame.name] = np.asarray(frame.values, dtype=np.float32)
                 self.report.frames_received += 1
+            elif frame.kind == KIND_BLEND and frame.names:
+                self.latest_blend[frame.name] = frame.blendshapes
+                self.report.blend_frames_received += 1
 
     # --- sink for plugins / OSC (thread-safe: hops onto the relay loop) ------------------------
     def camera(self, name: str, t_ns: int, values: np.ndarray) -> None:
@@ -125,7 +132,7 @@ class LiveRelay:
                     return False
                 t_s = (deadline - start) / NS_PER_S
                 poses = dict(self.latest)
-                frame = BridgeFrame(k, t_s, self._tc(deadline - start), poses, {}, "live")
+                frame = BridgeFrame(k, t_s, self._tc(deadline - start), poses, dict(self.latest_blend), "live")
                 for t, r in zip(self.targets, rates):
                     # a slower engine gets the ticks where its own frame counter advances
                     if k and r < self.rate - 1e-9 and int(k * r / self.rate + 1e-9) == int((k - 1) * r / self.rate + 1e-9):

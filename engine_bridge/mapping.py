@@ -35,6 +35,7 @@ from .errors import MappingError, PerformerMissingError
 SCHEMA = "machinima.bridge.mapping"
 VERSION = 1
 TRACKER_SLOTS = tuple(str(i) for i in range(1, 9)) + ("head",)
+EXAMPLES_DIR = Path(__file__).parent / "examples"
 DEFAULT_TRACKERS = {"1": "Hips", "2": "LeftFoot", "3": "RightFoot", "head": "Head"}
 
 _ENGINE_KEYS = {"name", "target", "host", "port", "rate", "avatar", "calibration", "options"}
@@ -78,6 +79,16 @@ class Mapping:
                 if a.performer not in seen:
                     seen.append(a.performer)
         return seen
+
+    def udp_targets(self) -> list[tuple[str, str, int]]:
+        """(engine name, host, port) of every UDP destination (VMC avatars, VRChat)."""
+        out = []
+        for e in self.engines:
+            if e.target == "vrchat":
+                out.append((e.name, e.host, e.port))
+            elif e.target == "vmc":
+                out += sorted({(e.name, e.host, a.port or e.port) for a in e.avatars})
+        return out
 
     def check_performers(self, available: Iterable[str], where: str) -> None:
         """Every performer the mapping asks for must exist in ``available`` (names ``where``)."""
@@ -248,9 +259,9 @@ def parse_mapping(doc: Any, where: str = "mapping") -> Mapping:
 
 
 def load_mapping(path: str | Path) -> Mapping:
-    p = Path(path)
-    if not p.is_file():
-        raise MappingError(f"mapping file {p} does not exist", hint="see engine_bridge/examples/mapping.toml")
+    from machinima.examples import resolve
+
+    p = resolve(path, EXAMPLES_DIR, "mapping", MappingError)  # a path, or the shipped example's name
     try:
         doc = tomllib.loads(p.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as exc:

@@ -159,7 +159,8 @@ class UDPSender:
 
 
 class VMCTarget(Target):
-    """VMC protocol sender: one OSC bundle per avatar per frame (``machinima.vmc``)."""
+    """VMC protocol sender: one OSC bundle per avatar per frame (``machinima.vmc``); a
+    performer with blendshapes but no pose (face capture only) gets Blend/Val + Apply alone."""
 
     kind = "vmc"
 
@@ -177,10 +178,14 @@ class VMCTarget(Target):
         ready = []
         for a, sender, bones, n_msgs in self._senders:
             pose = frame.poses.get(a.performer)
-            if pose is None:
-                continue
             blend = frame.blend.get(a.performer) if a.blendshapes else None
+            if pose is None and not blend:
+                continue
             try:
+                if pose is None:
+                    data = self._vmc.encode_blendshapes(blend)
+                    ready.append((sender, data, len(blend) + 1))
+                    continue
                 data = self._vmc.encode_frame(pose, blendshapes=blend or None, time_s=frame.t_s, bones=bones)
             except Exception as exc:  # a bad pose (NaN) in a take must not stop the bridge
                 self.error(f"{a.performer}: {exc}")

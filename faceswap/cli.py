@@ -60,9 +60,11 @@ def sort_cmd(
     by: str = typer.Option("blur", "--by", help="blur | yaw | pitch | dupes"),
     remove: bool = typer.Option(False, "--remove", help="Delete the flagged faces (blurry / extreme pose / dupes)."),
     show: int = typer.Option(10, "--show", help="How many ranked faces to print."),
+    force: bool = typer.Option(False, "--force", help="With --remove: remove even when it leaves too few faces to train on."),
 ) -> None:
     """Rank a faceset and tag what to look at (blurry, extreme pose, duplicates)."""
-    from .faceset import filter_faceset, sort_faceset
+    from .errors import FacesetError
+    from .faceset import FEW_FACES, filter_faceset, sort_faceset
 
     r = sort_faceset(faceset, by)
     for rank, (item, value) in enumerate(r.order[:show]):
@@ -70,9 +72,13 @@ def sort_cmd(
     console.print(f"{len(r.order)} face(s) ranked by {by}; {len(r.flagged)} flagged")
     _warn([str(p) for p in r.problems])
     if remove and r.flagged:
+        total, left = len(r.order), len(r.order) - len(r.flagged)
+        if left < FEW_FACES and len(r.flagged) * 2 > total and not force:  # the flags stay: nothing is removed
+            raise FacesetError(f"--remove would delete {len(r.flagged)} of {total} faces ({by}), leaving {left}: too few to train on",
+                               hint="look at the flagged faces first, extract more frames, or add --force to remove them anyway")
         tag = {"blur": "blurry", "yaw": "extreme-pose", "pitch": "extreme-pose", "dupes": "dupe"}[by]
         n = filter_faceset(faceset, (tag,))
-        console.print(f"removed {n} face(s)")
+        console.print(f"removed {n} of {total} face(s); {total - n} left" + (f" (fewer than {FEW_FACES}: training will warn)" if total - n < FEW_FACES else ""))
 
 
 @app.command("verify")
@@ -125,11 +131,10 @@ def train_cmd(
     device: Optional[str] = typer.Option(None, "--device", help="auto | cpu | cuda | cuda:N (default auto)"),
     seed: Optional[int] = typer.Option(None, "--seed", help="Default 0; fixed for the life of a model."),
     production: Optional[str] = typer.Option(None, "--production", help="Production for the rights check (default: machinima.toml)."),
-    subject: list[str] = typer.Option([], "--subject", help="Rights subjects (default: the two faceset folder names)."),
+    subject: list[str] = typer.Option([], "--subject", help="A label only: every face is matched against the rights records."),
     override: Optional[str] = typer.Option(None, "--rights-override", help="Proceed without rights records, with this reason (recorded)."),
 ) -> None:
     """Train a face model on two facesets (checkpoints every N iterations and on Ctrl-C)."""
-    from machinima import rights
     from machinima.config import load_config
 
     from .model import ModelConfig
@@ -141,13 +146,12 @@ def train_cmd(
     doc = read_model_doc(model) if (model / "model.json").exists() else {}
     s, d = src or doc.get("src"), dst or doc.get("dst")
     prod = production or load_config().production
-    subj = list(subject) or [Path(str(x)).name for x in (s, d) if x]
-    clearance = rights.require(prod, subj, "training", override=override)
     flags = {"arch": arch, "res": res, "e_dims": e_dims, "ae_dims": ae_dims, "d_dims": d_dims}
     mc = None if doc else ModelConfig(**{**pre["model"], **{k: v for k, v in flags.items() if v is not None}})
     given = {"batch": batch, "lr": lr, "save_every": save_every, "gan_power": gan_power, "device": device, "seed": None if doc else seed}
     overrides = {**pre["train"], **{k: v for k, v in given.items() if v is not None}}
-    t = Trainer(model, src=s, dst=d, model_config=mc, rights=clearance.to_provenance(), overrides=overrides)
+    t = Trainer(model, src=s, dst=d, model_config=mc, production=prod, override=override,  # the Trainer checks every face (--subject only labels)
+                overrides=overrides)
     _warn(t.problems)
     r = t.train(iters)
     state = "stopped (Ctrl-C)" if r.interrupted else "done"

@@ -25,6 +25,7 @@ from .errors import FacesetError
 
 KIND = "faceset"
 SORT_KEYS = ("blur", "yaw", "pitch", "dupes")
+FEW_FACES = 20  # below this a model learns the pictures, not the face: training warns, sort --remove asks for --force
 
 
 def create_faceset(path: str | Path, *, face_type: str, size: int) -> Collection:

@@ -100,7 +100,7 @@ def live(source: str | int, model_dir: str | Path | None, *, out: str | Path | N
 
     try:
         if report.out is not None:
-            from machinima.imageseq import write_video
+            from machinima.poststep import write_video  # the recording is synthetic media: marked and signed
 
             write_video(report.out, frames(), fps=fps)
         else:

@@ -3,15 +3,17 @@
 One readable pipeline (``merge``), numbered steps:
 
     1. check inputs: options, the model folder (or ``engine="none"``: the pipeline without the network)
-    2. rights: ``machinima.rights.require(production, subjects, "face_replacement")`` (or an
-       explicit override, written into the provenance)
+    2. production (the take's slate, else machinima.toml)
     3. open the source and the output step (``<take>/post/<step-id>/`` for a take, else ``--out``):
        a ``machinima.poststep.PostStep`` (params.json, ledger, resume, Ctrl-C)
     4. track: faces per frame (detect once, then landmarks around each tracked face; full
        detection again every ``redetect_every`` frames or when a face is lost); unreadable
        frames are listed and left out; gaps interpolated; cached in ``tracks.npz``
     5. smooth each track's landmarks over time (zero-lag robust local-linear by default; One-Euro
-       or Savitzky-Golay on request) -- the jitter fix that must not paste the face behind the actor
+       or Savitzky-Golay on request) -- the jitter fix that must not paste the face behind the actor;
+       rights: every tracked face, and the identities the model was trained on, must match a
+       valid ``face_replacement`` record (``machinima.rights.require_cleared``, embedded per
+       track, not per frame), or an explicit override is recorded in the provenance
     6. swap, in batches (PostStep.run): align every face at the model's resolution, run the
        network on the whole batch (torch or onnxruntime), mask = network mask x landmark hull
        (x the occlusion segmenter's face probability with ``--occlusion-model``), erode/blur, colour transfer in face space, warp back onto the face's region only
@@ -353,8 +355,6 @@ def merge(target: str | Path, model_dir: str | Path | None, *, out: str | Path |
             from machinima.config import load_config
 
             production = load_config().production
-    subj = subjects or [Path(str(doc[k])).name for k in ("src", "dst") if doc.get(k)] or ["unknown"]
-    clearance = rights.require(production, subj, "face_replacement", override=override, store=rights_store)
     network = None if swapper is None else type(swapper).__name__  # recorded: the frames did not come from the model
     if swapper is None:
         swapper, res, face_type, _ = make_swapper(model_dir, opts.engine, opts.device)
@@ -375,8 +375,8 @@ def merge(target: str | Path, model_dir: str | Path | None, *, out: str | Path |
         **({"network": network} if network else {}),
     }
     step = PostStep(out_dir, "faceswap-merge", params, inputs={"source": str(source.path), "kind": source.kind},
-                    notes=["face replacement: synthetic media"], rights=clearance)
-    report = MergeReport(out_dir, frames=len(source.frames), rights=clearance.to_provenance(), smooth=opts.smooth)
+                    notes=["face replacement: synthetic media"])
+    report = MergeReport(out_dir, frames=len(source.frames), smooth=opts.smooth)
 
     # 4. track (cached)
     t0 = time.perf_counter()
@@ -392,6 +392,10 @@ def merge(target: str | Path, model_dir: str | Path | None, *, out: str | Path |
     used = smooth_tracks(per_frame, opts, source.fps)
     report.jitter_raw, report.jitter_used = _track_jitter(per_frame), _track_jitter(used)
     np.savez_compressed(out_dir / "landmarks_used.npz", **{f"{f}_{t}": lm for f, faces in used.items() for t, lm in faces.items()})
+    clearance = rights.require_cleared(production, "face_replacement", rights.faces_in_tracks(source.read, used), override=override,
+                                       store=rights_store, model_rights=doc.get("rights") if model_dir else None, what=str(target))
+    step.set_rights(clearance)  # --subject names only label: the faces themselves were matched
+    report.rights = clearance.to_provenance()
 
     # 6. swap, in batches, resumable
     comp = Compositor(swapper, res, face_type, opts)
@@ -415,7 +419,8 @@ def merge(target: str | Path, model_dir: str | Path | None, *, out: str | Path |
     if video:
         outs = step.outputs_of("rgb")
         if outs:
-            from machinima.imageseq import read_image, write_video
+            from machinima.imageseq import read_image
+            from machinima.poststep import write_video  # disclosed like the frames
 
             report.video = write_video(out_dir / f"{sid}.mp4", (read_image(p) for _, p in sorted(outs.items())), fps=source.fps or 24)
     close = getattr(be, "close", None)

@@ -32,7 +32,7 @@ import numpy as np
 from machinima.fsutil import atomic_write_json
 
 from .errors import FacesetError, ModelError
-from .faceset import load_training_set
+from .faceset import FEW_FACES, load_training_set
 from .masks import hull_mask, priority_weights
 
 SCHEMA = "machinima.faceswap-model"
@@ -152,6 +152,9 @@ class _Side:
         self.masks = np.stack([hull_mask(lm, (res, res), ts.face_type) for lm in ts.landmarks])
         self.weights = np.stack([priority_weights(lm, (res, res), priority) for lm in ts.landmarks])
         self.problems = [str(p) for p in ts.problems]
+        if len(ts.images) < FEW_FACES:  # it trains, but on so few faces it learns pictures, not a face
+            self.problems.append(f"{path.name} has only {len(ts.images)} face(s) (fewer than {FEW_FACES}): the model will learn these "
+                                 "pictures by heart; extract more (hundreds, varied pose and light) or check what `faceswap sort --remove` removed")
         self.res = res
 
     def batch(self, rng: np.random.Generator, n: int, cfg: TrainConfig) -> tuple[np.ndarray, ...]:
@@ -208,9 +211,14 @@ class Trainer:
 
     def __init__(self, model_dir: str | Path, *, src: str | Path | None = None, dst: str | Path | None = None,
                  model_config: Any = None, train_config: TrainConfig | None = None, rights: dict[str, Any] | None = None,
-                 overrides: dict[str, Any] | None = None) -> None:
+                 overrides: dict[str, Any] | None = None, production: str | None = None, override: str | None = None,
+                 rights_store: Any = None) -> None:
         """``train_config`` is the whole config (a new model, or replacing a saved one);
-        ``overrides`` changes only the named fields of the saved (or default) config."""
+        ``overrides`` changes only the named fields of the saved (or default) config.
+        Every face of both facesets must match a valid ``training`` rights record of
+        ``production`` (``machinima.rights.require_cleared``), else ``NotCleared``; ``override``
+        (a reason; or ``rights={"override": reason}``) goes on anyway, recorded in model.json; a
+        resumed model continues under the override it was started with, said so."""
         import torch
 
         from .model import FaceModel, ModelConfig
@@ -232,10 +240,16 @@ class Trainer:
             tc = TrainConfig.from_doc({**asdict(train_config or TrainConfig()), **(overrides or {})})
         self.mcfg, self.tcfg = mc, tc
         self.src_path, self.dst_path = Path(str(src)), Path(str(dst))
-        self.rights = rights if rights is not None else (doc or {}).get("rights")
         # face type comes from the facesets
         self.src = _Side(self.src_path, mc.res, tc.priority)
         self.dst = _Side(self.dst_path, mc.res, tc.priority)
+        from machinima import rights as R  # rights bound to the faces themselves: folder names only label
+        from machinima.config import load_config
+
+        self.rights = R.require_cleared(production or load_config().production, "training",
+                                        R.faces_in_collection(self.src_path) + R.faces_in_collection(self.dst_path), store=rights_store,
+                                        override=override or (rights or {}).get("override") or R.continued_override((doc or {}).get("rights")),
+                                        what="the facesets").to_provenance()
         self.problems = [f"src: {p}" for p in self.src.problems] + [f"dst: {p}" for p in self.dst.problems]
         from .faceset import open_faceset
 

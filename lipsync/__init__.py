@@ -6,5 +6,5 @@ Python API::
     from lipsync.audio import load_audio
     from lipsync.analyze import lipsync_audio
     track = lipsync_audio(load_audio("line.wav"), fps=24, text="hello there")
-    track.shapes   # Rhubarb shape per frame; track.vrm (n, 5) A I U E O; track.cues
+    track.shapes   # Rhubarb shape per frame; track.visemes (Oculus); track.vrm (n, 5) A I U E O; track.cues
 """

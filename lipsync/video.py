@@ -1,17 +1,29 @@
-"""Re-sync the mouth of a live-action clip to a dialogue track: one readable pipeline.
+"""Re-sync the mouth on a live-action plate to a dialogue line, as a post step of a take.
 
-    1. check inputs and rights (scope ``lip_sync`` for the person on screen)
-    2. analyse the dialogue at the clip's frame rate (aligned to the text when given)
-    3. for each frame (a resumable ``PostStep``): find the face (mediapipe face mesh, tracked),
-       then repaint the mouth: Wav2Lip when weights are given, else the landmark mouth warp
-    4. write frames + an mp4 with the dialogue muxed in
+    <take>/post/<step-id>/frames/NNNNNN.png   the plate's frames, mouth repainted (plate numbering)
+    <take>/post/<step-id>/mouth.json          the mouth cues used (Rhubarb JSON)
+    <take>/post/<step-id>/<step-id>.mp4       the frames with the dialogue muxed in
+    <take>/post/<step-id>/params.json         provenance: inputs, hashes, rights, frames without a face
+
+One readable pipeline:
+
+    1. check inputs; rights: every face on screen must match a valid ``lip_sync`` record
+       (``machinima.rights.require_cleared``; the faces themselves, not a typed name); the
+       dialogue is the take's own audio (``<take>/audio/``), or a file that is copied there first
+    2. analyse the dialogue at the plate's frame rate (aligned to the text when given)
+    3. for each frame (a resumable ``PostStep``): find the face (mediapipe face mesh), then repaint
+       the mouth: Wav2Lip when weights are given, else the landmark mouth warp. A frame without a
+       face stops the step with the frame's number (the person asked for a face there), unless
+       ``allow_no_face`` passes such frames through, listed
+    4. write the mp4 with the dialogue
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
@@ -25,96 +37,146 @@ class ResyncReport:
     out_dir: Path
     mp4: Path | None
     frames: int
-    done: int
-    skipped: int
-    no_face: list[int]
+    resynced: int  # frames repainted in this run
+    skipped: int  # frames already done by an earlier run
     engine: str
     mode: str
+    no_face: list[int] = field(default_factory=list)  # frames passed through without a face (all runs)
 
 
-def _probe_video(path: Path) -> tuple[Fraction, int]:
+@dataclass
+class Plate:
+    """The frames to repaint: a video file or a folder of numbered images, read one at a time."""
+
+    numbers: list[int]
+    fps: Fraction
+    identity: str  # what changes when the plate changes (hash of the file, or of names and sizes)
+    read: Callable[[int], np.ndarray]  # position -> RGB uint8
+
+
+def open_plate(path: Path, fps: str | Fraction | None, take_fps: Fraction) -> Plate:
+    """A video (its own rate unless ``fps`` says otherwise) or a folder of numbered frames (at
+    ``fps``, else the take's rate)."""
+    from machinima.imageseq import list_frames, read_image, read_video
+    from machinima.poststep import file_hash, stable_hash
+    from machinima.timecode import parse_rate
+
+    if path.is_dir():
+        files = list_frames(path)
+        if not files:
+            raise LipSyncError(f"no numbered frames in {path}")
+        paths = list(files.values())
+        ident = stable_hash([(p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in paths])
+        return Plate(list(files), parse_rate(fps) if fps else take_fps, ident, lambda i: read_image(paths[i]))
+    if not path.is_file():
+        raise LipSyncError(f"no plate at {path} (a video file or a folder of numbered frames)")
     import av
 
     try:
         with av.open(str(path)) as c:
             if not c.streams.video:
                 raise LipSyncError(f"{path} has no video stream")
-            st = c.streams.video[0]
-            rate = Fraction(st.average_rate or 25)
-            n = st.frames or sum(1 for _ in c.decode(video=0))
+            rate = Fraction(c.streams.video[0].average_rate or 25)
+        frames = list(read_video(path))
     except av.error.FFmpegError as exc:
         raise LipSyncError(f"{path} is not a readable video ({exc})") from None
-    return rate, int(n)
+    if not frames:
+        raise LipSyncError(f"{path} holds no video frames")
+    return Plate(list(range(len(frames))), parse_rate(fps) if fps else rate, file_hash(path)[:16], lambda i: frames[i])
 
 
-def resync_video(clip: str | Path, audio_path: str | Path, out_dir: str | Path, *, text: str | None = None,
-                 weights: str | Path | None = None, production: str = "", subjects: list[str] | None = None,
-                 override: str | None = None, strength: float = 1.0, progress: bool = True) -> ResyncReport:
+def resync_video(take: str | Path, plate_path: str | Path, *, audio: str | Path | None = None, step_id: str = "lipsync",
+                 text: str | None = None, weights: str | Path | None = None, production: str | None = None, subjects: list[str] | None = None,
+                 override: str | None = None, strength: float = 1.0, plate_fps: str | None = None, allow_no_face: bool = False,
+                 progress: bool = True) -> ResyncReport:
     from machinima import rights
-    from machinima.imageseq import read_image, read_video, write_video
-    from machinima.poststep import PostStep, file_hash
+    from machinima.imageseq import read_image
+    from machinima.poststep import PostStep, file_hash, write_video
+    from machinima.take import Take
+    from machinima.takeaudio import resolve_audio
 
     # 1. inputs and rights
-    clip, audio_path, out_dir = Path(clip), Path(audio_path), Path(out_dir)
-    if not clip.exists():
-        raise LipSyncError(f"no video at {clip}")
+    take_path, plate_path = Path(take), Path(plate_path)
+    manifest = Take.open(take_path).manifest
     if not subjects and not override:
         raise LipSyncError("say whose face is re-synced: --subject NAME (needs a rights record with scope lip_sync)",
                            hint="or --rights-override 'reason' for your own test footage")
-    clearance = rights.require(production, subjects or ["unnamed"], "lip_sync", override=override)
-    fps, n_frames = _probe_video(clip)
-    audio = load_audio(audio_path)
-    # 2. dialogue -> mouth shapes at the clip's rate
-    track = lipsync_audio(audio, fps, text)
-    frames = list(read_video(clip))
-    shapes = track.shapes + ["X"] * max(0, len(frames) - len(track.shapes))
+    plate = open_plate(plate_path, plate_fps, manifest.fps)
+    position = {num: i for i, num in enumerate(plate.numbers)}  # the plate's frame number -> its time
+    clearance = rights.require_cleared(production or manifest.slate.production, "lip_sync",
+                                       rights.faces_in_frames(plate.numbers, lambda num: plate.read(position[num])),
+                                       override=override, what=str(plate_path))  # every face on screen, not the --subject label
+    audio_path = resolve_audio(take_path, audio)
+    dialogue = load_audio(audio_path)
+    # 2. dialogue -> mouth shapes at the plate's rate
+    track = lipsync_audio(dialogue, plate.fps, text)
+    shapes = track.shapes + ["X"] * max(0, len(plate.numbers) - len(track.shapes))
     engine = "wav2lip" if weights else "mouth-warp"
-    params = {"engine": engine, "audio": file_hash(audio_path)[:16], "clip": file_hash(clip)[:16], "text": text or "",
-              "strength": strength, "weights": file_hash(weights)[:16] if weights and Path(weights).is_file() else str(weights or "")}
-    step = PostStep(out_dir, "lipsync-video", params, inputs={"clip": str(clip), "audio": str(audio_path)},
+    out_dir = take_path / "post" / step_id
+    params = {"engine": engine, "audio": file_hash(audio_path)[:16], "plate": plate.identity, "plate_fps": str(plate.fps),
+              "text": text or "", "strength": strength, "allow_no_face": allow_no_face,
+              "weights": file_hash(weights)[:16] if weights and Path(weights).is_file() else str(weights or "")}
+    step = PostStep(out_dir, "lipsync-video", params,
+                    inputs={"plate": str(plate_path), "audio": audio_path.relative_to(take_path).as_posix()},
                     notes=[f"mouth re-synced by {engine}; analysis: {track.mode}"] + track.notes, rights=clearance)
-    write_rhubarb_json(out_dir / "mouth.json", track.cues, sound_file=str(audio_path), duration=track.duration)
+    write_rhubarb_json(out_dir / "mouth.json", track.cues, sound_file=audio_path.relative_to(take_path).as_posix(), duration=track.duration)
     # 3. per frame
     from .mouthwarp import FaceMesh, MouthWarp
 
     mesh = FaceMesh(video=False)
     warp = MouthWarp()
     model = mel = None
+    device = "cpu"
     if weights:
-        from .wav2lip import load_generator, melspectrogram
+        from .wav2lip import best_device, load_generator, melspectrogram
 
-        model = load_generator(weights)
-        mel = melspectrogram(audio.samples)
+        device = best_device()
+        model = load_generator(weights, device)
+        mel = melspectrogram(dialogue.samples)
     no_face: list[int] = []
 
     def process(batch: list[int]) -> list[dict[str, np.ndarray]]:
         out = []
-        for f in batch:
-            img = frames[f]
+        for num in batch:
+            pos = position[num]
+            img = plate.read(pos)
             lm = mesh.landmarks(img)
             if lm is None:
-                no_face.append(f)  # a frame without a face passes through unchanged
+                if not allow_no_face:
+                    raise LipSyncError(f"no face found on frame {num} of {plate_path} (lip sync asked for one there)",
+                                       hint="a face too small or turned away? frames done so far are kept; --allow-no-face passes such frames through")
+                no_face.append(num)
                 out.append({"frames": img})
-                continue
-            if model is not None:
-                out.append({"frames": _wav2lip_frame(model, img, lm, mel, f, float(fps))})
+            elif model is not None:
+                out.append({"frames": _wav2lip_frame(model, img, lm, mel, pos, float(plate.fps), device)})
             else:
-                out.append({"frames": warp.apply(img, lm, shapes[f], strength)[0]})
+                out.append({"frames": warp.apply(img, lm, shapes[pos], strength)[0]})
         return out
 
+    earlier = set(_recorded_no_face(out_dir))
     try:
-        rep = step.run(range(len(frames)), process, progress=progress, description=f"lip sync ({engine})")
+        rep = step.run(plate.numbers, process, progress=progress, description=f"lip sync ({engine})")
     finally:
         mesh.close()
+        all_no_face = sorted(earlier | set(no_face))
+        step.write_params(no_face=all_no_face)
     # 4. mp4 with the dialogue
     outs = step.outputs_of("frames")
-    mp4 = out_dir / f"{out_dir.name}.mp4"
-    write_video(mp4, (read_image(outs[f]) for f in sorted(outs)), fps=fps)
-    _mux_audio(mp4, audio_path)
-    return ResyncReport(out_dir, mp4, len(frames), len(rep.done), len(rep.skipped), sorted(no_face), engine, track.mode)
+    mp4 = out_dir / f"{step_id}.mp4"
+    write_video(mp4, (read_image(outs[f]) for f in sorted(outs)), fps=plate.fps, before_signing=lambda p: _mux_audio(p, audio_path))
+    return ResyncReport(out_dir, mp4, len(plate.numbers), len(rep.done) - len(no_face), len(rep.skipped), engine, track.mode, all_no_face)
 
 
-def _wav2lip_frame(model, img: np.ndarray, lm: np.ndarray, mel: np.ndarray, frame: int, fps: float) -> np.ndarray:
+def _recorded_no_face(out_dir: Path) -> list[int]:
+    import json
+
+    try:
+        return [int(f) for f in json.loads((out_dir / "params.json").read_text()).get("no_face", [])]
+    except (OSError, ValueError, TypeError):
+        return []
+
+
+def _wav2lip_frame(model, img: np.ndarray, lm: np.ndarray, mel: np.ndarray, frame: int, fps: float, device: str) -> np.ndarray:
     import cv2
 
     from .wav2lip import IMG, mel_window, repaint
@@ -125,7 +187,7 @@ def _wav2lip_frame(model, img: np.ndarray, lm: np.ndarray, mel: np.ndarray, fram
     x0, y0 = int(max(0, x0 - pad)), int(max(0, y0 - pad))
     x1, y1 = int(min(img.shape[1], x1 + pad)), int(min(img.shape[0], y1 + pad))
     crop = cv2.resize(img[y0:y1, x0:x1], (IMG, IMG), interpolation=cv2.INTER_AREA)
-    new = repaint(model, crop, mel_window(mel, frame, fps))
+    new = repaint(model, crop, mel_window(mel, frame, fps), device)
     out = img.copy()
     out[y0:y1, x0:x1] = cv2.resize(new, (x1 - x0, y1 - y0), interpolation=cv2.INTER_LINEAR)
     return out

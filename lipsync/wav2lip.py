@@ -5,6 +5,10 @@ stacked with a reference frame (6 channels); an audio encoder over an 80x16 mel-
 window (0.2 s); a decoder with skip connections that repaints the face, lower half included.
 Weights load from a local file (the released ``wav2lip.pth`` / ``wav2lip_gan.pth`` layout:
 ``{"state_dict": {"module.…": …}}`` or a plain state dict); nothing is downloaded.
+
+The published network was trained on OpenCV frames, so it takes and gives BGR: ``repaint`` turns
+our RGB crops into BGR before the network and its output back into RGB. It runs on the GPU when
+there is one (``best_device``).
 """
 
 from __future__ import annotations
@@ -98,6 +102,12 @@ def build_generator():
     return Wav2Lip()
 
 
+def best_device() -> str:
+    """``cuda`` when torch sees a GPU, else ``cpu``."""
+    torch, _ = _torch()
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
 def load_generator(path: str | Path, device: str = "cpu"):
     torch, _ = _torch()
     path = Path(path)
@@ -154,31 +164,38 @@ def melspectrogram(samples: np.ndarray) -> np.ndarray:
         _MEL = _slaney_mel()
     x = np.asarray(samples, np.float64)
     x = np.concatenate([x[:1], x[1:] - 0.97 * x[:-1]])
-    pad = 400
+    pad = 400  # librosa's centred frames
     xp = np.pad(x, (pad, pad), mode="reflect") if x.size > pad else np.pad(x, (pad, pad))
     n = 1 + (xp.size - 800) // 200
     idx = np.arange(800)[None, :] + 200 * np.arange(n)[:, None]
-    spec = np.abs(np.fft.rfft(xp[idx] * np.hanning(800), 800)).T
+    hann = 0.5 - 0.5 * np.cos(2 * np.pi * np.arange(800) / 800)  # periodic, as librosa's stft uses
+    spec = np.abs(np.fft.rfft(xp[idx] * hann, 800)).T
     db = 20 * np.log10(np.maximum(1e-5, _MEL @ spec)) - 20
     return np.clip((2 * 4) * ((db + 100) / 100) - 4, -4, 4).astype(np.float32)
 
 
 def mel_window(mel: np.ndarray, frame: int, fps: float) -> np.ndarray:
-    """The 80x16 window that Wav2Lip pairs with video frame ``frame``."""
-    start = int(80.0 * (frame / fps))
-    win = mel[:, start:start + MEL_STEP]
-    if win.shape[1] < MEL_STEP:
-        win = np.pad(win, ((0, 0), (0, MEL_STEP - win.shape[1])), mode="edge")
-    return win
+    """The 80x16 window that Wav2Lip pairs with video frame ``frame`` (its inference script: the
+    window starts at ``int(frame * 80 / fps)``; past the end, the last 16 mel frames)."""
+    start = int(frame * (80.0 / fps))
+    if start + MEL_STEP > mel.shape[1]:
+        win = mel[:, max(0, mel.shape[1] - MEL_STEP):]
+        return np.pad(win, ((0, 0), (0, MEL_STEP - win.shape[1])), mode="edge") if win.shape[1] < MEL_STEP else win
+    return mel[:, start:start + MEL_STEP]
 
 
 def repaint(model, face_crop: np.ndarray, mel_win: np.ndarray, device: str = "cpu") -> np.ndarray:
-    """Repaint one 96x96 RGB face crop (uint8) for its mel window; returns uint8 96x96x3."""
+    """Repaint one 96x96 RGB face crop (uint8) for its mel window; returns RGB uint8 96x96x3.
+    The network sees what it was trained on: BGR in [0, 1], the crop with its lower half zeroed
+    stacked on the unmasked crop (6 channels), and the (1, 1, 80, 16) mel window."""
     torch, _ = _torch()
-    f = face_crop.astype(np.float32) / 255.0
+    if face_crop.shape[:2] != (IMG, IMG) or mel_win.shape != (80, MEL_STEP):
+        raise MouthModelError(f"Wav2Lip needs a {IMG}x{IMG} face crop and an 80x{MEL_STEP} mel window, got {face_crop.shape[:2]} and {mel_win.shape}")
+    f = np.ascontiguousarray(face_crop[..., 2::-1]).astype(np.float32) / 255.0  # RGB -> BGR
     masked = f.copy()
     masked[IMG // 2:] = 0
     inp = np.concatenate([masked, f], axis=2).transpose(2, 0, 1)[None]
     with torch.no_grad():
-        out = model(torch.from_numpy(mel_win[None, None]).to(device), torch.from_numpy(inp).to(device))
-    return (out[0].permute(1, 2, 0).cpu().numpy() * 255).clip(0, 255).astype(np.uint8)
+        out = model(torch.from_numpy(np.ascontiguousarray(mel_win, np.float32)[None, None]).to(device), torch.from_numpy(inp).to(device))
+    bgr = (out[0].permute(1, 2, 0).float().cpu().numpy() * 255).clip(0, 255).astype(np.uint8)
+    return np.ascontiguousarray(bgr[..., ::-1])  # BGR -> RGB

@@ -1,4 +1,5 @@
-"""``machinima lora train DATASET --base DIR --out FILE [--preset 12gb]``."""
+"""``machinima lora train DATASET --base DIR --out FILE [--preset 12gb]`` or ``--settings run.toml``
+(every option as a key without its dashes; flags typed on the line win, see machinima.settingsfile)."""
 
 from __future__ import annotations
 
@@ -17,11 +18,17 @@ def _main() -> None:
     """LoRA training."""
 
 
+SCHEMA = "machinima.lora-train"
+
+
 @app.command("train")
 def train_cmd(
-    dataset: Path = typer.Argument(..., help="A captioned dataset folder (machinima dataset import + caption)."),
-    base: Path = typer.Option(..., "--base", help="Base model: a diffusers folder or a .safetensors/.ckpt checkpoint (local; never downloaded)."),
-    out: Path = typer.Option(..., "--out", "-o", help="Output LoRA (.safetensors, kohya layout); the diffusers layout goes to OUT_STEM.diffusers/."),
+    ctx: typer.Context,
+    dataset: Optional[Path] = typer.Argument(None, help="A captioned dataset folder (machinima dataset import + caption)."),
+    settings: Optional[Path] = typer.Option(None, "--settings", help="A TOML of these options (keys without dashes); flags on the line win. "
+                                            "Example: `machinima examples copy lora-train .`"),
+    base: Optional[Path] = typer.Option(None, "--base", help="Base model: a diffusers folder or a .safetensors/.ckpt checkpoint (local; never downloaded)."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Output LoRA (.safetensors, kohya layout); the diffusers layout goes to OUT_STEM.diffusers/."),
     preset: str = typer.Option("cpu", "--preset", help="Memory preset: cpu, 8gb, 12gb, 24gb (see docs/lora.md)."),
     steps: int = typer.Option(1000, "--steps", help="Optimizer steps."),
     rank: int = typer.Option(16, "--rank", help="LoRA rank (network dim)."),
@@ -55,22 +62,27 @@ def train_cmd(
     device: Optional[str] = typer.Option(None, "--device", help="cpu or cuda (default: from the preset)."),
 ) -> None:
     """Train a LoRA; rerun the same command to resume after Ctrl-C or a crash."""
+    from machinima.settingsfile import apply_settings, require
+
     from .errors import TrainConfigError
     from .train import TrainConfig, Trainer
 
+    v = apply_settings(ctx, settings, SCHEMA)
+    require(v, "dataset", "base", "out")
     try:
-        seeds = tuple(int(s) for s in sample_seeds.split(",") if s.strip())
+        seeds = tuple(int(s) for s in v["sample_seeds"].split(",") if s.strip())
     except ValueError:
-        raise TrainConfigError(f"--sample-seeds {sample_seeds!r} must be integers separated by commas") from None
+        raise TrainConfigError(f"--sample-seeds {v['sample_seeds']!r} must be integers separated by commas") from None
     cfg = TrainConfig.from_preset(
-        preset, steps=steps, rank=rank, alpha=alpha, lr=lr, lr_scheduler=lr_scheduler, warmup_steps=warmup, batch_size=batch,
-        resolution=resolution, bucket_step=bucket_step, buckets=not no_buckets, noise_offset=noise_offset, prior_weight=prior_weight,
-        train_text_encoder=train_text_encoder, mixed_precision=precision, gradient_checkpointing=grad_ckpt,
-        cache_latents=False if no_cache else None, save_every=save_every, sample_every=sample_every,
-        sample_prompts=tuple(sample_prompts) or None, sample_seeds=seeds or None, save_precision=save_precision, seed=seed,
-        trigger=trigger, device=device)
-    trainer = Trainer(dataset, base, out, cfg, prior=prior, work=work, production=production, rights_override=override, base_config=config)
-    res = trainer.run(fresh=fresh)
+        v["preset"], steps=v["steps"], rank=v["rank"], alpha=v["alpha"], lr=v["lr"], lr_scheduler=v["lr_scheduler"], warmup_steps=v["warmup"],
+        batch_size=v["batch"], resolution=v["resolution"], bucket_step=v["bucket_step"], buckets=not v["no_buckets"],
+        noise_offset=v["noise_offset"], prior_weight=v["prior_weight"], train_text_encoder=v["train_text_encoder"],
+        mixed_precision=v["precision"], gradient_checkpointing=v["grad_ckpt"], cache_latents=False if v["no_cache"] else None,
+        save_every=v["save_every"], sample_every=v["sample_every"], sample_prompts=tuple(v["sample_prompts"]) or None,
+        sample_seeds=seeds or None, save_precision=v["save_precision"], seed=v["seed"], trigger=v["trigger"], device=v["device"])
+    trainer = Trainer(v["dataset"], v["base"], v["out"], cfg, prior=v["prior"], work=v["work"], production=v["production"],
+                      rights_override=v["override"], base_config=v["config"])
+    res = trainer.run(fresh=v["fresh"])
     if res.resumed_from is not None:
         console.print(f"resumed from step {res.resumed_from}")
     if res.status == "interrupted":

@@ -185,11 +185,18 @@ def report_cmd(
         console.print(f"report: {path}")
         console.print(f"{len(a.rows)} images, {sum(r.face for r in a.rows)} with a face")
         if gaps is not None:
+            src_faces, dst_faces = sum(r.face for r in a.rows), sum(r.face for r in b.rows)
+            console.print(f"destination: {len(b.rows)} images, {dst_faces} with a face")
+            if not src_faces or not dst_faces:  # nothing was compared: no verdict either way
+                raise DatasetError(f"nothing to compare: {'the source' if not src_faces else 'the destination'} has no measured face "
+                                   f"({src_faces} source and {dst_faces} destination faces found)",
+                                   hint="check that the images show a face the face mesh finds (frontal enough, not tiny)")
             if gaps.uncovered:
-                console.print(f"[yellow]{len(gaps.uncovered)} of {len(b.rows)} destination images are not covered:[/]")
+                console.print(f"[yellow]{len(gaps.uncovered)} of the {dst_faces} destination faces are not covered:[/]")
                 for line in gaps.summary():
                     console.print(f"  {line}", highlight=False)
             else:
-                console.print("the source covers every destination image")
+                console.print(f"the source covers all {dst_faces} destination faces" +
+                              (f" ({len(b.rows) - dst_faces} destination images without a face were not compared)" if len(b.rows) > dst_faces else ""))
     finally:
         src.close()

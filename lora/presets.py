@@ -12,6 +12,9 @@ cpu      fp32 everywhere, batch 1, latents and prompt embeddings cached once. Sl
 24gb     fp16, no gradient checkpointing (fastest), batch 4, caches as above.
 =======  =====================================================================================
 
+No preset sets ``channels_last`` (TrainConfig): on an H200 it made 24gb steps slower (6.07
+against 6.67 it/s, bench/gpu.sh, docs/performance.md). It stays an option for other GPUs.
+
 Explicit flags (``--batch``, ``--grad-checkpointing/--no-grad-checkpointing``, ``--precision``)
 win over the preset.
 """

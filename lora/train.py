@@ -79,6 +79,7 @@ class TrainConfig:
     mixed_precision: str = "no"           # no | fp16 | bf16 (GPU only; CPU trains in fp32)
     gradient_checkpointing: bool = False
     offload_frozen: bool = False          # move VAE / text encoder to the CPU once the caches are built
+    channels_last: bool = False           # GPU: the UNet in NHWC layout (slower on an H200: docs/performance.md)
     device: str = "auto"
     save_every: int = 0                   # checkpoint every N steps (0: only on Ctrl-C and at the end)
     sample_every: int = 0                 # sample images every N steps (0: only at the end, if prompts)
@@ -373,8 +374,9 @@ class Trainer:
             from machinima.config import load_config
 
             production = self.production or load_config().production
-            self.clearance = rights.require_items(production, [e.item for e in self.entries] + [e.item for e in self.prior_entries],
-                                                  "training", self.rights_override, store=self.rights_store, what="dataset")
+            faces = rights.faces_in_collection(self.dataset_path) + (rights.faces_in_collection(self.prior_path) if self.prior_path else [])
+            self.clearance = rights.require_cleared(production, "training", faces, override=self.rights_override,  # every face, not item labels
+                                                    store=self.rights_store, what="the dataset")
             self.dataset_hash = dataset_hash(self.entries)
         finally:
             ds.close()
@@ -486,6 +488,8 @@ class Trainer:
                     params[1]["params"].append(p)
                     self.trainable[f"text_encoder.{n}"] = p
             te.train()
+        if cfg.channels_last and self.device.type == "cuda":
+            unet.to(memory_format=torch.channels_last)  # 4-D conv weights only; activations follow them
         if cfg.gradient_checkpointing:
             unet.enable_gradient_checkpointing()
             if cfg.train_text_encoder:

@@ -1,258 +1,385 @@
-"""BVH export and import, so a take opens in any DCC (MotionBuilder, Blender, Maya...).
+"""BVH files: a sans-I/O parser (``parse_bvh(text)``) and the file's own skeleton in motion.
 
-Written files: centimetres (scale 100), root with 6 channels (Xposition Yposition Zposition
-Zrotation Xrotation Yrotation), every other joint 3 rotation channels in ZXY order, offsets from
-the performer's own proportions (the first frame's local positions). Read files: any channel
-order and any subset of position channels, as common tools write them; the parser is
-sans-I/O (``parse_bvh(text)``) and reports the line of anything it cannot read.
+The parser reads what Blender's importer (``bpy.ops.import_anim.bvh``) reads, and a little more:
+blank lines anywhere (also between ``MOTION`` and ``Frames:``), tabs, CRLF and old-Mac CR line
+ends, ``End Site`` in any case with or without a name, ``{`` on the keyword's line, joint names
+with spaces (joined with ``_`` as Blender does), channels on end joints, joints with 0 to 6
+channels, ``CHANNELS`` inside an ``End Site`` (those columns are read as an extra joint). Every
+error names the line: ``line 212: 68 values, the hierarchy declares 69 channels``.
+
+The motion follows Blender's reading, so positions are Blender-exact: a joint's local
+translation is its ``OFFSET``, or, when the joint has position channels, the channel values
+(components without a channel are 0, as in Blender); its local rotation is the product of its
+rotation channels in the order written (``Zrotation Xrotation Yrotation`` is Rz * Rx * Ry).
+World positions are ``P_parent + G_parent * t`` and rotations ``G_parent * R``. The rest pose
+(every channel 0) is the file's own skeleton: offsets and end sites.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from fractions import Fraction
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from . import quat
 from .errors import BVHError
-from .fsutil import atomic_write_text
-from .skeleton import BONE_INDEX, BONES, PARENTS, BoneMap, check_pose, rest_pose
+
+_AXES = "XYZ"
 
 
 @dataclass
 class BVHMotion:
+    """A parsed BVH file: the hierarchy as written (pre-order, parents first) and the motion."""
+
     names: list[str]
     parents: list[int]
     offsets: np.ndarray  # (J, 3) in file units
-    channels: list[list[str]]  # per joint, e.g. ["Xposition", ..., "Zrotation", ...]
+    channels: list[list[str]]  # per joint, as written, e.g. ["Xposition", ..., "Zrotation", ...]
     frame_time: float
     data: np.ndarray  # (N, total channels)
+    end_sites: list[tuple[float, float, float] | None] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if not self.end_sites:
+            self.end_sites = [None] * len(self.names)
 
     @property
     def fps(self) -> float:
         return 1.0 / self.frame_time if self.frame_time > 0 else 0.0
 
-    def local_poses(self, scale: float = 0.01) -> np.ndarray:
-        """(N, J, 7) local position (metres) + quaternion per joint."""
-        n = self.data.shape[0]
-        out = np.zeros((n, len(self.names), 7), dtype=np.float64)
-        col = 0
-        for j, chans in enumerate(self.channels):
-            pos = np.broadcast_to(self.offsets[j], (n, 3)).copy()
-            rot_order = ""
-            rot_cols = []
-            for c in chans:
-                axis = c[0].upper()
-                if c.lower().endswith("position"):
-                    pos[:, "XYZ".index(axis)] = self.data[:, col]
-                else:
-                    rot_order += axis
-                    rot_cols.append(col)
-                col += 1
-            out[:, j, :3] = pos * scale
-            out[:, j, 3:7] = quat.from_euler(self.data[:, rot_cols], rot_order) if rot_order else quat.IDENTITY
+    @property
+    def frames(self) -> int:
+        return int(self.data.shape[0])
+
+    def rotation_order(self, j: int) -> str:
+        """The rotation channels' axes in the order written ("ZXY"), "" for none."""
+        return "".join(c[0].upper() for c in self.channels[j] if c.lower().endswith("rotation"))
+
+    def columns(self) -> list[range]:
+        """The motion data columns of each joint."""
+        out, col = [], 0
+        for chans in self.channels:
+            out.append(range(col, col + len(chans)))
+            col += len(chans)
         return out
 
+    def local_transforms(self, scale: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+        """Per frame and joint: local translation (N, J, 3) times ``scale`` and rotation (N, J, 4)."""
+        n, jn = self.frames, len(self.names)
+        trans = np.empty((n, jn, 3))
+        rots = np.empty((n, jn, 4))
+        for j, cols in enumerate(self.columns()):
+            chans = self.channels[j]
+            has_pos = any(c.lower().endswith("position") for c in chans)
+            t = np.zeros((n, 3)) if has_pos else np.broadcast_to(self.offsets[j], (n, 3)).copy()
+            rot_cols = []
+            for c, col in zip(chans, cols):
+                if c.lower().endswith("position"):
+                    t[:, _AXES.index(c[0].upper())] = self.data[:, col]
+                else:
+                    rot_cols.append(col)
+            trans[:, j] = t * scale
+            order = self.rotation_order(j)
+            rots[:, j] = quat.from_euler(self.data[:, rot_cols], order) if order else quat.IDENTITY
+        return trans, rots
 
-def _children() -> dict[int, list[int]]:
-    kids: dict[int, list[int]] = {i: [] for i in range(len(BONES))}
-    for i, p in enumerate(PARENTS):
-        if p >= 0:
-            kids[int(p)].append(i)
-    return kids
+    def world(self, scale: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+        """World positions (N, J, 3) times ``scale`` and rotations (N, J, 4) of every joint."""
+        trans, rots = self.local_transforms(scale)
+        pos = np.empty_like(trans)
+        rot = np.empty_like(rots)
+        for j, p in enumerate(self.parents):  # pre-order: the parent is always done
+            if p < 0:
+                pos[:, j], rot[:, j] = trans[:, j], rots[:, j]
+            else:
+                pos[:, j] = pos[:, p] + quat.rotate(rot[:, p], trans[:, j])
+                rot[:, j] = quat.multiply(rot[:, p], rots[:, j])
+        return pos, rot
+
+    def rest_positions(self) -> np.ndarray:
+        """World positions (J, 3) of the joints in the rest pose (offsets only), file units."""
+        out = np.zeros((len(self.names), 3))
+        for j, p in enumerate(self.parents):
+            out[j] = self.offsets[j] + (out[p] if p >= 0 else 0.0)
+        return out
+
+    def rest_extent(self) -> float:
+        """The rest pose's largest extent along an axis (file units): the figure's height, or
+        its arm span in a T-pose, end sites included."""
+        rest = self.rest_positions()
+        ends = [rest[j] + np.asarray(e) for j, e in enumerate(self.end_sites) if e is not None]
+        pts = np.vstack([rest] + ([np.array(ends)] if ends else []))
+        return float((pts.max(axis=0) - pts.min(axis=0)).max())
+
+    def children(self, j: int) -> list[int]:
+        return [k for k, p in enumerate(self.parents) if p == j]
 
 
-def export_bvh(path: str | Path, poses: np.ndarray, fps: float | Fraction, *, scale: float = 100.0, order: str = "ZXY") -> Path:
-    """Write canonical poses (N, 55, 7) to a BVH file."""
-    poses = check_pose(poses, frames=True).astype(np.float64)
-    if poses.shape[0] == 0:
-        raise BVHError("nothing to export: the performer has no frames")
-    kids = _children()
-    offsets = poses[0, :, :3] * scale
-    lines = ["HIERARCHY"]
-    walk: list[int] = []
-    rot_names = [f"{a}rotation" for a in order]
+# --- the parser -----------------------------------------------------------------------------------
+class _Lines:
+    """Tokens line by line (blank lines dropped), with the line number of each for errors."""
 
-    def emit(i: int, depth: int) -> None:
-        pad = "  " * depth
-        head = "ROOT" if PARENTS[i] < 0 else "JOINT"
-        lines.append(f"{pad}{head} {BONES[i]}")
-        lines.append(f"{pad}{{")
-        off = (0.0, 0.0, 0.0) if PARENTS[i] < 0 else offsets[i]
-        lines.append(f"{pad}  OFFSET {off[0]:.6f} {off[1]:.6f} {off[2]:.6f}")
-        if PARENTS[i] < 0:
-            lines.append(f"{pad}  CHANNELS 6 Xposition Yposition Zposition {' '.join(rot_names)}")
+    def __init__(self, text: str) -> None:
+        raw = text.splitlines()
+        self.lines: list[tuple[int, list[str]]] = []
+        for ln, line in enumerate(raw, 1):
+            # "{" and "}" are tokens even when written next to a word ("Hips{")
+            words = line.replace("{", " { ").replace("}", " } ").split()
+            if words:
+                self.lines.append((ln, words))
+        self.i = 0
+
+    def peek(self) -> tuple[int, list[str]] | None:
+        return self.lines[self.i] if self.i < len(self.lines) else None
+
+    def next(self, what: str) -> tuple[int, list[str]]:
+        if self.i >= len(self.lines):
+            last = self.lines[-1][0] if self.lines else 1
+            raise BVHError(f"line {last}: the file ends where {what} was expected: truncated?")
+        self.i += 1
+        return self.lines[self.i - 1]
+
+
+def _number(tok: str, ln: int, what: str) -> float:
+    try:
+        v = float(tok)
+    except ValueError:
+        raise BVHError(f"line {ln}: {what} {tok!r} is not a number") from None
+    if not np.isfinite(v):
+        raise BVHError(f"line {ln}: {what} {tok!r} is NaN or infinite")
+    return v
+
+
+class _HierarchyReader:
+    def __init__(self, lines: _Lines) -> None:
+        self.lines = lines
+        self.names: list[str] = []
+        self.parents: list[int] = []
+        self.offsets: list[tuple[float, float, float]] = []
+        self.channels: list[list[str]] = []
+        self.end_sites: list[tuple[float, float, float] | None] = []
+
+    def _open_brace(self, words: list[str], ln: int) -> None:
+        """The "{" after a ROOT/JOINT/End Site line: on the same line or the next one."""
+        if words and words[-1] == "{":
+            return
+        ln2, w2 = self.lines.next("'{'")
+        if w2 != ["{"]:
+            raise BVHError(f"line {ln2}: expected '{{' after line {ln}, found {' '.join(w2)!r}")
+
+    def _offset(self, ln: int, words: list[str]) -> tuple[float, float, float]:
+        if len(words) < 4:
+            raise BVHError(f"line {ln}: OFFSET needs 3 numbers, found {len(words) - 1}")
+        return (_number(words[1], ln, "offset"), _number(words[2], ln, "offset"), _number(words[3], ln, "offset"))
+
+    def _channels(self, ln: int, words: list[str]) -> list[str]:
+        if len(words) < 2:
+            raise BVHError(f"line {ln}: CHANNELS needs a count")
+        try:
+            count = int(words[1])
+        except ValueError:
+            raise BVHError(f"line {ln}: channel count {words[1]!r} is not an integer") from None
+        if not 0 <= count <= 6:
+            raise BVHError(f"line {ln}: channel count {count} out of range 0..6")
+        names = words[2:]
+        if len(names) != count:
+            raise BVHError(f"line {ln}: CHANNELS {count} lists {len(names)} channel names")
+        seen = set()
+        for c in names:
+            if len(c) < 2 or c[0].upper() not in _AXES or c[1:].lower() not in ("position", "rotation"):
+                raise BVHError(f"line {ln}: unknown channel {c!r} (Xposition ... Zrotation)")
+            if c.lower() in seen:
+                raise BVHError(f"line {ln}: channel {c!r} is listed twice")
+            seen.add(c.lower())
+        return names
+
+    def joint(self, name: str, parent: int, head_ln: int, head_words: list[str]) -> None:
+        idx = len(self.names)
+        self.names.append(name)
+        self.parents.append(parent)
+        self.offsets.append((0.0, 0.0, 0.0))
+        self.channels.append([])
+        self.end_sites.append(None)
+        self._open_brace(head_words, head_ln)
+        have_offset = False
+        while True:
+            ln, words = self.lines.next(f"'}}' closing joint {name!r} (line {head_ln})")
+            key = words[0].upper()
+            if key == "OFFSET":
+                self.offsets[idx] = self._offset(ln, words)
+                have_offset = True
+            elif key == "CHANNELS":
+                self.channels[idx] = self._channels(ln, words)
+            elif key == "JOINT":
+                self.joint(_joint_name(words, ln), idx, ln, words)
+            elif key == "END":
+                self.end_site(idx, ln, words)
+            elif key == "}":
+                break
+            else:
+                raise BVHError(f"line {ln}: unexpected {words[0]!r} in joint {name!r}")
+        if not have_offset:
+            raise BVHError(f"line {head_ln}: joint {name!r} has no OFFSET")
+
+    def end_site(self, parent: int, head_ln: int, head_words: list[str]) -> None:
+        """``End Site`` (any case, maybe named): its offset is the parent's tip. CHANNELS inside
+        it (rare writers) with a count above 0 make it an extra joint, so the columns line up."""
+        self._open_brace(head_words, head_ln)
+        offset: tuple[float, float, float] | None = None
+        chans: list[str] = []
+        while True:
+            ln, words = self.lines.next(f"'}}' closing the End Site of line {head_ln}")
+            key = words[0].upper()
+            if key == "OFFSET":
+                offset = self._offset(ln, words)
+            elif key == "CHANNELS":
+                chans = self._channels(ln, words)
+            elif key == "}":
+                break
+            else:
+                raise BVHError(f"line {ln}: unexpected {words[0]!r} in an End Site")
+        if offset is None:
+            raise BVHError(f"line {head_ln}: End Site has no OFFSET")
+        if chans:
+            self.names.append(f"{self.names[parent]}_end")
+            self.parents.append(parent)
+            self.offsets.append(offset)
+            self.channels.append(chans)
+            self.end_sites.append(None)
         else:
-            lines.append(f"{pad}  CHANNELS 3 {' '.join(rot_names)}")
-        walk.append(i)
-        if kids[i]:
-            for k in kids[i]:
-                emit(k, depth + 1)
-        else:
-            lines.append(f"{pad}  End Site")
-            lines.append(f"{pad}  {{")
-            lines.append(f"{pad}    OFFSET 0.000000 0.000000 0.000000")
-            lines.append(f"{pad}  }}")
-        lines.append(f"{pad}}}")
+            self.end_sites[parent] = offset
 
-    emit(int(np.where(PARENTS < 0)[0][0]), 0)
-    n = poses.shape[0]
-    cols = []
-    for i in walk:
-        euler = quat.to_euler(poses[:, i, 3:7], order)
-        if PARENTS[i] < 0:
-            cols.append(poses[:, i, :3] * scale)
-        cols.append(euler)
-    motion = np.concatenate(cols, axis=1)
-    lines += ["MOTION", f"Frames: {n}", f"Frame Time: {1.0 / float(fps):.8f}"]
-    lines += [" ".join(f"{v:.6f}" for v in row) for row in motion]
-    atomic_write_text(path, "\n".join(lines) + "\n")
-    return Path(path)
+
+def _joint_name(words: list[str], ln: int) -> str:
+    parts = [w for w in words[1:] if w != "{"]
+    if not parts:
+        raise BVHError(f"line {ln}: {words[0]} without a name")
+    return "_".join(parts)
+
+
+def _unique(names: list[str]) -> list[str]:
+    """Duplicate joint names get ``.001``, ``.002`` as in Blender."""
+    seen: set[str] = set()
+    out = []
+    for n in names:
+        name, k = n, 0
+        while name in seen:
+            k += 1
+            name = f"{n}.{k:03d}"
+        seen.add(name)
+        out.append(name)
+    return out
 
 
 def parse_bvh(text: str) -> BVHMotion:
     """Parse BVH text; ``BVHError`` names the line of the first problem."""
-    tokens: list[tuple[str, int]] = []
-    lines = text.splitlines()
-    motion_line = None
-    for ln, line in enumerate(lines, 1):
-        if line.strip().upper() == "MOTION":
-            motion_line = ln
-            break
-        tokens += [(t, ln) for t in line.replace("{", " { ").replace("}", " } ").split()]
-    if motion_line is None:
-        raise BVHError("no MOTION section: truncated or not a BVH file")
-    pos = 0
+    lines = _Lines(text)
+    first = lines.peek()
+    if first is None or first[1][0].upper() != "HIERARCHY":
+        if "MOTION" not in text.upper():
+            raise BVHError("no MOTION section: truncated or not a BVH file")
+        raise BVHError(f"line {first[0] if first else 1}: expected HIERARCHY")
+    lines.next("HIERARCHY")
+    reader = _HierarchyReader(lines)
+    ln, words = lines.next("ROOT")
+    if words[0].upper() != "ROOT":
+        raise BVHError(f"line {ln}: expected ROOT, found {words[0]!r}")
+    reader.joint(_joint_name(words, ln), -1, ln, words)
+    ln, words = lines.next("MOTION")
+    if words[0].upper() == "ROOT":
+        raise BVHError(f"line {ln}: a second ROOT: files with several skeletons are not supported")
+    if words[0].upper() != "MOTION":
+        raise BVHError(f"line {ln}: expected MOTION after the hierarchy, found {words[0]!r}")
+    n_frames, frame_time = _motion_header(lines)
+    width = sum(len(c) for c in reader.channels)
+    data, warnings = _motion_rows(lines, n_frames, width)
+    return BVHMotion(_unique(reader.names), reader.parents, np.array(reader.offsets, dtype=np.float64).reshape(-1, 3),
+                     reader.channels, frame_time, data, reader.end_sites, warnings)
 
-    def take(expect: str | None = None) -> tuple[str, int]:
-        nonlocal pos
-        if pos >= len(tokens):
-            raise BVHError(f"line {tokens[-1][1] if tokens else 1}: unexpected end of hierarchy")
-        tok = tokens[pos]
-        pos += 1
-        if expect is not None and tok[0].upper() != expect:
-            raise BVHError(f"line {tok[1]}: expected {expect}, found {tok[0]!r}")
-        return tok
 
-    names: list[str] = []
-    parents: list[int] = []
-    offsets: list[list[float]] = []
-
-    def number(tok: tuple[str, int]) -> float:
-        try:
-            return float(tok[0])
-        except ValueError:
-            raise BVHError(f"line {tok[1]}: {tok[0]!r} is not a number") from None
-
-    def joint(parent: int) -> None:
-        name, _ = take()
-        idx = len(names)
-        names.append(name)
-        parents.append(parent)
-        take("{")
-        take("OFFSET")
-        offsets.append([number(take()) for _ in range(3)])
-        chans: list[str] = []
-        while pos < len(tokens):
-            tok, ln = tokens[pos]
-            up = tok.upper()
-            if up == "CHANNELS":
-                take()
-                count_tok = take()
-                try:
-                    count = int(count_tok[0])
-                except ValueError:
-                    raise BVHError(f"line {count_tok[1]}: channel count {count_tok[0]!r} is not an integer") from None
-                if not 0 <= count <= 6:
-                    raise BVHError(f"line {count_tok[1]}: channel count {count} out of range")
-                for _ in range(count):
-                    c, cl = take()
-                    if c[0].upper() not in "XYZ" or c[1:].lower() not in ("position", "rotation"):
-                        raise BVHError(f"line {cl}: unknown channel {c!r}")
-                    chans.append(c)
-            elif up == "JOINT":
-                take()
-                joint(idx)
-            elif up == "END":
-                take()
-                take("SITE")
-                take("{")
-                take("OFFSET")
-                for _ in range(3):
-                    number(take())
-                take("}")
-            elif up == "}":
-                take()
-                break
-            else:
-                raise BVHError(f"line {ln}: unexpected {tok!r}")
-
-    take("HIERARCHY")
-    take("ROOT")
-    joint(-1)  # validates the hierarchy and collects joints in file (pre-)order
-    channels = _channels_in_order(tokens)
-    body = lines[motion_line:]
+def _motion_header(lines: _Lines) -> tuple[int, float]:
+    ln, words = lines.next("'Frames: N'")
+    text = " ".join(words)
+    key, _, value = text.partition(":")
+    if key.strip().lower() != "frames":
+        raise BVHError(f"line {ln}: expected 'Frames: N', found {text!r}")
     try:
-        n_frames = int(body[0].split(":", 1)[1])
-        frame_time = float(body[1].split(":", 1)[1])
-    except (IndexError, ValueError):
-        raise BVHError(f"line {motion_line + 1}: expected 'Frames: N' and 'Frame Time: T'") from None
-    width = sum(len(c) for c in channels)
-    rows = [r for r in body[2:] if r.strip()]
-    if len(rows) < n_frames:
-        raise BVHError(f"BVH declares {n_frames} frames but has {len(rows)}: truncated file")
-    try:
-        data = np.array([[float(v) for v in r.split()] for r in rows[:n_frames]], dtype=np.float64).reshape(n_frames, -1)
+        n_frames = int(value.strip())
     except ValueError:
-        raise BVHError("motion data contains something that is not a number, or rows of different lengths") from None
-    if data.shape[1] != width and n_frames:
-        raise BVHError(f"motion rows have {data.shape[1]} values, the hierarchy declares {width} channels")
-    if not np.isfinite(data).all():
-        raise BVHError("motion data contains NaN or infinite values")
-    return BVHMotion(names, parents, np.array(offsets, dtype=np.float64), channels, frame_time, data.reshape(n_frames, width))
+        raise BVHError(f"line {ln}: frame count {value.strip()!r} is not an integer") from None
+    if n_frames < 0:
+        raise BVHError(f"line {ln}: negative frame count {n_frames}")
+    ln, words = lines.next("'Frame Time: T'")
+    text = " ".join(words)
+    key, _, value = text.partition(":")
+    if " ".join(key.lower().split()) != "frame time":
+        raise BVHError(f"line {ln}: expected 'Frame Time: T', found {text!r}")
+    frame_time = _number(value.strip(), ln, "frame time")
+    if frame_time <= 0 and n_frames > 1:
+        raise BVHError(f"line {ln}: frame time {frame_time} must be above 0")
+    return n_frames, frame_time
 
 
-def _channels_in_order(tokens: list[tuple[str, int]]) -> list[list[str]]:
-    out: list[list[str]] = []
-    i = 0
-    while i < len(tokens):
-        up = tokens[i][0].upper()
-        if up in ("ROOT", "JOINT"):
-            out.append([])
-        elif up == "CHANNELS":
-            count = int(tokens[i + 1][0])
-            out[-1] = [t for t, _ in tokens[i + 2:i + 2 + count]]
-            i += 1 + count
-        i += 1
-    return out
+def _motion_rows(lines: _Lines, n_frames: int, width: int) -> tuple[np.ndarray, list[str]]:
+    rows = lines.lines[lines.i:]
+    warnings = []
+    if len(rows) < n_frames:
+        last = rows[-1][0] if rows else (lines.lines[-1][0] if lines.lines else 1)
+        raise BVHError(f"line {last}: BVH declares {n_frames} frames but has {len(rows)}: truncated file")
+    if len(rows) > n_frames:
+        warnings.append(f"line {rows[n_frames][0]}: {len(rows) - n_frames} motion row(s) after the {n_frames} declared frames ignored")
+        rows = rows[:n_frames]
+    flat = [w for _, words in rows for w in words]
+    if len(flat) == n_frames * width:
+        try:
+            data = np.array(flat, dtype=np.float64).reshape(n_frames, width)
+        except ValueError:
+            data = None
+        if data is not None and np.isfinite(data).all():
+            return data, warnings
+    for ln, words in rows:  # something is wrong: find the first bad row and name its line
+        if len(words) != width:
+            raise BVHError(f"line {ln}: {len(words)} values, the hierarchy declares {width} channels")
+        for w in words:
+            _number(w, ln, "motion value")
+    raise BVHError("motion data could not be read")  # pragma: no cover - every case is named above
 
 
 def read_bvh(path: str | Path) -> BVHMotion:
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8", errors="strict")
+        raw = path.read_bytes()
     except FileNotFoundError:
         raise BVHError(f"no BVH file at {path}") from None
+    except IsADirectoryError:
+        raise BVHError(f"{path} is a folder, not a BVH file") from None
+    try:
+        text = raw.decode("utf-8-sig")
     except UnicodeDecodeError:
-        raise BVHError(f"{path} is not a text BVH file") from None
-    return parse_bvh(text)
+        try:
+            text = raw.decode("latin-1") if b"\0" not in raw else ""
+        except UnicodeDecodeError:  # pragma: no cover - latin-1 decodes any byte
+            text = ""
+        if not text:
+            raise BVHError(f"{path} is not a text BVH file") from None
+    try:
+        return parse_bvh(text)
+    except BVHError as exc:
+        raise BVHError(f"{path.name}: {exc}") from None
 
 
-def to_canonical(motion: BVHMotion, bone_map: BoneMap | None = None, *, scale: float = 0.01) -> np.ndarray:
-    """Canonical poses (N, 55, 7) from a BVH: joints named like canonical bones (or mapped by
-    ``bone_map``) are copied; canonical bones the file lacks keep the rest pose."""
-    local = motion.local_poses(scale)
-    n = local.shape[0]
-    out = np.broadcast_to(rest_pose(), (n,) + rest_pose().shape).astype(np.float64).copy()
-    matched = 0
-    for j, name in enumerate(motion.names):
-        target = bone_map.target(name) if bone_map else BONE_INDEX.get(name)
-        if target is None:
-            continue
-        out[:, target] = local[:, j]
-        matched += 1
-    if matched == 0:
-        raise BVHError("none of the BVH joints match canonical bone names", hint="pass a bone map (source name -> Unity HumanBodyBones name)")
-    return out.astype(np.float32)
+# The writer lives in bvhwrite.py, retargeting in bvhimport.py; these names stay importable here.
+from .bvhwrite import export_bvh  # noqa: E402
+
+
+def __getattr__(name: str):  # lazy: bvhimport imports this module
+    if name == "to_canonical":
+        from .bvhimport import to_canonical
+
+        return to_canonical
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+__all__ = ["BVHMotion", "export_bvh", "parse_bvh", "read_bvh", "to_canonical"]

@@ -9,12 +9,13 @@ sans-I/O protocol in ``machinima.protocol`` over a ``websockets`` connection.
         print(stage.role, stage.name, stage.stage)         # welcome info, latest stage state
         take = await stage.record(slate={"production": "film", "scene": "1", "shot": "A"})
         await stage.send_pose(pose)                        # performer: (55, 7) canonical array
+        await stage.send_blend({"Blink_L": 0.4})           # performer: blendshape weights
         await stage.send_camera("cam1", values12)          # engine: 12 CAMERA_CHANNELS
         await stage.event("door_open", {"door": 2})        # engine/director: a recorded event
         await stage.marker("good bit")                     # director
         await stage.stop()                                 # director: {"take": id, "status": ..}
         await stage.subscribe(frames=True, performers=None, encoding="f16")
-        frame = await stage.next_frame(timeout=1)          # protocol.Frame (POSE), latest-wins queue
+        frame = await stage.next_frame(timeout=1)          # protocol.Frame (POSE or BLEND), latest-wins queue
         msg = await stage.next_message({"state"}, timeout=1)
 
 API
@@ -27,8 +28,9 @@ API
   ``ProtocolError`` with the server's code. Re-sending the same id is idempotent on the server.
   Shorthands: ``slate``, ``record``, ``stop``, ``cut``, ``marker``, ``note``, ``kick``,
   ``takes``, ``event``, ``ping``.
-- ``await send_pose(pose, *, performer=None, t_ns=None)``, ``await send_camera(name, values)``,
-  ``await send_frame(bytes)`` (pre-encoded).
+- ``await send_pose(pose, *, performer=None, t_ns=None)``, ``await send_blend(weights, *,
+  performer=None, t_ns=None)``, ``await send_camera(name, values)``, ``await send_frame(bytes)``
+  (pre-encoded).
 - ``await subscribe(...)``, ``await next_frame(timeout)``, ``frames()`` (async iterator),
   ``await next_message(types, timeout)``.
 - ``reconnect=True``: after a dropped connection the client reconnects with its token (backoff
@@ -50,7 +52,7 @@ import itertools
 import threading
 import time
 import uuid
-from typing import Any, AsyncIterator, Iterable
+from typing import Any, AsyncIterator, Iterable, Mapping
 
 import numpy as np
 
@@ -353,8 +355,10 @@ class StageClient:
     async def slate(self, **fields: str) -> dict[str, Any]:
         return await self.command("slate", **fields)
 
-    async def record(self, *, slate: dict[str, str] | None = None, notes: list[str] | None = None, id: str | None = None) -> dict[str, Any]:
-        return await self.command("record", id=id, slate=slate, notes=notes)
+    async def record(self, *, slate: dict[str, str] | None = None, notes: list[str] | None = None, timecode: str | None = None,
+                     id: str | None = None) -> dict[str, Any]:
+        """Start a take; its timecode in is the stage clock's time of day unless ``timecode``."""
+        return await self.command("record", id=id, slate=slate, notes=notes, timecode=timecode)
 
     async def stop(self, *, id: str | None = None) -> dict[str, Any]:
         return await self.command("stop", id=id)
@@ -399,6 +403,12 @@ class StageClient:
         """Publish one pose (55, 7) under this client's name (performer role)."""
         name = performer or self.name or ""
         await self.send_frame(P.encode_pose(name, pose, seq=next(self._seq[f"pose/{name}"]), t_ns=t_ns))
+
+    async def send_blend(self, values: Mapping[str, float], *, performer: str | None = None, t_ns: int | None = None) -> None:
+        """Publish one frame of blendshape weights {name: weight} (performer role; recorded
+        into the take's ``blend/<performer>`` and relayed to viewers beside the pose)."""
+        name = performer or self.name or ""
+        await self.send_frame(P.encode_blend(name, values, seq=next(self._seq[f"blend/{name}"]), t_ns=t_ns))
 
     async def send_camera(self, camera: str, values: np.ndarray, *, t_ns: int | None = None) -> None:
         """Publish one camera sample (12 channels) (engine role)."""

@@ -3,11 +3,11 @@
     stage server + synthetic performers over real VMC UDP -> a scripted director records a take
     -> Blender builds the example set, imports the take, renders passes
     -> a synthetic live-action plate (a real public-domain portrait on a green screen)
-    -> rights records for both faces -> face swap (extract, train a tiny model, merge)
+    -> rights records bound to both faces (reference photos) -> face swap (extract, train a tiny model, merge)
     -> depth composite of the swapped plate into the rendered set
     -> stylize (painted look; diffusion when a local model is configured) -> archive look
     -> lip sync of a spoken line into the take (when espeak-ng is installed)
-    -> film.mp4, contact_sheet.png, a timing table; every output signed and watermarked.
+    -> film.mp4, contact_sheet.png, a timing table; every output signed and watermarked; `rights audit` clean.
 
 Every step is the CLI command a person would type (printed as it runs); each is resumable, so a
 second run finishes fast and redoes nothing. The demo imports no spoke: it drives them.
@@ -98,7 +98,7 @@ class Demo:
         if not cfg.exists():
             cfg.write_text(
                 f'production = "{PRODUCTION}"\ntakes_root = "takes"\nmodels_dir = "models"\nfps = "24"\n\n'
-                '[rights]\ncert = "certs/signer.pem"\nkey = "certs/signer.key"\ntrust_anchors = "certs/root.pem"\ndisclose = true\n'
+                '[rights]\ncert = "certs/signer.pem"\nkey = "certs/signer.key"\ntrust_anchors = "certs/root.pem"\n'
             )
         (self.out / "models").mkdir(exist_ok=True)
         return f"project {self.out} (machinima.toml, a local test signing chain in certs/)"
@@ -172,22 +172,30 @@ class Demo:
         return "24 plate frames (astronaut on green) + 24 source-face frames (Grace Hopper)"
 
     def rights(self) -> str:
-        release = self.out / "releases" / "public-domain.txt"
+        """Records bound to the two faces by reference photos (the portraits the plates are made from)."""
+        import shutil as _sh
+
+        import cv2
+        from matplotlib import cbook
+        from skimage import data
+
+        releases = self.out / "releases"
+        release = releases / "public-domain.txt"
         if not release.exists():
-            release.parent.mkdir(exist_ok=True)
+            releases.mkdir(exist_ok=True)
             release.write_text("Both portraits are public-domain photographs shipped with matplotlib and scikit-image; demo use.\n")
+            cv2.imwrite(str(releases / "eileen-collins.png"), data.astronaut()[..., ::-1])
+            _sh.copy(cbook.get_sample_data("grace_hopper.jpg", asfileobj=False), releases / "grace-hopper.jpg")
         store = self.out / "rights"  # the default store: <takes-root>/../rights
         added = []
-        for subject, faceset in (("grace-hopper", "source-faces"), ("eileen-collins", "plate-faces")):
+        for subject, photo, by in (("grace-hopper", "grace-hopper.jpg", "public domain (US Navy photograph)"),
+                                   ("eileen-collins", "eileen-collins.png", "public domain (NASA photograph)")):
             if not (store / f"{subject}.json").exists():
-                self.machinima("rights", "add", subject, "--scope", "training", "--scope", "face_replacement",
-                               "--document", release, "--holder", "public domain", quiet=True)
+                self.machinima("rights", "add", subject, "--photo", releases / photo, "--document", release, "--granted-by", by,
+                               "--scope", "training", "--scope", "face_replacement", "--expires", "none", "--holder", "public domain",
+                               quiet=True)
                 added.append(subject)
-            if not (store / f"{faceset}.json").exists():
-                self.machinima("rights", "add", faceset, "--kind", "faceset", "--scope", "training", "--scope", "face_replacement",
-                               "--references", subject, "--document", release, quiet=True)
-                added.append(faceset)
-        return f"rights records: {', '.join(added) or 'already there'} (production {PRODUCTION})"
+        return f"rights records bound to reference photos: {', '.join(added) or 'already there'} (production {PRODUCTION})"
 
     def faceswap(self) -> str:
         fs = self.out / "faces"
@@ -219,8 +227,8 @@ class Demo:
                             '[[controls]]\nkind = "lineart"\n\n[cadence]\nmode = "propagate"\nevery = 4\ninit_blend = 0.3\n')
         self.machinima("stylize", "run", take, "--look", look, "--input", take / "post" / "composite" / "rgb",
                        "--step-id", "stylize-painted")
-        return ("painted look by the classical engine (no weights here): put an SD 1.5 diffusers folder at "
-                "models/sd15 and use --look stylize/looks/watercolor-sd15.toml for the diffusion look")
+        return ("painted look by the classical engine (no weights here); for the diffusion look, "
+                "`machinima models check --look watercolor-sd15` lists the weights to put under models/, then --look watercolor-sd15")
 
     def archive(self) -> str:
         take = self.take()
@@ -266,11 +274,14 @@ class Demo:
         from .imageseq import write_image
 
         write_image(self.out / "contact_sheet.png", contact_sheet(images, columns=4, width=1280, labels=labels))
-        # C2PA on the delivered mp4, for the step whose (watermarked) frames it holds
+        # C2PA on the deliveries: the film keeps the archive step's manifest (its watermark names it) as parent
         self.machinima("rights", "sign", film, "--take", take.name, "--step", "archive-vhs-1994", "--kind", "delivery", quiet=True)
+        self.machinima("rights", "sign", self.out / "contact_sheet.png", "--take", take.name, "--step", "contact-sheet", "--kind", "delivery",
+                       "--mark", quiet=True)
         r = self.machinima("verify", film, quiet=True)
         verdict = r.stdout.strip().splitlines()[-1] if r.stdout.strip() else "verified"
-        return f"{film.name} ({verdict}); contact_sheet.png"
+        self.machinima("rights", "audit", self.out, quiet=True)  # every identity, model and output within its rights (exit 0)
+        return f"{film.name} ({verdict}); contact_sheet.png; rights audit clean"
 
     def run(self) -> None:
         self.out.mkdir(parents=True, exist_ok=True)

@@ -10,6 +10,7 @@ Spokes derive their own family from ``MachinimaError`` so the CLI treats them th
     ├── SkeletonError        unknown bone names, wrong pose array shapes
     ├── BVHError             a BVH file that cannot be read (names the line)
     ├── OSCError             bytes that are not a valid OSC packet (sans-I/O parser errors)
+    ├── EditorialError       a cut that cannot be written or read (OTIO / EDL / FCP XML), a post version a take lacks
     └── TakeError            anything about a take folder
         ├── TakeFormatError  take.json missing, truncated or invalid (names the field)
         ├── TakeLockedError  a second writer on a take that is already open for writing
@@ -50,6 +51,10 @@ class BVHError(MachinimaError):
 
 class OSCError(MachinimaError):
     """Bytes that are not a valid OSC packet."""
+
+
+class EditorialError(MachinimaError):
+    """A cut (timeline) that cannot be written or read, or a take version that does not exist."""
 
 
 class TakeError(MachinimaError):

@@ -1,17 +1,19 @@
-"""Takes <-> BVH files: export performers resampled to the take's fps, import a BVH as a take."""
+"""Takes <-> BVH files: export performers resampled to the take's fps, import a BVH as a take
+(``bvhimport.import_bvh``)."""
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import numpy as np
 
-from .bvh import export_bvh, read_bvh, to_canonical
+from .bvhimport import import_bvh, import_bvh_take, performer_rest_offsets
+from .bvhwrite import export_bvh
 from .errors import TakeError
 from .take import Take
-from .timecode import NS_PER_S
 from .tracks import frame_times, resample_poses
+
+__all__ = ["export_take_bvh", "import_bvh", "import_bvh_take", "performer_frames"]
 
 
 def performer_frames(take: Take, performer: str) -> tuple[np.ndarray, np.ndarray]:
@@ -24,7 +26,9 @@ def performer_frames(take: Take, performer: str) -> tuple[np.ndarray, np.ndarray
     return at, resample_poses(track.t_ns, track.values, at)
 
 
-def export_take_bvh(take_path: Path, out: Path, performer: str | None = None) -> list[Path]:
+def export_take_bvh(take_path: Path, out: Path, performer: str | None = None, *, order: str = "ZXY") -> list[Path]:
+    """One BVH per performer (centimetres, canonical names); offsets are the performer's own
+    proportions when the take has a source record (a BVH import), else the first frame's."""
     take = Take.open(take_path)
     names = [performer] if performer else take.store.performers()
     if performer and performer not in take.store.performers():
@@ -35,19 +39,5 @@ def export_take_bvh(take_path: Path, out: Path, performer: str | None = None) ->
     for name in names:
         _, poses = performer_frames(take, name)
         target = out if (performer and out.suffix.lower() == ".bvh") else Path(out) / f"{take.id}_{name}.bvh"
-        written.append(export_bvh(target, poses, take.fps))
+        written.append(export_bvh(target, poses, take.fps, order=order, offsets=performer_rest_offsets(take_path, name)))
     return written
-
-
-def import_bvh_take(bvh_path: Path, takes_root: Path, *, production: str, scene: str, shot: str, performer: str) -> str:
-    motion = read_bvh(bvh_path)
-    poses = to_canonical(motion)
-    fps = round(motion.fps, 3)
-    take = Take.create(takes_root, production=production, scene=scene, shot=shot, fps=fps, performers=[performer])
-    origin = take.store.origin_ns
-    take.add_performer(performer, source=f"bvh:{Path(bvh_path).name}")
-    t = origin + (np.arange(poses.shape[0], dtype=np.int64) * NS_PER_S / motion.fps).astype(np.int64)
-    take.store.append(f"mocap/{performer}", t, poses)
-    take.add_note(f"imported from {Path(bvh_path).name} at {time.strftime('%Y-%m-%d %H:%M')}")
-    take.finalize()
-    return take.id

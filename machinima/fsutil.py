@@ -13,14 +13,50 @@ from typing import Any
 from .errors import DiskFullError, MachinimaError, TakeLockedError
 
 
-def atomic_write_bytes(path: str | Path, data: bytes) -> None:
+def umask() -> int:
+    """The process umask, read without changing it (Linux: /proc; elsewhere set-and-restore)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    old = os.umask(0o022)
+    os.umask(old)
+    return old
+
+
+def file_mode(private: bool = False) -> int:
+    """The mode a new file gets: 0600 for secrets, else what ``open()`` would give (0666 & ~umask).
+
+    ``mkstemp`` creates 0600 files whatever the umask; renaming one into place made every
+    deliverable unreadable to the rest of a team on shared storage.
+    """
+    return 0o600 if private else 0o666 & ~umask()
+
+
+def temp_beside(path: str | Path, *, suffix: str = ".tmp", private: bool = False) -> tuple[int, str]:
+    """``mkstemp`` in ``path``'s folder (same file system, so ``os.replace`` is atomic), with the
+    mode the final file should have (``file_mode``)."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=suffix, dir=path.parent)
+    try:
+        os.fchmod(fd, file_mode(private))
+    except OSError:
+        pass
+    return fd, tmp
+
+
+def atomic_write_bytes(path: str | Path, data: bytes, *, private: bool = False) -> None:
     """Write ``data`` to ``path`` so that readers see the old file or the new one, never half.
 
+    The file follows the umask like any other file (``private=True``: 0600, for keys).
     A full disk raises ``DiskFullError`` and leaves the old file as it was.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp = temp_beside(path, private=private)
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import os
 import re
-import tempfile
 from pathlib import Path
 from typing import Iterable, Iterator
 
 import numpy as np
 
 from .errors import MachinimaError
+from .fsutil import temp_beside
 
 os.environ.setdefault("OPENCV_IO_ENABLE_OPENEXR", "1")
 
@@ -54,7 +54,7 @@ def write_image(path: str | Path, image: np.ndarray) -> Path:
         img = img[..., ::-1]
     elif img.ndim == 3 and img.shape[2] == 4:
         img = img[..., [2, 1, 0, 3]]
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=ext, dir=path.parent)
+    fd, tmp = temp_beside(path, suffix=ext)  # the umask's mode, not mkstemp's 0600
     os.close(fd)
     try:
         ok = cv2.imwrite(tmp, np.ascontiguousarray(img))

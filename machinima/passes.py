@@ -8,11 +8,18 @@
       depth/NNNNNN.exr       float32, one channel: planar depth along the camera axis in metres
                              (a wall 5 m in front of the camera reads 5.0); no geometry = BACKGROUND_DEPTH
       normal/NNNNNN.exr      float32 RGB, camera-space normals in [-1, 1]
+      motion/NNNNNN.exr      float32, 2 channels (R = dx, G = dy) in pixels, x right, y down, backward
+                             flow: the content at (x, y) of frame N was at (x + dx, y + dy) in frame
+                             N-1 (first frame: zeros); ``read`` returns HxWx2
+      light/NNNNNN.exr       from Blender: float32 RGB linear light on each surface (diffuse direct +
+                             indirect), passes.json says {"kind": "irradiance", "linear": true}
       mask/<name>/NNNNNN.png uint8 0/255, one folder per performer/character and per object group
       pose/NNNNNN.png        uint8 RGB OpenPose-style skeleton map (black background)
       light/, shadow/ ...    other passes: PNG when written as uint8, EXR when float
       camera.json            {"frames": {"N": {"K": 3x3 pixels, "world_to_camera": 4x4,
                               "lens_mm", "sensor_mm", "width", "height", "clip": [near, far]}}}
+    passes.previous/         the pass set before a render with other settings replaced it (one
+                             generation): passes/ only ever holds what one render wrote
 
 Frame numbers are the take's frame index at its fps (0 = timecode_in). ``world_to_camera`` maps
 canonical world space (right-handed, Y-up, metres) to an OpenGL-style camera (looks down -Z,
@@ -22,6 +29,7 @@ canonical world space (right-handed, Y-up, metres) to an OpenGL-style camera (lo
 from __future__ import annotations
 
 import json
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,7 +41,8 @@ from .fsutil import atomic_write_json
 from .imageseq import frame_path, list_frames, read_image, write_image
 
 BACKGROUND_DEPTH = 1.0e4
-PASS_FORMATS = {"rgb": "png", "depth": "exr", "normal": "exr", "pose": "png"}
+PREVIOUS_SUFFIX = ".previous"  # passes.previous/: the render before the settings changed
+PASS_FORMATS = {"rgb": "png", "depth": "exr", "normal": "exr", "pose": "png", "motion": "exr"}
 
 
 class PassError(MachinimaError):
@@ -94,6 +103,31 @@ def look_at(eye: np.ndarray, target: np.ndarray, up: np.ndarray = np.array([0.0,
     return m
 
 
+def write_two_channels(path: Path, image: np.ndarray) -> Path:
+    """A 2-channel float EXR (R, G), atomically: with the OpenEXR bindings when installed (the
+    ``blender`` extra), else as R, G and a zero B through OpenCV. Both read back the same."""
+    import os
+    import tempfile
+
+    try:
+        import OpenEXR
+    except ImportError:
+        img = np.asarray(image, np.float32)
+        return write_image(path, np.dstack([img, np.zeros(img.shape[:2], np.float32)]))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".exr", dir=path.parent)
+    os.close(fd)
+    try:
+        chans = {c: np.ascontiguousarray(image[..., i], np.float32) for i, c in enumerate("RG")}
+        with OpenEXR.File({"compression": OpenEXR.ZIP_COMPRESSION, "type": OpenEXR.scanlineimage}, chans) as f:
+            f.write(tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return path
+
+
 @dataclass
 class PassSet:
     """Reader/writer for one take's passes folder."""
@@ -120,6 +154,19 @@ class PassSet:
         ps.root.mkdir(parents=True, exist_ok=True)
         ps.save()
         return ps
+
+    @classmethod
+    def replace(cls, root: str | Path, *, width: int, height: int, fps: str, engine: str = "unknown") -> "PassSet":
+        """A new, empty pass set in ``root`` for a render with other settings: whatever an
+        earlier render left there moves to ``<root>.previous/`` (one generation, replaced each
+        time), so no stale pass stays beside the new ones and no finished render is lost to a
+        changed flag."""
+        root = Path(root)
+        if root.is_dir() and any(root.iterdir()):
+            prev = root.with_name(root.name + PREVIOUS_SUFFIX)
+            shutil.rmtree(prev, ignore_errors=True)
+            root.rename(prev)
+        return cls.create(root, width=width, height=height, fps=fps, engine=engine)
 
     def save(self) -> None:
         atomic_write_json(self.root / "passes.json", self.meta)
@@ -159,12 +206,18 @@ class PassSet:
             raise PassError(f"pass {name!r} frame {frame} is {img.shape[1]}x{img.shape[0]}, passes.json says {self.size[0]}x{self.size[1]}")
         if name == "depth" and img.ndim == 3:
             img = img[..., 0]
+        if name == "motion":
+            img = img[..., :2] if img.ndim == 3 else np.stack([img, np.zeros_like(img)], -1)
         return img
 
     def write(self, name: str, frame: int, image: np.ndarray, **info: Any) -> Path:
         """Write one pass frame and record the pass and frame in passes.json."""
         ext = None if name in PASS_FORMATS else ("exr" if np.asarray(image).dtype.kind == "f" else "png")
-        out = write_image(self.path(name, frame, ext), image)
+        image = np.asarray(image)
+        if image.ndim == 3 and image.shape[2] == 2:
+            out = write_two_channels(self.path(name, frame, ext), image)
+        else:
+            out = write_image(self.path(name, frame, ext), image)
         if name.startswith("mask/"):
             self.meta.setdefault("masks", {}).setdefault(name[5:], info.get("mask_kind", "group"))
         else:

@@ -13,11 +13,15 @@ hashes). Change a param and exactly the frames it affects are redone. Ctrl-C fin
 in hand, then stops with ``Interrupted``: nothing is ever half-written (writes are atomic) and
 the next run picks up where this one stopped.
 
-Disclosure (``machinima.provenance``): with ``[rights] disclose = true`` in machinima.toml, or
-``disclosure=Disclosure(...)``, every 8-bit RGB output gets an invisible watermark (take id +
-step id) in its pixels and a signed C2PA manifest per frame before its atomic write; masks and
-EXR data are left alone. ``rights=`` (a ``rights.require(...)`` result) lists the rights records
-relied on in params.json and in each manifest.
+Disclosure (``machinima.provenance``) is on for every step: every 8-bit RGB output gets an
+invisible watermark and a signed C2PA manifest per frame before its atomic write (masks and
+EXR data are left alone), signed with the production certificate of the project the output
+belongs to, else the project's own local chain. Turning it off is a decision recorded in the
+take (``machinima rights disclosure off TAKE --reason ...``), never a flag or a variable. A step
+folder that was signed with the production's certificate is not silently rewritten with
+another signer (a run from outside the project): that stops with the reason.
+``rights=`` (a ``rights.require_cleared(...)`` result) lists the rights records relied on in
+params.json and in each manifest. ``write_video`` encodes a step's movie disclosed the same way.
 
 Each frame's work is a pure function of the frame number (and the frames it reads), so the
 same step can run its frames in chunks on Ray (``--ray``) with identical results.
@@ -33,6 +37,7 @@ import platform
 import signal
 import sys
 import time
+import weakref
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
@@ -144,13 +149,14 @@ class PostStep:
         self.inputs = dict(inputs or {})
         self.notes = list(notes)
         self.float_ext = float_ext
-        # rights: a machinima.rights.Clearance (or a list of them) from rights.require(...):
+        # rights: a machinima.rights.Clearance (or a list of them) from rights.require_cleared(...):
         # the records this step relies on, written into params.json and every manifest.
         from .rights import provenance_of
 
         self.rights = provenance_of(rights)
-        # disclosure: None = as machinima.toml says ([rights] disclose = true signs with the
-        # production certificate); False = off; or a machinima.provenance.Disclosure.
+        # disclosure: None = the project's signer (see the module docstring), or a
+        # machinima.provenance.Disclosure made by hand. There is no "off" here.
+        self.decision: dict[str, Any] | None = None
         self.disclosure = self._make_disclosure(disclosure)
         base = {"kind": kind, "params": params}
         if self.disclosure is not None:  # the watermark changes the pixels: part of the key
@@ -159,6 +165,7 @@ class PostStep:
         if self.disclosure is not None:
             self.disclosure.params_hash = self.params_hash
         self.out_dir.mkdir(parents=True, exist_ok=True)
+        _live[self.out_dir.resolve()] = self
         self._ledger_path = self.out_dir / "ledger.jsonl"
         self._ledger = self._read_ledger()
         self.write_params()
@@ -168,17 +175,57 @@ class PostStep:
         return self.out_dir.name
 
     def _make_disclosure(self, disclosure: Any) -> Any:
-        if disclosure is False:
-            return None
         from . import provenance
 
+        if disclosure is False:
+            raise MachinimaError(
+                f"{self.kind}: disclosure cannot be switched off in code",
+                hint="record the decision in the take: machinima rights disclosure off TAKE --reason '...' (who, when and why are kept)",
+            )
+        home = provenance.decision_home(self.out_dir)
+        decision = provenance.read_decision(home)
+        if decision is not None and not decision.disclose and decision.honoured:
+            self.decision = decision.summary()
+            return None
         if disclosure is None:
-            return provenance.disclosure_from_config(self.out_dir, self.kind, rights=self.rights, inputs=self.inputs)
-        if not isinstance(disclosure, provenance.Disclosure):
-            raise MachinimaError(f"{self.kind}: disclosure must be a machinima.provenance.Disclosure, False or None")
+            disclosure = provenance.disclosure_for_step(self.out_dir, self.kind, rights=self.rights, inputs=self.inputs)
+        elif not isinstance(disclosure, provenance.Disclosure):
+            raise MachinimaError(f"{self.kind}: disclosure must be a machinima.provenance.Disclosure or None")
         if disclosure.rights is None and self.rights is not None:
             disclosure.rights = self.rights
+        self._refuse_other_signer(disclosure)
         return disclosure
+
+    def _refuse_other_signer(self, disclosure: Any) -> None:
+        """A step signed with a production certificate is not rewritten by another signer."""
+        try:
+            old = json.loads((self.out_dir / "params.json").read_text(encoding="utf-8")).get("disclosure") or {}
+        except (OSError, ValueError):
+            return
+        old_fp = (old.get("signer") or {}).get("fingerprint")
+        new_fp = disclosure.identity.fingerprint()
+        if old_fp and old_fp != new_fp and not str(old.get("signed_with", "")).startswith("local chain"):
+            raise MachinimaError(
+                f"{self.out_dir} was signed with {old.get('signed_with') or old_fp}; this run would sign with "
+                f"{disclosure.signer_note or new_fp} and replace it",
+                hint="run from the project folder (or set MACHINIMA_PROJECT to it), or write to another --step-id",
+            )
+
+    def set_rights(self, rights: Any) -> None:
+        """The rights this step relies on, once known (face checks need the tracked faces)."""
+        from .rights import provenance_of
+
+        self.rights = provenance_of(rights)
+        if self.disclosure is not None:
+            self.disclosure.rights = self.rights
+        self.write_params()
+
+    def write_video(self, path: str | Path, frames: Iterable[np.ndarray], fps: float | str = 24, *, crf: int = 18,
+                    before_signing: Callable[[Path], None] | None = None) -> Path:
+        """The step's movie, disclosed like its frames (each frame marked with the video's
+        manifest id, the file signed). ``before_signing(path)`` may rewrite the encoded file
+        (e.g. mux audio in) without touching the pixels."""
+        return _video(self.disclosure, path, frames, fps, crf, before_signing)
 
     # --- bookkeeping ----------------------------------------------------------------------
     def write_params(self, **extra: Any) -> None:
@@ -194,6 +241,7 @@ class PostStep:
             "notes": self.notes,
             **({"rights": self.rights} if self.rights is not None else {}),
             **({"disclosure": self.disclosure.summary()} if self.disclosure is not None else {}),
+            **({"disclosure_off": self.decision} if self.decision is not None else {}),
             "updated": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
             **self._extra,
         }
@@ -324,12 +372,65 @@ class PostStep:
         return report
 
 
+_live: "weakref.WeakValueDictionary[Path, PostStep]" = weakref.WeakValueDictionary()
+
+
+def _disclosure_of(folder: Path) -> Any:
+    """The disclosure of the step whose folder is ``folder``: the live ``PostStep``'s, else the
+    one its params.json describes; None under a recorded "off" decision."""
+    step = _live.get(folder.resolve())
+    if step is not None:
+        return step.disclosure
+    from . import provenance
+
+    try:
+        doc = json.loads((folder / "params.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        doc = {}
+    decision = provenance.read_decision(provenance.decision_home(folder))
+    if decision is not None and not decision.disclose and decision.honoured:
+        return None
+    d = provenance.disclosure_for_step(folder, str(doc.get("step") or "picture"), rights=doc.get("rights"), inputs=doc.get("inputs"))
+    d.params_hash = str(doc.get("params_hash") or "")
+    return d
+
+
+def write_video(path: str | Path, frames: Iterable[np.ndarray], fps: float | str = 24, *, crf: int = 18,
+                before_signing: Callable[[Path], None] | None = None) -> Path:
+    """A post step's movie (``<step folder>/<name>.mp4``), disclosed like the step's frames: the
+    drop-in for ``imageseq.write_video`` at the end of every post step."""
+    return _video(_disclosure_of(Path(path).parent), path, frames, fps, crf, before_signing)
+
+
+def _video(disclosure: Any, path: str | Path, frames: Iterable[np.ndarray], fps: float | str, crf: int,
+           before_signing: Callable[[Path], None] | None) -> Path:
+    if disclosure is not None:
+        return disclosure.write_video(path, frames, fps, crf=crf, before_signing=before_signing)
+    from .imageseq import write_video as encode  # a recorded "off" decision: plain
+
+    out = encode(path, frames, fps, crf=crf)
+    if before_signing is not None:
+        before_signing(out)
+    return out
+
+
+def write_still(path: str | Path, image: np.ndarray) -> Path:
+    """A picture a step writes beside its frames (a QC contact sheet, a preview), disclosed like
+    them: the drop-in for ``imageseq.write_image`` there. Masks and float data pass unchanged."""
+    path = Path(path)
+    d = _disclosure_of(path.parent)
+    if d is None or not _discloses(image) or path.suffix.lower() not in (".png", ".jpg", ".jpeg"):
+        return write_image(path, image)
+    _write_bytes(path, d.encode(image, path.name, ext=path.suffix.lower()))
+    return path
+
+
 def _write_bytes(path: Path, data: bytes) -> None:
     """Atomic like ``imageseq.write_image`` (temp file + rename, no fsync: the ledger line is the commit)."""
-    import tempfile
+    from .fsutil import temp_beside
 
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix, dir=path.parent)
+    fd, tmp = temp_beside(path, suffix=path.suffix)  # the umask's mode: teammates read the frames
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)

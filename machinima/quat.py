@@ -104,17 +104,29 @@ def to_matrix(q: np.ndarray) -> np.ndarray:
 
 
 def to_euler(q: np.ndarray, order: str = "ZXY") -> np.ndarray:
-    """Intrinsic Euler angles in degrees for ``order`` (inverse of ``from_euler``).
+    """Intrinsic Euler angles in degrees for ``order`` (inverse of ``from_euler``), any of the
+    six orders XYZ XZY YXZ YZX ZXY ZYX.
 
-    Supports the orders BVH files use in practice: ZXY, XYZ, ZYX, YXZ, XZY, YZX.
+    R = R_i(a) R_j(b) R_k(c). The middle angle comes from atan2 (not asin, which loses half the
+    digits near +-90 degrees). At gimbal lock (the middle angle at +-90 degrees) only a +- c is
+    defined: c is set to 0 and a is read from R's j column, which then depends on a alone. Near
+    the lock, c is computed from R and the a found, so the three angles give back the rotation
+    even where each angle alone is ill-conditioned.
     """
     m = to_matrix(q)
     order = order.upper()
-    idx = {"X": 0, "Y": 1, "Z": 2}
-    i, j, k = (idx[c] for c in order)
-    # R = R_i(a) R_j(b) R_k(c); parity sign for non-cyclic orders.
-    sign = 1.0 if (i, j, k) in ((0, 1, 2), (1, 2, 0), (2, 0, 1)) else -1.0
-    b = np.arcsin(np.clip(sign * m[..., i, k], -1.0, 1.0))
-    a = np.arctan2(-sign * m[..., j, k], m[..., k, k])
-    c = np.arctan2(-sign * m[..., i, j], m[..., i, i])
+    if len(order) != 3 or sorted(order) != ["X", "Y", "Z"]:
+        raise ValueError(f"Euler order {order!r} is not a permutation of XYZ")
+    i, j, k = ("XYZ".index(c) for c in order)
+    # +1 for the cyclic orders (XYZ, YZX, ZXY), -1 for the others: e_i x e_j = sign * e_k.
+    sign = 1.0 if (j - i) % 3 == 1 else -1.0
+    cos_b = np.hypot(m[..., i, i], m[..., i, j])
+    b = np.arctan2(sign * m[..., i, k], cos_b)
+    locked = cos_b < 1e-12
+    a = np.where(locked, np.arctan2(sign * m[..., k, j], m[..., j, j]), np.arctan2(-sign * m[..., j, k], m[..., k, k]))
+    # c from R_i(a)^-1 R = R_j(b) R_k(c), whose row j is row j of R_k(c): consistent with the
+    # a just found, so the three angles give back R even where a alone is ill-conditioned.
+    sa, ca = np.sin(a), np.cos(a)
+    c = np.arctan2(sign * ca * m[..., j, i] + sa * m[..., k, i], ca * m[..., j, j] + sign * sa * m[..., k, j])
+    c = np.where(locked, 0.0, c)
     return np.degrees(np.stack([a, b, c], axis=-1))

@@ -15,7 +15,7 @@ from typing import Any, Callable
 from .errors import TakeFormatError
 
 CURRENT: dict[str, int] = {
-    "take": 2,  # take.json
+    "take": 3,  # take.json
     "store": 1,  # streams.sqlite layout
     "mocap": 1,  # (n, 55, 7) float32 local pose frames
     "blend": 1,  # (n, k) float32 blendshape weights, channel names in stream meta
@@ -24,8 +24,10 @@ CURRENT: dict[str, int] = {
     "marker": 1,  # JSON payload: name, note, colour
     # formats versioned (with their own upgrade steps) in the module that owns them:
     "collection": 1,  # machinima/collections.py index.sqlite (facesets, datasets)
-    "rights-record": 1,  # machinima/rights.py
+    "rights-record": 2,  # machinima/rights/records.py (2: identity embeddings, granted_by, signature)
+    "disclosure-decision": 1,  # machinima/provenance/decision.py
     "passes": 1,  # machinima/passes.py passes.json
+    "source-record": 1,  # machinima/bvhimport.py source/<performer>.json (an imported file's own skeleton)
 }
 
 _UPGRADES: dict[tuple[str, int], Callable[[dict[str, Any]], dict[str, Any]]] = {}
@@ -66,4 +68,14 @@ def _take_1_to_2(doc: dict[str, Any]) -> dict[str, Any]:
     note = doc.pop("note", None)
     doc["notes"] = [note] if note else []
     doc["version"] = 2
+    return doc
+
+
+@upgrade_function_for("take", 2)
+def _take_2_to_3(doc: dict[str, Any]) -> dict[str, Any]:
+    """Version 2 had no director's circle and no record of the cuts that use the take."""
+    doc = dict(doc)
+    doc.setdefault("circle", None)
+    doc.setdefault("used_in", [])
+    doc["version"] = 3
     return doc

@@ -112,6 +112,34 @@ def _topological_order() -> tuple[int, ...]:
 ORDER = _topological_order()
 
 
+# Unity's humanoid avatar needs these; every other bone is optional (a rig may lack it).
+REQUIRED: frozenset[str] = frozenset({
+    "Hips", "Spine", "Head",
+    "LeftUpperLeg", "LeftLowerLeg", "LeftFoot", "RightUpperLeg", "RightLowerLeg", "RightFoot",
+    "LeftUpperArm", "LeftLowerArm", "LeftHand", "RightUpperArm", "RightLowerArm", "RightHand",
+})
+
+
+def _primary_children() -> dict[int, int]:
+    """The child that continues each bone's chain (Hips -> Spine -> ... -> Head, a shoulder ->
+    the upper arm, a hand -> the middle finger): where a bone that a source lacks points."""
+    prefer = ("Spine", "Chest", "UpperChest", "Neck", "Head")
+    out: dict[int, int] = {}
+    for i in range(len(BONES)):
+        kids = [k for k in range(len(BONES)) if PARENTS[k] == i]
+        names = [BONES[k] for k in kids]
+        chosen = next((kids[names.index(n)] for n in prefer if n in names), None)
+        if chosen is None:
+            middle = [k for k, n in zip(kids, names) if "MiddleProximal" in n]
+            chosen = middle[0] if middle else (kids[0] if len(kids) == 1 and BONES[i] != "Head" else None)
+        if chosen is not None:
+            out[i] = chosen
+    return out
+
+
+PRIMARY_CHILD: dict[int, int] = _primary_children()
+
+
 def bone_index(name: str) -> int:
     """Index of a canonical bone; a clear error for anything else."""
     try:

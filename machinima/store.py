@@ -130,6 +130,34 @@ def _is_disk_full(exc: BaseException) -> bool:
     return "full" in text or "no space" in text
 
 
+class _Txn:
+    """One write transaction of a store (a class made once: it runs on every commit)."""
+
+    __slots__ = ("store",)
+
+    def __init__(self, store: "StreamStore") -> None:
+        self.store = store
+
+    def __enter__(self) -> None:
+        self.store._db.execute("BEGIN IMMEDIATE")
+
+    def __exit__(self, et, ev, tb) -> bool:
+        store = self.store
+        if et is None:
+            try:
+                store._db.execute("COMMIT")
+            except sqlite3.OperationalError as exc:
+                store._rollback()
+                if _is_disk_full(exc):
+                    raise DiskFullError(f"disk full while writing {store.path}; data committed before is intact") from None
+                raise StoreError(f"could not commit to {store.path}: {exc}") from None
+        else:
+            store._rollback()
+            if isinstance(ev, sqlite3.OperationalError) and _is_disk_full(ev):
+                raise DiskFullError(f"disk full while writing {store.path}; data committed before is intact") from None
+        return False
+
+
 class StreamStore:
     """Append-only store of one take's streams. Open with ``writable=True`` for recording.
 
@@ -156,7 +184,8 @@ class StreamStore:
         self.codec = codec
         if not writable and not self.path.exists():
             raise StoreError(f"streams file {self.path} does not exist", hint="the take has no recorded data; run `machinima takes verify`")
-        uri = self.path.as_uri() + ("" if writable else "?mode=ro")
+        # SQLite's URI form needs an absolute path; the user may have typed a relative one.
+        uri = self.path.absolute().as_uri() + ("" if writable else "?mode=ro")
         try:
             self._db = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False, timeout=5.0)
             self._db.execute("PRAGMA journal_mode=WAL" if writable else "PRAGMA query_only=1")
@@ -205,29 +234,8 @@ class StreamStore:
             self._db.executemany("INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)", list(items.items()))
         self._meta.update(items)
 
-    def _txn(self):
-        store = self
-
-        class _Txn:
-            def __enter__(self_inner):
-                store._db.execute("BEGIN IMMEDIATE")
-
-            def __exit__(self_inner, et, ev, tb):
-                if et is None:
-                    try:
-                        store._db.execute("COMMIT")
-                    except sqlite3.OperationalError as exc:
-                        store._rollback()
-                        if _is_disk_full(exc):
-                            raise DiskFullError(f"disk full while writing {store.path}; data committed before is intact") from None
-                        raise StoreError(f"could not commit to {store.path}: {exc}") from None
-                else:
-                    store._rollback()
-                    if isinstance(ev, sqlite3.OperationalError) and _is_disk_full(ev):
-                        raise DiskFullError(f"disk full while writing {store.path}; data committed before is intact") from None
-                return False
-
-        return _Txn()
+    def _txn(self) -> "_Txn":
+        return _Txn(self)
 
     def _rollback(self) -> None:
         # SQLite already rolls back by itself on some errors (SQLITE_FULL): roll back only
@@ -447,14 +455,22 @@ class StreamStore:
         return str(self._db.execute("PRAGMA integrity_check").fetchone()[0])
 
     def close(self) -> None:
-        """Flush, checkpoint the WAL into the main file with a full sync, close."""
+        """Flush, checkpoint the WAL into the main file with a full sync, close.
+
+        A checkpoint that fails on a full disk is not an error: the committed records stay in
+        the WAL, which SQLite replays on the next open; only a failed flush raises.
+        """
         if getattr(self, "_db", None) is None:
             return
         try:
             if self.writable:
                 self.flush()
-                self._db.execute("PRAGMA synchronous=FULL")
-                self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+                try:
+                    self._db.execute("PRAGMA synchronous=FULL")
+                    self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+                except sqlite3.OperationalError as exc:
+                    if not _is_disk_full(exc):
+                        raise StoreError(f"could not checkpoint {self.path}: {exc}") from None
         finally:
             self._db.close()
             self._db = None  # type: ignore[assignment]

@@ -1,31 +1,39 @@
 """The take: one portable folder per recorded take.
 
     <takes-root>/<take-id>/
-      take.json         manifest (schema ``take`` version 2), written atomically
+      take.json         manifest (schema ``take`` version 3), written atomically
       streams.sqlite    time-stamped records (see ``store``)
       passes/<pass>/    rendered passes (rgb, depth, mask, pose ...)
       post/<step-id>/   outputs of post steps, each with params.json
       .lock             held by the one process that writes the take
+      .reserve          256 KiB set aside while recording: freed when the take ends, so that
+                        take.json can still be written when the disk fills up
 
 Statuses: ``recording`` while a writer has it open, ``complete`` after ``finalize``,
 ``recovered`` when a take left in ``recording`` by a crash was reopened, ``failed`` when
 recording stopped on an error (what was written stays).
+
+Paths may be relative to the current folder everywhere; a take that cannot be created (a full
+disk, a bad name) leaves no folder behind.
 """
 
 from __future__ import annotations
 
 import datetime as _dt
+import errno
 import json
+import logging
 import os
 import re
 import shutil
+import sqlite3
 from dataclasses import asdict, dataclass, field
 from fractions import Fraction
 from pathlib import Path
 from typing import Any, Iterator
 
 from . import schema
-from .errors import StoreError, TakeError, TakeFormatError, TakeLockedError
+from .errors import DiskFullError, MachinimaError, StoreError, TakeError, TakeFormatError, TakeLockedError
 from .fsutil import FileLock, atomic_write_json
 from .store import StreamStore
 from .timecode import Timecode, parse_rate
@@ -34,7 +42,10 @@ MANIFEST = "take.json"
 STREAMS = "streams.sqlite"
 LOCK = ".lock"
 TRASH = ".trash"
+RESERVE = ".reserve"
+RESERVE_BYTES = 256 * 1024
 STATUSES = ("recording", "complete", "recovered", "failed")
+log = logging.getLogger("machinima.take")
 
 
 def _now() -> str:
@@ -74,6 +85,10 @@ class Manifest:
     created: str = field(default_factory=_now)
     updated: str = field(default_factory=_now)
     extra: dict[str, Any] = field(default_factory=dict)
+    # the director's circle: {"version": "render" | post-step kind or id, "at": ISO time, "note"}, or None
+    circle: dict[str, Any] | None = None
+    # cuts that use the take: [{"cut", "file", "ranges": [[first, last] take frames], "timecodes", "at"}]
+    used_in: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def rate(self) -> Fraction:
@@ -126,6 +141,13 @@ class Manifest:
         tc_out = doc.get("timecode_out")
         if tc_out is not None and not isinstance(tc_out, str):
             raise TakeFormatError(f"{where}: field 'timecode_out' must be a string or null")
+        circle = doc.get("circle")
+        if circle is not None and not (isinstance(circle, dict) and isinstance(circle.get("version"), str)):
+            raise TakeFormatError(f"{where}: field 'circle' must be null or an object with a 'version' string")
+        used_in = need("used_in", list)
+        for k, use in enumerate(used_in):
+            if not (isinstance(use, dict) and isinstance(use.get("cut"), str) and isinstance(use.get("ranges"), list)):
+                raise TakeFormatError(f"{where}: field 'used_in[{k}]' must be an object with 'cut' and 'ranges'")
         return cls(
             id=need("id", str),
             slate=slate,
@@ -140,6 +162,8 @@ class Manifest:
             created=str(doc.get("created", "")),
             updated=str(doc.get("updated", "")),
             extra=dict(doc.get("extra", {})),
+            circle=circle,
+            used_in=used_in,
         )
 
 
@@ -188,11 +212,14 @@ class Take:
         atomic (mkdir), so two recorders never get the same number.
         """
         root = Path(takes_root)
-        root.mkdir(parents=True, exist_ok=True)
         rate = parse_rate(fps)
         tc_in = timecode_in or str(Timecode.at(rate, 0))
         Timecode.parse(tc_in, rate)
-        number = take_number or next_take_number(root, production, scene, shot)
+        try:
+            root.mkdir(parents=True, exist_ok=True)
+            number = take_number or next_take_number(root, production, scene, shot)
+        except OSError as exc:
+            raise _os_error(exc, f"cannot use the takes folder {root}") from None
         while True:
             slate = Slate(production, scene, shot, number)
             path = root / slate.take_id()
@@ -203,20 +230,35 @@ class Take:
                 if take_number:
                     raise TakeError(f"take {slate.take_id()} already exists in {root}") from None
                 number += 1
-        lock = FileLock(path / LOCK, f"take {slate.take_id()}").acquire()
-        manifest = Manifest(
-            id=slate.take_id(),
-            slate=slate,
-            fps=_fps_text(rate),
-            timecode_in=tc_in,
-            performers=[{"name": p} for p in (performers or [])],
-            notes=list(notes or []),
-        )
-        take = cls(path, manifest, writable=True, lock=lock)
-        take.save()
-        take._store = StreamStore(
-            path / STREAMS, writable=True, fps=rate, origin_ns=origin_ns, start_frame=Timecode.parse(tc_in, rate).frames
-        )
+            except OSError as exc:
+                raise _os_error(exc, f"cannot create take {slate.take_id()} in {root}") from None
+        lock: FileLock | None = None
+        try:  # the folder is ours (mkdir); anything failing below removes it again
+            lock = FileLock(path / LOCK, f"take {slate.take_id()}").acquire()
+            _reserve(path)
+            manifest = Manifest(
+                id=slate.take_id(),
+                slate=slate,
+                fps=_fps_text(rate),
+                timecode_in=tc_in,
+                performers=[{"name": p} for p in (performers or [])],
+                notes=list(notes or []),
+            )
+            take = cls(path, manifest, writable=True, lock=lock)
+            take.save()
+            take._store = StreamStore(
+                path / STREAMS, writable=True, fps=rate, origin_ns=origin_ns, start_frame=Timecode.parse(tc_in, rate).frames
+            )
+        except BaseException as exc:
+            if lock is not None:
+                lock.release()
+            shutil.rmtree(path, ignore_errors=True)
+            if isinstance(exc, DiskFullError) or (isinstance(exc, OSError) and exc.errno in _FULL):
+                raise DiskFullError(f"disk full: no room to start take {slate.take_id()} in {root}; nothing was created",
+                                    hint="free space, then record again") from None
+            if isinstance(exc, OSError):
+                raise _os_error(exc, f"cannot create take {slate.take_id()} in {root}") from None
+            raise
         _catalog_upsert(root, take)
         return take
 
@@ -225,6 +267,8 @@ class Take:
         path = Path(path)
         if not path.is_dir():
             raise TakeError(f"no take at {path}")
+        if not (path / MANIFEST).is_file():  # before the lock: a stranger's folder gets no .lock
+            raise TakeFormatError(f"{path} has no {MANIFEST}: not a take folder")
         lock = FileLock(path / LOCK, f"take {path.name}").acquire() if writable else None
         try:
             manifest = read_manifest(path)
@@ -314,18 +358,55 @@ class Take:
             raise TakeError(f"unknown status {status!r}")
         self._summarize_streams()
         self.manifest.status = status
+        _release_reserve(self.path)  # its room is for this very write when the disk is full
         self.save()
         self.close()
         _catalog_upsert(self.root, self)
 
+    def fail(self, reason: str) -> bool:
+        """End a recording that cannot go on (a full disk): drop what is not committed, mark the
+        take ``failed`` with the note ``recording stopped: <reason>`` and release the lock, so
+        ``takes recover`` works at once, even while the recording process lives on.
+
+        Never raises: it runs when writing already failed. The reserve is freed first, so that
+        take.json fits on a full disk; returns False when even that could not be written (the
+        take then stays ``recording`` on disk and ``recover`` finishes it later)."""
+        store = self._store
+        if store is not None:
+            store.discard_pending()
+        _release_reserve(self.path)
+        self.manifest.notes.append(f"recording stopped: {reason}")
+        self.manifest.status = "failed"
+        saved = False
+        try:
+            if store is not None:
+                self._summarize_streams()
+            self.save()
+            saved = True
+        except (MachinimaError, OSError, sqlite3.Error) as exc:
+            log.error("take %s: could not write its failed status (%s); `machinima takes recover` will finish it", self.id, exc)
+        try:
+            self.close()
+        except (MachinimaError, OSError, sqlite3.Error) as exc:
+            log.error("take %s: closing after the failure: %s", self.id, exc)
+        if saved:
+            _catalog_upsert(self.root, self)
+        return saved
+
     def close(self) -> None:
-        if self._store is not None:
-            self._store.close()
-            self._store = None
-        if self._lock:
-            self._lock.release()
-            self._lock = None
-        self.writable = False
+        """Close the store and release the lock (the lock even when closing the store fails);
+        the reserve goes with the writer."""
+        store, self._store = self._store, None
+        try:
+            if store is not None:
+                store.close()
+        finally:
+            if self.writable:
+                _release_reserve(self.path)
+            if self._lock:
+                self._lock.release()
+                self._lock = None
+            self.writable = False
 
     def __enter__(self) -> "Take":
         return self
@@ -356,6 +437,37 @@ class Take:
         if self.manifest.status == "recording" and not FileLock(self.path / LOCK).is_held_elsewhere():
             problems.append("status is 'recording' but no writer is alive: run `machinima takes recover`")
         return problems
+
+
+_FULL = (errno.ENOSPC, errno.EDQUOT)
+
+
+def _os_error(exc: OSError, doing: str) -> TakeError:
+    """An OS error as the take error a person reads (a full disk is a ``DiskFullError``)."""
+    if exc.errno in _FULL:
+        return DiskFullError(f"disk full: {doing}", hint="free space and try again")
+    return TakeError(f"{doing}: {exc.strerror or exc}")
+
+
+def _reserve(folder: Path, size: int = RESERVE_BYTES) -> None:
+    """Set ``size`` bytes aside in ``folder`` (allocated, not sparse): freed when the take ends,
+    they leave room for take.json after the recording itself filled the disk."""
+    fd = os.open(folder / RESERVE, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        os.posix_fallocate(fd, 0, size)
+    except OSError as exc:
+        if exc.errno in _FULL:
+            raise
+        log.debug("no reserve in %s: %s", folder, exc)  # a file system without fallocate
+    finally:
+        os.close(fd)
+
+
+def _release_reserve(folder: Path) -> None:
+    try:
+        (folder / RESERVE).unlink()
+    except OSError:
+        pass
 
 
 def _fps_text(rate: Fraction) -> str:
@@ -400,6 +512,7 @@ def recover(path: str | Path) -> Take:
     if not (path / STREAMS).exists():
         take.manifest.status = "failed"
         take.manifest.notes.append(f"recovery: {STREAMS} was missing")
+        _release_reserve(path)
         take.save()
         take.close()
         return take

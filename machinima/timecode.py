@@ -7,6 +7,7 @@ and is written with ';' before the frames field, as editors expect.
 from __future__ import annotations
 
 import re
+import time
 from dataclasses import dataclass
 from fractions import Fraction
 
@@ -152,3 +153,23 @@ def ns_from_frames(frames, rate: float | str | Fraction):
     ``frames_from_ns``: ``frames_from_ns(ns_from_frames(f)) == f`` exactly."""
     r = parse_rate(rate)
     return -((-frames * NS_PER_S * r.denominator) // r.numerator)
+
+
+def time_of_day(rate: float | str | Fraction, *, wall_ns: int | None = None, mono_ns: int | None = None) -> tuple[Timecode, int]:
+    """The local time of day as timecode at ``rate`` (how Unreal's Take Recorder stamps a take
+    with the system clock), and the monotonic instant its frame began.
+
+    Recording with ``start_frame = tc.frames`` and ``origin_ns`` = that instant makes every
+    stamp's frame, ``start_frame + floor((t - origin_ns) * rate)``, the time-of-day frame it
+    was captured in. ``wall_ns`` (``time.time_ns()``) and ``mono_ns`` (``time.monotonic_ns()``)
+    are read now when not given; pass both to compute for a known instant.
+    """
+    r = parse_rate(rate)
+    wall = time.time_ns() if wall_ns is None else int(wall_ns)
+    mono = time.monotonic_ns() if mono_ns is None else int(mono_ns)
+    secs, frac = divmod(wall, NS_PER_S)
+    lt = time.localtime(secs)
+    tod_ns = ((lt.tm_hour * 60 + lt.tm_min) * 60 + min(lt.tm_sec, 59)) * NS_PER_S + frac
+    frames = int(frames_from_ns(tod_ns, r))
+    into_frame = tod_ns - int(ns_from_frames(frames, r))
+    return Timecode.at(r, frames), mono - into_frame

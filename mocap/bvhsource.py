@@ -8,23 +8,26 @@ from pathlib import Path
 
 import numpy as np
 
-from machinima.bvh import read_bvh, to_canonical
-from machinima.skeleton import BoneMap
+from machinima.bonemap import BoneMapSpec
+from machinima.bvh import read_bvh
+from machinima.bvhimport import BVHPerformer, retarget_motion
 
 from .errors import MocapError
 
 
 class BVHPlayback:
-    def __init__(self, path: str | Path, *, loop: bool = True, start_s: float = 0.0, bone_map: dict[str, str] | None = None, scale: float = 0.01) -> None:
+    def __init__(self, path: str | Path, *, loop: bool = True, start_s: float = 0.0,
+                 bone_map: BoneMapSpec | dict[str, str] | str | Path | None = None, units: str = "auto") -> None:
         motion = read_bvh(path)
         if motion.data.shape[0] == 0 or motion.frame_time <= 0:
             raise MocapError(f"{path}: the BVH has no frames to play")
         if start_s < 0:
             raise MocapError("the start offset must be >= 0 seconds")
         self.path = Path(path)
-        self.poses = to_canonical(motion, BoneMap(bone_map) if bone_map else None, scale=scale)
-        self.fps = motion.fps
-        self.frame_time = motion.frame_time
+        self.performer: BVHPerformer = retarget_motion(motion, bone_map, units)  # map, units and fps as `takes import` reads them
+        self.poses = self.performer.poses
+        self.fps = float(self.performer.fps)
+        self.frame_time = 1.0 / self.fps
         self.loop = loop
         self.start_s = start_s
         self.duration_s = self.poses.shape[0] * self.frame_time

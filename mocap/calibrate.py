@@ -27,6 +27,8 @@ def capture_calibration(*, vmc: int | None = None, xsens: int | None = None, osc
     first: dict[str, float] = {}
 
     def on_frame(f) -> None:
+        if f.pose is None:  # a face-only sender has no pose to calibrate
+            return
         frames.setdefault(f.performer, []).append(f.pose)
         first.setdefault(f.performer, time.monotonic())
 

@@ -49,6 +49,8 @@ def send(
     bvh: Optional[Path] = typer.Option(None, "--bvh", help="Play a BVH file as a live performer."),
     loop: bool = typer.Option(True, "--loop/--no-loop", help="Loop the BVH."),
     start: float = typer.Option(0.0, "--start", help="Start offset into the BVH, seconds."),
+    bone_map: Optional[str] = typer.Option(None, "--bone-map", help="BVH: shipped bone map (mixamo, humanik, biovision, cmu, rokoko) or a .toml file; default: chosen by joint names."),
+    units: str = typer.Option("auto", "--units", help="BVH file units: cm, m, mm, in, or auto (from the rest pose's height)."),
     vmc: Optional[str] = typer.Option(None, "--vmc", help="Send VMC to HOST:PORT (default 127.0.0.1:39539)."),
     xsens: Optional[str] = typer.Option(None, "--xsens", help="Send Xsens MVN (MXTP02) to HOST:PORT instead (default port 9763)."),
     osc_target: Optional[str] = typer.Option(None, "--osc", help="Send plain-profile OSC (one message per bone) to HOST:PORT instead."),
@@ -73,7 +75,10 @@ def send(
     if bvh is not None:
         from .bvhsource import BVHPlayback
 
-        pb = BVHPlayback(bvh, loop=loop, start_s=start)
+        from machinima.cli import print_bvh_report
+
+        pb = BVHPlayback(bvh, loop=loop, start_s=start, bone_map=bone_map, units=units)
+        print_bvh_report(pb.performer, info_console=err)
         performers.append(sender.Performer(bvh.stem if synthetic == 0 and name == "synth" else f"{name}-bvh", pb.pose_at))
     n = synthetic if (synthetic or bvh is not None) else 1
     for k in range(n):
@@ -93,16 +98,38 @@ def send(
 
 def _health_table(summary: list[dict], ingest) -> Table:
     t = Table(title="mocap sources", expand=False)
-    for col in ("source", "performers", "rate Hz", "loss %", "latency p50/p99 ms", "last seen s", "frames", "rejected"):
+    for col in ("source", "performers", "rate Hz", "loss %", "transit above min p50/p99 ms", "read late p99 ms", "last seen s", "frames", "rejected"):
         t.add_column(col)
     for s in summary:
-        lat = "-" if s["latency_ms_p50"] is None else f"{s['latency_ms_p50']:.1f} / {s['latency_ms_p99']:.1f}"
+        lat = "-" if s["transit_ms_p50"] is None else f"{s['transit_ms_p50']:.1f} / {s['transit_ms_p99']:.1f}"
+        behind = "-" if s["behind_ms_p99"] is None else f"{s['behind_ms_p99']:.1f}"
+        loss = "unknown" if s["loss_pct"] is None else f"{s['loss_pct']:.2f}"
         rej = ", ".join(f"{k} {v}" for k, v in sorted(s["rejects"].items())) or "-"
         last = "-" if s["last_seen_s"] is None else f"{s['last_seen_s']:.1f}"
-        t.add_row(s["source"], ", ".join(s["performers"]) or "-", f"{s['rate_hz']:.0f}", f"{s['loss_pct']:.2f}", lat, last, str(s["frames"]), rej)
-    if ingest.recorder is not None:
-        t.caption = f"recording {ingest.recorder.take.id}: {ingest.recorder.frames} frames"
+        t.add_row(s["source"], ", ".join(s["performers"]) or "-", f"{s['rate_hz']:.0f}", loss, lat, behind, last, str(s["frames"]), rej)
+    if ingest.writer is not None:
+        t.caption = f"recording {ingest.writer.take.id}: {ingest.recorded} frames, {ingest.writer.acknowledged} samples on disk"
     return t
+
+
+def _smooth_bones(items: List[str]) -> dict[str, dict[str, float]] | None:
+    """``--smooth-bone NAME=MIN_CUTOFF,BETA`` (a bone or a group: body, fingers) -> settings."""
+    from .errors import MocapError
+    from .timing import DEFAULT_BONE_SMOOTHING
+
+    if not items:
+        return None
+    out = {k: dict(v) for k, v in DEFAULT_BONE_SMOOTHING.items()}
+    for it in items:
+        name, sep, vals = it.partition("=")
+        try:
+            mc, beta = (float(x) for x in vals.split(","))
+        except ValueError:
+            raise MocapError(f"--smooth-bone {it!r} must look like NAME=MIN_CUTOFF,BETA (e.g. fingers=0.5,2)") from None
+        if not sep or not name:
+            raise MocapError(f"--smooth-bone {it!r} must look like NAME=MIN_CUTOFF,BETA (e.g. fingers=0.5,2)")
+        out[name] = {"min_cutoff": mc, "beta": beta}
+    return out
 
 
 @app.command()
@@ -121,8 +148,9 @@ def listen(
     delay_ms: float = typer.Option(0.0, "--delay-ms", help="Jitter buffer delay."),
     max_gap_ms: float = typer.Option(100.0, "--max-gap-ms", help="Interpolate live output over gaps up to this long."),
     smooth: bool = typer.Option(False, "--smooth", help="One-Euro filter on the live output (the take keeps raw frames)."),
-    min_cutoff: float = typer.Option(1.0, "--min-cutoff"),
-    beta: float = typer.Option(0.5, "--beta"),
+    min_cutoff: float = typer.Option(1.0, "--min-cutoff", help="One-Euro min cutoff (Hz) of the body bones."),
+    beta: float = typer.Option(0.5, "--beta", help="One-Euro beta of the body bones."),
+    smooth_bone: List[str] = typer.Option([], "--smooth-bone", help="Per bone or group (body, fingers): NAME=MIN_CUTOFF,BETA. Defaults: Hips=2,0.3 fingers=0.5,2."),
     calibration: List[Path] = typer.Option([], "--calibration", help="Calibration file(s) from `machinima mocap calibrate`."),
     performer: List[str] = typer.Option([], "--performer", help="Name a sender: HOST:PORT=NAME (VMC) or CHARACTER=NAME (Xsens)."),
     server: Optional[str] = typer.Option(None, "--server", help="Relay frames to the stage server, e.g. ws://127.0.0.1:8765/stage."),
@@ -133,8 +161,9 @@ def listen(
     import asyncio
 
     from .errors import MocapError
-    from .listener import Ingest, Recorder, serve
+    from .listener import Ingest, serve
     from .retarget import Calibration
+    from .timing import bone_settings
 
     if not any(p is not None for p in (vmc, xsens, osc_port)):
         raise MocapError("nothing to listen to", hint="give --vmc PORT, --xsens PORT and/or --osc PORT")
@@ -142,7 +171,17 @@ def listen(
         raise MocapError("--server needs --token (a performer token from `machinima server token`)")
     names = _pairs(performer, "--performer")
     cals = {c.performer: c for c in (Calibration.load(p) for p in calibration)}
-    ingest = Ingest(delay_ms=delay_ms, max_gap_ms=max_gap_ms, smoothing={"min_cutoff": min_cutoff, "beta": beta} if smooth else None, calibrations=cals)
+    smoothing = None
+    if smooth or smooth_bone:
+        smoothing = {"min_cutoff": min_cutoff, "beta": beta}
+        bones = _smooth_bones(smooth_bone)
+        if bones is not None:
+            try:
+                bone_settings(min_cutoff, beta, bones)
+            except ValueError as exc:
+                raise MocapError(f"--smooth-bone: {exc}") from None
+            smoothing["bones"] = bones
+    ingest = Ingest(delay_ms=delay_ms, max_gap_ms=max_gap_ms, smoothing=smoothing, calibrations=cals)
     bindings = []
     from .sources import get_source
 
@@ -159,10 +198,11 @@ def listen(
     if record is not None:
         from machinima.config import load_config
         from machinima.take import Take
+        from machinima.takewriter import TakeWriter
 
         take = Take.create(record, production=production or load_config().production, scene=scene, shot=shot, fps=take_fps,
                            notes=[f"mocap listen: {', '.join(f'{n}:{p}' for n, _, p in bindings)}"])
-        ingest.recorder = Recorder(take)
+        ingest.writer = TakeWriter(take)
         err.print(f"recording into {take.path}")
 
     async def run() -> list[dict]:
@@ -190,16 +230,17 @@ def listen(
     try:
         summary = asyncio.run(run())
     except KeyboardInterrupt:
+        ingest.finish()
         summary = ingest.summary()
     except Exception:
         status = "failed"
         raise
     finally:
-        if ingest.recorder is not None:
-            tid = ingest.recorder.close(summary or ingest.summary(), status)
-            err.print(f"take {tid}: {ingest.recorder.frames} frames recorded" + (f" (recording error: {ingest.record_error})" if ingest.record_error else ""))
+        if ingest.writer is not None:
+            ingest.end_take(status, summary or ingest.summary())
+            err.print(f"take {take.id}: {ingest.recorded} frames recorded" + (f" (recording error: {ingest.record_error})" if ingest.record_error else ""))
     if json_out:
-        console.print(json.dumps({"sources": summary, "recorded_frames": ingest.recorder.frames if ingest.recorder else 0, "take": take.id if take else None}))
+        console.print(json.dumps({"sources": summary, "recorded_frames": ingest.recorded, "take": take.id if take else None}))
 
 
 @app.command()
@@ -227,7 +268,8 @@ def stats(
     console.print(tab)
     for s in st["sources"]:
         rej = ", ".join(f"{k} {v}" for k, v in sorted(s.get("rejects", {}).items())) or "none"
-        console.print(f"source {s['source']}: {s['frames']} frames, loss {s['loss_pct']:.2f} %, rejected: {rej}")
+        loss = "unknown (no sender clock or counter)" if s.get("loss_pct") is None else f"{s['loss_pct']:.2f} %"
+        console.print(f"source {s['source']}: {s['frames']} frames, loss {loss}, rejected: {rej}")
 
 
 @app.command()

@@ -2,37 +2,44 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
 from machinima.skeleton import BONES, POSE_WIDTH, rest_pose
 
 
-@dataclass
 class Frame:
     """A canonical pose (55, 7) of ``performer`` received from ``source``.
 
-    ``t_recv_ns``: monotonic receive stamp (``time.monotonic_ns``). ``sender_time_s``: the
+    ``t_recv_ns``: monotonic receive stamp (the kernel's arrival time when the listener has it,
+    so a receiver that falls behind does not make frames look late). ``sender_time_s``: the
     sender's own clock when the protocol carries one (VMC ``/VMC/Ext/T``, Xsens time code).
-    ``seq``: the sender's sample counter when it has one (Xsens), else None. ``t_ns`` is the
-    stamp used for ordering and recording (set by the timing stage; receive stamp until then).
+    ``seq``: the sender's sample counter when it has one (Xsens), else None. ``blendshapes``:
+    {name: weight} when the frame carried face data. ``pose`` is None for a sender that only
+    sends blendshapes. ``t_ns`` is the stamp used for ordering and recording (set by the timing
+    stage; receive stamp until then). ``meta``: flags set along the way (``late``, ``restart``).
+    A plain class with slots: tens of thousands are made a second.
     """
 
-    performer: str
-    source: str
-    t_recv_ns: int
-    pose: np.ndarray
-    sender_time_s: float | None = None
-    seq: int | None = None
-    blendshapes: dict[str, float] | None = None
-    t_ns: int = 0
-    interpolated: bool = False
-    meta: dict = field(default_factory=dict)
+    __slots__ = ("performer", "source", "t_recv_ns", "pose", "sender_time_s", "seq", "blendshapes", "t_ns", "interpolated", "meta")
 
-    def __post_init__(self) -> None:
-        if not self.t_ns:
-            self.t_ns = self.t_recv_ns
+    def __init__(self, performer: str, source: str, t_recv_ns: int, pose: np.ndarray | None, sender_time_s: float | None = None,
+                 seq: int | None = None, blendshapes: dict[str, float] | None = None, t_ns: int = 0, interpolated: bool = False,
+                 meta: dict[str, Any] | None = None) -> None:
+        self.performer = performer
+        self.source = source
+        self.t_recv_ns = t_recv_ns
+        self.pose = pose
+        self.sender_time_s = sender_time_s
+        self.seq = seq
+        self.blendshapes = blendshapes
+        self.t_ns = t_ns or t_recv_ns
+        self.interpolated = interpolated
+        self.meta = meta if meta is not None else {}
+
+    def __repr__(self) -> str:
+        return f"Frame({self.performer!r}, {self.source!r}, t_ns={self.t_ns}, seq={self.seq}, sender_time_s={self.sender_time_s})"
 
 
 def new_pose() -> np.ndarray:

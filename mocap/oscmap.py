@@ -31,7 +31,8 @@ them); a user's own profile is any TOML file of the same shape::
     [rest]                                # optional: world rotation (x, y, z, w) of a
     Hips = [0, 0, 0, 1]                   # source bone in its T-pose (retarget offsets)
 
-A frame ends at a ``frame_end`` route, at the end of a bundle, or when a bone repeats.
+A frame ends at a ``frame_end`` route, at the end of a bundle, when a bone repeats, or when
+the performer has been quiet for ``idle_ms`` (``poll``; ``flush`` at stream end).
 Rejections: ``bad_packet`` (python-osc cannot parse it), ``unmatched`` (no route),
 ``bad_args`` (argument count or types), ``nonfinite``, ``unknown_bone``, ``flood``.
 """
@@ -192,7 +193,7 @@ def shipped_profiles() -> list[str]:
 
 
 class _Perf:
-    __slots__ = ("pos", "rot", "present", "has_pos", "touched", "pending", "time")
+    __slots__ = ("pos", "rot", "present", "has_pos", "touched", "pending", "time", "last_ns")
 
     def __init__(self) -> None:
         base = new_pose()
@@ -203,6 +204,7 @@ class _Perf:
         self.touched: set[int] = set()
         self.pending = False
         self.time: float | None = None
+        self.last_ns = 0
 
 
 class OSCMapSource:
@@ -210,8 +212,10 @@ class OSCMapSource:
 
     kind = "osc"
 
-    def __init__(self, name: str = "osc", *, profile: str | Path | Profile = "plain", max_packets_per_s: float = 50000.0, max_performers: int = 32) -> None:
+    def __init__(self, name: str = "osc", *, profile: str | Path | Profile = "plain", max_packets_per_s: float = 50000.0, max_performers: int = 32,
+                 idle_ms: float = 50.0) -> None:
         self.name = name
+        self.idle_ns = int(idle_ms * 1e6)
         self.profile = profile if isinstance(profile, Profile) else load_profile(profile)
         self.rejects: Counter[str] = Counter()
         self.max_performers = max_performers
@@ -336,8 +340,18 @@ class OSCMapSource:
         st.present[b] = True
         st.touched.add(b)
         st.pending = True
+        st.last_ns = now
         touched.add(performer)
         return out
+
+    def poll(self, now_ns: int) -> list[Frame]:
+        """Frames of performers quiet for ``idle_ms``: a frame that ends only when the next one
+        starts (no ``frame_end`` route, no bundle) is not held back forever."""
+        return [self._frame(p, st, st.last_ns) for p, st in self._perf.items() if st.pending and now_ns - st.last_ns >= self.idle_ns]
+
+    def flush(self) -> list[Frame]:
+        """Stream end: every pending frame."""
+        return [self._frame(p, st, st.last_ns) for p, st in self._perf.items() if st.pending]
 
     def _frame(self, performer: str, st: _Perf, now: int) -> Frame:
         if self.profile.transforms == "global":

@@ -1,7 +1,9 @@
 """Sources by name, and the VMC source.
 
 A source is a sans-I/O object: ``feed(data, addr, t_recv_ns) -> list[Frame]``, with a
-``rejects`` Counter (reason -> count) and a ``kind``. Listeners only move bytes into it.
+``rejects`` Counter (reason -> count) and a ``kind``; sources that hold a frame until they know
+it is complete also have ``poll(now_ns) -> list[Frame]`` (emit frames of senders gone quiet)
+and ``flush() -> list[Frame]`` (stream end). Listeners only move bytes into it.
 
 Sources register by name: the built-in ones below, plus any package that declares an entry
 point in the ``machinima.mocap_sources`` group (``name = "pkg.module:Class"``); a plugin that
@@ -18,12 +20,12 @@ from collections import Counter
 from importlib.metadata import entry_points
 from typing import Callable, Protocol
 
-import numpy as np
 
 from machinima import vmc
+from machinima.vmc_frames import VMCAssembler
 
 from .errors import MocapError
-from .frames import Frame, new_pose
+from .frames import Frame
 
 log = logging.getLogger("machinima.mocap")
 
@@ -83,7 +85,9 @@ class RateLimiter:
             self._state[addr] = (self.burst - 1, now_ns)
             return True
         tokens, last = st
-        tokens = min(self.burst, tokens + (now_ns - last) / 1e9 * self.rate)
+        tokens += (now_ns - last) * 1e-9 * self.rate
+        if tokens > self.burst:
+            tokens = self.burst
         if tokens < 1:
             self._state[addr] = (tokens, now_ns)
             return False
@@ -92,15 +96,16 @@ class RateLimiter:
 
 
 class _Sender:
-    __slots__ = ("decoder", "pose", "performer", "touched", "pending", "sender_time")
+    __slots__ = ("decoder", "asm", "performer", "key")
 
-    def __init__(self, decoder: vmc.VMCDecoder, performer: str) -> None:
+    def __init__(self, decoder: vmc.VMCDecoder, asm: VMCAssembler, performer: str, key: str) -> None:
         self.decoder = decoder
-        self.pose = new_pose()
+        self.asm = asm
         self.performer = performer
-        self.touched: set[int] = set()
-        self.pending = False
-        self.sender_time: float | None = None
+        self.key = key
+
+
+_NONE: list[Frame] = []
 
 
 class VMCSource:
@@ -108,18 +113,21 @@ class VMCSource:
 
     The performer's name: ``performers[host:port]`` when given, else the Root/Pos name when it
     is not the default "root" (machinima's senders put the performer's name there), else
-    ``<name>-<k>`` in order of first appearance. A bundle is one frame; single messages make
-    a frame when ``/VMC/Ext/T`` or ``/VMC/Ext/OK`` arrives or a bone repeats.
+    ``<name>-<k>`` in order of first appearance. Frames are assembled per sender by
+    ``machinima.vmc_frames.VMCAssembler``: one bundle, a bundle split over datagrams or one
+    message per datagram all give one frame; ``poll(now_ns)`` emits a sender's pending frame
+    after ``idle_ms`` of quiet and ``flush()`` at stream end (the last frame is never lost).
     Limits: ``max_senders``, ``max_packets_per_s`` per sender (a flood is counted as ``flood``).
     """
 
     kind = "vmc"
 
     def __init__(self, name: str = "vmc", *, performers: dict[str, str] | None = None, max_senders: int = 64,
-                 max_packets_per_s: float = 20000.0, decoder_limits: dict | None = None) -> None:
+                 max_packets_per_s: float = 100000.0, decoder_limits: dict | None = None, idle_ms: float = 50.0) -> None:
         self.name = name
         self.performer_names = dict(performers or {})
         self.max_senders = max_senders
+        self.idle_ms = idle_ms
         self.rejects: Counter[str] = Counter()
         self._limiter = RateLimiter(max_packets_per_s, max_senders=max_senders * 4)
         self._decoder_limits = dict(decoder_limits or {})
@@ -127,58 +135,49 @@ class VMCSource:
         self._count = 0
 
     def _sender(self, addr: tuple) -> _Sender | None:
-        s = self._senders.get(addr)
-        if s is None:
-            if len(self._senders) >= self.max_senders:
-                self.rejects["too_many_senders"] += 1
-                return None
-            self._count += 1
-            key = f"{addr[0]}:{addr[1]}" if len(addr) >= 2 else str(addr)
-            dec = vmc.VMCDecoder(**self._decoder_limits)
-            dec.rejects = self.rejects  # one counter for the whole source
-            s = _Sender(dec, self.performer_names.get(key, f"{self.name}-{self._count}"))
-            self._senders[addr] = s
+        if len(self._senders) >= self.max_senders:
+            self.rejects["too_many_senders"] += 1
+            return None
+        self._count += 1
+        key = f"{addr[0]}:{addr[1]}" if len(addr) >= 2 else str(addr)
+        dec = vmc.VMCDecoder(**self._decoder_limits)
+        dec.rejects = self.rejects  # one counter for the whole source
+        s = _Sender(dec, VMCAssembler(idle_ms=self.idle_ms), self.performer_names.get(key, f"{self.name}-{self._count}"), key)
+        self._senders[addr] = s
         return s
 
     def feed(self, data: bytes, addr: tuple, t_recv_ns: int | None = None) -> list[Frame]:
         now = time.monotonic_ns() if t_recv_ns is None else t_recv_ns
         if not self._limiter.allow(addr, now):
             self.rejects["flood"] += 1
-            return []
-        s = self._sender(addr)
+            return _NONE
+        s = self._senders.get(addr) or self._sender(addr)
         if s is None:
-            return []
+            return _NONE
         pkt = s.decoder.feed(data)  # its rejects are counted straight into self.rejects
         if pkt is None:
-            return []
-        if pkt.root_name and pkt.root_name != "root" and s.performer.startswith(f"{self.name}-"):
-            key = f"{addr[0]}:{addr[1]}" if len(addr) >= 2 else str(addr)
-            if key not in self.performer_names:
-                s.performer = pkt.root_name
-        is_bundle = data[:8] == b"#bundle\x00"
+            return _NONE
+        done = s.asm.feed(pkt, now)
+        if pkt.root_name is not None and pkt.root_name != "root" and s.performer.startswith(f"{self.name}-") and s.key not in self.performer_names:
+            s.performer = pkt.root_name
+        if not done:
+            return _NONE
+        return [self._frame(s, f) for f in done]
+
+    def poll(self, now_ns: int) -> list[Frame]:
+        """Frames of senders quiet for ``idle_ms`` (call when the socket has been drained)."""
         out: list[Frame] = []
-        if is_bundle:
-            if pkt.has_pose:
-                pkt.apply_to(s.pose)
-                out.append(self._frame(s, now, pkt.time_s, pkt))
-            elif pkt.blend_apply:
-                out.append(self._frame(s, now, pkt.time_s, pkt))
-            return out
-        # single messages: accumulate, emit on T / OK / a repeated bone
-        if pkt.bone_index.shape[0] and int(pkt.bone_index[0]) in s.touched and s.pending:
-            out.append(self._frame(s, now, s.sender_time, None))
-        if pkt.has_pose:
-            pkt.apply_to(s.pose)
-            s.touched.update(int(i) for i in pkt.bone_index)
-            s.pending = True
-        if pkt.time_s is not None:
-            s.sender_time = pkt.time_s
-        if (pkt.time_s is not None or pkt.ok is not None) and s.pending:
-            out.append(self._frame(s, now, s.sender_time, None))
+        for s in self._senders.values():
+            if s.asm.pending:
+                out.extend(self._frame(s, f) for f in s.asm.poll(now_ns))
         return out
 
-    def _frame(self, s: _Sender, now: int, sender_time: float | None, pkt: vmc.VMCPacket | None) -> Frame:
-        s.touched = set()
-        s.pending = False
-        blend = dict(s.decoder.applied_blendshapes) if pkt is not None and pkt.blend_apply else None
-        return Frame(s.performer, self.name, now, s.pose.copy(), sender_time, None, blend)
+    def flush(self) -> list[Frame]:
+        """Stream end: every sender's pending frame."""
+        out: list[Frame] = []
+        for s in self._senders.values():
+            out.extend(self._frame(s, f) for f in s.asm.flush())
+        return out
+
+    def _frame(self, s: _Sender, f: vmc.VMCFrame) -> Frame:
+        return Frame(s.performer, self.name, f.t_recv_ns, f.pose if f.has_pose else None, f.time_s, None, f.blendshapes)

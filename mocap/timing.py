@@ -1,22 +1,31 @@
 """Timing of one performer's stream, sans-I/O: ordering, counters, jitter buffer, gap fill,
-One-Euro smoothing, and per-source health figures.
+One-Euro smoothing (per bone), and per-source health figures.
 
 ``StreamTiming`` is fed frames as they arrive (``push``) and asked for the frames that are
 ready at a given monotonic time (``pop_ready``). It orders by the sender's sample counter when
 the protocol has one (Xsens), else by the sender's clock (VMC ``/VMC/Ext/T``), else by arrival.
 
-Counters: ``received``, ``dropped`` (gaps in the sender's sequence), ``duplicates``,
-``out_of_order`` (arrived after a later frame but still in time: reordered and delivered),
-``late`` (arrived after a later frame was already released: not delivered live, still
-recorded), ``filled`` (frames interpolated over short gaps, live output only).
+Counters: ``received``, ``dropped`` (gaps in the sender's sequence that never filled: a late
+frame that fills a counted gap is taken back out), ``duplicates``, ``out_of_order`` (arrived
+after a later frame but still in time: reordered and delivered), ``late`` (arrived after a
+later frame was already released: not delivered live, still recorded), ``filled`` (frames
+interpolated over short gaps, live output only), ``reanchored``, ``restarts`` (the sender
+started over: its counter or clock went back further than any reorder could explain).
 
 Stamps: with a sender clock, a frame's stamp is the sender time mapped onto the local monotonic
-clock by the transit of the first frame (``t_ns = sender_ns + anchor``): recorded timing is the
-sender's own, free of network jitter, at most shifted by a constant. The anchor moves only when
-the mapping breaks: a frame arriving ``reanchor_early_ms`` before its mapped time (the first
-frame was held up) or ``reanchor_late_ms`` after it (the sender restarted its clock); each move
-is counted as ``reanchored``. ``latency`` is each frame's transit above the smallest transit
-seen. Without a sender clock the receive stamp is used.
+clock by the smallest transit seen (``t_ns = sender_ns + anchor``): recorded timing is the
+sender's own, free of network jitter and of a receiver that falls behind, at most shifted by a
+constant. The anchor moves only when a frame arrives ``reanchor_early_ms`` before its mapped
+time (the first frames were held up; counted as ``reanchored``; the anchor then slews there,
+at most half the sender's frame interval a frame, so recorded stamps never go backwards) or
+when the sender restarts
+(its clock goes back more than ``restart_s``, its counter more than ``restart_samples``, or the
+source flags it in ``Frame.meta["restart"]``): then the stream starts over and the frame is
+flagged ``meta["restart"]`` so the take records a gap. A frame without a sender clock in a
+stream that has one is placed by its receive stamp on the sender's time line. ``latency`` is
+each frame's transit above the smallest transit seen (network and sender jitter; receive
+stamps are the kernel's arrival times when the listener has them). Without a sender clock the
+receive stamp is used and the loss of such a stream cannot be known (``loss_known``).
 """
 
 from __future__ import annotations
@@ -26,10 +35,12 @@ import math
 import time
 from collections import Counter, deque
 from dataclasses import dataclass, field
+from typing import Mapping
 
 import numpy as np
 
 from machinima import quat
+from machinima.skeleton import BONE_INDEX, BONES
 
 from .frames import Frame
 
@@ -38,7 +49,7 @@ NS = 1_000_000_000
 
 class StreamTiming:
     def __init__(self, *, delay_ms: float = 0.0, max_gap_ms: float = 100.0, fill_gaps: bool = True, max_buffer: int = 256,
-                 reanchor_early_ms: float = 20.0, reanchor_late_ms: float = 1000.0) -> None:
+                 reanchor_early_ms: float = 20.0, restart_s: float = 1.0, restart_samples: int = 64) -> None:
         if delay_ms < 0 or max_gap_ms < 0:
             raise ValueError("delay_ms and max_gap_ms must be >= 0")
         self.delay_ns = int(delay_ms * 1e6)
@@ -46,9 +57,21 @@ class StreamTiming:
         self.fill_gaps = fill_gaps
         self.max_buffer = max_buffer
         self.reanchor_early_ns = int(reanchor_early_ms * 1e6)
-        self.reanchor_late_ns = int(reanchor_late_ms * 1e6)
-        self._anchor_ns: int | None = None
+        self.restart_s = restart_s
+        self.restart_samples = restart_samples
         self.counts: Counter[str] = Counter()
+        self.latency_ns: deque[int] = deque(maxlen=512)
+        self.loss_known = False  # a sequence or a sender clock was seen: gaps can be counted
+        self._reset()
+        self._carry: list[Frame] = []  # frames from before a restart, released first
+        self._now: list[Frame] = []  # released by push (no jitter buffer), handed out by pop_ready
+
+    def _reset(self) -> None:
+        self._anchor_ns: int | None = None
+        self._target_ns = 0  # where the anchor is heading (it slews there)
+        self._offset_ns: int | None = None
+        self._last_sender_ns: int | None = None
+        self._last_t = -(2**63)
         self._buf: list[tuple[float, int, Frame]] = []  # (key, tiebreak, frame), sorted
         self._n = 0
         self._seen: deque[float] = deque(maxlen=64)
@@ -56,87 +79,146 @@ class StreamTiming:
         self._max_key: float | None = None
         self._last_out: Frame | None = None
         self._last_key: float | None = None
-        self._offset_ns: int | None = None
+        self._last_sender: float | None = None
+        self._missing: set[float] = set()  # sequence numbers counted as dropped (a late one takes it back)
         self._periods: deque[float] = deque(maxlen=32)
         self._period: float | None = None  # median of _periods, refreshed every 16 frames
         self._n_periods = 0
-        self.latency_ns: deque[int] = deque(maxlen=512)
 
-    @staticmethod
-    def _key(f: Frame) -> float:
+    def _key(self, f: Frame) -> float:
         if f.seq is not None:
             return float(f.seq)
         if f.sender_time_s is not None:
             return f.sender_time_s
+        if self._anchor_ns is not None:  # no clock on this frame, but the stream has one
+            return (f.t_recv_ns - self._anchor_ns) / NS
         return f.t_recv_ns / NS
+
+    def _restarted(self, f: Frame) -> bool:
+        if f.meta.get("restart"):
+            return True
+        if f.seq is not None and self._max_key is not None:
+            return f.seq < self._max_key - self.restart_samples
+        if f.sender_time_s is not None and self._last_sender is not None:
+            return f.sender_time_s < self._last_sender - self.restart_s
+        return False
 
     def push(self, f: Frame) -> bool:
         """Take a frame in; False when it is a duplicate (dropped)."""
         self.counts["received"] += 1
-        if f.sender_time_s is not None:
-            sender_ns = int(f.sender_time_s * NS)
+        if (self._max_key is not None or self._last_sender is not None) and self._restarted(f):
+            self.counts["restarts"] += 1
+            f.meta["restart"] = True
+            self._carry.extend(self.flush())
+            self._reset()
+        st = f.sender_time_s
+        if st is not None:
+            self.loss_known = True
+            sender_ns = int(st * NS)
             transit = f.t_recv_ns - sender_ns
             if self._offset_ns is None or transit < self._offset_ns:
                 self._offset_ns = transit
-            if self._anchor_ns is None:
-                self._anchor_ns = transit
-            elif transit < self._anchor_ns - self.reanchor_early_ns or transit > self._anchor_ns + self.reanchor_late_ns:
-                self._anchor_ns = transit
+            anchor = self._anchor_ns
+            if anchor is None:
+                anchor = self._target_ns = transit
+            elif transit < self._target_ns - self.reanchor_early_ns:
+                self._target_ns = transit
                 self.counts["reanchored"] += 1
-            f.t_ns = sender_ns + self._anchor_ns
+            if anchor > self._target_ns:
+                # slew, never step: at most half the sender time since the last frame, so the
+                # recorded stamps keep the sender's order
+                step = (sender_ns - self._last_sender_ns) // 2 if self._last_sender_ns is not None else 0
+                anchor = max(self._target_ns, anchor - max(step, 0))
+            self._anchor_ns = anchor
+            t = sender_ns + anchor
+            if self._last_sender is None or st > self._last_sender:
+                self._last_sender, self._last_sender_ns = st, sender_ns
+                if t <= self._last_t:
+                    t = self._last_t + 1
+                self._last_t = t
+            f.t_ns = t
             self.latency_ns.append(transit - self._offset_ns)
         else:
             f.t_ns = f.t_recv_ns
+        if f.seq is not None:
+            self.loss_known = True
         k = self._key(f)
         if k in self._seen_set:
             self.counts["duplicates"] += 1
             return False
-        if len(self._seen) == self._seen.maxlen:
+        if len(self._seen) == 64:
             self._seen_set.discard(self._seen[0])
         self._seen.append(k)
         self._seen_set.add(k)
         if self._last_key is not None and k < self._last_key:
             self.counts["late"] += 1
             f.meta["late"] = True
+            if k in self._missing:  # it was counted as dropped: it came after all
+                self._missing.discard(k)
+                self.counts["dropped"] -= 1
             return True  # the caller records it; it is not delivered live
         if self._max_key is not None and k < self._max_key:
             self.counts["out_of_order"] += 1
-        self._max_key = k if self._max_key is None else max(self._max_key, k)
+        else:
+            self._max_key = k
+        buf = self._buf
+        if not self.delay_ns and not buf:  # no jitter buffer: released now (pop_ready hands it out)
+            self._release(k, f, self._now)
+            return True
         self._n += 1
-        bisect.insort(self._buf, (k, self._n, f))
-        if len(self._buf) > self.max_buffer:
+        if not buf or k > buf[-1][0]:
+            buf.append((k, self._n, f))
+        else:
+            bisect.insort(buf, (k, self._n, f))
+        if len(buf) > self.max_buffer:
             self.counts["overflow"] += 1
-            self._buf.pop(0)
+            buf.pop(0)
         return True
 
     def pop_ready(self, now_ns: int | None = None) -> list[Frame]:
         """Frames whose hold time is over, in order, with interpolated frames over short gaps."""
-        now = time.monotonic_ns() if now_ns is None else now_ns
         out: list[Frame] = []
-        while self._buf and self._buf[0][2].t_recv_ns + self.delay_ns <= now:
-            k, _, f = self._buf.pop(0)
-            out.extend(self._release(k, f))
+        if self._carry:
+            out, self._carry = self._carry, []
+        if self._now:
+            out += self._now
+            self._now = []
+        buf = self._buf
+        if not buf:
+            return out
+        now = time.monotonic_ns() if now_ns is None else now_ns
+        delay = self.delay_ns
+        while buf and buf[0][2].t_recv_ns + delay <= now:
+            k, _, f = buf.pop(0)
+            self._release(k, f, out)
         return out
 
     def flush(self) -> list[Frame]:
         out: list[Frame] = []
+        if self._carry:
+            out, self._carry = self._carry, []
+        if self._now:
+            out += self._now
+            self._now = []
         while self._buf:
             k, _, f = self._buf.pop(0)
-            out.extend(self._release(k, f))
+            self._release(k, f, out)
         return out
 
-    def _release(self, k: float, f: Frame) -> list[Frame]:
-        out: list[Frame] = []
+    def _release(self, k: float, f: Frame, out: list[Frame]) -> None:
         prev, pk = self._last_out, self._last_key
         if prev is not None and pk is not None:
-            missing = self._missing(pk, k, f)
+            missing = self._missing_between(pk, k, f)
             if missing > 0:
                 self.counts["dropped"] += missing
+                if f.seq is not None and missing <= 1024:
+                    self._missing.update(pk + j for j in range(1, missing + 1))
+                    if len(self._missing) > 4096:
+                        self._missing = {m for m in self._missing if m > k - 1024}
                 span = f.t_ns - prev.t_ns
-                if self.fill_gaps and 0 < span <= self.max_gap_ns and missing <= 64:
+                if self.fill_gaps and 0 < span <= self.max_gap_ns and missing <= 64 and f.pose is not None and prev.pose is not None:
                     for j in range(1, missing + 1):
-                        w = j / (missing + 1)
-                        out.append(interpolate(prev, f, w))
+                        out.append(interpolate(prev, f, j / (missing + 1)))
                     self.counts["filled"] += missing
             elif f.seq is None:
                 dt = k - pk
@@ -144,12 +226,13 @@ class StreamTiming:
                     self._periods.append(dt)
                     self._n_periods += 1
                     if self._n_periods in (4, 8) or self._n_periods % 16 == 0:
-                        self._period = float(np.median(self._periods))
+                        ps = sorted(self._periods)
+                        m = len(ps) // 2
+                        self._period = ps[m] if len(ps) % 2 else (ps[m - 1] + ps[m]) / 2
         out.append(f)
         self._last_out, self._last_key = f, k
-        return out
 
-    def _missing(self, pk: float, k: float, f: Frame) -> int:
+    def _missing_between(self, pk: float, k: float, f: Frame) -> int:
         if f.seq is not None:
             return max(int(k - pk) - 1, 0)
         period = self._period
@@ -170,18 +253,58 @@ def interpolate(a: Frame, b: Frame, w: float) -> Frame:
     return Frame(a.performer, a.source, t, pose, st, seq, None, t_ns=t, interpolated=True)
 
 
+FINGERS = tuple(b for b in BONES if any(d in b for d in ("Thumb", "Index", "Middle", "Ring", "Little")))
+BONE_GROUPS: dict[str, tuple[str, ...]] = {"fingers": FINGERS, "body": tuple(b for b in BONES if b not in FINGERS)}
+DEFAULT_BONE_SMOOTHING: dict[str, dict[str, float]] = {
+    # The root carries the whole body: lag there makes every limb trail, so it opens up sooner.
+    "Hips": {"min_cutoff": 2.0, "beta": 0.3},
+    # Finger sensors jitter most at rest and move fastest: smoother when still, quicker in motion.
+    "fingers": {"min_cutoff": 0.5, "beta": 2.0},
+}
+
+
+def bone_settings(min_cutoff: float, beta: float, bones: Mapping[str, Mapping[str, float]] | None) -> tuple[np.ndarray, np.ndarray]:
+    """Per-bone (55, 1) min_cutoff and beta: the given values, then each group ("body",
+    "fingers") and bone name of ``bones`` in turn (bones after groups)."""
+    mc = np.full((len(BONES), 1), float(min_cutoff))
+    be = np.full((len(BONES), 1), float(beta))
+    items = sorted((bones or {}).items(), key=lambda kv: kv[0] not in BONE_GROUPS)
+    for name, vals in items:
+        if name in BONE_GROUPS:
+            idx = [BONE_INDEX[b] for b in BONE_GROUPS[name]]
+        elif name in BONE_INDEX:
+            idx = [BONE_INDEX[name]]
+        else:
+            raise ValueError(f"unknown bone or group {name!r} in smoothing settings (groups: {', '.join(BONE_GROUPS)}; bones: Unity names)")
+        unknown = set(vals) - {"min_cutoff", "beta"}
+        if unknown:
+            raise ValueError(f"smoothing settings of {name!r} take min_cutoff and beta, not {', '.join(sorted(unknown))}")
+        if "min_cutoff" in vals:
+            mc[idx] = float(vals["min_cutoff"])
+        if "beta" in vals:
+            be[idx] = float(vals["beta"])
+    if (mc <= 0).any() or (be < 0).any():
+        raise ValueError("min_cutoff must be > 0 and beta >= 0 for every bone")
+    return mc, be
+
+
 class OneEuro:
     """One-Euro filter (Casiez et al. 2012) on whole poses (55, 7), per bone and channel.
 
-    ``min_cutoff`` (Hz) sets smoothing when still, ``beta`` how fast it opens up with speed.
-    Quaternions are sign-aligned to the previous output, filtered and renormalised. For live
-    preview only: the take keeps the raw frames.
+    ``min_cutoff`` (Hz) sets smoothing when still, ``beta`` how fast it opens up with speed;
+    ``bones`` overrides them per group or bone (``DEFAULT_BONE_SMOOTHING``: Hips and fingers
+    differ from the body; ``{}`` for the same settings everywhere). Quaternions are
+    sign-aligned to the previous output, filtered and renormalised. For live preview only: the
+    take keeps the raw frames.
     """
 
-    def __init__(self, *, min_cutoff: float = 1.0, beta: float = 0.5, d_cutoff: float = 1.0) -> None:
+    def __init__(self, *, min_cutoff: float = 1.0, beta: float = 0.5, d_cutoff: float = 1.0,
+                 bones: Mapping[str, Mapping[str, float]] | None = None) -> None:
         if min_cutoff <= 0 or d_cutoff <= 0 or beta < 0:
             raise ValueError("min_cutoff and d_cutoff must be > 0 and beta >= 0")
         self.min_cutoff, self.beta, self.d_cutoff = min_cutoff, beta, d_cutoff
+        self.bones = dict(DEFAULT_BONE_SMOOTHING if bones is None else bones)
+        self._mc, self._beta = bone_settings(min_cutoff, beta, self.bones)
         self._x: np.ndarray | None = None
         self._dx: np.ndarray | None = None
         self._t: int | None = None
@@ -204,7 +327,7 @@ class OneEuro:
         dx = (x - self._x) / dt
         a_d = self._alpha(self.d_cutoff, dt)
         dx_hat = self._dx + a_d * (dx - self._dx)
-        cutoff = self.min_cutoff + self.beta * np.abs(dx_hat)
+        cutoff = self._mc + self._beta * np.abs(dx_hat)
         a = self._alpha(cutoff, dt)
         x_hat = self._x + a * (x - self._x)
         x_hat[:, 3:7] = quat.normalize(x_hat[:, 3:7])
@@ -212,9 +335,24 @@ class OneEuro:
         return x_hat.astype(np.float32)
 
 
+def _pct(sorted_ns: list[int], p: float) -> float | None:
+    if not sorted_ns:
+        return None
+    return round(sorted_ns[min(len(sorted_ns) - 1, int(p * len(sorted_ns)))] / 1e6, 3)
+
+
 @dataclass
 class Health:
-    """Per-source health: rate, loss, latency, last seen, rejections by reason."""
+    """Per-source health: rate, loss, transit, how far the listener is behind, last seen,
+    rejections by reason.
+
+    ``summary()`` says what each figure measures: ``transit_ms_p50/p99`` is each frame's
+    transit (sender clock to the kernel's arrival stamp) above the smallest transit seen, i.e.
+    network and sender jitter (None without a sender clock: nothing to measure it against);
+    ``behind_ms_p99`` is how long datagrams waited in the socket before the listener read them;
+    ``loss_pct`` is None ("unknown") when no stream has a sample counter or a sender clock
+    (VMC without ``/VMC/Ext/T``): a missing frame cannot be told from a pause.
+    """
 
     name: str
     window_s: float = 2.0
@@ -225,6 +363,7 @@ class Health:
     rejects: Counter = field(default_factory=Counter)
     performers: set = field(default_factory=set)
     _stamps: deque = field(default_factory=lambda: deque(maxlen=8192))
+    behind_ns: deque = field(default_factory=lambda: deque(maxlen=2048))
 
     def saw_packet(self, n_bytes: int, now_ns: int) -> None:
         self.packets += 1
@@ -246,28 +385,28 @@ class Health:
         now = time.monotonic_ns() if now_ns is None else now_ns
         counts: Counter[str] = Counter()
         lat: list[int] = []
+        known = False
         for t in (timings or {}).values():
             counts.update(t.counts)
             lat.extend(t.latency_ns)
+            known = known or t.loss_known
         received = counts.get("received", 0)
         dropped = counts.get("dropped", 0)
-        loss = 100.0 * dropped / (received + dropped) if received + dropped else 0.0
-        lat_sorted = sorted(lat)
-
-        def pct(p: float) -> float | None:
-            if not lat_sorted:
-                return None
-            return lat_sorted[min(len(lat_sorted) - 1, int(p * len(lat_sorted)))] / 1e6
-
+        loss = None
+        if known:
+            loss = round(100.0 * dropped / (received + dropped), 3) if received + dropped else 0.0
+        lat.sort()
+        behind = sorted(self.behind_ns)
         return {
             "source": self.name,
             "performers": sorted(self.performers),
             "packets": self.packets,
             "frames": self.frames,
             "rate_hz": round(self.rate_hz(now), 1),
-            "loss_pct": round(loss, 3),
-            "latency_ms_p50": pct(0.5),
-            "latency_ms_p99": pct(0.99),
+            "loss_pct": loss,
+            "transit_ms_p50": _pct(lat, 0.5),
+            "transit_ms_p99": _pct(lat, 0.99),
+            "behind_ms_p99": _pct(behind, 0.99),
             "last_seen_s": None if self.last_seen_ns is None else round((now - self.last_seen_ns) / NS, 3),
             "rejects": dict(self.rejects),
             "timing": {k: v for k, v in counts.items()},

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import math
 import struct
-from collections import Counter
+from collections import Counter, deque
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -103,6 +103,8 @@ class XsensSample:
     pose: np.ndarray | None  # (55, 7) canonical local pose (types 01 and 02)
     points: dict[int, np.ndarray] | None = None  # type 03: point id -> (3,) canonical metres
     present: np.ndarray | None = None  # (55,) bones the sample set
+    late: bool = False  # came after a later sample (within the reorder window)
+    restart: bool = False  # the sender restarted its counter: a gap before this sample
 
 
 def parse_header(data: bytes) -> XsensHeader:
@@ -217,24 +219,52 @@ def _to_canonical_pose(msg_type: int, ids: np.ndarray, vals: np.ndarray, props: 
     return local_from_global(gpos, grot, present), present
 
 
+class _Sequence:
+    """Sample-counter bookkeeping of one (character, message type) stream."""
+
+    __slots__ = ("last", "recent", "missing")
+
+    def __init__(self) -> None:
+        self.last: int | None = None
+        self.recent: deque[int] = deque(maxlen=256)  # delivered samples, to refuse duplicates
+        self.missing: set[int] = set()  # counted as dropped; a late arrival takes it back
+
+
 class XsensDecoder:
     """Reassembles samples from datagrams (several characters, split samples), counts problems.
 
-    Counters (``counts``): ``samples`` delivered, ``dropped`` (sample counter gaps),
-    ``incomplete`` (a split sample whose datagrams did not all arrive), ``duplicate`` and
-    ``late`` (a sample at or before the last delivered one: never delivered twice or out of
-    order), plus every rejection reason of ``decode_datagram``, ``nonfinite`` included.
+    Only a datagram that decodes completely (header, sizes, segment ids, finite values) and
+    whose whole sample converts to a pose moves the sample sequence: garbage, a datagram with a
+    bad segment count or a half-received split sample never does. Per (character, type):
+
+    * a sample after the last one: delivered; skipped counters are ``dropped``, or, when the
+      counter leaps ahead by more than ``max_gap`` samples, one ``jump`` (a sender that skipped
+      ahead, not thousands of losses);
+    * the same sample again, or one delivered lately: ``duplicate``, never delivered twice;
+    * an earlier sample within ``reorder_window`` of the last one: ``late``, still delivered
+      (``XsensSample.late``; the listener's jitter buffer puts it back in order, the take keeps
+      it) and, if it had been counted as dropped, no longer counted;
+    * a sample further back than ``reorder_window``: the sender restarted (MVN restarts its
+      counter at 0): ``restarts``, the sequence starts over from it (``XsensSample.restart``).
+
+    So ``dropped`` is exact: the samples that never came. Counters (``counts``): ``samples``,
+    ``dropped``, ``late``, ``duplicate``, ``jumps``, ``restarts``, ``incomplete`` (a split sample
+    whose datagrams did not all arrive) and every rejection reason of ``decode_datagram``,
+    ``nonfinite`` and ``bad_segments`` included.
     """
 
-    def __init__(self, *, max_items: int = 256, max_pending: int = 8, euler_order: str = EULER_ORDER) -> None:
+    def __init__(self, *, max_items: int = 256, max_pending: int = 8, euler_order: str = EULER_ORDER, reorder_window: int = 64,
+                 max_gap: int = 100_000) -> None:
         self.max_items = max_items
         self.max_pending = max_pending
         self.euler_order = euler_order
+        self.reorder_window = reorder_window
+        self.max_gap = max_gap
         self.counts: Counter[str] = Counter()
         self.names: dict[int, str] = {}
         self.timecodes: dict[int, str] = {}
         self.scale: dict[int, dict[str, tuple[float, float, float]]] = {}
-        self._last: dict[tuple[int, int], int] = {}  # (character, type) -> last delivered sample
+        self._seq: dict[tuple[int, int], _Sequence] = {}
         self._pending: dict[tuple[int, int, int], dict[int, XsensDatagram]] = {}
 
     def feed(self, data: bytes) -> list[XsensSample]:
@@ -258,10 +288,8 @@ class XsensDecoder:
         if not np.isfinite(d.values).all():
             self.counts["nonfinite"] += 1
             return []
-        key = (h.character, h.msg_type)
-        last = self._last.get(key)
-        if last is not None and _seq_le(h.sample, last):
-            self.counts["duplicate" if h.sample == last else "late"] += 1
+        if h.msg_type != 3 and not _segments_ok(h, d.ids):
+            self.counts["bad_segments"] += 1
             return []
         if h.datagram == 0 and h.last:
             parts = [d]
@@ -271,39 +299,93 @@ class XsensDecoder:
             got[h.datagram] = d
             final = next((g for g in got.values() if g.header.last), None)
             if final is None or len(got) != final.header.datagram + 1:
-                self._expire(key, h.sample)
+                self._expire()
                 return []
             parts = [got[i] for i in range(final.header.datagram + 1)]
             del self._pending[pk]
         ids = np.concatenate([p.ids for p in parts])  # type: ignore[misc]
         vals = np.concatenate([p.values for p in parts])  # type: ignore[misc]
-        if last is not None:
-            gap = (h.sample - last - 1) & 0xFFFFFFFF
-            if gap < 1_000_000:
-                self.counts["dropped"] += gap
-        self._last[key] = h.sample
-        self._expire(key, h.sample)
         if h.msg_type == 3:
-            p = zup_free_points(ids, vals)
-            self.counts["samples"] += 1
-            return [XsensSample(h.character, h.sample, h.time_ms, 3, None, points=p)]
-        try:
-            pose, present = _to_canonical_pose(h.msg_type, ids, vals, h.props, h.fingers, self.euler_order)
-        except XsensError as exc:
-            self.counts[exc.reason] += 1
+            sample = XsensSample(h.character, h.sample, h.time_ms, 3, None, points=zup_free_points(ids, vals))
+        else:
+            try:
+                pose, present = _to_canonical_pose(h.msg_type, ids, vals, h.props, h.fingers, self.euler_order)
+            except XsensError as exc:
+                self.counts[exc.reason] += 1
+                return []
+            sample = XsensSample(h.character, h.sample, h.time_ms, h.msg_type, pose, present=present)
+        # Only now, with a whole valid sample, does the sequence move.
+        if not self._sequence(sample):
             return []
         self.counts["samples"] += 1
-        return [XsensSample(h.character, h.sample, h.time_ms, h.msg_type, pose, present=present)]
+        self._expire()
+        return [sample]
 
-    def _expire(self, key: tuple[int, int], sample: int) -> None:
-        """Drop split samples older than the newest one (they can no longer be delivered)."""
-        stale = [pk for pk in self._pending if pk[:2] == key and _seq_le(pk[2], sample) and pk[2] != sample]
+    def _sequence(self, s: XsensSample) -> bool:
+        """Place a valid sample in its stream's sequence; False: a duplicate (not delivered)."""
+        seq = self._seq.get((s.character, s.msg_type))
+        if seq is None:
+            seq = self._seq[(s.character, s.msg_type)] = _Sequence()
+        c = s.sample
+        if seq.last is None:
+            seq.last = c
+            seq.recent.append(c)
+            return True
+        d = ((c - seq.last + 0x80000000) & 0xFFFFFFFF) - 0x80000000  # signed distance, 32-bit wrap
+        if d == 0 or (c in seq.recent and -d <= self.reorder_window):
+            self.counts["duplicate"] += 1
+            return False
+        if d > 0:
+            if d > self.max_gap:
+                self.counts["jumps"] += 1
+            elif d > 1:
+                self.counts["dropped"] += d - 1
+                if d - 1 <= 4 * self.reorder_window:
+                    seq.missing.update((seq.last + k) & 0xFFFFFFFF for k in range(1, d))
+            seq.last = c
+            if len(seq.missing) > 8 * self.reorder_window:  # too old to come back late: final
+                floor = (c - 4 * self.reorder_window) & 0xFFFFFFFF
+                seq.missing = {m for m in seq.missing if not _seq_le(m, floor)}
+        elif -d <= self.reorder_window:
+            self.counts["late"] += 1
+            s.late = True
+            if c in seq.missing:
+                seq.missing.discard(c)
+                self.counts["dropped"] -= 1
+        else:
+            self.counts["restarts"] += 1
+            s.restart = True
+            seq.last = c
+            seq.recent.clear()
+            seq.missing.clear()
+        seq.recent.append(c)
+        return True
+
+    def _expire(self) -> None:
+        """Drop split samples that can no longer complete: more than ``reorder_window`` behind
+        their stream's last sample, or beyond ``max_pending``."""
+        stale = []
+        for pk in self._pending:
+            seq = self._seq.get(pk[:2])
+            if seq is not None and seq.last is not None and not _seq_le(seq.last, (pk[2] + self.reorder_window) & 0xFFFFFFFF):
+                stale.append(pk)
         for pk in stale:
             del self._pending[pk]
             self.counts["incomplete"] += 1
         while len(self._pending) > self.max_pending:
             del self._pending[next(iter(self._pending))]
             self.counts["incomplete"] += 1
+
+
+def _segments_ok(h: XsensHeader, ids: np.ndarray) -> bool:
+    """A pose datagram names 23 body segments, at most 4 props, 0 or 40 finger segments, and
+    segment ids inside that range, each once."""
+    if h.segments != 23 or h.props > 4 or h.fingers not in (0, 40):
+        return False
+    top = 23 + h.props + h.fingers
+    if ids.shape[0] and (int(ids.min()) < 1 or int(ids.max()) > top):
+        return False
+    return np.unique(ids).shape[0] == ids.shape[0]
 
 
 def _seq_le(a: int, b: int) -> bool:

@@ -13,7 +13,9 @@ from .xsens import XsensDecoder, timecode_seconds
 class XsensSource:
     """Performer names: ``performers[str(character id)]`` when given, else the name MVN sends
     in its meta data (type 12), else ``<name>-<character id>``. The sample counter orders
-    frames and counts drops; the time code (ms) is the sender's clock."""
+    frames and counts drops; the time code (ms) is the sender's clock. Late samples are
+    delivered (the listener reorders or records them); a counter restart is flagged in
+    ``Frame.meta["restart"]`` so the timing stage starts over and the take notes a gap."""
 
     kind = "xsens"
 
@@ -38,6 +40,8 @@ class XsensSource:
             if s.pose is None:
                 continue  # type 03 point clouds carry no pose
             tc = self.decoder.timecodes.get(s.character)
-            out.append(Frame(self.performer(s.character), self.name, now, s.pose, s.time_ms / 1000.0, s.sample, None,
-                             meta={"timecode": tc, "timecode_s": timecode_seconds(tc) if tc else None, "type": s.msg_type}))
+            meta = {"timecode": tc, "timecode_s": timecode_seconds(tc) if tc else None, "type": s.msg_type}
+            if s.restart:
+                meta["restart"] = True
+            out.append(Frame(self.performer(s.character), self.name, now, s.pose, s.time_ms / 1000.0, s.sample, None, meta=meta))
         return out

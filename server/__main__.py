@@ -1,3 +1,5 @@
+from machinima.cli import run
+
 from .cli import app
 
-app(prog_name="machinima server")
+run(app, prog_name="machinima server")

@@ -52,6 +52,10 @@ def run(
     cfg = load_config()
     sec = cfg.section("server")
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(message)s", stream=sys.stderr)
+    if log_level.lower() != "debug":
+        # websockets' own "connection open", "server listening" lines repeat what the stage says
+        # ("dana joined as director", the addresses printed below): one line per event
+        logging.getLogger("websockets").setLevel(logging.WARNING)
     ssl_ctx = None
     if ssl_cert or ssl_key:
         import ssl

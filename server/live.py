@@ -163,9 +163,10 @@ class LiveServer(StageServer):
             kind = frame[3]
             nlen = frame[5]
             name = frame[P.HEADER.size:P.HEADER.size + nlen].decode("utf-8", "replace")
-            src = self.sources.get(name)
+            key = P.source_key(kind, name)
+            src = self.sources.get(key)
             if src is None:
-                src = self.sources[name] = Source(name, kind)
+                src = self.sources[key] = Source(name, kind)
             src.f32 = frame
             src._f16 = None
             src.dirty = True

@@ -3,21 +3,28 @@
 It only drives the sans-I/O protocol (``machinima.protocol``) and the recorder:
 
 1. A client connects to ``/stage`` and sends ``hello`` with a token within ``hello_timeout``;
-   a bad or expired token closes the connection with 4001 / 4002 and a reason in words.
+   a bad or expired token closes the connection with 4001 / 4002 and a reason in words, and a
+   connection lives no longer than its token (4002 when it expires; a publisher whose frames
+   go into the running take is closed when that take stops, so a take never loses a performer
+   to a clock).
 2. Each message is rate-limited (token bucket: ``max_rate`` a second, ``burst``); a client that
    stays over the limit for ``flood_close_s`` is closed with 4008. Messages over ``max_size``
    close the connection with 1009 (the websockets library enforces it).
-3. Text messages are validated (``parse_control``) and checked against the role; commands with
-   an id are answered once and the answer is kept, so a re-sent id returns the same answer.
+3. Text messages are validated once (``parse_control``: JSON depth, Unicode text, control
+   characters, lengths, finite numbers) and checked against the role; commands with an id are
+   answered once and the answer is kept, so a re-sent id returns the same answer.
 4. Binary frames (POSE from performers, CAMERA from engines) are validated, recorded at once
-   when a take runs (the recorder never drops) and kept as the latest frame of their source.
+   when a take runs (the recorder never drops) and kept as the latest frame of their source;
+   one connection publishes at most ``max_streams`` performers and cameras.
 5. As soon as every live performer has a new frame (or 4 ms after the first new one; at most
    1.25 x ``tick`` times a second), the latest frames that changed are bundled per interest
    (performer set + encoding), each bundle is encoded once as a WebSocket frame and written to
-   every viewer whose send buffer is below ``viewer_buffer``; a viewer above it skips the tick
-   (latest wins; it is told how many it missed once a second) and one that stays above it for
-   ``slow_close_s`` is closed with 4009.
-6. Once a second: performer health (rate, loss, latency), the stage ``state`` to subscribers.
+   every open viewer whose send buffer is below ``viewer_buffer``; a viewer above it skips the
+   tick (latest wins; it is told how many it missed once a second). A viewer that has not
+   drained what was sent ``slow_close_s`` ago (ping/pong behind the frames, ``server.conn``)
+   is closed with 4009; a dead or closing socket is skipped, never raised to the loop.
+6. Once a second: performer health (rate, loss, latency), the stage ``state`` to subscribers,
+   slow viewers and expired tokens.
 """
 
 from __future__ import annotations
@@ -27,11 +34,10 @@ import json
 import logging
 import mimetypes
 import socket
-import struct
 import time
 import uuid
 from collections import OrderedDict
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -41,44 +47,16 @@ import numpy as np
 from machinima import __version__
 from machinima import protocol as P
 from machinima.catalog import Catalog
-from machinima.errors import DiskFullError, MachinimaError
+from machinima.errors import DiskFullError, MachinimaError, TimecodeError
 from machinima.take import Take, iter_take_folders, read_manifest, recover_all
+from machinima.timecode import Timecode, time_of_day
 
 from .auth import load_secret
+from .conn import Conn, Limits, close_reason, ws_frame as _ws_frame
 from .errors import RecordingError, StageError
 from .recorder import Recorder
 
 log = logging.getLogger("machinima.server")
-
-
-@dataclass
-class Limits:
-    """Every limit of the server, as keywords with safe defaults (``None`` = unlimited)."""
-
-    max_size: int | None = 256 * 1024  # bytes per message
-    max_rate: float = 2000.0  # messages a second per client (a relay of 16 performers at 120 Hz)
-    burst: float = 2000.0
-    flood_close_s: float = 2.0
-    hello_timeout: float = 5.0
-    ping_interval: float | None = 20.0
-    ping_timeout: float | None = 20.0
-    viewer_buffer: int = 256 * 1024  # bytes queued to a client before live frames are skipped
-    slow_close_s: float = 10.0
-    send_buffer: int | None = None  # SO_SNDBUF of each connection (None: the OS default)
-    max_clients: int = 5000
-    id_cache: int = 4096  # answers kept for idempotent command ids
-
-
-def _ws_frame(payload: bytes, opcode: int) -> bytes:
-    """A complete unmasked server WebSocket frame (FIN set): encoded once, written to many."""
-    n = len(payload)
-    if n < 126:
-        head = struct.pack("!BB", 0x80 | opcode, n)
-    elif n < 65536:
-        head = struct.pack("!BBH", 0x80 | opcode, 126, n)
-    else:
-        head = struct.pack("!BBQ", 0x80 | opcode, 127, n)
-    return head + payload
 
 
 @dataclass
@@ -120,38 +98,6 @@ class Source:
             "latency_ms": round(self.latency_ms, 2),
             "last_seen_s": round(now - self.last_arrival, 2) if self.last_arrival else None,
         }
-
-
-@dataclass
-class Conn:
-    ws: Any
-    role: str
-    name: str
-    session: str
-    client: str = ""
-    frames: bool = False
-    performers: frozenset[str] | None = None
-    encoding: int = P.ENC_F32
-    events: bool = True
-    tokens: float = 0.0
-    refill_t: float = 0.0
-    over_since: float | None = None
-    last_reject: float = 0.0
-    last_error_t: float = 0.0
-    dropped: int = 0
-    dropped_told: int = 0
-    backlog_since: float | None = None
-    published: set[str] = field(default_factory=set)
-    closing: bool = False
-
-    def write(self, data: bytes) -> bool:
-        if self.ws is None:  # a local source, not a network client
-            return False
-        tr = self.ws.transport
-        if self.closing or tr is None or tr.is_closing():
-            return False
-        tr.write(data)
-        return True
 
 
 class StageServer:
@@ -198,6 +144,7 @@ class StageServer:
         self._stopped = asyncio.Event()
         self._new_frames = asyncio.Event()
         self._udp: list[Any] = []
+        self.udp_inputs: list[dict[str, Any]] = []  # {kind, host, port}: in /health, so senders can tell they would feed us
         self._loss_at_start: dict[str, int] = {}
         self._groups_cache: dict[tuple[Any, int], list[Conn]] | None = None
         self.workers = int(workers)
@@ -236,7 +183,7 @@ class StageServer:
             self._live = LiveWorkers(self, self.workers, self.live_port)
             await self._live.start()
             self.live_port = self._live.port
-        log.info("stage listening on %s://%s:%d/stage (console at %s://%s:%d/)", "wss" if self.ssl else "ws", self.host, self.port, "https" if self.ssl else "http", self.host, self.port)
+        log.debug("stage listening on %s://%s:%d/stage (console at %s://%s:%d/)", "wss" if self.ssl else "ws", self.host, self.port, "https" if self.ssl else "http", self.host, self.port)
         return self
 
     async def serve_forever(self) -> None:
@@ -248,17 +195,20 @@ class StageServer:
                 t.cancel()
         for tr in self._udp:
             tr.close()
-        if self.recorder.recording:
-            try:
-                self.recorder.stop()
-            except MachinimaError as exc:
-                log.error("could not finish the take on shutdown: %s", exc)
-        if self._live is not None:
-            await self._live.stop()
-        if self._server is not None:
-            self._server.close(close_connections=True)
-            await self._server.wait_closed()
-        self._stopped.set()
+        try:
+            if self.recorder.recording:
+                try:
+                    self.recorder.stop()
+                except Exception as exc:  # whatever it is, the server still stops
+                    log.error("could not finish the take on shutdown: %s", exc)
+                    self.recorder.fail(exc)
+            if self._live is not None:
+                await self._live.stop()
+            if self._server is not None:
+                self._server.close(close_connections=True)
+                await self._server.wait_closed()
+        finally:
+            self._stopped.set()
 
     # --- HTTP: the console and a health probe --------------------------------------------------
     def _http(self, connection: Any, request: Any) -> Any:
@@ -269,7 +219,8 @@ class StageServer:
             return None
         if path == "/health":  # unauthenticated: counts only, no names
             st = self.state()
-            doc = {"ok": True, "recording": st["recording"], "clients": len(self.conns), "performers": sum(1 for p in st["performers"] if p["connected"]), "stats": st["stats"]}
+            doc = {"ok": True, "recording": st["recording"], "clients": len(self.conns), "performers": sum(1 for p in st["performers"] if p["connected"]),
+                   "stats": st["stats"], "udp": self.udp_inputs}
             return self._respond(connection, 200, json.dumps(doc).encode(), "application/json")
         if path == "/skeleton.json":
             from machinima.skeleton import BONES, ORDER, PARENTS
@@ -347,7 +298,7 @@ class StageServer:
                 await ws.send(P.error_message(exc))
             except ConnectionClosed:
                 pass
-            await ws.close(code, f"{reason}: {exc}"[:120])
+            await ws.close(code, close_reason(f"{reason}: {exc}"))
             return None
         old = self.conns.get(claims.name)
         session = msg.get("resume") if msg.get("resume") and self.sessions.get(msg["resume"]) == claims.name else uuid.uuid4().hex
@@ -356,7 +307,8 @@ class StageServer:
             self._detach(old, "replaced by a reconnect")
             asyncio.ensure_future(old.ws.close(P.CLOSE_REPLACED, "replaced: the same name connected again"))
         now = time.monotonic()
-        conn = Conn(ws, claims.role, claims.name, session, client=msg.get("client", ""), tokens=self.limits.burst, refill_t=now)
+        conn = Conn(ws, claims.role, claims.name, session, client=msg.get("client", ""), tokens=self.limits.burst, refill_t=now,
+                    expires=claims.expires)
         conn.events = claims.role in ("director", "observer")
         self.conns[claims.name] = conn
         self._groups_cache = None
@@ -364,7 +316,7 @@ class StageServer:
         try:
             await ws.send(P.encode_control(
                 "welcome", role=conn.role, name=conn.name, session=session, resumed=session == msg.get("resume"),
-                tick=self.tick, protocol=P.PROTOCOL_VERSION, server=f"machinima {__version__}", stage=self.state(),
+                tick=self.tick, protocol=P.PROTOCOL_VERSION, server=f"machinima {__version__}", frames=P.FRAME_VERSIONS, stage=self.state(),
             ))
         except ConnectionClosed:
             self._detach(conn, "left during hello")
@@ -375,6 +327,7 @@ class StageServer:
 
     def _detach(self, conn: Conn, reason: str) -> None:
         self._groups_cache = None
+        conn.stop_probe()
         if self.conns.get(conn.name) is conn:
             del self.conns[conn.name]
         for name in conn.published:
@@ -398,7 +351,7 @@ class StageServer:
         conn.closing = True
         self._groups_cache = None
         log.warning("closing %s: %s (%d)", conn.name, reason, code)
-        asyncio.ensure_future(conn.ws.close(code, reason[:120]))
+        asyncio.ensure_future(conn.ws.close(code, close_reason(reason)))
 
     def _admit(self, conn: Conn) -> bool:
         """Token-bucket rate limit: False drops the message; a long flood closes the client."""
@@ -438,30 +391,62 @@ class StageServer:
             if self.read_only:
                 raise P.ProtocolError("forbidden", f"{self.endpoint} is for watching: publish frames to /stage on the main port")
             if kind not in P.FRAME_PERMISSIONS[conn.role]:
-                raise P.ProtocolError("forbidden", f"a {conn.role} may not publish {'pose' if kind == 1 else 'camera' if kind == 2 else 'bundle'} frames")
+                raise P.ProtocolError("forbidden", f"a {conn.role} may not publish {P.KIND_NAMES.get(kind, str(kind))} frames")
             frame = P.decode_frame(raw)
-            P.check_name(frame.name, "performer" if kind == P.KIND_POSE else "camera")
+            P.check_name(frame.name, "camera" if kind == P.KIND_CAMERA else "performer")
         except P.ProtocolError as exc:
             self._tell_error(conn, exc)
+            return
+        if kind == P.KIND_BLEND:
+            self._accept_blend(conn, frame.name, frame.blendshapes, raw)
             return
         raw32 = raw if enc == P.ENC_F32 else None
         self._accept(conn, kind, frame.name, frame.seq, frame.t_ns, frame.values, raw32)
 
+    def _source(self, conn: Conn, kind: int, name: str) -> Source | None:
+        """The source ``conn`` publishes as ``name`` (created on first use); None (and an error
+        to ``conn``) when another client publishes it."""
+        key = P.source_key(kind, name)
+        src = self.sources.get(key)
+        if src is None or src.conn is not conn:
+            if key not in conn.published and len(conn.published) >= self.limits.max_streams:
+                self._tell_error(conn, P.ProtocolError("forbidden", f"one connection may publish at most {self.limits.max_streams} performers and cameras; {name!r} was refused"))
+                return None
+            if src is None:
+                src = self.sources[key] = Source(name, kind)
+                self._state_dirty = True
+            owner = src.conn or (self.sources[name].conn if kind == P.KIND_BLEND and name in self.sources else None)
+            if owner is not None and owner.name != conn.name:
+                self._tell_error(conn, P.ProtocolError("forbidden", f"{name!r} is published by {owner.name}"))
+                return None
+            src.conn = conn
+            src.last_seq = None
+            conn.published.add(key)
+            self._state_dirty = True
+        return src
+
+    def _accept_blend(self, conn: Conn, name: str, weights: dict[str, float], raw: bytes) -> None:
+        """A performer's blendshape frame: the latest goes to viewers beside the pose, every one
+        into the running take (``blend/<name>``)."""
+        now_ns = time.monotonic_ns()
+        src = self._source(conn, P.KIND_BLEND, name)
+        if src is None:
+            return
+        src.frames += 1
+        src.last_arrival = time.monotonic()
+        src.f32 = raw
+        src.dirty = True
+        self._new_frames.set()
+        self.stats["frames_in"] += 1
+        if self.recorder.recording:
+            self._guard(lambda: self.recorder.blend(name, now_ns, weights))
+
     def _accept(self, conn: Conn, kind: int, name: str, seq: int, t_ns: int, values: np.ndarray, raw32: bytes | None) -> None:
         """A valid pose or camera sample from ``conn``: health, latest frame, recording."""
         now_ns = time.monotonic_ns()
-        src = self.sources.get(name)
+        src = self._source(conn, kind, name)
         if src is None:
-            src = self.sources[name] = Source(name, kind)
-            self._state_dirty = True
-        if src.conn is not conn:
-            if src.conn is not None and src.conn.name != conn.name:
-                self._tell_error(conn, P.ProtocolError("forbidden", f"{name!r} is published by {src.conn.name}"))
-                return
-            src.conn = conn
-            src.last_seq = None
-            conn.published.add(name)
-            self._state_dirty = True
+            return
         if src.last_seq is not None:
             gap = (seq - src.last_seq - 1) & 0xFFFFFFFF
             if 0 < gap < 1_000_000:
@@ -495,26 +480,30 @@ class StageServer:
         conn = Conn(None, "performer", f"udp-{kind}-{port}", "", client=f"udp {kind}")
         seqs: dict[str, int] = {}
 
-        def on_pose(performer: str, pose: Any, t_recv_ns: int) -> None:
+        def on_frame(f: Any) -> None:
+            """A frame of a local source joins the stage like frames of a remote performer."""
+            performer = f.performer
+            wall = time.time_ns() - (time.monotonic_ns() - f.t_recv_ns)
             try:
                 P.check_name(performer, "performer")
-                seq = seqs[performer] = seqs.get(performer, -1) + 1
-                wall = time.time_ns() - (time.monotonic_ns() - t_recv_ns)
-                raw = P.encode_pose(performer, pose, seq=seq, t_ns=wall)
+                if getattr(f, "pose", None) is not None:
+                    seq = seqs[performer] = seqs.get(performer, -1) + 1
+                    raw = P.encode_pose(performer, f.pose, seq=seq, t_ns=wall)
+                    self._accept(conn, P.KIND_POSE, performer, seq, wall, np.asarray(f.pose, np.float32), raw)
+                if getattr(f, "blendshapes", None):
+                    self._accept_blend(conn, performer, dict(f.blendshapes), P.encode_blend(performer, f.blendshapes, t_ns=wall))
             except P.ProtocolError as exc:
                 self.stats["rejected"] += 1
                 log.debug("udp %s: %s", kind, exc)
-                return
-            self._accept(conn, P.KIND_POSE, performer, seq, wall, np.asarray(pose, np.float32), raw)
 
-        loop = asyncio.get_running_loop()
         try:
-            transport, proto = await loop.create_datagram_endpoint(lambda: SourceProtocol(source, on_pose), local_addr=(host, port))
+            proto = await SourceProtocol(source, on_frame).start(host, port)
         except OSError as exc:
             raise StageError(f"cannot listen for {kind} on UDP {host}:{port}: {exc.strerror or exc}", hint="is another listener on that port?") from None
-        self._udp.append(transport)
-        bound = transport.get_extra_info("sockname")
-        log.info("listening for %s mocap on udp %s:%d", kind, bound[0], bound[1])
+        self._udp.append(proto)
+        bound = proto.sockname
+        self.udp_inputs.append({"kind": kind, "host": bound[0], "port": bound[1]})
+        log.debug("listening for %s mocap on udp %s:%d", kind, bound[0], bound[1])
         return bound[0], bound[1]
 
     def _guard(self, fn: Any) -> bool:
@@ -530,14 +519,20 @@ class StageServer:
         return False
 
     def _recording_failed(self, exc: BaseException) -> None:
-        summary = self.recorder.fail(exc)
-        self.last_take = summary.get("take") or self.last_take
+        """Tell the directors first, then close the take as failed: whatever closing it on a
+        full disk does, the warning has left."""
+        take_id = self.recorder.take.id if self.recorder.take is not None else None
         code = "disk_full" if isinstance(exc, DiskFullError) else "server_error"
-        text = P.encode_control("warning", code=code, message=f"recording stopped: {exc}", take=summary.get("take"))
+        text = P.encode_control("warning", code=code, message=f"recording stopped: {exc}", take=take_id)
         frame = _ws_frame(text.encode(), 0x1)
         for c in list(self.conns.values()):
             if c.role in ("director", "observer"):
                 c.write(frame)
+        try:
+            self.recorder.fail(exc)  # marks the take failed and releases its lock
+        except Exception:
+            log.exception("closing take %s after %s failed", take_id, exc)
+        self.last_take = take_id or self.last_take
         self._state_dirty = True
 
     # --- control messages ------------------------------------------------------------------------
@@ -586,6 +581,8 @@ class StageServer:
         conn.encoding = P.ENCODINGS[msg.get("encoding", "f32")]
         conn.events = msg.get("events", True)
         self._groups_cache = None
+        if conn.frames:
+            conn.start_probe(min(1.0, self.limits.slow_close_s / 4))
         return {"frames": conn.frames, "performers": perf, "encoding": msg.get("encoding", "f32"), "events": conn.events}
 
     def _cmd_slate(self, conn: Conn, msg: dict[str, Any]) -> dict[str, Any]:
@@ -600,17 +597,33 @@ class StageServer:
     def _cmd_record(self, conn: Conn, msg: dict[str, Any]) -> dict[str, Any]:
         if self.recorder.recording:
             raise P.ProtocolError("already_recording", f"take {self.recorder.take.id} is already recording; stop it first")
+        tc_in, origin_ns = self._timecode_in(msg.get("timecode"))
         for k, v in (msg.get("slate") or {}).items():
             self.slate[k] = v.strip()
         performers = sorted(n for n, s in self.sources.items() if s.kind == P.KIND_POSE and s.conn is not None)
         notes = list(msg.get("notes") or [])
-        take = self.recorder.start(dict(self.slate), performers=performers, notes=notes)
+        try:
+            take = self.recorder.start(dict(self.slate), performers=performers, notes=notes, timecode_in=tc_in, origin_ns=origin_ns)
+        except DiskFullError as exc:
+            raise P.ProtocolError("disk_full", f"cannot record: {exc}") from None
         take.manifest.extra["stage"] = {"director": conn.name, "server": f"machinima {__version__}"}
         take.save()
         self._loss_at_start = {n: s.loss for n, s in self.sources.items()}
         self.last_take = take.id
         self._state_dirty = True
         return {"take": take.id, "take_number": take.manifest.slate.take, "timecode_in": take.manifest.timecode_in, "slate": dict(self.slate), "performers": performers}
+
+    def _timecode_in(self, given: str | None) -> tuple[str, int]:
+        """Timecode in of a new take and the monotonic instant it stands for: the one the
+        director gives, else the stage clock's time of day (as Unreal's Take Recorder stamps
+        takes), frame-aligned so the take's frames are the time of day's frames."""
+        if given:
+            try:
+                return str(Timecode.parse(given, self.recorder.fps)), time.monotonic_ns()
+            except TimecodeError as exc:
+                raise P.ProtocolError("bad_message", f"record.timecode: {exc}") from None
+        tc, origin_ns = time_of_day(self.recorder.fps)
+        return str(tc), origin_ns
 
     def _cmd_stop(self, conn: Conn, msg: dict[str, Any], cut: bool = False) -> dict[str, Any]:
         if not self.recorder.recording:
@@ -687,7 +700,7 @@ class StageServer:
         return {"recorded": recorded}
 
     def _cmd_ping(self, conn: Conn, msg: dict[str, Any]) -> dict[str, Any]:
-        conn.write(_ws_frame(P.encode_control("pong", t=msg.get("t"), server_t=time.time()).encode(), 0x1))
+        conn.write(_ws_frame(P.encode_control("pong", t=msg.get("t"), server_t=time.time()).encode(), 0x1))  # t: finite (parse_control)
         return {"server_t": time.time()}
 
     # --- the tick: fan-out, flush, health, state --------------------------------------------------
@@ -710,7 +723,7 @@ class StageServer:
                 deadline = loop.time() + coalesce
                 while True:
                     self._new_frames.clear()
-                    live = [s for s in self.sources.values() if s.conn is not None]
+                    live = [s for s in self.sources.values() if s.conn is not None and s.kind != P.KIND_BLEND]
                     left = deadline - loop.time()
                     if left <= 0 or all(s.dirty for s in live):
                         break
@@ -751,7 +764,6 @@ class StageServer:
         if not dirty:
             return
         self.tick_seq += 1
-        now = time.monotonic()
         limit = self.limits.viewer_buffer
         stats = self.stats
         for (interest, enc), conns in self._groups().items():
@@ -764,20 +776,13 @@ class StageServer:
             data = _ws_frame(P.encode_bundle(parts, seq=self.tick_seq), 0x2)
             sent = 0
             for conn in conns:
-                tr = conn.ws.transport
-                if conn.closing or tr.is_closing():
+                if not conn.is_open():  # closing, half-closed, gone: never raise, never wait
                     continue
-                if tr.get_write_buffer_size() > limit:
+                if conn.ws.transport.get_write_buffer_size() > limit:
                     conn.dropped += 1
                     stats["skipped"] += 1
-                    if conn.backlog_since is None:
-                        conn.backlog_since = now
-                    elif now - conn.backlog_since > self.limits.slow_close_s:
-                        self._close(conn, P.CLOSE_SLOW, f"too slow: frames queued for more than {self.limits.slow_close_s:g} s (read faster or subscribe to fewer performers / f16)")
                     continue
-                conn.backlog_since = None
-                tr.write(data)
-                sent += 1
+                sent += conn.write(data)
             stats["bundles_out"] += sent
         if self._live is not None:
             self._live.publish(dirty, self.tick_seq)
@@ -788,17 +793,23 @@ class StageServer:
         for s in self.sources.values():
             s.rate = s.window_count / max(span, 1e-3)
             s.window_count = 0
+        now, wall = time.monotonic(), time.time()
+        slow = self.limits.slow_close_s
         for c in list(self.conns.values()):
             if c.dropped > c.dropped_told:
                 c.write(_ws_frame(P.encode_control("dropped", count=c.dropped - c.dropped_told, total=c.dropped).encode(), 0x1))
                 c.dropped_told = c.dropped
+            if c.probe is not None and now - c.drained_at > slow:
+                self._close(c, P.CLOSE_SLOW, f"too slow: nothing read for {slow:g} s (read faster or subscribe to fewer performers / f16)")
+            if c.expires <= wall and not (self.recorder.recording and c.published):  # a take's publisher goes after stop
+                self._close(c, P.CLOSE_EXPIRED, "expired token: the token's lifetime ended (issue a new one with `machinima server token`)")
         self._broadcast_state()
 
     def _broadcast_state(self) -> None:
         self._state_dirty = False
         frame = _ws_frame(P.encode_control("state", stage=self.state()).encode(), 0x1)
         for c in list(self.conns.values()):
-            if c.events and c.ws.transport is not None and c.ws.transport.get_write_buffer_size() <= self.limits.viewer_buffer:
+            if c.events and c.is_open() and c.ws.transport.get_write_buffer_size() <= self.limits.viewer_buffer:
                 c.write(frame)
 
     def state(self) -> dict[str, Any]:
@@ -819,7 +830,7 @@ class StageServer:
             "last_take": self.last_take,
             "error": self.recorder.last_error,
             "recovered": self.recovered,
-            "performers": [s.health(now) for s in self.sources.values()],
+            "performers": [s.health(now) for s in self.sources.values() if s.kind != P.KIND_BLEND],
             "clients": named,
             "roles": roles,
             "tick": self.tick,

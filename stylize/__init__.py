@@ -3,7 +3,7 @@
 Python API::
 
     from stylize import stylize_frames, load_look
-    out = stylize_frames(frames, load_look("stylize/looks/painted.toml"))   # numpy in, numpy out
+    out = stylize_frames(frames, load_look("painted"))   # numpy in, numpy out
 
 Commands: ``machinima stylize run TAKE --look look.toml``, ``machinima stylize qc STEP``.
 See docs/stylize.md.

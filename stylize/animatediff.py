@@ -41,8 +41,8 @@ import numpy as np
 from . import controls as C
 from .context_windows import FUSE_METHODS, ContextWindows
 from .errors import ControlError, LookError, ModelMissingError, SourceError, StylizeError
-from .engines import fingerprint, load_controlnets, load_loras, load_model, load_pipeline, need_model
-from .look import LoraSpec, Look
+from .models import fingerprint, load_controlnets, load_loras, load_model, load_pipeline, need_model
+from .look import LoraSpec, Look, find_look
 from .sources import Source
 from machinima.poststep import StopFlag
 
@@ -88,7 +88,7 @@ def parse_animate_look(doc: Any, where: str = "look") -> tuple[Look, MotionSpec]
     raw = doc.pop("animatediff", None)
     if not isinstance(raw, dict):
         raise LookError(f"{where}: an AnimateDiff look needs an animatediff table (TOML header: animatediff in brackets) with motion_adapter = path",
-                        hint="see stylize/looks/animatediff-sd15.toml and docs/animatediff.md")
+                        hint="the shipped look animatediff-sd15 has one: `machinima examples copy animatediff-sd15 .`")
     look = Look.from_doc(doc, where)
     raw = dict(raw)
     loras = raw.pop("motion_loras", [])
@@ -129,12 +129,7 @@ def check_look(look: Look, spec: MotionSpec, where: str = "look") -> None:
 
 
 def load_animate_look(path: str | Path) -> tuple[Look, MotionSpec]:
-    p = Path(path)
-    if not p.exists():
-        shipped = Path(__file__).parent / "looks" / f"{p.name}{'' if p.suffix else '.toml'}"
-        if not shipped.exists():
-            raise LookError(f"look file {p} does not exist", hint="see stylize/looks/animatediff-sd15.toml")
-        p = shipped
+    p = find_look(path)
     try:
         doc = tomllib.loads(p.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as exc:
@@ -545,8 +540,8 @@ def animate_source(source: Source, look: Look, motion: MotionSpec, engine: Anima
                    frames: Sequence[int] | None = None, progress: bool = True, video: bool = True,
                    fps: str | None = None) -> AnimateResult:
     """Steps 3-5 for any source: segments -> PostStep (resumable) -> mp4."""
-    from machinima.imageseq import read_image, write_video
-    from machinima.poststep import PostStep, StepReport, stable_hash
+    from machinima.imageseq import read_image
+    from machinima.poststep import PostStep, StepReport, stable_hash, write_video  # write_video: disclosed like the frames
 
     out_dir = Path(out_dir)
     chosen = list(frames if frames is not None else source.frames)

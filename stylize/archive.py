@@ -28,6 +28,9 @@ from typing import Any, Callable
 
 import numpy as np
 
+from machinima.sparse import describe as describe_frames
+from machinima.sparse import held
+
 from .errors import StylizeError
 
 PRESET_DIR = "archive_presets"
@@ -345,26 +348,50 @@ def reencode(frames: list[np.ndarray], codec: str, bitrate: int, fps: Fraction, 
 
 
 class ArchiveLook:
-    """Renders frames of a source through a preset. ``source(frame) -> uint8 HxWx3``."""
+    """Renders frames of a source through a preset. ``source(frame) -> uint8 HxWx3``.
+
+    ``frames``: the source frames that exist (default: every frame up to ``last_frame``). A take
+    rendered every Nth frame ages those frames as a sequence: "the previous frame" (interlace) is
+    the previous one that exists, a codec's group of pictures is ``gop`` consecutive existing
+    frames, and a slower format holds the latest existing frame (``machinima.sparse``).
+    """
 
     def __init__(self, preset: ArchivePreset, source: Callable[[int], np.ndarray], *, seed: int = 0,
-                 source_fps: Fraction | float = 24, last_frame: int | None = None) -> None:
+                 source_fps: Fraction | float = 24, last_frame: int | None = None, frames: list[int] | None = None) -> None:
         self.preset = preset
         self.source = source
         self.seed = int(seed)
         self.source_fps = Fraction(source_fps).limit_denominator(1001)
-        self.last_frame = last_frame
+        self.frames = sorted(frames) if frames is not None else None
+        self.last_frame = self.frames[-1] if self.frames else last_frame
+        self._pos = {f: i for i, f in enumerate(self.frames)} if self.frames is not None else None
         self._ctx = {"fps": self.source_fps, "seed": self.seed, "cache": {}}
         self._memo: dict[tuple[int, int], np.ndarray] = {}
 
     def held_frame(self, frame: int) -> int:
         """The source frame shown at ``frame`` when the format runs slower than the source
-        (Super 8 at 18 fps in a 24 fps film holds frames in a 3:4 pattern)."""
+        (Super 8 at 18 fps in a 24 fps film holds frames in a 3:4 pattern); always one that exists."""
         fps = self.preset.fps
-        if fps is None or fps >= self.source_fps:
+        if fps is not None and fps < self.source_fps:
+            t = Fraction(frame) / self.source_fps
+            frame = int(int(t * fps) / fps * self.source_fps)
+        return frame if self.frames is None else held(self.frames, frame, frame)[0]
+
+    def _index(self, frame: int) -> int:
+        if self._pos is None:
             return frame
-        t = Fraction(frame) / self.source_fps
-        return int(int(t * fps) / fps * self.source_fps)
+        if frame not in self._pos:
+            have = describe_frames(self.frames) or f"frames {self.frames[0]}..{self.frames[-1]}"
+            raise ArchiveError(f"frame {frame} is not in the source (it has {have})")
+        return self._pos[frame]
+
+    def _at(self, index: int) -> int:
+        return index if self.frames is None else self.frames[index]
+
+    def _count(self) -> int | None:
+        if self.frames is not None:
+            return len(self.frames)
+        return None if self.last_frame is None else self.last_frame + 1
 
     def _rng(self, frame: int, i: int) -> np.random.Generator:
         return np.random.default_rng([self.seed, frame, i])
@@ -383,9 +410,11 @@ class ArchiveLook:
             eff = self.preset.effects[k - 1]
             if eff.kind == "codec":
                 gop = max(1, int(eff.params["gop"]))
-                w0 = (frame // gop) * gop
-                w1 = w0 + gop if self.last_frame is None else min(w0 + gop, self.last_frame + 1)
-                window = list(range(w0, max(w1, frame + 1)))
+                i = self._index(frame)
+                w0 = (i // gop) * gop
+                n = self._count()
+                w1 = w0 + gop if n is None else min(w0 + gop, n)
+                window = [self._at(j) for j in range(w0, max(w1, i + 1))]
                 coded = reencode([self._upto(f, k - 1) for f in window], eff.params["codec"], int(eff.params["bitrate"]),
                                  self.preset.fps or self.source_fps, gop)
                 for f, img in zip(window, coded):
@@ -393,7 +422,8 @@ class ArchiveLook:
                 return self._memo[key]
             if eff.kind == "interlace":
                 cur = self._upto(frame, k - 1)
-                prev = self._upto(frame - 1, k - 1) if frame > 0 else cur
+                i = self._index(frame)
+                prev = self._upto(self._at(i - 1), k - 1) if i > 0 else cur
                 out = cur.copy()
                 out[1::2] = prev[1::2]
             else:
@@ -405,7 +435,9 @@ class ArchiveLook:
 
     def render(self, frame: int) -> np.ndarray:
         out = self._upto(frame, len(self.preset.effects))
-        self._forget_before(frame - 2 * max([int(e.params.get("gop", 1)) for e in self.preset.effects if e.kind == "codec"] + [1]))
+        keep = 2 * max([int(e.params.get("gop", 1)) for e in self.preset.effects if e.kind == "codec"] + [1])
+        i = self._index(frame)
+        self._forget_before(self._at(i - keep) if i - keep >= 0 else -1)
         return out
 
     def _forget_before(self, frame: int) -> None:

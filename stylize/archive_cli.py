@@ -67,8 +67,9 @@ def archive(
 ) -> None:
     """Age footage with an archive preset (VHS, DV, early phone, Super 8): deterministic by seed,
     resumable, frames + mp4 with provenance."""
-    from machinima.imageseq import read_image, write_video
-    from machinima.poststep import PostStep
+    from machinima.imageseq import read_image
+    from machinima.poststep import PostStep, write_video  # write_video: disclosed like the frames
+    from machinima.sparse import describe, held, movie_note
 
     from .archive import ArchiveLook, list_presets, load_preset
 
@@ -86,14 +87,18 @@ def archive(
     if ray:
         from machinima.distributed import run_on_ray
 
-        rep = run_on_ray(make_step, lambda: ArchiveLook(pre, read, seed=seed, source_fps=fps, last_frame=frames[-1]).process,
+        rep = run_on_ray(make_step, lambda: ArchiveLook(pre, read, seed=seed, source_fps=fps, frames=frames).process,
                          frames, address=ray, chunk_size=12, description=f"archive {pre.name}")
     else:
-        look = ArchiveLook(pre, read, seed=seed, source_fps=fps, last_frame=frames[-1])
+        look = ArchiveLook(pre, read, seed=seed, source_fps=fps, frames=frames)
         gop = max([int(e.params.get("gop", 1)) for e in pre.effects if e.kind == "codec"] + [1])
         rep = make_step().run(frames, look.process, batch_size=gop, description=f"archive {pre.name}")
     step = make_step()
     if mp4:
         outs = step.outputs_of("frames")
-        write_video(folder / f"{folder.name}.mp4", (read_image(outs[f]) for f in sorted(outs)), fps=fps)
+        shown = held(sorted(outs))  # a take rendered every Nth frame keeps its timing
+        write_video(folder / f"{folder.name}.mp4", (read_image(outs[f]) for f in shown), fps=fps)
     console.print(f"{len(rep.done)} frames aged, {len(rep.skipped)} already done -> {folder}")
+    note = movie_note(frames)
+    if note:
+        console.print(f"source: {note}" if mp4 else f"source: {describe(frames)}")

@@ -30,7 +30,7 @@ app = typer.Typer(cls=_RunByDefault, help="Stylize takes with diffusion or class
 @app.command("run")
 def run(
     take: str = typer.Argument(..., help="Take folder or id."),
-    look: Path = typer.Option(..., "--look", help="Look file (TOML); see docs/stylize.md and stylize/looks/."),
+    look: Path = typer.Option(..., "--look", help="A look file (TOML), or a shipped look by name (painted, watercolor-sd15; `machinima examples list`)."),
     shots: Optional[str] = typer.Option(None, "--shots", help="Comma-separated shot names from the look."),
     frames: Optional[str] = typer.Option(None, "--frames", help="Frame range A:B (inclusive)."),
     preview: int = typer.Option(0, "--preview", help="Render N evenly spaced frames only (every-frame mode), into <step>-preview."),
@@ -60,6 +60,8 @@ def run(
         res = stylize_take(resolve_take(take, root), lk, frames=parse_range(frames), shots=[s for s in (shots or "").split(",") if s],
                            step_id=step_id, input_folder=input_folder, preview=preview, video=not no_video)
     c = Console()
+    for w in res.warnings:
+        c.print(f"[yellow]warning:[/] {w}")
     r = res.report
     c.print(f"{len(r.done)} frames made, {len(r.skipped)} already done, {len(r.failed)} failed "
             f"({res.plan['keyframes']} keyframes of {res.plan['frames']}) in {r.seconds:.1f} s -> {res.out_dir}")
@@ -80,7 +82,9 @@ def qc(step: Path = typer.Argument(..., help="The step folder: TAKE/post/<step-i
 
     from .qc import qc_step
 
-    rep = qc_step(step, sheet_frames=sheet)
+    from machinima.cli import resolve_in_take
+
+    rep = qc_step(resolve_in_take(step), sheet_frames=sheet)
     t = Table(title=f"flicker of {rep['step']} ({rep['engine']}): warp error 0..255, lower is steadier")
     for col in ("frames", "pairs", "mean", "p95", "input"):
         t.add_column(col)
@@ -88,4 +92,6 @@ def qc(step: Path = typer.Argument(..., help="The step folder: TAKE/post/<step-i
         t.add_row(f"{s['frames'][0]}-{s['frames'][1]}" + (f" {s['shot']}" if s.get("shot") else ""), str(s["pairs"]), str(s["mean"]), str(s["p95"]), str(s["input_mean"]))
     t.add_row("all", str(rep["pairs"]), str(rep["mean"]), str(rep["p95"]), str(rep["input_mean"]))
     Console().print(t)
+    if rep.get("frames_note"):
+        Console().print(f"frames: {rep['frames_note']}; pairs are {rep['gap']} frames apart")
     Console().print(f"contact sheet: {rep['contact_sheet']}")

@@ -8,8 +8,10 @@ Pure functions on arrays (HxWx3 uint8 out, as ControlNets take them):
   does not breathe from frame to frame).
 - ``normal_control``: camera-space normals in [-1, 1] -> RGB.
 - ``mask_control``: a 0/255 mask -> 3-channel.
-- ``canny_control``, ``lineart_control``, ``softedge_control``: image-derived controls for live
-  action without passes (OpenCV; no weights needed).
+- ``canny_control``, ``lineart_control``, ``softedge_control``, ``luminance_normals``: image-derived
+  controls for live action without passes (OpenCV; no weights needed). ``stylize.annotators``
+  uses controlnet_aux's trained annotators instead where their weights are present, and these
+  as the named fallback.
 """
 
 from __future__ import annotations
@@ -111,6 +113,19 @@ def softedge_control(image: np.ndarray, blur: float = 1.5) -> np.ndarray:
     mag = np.sqrt(gx * gx + gy * gy)
     mag = mag / max(float(mag.max()), 1e-6)
     return _rgb3((np.sqrt(mag) * 255 + 0.5).astype(np.uint8))
+
+
+def luminance_normals(image: np.ndarray, blur: float = 2.0, strength: float = 2.0 * np.pi) -> np.ndarray:
+    """Normals of the luminance read as a height field (bright = near), as RGB ``(n + 1) / 2``:
+    the normal-map-from-photo trick, not geometry; the weight-free fallback of normal controls."""
+    cv2 = _cv2()
+    gray = cv2.cvtColor(_rgb3(image), cv2.COLOR_RGB2GRAY).astype(np.float32) / 255.0
+    gray = cv2.GaussianBlur(gray, (0, 0), blur)
+    gx = cv2.Sobel(gray, cv2.CV_32F, 1, 0, ksize=3)
+    gy = cv2.Sobel(gray, cv2.CV_32F, 0, 1, ksize=3)
+    n = np.stack([-gx * strength, gy * strength, np.ones_like(gx)], axis=2)  # x right, y up, z toward the camera
+    n /= np.linalg.norm(n, axis=2, keepdims=True)
+    return normal_control(n)
 
 
 def image_control(kind: str, image: np.ndarray, options: dict | None = None) -> np.ndarray:

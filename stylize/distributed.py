@@ -42,7 +42,8 @@ def stylize_take_on_ray(take: str | Path, look: Look, *, address: str | None = "
     import time
 
     from machinima.distributed import DistributedError, connect
-    from machinima.imageseq import list_frames, read_image, write_video
+    from machinima.imageseq import list_frames, read_image
+    from machinima.poststep import write_video  # the step movie, disclosed like its frames
 
     # 1. plan the segments here (no model needed)
     t = Take.open(take)

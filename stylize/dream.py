@@ -1,6 +1,7 @@
 """Deforum-style dream sequences: each frame is the previous stylized frame, moved by the
-camera (2D affine from schedules, or 3D from depth: the take's depth pass and recorded camera
-track, or schedules), plus a little noise, then re-stylized at the scheduled strength.
+camera (2D affine from schedules, or 3D from depth and the take's recorded camera track or
+schedules), plus a little noise, then re-stylized at the scheduled strength, prompt, seed and
+CFG, guided by the look's ControlNets.
 
     1. check the dream file (schedules parsed safely, engine from its look)
     2. frame 0: the init image (the take's first rendered frame, or an image) stylized
@@ -8,6 +9,11 @@ track, or schedules), plus a little noise, then re-stylized at the scheduled str
        to a window of recent diffused frames (not frame 0 forever: no washed-out palette)
     4. frames resumable (a ``PostStep`` ledger: a rerun continues from the last finished frame
        with the same seeds), then an mp4
+
+Depth for 3D warps: a local transformers depth model (``depth_model``) on the fed-back frame
+when configured, else the take's depth pass, else a plane at ``depth`` metres (with a warning).
+Controls (ControlNet looks): from the take's passes at the matching take frame when there is a
+take, picture-made kinds from the fed-back frame (``stylize.control_maker``).
 
 Seeds: ``fixed``, ``iter`` (+1 a frame), ``random`` (reproducible from the seed), ``schedule``.
 """
@@ -25,8 +31,9 @@ from .dream_schedule import Schedule, ScheduleError, parse_prompt_schedule, pars
 from .dream_warp import affine_2d, intrinsics_from_fov, relative_motion, rotation_matrix, warp_3d
 from .errors import LookError
 
+DREAMS_DIR = Path(__file__).parent / "dreams"
 SCHEDULE_NAMES = ("zoom", "angle", "translation_x", "translation_y", "translation_z",
-                  "rotation_3d_x", "rotation_3d_y", "rotation_3d_z", "strength", "noise", "seed")
+                  "rotation_3d_x", "rotation_3d_y", "rotation_3d_z", "strength", "noise", "seed", "cfg")
 DEFAULTS = {"zoom": 1.0, "angle": 0.0, "translation_x": 0.0, "translation_y": 0.0, "translation_z": 0.0,
             "rotation_3d_x": 0.0, "rotation_3d_y": 0.0, "rotation_3d_z": 0.0, "strength": 0.55, "noise": 0.02}
 
@@ -43,15 +50,28 @@ class Dream:
     seed: int = 0
     seed_behavior: str = "iter"
     depth: float = 6.0
+    depth_model: str = ""      # transformers depth model folder (under models_dir) for 3D warps
     fov: float = 40.0
     schedules: dict[str, Schedule] = field(default_factory=dict)
     prompts: Callable[[int], str] | None = None
     source: dict[str, Any] = field(default_factory=dict)  # the parsed document, for params.json
     base_dir: Path = Path(".")
+    _table: dict[str, np.ndarray] = field(default_factory=dict, repr=False)  # schedule values over the frames
 
     def value(self, name: str, frame: int) -> float:
+        """A schedule's value at ``frame``: every schedule is evaluated once over the dream's
+        frames (vectorised), then each frame reads its row (the loop asks per frame)."""
         s = self.schedules.get(name)
-        return s.at(frame) if s is not None else float(DEFAULTS[name])
+        if s is None:
+            return float(DEFAULTS[name])
+        table = self._table.get(name)
+        if table is None or len(table) != self.frames:
+            table = self._table[name] = s(np.arange(self.frames))
+        return float(table[frame]) if 0 <= frame < len(table) else s.at(frame)
+
+    def cfg(self, frame: int) -> float | None:
+        """The scheduled classifier-free guidance, or None (the look's ``guidance``)."""
+        return self.value("cfg", frame) if "cfg" in self.schedules else None
 
     def seed_of(self, frame: int) -> int:
         return int(seeds(self.seed_behavior, self.seed, np.array([frame]), self.schedules.get("seed"))[0])
@@ -61,12 +81,12 @@ def parse_dream(doc: dict[str, Any], where: str = "dream", base_dir: Path = Path
     if doc.get("schema", "machinima.dream") != "machinima.dream":
         raise LookError(f"{where}: schema is {doc.get('schema')!r}, expected 'machinima.dream'")
     known = {"schema", "version", "look", "frames", "mode", "camera", "cadence", "color_coherence", "color_window", "seed",
-             "seed_behavior", "depth", "fov", "schedules", "prompts", "interpolation"}
+             "seed_behavior", "depth", "depth_model", "fov", "schedules", "prompts", "interpolation"}
     unknown = set(doc) - known
     if unknown:
         raise LookError(f"{where}: unknown field(s) {', '.join(sorted(unknown))}")
     d = Dream(base_dir=base_dir, source=doc)
-    for k in ("look", "mode", "camera", "color_coherence", "seed_behavior"):
+    for k in ("look", "mode", "camera", "color_coherence", "seed_behavior", "depth_model"):
         if k in doc:
             setattr(d, k, str(doc[k]))
     for k in ("frames", "cadence", "color_window", "seed"):
@@ -92,18 +112,15 @@ def parse_dream(doc: dict[str, Any], where: str = "dream", base_dir: Path = Path
     if doc.get("prompts"):
         d.prompts = parse_prompt_schedule({int(k): v for k, v in doc["prompts"].items()})
     seeds(d.seed_behavior, d.seed, np.arange(2), d.schedules.get("seed"))  # validates the behaviour
+    if "cfg" in d.schedules and (d.schedules["cfg"](np.arange(d.frames)) < 0).any():
+        raise LookError(f"{where}: schedule 'cfg' goes below 0 (guidance 0..~20; <= 1 skips the negative pass)")
     return d
 
 
 def load_dream(path: str | Path) -> Dream:
-    from importlib import resources
+    from machinima.examples import resolve
 
-    p = Path(path)
-    if not p.exists():
-        res = resources.files(__package__).joinpath("dreams", f"{path}.toml")
-        if not res.is_file():
-            raise LookError(f"no dream file {path}", hint="see stylize/dreams/ for examples")
-        p = Path(str(res))
+    p = resolve(path, DREAMS_DIR, "dream", LookError)
     try:
         doc = tomllib.loads(p.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as exc:
@@ -112,17 +129,15 @@ def load_dream(path: str | Path) -> Dream:
 
 
 def resolve_look_path(d: Dream) -> Path:
-    from importlib import resources
+    from .look import find_look
 
     p = Path(d.look)
-    if not p.is_absolute() and (d.base_dir / p).exists():
+    if not p.is_absolute() and (d.base_dir / p).is_file():
         return d.base_dir / p
-    if p.exists():
-        return p
-    res = resources.files(__package__).joinpath("looks", f"{d.look}.toml")
-    if res.is_file():
-        return Path(str(res))
-    raise LookError(f"the dream's look {d.look!r} was not found", hint="a shipped look name (painted) or a .toml path")
+    try:
+        return find_look(p)
+    except LookError as exc:
+        raise LookError(f"the dream's look {d.look!r}: {exc.args[0]}", hint=exc.hint) from None
 
 
 # --- per-frame operations (pure) -------------------------------------------------------------
@@ -169,25 +184,33 @@ def cohere(img: np.ndarray, refs: list[np.ndarray], space: str) -> np.ndarray:
     return cv2.cvtColor(out, conv[1]) if conv[1] is not None else out
 
 
+Depth = Callable[[int, np.ndarray], "np.ndarray | None"]          # (frame, fed-back picture) -> metres
+Controls = Callable[[int, np.ndarray], "dict[str, np.ndarray]"]    # (frame, picture) -> control images
+
+
 class DreamRun:
     """Renders frames of a dream one after another; ``frame(f)`` needs frame f-1 (given by
-    ``previous(f)``, read back from disk on resume)."""
+    ``previous(f)``, read back from disk on resume). ``depth(f, picture)`` gives frame f's depth
+    in metres for 3D warps (None: a plane at ``d.depth``); ``controls(f, picture)`` its control
+    images (None: the engine takes none)."""
 
     def __init__(self, d: Dream, engine: Any, init: np.ndarray, previous: Callable[[int], np.ndarray],
-                 diffused: Callable[[int], np.ndarray | None], *, depth: Callable[[int], np.ndarray | None] | None = None,
-                 cameras: dict[int, Any] | None = None) -> None:
+                 diffused: Callable[[int], np.ndarray | None], *, depth: Depth | None = None,
+                 cameras: dict[int, Any] | None = None, controls: Controls | None = None) -> None:
         self.d, self.engine, self.init = d, engine, init
         self.previous, self.diffused = previous, diffused
-        self.depth = depth or (lambda f: None)
+        self.depth = depth or (lambda f, img: None)
         self.cameras = cameras or {}
+        self.controls = controls
 
     def is_diffused(self, f: int) -> bool:
         return f % self.d.cadence == 0
 
     def _stylize(self, img: np.ndarray, f: int) -> np.ndarray:
         prompt = self.d.prompts(f) if self.d.prompts else ""
-        return self.engine.stylize([img], [{}], prompts=[(prompt, "")], seeds=[self.d.seed_of(f)],
-                                   strengths=[float(np.clip(self.d.value("strength", f), 0.0, 1.0))])[0]
+        ctl = self.controls(f, img) if self.controls is not None else {}
+        return self.engine.stylize([img], [ctl], prompts=[(prompt, "")], seeds=[self.d.seed_of(f)],
+                                   strengths=[float(np.clip(self.d.value("strength", f), 0.0, 1.0))], guidances=[self.d.cfg(f)])[0]
 
     def frame(self, f: int) -> np.ndarray:
         d = self.d
@@ -197,7 +220,7 @@ class DreamRun:
         motion = None
         if d.camera == "take" and f in self.cameras and (f - 1) in self.cameras:
             motion = relative_motion(self.cameras[f - 1].world_to_camera, self.cameras[f].world_to_camera)
-        moved = move(prev, d, f, depth=self.depth(f - 1), cam_motion=motion)
+        moved = move(prev, d, f, depth=self.depth(f - 1, prev) if d.mode == "3d" else None, cam_motion=motion)
         if not self.is_diffused(f):
             return moved
         out = self._stylize(add_noise(moved, d.value("noise", f), d.seed_of(f)), f)

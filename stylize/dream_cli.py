@@ -1,9 +1,12 @@
-"""``machinima dream SOURCE --dream drift``: a Deforum-style dream sequence as a post step."""
+"""``machinima dream SOURCE --dream drift``: a Deforum-style dream sequence as a post step.
+
+params.json records the depth the 3D warps used (a depth model, the take's depth pass, or a
+plane: then a warning) and where each ControlNet control came from."""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 import typer
 from rich.console import Console
@@ -20,32 +23,36 @@ def dream(
     mp4: bool = typer.Option(True, help="Also write an mp4."),
 ) -> None:
     """A dream sequence: feedback warp + re-stylize on schedules (or the take's camera), resumable."""
-    from machinima.imageseq import read_image, write_video
+    from machinima.config import load_config
+    from machinima.imageseq import read_image
     from machinima.passes import PassSet
-    from machinima.poststep import PostStep
+    from machinima.poststep import PostStep, write_video  # write_video: disclosed like the frames
     from machinima.take import Take
 
+    from .control_maker import ControlMaker
     from .dream import DreamRun, load_dream, resolve_look_path
     from .engines import build_engine
     from .errors import SourceError
     from .look import load_look
+    from .sources import PassSource
 
+    p = Path(source)
+    if not p.is_file() and not (p / "take.json").exists():
+        from machinima.cli import resolve_take
+
+        p = resolve_take(source)  # before the engine loads: a typo fails at once
     d = load_dream(dream_file)
     if frames:
         d.frames = frames
+    cfg = load_config()
     look = load_look(resolve_look_path(d))
-    engine = build_engine(look)
-    p = Path(source)
+    engine = build_engine(look, cfg)
     passes = None
     fps = "24"
     if p.is_file():
         init = read_image(p)[..., :3]
         folder = (out or p.parent) / (step_id or f"dream-{Path(dream_file).stem}")
     else:
-        if not (p / "take.json").exists():
-            from machinima.cli import resolve_take
-
-            p = resolve_take(source)
         take = Take.open(p)
         passes = PassSet.open(take.passes_dir())
         if not passes.frames:
@@ -53,23 +60,38 @@ def dream(
         init = passes.read("rgb", passes.frames[0])
         fps = take.manifest.fps
         folder = (out or take.post_dir()) / (step_id or f"dream-{Path(dream_file).stem}")
-    depth = cams = None
-    if passes is not None and d.mode == "3d":
+    warnings: list[str] = []
+    # depth for 3D warps: a local depth model > the take's depth pass > a plane
+    depth, depth_info = None, {"from": "none (2d)"}
+    if d.mode == "3d":
+        depth, depth_info = dream_depth(d, passes, cfg)
+        if depth is None:
+            warnings.append(f"3D warps use a plane at {d.depth:g} m: no depth_model in the dream file and no depth pass in the source")
+    cams = None
+    if passes is not None and d.camera == "take":
         first = passes.frames[0]
-        depth = (lambda f: passes.read("depth", first + f) if passes.has("depth") and (first + f) in passes.frames else None)
-        if d.camera == "take":
-            allcams = passes.cameras()
-            cams = {f - first: c for f, c in allcams.items()}
+        cams = {f - first: c for f, c in passes.cameras().items()}
+    # controls for ControlNet looks: the take's passes, or the fed-back frame. The classical
+    # engine gets none: its haze and ink lines would compound frame over frame in the feedback
+    controls, controls_info = None, []
+    if engine.controls:
+        maker = ControlMaker(look, PassSource(take.passes_dir()) if passes is not None else None, config=cfg)
+        controls = dream_controls(maker, passes)
+        controls_info = maker.describe()
+        warnings += maker.warnings()
     # what shapes the pixels (the frame count does not: a longer run continues a shorter one)
-    params = {"dream": {k: v for k, v in d.source.items() if k != "frames"}, "look": look.global_params(), "engine": engine.describe()}
+    params = {"dream": {k: v for k, v in d.source.items() if k != "frames"}, "look": look.global_params(), "engine": engine.describe(),
+              "depth": depth_info, "controls": controls_info}
     step = PostStep(folder, "dream", params, inputs={"source": str(source)},
-                    notes=[f"dream '{Path(dream_file).stem}' made by the {engine.describe().get('engine')} engine"])
+                    notes=[f"dream '{Path(dream_file).stem}' made by the {engine.describe().get('engine')} engine", *warnings])
+    for w in warnings:
+        console.print(f"[yellow]warning:[/] {w}")
 
     def read_out(f: int):
         path = step.output_path("frames", f)
         return read_image(path) if path.exists() else None
 
-    run = DreamRun(d, engine, init, previous=lambda f: read_out(f), diffused=read_out, depth=depth, cameras=cams)
+    run = DreamRun(d, engine, init, previous=lambda f: read_out(f), diffused=read_out, depth=depth, cameras=cams, controls=controls)
     # sequential: every frame needs the one before, so a batch is one frame and a rerun
     # resumes after the last finished frame with the same seeds
     rep = step.run(range(d.frames), lambda batch: [{"frames": run.frame(batch[0])}],
@@ -78,3 +100,41 @@ def dream(
         outs = step.outputs_of("frames")
         write_video(folder / f"{folder.name}.mp4", (read_image(outs[f]) for f in sorted(outs)), fps=fps)
     console.print(f"{len(rep.done)} dream frames made, {len(rep.skipped)} already done -> {folder}")
+
+
+def dream_depth(d: Any, passes: Any, cfg: Any) -> tuple[Any, dict[str, Any]]:
+    """(depth(frame, picture) -> metres, what it is) for 3D warps; (None, ...) = a plane."""
+    if d.depth_model:
+        from .depth import DepthModel
+        from .models import need_model
+
+        model = DepthModel(need_model(cfg, d.depth_model, f"depth model {d.depth_model!r}", "a transformers depth model folder"))
+        return (lambda f, img: model.metres(img, d.depth)), {"from": "depth model", **model.describe(), "median_m": d.depth}
+    if passes is not None and passes.has("depth"):
+        return (lambda f, img: passes.read("depth", take_frame(passes.frames, f))), {"from": "depth pass"}
+    return None, {"from": "plane", "metres": d.depth}
+
+
+def take_frame(frames: list[int], f: int) -> int:
+    """The take frame dream frame ``f`` reads passes from: the latest rendered frame at or before
+    the take's first + f (passes may hold every Nth frame; past the end, the last one)."""
+    import bisect
+
+    i = bisect.bisect_right(frames, frames[0] + f) - 1
+    return frames[max(i, 0)]
+
+
+def dream_controls(maker: Any, passes: Any) -> Any:
+    """controls(frame, picture): the take's passes at ``take_frame``, picture-made kinds from
+    the fed-back frame."""
+    from . import controls as C
+
+    if passes is None:
+        maker.check(0)
+        return lambda f, img: maker.make(None, img)
+    frames = passes.frames
+    maker.check(frames[0])
+    rng = None
+    if any(c.kind == "depth" and maker.from_pass(c) for c in maker.look.controls):
+        rng = C.depth_range([passes.read("depth", f) for f in (frames[0], frames[len(frames) // 2], frames[-1])])
+    return lambda f, img: maker.make(take_frame(frames, f), img, depth_range=rng)

@@ -3,7 +3,10 @@
 An engine turns a batch of frames (HxWx3 uint8, already blended with their warped init) and
 their control images into stylized frames::
 
-    engine.stylize(images, controls, prompts=[(prompt, negative)...], seeds=[...], strengths=[...])
+    engine.stylize(images, controls, prompts=[(prompt, negative)...], seeds=[...], strengths=[...],
+                   noises=[latent noise or None...], guidances=[cfg or None...])
+    engine.noise(seed, h, w) -> the starting noise of a frame (C x h' x w' latent grid), None if
+                                the engine draws none (the pipeline carries it along the motion)
     engine.describe()  -> what made the frames (for params.json): engine, models + fingerprints
     engine.batch       -> frames per call the runtime preset asks for
 
@@ -24,6 +27,7 @@ import numpy as np
 
 from .errors import LookError, ModelMissingError, StylizeError
 from .look import ControlSpec, Look, RuntimeSpec
+from .models import fingerprint, load_controlnets, load_loras, load_model, load_pipeline, need_model
 
 EDGE_KINDS = ("canny", "lineart", "softedge")
 
@@ -50,33 +54,23 @@ def resolve_runtime(rt: RuntimeSpec) -> dict[str, Any]:
     return out
 
 
-def fingerprint(path: str | Path, *, edge: int = 1 << 20) -> str:
-    """A quick identity of a model file or folder: sizes + hashes of each weight file's ends."""
-    p = Path(path)
-    files = [p] if p.is_file() else sorted(x for x in p.rglob("*") if x.is_file() and not x.name.startswith("."))
-    h = hashlib.sha256()
-    for f in files:
-        size = f.stat().st_size
-        h.update(f"{f.relative_to(p) if p.is_dir() else f.name}:{size}".encode())
-        with open(f, "rb") as fh:
-            h.update(fh.read(edge))
-            if size > 2 * edge:
-                fh.seek(size - edge)
-                h.update(fh.read(edge))
-    return h.hexdigest()[:16]
-
-
 class Engine:
     """What the stylize pipeline needs from an engine."""
 
     name = "engine"
     batch = 1
+    controls: list[ControlSpec] = []  # the ControlNets it is conditioned on (dreams make these controls)
 
     def describe(self) -> dict[str, Any]:
         raise NotImplementedError
 
+    def noise(self, seed: int, height: int, width: int) -> np.ndarray | None:
+        """The noise a frame of this size starts from with this seed (None: the engine uses none)."""
+        return None
+
     def stylize(self, images: Sequence[np.ndarray], controls: Sequence[dict[str, np.ndarray]], *,
-                prompts: Sequence[tuple[str, str]], seeds: Sequence[int], strengths: Sequence[float]) -> list[np.ndarray]:
+                prompts: Sequence[tuple[str, str]], seeds: Sequence[int], strengths: Sequence[float],
+                noises: Sequence[np.ndarray | None] | None = None, guidances: Sequence[float | None] | None = None) -> list[np.ndarray]:
         raise NotImplementedError
 
 
@@ -96,7 +90,7 @@ class ClassicalEngine(Engine):
         return {"engine": "classical", "method": self.spec.method, "opencv": cv2.__version__,
                 "note": "no diffusion weights: OpenCV painted look; point [model] base at local SD weights and set engine = 'diffusion' for the diffusion look"}
 
-    def stylize(self, images, controls, *, prompts=(), seeds=(), strengths=()):
+    def stylize(self, images, controls, *, prompts=(), seeds=(), strengths=(), noises=None, guidances=None):
         return [self._one(np.asarray(img), ctl) for img, ctl in zip(images, controls)]
 
     def _one(self, img: np.ndarray, ctl: dict[str, np.ndarray]) -> np.ndarray:
@@ -262,6 +256,8 @@ class DiffusionEngine(Engine):
             pipe.unet.to(memory_format=torch.channels_last)
             if getattr(pipe, "controlnet", None) is not None:
                 pipe.controlnet.to(memory_format=torch.channels_last)
+            # not the VAE: in channels_last it encoded and decoded 2.0 / 1.5 ms a frame slower on an
+            # H200 (bench/gpu.sh, docs/performance.md)
         if rt.get("vae_slicing") and hasattr(pipe.vae, "enable_slicing"):
             pipe.vae.enable_slicing()
         if rt.get("vae_tiling") and hasattr(pipe.vae, "enable_tiling"):
@@ -279,6 +275,13 @@ class DiffusionEngine(Engine):
             pipe.unet = torch.compile(pipe.unet, fullgraph=False)
             if getattr(pipe, "controlnet", None) is not None:
                 pipe.controlnet = torch.compile(pipe.controlnet, fullgraph=False)
+            # the VAE's halves too: img2img encodes every frame and every call decodes its batch,
+            # about a fifth of a 20 x 0.5 frame on a GPU. Compiled in place: the pipeline calls
+            # vae.encode / vae.decode, which are not forward().
+            for part in ("encoder", "decoder"):
+                m = getattr(pipe.vae, part, None)
+                if isinstance(m, torch.nn.Module):
+                    m.compile(fullgraph=False)
 
     # --- construction ------------------------------------------------------------------------
     @classmethod
@@ -399,27 +402,49 @@ class DiffusionEngine(Engine):
         # the VAE's factor is enough: the UNet pads odd latent sizes when it upsamples
         return int(self.pipe.vae_scale_factor)
 
-    # 3. frames -> stylized frames (groups of equal strength share one call)
-    def stylize(self, images, controls, *, prompts, seeds, strengths):
+    def work_size(self, h0: int, w0: int) -> tuple[int, int]:
+        """(height, width) frames of h0 x w0 are diffused at (the look's size, or a multiple of the VAE's factor)."""
+        mult = self._size_multiple()
+        W = self.look.runtime.width or max(mult, int(round(w0 / mult)) * mult)
+        H = self.look.runtime.height or max(mult, int(round(h0 / mult)) * mult)
+        return H, W
+
+    def noise(self, seed: int, height: int, width: int) -> np.ndarray:
+        """Standard normal latent noise (C x H/f x W/f) drawn from ``seed`` on the CPU (the same
+        on every device), the noise img2img adds to the frame and txt2img starts from."""
+        import torch
+
+        H, W = self.work_size(height, width)
+        f = self._size_multiple()
+        c = int(self.pipe.unet.config.in_channels)
+        g = torch.Generator("cpu").manual_seed(int(seed))
+        return torch.randn((c, H // f, W // f), generator=g, dtype=torch.float32).numpy()
+
+    # 3. frames -> stylized frames (groups of equal strength and guidance share one call)
+    def stylize(self, images, controls, *, prompts, seeds, strengths, noises=None, guidances=None):
         out: list[np.ndarray | None] = [None] * len(images)
-        groups: dict[float, list[int]] = {}
+        guid = [self.look.model.guidance if g is None else float(g) for g in (guidances or [None] * len(images))]
+        noises = list(noises) if noises is not None else [None] * len(images)
+        groups: dict[tuple[float, float], list[int]] = {}
         for i, s in enumerate(strengths):
-            groups.setdefault(float(s), []).append(i)
-        for strength, idx in groups.items():
+            groups.setdefault((float(s), guid[i]), []).append(i)
+        for (strength, guidance), idx in groups.items():
+            if self.look.model.mode == "img2img" and int(self.look.model.steps * strength) < 1:
+                for i in idx:  # less than one denoising step: the frame as it is (diffusers would fail)
+                    out[i] = np.ascontiguousarray(np.asarray(images[i])[..., :3])
+                continue
             res = self._call([images[i] for i in idx], [controls[i] for i in idx], [prompts[i] for i in idx],
-                             [seeds[i] for i in idx], strength)
+                             [seeds[i] for i in idx], strength, guidance, [noises[i] for i in idx])
             for i, r in zip(idx, res):
                 out[i] = r
         return out  # type: ignore[return-value]
 
-    def _call(self, images, controls, prompts, seeds, strength) -> list[np.ndarray]:
+    def _call(self, images, controls, prompts, seeds, strength, guidance, noises) -> list[np.ndarray]:
         import torch
 
         m = self.look.model
         h0, w0 = np.asarray(images[0]).shape[:2]
-        mult = self._size_multiple()
-        W = self.look.runtime.width or max(mult, int(round(w0 / mult)) * mult)
-        H = self.look.runtime.height or max(mult, int(round(h0 / mult)) * mult)
+        H, W = self.work_size(h0, w0)
 
         def tensor(batch: list[np.ndarray]):
             import cv2
@@ -430,7 +455,7 @@ class DiffusionEngine(Engine):
 
         embeds = [self.embeddings(p, n) for p, n in prompts]
         kw: dict[str, Any] = {k: torch.cat([e[k] for e in embeds]) for k in embeds[0]}
-        kw.update(num_inference_steps=m.steps, guidance_scale=m.guidance, output_type="np",
+        kw.update(num_inference_steps=m.steps, guidance_scale=guidance, output_type="np",
                   generator=[torch.Generator("cpu").manual_seed(int(s)) for s in seeds])
         ctl = [tensor([c[spec.kind] for c in controls]) for spec in self.controls]
         if self.controls:
@@ -438,6 +463,9 @@ class DiffusionEngine(Engine):
             kw["controlnet_conditioning_scale"] = [c.weight for c in self.controls] if multi else self.controls[0].weight
             kw["control_guidance_start"] = [c.start for c in self.controls] if multi else self.controls[0].start
             kw["control_guidance_end"] = [c.end for c in self.controls] if multi else self.controls[0].end
+        noise = None
+        if all(n is not None for n in noises):
+            noise = torch.from_numpy(np.stack([np.asarray(n, np.float32) for n in noises])).to(self.device, self.dtype)
         if m.mode == "img2img":
             kw["image"] = tensor(list(images))
             kw["strength"] = strength
@@ -445,11 +473,13 @@ class DiffusionEngine(Engine):
                 kw["control_image"] = ctl if len(ctl) > 1 else ctl[0]
         else:
             kw.update(height=H, width=W)
+            if noise is not None:
+                kw["latents"] = noise  # the pipeline scales it by the scheduler's init_noise_sigma
             if self.controls:
                 kw["image"] = ctl if len(ctl) > 1 else ctl[0]
         if self._ip_image is not None:
             kw["ip_adapter_image"] = [self._ip_image] * len(images)
-        with torch.inference_mode():
+        with torch.inference_mode(), _given_noise(self.pipe.scheduler, noise if m.mode == "img2img" else None):
             res = self.pipe(**kw).images
         out = []
         for r in res:
@@ -462,81 +492,35 @@ class DiffusionEngine(Engine):
         return out
 
 
+class _given_noise:
+    """img2img pipelines draw the noise they add to the encoded frame inside ``prepare_latents``
+    and take none as an argument: for one call, the scheduler's ``add_noise`` adds ours instead
+    (the pipeline itself runs unchanged)."""
+
+    def __init__(self, scheduler: Any, noise: Any) -> None:
+        self.scheduler, self.noise = scheduler, noise
+
+    def __enter__(self) -> None:
+        if self.noise is None:
+            return
+        orig = self.scheduler.add_noise
+
+        def add_noise(original_samples: Any, noise: Any, timesteps: Any) -> Any:
+            if tuple(noise.shape) != tuple(self.noise.shape):
+                raise StylizeError(f"carried noise has shape {tuple(self.noise.shape)}, the pipeline's is {tuple(noise.shape)}")
+            return orig(original_samples, self.noise.to(noise.device, noise.dtype), timesteps)
+
+        self.scheduler.add_noise = add_noise
+
+    def __exit__(self, *exc: object) -> None:
+        if self.noise is not None:
+            del self.scheduler.add_noise  # the class's method again
+
+
 def _cuda(rt: dict[str, Any]) -> bool:
     import torch
 
     return rt.get("device", "auto") in ("auto", "cuda") and torch.cuda.is_available() or str(rt.get("device", "")).startswith("cuda")
-
-
-def need_model(cfg: Any, rel: str | None, what: str, expect: str) -> Path:
-    """A model path from the look, resolved under models_dir; missing -> ModelMissingError
-    that says what to put where."""
-    from machinima.errors import ConfigError
-
-    if not rel:
-        raise ModelMissingError(f"{what} is not set in the look", hint=f"set it to {expect}")
-    try:
-        return cfg.model_path(rel, what=what, expect=expect)
-    except ConfigError as exc:
-        raise ModelMissingError(str(exc.args[0]), hint=exc.hint) from None
-
-
-def load_model(fn: Callable[..., Any], path: Path, **kw: Any) -> Any:
-    """``fn(path, **kw)`` (a diffusers ``from_pretrained``/``from_single_file``) with a clear
-    error for an incomplete or foreign file."""
-    try:
-        return fn(str(path), **kw)
-    except (OSError, ValueError, KeyError, json.JSONDecodeError) as exc:
-        raise ModelMissingError(f"cannot load {path}: {str(exc).splitlines()[0][:300]}",
-                                hint="check that the file or folder is complete; nothing is downloaded") from None
-
-
-def load_pipeline(pcls: Any, base: Path, config_rel: str | None, need: Callable[[str, str, str], Path], kw: dict[str, Any]) -> Any:
-    """A diffusers pipeline from a single checkpoint (with its config folder when given) or a
-    diffusers folder (which must hold model_index.json)."""
-    if base.is_file():
-        if config_rel:
-            kw = {**kw, "config": str(need(config_rel, f"config folder for {base.name}", "the diffusers config of this model family"))}
-        return load_model(pcls.from_single_file, base, **kw)
-    if not (base / "model_index.json").exists():
-        raise ModelMissingError(f"{base} is not a diffusers folder (no model_index.json)",
-                                hint="point the look's model base at a diffusers folder or a single .safetensors checkpoint")
-    return load_model(pcls.from_pretrained, base, **kw)
-
-
-def load_loras(pipe: Any, loras: Sequence[tuple[str, str, Any]], need: Callable[..., Path] | None,
-               models: dict[str, Any], target: str) -> None:
-    """Each ``(adapter name, what, LoraSpec)`` from a local .safetensors file as one weighted
-    adapter of ``pipe``, recorded in ``models`` (``need`` resolves the path; None = as given)."""
-    names, weights = [], []
-    for name, what, lora in loras:
-        p = need(lora.path, f"{what} {lora.path!r}", "a .safetensors LoRA file") if need else Path(lora.path)
-        if not p.is_file():
-            raise ModelMissingError(f"{what} {p} not found", hint="put the .safetensors file there or fix its path in the look")
-        try:
-            pipe.load_lora_weights(str(p.parent), weight_name=p.name, adapter_name=name)
-        except (ValueError, KeyError, OSError, RuntimeError) as exc:
-            raise StylizeError(f"{what} {p} cannot be loaded into this {target}: {str(exc)[:200]}") from None
-        names.append(name)
-        weights.append(lora.weight)
-        models[name] = {"path": str(p), "fingerprint": fingerprint(p), "weight": lora.weight}
-    if names:
-        pipe.set_adapters(names, adapter_weights=weights)
-
-
-def load_controlnets(look: Look, need: Callable[[str, str, str], Path], dtype: Any, models: dict[str, Any]) -> list[Any]:
-    """The look's ControlNets from local paths (folder or single file), recorded in ``models``."""
-    from diffusers import ControlNetModel
-
-    cns = []
-    for c in look.controls:
-        if not c.model:
-            raise LookError(f"control {c.kind!r} needs model = path of its ControlNet for the diffusion engine")
-        p = need(c.model, f"ControlNet for {c.kind!r} ({c.model})", "a diffusers ControlNet folder or a single .safetensors file")
-        models[f"controlnet_{c.kind}"] = {"path": str(p), "fingerprint": fingerprint(p)}
-        load = ControlNetModel.from_single_file if p.is_file() else ControlNetModel.from_pretrained
-        cns.append(load_model(load, p, dtype=dtype, local_files_only=True))
-    return cns
 
 
 def build_engine(look: Look, config: Any = None) -> Engine:

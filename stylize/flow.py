@@ -1,7 +1,7 @@
 """Temporal tools on arrays: optical flow, warping, occlusion, propagation, colour, cuts, cadence.
 
 Flow convention: ``flow(a, b)`` is ``F`` with ``a(x) ~ b(x + F(x))`` (OpenCV DIS, dense, no
-weights). ``warp(img_b, F)`` brings ``b`` into ``a``'s frame (backward warping). A pixel is
+weights; ``stylize.motion`` gives the same convention from the render's exact motion or RAFT). ``warp(img_b, F)`` brings ``b`` into ``a``'s frame (backward warping). A pixel is
 *occluded* when the forward and backward flows disagree by more than ``occlusion_px``.
 
 Propagation (EbSynth-like, between two stylized keyframes): each in-between frame is the
@@ -80,11 +80,7 @@ def visibility(f_ab: np.ndarray, f_ba: np.ndarray, occlusion_px: float = 1.5) ->
     back = warp(f_ba, f_ab)
     err = np.linalg.norm(f_ab + back, axis=2)
     mag = np.linalg.norm(f_ab, axis=2) + np.linalg.norm(back, axis=2)
-    h, w = f_ab.shape[:2]
-    gx, gy = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
-    tx, ty = gx + f_ab[..., 0], gy + f_ab[..., 1]
-    inside = (tx >= 0) & (tx <= w - 1) & (ty >= 0) & (ty <= h - 1)
-    return ((err <= occlusion_px + 0.05 * mag) & inside).astype(np.float32)
+    return ((err <= occlusion_px + 0.05 * mag) & (inside(f_ab) > 0)).astype(np.float32)
 
 
 @dataclass
@@ -95,9 +91,10 @@ class Link:
     weight: np.ndarray  # HxW float32 in [0, 1]: visibility x photometric agreement
 
 
-def link(frame_t: np.ndarray, frame_k: np.ndarray, *, occlusion_px: float = 1.5, sigma: float = 24.0) -> Link:
-    f_tk = flow(frame_t, frame_k)
-    f_kt = flow(frame_k, frame_t)
+def link(frame_t: np.ndarray, frame_k: np.ndarray, *, occlusion_px: float = 1.5, sigma: float = 24.0,
+         flows: tuple[np.ndarray, np.ndarray] | None = None) -> Link:
+    """``flows`` = (t->k, k->t) when known (the render's motion, RAFT); else DIS of the frames."""
+    f_tk, f_kt = flows if flows is not None else (flow(frame_t, frame_k), flow(frame_k, frame_t))
     vis = visibility(f_tk, f_kt, occlusion_px)
     diff = np.abs(warp(frame_k, f_tk).astype(np.float32) - np.asarray(frame_t, np.float32))
     diff = diff.mean(axis=2) if diff.ndim == 3 else diff
@@ -105,17 +102,19 @@ def link(frame_t: np.ndarray, frame_k: np.ndarray, *, occlusion_px: float = 1.5,
 
 
 def propagate(frame_t: np.ndarray, key0: tuple[np.ndarray, np.ndarray], key1: tuple[np.ndarray, np.ndarray] | None,
-              alpha: float, *, occlusion_px: float = 1.5) -> np.ndarray:
+              alpha: float, *, occlusion_px: float = 1.5, flows0: tuple[np.ndarray, np.ndarray] | None = None,
+              flows1: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
     """Fill frame ``t`` from stylized keyframes: ``keyN = (input keyframe, stylized keyframe)``.
 
     ``alpha`` is t's position between key0 (0) and key1 (1). Occlusion-aware: each pixel comes
     mostly from the keyframe that sees it. With ``key1=None`` it warps from key0 alone.
+    ``flowsN`` = (t->keyN, keyN->t) when the motion is known; else DIS of the input frames.
     """
-    l0 = link(frame_t, key0[0], occlusion_px=occlusion_px)
+    l0 = link(frame_t, key0[0], occlusion_px=occlusion_px, flows=flows0)
     s0 = warp(key0[1], l0.flow).astype(np.float32)
     if key1 is None:
         return np.clip(s0 + 0.5, 0, 255).astype(np.uint8)
-    l1 = link(frame_t, key1[0], occlusion_px=occlusion_px)
+    l1 = link(frame_t, key1[0], occlusion_px=occlusion_px, flows=flows1)
     s1 = warp(key1[1], l1.flow).astype(np.float32)
     a = (1.0 - alpha) * l0.weight + 1e-4 * (1.0 - alpha)
     b = alpha * l1.weight + 1e-4 * alpha
@@ -123,14 +122,53 @@ def propagate(frame_t: np.ndarray, key0: tuple[np.ndarray, np.ndarray], key1: tu
     return np.clip(out + 0.5, 0, 255).astype(np.uint8)
 
 
-def warp_error(prev_out: np.ndarray, out: np.ndarray, prev_in: np.ndarray, cur_in: np.ndarray, *, occlusion_px: float = 1.5) -> float:
-    """Flicker of one frame pair: mean |out - warp(prev_out)| over visible pixels (0..255)."""
-    f = flow(cur_in, prev_in)
-    vis = visibility(f, flow(prev_in, cur_in), occlusion_px)
+def inside(f: np.ndarray) -> np.ndarray:
+    """HxW float32: 1 where ``x + f(x)`` falls inside the frame (the warp has a real source)."""
+    h, w = f.shape[:2]
+    gx, gy = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
+    tx, ty = gx + f[..., 0], gy + f[..., 1]
+    return ((tx >= 0) & (tx <= w - 1) & (ty >= 0) & (ty <= h - 1)).astype(np.float32)
+
+
+def warp_error(prev_out: np.ndarray, out: np.ndarray, prev_in: np.ndarray | None = None, cur_in: np.ndarray | None = None, *,
+               occlusion_px: float = 1.5, motion: np.ndarray | None = None) -> float:
+    """Flicker of one frame pair: mean |out - warp(prev_out)| over visible pixels (0..255).
+
+    ``motion``: the exact backward motion cur -> prev (the render's motion pass, or the motion
+    a test constructed); pixels whose source lies outside the previous frame are left out.
+    Without it, DIS flow of the input frames, with a forward-backward visibility test.
+    """
+    if motion is not None:
+        f = np.asarray(motion, np.float32)
+        vis = inside(f)
+    else:
+        f = flow(cur_in, prev_in)
+        vis = visibility(f, flow(prev_in, cur_in), occlusion_px)
     d = np.abs(np.asarray(out, np.float32) - warp(prev_out, f).astype(np.float32))
     d = d.mean(axis=2) if d.ndim == 3 else d
     n = float(vis.sum())
     return float((d * vis).sum() / n) if n > 0 else float(d.mean())
+
+
+def warp_noise(noise: np.ndarray, f: np.ndarray, fresh: np.ndarray) -> np.ndarray:
+    """Carry a keyframe's diffusion noise (C x h x w, latent grid) along the motion ``f``
+    (H x W x 2 pixels, t -> k as ``flow``) into frame t, nearest sample per latent pixel, so every
+    value is still an exact N(0, 1) draw; latent pixels whose source left the frame take
+    ``fresh`` noise. With the noise fixed on the screen, textures a diffusion model grows from it
+    stay on the screen while the picture moves (flicker); carried, they move with the picture.
+    """
+    cv2 = _cv2()
+    c, h, w = noise.shape
+    H, W = f.shape[:2]
+    fl = cv2.resize(np.asarray(f, np.float32), (w, h), interpolation=cv2.INTER_AREA)
+    gx, gy = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
+    # latent pixel centres in image pixels, moved, back to latent pixels
+    sx = np.rint(((gx + 0.5) * W / w + fl[..., 0]) * w / W - 0.5).astype(np.int64)
+    sy = np.rint(((gy + 0.5) * H / h + fl[..., 1]) * h / H - 0.5).astype(np.int64)
+    ok = (sx >= 0) & (sx < w) & (sy >= 0) & (sy < h)
+    out = np.array(fresh, dtype=noise.dtype, copy=True)
+    out[:, ok] = noise[:, sy[ok], sx[ok]]
+    return out
 
 
 # --- colour --------------------------------------------------------------------------------

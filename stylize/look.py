@@ -5,7 +5,7 @@ weights, strength, steps, scheduler, cadence, seed and runtime options. Parsing 
 (``Look.from_doc(dict)``); ``load_look(path)`` only reads the file. Every stored look carries
 ``schema`` and ``version``; older versions are upgraded by registered steps (``UPGRADES``).
 
-See ``docs/stylize.md`` for the full reference and ``stylize/looks/`` for shipped examples.
+See ``docs/stylize.md`` for the full reference; shipped looks go by name (``machinima examples list``).
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ ENGINES = ("diffusion", "classical")
 FAMILIES = ("sd15", "sdxl")
 MODES = ("img2img", "txt2img")
 CADENCES = ("every", "hold", "propagate")
+FLOWS = ("auto", "motion", "raft", "dis")
 CONTROL_KINDS = ("depth", "pose", "normal", "mask", "canny", "lineart", "softedge", "rgb")
 SCHEDULERS = ("ddim", "euler", "euler_a", "dpm", "unipc", "lcm", "pndm")
 SEED_MODES = ("shot", "frame")
@@ -50,6 +51,8 @@ class ControlSpec:
     start: float = 0.0
     end: float = 1.0
     options: dict[str, Any] = field(default_factory=dict)  # canny low/high, mask name, depth near/far...
+    annotator: str = ""        # image-derived kinds: folder of controlnet_aux weights ("" = <models_dir>/annotators;
+                               # "opencv" = the weight-free OpenCV fallback)
 
 
 @dataclass
@@ -88,6 +91,10 @@ class CadenceSpec:
     motion_px: float = 12.0    # adaptive: new keyframe when mean motion since the last one passes this
     max_gap: int = 12          # adaptive: never more than this many frames between keyframes
     init_blend: float = 0.3    # keyframe init = (1-b)*frame + b*warped previous stylized keyframe
+    init_noise: bool | None = None  # diffusion: a keyframe's noise is the previous keyframe's, carried along the
+                                    # motion (None: whenever init_blend > 0, so init_blend = 0 is init off)
+    flow: str = "auto"         # auto (motion pass > RAFT if configured > DIS) | motion | raft | dis
+    raft: str = ""             # torchvision RAFT weights (.pth, under models_dir if relative): flow = auto uses them
     color_match: bool = True
     color_window: int = 3      # match each keyframe's colour to the last N keyframes of the shot
     detect_cuts: bool = True
@@ -96,6 +103,10 @@ class CadenceSpec:
     cross_frame: bool = False  # diffusion: keyframes' self-attention also attends to the shot's first keyframe
     skip_static: float = 0.0   # > 0: a keyframe whose input matches the previous keyframe's (warped) within
                                # this mean difference (0..255) reuses it instead of diffusing
+
+    def carries_noise(self) -> bool:
+        """Whether keyframes start from the previous keyframe's noise, moved (``init_noise``)."""
+        return self.init_noise if self.init_noise is not None else self.init_blend > 0
 
 
 @dataclass
@@ -183,19 +194,19 @@ def _drop_none(d: Any) -> Any:
     return d
 
 
-def shipped_looks() -> dict[str, Path]:
-    """The looks that ship inside the package (``stylize/looks/*.toml``), by name."""
-    return {p.stem: p for p in sorted((Path(__file__).parent / "looks").glob("*.toml"))}
+LOOKS_DIR = Path(__file__).parent / "looks"
+
+
+def find_look(path: str | Path) -> Path:
+    """A look file, or the file of a shipped look named ``painted``, ``watercolor-sd15``..."""
+    from machinima.examples import resolve
+
+    return resolve(path, LOOKS_DIR, "look", LookError)
 
 
 def load_look(path: str | Path) -> Look:
     """A look file, or the name of a shipped look (``painted``, ``watercolor-sd15``)."""
-    p = Path(path)
-    if not p.exists() and str(path) in shipped_looks():
-        p = shipped_looks()[str(path)]
-    if not p.exists():
-        raise LookError(f"look file {p} does not exist",
-                        hint=f"give a .toml path or a shipped look: {', '.join(shipped_looks())} (docs/stylize.md)")
+    p = find_look(path)
     try:
         doc = tomllib.loads(p.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as exc:
@@ -274,6 +285,9 @@ def _parse(doc: Any, where: str) -> Look:
     _check_choice(model.mode, MODES, "model.mode", where)
     _check_choice(model.scheduler, SCHEDULERS, "model.scheduler", where)
     _check_choice(look.cadence.mode, CADENCES, "cadence.mode", where)
+    _check_choice(look.cadence.flow, FLOWS, "cadence.flow", where)
+    if look.cadence.flow == "raft" and not look.cadence.raft:
+        raise LookError(f"{where}: cadence.flow = 'raft' needs cadence.raft = path of torchvision RAFT weights (.pth)")
     _check_choice(look.runtime.memory, MEMORY_PRESETS, "runtime.memory", where)
     _check_choice(look.runtime.dtype, ("auto", "fp32", "fp16", "bf16"), "runtime.dtype", where)
     _check_choice(look.classical.method, CLASSICAL_METHODS, "classical.method", where)

@@ -11,10 +11,14 @@ Read top to bottom, like a recipe:
 
   frame(f)   (called in plan order; the runner records each result)
     6. a keyframe: its chunk is diffused in one engine call, each frame initialised from the
-       flow-warped stylized keyframe before the chunk, then colour-matched to a window of the
-       previous keyframes of its segment
+       keyframe before the chunk moved by the motion: its stylized pixels blended into the
+       input (``init_blend``) and its diffusion noise carried along (``init_noise``), then
+       colour-matched to a window of the previous keyframes of its segment
     7. an in-between frame: hold the keyframe, or propagate from both neighbouring keyframes
-       by flow with occlusion-aware blending
+       by the motion with occlusion-aware blending
+
+Motion comes from ``stylize.motion``: the render's exact motion pass where the source has one,
+RAFT when the look names its weights, DIS otherwise (``[cadence] flow``).
 
 Pure logic on arrays: the source gives frames and passes, the engine paints, ``load`` returns
 frames finished by an earlier run (resume), so the same code runs from the Python API, the
@@ -33,13 +37,12 @@ from machinima.poststep import stable_hash
 
 from . import controls as C
 from . import flow as F
+from .control_maker import ControlMaker
 from .engines import Engine
-from .errors import ControlError, SourceError, StylizeError
+from .errors import SourceError, StylizeError
 from .look import Look
+from .motion import Motion, PassMotion, choose_motion
 from .sources import Source
-
-PASS_OF_KIND = {"depth": "depth", "pose": "pose", "normal": "normal"}
-
 
 @dataclass
 class Role:
@@ -84,14 +87,18 @@ class StylizePipeline:
     """One look applied to one source with one engine."""
 
     def __init__(self, look: Look, engine: Engine, source: Source, *, frames: list[int] | None = None,
-                 load: Callable[[int], np.ndarray | None] | None = None) -> None:
+                 load: Callable[[int], np.ndarray | None] | None = None, motion: Motion | None = None, config: Any = None) -> None:
         self.look = look
         self.engine = engine
         self.source = source
         self.frames = sorted(frames) if frames is not None else list(source.frames)
         self.load = load or (lambda f: None)
+        self.config = config
+        self.motion = motion or choose_motion(look.cadence.flow, look.cadence.raft, source, config=config)
+        self.controls = ControlMaker(look, source, config=config)
         self._images = _LRU(24)
         self._out = _LRU(max(16, 4 * max(1, engine.batch) + look.cadence.color_window + 4))
+        self._noises = _LRU(8)
         self._stats: dict[int, np.ndarray] = {}
         self._plan: Plan | None = None
         self.stats = {"diffused": 0, "skipped_static": 0, "propagated": 0, "held": 0, "engine_s": 0.0, "flow_s": 0.0}
@@ -103,32 +110,14 @@ class StylizePipeline:
         return self._images[f]
 
     def _pass_names(self) -> list[str]:
-        names = []
-        for c in self.look.controls:
-            if c.kind in PASS_OF_KIND:
-                names.append(PASS_OF_KIND[c.kind])
-            elif c.kind == "mask":
-                names.append(f"mask/{c.options.get('mask', '')}")
+        names = self.controls.pass_names()
+        if isinstance(self.motion, PassMotion):
+            names.append("motion")  # the exact motion moves pixels of keyframe inits and in-betweens
         return names
 
     def controls_for(self, f: int) -> dict[str, np.ndarray]:
-        out: dict[str, np.ndarray] = {}
         plan = self.plan()
-        for c in self.look.controls:
-            if c.kind == "depth":
-                near, far = c.options.get("near"), c.options.get("far")
-                if near is None or far is None:
-                    near, far = plan.depth_ranges[plan.roles[f].seg]
-                out["depth"] = C.depth_control(self.source.raw("depth", f), float(near), float(far))
-            elif c.kind == "pose":
-                out["pose"] = C._rgb3(self.source.raw("pose", f))
-            elif c.kind == "normal":
-                out["normal"] = C.normal_control(self.source.raw("normal", f))
-            elif c.kind == "mask":
-                out["mask"] = C.mask_control(self.source.raw(f"mask/{c.options.get('mask', '')}", f))
-            else:
-                out[c.kind] = C.image_control(c.kind, self.image(f), c.options)
-        return out
+        return self.controls.make(f, self.image(f), depth_range=plan.depth_ranges.get(plan.roles[f].seg))
 
     def seed_for(self, f: int) -> int:
         shot = self.look.shot_of(f)
@@ -152,14 +141,7 @@ class StylizePipeline:
             raise SourceError(f"frames {missing[:5]}{'...' if len(missing) > 5 else ''} are not in the source "
                               f"(it has {self.source.frames[0]}..{self.source.frames[-1]})")
         if look.controls:
-            f0 = self.frames[0]
-            for c in look.controls:
-                if c.kind in PASS_OF_KIND:
-                    self.source.raw(PASS_OF_KIND[c.kind], f0)
-                elif c.kind == "mask":
-                    if not c.options.get("mask"):
-                        raise ControlError("a mask control needs options.mask = the mask's name (a performer or object group)")
-                    self.source.raw(f"mask/{c.options['mask']}", f0)
+            self.controls.check(self.frames[0])
         # 2. segments: shots of the look, detected cuts, gaps
         breaks = {s.frames[0] for s in look.shots} | {s.frames[1] + 1 for s in look.shots}
         cuts: set[int] = set()
@@ -173,7 +155,7 @@ class StylizePipeline:
                     if cad.detect_cuts and F.cut_distance(prev_h, h) > cad.cut_threshold:
                         cuts.add(f)
                     elif cad.adaptive:
-                        motion[f] = F.mean_motion(self.image(prev_f), img)
+                        motion[f] = self.motion.mean_motion(prev_f, f)
                 prev_h, prev_f = h, f
         segs = F.segments(self.frames, breaks, cuts)
         # 3. keyframes per segment
@@ -187,7 +169,7 @@ class StylizePipeline:
             keys = F.plan_keyframes(seg, cad.mode, every=cad.every, adaptive=cad.adaptive, motion=motion,
                                     motion_px=cad.motion_px, max_gap=cad.max_gap)
             keyframes += keys
-            if any(c.kind == "depth" for c in look.controls):
+            if any(c.kind == "depth" and self.controls.from_pass(c) for c in look.controls):
                 probe = [seg[0], seg[len(seg) // 2], seg[-1]]
                 depth_ranges[si] = C.depth_range([self.source.raw("depth", f) for f in probe])
             # 4. chunks of keyframes (one engine call each) and the processing order
@@ -196,7 +178,7 @@ class StylizePipeline:
             for ch in seg_chunks:
                 for k in ch:
                     i = keys.index(k)
-                    roles[k] = Role("key", si, k0=prev_last if (cad.init_blend > 0 or cad.skip_static > 0) else None,
+                    roles[k] = Role("key", si, k0=prev_last if (self._inits() or cad.skip_static > 0) else None,
                                     window=keys[max(0, i - cad.color_window):i] if cad.color_match else [])
                 prev_last = ch[-1]
                 chunks.append(ch)
@@ -266,8 +248,10 @@ class StylizePipeline:
             # 7. propagate from both neighbouring keyframes
             s0, s1 = self.stylized(r.k0), self.stylized(r.k1)
             t0 = time.perf_counter()
+            mo = self.motion
             out = F.propagate(self.image(f), (self.image(r.k0), s0), (self.image(r.k1), s1), r.alpha,
-                              occlusion_px=self.look.cadence.occlusion_px)
+                              occlusion_px=self.look.cadence.occlusion_px,
+                              flows0=(mo.flow(f, r.k0), mo.flow(r.k0, f)), flows1=(mo.flow(f, r.k1), mo.flow(r.k1, f)))
             self.stats["flow_s"] += time.perf_counter() - t0
             self.stats["propagated"] += 1
         return out  # in-between frames are never sources of other frames: not cached
@@ -294,7 +278,7 @@ class StylizePipeline:
                 img = self.image(k)
                 src = plan.roles[k].k0
                 if src is not None:
-                    fl = F.flow(img, self.image(src))
+                    fl = self.motion.flow(k, src)
                     warped_u8 = F.warp(self.stylized(src), fl)
                     if cad.skip_static > 0:
                         # StreamDiffusion-style similarity filter: a keyframe whose input is the previous
@@ -319,8 +303,10 @@ class StylizePipeline:
                 batch = [anchor] + batch
                 inits.insert(0, self.image(anchor))
                 ctls.insert(0, self.controls_for(anchor))
+            noises = [self.noise_for(k) for k in batch] if todo else []
             res = self.engine.stylize(inits, ctls, prompts=[self.look.prompt_for(k) for k in batch],
-                                      seeds=[self.seed_for(k) for k in batch], strengths=[self.strength_for(k) for k in batch]) if todo else []
+                                      seeds=[self.seed_for(k) for k in batch], strengths=[self.strength_for(k) for k in batch],
+                                      noises=noises) if todo else []
             res = res[len(batch) - len(todo):]
             self.stats["engine_s"] += time.perf_counter() - t0
             self.stats["diffused"] += len(todo)
@@ -334,6 +320,38 @@ class StylizePipeline:
                 self._out.put(k, out)
             else:
                 self._out.put(k, done[k])
+
+    def _inits(self) -> bool:
+        """Whether keyframes start from the keyframe before them (pixels, noise or both)."""
+        cad = self.look.cadence
+        return cad.init_blend > 0 or cad.carries_noise()
+
+    def noise_for(self, k: int) -> np.ndarray | None:
+        """Keyframe k's starting noise: its seed's, or (``init_noise``) the noise of the keyframe it
+        is initialised from, carried along the motion, its seed's where the motion brings nothing.
+        A pure function of the plan, so a resumed run recomputes it (flows only, no diffusion)."""
+        if k in self._noises:
+            return self._noises[k]
+        plan, cad = self.plan(), self.look.cadence
+        chain = [k]  # walk back to a keyframe whose noise is known or starts fresh (no recursion)
+        while True:
+            r = plan.roles.get(chain[-1])
+            src = r.k0 if (cad.carries_noise() and r is not None and r.kind == "key") else None
+            if src is None or src in self._noises:
+                break
+            chain.append(src)
+        noise = None
+        for f in reversed(chain):
+            h, w = self.image(f).shape[:2]
+            fresh = self.engine.noise(self.seed_for(f), h, w)
+            if fresh is None:
+                return None
+            r = plan.roles.get(f)
+            src = r.k0 if (cad.carries_noise() and r is not None and r.kind == "key") else None
+            prev = noise if src is not None and noise is not None else (self._noises.get(src) if src is not None else None)
+            noise = F.warp_noise(prev, self.motion.flow(f, src), fresh) if prev is not None else fresh
+            self._noises.put(f, noise)
+        return noise
 
     def _anchor(self, k: int) -> int | None:
         """The keyframe a keyframe's cross-frame attention looks at: its segment's first."""

@@ -8,21 +8,23 @@
          the frame in hand, a rerun skips frames whose key is unchanged and redoes the rest
       5. encode the finished frames to ``<step-id>.mp4``
 
-``params.json`` says which engine made the frames (with model fingerprints), the look, the seed
-rule and the plan (segments, keyframes).
+``params.json`` says which engine made the frames (with model fingerprints), where the motion
+came from (``flow``: the motion pass, RAFT or DIS), where each control image came from
+(``controls``: a pass, a controlnet_aux annotator, or a named weight-free fallback, also listed
+in ``notes`` and printed), the look, the seed rule and the plan (segments, keyframes).
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
 
-from machinima.imageseq import read_image, write_image, write_video
-from machinima.poststep import Interrupted, PostStep, StepReport
+from machinima.imageseq import read_image, write_image
+from machinima.poststep import Interrupted, PostStep, StepReport, write_video  # write_video: disclosed like the frames
 from machinima.take import Take
 
 from .engines import Engine, build_engine
@@ -43,6 +45,7 @@ class RunResult:
     video: Path | None
     plan: dict[str, Any]
     stats: dict[str, Any]
+    warnings: list[str] = field(default_factory=list)  # controls made by a weight-free fallback
 
 
 def parse_range(text: str | None) -> tuple[int, int] | None:
@@ -87,26 +90,29 @@ def stylize_take(take: str | Path, look: Look, *, frames: tuple[int, int] | None
         look = copy.deepcopy(look)
         idx = np.linspace(0, len(chosen) - 1, min(preview, len(chosen))).round().astype(int)
         chosen = sorted({chosen[i] for i in idx})
-        look.cadence.mode, look.cadence.init_blend = "every", 0.0
+        look.cadence.mode, look.cadence.init_blend, look.cadence.init_noise = "every", 0.0, False  # independent keyframes
     sid = step_id or f"stylize-{_slug(look.name)}{'-preview' if preview else ''}"
     # 2. the engine
     engine = engine or build_engine(look, config)
-    return run_source(source, look, engine, t.post_dir(sid), frames=chosen, progress=progress, video=video, fps=t.manifest.fps)
+    return run_source(source, look, engine, t.post_dir(sid), frames=chosen, progress=progress, video=video, fps=t.manifest.fps,
+                      config=config)
 
 
 def run_source(source: Source, look: Look, engine: Engine, out_dir: str | Path, *, frames: list[int] | None = None,
-               progress: bool = True, video: bool = True, fps: str | None = None) -> RunResult:
+               progress: bool = True, video: bool = True, fps: str | None = None, config: Any = None) -> RunResult:
     """Steps 3-5 for any source (the take runner and the benchmark use it)."""
     out_dir = Path(out_dir)
-    pipe = StylizePipeline(look, engine, source, frames=frames)
+    pipe = StylizePipeline(look, engine, source, frames=frames, config=config)
     # 3. plan
     plan = pipe.plan()
     described = engine.describe()
-    params = {"look": look.global_params(), "engine": described}
+    params = {"look": look.global_params(), "engine": described, "flow": pipe.motion.describe(), "controls": pipe.controls.describe()}
+    warnings = pipe.controls.warnings()
     inputs = {"source": source.describe(), "plan": plan.summary(), "seed_rule": SEED_RULE[look.seed_mode],
               "shots": [{"name": s.name, "frames": list(s.frames)} for s in look.shots], "look_name": look.name}
     step = PostStep(out_dir, "stylize", params, inputs=inputs,
-                    notes=[f"engine: {described['engine']}" + (f" ({described.get('note')})" if described.get("note") else "")])
+                    notes=[f"engine: {described['engine']}" + (f" ({described.get('note')})" if described.get("note") else ""),
+                           f"flow: {params['flow']['method']}", *warnings])
 
     def load(f: int) -> np.ndarray | None:
         if step.is_done(f, step.frame_key(f, {"key": plan.keys[f]})):
@@ -135,7 +141,7 @@ def run_source(source: Source, look: Look, engine: Engine, out_dir: str | Path, 
         done = step.outputs_of(OUTPUT)
         if done and all(f in done for f in plan.frames):
             vid = write_video(out_dir / f"{out_dir.name}.mp4", (read_image(done[f]) for f in sorted(done)), fps=fps or source.fps)
-    return RunResult(report, out_dir, vid, plan.summary(), dict(pipe.stats))
+    return RunResult(report, out_dir, vid, plan.summary(), dict(pipe.stats), warnings)
 
 
 def stylize_frames(frames: Sequence[np.ndarray] | np.ndarray, look: Look | dict | str | Path, *,
@@ -155,7 +161,7 @@ def stylize_frames(frames: Sequence[np.ndarray] | np.ndarray, look: Look | dict 
         raise StylizeError("look must be a Look, a dict or a path to a look file")
     source = ArraySource(frames, passes)
     engine = engine or build_engine(look, config)
-    return StylizePipeline(look, engine, source)()
+    return StylizePipeline(look, engine, source, config=config)()
 
 
 def write_frames(folder: str | Path, frames: Sequence[np.ndarray]) -> None:

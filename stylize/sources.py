@@ -1,7 +1,9 @@
 """Where frames and their passes come from: a take's passes, an image folder, or numpy arrays.
 
 A source gives, per frame number: the RGB image, raw passes (depth in metres, pose map,
-normals, masks) and a fingerprint of what it read (so a changed input redoes its frame).
+normals, masks), the render's exact motion where it has a ``motion`` pass (``has_motion``,
+``motion(f)``: backward flow, see ``stylize.motion``) and a fingerprint of what it read (so a
+changed input redoes its frame).
 """
 
 from __future__ import annotations
@@ -21,13 +23,24 @@ from .errors import ControlError, SourceError
 class Source:
     frames: list[int]
     fps: str = "24"
-
+    rendered = False  # a render's passes: a missing depth/normal pass is a mistake, not footage
     def image(self, frame: int) -> np.ndarray:
         raise NotImplementedError
 
     def raw(self, name: str, frame: int) -> np.ndarray:
         """A pass: ``depth`` (HxW float metres), ``pose``, ``normal``, ``mask/<name>``."""
         raise ControlError(f"this source has no {name!r} pass", hint="use image-derived controls (canny, lineart, softedge) for footage without passes")
+
+    def has(self, name: str) -> bool:
+        """Whether the source holds pass ``name`` (depth, normal, motion...)."""
+        return False
+
+    def has_motion(self) -> bool:
+        return self.has("motion")
+
+    def motion(self, frame: int) -> np.ndarray:
+        """The exact backward motion of ``frame`` (HxWx2 float32 pixels: frame(x) = frame-1(x + m(x)))."""
+        raise ControlError("this source has no motion pass")
 
     def fingerprint(self, frame: int, names: Sequence[str] = ()) -> str:
         raise NotImplementedError
@@ -44,7 +57,9 @@ def _file_sig(p: Path) -> str:
 
 
 class PassSource(Source):
-    """A take's rendered passes (``<take>/passes``): rgb + exact depth, pose, normals, masks."""
+    """A take's rendered passes (``<take>/passes``): rgb + exact depth, pose, normals, masks, motion."""
+
+    rendered = True
 
     def __init__(self, root: str | Path) -> None:
         try:
@@ -65,10 +80,22 @@ class PassSource(Source):
         return np.ascontiguousarray(img[..., :3]) if img.ndim == 3 else np.repeat(img[..., None], 3, axis=2)
 
     def raw(self, name: str, frame: int) -> np.ndarray:
+        if name == "motion":
+            return self.motion(frame)
         try:
             return self.passes.read(name, frame)
         except (PassError, ImageSeqError) as exc:
             raise ControlError(str(exc)) from None
+
+    def has(self, name: str) -> bool:
+        return self.passes.has(name)
+
+    def motion(self, frame: int) -> np.ndarray:
+        from .motion import read_motion
+
+        if not self.passes.has("motion"):
+            raise ControlError(f"the take at {self.root} has no motion pass")
+        return read_motion(self.passes.path("motion", frame, "exr"))
 
     def fingerprint(self, frame: int, names: Sequence[str] = ()) -> str:
         parts = []
@@ -134,6 +161,12 @@ class ArraySource(Source):
         if name not in self._passes:
             return super().raw(name, frame)
         return np.asarray(self._passes[name][frame])
+
+    def has(self, name: str) -> bool:
+        return name in self._passes
+
+    def motion(self, frame: int) -> np.ndarray:
+        return np.asarray(self.raw("motion", frame), np.float32)[..., :2]
 
     def fingerprint(self, frame: int, names: Sequence[str] = ()) -> str:
         h = hashlib.sha256(self._frames[frame].tobytes())

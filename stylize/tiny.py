@@ -83,3 +83,22 @@ def tiny_text_encoder(workdir: Any, cross_dim: int = 32) -> tuple[Any, Any]:
     te = CLIPTextModel(CLIPTextConfig(vocab_size=len(vocab) + 2, hidden_size=cross_dim, intermediate_size=37, num_attention_heads=4,
                                       num_hidden_layers=2, max_position_embeddings=16, bos_token_id=0, eos_token_id=1, pad_token_id=1))
     return te, tok
+
+
+def tiny_depth_model(folder: Any, *, seed: int = 0) -> Any:
+    """A tiny random Depth Anything (DINOv2 backbone of 4 layers x 32) saved as a transformers
+    folder with its image processor: what ``stylize.depth.DepthModel`` loads from a local path."""
+    from pathlib import Path
+
+    import torch
+    from transformers import DepthAnythingConfig, DepthAnythingForDepthEstimation, Dinov2Config, DPTImageProcessor
+
+    torch.manual_seed(seed)
+    backbone = Dinov2Config(hidden_size=32, num_hidden_layers=4, num_attention_heads=4, intermediate_size=37, image_size=56,
+                            patch_size=14, out_features=["stage1", "stage2", "stage3", "stage4"], reshape_hidden_states=False)
+    model = DepthAnythingForDepthEstimation(DepthAnythingConfig(backbone_config=backbone, reassemble_hidden_size=32,
+                                                                neck_hidden_sizes=[16, 32, 64, 64], fusion_hidden_size=16, head_hidden_size=16))
+    folder = Path(folder)
+    model.save_pretrained(folder)
+    DPTImageProcessor(size={"height": 56, "width": 56}, keep_aspect_ratio=True, ensure_multiple_of=14).save_pretrained(folder)
+    return folder

@@ -4,6 +4,7 @@
   const $ = (id) => document.getElementById(id);
   const COLORS = ["#ff7043", "#4fc3f7", "#aed581", "#ba68c8", "#ffd54f", "#4db6ac", "#f06292", "#90a4ae"];
   let ws = null, skel = null, stage = {}, welcome = null, seq = 0;
+  let view = { cx: 0, top: 2.6, scale: 0 }; // live view framing: world x at the centre, metres, px per metre
   const latest = new Map(); // performer -> Float32Array(55*7)
   const pending = new Map(); // command id -> {resolve, reject}
   const colorOf = new Map();
@@ -71,19 +72,37 @@
     return pos;
   }
 
+  // Auto-framing: the view always holds every live performer (and at least the 5 m around the
+  // stage centre). It widens at once, so nobody is ever off screen, and narrows gently.
+  function frame(bodies, w, h) {
+    let lo = -2.5, hi = 2.5, top = 2.2;
+    for (const pos of bodies) for (const p of pos) { lo = Math.min(lo, p[0] - 0.4); hi = Math.max(hi, p[0] + 0.4); top = Math.max(top, p[1] + 0.4); }
+    const scale = Math.min(w / (hi - lo), (h - 40) / top), cx = (lo + hi) / 2;
+    if (!view.scale || scale < view.scale) view = { cx: cx, top: top, scale: scale };
+    else view = { cx: view.cx + 0.1 * (cx - view.cx), top: top, scale: view.scale + 0.1 * (scale - view.scale) };
+    // never leave anyone out while easing: recentre when an edge would cut someone
+    const half = w / 2 / view.scale;
+    if (lo < view.cx - half) view.cx = lo + half; else if (hi > view.cx + half) view.cx = hi - half;
+    return view;
+  }
+
   function draw() {
     const cv = $("view"), ctx = cv.getContext("2d");
     ctx.fillStyle = "#0b0c10"; ctx.fillRect(0, 0, cv.width, cv.height);
+    const bodies = skel ? [...latest].map(([name, vals]) => [name, fk(vals)]) : [];
+    const v = frame(bodies.map((b) => b[1]), cv.width, cv.height);
     // floor grid (front view: x right, y up), 1 m cells
-    const scale = cv.height / 2.6, cx = cv.width / 2, floor = cv.height - 30;
+    const scale = v.scale, cx = cv.width / 2 - v.cx * scale, floor = cv.height - 30;
     ctx.strokeStyle = "#1f232c"; ctx.lineWidth = 1;
-    for (let x = -6; x <= 6; x++) { ctx.beginPath(); ctx.moveTo(cx + x * scale, 0); ctx.lineTo(cx + x * scale, floor); ctx.stroke(); }
+    for (let x = Math.floor(v.cx - cv.width / 2 / scale); x <= v.cx + cv.width / 2 / scale; x++) {
+      ctx.beginPath(); ctx.moveTo(cx + x * scale, 0); ctx.lineTo(cx + x * scale, floor); ctx.stroke();
+    }
     ctx.strokeStyle = "#39404d"; ctx.beginPath(); ctx.moveTo(0, floor); ctx.lineTo(cv.width, floor); ctx.stroke();
     if (skel) {
       let k = 0;
-      for (const [name, vals] of latest) {
+      for (const [name, pos] of bodies) {
         if (!colorOf.has(name)) colorOf.set(name, COLORS[colorOf.size % COLORS.length]);
-        const pos = fk(vals), col = colorOf.get(name);
+        const col = colorOf.get(name);
         const sx = (p) => cx + p[0] * scale, sy = (p) => floor - p[1] * scale;
         ctx.strokeStyle = col; ctx.lineWidth = 3; ctx.lineCap = "round";
         for (let i = 0; i < pos.length; i++) {

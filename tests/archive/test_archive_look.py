@@ -106,3 +106,87 @@ def test_cli_on_a_take_resumes(tmp_path):
     assert "0 frames aged, 6 already done" in r.stdout
     r = subprocess.run([sys.executable, "-m", "machinima", "archive", str(tmp_path / "nothing-here")], capture_output=True, text=True)
     assert r.returncode == 1 and "Traceback" not in r.stderr
+
+
+@pytest.mark.parametrize("name", ["vhs-1994", "dv-2003", "phone-2009", "super8"])
+@pytest.mark.parametrize("frames", [list(range(0, 24, 2)), list(range(10, 18))], ids=["every-2nd", "range"])
+def test_every_preset_ages_frames_that_exist_only(name, frames):
+    """Passes every 2nd frame or a range crashed dv-2003/phone-2009/super8 (KeyError on frames
+    that do not exist): now the look runs on the frames there are, in any order."""
+    src = footage()
+    asked = []
+
+    def source(f):
+        assert f in frames, f"frame {f} does not exist"
+        asked.append(f)
+        return src(f)
+
+    pre = load_preset(name)
+    seq = {f: ArchiveLook(pre, source, seed=5, source_fps=24, frames=frames).render(f) for f in frames}
+    backwards = ArchiveLook(pre, source, seed=5, source_fps=24, frames=frames)
+    for f in reversed(frames):  # random access: the same pixels whatever the order
+        assert np.array_equal(backwards.render(f), seq[f]), f
+    assert set(asked) <= set(frames)
+
+
+def test_interlace_weaves_the_previous_frame_that_exists():
+    pre = parse_preset({"size": [200, 120], "effects": [{"kind": "interlace"}]})
+    src = footage()
+    look = ArchiveLook(pre, src, frames=[0, 2, 4])
+    out = look.render(4)
+    assert np.array_equal(out[0::2], fit(src(4), pre.size)[0::2])
+    assert np.array_equal(out[1::2], fit(src(2), pre.size)[1::2])  # frame 3 was never rendered
+    with pytest.raises(ArchiveError, match="not in the source"):
+        look.render(3)
+
+
+def _sparse_take(tmp_path, frames):
+    from machinima.passes import PassSet
+    from machinima.take import Take
+
+    take = Take.create(tmp_path / "takes", production="p", scene="1", shot="1", fps=24)
+    take.finalize()
+    ps = PassSet.create(take.passes_dir(), width=96, height=54, fps="24")
+    src = footage(54, 96)
+    for f in frames:
+        ps.write("rgb", f, src(f))
+    ps.save()
+    from machinima.imageseq import write_image
+
+    for f in frames:  # an earlier step's output with the same holes
+        write_image(take.post_dir("stylize-x") / "frames" / f"{f:06d}.png", src(f)[::-1].copy())
+    return take
+
+
+def test_cli_on_passes_every_2nd_frame_from_a_post_step_says_what_it_did(tmp_path):
+    import av
+
+    frames = list(range(0, 12, 2))
+    take = _sparse_take(tmp_path, frames)
+    cmd = [sys.executable, "-m", "machinima", "archive", str(take.path), "--from", "post/stylize-x", "-p", "dv-2003", "--seed", "2"]
+    r = subprocess.run(cmd, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    step = take.post_dir("archive-dv-2003")
+    assert sorted(int(p.stem) for p in (step / "frames").glob("*.png")) == frames
+    assert "every 2nd frame (0..10, 6 frames)" in r.stdout and "holds each frame" in r.stdout
+    with av.open(str(step / "archive-dv-2003.mp4")) as c:
+        assert sum(1 for _ in c.decode(video=0)) == 11  # frames 0..10 at the take's rate: held, not sped up
+
+
+def test_cli_ray_on_passes_every_2nd_frame_matches_local(tmp_path):
+    pytest.importorskip("ray")
+    frames = list(range(0, 16, 2))
+    take = _sparse_take(tmp_path, frames)
+    from machinima.provenance import record_decision  # pixel-exact: each output's watermark names its own manifest
+
+    record_decision(take.path, False, "pixel-exact Ray vs local test")
+    base = [sys.executable, "-m", "machinima", "archive", str(take.path), "-p", "phone-2009", "--no-mp4"]
+    r = subprocess.run(base + ["--ray", "local", "--step-id", "ray"], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    r = subprocess.run(base + ["--step-id", "here"], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    from machinima.imageseq import read_image
+
+    for f in frames:
+        a = read_image(take.post_dir("ray") / "frames" / f"{f:06d}.png")
+        assert np.array_equal(a, read_image(take.post_dir("here") / "frames" / f"{f:06d}.png")), f

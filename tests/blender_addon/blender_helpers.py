@@ -9,6 +9,7 @@ import pytest
 
 from machinima import quat, skeleton
 from machinima.take import Take
+from machinima.timecode import ns_from_frames
 
 
 @pytest.fixture
@@ -49,3 +50,18 @@ def make_take(root: Path, performers: dict[str, np.ndarray], *, fps: int = 24, c
         take.add_marker(int(stamps(frame + 1)[frame]), name)
     take.finalize()
     return take.path
+
+
+MOUTH_CHANNELS = ["A", "I", "U", "E", "O", "rhubarb_A", "rhubarb_X"]
+
+
+def add_mouth(take_path: Path, performer: str, n: int) -> np.ndarray:
+    """A lip-sync blend stream (as lipsync writes it) on a finalized take: A opens over the shot, U half."""
+    take = Take.open(take_path, writable=True)
+    take.store.add_blend_stream(f"{performer}-mouth", MOUTH_CHANNELS, {"performer": performer})
+    vals = np.zeros((n, len(MOUTH_CHANNELS)), np.float32)
+    vals[:, 0] = np.linspace(0, 1, n)
+    vals[:, 2] = 0.5
+    take.store.append(f"blend/{performer}-mouth", take.store.origin_ns + ns_from_frames(np.arange(n), take.fps), vals)
+    take.finalize()
+    return vals

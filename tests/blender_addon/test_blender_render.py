@@ -136,6 +136,32 @@ def test_workbench_and_bad_settings(staged, scene, tmp_path):
     assert parse_res("64x36") == (64, 36) and parse_frames("2:9") == (2, 9)
 
 
+def test_a_render_with_other_settings_leaves_no_stale_pass_beside_its_own(staged, scene, tmp_path):
+    """rgb+depth+normal+mask at 48x27, then rgb+depth at 32x18: passes/ holds only the second
+    render's passes (each listed in passes.json, every frame file of the new size); the first
+    render waits whole in passes.previous/."""
+    from machinima.imageseq import list_frames, read_image
+
+    from blender_addon.render import RenderSettings, render_passes
+
+    take, poses = staged
+    out = take.passes_dir()
+    first = RenderSettings(passes=("rgb", "depth", "normal", "mask"), width=48, height=27, engine="workbench", frames=(0, 1))
+    render_passes(out, first, scene, take_poses=poses, progress=False)
+    assert {p.name for p in out.iterdir()} == {"passes.json", "camera.json", "rgb", "depth", "normal", "mask"}
+    render_passes(out, RenderSettings(passes=("rgb", "depth"), width=32, height=18, engine="workbench", frames=(0, 0)), scene,
+                  take_poses=poses, progress=False)
+    ps = PassSet.open(out)
+    assert {p.name for p in out.iterdir()} == {"passes.json", "camera.json", "rgb", "depth"}
+    assert sorted(ps.meta["passes"]) == ["depth", "rgb"] and ps.frames == [0] and not ps.masks()
+    for name in ("rgb", "depth"):
+        files = list_frames(out / name)
+        assert list(files) == [0] and read_image(files[0]).shape[:2] == (18, 32)
+    prev = PassSet.open(out.with_name("passes.previous"))
+    assert prev.size == (48, 27) and prev.frames == [0, 1] and sorted(prev.masks()) == ["ana", "props"]
+    assert read_image(prev.path("normal", 1)).shape[:2] == (27, 48)
+
+
 def test_cli_render_one_command(tmp_path):
     """Set file + take -> passes in the take with one command (the CLI, in-process bpy)."""
     import json

@@ -65,7 +65,7 @@ def test_register_draw_unregister(scene, tmp_path):
             group, name = idname.split(".")
             assert hasattr(getattr(bpy.ops, group), name), idname
         assert {"machinima.load_set", "machinima.rebuild_set", "machinima.add_kit_piece", "machinima.import_take",
-                "machinima.live_preview", "machinima.render_passes", "machinima.export_set"} <= set(ops)
+                "machinima.live_preview", "machinima.render_passes", "machinima.export_set", "machinima.export_take"} <= set(ops)
         assert ops.count("machinima.set_camera") == 2
         props = {a[1] for n, a, _ in log if n == "prop"}
         assert all(hasattr(st, p) for p in props) and "set_path" in props
@@ -83,6 +83,9 @@ def test_register_draw_unregister(scene, tmp_path):
         assert ps.frames == [0, 1, 2] and "ana" in ps.masks()
         st.export_path = str(tmp_path / "out.glb")
         assert bpy.ops.machinima.export_set() == {"FINISHED"} and (tmp_path / "out.glb").exists()
+        st.export_path, st.export_engine, st.export_bones = str(tmp_path / "take.fbx"), "unreal", "vrm1"
+        assert bpy.ops.machinima.export_take() == {"FINISHED"} and (tmp_path / "take.fbx").exists()
+        assert "hips" in bpy.data.objects["ana"].data.bones  # the scene's take, renamed for VRM
         st.live_target = None
         with pytest.raises(RuntimeError, match="choose an armature"):
             bpy.ops.machinima.live_preview()

@@ -49,3 +49,47 @@ def test_errors_are_one_line_without_traceback(tmp_path):
     (t.path / "take.json").write_text("{")
     r = run("takes", "verify", t.id, "--root", str(tmp_path))
     assert r.returncode == 1 and "not valid JSON" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_takes_list_follows_take_folders_the_catalog_missed(tmp_path):
+    """A take.json written while its catalog row could not be (a full disk fails both), a take
+    folder removed by hand: `takes list` shows the folders as they are, without rebuild-catalog."""
+    import json
+
+    from machinima.fsutil import atomic_write_json
+
+    root = tmp_path / "takes"
+    t = _make(root)
+    gone = Take.create(root, production="p", scene="1", shot="2", fps=24)
+    gone.finalize()
+    doc = json.loads((t.path / "take.json").read_text())
+    doc["status"], doc["notes"] = "failed", ["recording stopped: disk full"]
+    atomic_write_json(t.path / "take.json", doc)  # behind the catalog's back
+    import shutil
+
+    shutil.rmtree(gone.path)
+    r = run("takes", "list", "--root", str(root), "--json")
+    assert r.returncode == 0, r.stderr
+    assert [(x["id"], x["status"]) for x in json.loads(r.stdout)] == [(t.id, "failed")]
+    r = run("takes", "list", "--root", str(root), "--status", "failed")
+    assert t.id in r.stdout
+
+
+def test_takes_list_tells_the_truth_on_a_full_disk(tmp_path):
+    """The catalog cannot be written on a full disk (neither when a take fails nor when it is
+    listed): `takes list` still shows each take as its take.json says."""
+    import json
+
+    from fs_helpers import fill, tmpfs
+
+    from machinima.fsutil import atomic_write_json
+
+    with tmpfs(tmp_path / "disk", "2m") as root:
+        t = _make(root)
+        assert run("takes", "list", "--root", str(root)).returncode == 0  # a catalog on disk
+        doc = json.loads((t.path / "take.json").read_text())
+        doc["status"] = "failed"
+        atomic_write_json(t.path / "take.json", doc)
+        fill(root)
+        r = run("takes", "list", "--root", str(root), "--json")
+        assert r.returncode == 0 and [(x["id"], x["status"]) for x in json.loads(r.stdout)] == [(t.id, "failed")], r.stderr

@@ -18,11 +18,12 @@ def _take(root, **kw):
 
 def test_schema_versions_are_frozen():
     # A change here is a format change: bump the version AND register an upgrade step.
-    assert schema.CURRENT == {"take": 2, "store": 1, "mocap": 1, "blend": 1, "camera": 1, "event": 1, "marker": 1,
-                              "collection": 1, "rights-record": 1, "passes": 1}
-    from machinima import collections, rights
+    assert schema.CURRENT == {"take": 3, "store": 1, "mocap": 1, "blend": 1, "camera": 1, "event": 1, "marker": 1,
+                              "collection": 1, "rights-record": 2, "disclosure-decision": 1, "passes": 1, "source-record": 1}
+    from machinima import collections, provenance, rights
 
-    assert rights.SCHEMA == "machinima.rights-record"
+    assert rights.SCHEMA == "machinima.rights-record" and rights.VERSION == schema.CURRENT["rights-record"]
+    assert provenance.decision.VERSION == schema.CURRENT["disclosure-decision"]
     assert collections.VERSION == schema.CURRENT["collection"]
 
 
@@ -96,6 +97,23 @@ def test_oldest_version_opens(tmp_path):
     (folder / "take.json").write_text(json.dumps(v1))
     m = read_manifest(folder)
     assert m.slate.take == 4 and m.notes == ["from 2026-09"] and m.rate == 25
+    assert m.circle is None and m.used_in == []  # version 3 fields, added by the 2 -> 3 step
+
+
+def test_version_2_opens_and_circle_is_checked(tmp_path):
+    folder = tmp_path / "v2_take"
+    folder.mkdir()
+    v2 = {"schema": "machinima.take", "version": 2, "id": "v2_take", "slate": {"production": "Film", "scene": "1", "shot": "1",
+          "take": 2}, "fps": "29.97", "timecode_in": "01:00:00;00", "status": "complete"}
+    (folder / "take.json").write_text(json.dumps(v2))
+    m = read_manifest(folder)
+    assert m.circle is None and m.used_in == [] and m.to_doc()["version"] == 3
+    (folder / "take.json").write_text(json.dumps(dict(m.to_doc(), circle="yes")))
+    with pytest.raises(TakeFormatError, match="field 'circle' must be null or an object"):
+        read_manifest(folder)
+    (folder / "take.json").write_text(json.dumps(dict(m.to_doc(), used_in=[{"cut": "a"}])))
+    with pytest.raises(TakeFormatError, match=r"field 'used_in\[0\]'"):
+        read_manifest(folder)
 
 
 def test_missing_streams_and_non_take_folders(tmp_path):

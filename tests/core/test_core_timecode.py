@@ -54,3 +54,18 @@ def test_bad_timecodes(bad):
 def test_drop_separator_at_non_drop_rate_refused():
     with pytest.raises(TimecodeError, match="drop-frame"):
         Timecode.parse("00:00:01;00", 24)
+
+
+def test_time_of_day_is_the_wall_clock_frame_and_its_start():
+    import time as _time
+
+    from machinima.timecode import time_of_day
+
+    # 14:03:12.400 local time, built with the C library's mktime, not with the code under test
+    wall_s = _time.mktime((2026, 11, 3, 14, 3, 12, 0, 0, -1))
+    wall_ns = int(wall_s) * 1_000_000_000 + 400_000_000
+    tc, origin = time_of_day("24", wall_ns=wall_ns, mono_ns=10**12)
+    assert str(tc) == "14:03:12:09"  # 0.400 s is inside frame 9 (9/24 = 0.375 s)
+    assert origin == 10**12 - 25_000_000  # frame 9 began 25 ms before that instant
+    assert str(time_of_day("25", wall_ns=wall_ns, mono_ns=0)[0]) == "14:03:12:10"
+    assert str(time_of_day("29.97", wall_ns=wall_ns, mono_ns=0)[0]).startswith("14:03:")  # drop frame tracks the clock

@@ -77,3 +77,27 @@ def test_train_preset_sets_the_cpu_settings_and_flags_override_it(tmp_path, face
     assert doc["train"]["batch"] == 2
     r = run(app, args[:-2] + ["--preset", "gpu-huge", "--model", str(tmp_path / "m2"), "--rights-override", "t"])
     assert r.exit_code != 0 and "unknown preset 'gpu-huge'" in r.output
+
+
+def test_sort_remove_that_would_leave_too_few_faces_is_refused_and_training_warns(tmp_path, astronaut, facesets):
+    """24 frames of one still shot are 23 duplicates: `sort --by dupes --remove` says what it
+    would delete and keeps them (exit 1); with --force it removes them and says what is left,
+    and training on what is left warns instead of silently learning one picture."""
+    import cv2
+
+    from faceswap.faceset import open_faceset
+
+    write_clip(tmp_path / "still", [cv2.resize(astronaut, (256, 256))] * 24)
+    run = CliRunner().invoke
+    r = run(app, ["extract", str(tmp_path / "still"), "--out", str(tmp_path / "fs"), "--size", "64"])
+    assert r.exit_code == 0 and "24 face(s) added" in r.output, r.output
+    r = run(app, ["sort", str(tmp_path / "fs"), "--by", "dupes", "--remove"])
+    assert r.exit_code == 1 and "--remove would delete 23 of 24 faces (dupes), leaving 1: too few to train on" in str(r.exception), r.output
+    with open_faceset(tmp_path / "fs") as col:
+        assert len(col) == 24  # nothing removed
+    r = run(app, ["sort", str(tmp_path / "fs"), "--by", "dupes", "--remove", "--force"])
+    assert r.exit_code == 0 and "removed 23 of 24 face(s); 1 left (fewer than 20: training will warn)" in r.output, r.output
+    r = run(app, ["train", "--src", str(tmp_path / "fs"), "--dst", str(facesets[1]), "--model", str(tmp_path / "m"), "--res", "64",
+                  "--iters", "1", "--batch", "2", "--e-dims", "4", "--ae-dims", "16", "--d-dims", "4", "--rights-override", "our own test faces"])
+    assert r.exit_code == 0, r.output
+    assert "fs has only 1 face(s) (fewer than 20)" in " ".join(r.output.split()) and "bob has only 4 face(s)" in " ".join(r.output.split())

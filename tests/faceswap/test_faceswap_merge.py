@@ -28,6 +28,10 @@ def clip(tmp_path, grace):
 
 def test_merge_writes_frames_and_video_reports_faults_and_resumes(tmp_path, clip, tiny_model):
     out = tmp_path / "out"
+    out.mkdir()
+    from machinima.provenance import record_decision  # pixel-exact checks below: no watermark, a recorded decision
+
+    record_decision(out, False, "pixel-exact merge test")
     opts = MergeOptions(engine="torch", batch=4, blend="seamless", color="rct")
     r = merge(clip, tiny_model, out=out, options=opts, production="film", override="test material", rights_store=tmp_path / "rights", progress=False)
     assert r.done == 6 and r.no_face == [5]
@@ -97,13 +101,16 @@ def test_merge_needs_rights_and_records_them(tmp_path, clip, tiny_model):
     store = tmp_path / "rights"
     with pytest.raises(rights.NotCleared, match="face_replacement not cleared"):
         merge(clip, tiny_model, out=tmp_path / "o", options=opts, production="film", subjects=["alice"], rights_store=store, progress=False)
+    # a record that only names "alice" clears no face (identity-bound records: tests/rights/test_rights_sites.py)
     rights.RightsStore(store).add(rights.RightsRecord(id="alice-release", kind="person", subject="alice", production="film",
                                                       scopes=("face_replacement",), document_sha256="0" * 64))
+    with pytest.raises(rights.NotCleared, match="a face that matches no rights record"):
+        merge(clip, tiny_model, out=tmp_path / "o", options=opts, production="film", subjects=["alice"], rights_store=store, progress=False)
     r = merge(clip, tiny_model, out=tmp_path / "o", options=opts, production="film", subjects=["alice"], rights_store=store,
-              video=False, progress=False)
+              override="test material", video=False, progress=False)
     assert r.done == 6
     params = json.loads((tmp_path / "o" / "params.json").read_text())
-    assert [rec["id"] for rec in params["rights"]["records"]] == ["alice-release"]
+    assert params["rights"]["override"]["reason"] == "test material"
 
 
 def test_merge_into_a_take_with_onnxruntime(tmp_path, astronaut, tiny_model):

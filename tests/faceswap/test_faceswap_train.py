@@ -108,7 +108,7 @@ def test_faceset_with_a_missing_file_trains_on_and_says_which(tmp_path, facesets
         gone = next(iter(col))
         (src / gone.file).unlink()
     t = Trainer(tmp_path / "m", src=src, dst=facesets[1], model_config=ModelConfig(arch="df", res=64, **TINY),
-                train_config=TrainConfig(batch=2, save_every=1000))
+                train_config=TrainConfig(batch=2, save_every=1000), override="test faces")  # the Trainer checks rights itself
     assert len(t.src.images) == 3
     assert any("missing" in p and gone.file in p for p in t.problems)
     r = t.train(2, progress=False)

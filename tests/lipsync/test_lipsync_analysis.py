@@ -1,68 +1,99 @@
 import json
 import subprocess
 import sys
-import wave
 
 import numpy as np
 import pytest
+from lipsync_helpers import make_take, write_wav
 
-from lipsync.analyze import BLEND_CHANNELS, lipsync_audio, read_rhubarb_json, write_rhubarb_json, write_rhubarb_tsv, write_to_take
+from lipsync.analyze import lipsync_audio, read_rhubarb_json, write_rhubarb_json, write_rhubarb_tsv, write_to_take
 from lipsync.audio import Audio, load_audio
-from lipsync.errors import AudioError, TranscriptError
-from lipsync.truth import SHAPE_CLASS, WORD_VOWEL_CLASS, accuracy, truth_classes
+from lipsync.errors import AudioError, LipSyncError, TranscriptError
+from lipsync.score import always_closed, loudness_classes, pooled, track_frames, truth_frames
+from lipsync.truth import SENTENCES
+from machinima.mouth import BLEND_CHANNELS, OCULUS_VISEMES
 
-TEXT = "pa me moo ma pa boo"
+FPS = 100  # 10 ms frames: timing is measured to the frame
+TEXT = " ".join(SENTENCES)
 
 
 @pytest.fixture(scope="module")
-def tracks(speech):
-    samples, spans = speech
-    a = Audio(samples, 16000)
-    return {"phone-loop": lipsync_audio(a, 100), "aligned": lipsync_audio(a, 100, TEXT)}, spans
+def scored(truth_lines):
+    """Every mode and both trivial mouths on the truth set, in one run."""
+    pairs: dict[str, list] = {"aligned": [], "phone-loop": [], "always-closed": [], "loudness": []}
+    for u in truth_lines:
+        n = int(np.ceil(u.seconds * FPS))
+        truth = truth_frames(u.phones, FPS, n)
+        a = Audio(u.samples, 16000)
+        pairs["aligned"].append((track_frames(lipsync_audio(a, FPS, TEXT).cues, FPS, n), truth))
+        pairs["phone-loop"].append((track_frames(lipsync_audio(a, FPS).cues, FPS, n), truth))
+        pairs["always-closed"].append((always_closed(n), truth))
+        pairs["loudness"].append((loudness_classes(u.samples, 16000, FPS, n), truth))
+    return {k: pooled(v, FPS) for k, v in pairs.items()}
 
 
-@pytest.mark.parametrize("mode", ["aligned", "phone-loop"])
-def test_shapes_and_timing_against_truth(tracks, mode):
-    all_tracks, spans = tracks
-    tr = all_tracks[mode]
-    assert tr.mode == mode
-    fps = 100  # 10 ms frames: timing is measured to the frame
-    vowels_right = 0
-    for span in spans:
-        on, off = int(span.start * fps), int(span.end * fps)
-        # silence before each word gives X (mouth closed/idle)
-        assert set(tr.shapes[on - 20:on - 10]) == {"X"}, (span.word, tr.shapes[on - 20:on - 10])
-        if mode == "aligned":
-            # the mouth leaves X within 80 ms of the voiced onset and returns within 80 ms (+release) of the end
-            first = next(i for i in range(on - 20, off + 20) if tr.shapes[i] != "X")
-            assert abs(first - on) <= 8, (span.word, first, on)
-            last = max(i for i in range(on - 20, off + 30) if tr.shapes[i] != "X")
-            assert abs(last - off) <= 8 + 6, (span.word, last, off)
-        # the vowel lands on the right shape class over the vowel part of the word (its last
-        # half, less the 80 ms allowed at the end)
-        vowel = tr.shapes[int(on + 0.5 * (off - on)):off - 8]
-        share = np.mean([SHAPE_CLASS[s] == WORD_VOWEL_CLASS[span.word] for s in vowel])
-        vowels_right += share >= 0.7
-        if mode == "aligned":
-            assert share >= 0.7, (span.word, vowel)
-        if span.word.startswith(("m", "p", "b")) and mode == "aligned":
-            assert "A" in tr.shapes[on - 8:on + 12]  # lips close for the bilabial
-    # free phone recognition (no text) misses more: most words, not all
-    assert vowels_right >= (len(spans) if mode == "aligned" else len(spans) // 2)
+def test_aligned_mode_on_continuous_speech(scored):
+    """The issue's goals, on speech frames only: >= 85 %, >= 20 points above the loudness-only
+    mouth, every mouth change within 60 ms of the sound's at p90 (misses count as misses)."""
+    sc, off = scored["aligned"]
+    assert sc.frames > 8000
+    assert sc.accuracy >= 0.85, sc.as_dict()
+    assert sc.accuracy >= scored["loudness"][0].accuracy + 0.20
+    assert off["p90_ms"] is not None and off["p90_ms"] < 60, off
+    # every class is mostly right, the closed lips of M/B/P included
+    assert min(sc.per_class.values()) >= 0.7, sc.per_class
+    assert scored["always-closed"][0].accuracy < 0.15  # the baselines are what they claim
+    assert scored["loudness"][0].accuracy < 0.45
 
 
-def test_aligned_beats_phone_loop(tracks):
-    all_tracks, spans = tracks
-    acc = {m: accuracy(t.shapes, truth_classes(spans, 100, len(t.shapes))) for m, t in all_tracks.items()}
-    assert acc["aligned"] >= 0.85 and acc["aligned"] > acc["phone-loop"], acc
+def test_phone_loop_without_text(scored):
+    """Without the text the phones are recognised freely. The issue's goal is 70 %; on espeak-ng's
+    voices it reaches 66 % (see docs/lipsync.md): held here so it cannot slip back."""
+    sc, _ = scored["phone-loop"]
+    assert sc.accuracy >= 0.62, sc.as_dict()
+    assert sc.accuracy >= scored["loudness"][0].accuracy + 0.20
+    assert sc.accuracy < scored["aligned"][0].accuracy
 
 
-def test_vrm_weights_follow_shapes(tracks):
-    tr = tracks[0]["aligned"]
-    assert tr.vrm.shape == (len(tr.shapes), 5) and tr.vrm.min() >= 0 and tr.vrm.max() <= 1
-    x = np.array([s == "X" for s in tr.shapes])
-    d = np.array([s == "D" for s in tr.shapes])
-    assert tr.vrm[d, 0].mean() > 0.5 > tr.vrm[x, 0].mean()
+def test_outputs_of_one_timeline(speech):
+    samples, u = speech
+    tr = lipsync_audio(Audio(samples, 16000), 24, u.text)
+    n = len(tr.shapes)
+    assert tr.vrm.shape == (n, 5) and tr.viseme_weights.shape == (n, 15) and len(tr.visemes) == n
+    assert 0 <= tr.vrm.min() and tr.vrm.max() <= 1 and 0 <= tr.viseme_weights.min() and tr.viseme_weights.max() <= 1
+    assert {"PP", "FF", "aa", "ou", "sil"} <= set(tr.visemes)  # Bob moved five ... purple paper
+    for i, v in enumerate(tr.visemes):  # each frame's viseme is the one its weights move toward
+        if i > 0 and v == tr.visemes[i - 1]:
+            assert int(np.argmax(tr.viseme_weights[i])) == OCULUS_VISEMES.index(v)
+    aa = np.array([v == "aa" for v in tr.visemes])
+    assert tr.vrm[aa, 0].mean() > 0.5 > tr.vrm[~aa, 0].mean()
+    assert tr.blend_values().shape == (n, len(BLEND_CHANNELS))
+
+
+def test_mfcc_mode_offline(speech):
+    """A speaker's vowel templates (calibrated on the same voice: an upper bound) tell the
+    open, wide and rounded vowels of a line apart without any phone model."""
+    import tempfile
+    from pathlib import Path
+
+    from lipsync.mfcc import VowelTemplates
+    from lipsync.truth import speak
+
+    with tempfile.TemporaryDirectory() as tmp:
+        t = VowelTemplates.calibrate({v: load_audio(speak(w, Path(tmp) / f"{v}.wav")).samples
+                                      for v, w in (("A", "ah"), ("I", "ee"), ("U", "ooh"), ("E", "eh"), ("O", "oh"))})
+    from lipsync.truth import synthesize
+
+    u = synthesize("Ah, ooh, ee. Far too keen.", voice="en-us")
+    tr = lipsync_audio(Audio(u.samples, 16000), FPS, templates=t)
+    assert tr.mode == "mfcc"
+    n = len(tr.shapes)
+    truth = truth_frames(u.phones, FPS, n)
+    pred = track_frames(tr.cues, FPS, n)
+    for cls in ("open", "rounded", "wide"):
+        hits = [p == cls for p, q in zip(pred, truth) if q == cls]
+        assert np.mean(hits) > 0.6, (cls, np.mean(hits))
+    assert lipsync_audio(Audio(np.zeros(16000, np.float32), 16000), 24, templates=t).mode == "silent"
 
 
 def test_silence_and_bad_audio(tmp_path):
@@ -80,23 +111,11 @@ def test_silence_and_bad_audio(tmp_path):
         lipsync_audio(Audio(np.random.default_rng(0).normal(0, 0.1, 16000).astype(np.float32), 16000), 24, "hello zxqvbn")
 
 
-def _write_wav(path, samples, rate, width=2, channels=1):
-    with wave.open(str(path), "wb") as w:
-        w.setnchannels(channels)
-        w.setsampwidth(width)
-        w.setframerate(rate)
-        if width == 1:
-            data = (np.clip(samples, -1, 1) * 127 + 128).astype(np.uint8)
-        else:
-            data = (np.clip(samples, -1, 1) * 32767).astype("<i2")
-        w.writeframes(np.repeat(data[:, None], channels, axis=1).tobytes())
-
-
 def test_odd_formats_load(tmp_path, speech):
     samples, _ = speech
-    _write_wav(tmp_path / "8bit.wav", samples, 16000, width=1)
+    write_wav(tmp_path / "8bit.wav", samples, 16000, width=1)
     hi = np.interp(np.linspace(0, samples.size - 1, samples.size * 6), np.arange(samples.size), samples)
-    _write_wav(tmp_path / "96k.wav", hi, 96000, channels=2)
+    write_wav(tmp_path / "96k.wav", hi, 96000, channels=2)
     for name in ("8bit.wav", "96k.wav"):
         a = load_audio(tmp_path / name)
         assert a.rate == 16000 and abs(a.seconds - samples.size / 16000) < 0.05
@@ -105,8 +124,7 @@ def test_odd_formats_load(tmp_path, speech):
     clipped.samples = np.clip(clipped.samples * 20, -1, 1)
     clipped.clipped_fraction = float(np.mean(np.abs(clipped.samples) >= 0.999))
     assert any("clipped" in n for n in lipsync_audio(clipped, 24).notes)
-    # truncated file: the header promises more than there is
-    data = (tmp_path / "96k.wav").read_bytes()
+    data = (tmp_path / "96k.wav").read_bytes()  # truncated: the header promises more than there is
     (tmp_path / "cut.wav").write_bytes(data[: len(data) // 3])
     assert load_audio(tmp_path / "cut.wav").seconds < samples.size / 16000
 
@@ -119,41 +137,65 @@ def test_video_without_audio_track(tmp_path):
         load_audio(tmp_path / "silent.mp4")
 
 
-def test_rhubarb_files_and_take_stream(tmp_path, tracks):
-    tr = tracks[0]["aligned"]
+def test_rhubarb_files_and_take_stream(tmp_path, speech):
+    samples, u = speech
+    tr = lipsync_audio(Audio(samples, 16000), 30, u.text)
     tsv = write_rhubarb_tsv(tmp_path / "m.tsv", tr.cues).read_text().splitlines()
-    assert tsv[0].split("\t") == ["0.00", "X"] and tsv[-1].endswith("\tX")
+    assert tsv[0].startswith("0.00\t") and tsv[-1].endswith("\tX")
     write_rhubarb_json(tmp_path / "m.json", tr.cues, sound_file="line.wav", duration=tr.duration)
-    assert read_rhubarb_json(tmp_path / "m.json") == [type(c)(round(c.start, 2), round(c.end, 2), c.shape) for c in tr.cues]
+    assert [(c.start, c.end, c.shape) for c in read_rhubarb_json(tmp_path / "m.json")] == \
+        [(round(c.start, 2), round(c.end, 2), c.shape) for c in tr.cues]
     assert json.loads((tmp_path / "m.json").read_text())["metadata"]["soundFile"] == "line.wav"
 
     from machinima.take import Take
 
-    take = Take.create(tmp_path / "takes", production="p", scene="1", shot="1", fps=24)
-    take.finalize()
-    stream = write_to_take(take.path, "ada", _at24(tr), start_frame=0)
-    t = Take.open(take.path)
+    path = make_take(tmp_path / "takes", ("ada",), fps=24)
+    with pytest.raises(LipSyncError, match=r"no performer 'bob' \(its performers: ada\)"):
+        write_to_take(path, "bob", tr)
+    stream = write_to_take(path, "ada", tr)  # analysed at 30 fps: sampled at the take's 24
+    t = Take.open(path)
     track = t.store.read(stream)
     assert track.meta["channels"] == list(BLEND_CHANNELS)
-    assert len(track) == len(_at24(tr).shapes) and track.frames[10] == 10
-    assert t.manifest.status == "complete" and any(s["name"] == stream for s in t.manifest.streams)
+    assert len(track) == int(np.ceil(tr.duration * 24)) and track.frames[10] == 10
+    vis = track.values[:, len(BLEND_CHANNELS) - 15:]
+    assert vis.shape[1] == 15 and vis.max() > 0.9  # the Oculus visemes are in the stream
+    assert [p["name"] for p in t.manifest.performers] == ["ada"]  # nobody was added
+    with pytest.raises(LipSyncError, match="already has blend/ada-mouth"):
+        write_to_take(path, "ada", tr)
 
 
-def _at24(tr):
-    from lipsync.analyze import MouthTrack
-    from lipsync.visemes import cues_at_frames, vrm_weights
-
-    n = int(np.ceil(tr.duration * 24))
-    return MouthTrack(24, tr.cues, cues_at_frames(tr.cues, 24, n), vrm_weights(tr.cues, 24, n), tr.mode, tr.duration)
+def _cli(*args, cwd=None):
+    return subprocess.run([sys.executable, "-m", "machinima", "lipsync", *map(str, args)], capture_output=True, text=True, cwd=cwd)
 
 
-def test_cli_analyze(tmp_path, speech):
-    samples, _ = speech
-    _write_wav(tmp_path / "line.wav", samples, 16000)
-    (tmp_path / "line.txt").write_text(TEXT)
-    r = subprocess.run([sys.executable, "-m", "machinima", "lipsync", "analyze", str(tmp_path / "line.wav"), "--text", str(tmp_path / "line.txt")],
-                       capture_output=True, text=True)
+def test_cli_analyze_files_take_audio_and_errors(tmp_path, speech):
+    samples, u = speech
+    write_wav(tmp_path / "line.wav", samples)
+    (tmp_path / "line.txt").write_text(u.text)
+    r = _cli("analyze", tmp_path / "line.wav", "--text", tmp_path / "line.txt")
     assert r.returncode == 0, r.stderr
     assert "aligned" in r.stdout and (tmp_path / "line.mouth.tsv").exists() and (tmp_path / "line.mouth.json").exists()
-    r = subprocess.run([sys.executable, "-m", "machinima", "lipsync", "analyze", str(tmp_path / "nope.wav")], capture_output=True, text=True)
-    assert r.returncode == 1 and "no audio file" in r.stderr and "Traceback" not in r.stderr
+    vis = (tmp_path / "line.visemes.tsv").read_text().split()
+    assert "PP" in vis and "FF" in vis and vis[-1] == "sil"
+    take = make_take(tmp_path / "takes", ("ada", "cy"))
+    r = _cli("analyze", tmp_path / "line.wav", "--text", tmp_path / "line.txt", "--take", take, "--performer", "alice")
+    assert r.returncode == 1 and "no performer 'alice'" in r.stderr and "ada, cy" in r.stderr and "Traceback" not in r.stderr
+    r = _cli("analyze", tmp_path / "line.wav", "--text", tmp_path / "line.txt", "--take", take, "--performer", "ada", "--out", tmp_path / "o")
+    assert r.returncode == 0, r.stderr
+    assert (take / "audio" / "line.wav").read_bytes() == (tmp_path / "line.wav").read_bytes()  # the take keeps its dialogue
+    # the take's own audio is the input when none is given
+    r = _cli("analyze", "--take", take, "--performer", "cy", "--mode", "phone-loop", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert "audio/line.wav" in r.stdout and (tmp_path / "line.mouth.json").exists()
+    # inputs are checked before any work (in-process: the one-line printing is the CLI's, tested above)
+    from typer.testing import CliRunner
+
+    from lipsync.cli import app
+    from machinima.errors import MachinimaError
+
+    line = str(tmp_path / "line.wav")
+    for args, msg in (([str(tmp_path / "nope.wav")], "no audio file"), ([line, "--mode", "mfcc"], "--calibration"),
+                      ([line, "--mode", "aligned"], "--text"), ([line, "--mode", "fast"], "not one of"),
+                      (["--take", str(take), "--performer", "ada", "other.wav"], "no audio 'other.wav' (its audio: line.wav)")):
+        r = CliRunner().invoke(app, ["analyze", *args])
+        assert isinstance(r.exception, MachinimaError) and msg in str(r.exception), (args, r.exception)

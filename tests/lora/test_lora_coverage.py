@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 
 
@@ -71,4 +72,22 @@ def test_report_cli_on_one_set_and_expression_measures(tmp_path, photos):
     assert rows[1]["mouth"] > rows[0]["mouth"] + 0.05
     assert all(0.1 < r["eyes"] < 0.6 for r in rows)
     res = CliRunner().invoke(app, ["report", str(tmp_path / "ds"), "--compare", str(tmp_path / "ds"), "--out", str(tmp_path / "c.png")])
-    assert res.exit_code == 0 and "covers every destination image" in res.output, res.output
+    assert res.exit_code == 0 and "the source covers all 2 destination faces" in res.output, res.output
+
+
+def test_compare_with_no_destination_face_says_it_measured_nothing(tmp_path, photos):
+    """A destination whose images hold no face the mesh finds: no "covers every image" verdict,
+    one line that says 0 faces were measured, exit 1 (nothing was compared)."""
+    from typer.testing import CliRunner
+
+    from lora.dataset_cli import app
+    from lora.errors import DatasetError
+
+    grace, astro = photos
+    _collection(tmp_path / "ds", [grace, astro]).close()
+    rng = np.random.default_rng(0)
+    _collection(tmp_path / "walls", [rng.integers(0, 255, (96, 96, 3), dtype=np.uint8) for _ in range(3)]).close()
+    res = CliRunner().invoke(app, ["report", str(tmp_path / "ds"), "--compare", str(tmp_path / "walls"), "--out", str(tmp_path / "c.png")])
+    assert isinstance(res.exception, DatasetError) and "covers" not in res.output, res.output
+    assert "destination: 3 images, 0 with a face" in res.output
+    assert "nothing to compare: the destination has no measured face (2 source and 0 destination faces found)" in str(res.exception)

@@ -86,11 +86,20 @@ def test_dataset_smaller_than_the_batch(setup, tiny_base_dir):
 
 
 def test_rights_are_required_for_training(setup, tiny_base_dir, tmp_path):
+    """A face in the dataset must match a rights record; the item's typed rights label does not clear it."""
+    import skimage.data
+
+    from lora.dataset import caption_dataset, open_dataset
     from machinima.rights import NotCleared
 
-    ds, out = setup
+    _, out = setup
+    ds = make_dataset(tmp_path / "faces", n=3, caption=False)
+    col = open_dataset(ds)
+    col.add(skimage.data.astronaut(), rights=["test-subject"], source={"kind": "file", "path": "/photos/eileen.png"})
+    caption_dataset(col)
+    col.close()
     c = TrainConfig.from_preset("cpu", rank=2, resolution=32, bucket_step=8, steps=1, eval_draws=0)
-    with pytest.raises(NotCleared, match="training not cleared"):
+    with pytest.raises(NotCleared, match=r"training not cleared .* item 4 \(.*\), face 0: a face that matches no rights record"):
         train(ds, tiny_base_dir, out, c, embed=hash_embedder(), production="film", rights_store=tmp_path / "rights", progress=False)
     assert out.read_bytes() == b"an earlier LoRA"
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 
@@ -46,7 +47,7 @@ def test_training_lowers_loss_and_writes_everything(trained):
         keys = list(f.keys())
     assert meta["machinima.rank"] == "4" and meta["machinima.steps"] == "40" and meta["machinima.trigger"] == "ohwx"
     assert len(meta["machinima.base_hash"]) == 64 and len(meta["machinima.dataset_hash"]) == 64
-    assert meta["ss_network_dim"] == "4" and "synthetic test images" in meta["machinima.rights"]
+    assert meta["ss_network_dim"] == "4" and json.loads(meta["machinima.rights"])["scope"] == "training"  # no face: nothing to override
     assert all(k.startswith("lora_unet_") and k.endswith((".lora_down.weight", ".lora_up.weight", ".alpha")) for k in keys)
     assert (out.with_name("hero.diffusers") / "pytorch_lora_weights.safetensors").exists()
     assert (res.work / "loss.png").stat().st_size > 1000
@@ -232,3 +233,20 @@ def test_gradient_checkpointing_trains_the_same_weights(tmp_path, tiny_base_dir)
     wa, wb = load_file(str(a.out)), load_file(str(b.out))
     assert max(float((wa[k] - wb[k]).abs().max()) for k in wa) <= 1e-6
     assert float(wa[next(k for k in wa if k.endswith("lora_up.weight"))].abs().max()) > 0
+
+
+@pytest.mark.gpu
+def test_channels_last_option_trains_the_unet_in_channels_last(tmp_path, tiny_base_dir):
+    from lora.train import Trainer
+
+    ds = make_dataset(tmp_path / "ds", n=2)
+    c = TrainConfig.from_preset("24gb", rank=4, resolution=32, bucket_step=8, steps=2, batch_size=2, eval_draws=0, channels_last=True)
+    tr = Trainer(ds, tiny_base_dir, tmp_path / "o" / "l.safetensors", c, embed=hash_embedder(), rights_override="synthetic test images",
+                 progress=False)
+    tr.check_inputs()
+    tr.load_models()
+    tr.prepare_data()
+    tr.setup_training()
+    assert tr.base.unet.conv_in.weight.is_contiguous(memory_format=torch.channels_last)
+    loss, _ = tr.train_step()
+    assert np.isfinite(loss)

@@ -16,7 +16,8 @@ from machinima.take import Take
 from mocap.bvhsource import BVHPlayback
 from mocap.errors import MocapError
 from mocap.frames import Frame
-from mocap.listener import Ingest, Recorder
+from machinima.takewriter import TakeWriter
+from mocap.listener import Ingest
 from mocap.relay import StageRelay
 from mocap.sources import VMCSource
 from mocap.synthetic import synthetic_blendshapes, synthetic_poses
@@ -83,7 +84,7 @@ def test_bvh_playback_loops_with_start_offset(tmp_path):
 def test_late_frames_are_recorded_not_delivered_and_blendshapes_land(tmp_path):
     take = Take.create(tmp_path / "takes", production="p", scene="1", shot="a", fps=60)
     got = []
-    ing = Ingest(recorder=Recorder(take), on_frame=got.append)
+    ing = Ingest(writer=TakeWriter(take), on_frame=got.append)
     ing.add_source(VMCSource("vmc"))
     addr = ("127.0.0.1", 5555)
     t0 = 10**12
@@ -94,7 +95,8 @@ def test_late_frames_are_recorded_not_delivered_and_blendshapes_land(tmp_path):
     assert [round(f.sender_time_s * 60) for f in got] == [0, 1, 3, 4]
     st = ing.timing["vmc"]["ana"].counts
     assert st["late"] == 1
-    ing.recorder.close(ing.summary())
+    ing.finish()
+    ing.end_take()
     again = Take.open(take.path)
     tr = again.store.read_mocap("ana")
     assert len(tr) == 5 and np.all(np.diff(tr.t_ns) > 0)  # the late one sits in its place
@@ -111,6 +113,7 @@ def test_health_table_renders():
     ing.add_source(VMCSource("vmc"))
     ing.datagram("vmc", vmc.encode_frame(synthetic_poses(0.0)[0], time_s=0.0), ("h", 1))
     ing.datagram("vmc", b"garbage!", ("h", 1))
+    ing.finish()  # the only frame is complete once the stream ends
     con = Console(record=True, width=160)
     con.print(_health_table(ing.summary(), ing))
     text = con.export_text()

@@ -20,19 +20,24 @@ def test_single_message_stream_makes_frames_on_time_and_repeats():
     a = ("10.0.0.2", 39540)
     assert src.feed(_bone("Hips", 1.0), a, 1) == []
     assert src.feed(_bone("Head", 0.2), a, 2) == []
-    (f,) = src.feed(osc.encode_message(vmc.ADDR_TIME, (0.5,)), a, 3)
-    assert f.sender_time_s == 0.5 and f.pose[0, 1] == 1.0 and f.performer == "vmc-1"
-    assert src.feed(_bone("Hips", 1.1), a, 4) == []
-    (g,) = src.feed(_bone("Hips", 1.2), a, 5)  # Hips repeats: the previous frame is done
-    assert g.pose[0, 1] == np.float32(1.1)
+    assert src.feed(osc.encode_message(vmc.ADDR_TIME, (0.5,)), a, 3) == []  # T first or last? not known yet
+    (f,) = src.feed(_bone("Hips", 1.1), a, 4)  # Hips repeats: the first frame is done
+    assert f.sender_time_s == 0.5 and f.pose[0, 1] == 1.0 and f.performer == "vmc-1" and f.t_recv_ns == 1
+    assert src.feed(_bone("Head", 0.3), a, 5) == []
+    (g,) = src.feed(osc.encode_message(vmc.ADDR_TIME, (0.6,)), a, 6)  # every part of the layout is in
+    assert g.sender_time_s == np.float32(0.6) and g.pose[0, 1] == np.float32(1.1) and g.t_recv_ns == 4
+    assert src.feed(_bone("Hips", 1.2), a, 7) == []
+    assert src.poll(8 + 49_000_000) == []
+    (h,) = src.poll(7 + 50_000_000)  # the sender went quiet: its last (partial) frame comes out
+    assert h.pose[0, 1] == np.float32(1.2) and h.sender_time_s is None
 
 
 def test_performers_named_by_address_root_name_or_order():
     src = VMCSource("vmc", performers={"10.0.0.9:1": "zoe"})
     pose = synthetic_poses(0.0)[0]
-    (a,) = src.feed(vmc.encode_frame(pose), ("10.0.0.9", 1), 1)
-    (b,) = src.feed(vmc.encode_frame(pose), ("10.0.0.8", 1), 2)
-    (c,) = src.feed(vmc.encode_frame(pose, root_name="ana"), ("10.0.0.7", 1), 3)
+    for k, addr in enumerate((("10.0.0.9", 1), ("10.0.0.8", 1), ("10.0.0.7", 1))):
+        src.feed(vmc.encode_frame(pose, root_name="ana" if k == 2 else "root"), addr, 1 + k)
+    a, b, c = src.flush()
     assert (a.performer, b.performer, c.performer) == ("zoe", "vmc-2", "ana")
 
 

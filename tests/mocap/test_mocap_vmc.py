@@ -83,11 +83,12 @@ def test_blendshapes_only_and_apply_state():
 def test_single_messages():
     dec = vmc.VMCDecoder()
     m = osc.encode_message(vmc.ADDR_BONE, ("Head", 0.0, 0.1, 0.0, 0.0, 0.0, 0.0, 1.0))
-    for _ in range(2):
-        pkt = dec.decode(m)
-        assert list(pkt.bones) == ["Head"]
+    slow = vmc.VMCDecoder(fast=False)
+    for d in (dec, slow):  # the single-message path (no learning needed) and the general path
+        pkt = d.decode(m)
+        assert list(pkt.bones) == ["Head"] and pkt.keys == {skeleton.BONE_INDEX["Head"]}
         np.testing.assert_allclose(pkt.bones["Head"], [0, 0.1, 0, 0, 0, 0, 1], atol=1e-7)
-    assert dec.fast_hits == 1
+    assert dec.fast_hits == 1 and slow.fast_hits == 0
     assert dec.decode(osc.encode_message(vmc.ADDR_TIME, (2.0,))).time_s == 2.0
 
 

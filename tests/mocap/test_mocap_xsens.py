@@ -42,14 +42,16 @@ def test_counters_drop_dup_late_incomplete():
     dec = xsens.XsensDecoder()
     frames = {k: xsens.encode_pose(pose, k, k * 8) for k in range(1, 8)}
     got = []
-    for k in (1, 2, 2, 5, 4):  # dup of 2, gap of 3-4, then 4 arrives late
+    for k in (1, 2, 2, 5, 4):  # dup of 2, gap of 3-4, then 4 arrives late: delivered, flagged
         got += dec.feed(frames[k][0])
-    assert [s.sample for s in got] == [1, 2, 5]
-    assert dec.counts["dropped"] == 2 and dec.counts["duplicate"] == 1 and dec.counts["late"] == 1
+    assert [s.sample for s in got] == [1, 2, 5, 4] and [s.late for s in got] == [False, False, False, True]
+    assert dec.counts["dropped"] == 1 and dec.counts["duplicate"] == 1 and dec.counts["late"] == 1
     parts = xsens.encode_pose(pose, 9, 72, split=3)
     assert dec.feed(parts[0]) == [] and dec.feed(parts[2]) == []  # part 1 lost
     got = dec.feed(xsens.encode_pose(pose, 10, 80)[0])
-    assert [s.sample for s in got] == [10] and dec.counts["incomplete"] == 1
+    assert [s.sample for s in got] == [10] and dec.counts["incomplete"] == 0  # part 1 may still come
+    got = dec.feed(xsens.encode_pose(pose, 10 + dec.reorder_window, 90)[0])
+    assert dec.counts["incomplete"] == 1  # now it cannot
 
 
 def test_meta_scale_timecode_and_points():
@@ -76,7 +78,8 @@ def test_meta_scale_timecode_and_points():
         (xsens.encode_header(2, 1, 100, 0, 64) + b"\x00" * 64, "bad_count"),
         (xsens.encode_header(2, 1, 255, 0, 255 * 32) + b"\x00" * (255 * 32), "too_many_items"),
         (xsens.encode_header(20, 1, 1, 0, 4) + b"\x00" * 4, "ignored"),
-        (xsens.encode_header(2, 1, 1, 0, 32) + struct.pack(">i7f", 99, 0, 0, 0, 1, 0, 0, 0), "no_segments"),
+        (xsens.encode_header(2, 1, 1, 0, 32) + struct.pack(">i7f", 99, 0, 0, 0, 1, 0, 0, 0), "bad_segments"),
+        (xsens.encode_header(2, 1, 1, 0, 32) + struct.pack(">i7f", 3, 0, 0, 0, 1, 0, 0, 0), "no_segments"),
     ],
 )
 def test_bad_datagrams_are_counted(data, reason):

@@ -22,3 +22,50 @@ def photo():
     import skimage.data
 
     return np.ascontiguousarray(skimage.data.astronaut())
+
+
+@pytest.fixture(scope="session")
+def portraits(tmp_path_factory):
+    """The real portraits pip packages ship: Eileen Collins (scikit-image's astronaut, NASA,
+    public domain) and Grace Hopper (matplotlib's sample, public domain), as files."""
+    import shutil
+
+    import cv2
+    import matplotlib.cbook
+    import skimage.data
+
+    d = tmp_path_factory.mktemp("portraits")
+    cv2.imwrite(str(d / "collins.png"), skimage.data.astronaut()[..., ::-1])
+    shutil.copy(matplotlib.cbook.get_sample_data("grace_hopper.jpg", asfileobj=False), d / "hopper.jpg")
+    return {"collins": d / "collins.png", "hopper": d / "hopper.jpg"}
+
+
+@pytest.fixture(scope="session")
+def identities(portraits):
+    """Each portrait's identity block (dlib and the mediapipe mesh), computed once."""
+    from machinima import rights
+
+    return {who: rights.reference_identity([p]) for who, p in portraits.items()}
+
+
+
+@pytest.fixture
+def isolated(monkeypatch, tmp_path):
+    """No MACHINIMA_* variables from the caller's shell; the working directory is the test's."""
+    import os
+
+    for k in list(os.environ):
+        if k.startswith("MACHINIMA_"):
+            monkeypatch.delenv(k)
+    monkeypatch.chdir(tmp_path)
+
+
+@pytest.fixture
+def take_dir(tmp_path):
+    """A finished take (production "film") under ``tmp_path/takes``."""
+    from machinima.take import Take
+
+    t = Take.create(tmp_path / "takes", production="film", scene="s1", shot="a")
+    t.finalize()
+    t.close()
+    return t.path

@@ -36,7 +36,7 @@ def test_refuses_without_record(store):
     with pytest.raises(rights.NotCleared) as ei:
         rights.require("film", ["bob"], "training", store=store)
     msg = str(ei.value)
-    assert "no rights record for 'bob'" in msg and "machinima rights add bob" in msg
+    assert "no rights record for 'bob'" in msg and "machinima rights add 'bob' --id bob" in msg
     assert isinstance(ei.value, MachinimaError) and ei.value.problems[0].reason == "missing"
 
 
@@ -129,8 +129,9 @@ def test_collection_items_need_records(store, tmp_path):
     col.close()
 
 
-def test_frozen_v1_record_loads():
-    """A record as version 1 writes it, frozen here: a silent format change fails this test."""
+def test_frozen_v1_record_loads_and_clears_no_face():
+    """A record as version 1 wrote it, frozen here: it upgrades to an unsigned version 2 record
+    without an identity (a name alone binds no face)."""
     doc = json.loads('''{"schema": "machinima.rights-record", "version": 1, "id": "alice", "kind": "person",
       "subject": "Alice Doe", "production": "film", "scopes": ["training", "face_replacement"],
       "valid_from": "2026-01-01", "expires": "2027-06-30",
@@ -138,5 +139,33 @@ def test_frozen_v1_record_loads():
       "references": [], "notes": "", "created": "2026-11-26T04:30:00+00:00", "created_by": "ana"}''' % ("0" * 64))
     rec = rights.RightsRecord.from_doc(doc)
     assert rec.expires == dt.date(2027, 6, 30) and rec.valid_from == dt.date(2026, 1, 1)
-    assert rec.to_doc() == doc
+    assert rec.to_doc() == {**doc, "version": 2, "granted_by": "", "identity": None}
+    assert rec.identity is None and rec.signature is None and rec.embeddings("dlib-resnet-v1") == []
     assert rec.status("film", "training", dt.date(2025, 12, 31)) == "is valid only from 2026-01-01"
+
+
+def test_frozen_v2_record_loads():
+    doc = {"schema": "machinima.rights-record", "version": 2, "id": "alice", "kind": "person", "subject": "Alice Doe",
+           "production": "film", "scopes": ["training"], "valid_from": None, "expires": "2027-06-30",
+           "document": {"sha256": "0" * 64, "location": "vault://0042"}, "holder": "", "references": [], "notes": "",
+           "created": "2026-11-26T04:30:00+00:00", "created_by": "ana", "granted_by": "Alice Doe",
+           "identity": {"photos": [{"name": "a.jpg", "sha256": "1" * 64, "box": [1, 2, 3, 4], "method": "dlib-resnet-v1"}],
+                        "embeddings": {"dlib-resnet-v1": [[0.5] * 128]}},
+           "signature": {"alg": "ES256", "chain": "", "value": ""}}
+    rec = rights.RightsRecord.from_doc(doc)
+    assert rec.to_doc() == doc and len(rec.embeddings("dlib-resnet-v1")[0]) == 128
+
+
+def test_hint_never_names_an_existing_record_id(store):
+    store.add(_rec(expires="2020-01-01", subject="bob", rid="bob"))
+    store.add(_rec(expires="2020-01-01", subject="bob", rid="bob-2"))
+    with pytest.raises(rights.NotCleared) as ei:
+        rights.require("film", ["bob"], "training", store=store)
+    assert "--id bob-3 " in ei.value.hint and "--id bob " not in ei.value.hint
+    from typer.testing import CliRunner
+
+    from machinima.rights_cli import app
+
+    res = CliRunner().invoke(app, ["add", "bob", "--kind", "footage", "--document-sha256", "a" * 64, "--granted-by", "Bob",
+                                   "--scope", "training", "--expires", "2099-01-01", "--store", str(store.root)])
+    assert res.exit_code != 0 and "--id bob-3" in res.exception.hint

@@ -85,6 +85,23 @@ async def wait_for(pred, timeout: float = 10.0, step: float = 0.02):
     raise AssertionError("condition not met in time")
 
 
+async def refused(srv_url: str, first_message: str | bytes) -> tuple[int | None, str, list]:
+    """Connect, send ``first_message``, read until the server closes: (close code, reason,
+    messages received)."""
+    from websockets.asyncio.client import connect
+    from websockets.exceptions import ConnectionClosed
+
+    msgs = []
+    async with connect(srv_url, compression=None, proxy=None, ping_interval=None, max_size=None) as ws:
+        await ws.send(first_message)
+        try:
+            async for m in ws:
+                msgs.append(m)
+        except ConnectionClosed:
+            pass
+        return ws.close_code, ws.close_reason, msgs
+
+
 def server_env() -> dict:
     env = dict(os.environ)
     env["PYTHONPATH"] = str(REPO) + os.pathsep + env.get("PYTHONPATH", "")
@@ -95,11 +112,12 @@ def server_env() -> dict:
 class ServerProcess:
     """``python -m server`` in a subprocess (for kill -9 and the browser test)."""
 
-    def __init__(self, root: Path, *extra: str) -> None:
+    def __init__(self, root: Path, *extra: str, cwd: Path | None = None) -> None:
+        """``root`` as the user types it: relative to ``cwd`` when that is given."""
         self.root = root
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "server", "--root", str(root), "--port", "0", "--log-level", "warning", *extra],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=server_env(), text=True,
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=server_env(), text=True, cwd=cwd,
         )
         line = self.proc.stdout.readline()
         if not line.startswith("listening on"):

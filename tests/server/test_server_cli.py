@@ -131,3 +131,36 @@ def test_http_serves_the_console_offline_and_nothing_else(root):
                 assert (await fetch(bad))[0] == 404, bad
 
     run(main())
+
+
+def test_the_server_says_each_thing_once(root):
+    """`machinima server` at --log-level info: the addresses, a join, a take and a leave are each
+    one line (websockets' own "connection open" / "server listening" lines used to repeat them)."""
+    import socket
+    import urllib.request
+
+    from server_helpers import ServerProcess
+
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("127.0.0.1", 0))
+        udp = s.getsockname()[1]
+    srv = ServerProcess(root, "--udp", f"vmc:{udp}", "--log-level", "info")
+    try:
+        urllib.request.urlopen(f"http://127.0.0.1:{srv.port}/health", timeout=10).read()
+
+        async def session():
+            async with StageClient(srv.url, token(root, "director", "dana")) as d:
+                await d.record()
+                await d.stop()
+
+        run(session())
+    finally:
+        srv.proc.terminate()
+        out, err = srv.proc.communicate(timeout=20)
+    lines = [line.split(" INFO ", 1)[-1] for line in (out + err).splitlines() if line.strip()]
+    # the first line, "listening on ws://...", was read by ServerProcess: nothing says it again
+    assert not any(f":{srv.port}/stage" in x or f"listening on 127.0.0.1:{srv.port}" in x for x in lines), lines
+    assert sum(f"udp 127.0.0.1:{udp}" in x for x in lines) == 1, lines
+    assert sum("dana" in x and "joined" in x for x in lines) == 1 and not any("connection open" in x for x in lines), lines
+    assert sum("dana left" in x for x in lines) == 1 and not any("connection closed" in x for x in lines), lines
+    assert not any("HTTP response sent" in x or "server clos" in x for x in lines), lines

@@ -11,22 +11,15 @@ import numpy as np
 import pytest
 from websockets.asyncio.client import connect
 
-from server_helpers import ServerProcess, client, perform, run, stage, synthetic_pose, token, url, wait_for
+from server_helpers import ServerProcess, client, perform, refused, run, stage, synthetic_pose, token, url, wait_for
 from machinima import protocol as P
 from machinima.client import StageClient
-from machinima.take import Take
+from machinima.fsutil import FileLock
+from machinima.take import LOCK, Take, recover
 
 
 async def _refused(srv, first_message):
-    async with connect(url(srv), compression=None, proxy=None) as ws:
-        await ws.send(first_message)
-        msgs = []
-        try:
-            async for m in ws:
-                msgs.append(m)
-        except Exception:
-            pass
-        return ws.close_code, ws.close_reason, msgs
+    return await refused(url(srv), first_message)
 
 
 def test_wrong_expired_and_missing_tokens_are_refused_with_reasons(root):
@@ -145,7 +138,7 @@ def test_flooding_client_is_limited_then_closed(root):
 
 def test_client_that_never_reads_is_skipped_then_closed(root):
     async def main():
-        limit_kw = {"viewer_buffer": 16 * 1024, "send_buffer": 8 * 1024, "slow_close_s": 1.0}
+        limit_kw = {"viewer_buffer": 16 * 1024, "send_buffer": 8 * 1024, "slow_close_s": 2.0}  # the lag (0.6 s) well under it
         async with stage(root, limit_kw=limit_kw) as srv:
             # A viewer with a tiny receive buffer that subscribes and then never reads.
             sock = socket.socket()
@@ -209,7 +202,7 @@ def test_disk_full_stops_the_take_and_keeps_what_was_written(root):
             res = await d.record()
             await perform(perf, 20, 120)
             await wait_for(lambda: srv.recorder.frames >= 20)
-            srv.recorder.take.store.flush()
+            srv.recorder.writer.commit()
             db = srv.recorder.take.store._db
             pages = db.execute("PRAGMA page_count").fetchone()[0]
             db.execute(f"PRAGMA max_page_count={pages + 1}")  # the disk is now full
@@ -225,6 +218,9 @@ def test_disk_full_stops_the_take_and_keeps_what_was_written(root):
             with pytest.raises(P.ProtocolError) as err:
                 await d.marker("late")
             assert err.value.code == "not_recording"
+            # the lock is gone with the take: recovery works while the server runs
+            assert not FileLock(root / res["take"] / LOCK).is_held_elsewhere()
+            assert recover(root / res["take"]).manifest.status == "failed"
             await d.close(), await perf.close()
         take = Take.open(root / res["take"])
         assert take.manifest.status == "failed" and any("disk full" in n for n in take.manifest.notes)
@@ -277,7 +273,7 @@ def test_disk_full_even_for_the_manifest_leaves_a_recoverable_take(root, monkeyp
     take = rec.start({"production": "p", "scene": "1", "shot": "A"}, performers=["alice"])
     for i in range(10):
         rec.pose("alice", 1_000_000 * i + take.store.origin_ns, synthetic_pose(i / 60))
-    take.store.flush()
+    rec.writer.commit()
 
     def no_space(*a, **k):
         raise OSError(28, "No space left on device")

@@ -1,8 +1,29 @@
-"""Helpers for stylize tests: synthetic textures, translating clips, takes with passes (PassSet)."""
+"""Helpers for stylize tests: synthetic textures, translating clips, a real photo moved along a
+known camera path, takes with passes (PassSet) including the render's motion pass."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
+
+DATA = Path(__file__).resolve().parent.parent / "data"
+
+
+def photo() -> np.ndarray:
+    """A real photo (tests/data/chelsea_small.png, CC0; source in chelsea_small.md)."""
+    from machinima.imageseq import read_image
+
+    return read_image(DATA / "chelsea_small.png")[..., :3]
+
+
+def add_motion_pass(ps, motion: list[np.ndarray]) -> None:
+    """Write the motion pass in the agreed format (2-channel float32 EXR, backward) and declare it."""
+    from stylize.motion import write_motion
+
+    for f, m in enumerate(motion):
+        write_motion(ps.path("motion", f, "exr"), m)
+    ps.meta.setdefault("passes", {})["motion"] = {"format": "exr", "channels": ["dx", "dy"], "units": "px", "direction": "backward"}
 
 
 def texture(h: int, w: int, seed: int = 0) -> np.ndarray:
@@ -22,8 +43,10 @@ def translating(n: int, h: int = 32, w: int = 32, dx: int = 1, seed: int = 0) ->
     return [np.ascontiguousarray(big[:, i * dx:i * dx + w]) for i in range(n)]
 
 
-def make_take(root, n: int = 8, size: int = 32, *, pose: bool = True, masks: tuple[str, ...] = ("ada",), seed: int = 0):
-    """A finalized take whose passes hold rgb, depth (metres), pose and masks for n frames."""
+def make_take(root, n: int = 8, size: int = 32, *, pose: bool = True, masks: tuple[str, ...] = ("ada",), seed: int = 0,
+              frames: list[np.ndarray] | None = None, motion: list[np.ndarray] | None = None):
+    """A finalized take whose passes hold rgb, depth (metres), pose and masks for n frames
+    (a translating texture, or ``frames``), and a motion pass when ``motion`` is given."""
     from machinima.passes import PassSet
     from machinima.take import Take
 
@@ -31,7 +54,7 @@ def make_take(root, n: int = 8, size: int = 32, *, pose: bool = True, masks: tup
     take.finalize()
     take.close()
     ps = PassSet.create(take.passes_dir(), width=size, height=size, fps="24", engine="test")
-    frames = translating(n, size, size, seed=seed)
+    frames = frames if frames is not None else translating(n, size, size, seed=seed)
     yy, xx = np.indices((size, size))
     for f, img in enumerate(frames):
         ps.write("rgb", f, img)
@@ -46,6 +69,8 @@ def make_take(root, n: int = 8, size: int = 32, *, pose: bool = True, masks: tup
             mk = np.zeros((size, size), np.uint8)
             mk[8:24, 8 + f % 4: 20 + f % 4] = 255
             ps.write(f"mask/{m}", f, mk, mask_kind="performer")
+    if motion is not None:
+        add_motion_pass(ps, motion)
     ps.save()
     return take.path
 

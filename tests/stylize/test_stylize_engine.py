@@ -156,8 +156,9 @@ def test_api_rejects_bad_frames(tiny):
     look = Look.from_doc(look_doc(controls=[]))
     with pytest.raises(StylizeError, match="uint8"):
         stylize_frames([np.zeros((32, 32, 3), np.float32)], look, engine=tiny_engine(look, tiny))
-    with pytest.raises(StylizeError, match="depth"):
-        stylize_frames([np.zeros((32, 32, 3), np.uint8)], Look.from_doc(look_doc()), engine=tiny_engine(Look.from_doc(look_doc()), tiny))
+    named = Look.from_doc(look_doc(controls=[{"kind": "depth", "annotator": "/nonexistent/annotators"}]))
+    with pytest.raises(ModelMissingError, match="no depth annotator weights at /nonexistent/annotators"):
+        stylize_frames([np.zeros((32, 32, 3), np.uint8)], named, engine=tiny_engine(named, tiny))
 
 
 def test_real_text_encoder_and_loading_everything_from_local_folders(tmp_path, tiny):
@@ -245,3 +246,16 @@ def test_cross_frame_attention_to_the_shots_first_keyframe(tiny, clip):
     assert torch.allclose(AnchorAttnProcessor(1)(attn, same)[1], plain_out[0], atol=1e-5)
     cfg = torch.cat([x, x])  # [neg anchor, neg frame, pos anchor, pos frame]: each half has its own anchor
     assert torch.allclose(AnchorAttnProcessor(2)(attn, cfg)[2], plain_out[0], atol=1e-5)
+
+
+def test_compile_covers_unet_controlnet_and_both_vae_halves():
+    """``compile = true`` compiles what a frame spends its time in: UNet, ControlNet and the
+    VAE's encoder and decoder (img2img encodes every frame). Set up only: nothing runs here."""
+    from torch._dynamo.eval_frame import OptimizedModule
+
+    from stylize.tiny import tiny_components
+
+    look = Look.from_doc(look_doc(runtime={"compile": True}))
+    eng = tiny_engine(look, tiny_components(1), runtime={"dtype": "fp32", "batch": 1, "device": "cpu", "compile": True})
+    assert isinstance(eng.pipe.unet, OptimizedModule) and isinstance(eng.pipe.controlnet, OptimizedModule)
+    assert eng.pipe.vae.encoder._compiled_call_impl is not None and eng.pipe.vae.decoder._compiled_call_impl is not None

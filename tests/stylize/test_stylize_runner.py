@@ -98,6 +98,8 @@ def test_preview_and_plates_folder(tmp_path):
     take = make_take(tmp_path / "takes", n=8)
     res = stylize_take(take, Look.from_doc(CLASSICAL), preview=3, progress=False, video=False)
     assert res.out_dir.name == "stylize-paint-preview" and sorted(list_frames(res.out_dir / "frames")) == [0, 4, 7]
+    cadence = json.loads((res.out_dir / "params.json").read_text())["params"]["look"]["cadence"]
+    assert cadence["init_blend"] == 0.0 and cadence["init_noise"] is False  # preview keyframes are independent
     plates = take / "passes" / "rgb"
     live = Look.from_doc({**CLASSICAL, "controls": [{"kind": "canny"}, {"kind": "softedge"}], "cadence": {"mode": "hold", "every": 2}})
     res = stylize_take(take, live, input_folder=plates, step_id="plates", frames=(2, 5), progress=False, video=False)

@@ -1,0 +1,1 @@
+"""Shipped examples (package data): `machinima examples list`."""

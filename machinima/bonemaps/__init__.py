@@ -1,0 +1,1 @@
+"""Shipped bone maps (TOML package data; see ``machinima/bonemap.py`` for the format)."""
