@@ -198,6 +198,7 @@ def bench_identity(tmp: Path, checkpoints: list[int], budget_s: float) -> dict:
         cpu, wall = cpu + time.process_time() - c0, wall + time.perf_counter() - w0
         fig = merge_and_measure(tmp / "id_eval", tmp / f"id_out_{it}", meter, be, src_emb, model=t.dir, **measure)
         curve.append({"iteration": it, "train_cpu_s": round(cpu, 1), "train_wall_s": round(wall, 1), **fig.to_doc()})
+        print(json.dumps({"identity_progress": curve[-1], "load_avg_1min": round(os.getloadavg()[0], 2)}), file=sys.stderr, flush=True)
         if met is None and fig.to_source < 0.6 < fig.to_destination:
             met = it
         if cpu > budget_s:
