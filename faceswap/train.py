@@ -39,8 +39,8 @@ SCHEMA = "machinima.faceswap-model"
 VERSION = 1
 
 # Named settings (``train --preset``): "cpu" makes the demo's pair recognisable as the source
-# within ~20 minutes of one CPU core (bench/faceswap.py --identity). A small 64 px model; a
-# high learning rate made stable by Adam's usual beta1 (0.9: a gradient spike moves the weights
+# after 1,000 iterations, 7 minutes of one CPU core (bench/faceswap.py --identity, figures in
+# docs/faceswap.md). A small 64 px model; a high learning rate made stable by Adam's usual beta1 (0.9: a gradient spike moves the weights
 # 3x the step, not 16x as with 0.5) and gradient clipping, halving every 600 iterations so the
 # face sharpens late; light random affine (a face aligned by landmarks moves little; the full
 # range spent most of the early iterations learning to redraw the face rotated and shifted, a
