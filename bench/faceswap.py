@@ -2,7 +2,7 @@
 network excluded and included (torch, onnxruntime), against a naive per-frame baseline
 (detect + align + blend over the whole frame, no tracking, no batching) in the same run.
 
-    .venv/bin/python bench/faceswap.py [--quick] [--threads N] [--device cpu|cuda] [--identity ITERS]
+    .venv/bin/python bench/faceswap.py [--quick] [--threads N] [--device cpu|cuda] [--identity 500,1000,... [--identity-only]]
 
 Prints one JSON object. Frames are made from matplotlib's grace_hopper.jpg on a 1920x1080
 canvas, moving and scaling (no downloads). Merge figures are for frames in memory (decode and
@@ -18,6 +18,7 @@ import platform
 import sys
 import tempfile
 import time
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -149,47 +150,65 @@ def run_naive(frames, swapper, res, blend="alpha"):
     return round(len(frames) / dt, 2), round(len(frames) / max(dc, 1e-9), 2)
 
 
-def bench_identity(tmp: Path, iters: int) -> dict:
-    """Train a small DF model (astronaut -> grace, 64 px) and measure with dlib embeddings how far
-    the swapped face moved towards the source identity."""
-    import skimage.data
+def bench_identity(tmp: Path, checkpoints: list[int], budget_s: float) -> dict:
+    """The demo's pair (machinima.demo's plate: scikit-image's astronaut walking on green; the
+    source: matplotlib's Grace Hopper), extracted as the demo does (whole face, 128 px), a model
+    trained with the CPU preset at 64 px; at each checkpoint the plate is merged and the merged
+    face measured with dlib's embeddings against the source and against the plate before the
+    merge. Beside it, in the same run: no swap, and the source's photo pasted through the same
+    merge (the trivial swap)."""
+    from rich.console import Console
 
+    from faceswap import truth as T
     from faceswap.backends import get_backend
     from faceswap.extract import extract
     from faceswap.identity import IdentityMeter
-    from faceswap.merge import MergeOptions, merge
+    from faceswap.merge import MergeOptions
+    from faceswap.swapcheck import identity_figures, merge_and_measure, source_embedding
     from faceswap.model import ModelConfig
-    from faceswap.train import TrainConfig, Trainer
-    from machinima.imageseq import read_image, write_image
-    import cv2
+    from faceswap.train import PRESETS, TrainConfig, Trainer
+    from machinima.demo import Demo
+    from machinima.imageseq import list_frames, read_image, write_image
 
-    ast, g = skimage.data.astronaut(), photo()
-    for name, img in (("src", ast), ("dst", g)):
-        for i in range(4):
-            s = 1 + 0.03 * i
-            m = np.float32([[s, 0, 4 * i - (s - 1) * img.shape[1] / 2], [0, s, -3 * i - (s - 1) * img.shape[0] / 2]])
-            write_image(tmp / f"id_{name}" / f"{i:06d}.png", cv2.warpAffine(img, m, (img.shape[1], img.shape[0]), borderMode=cv2.BORDER_REFLECT))
-        extract(tmp / f"id_{name}", tmp / f"id_fs_{name}", size=64, progress=False)
-    t = Trainer(tmp / "id_m", src=tmp / "id_fs_src", dst=tmp / "id_fs_dst", rights={"override": "bench"},
-                model_config=ModelConfig(arch="df", res=64, e_dims=16, ae_dims=64, d_dims=16, d_mask_dims=4),
-                train_config=TrainConfig(batch=8, lr=5e-4, save_every=10**9))
-    t.train(iters, progress=False)
-    merge(tmp / "id_dst", tmp / "id_m", out=tmp / "id_out", options=MergeOptions(engine="torch", blend="alpha"), override="bench",
-          rights_store=tmp / "rights", production="bench", progress=False, video=False)
+    demo = tmp / "demo"
+    Demo(out=demo, console=Console(quiet=True)).plate()
+    extract(demo / "source-face", tmp / "id_src", size=128, progress=False)
+    extract(demo / "plate", tmp / "id_dst", size=128, progress=False)
+    plate = [read_image(p) for _, p in sorted(list_frames(demo / "plate").items())]
+    for i in (0, 12):
+        write_image(tmp / "id_eval" / f"{i:06d}.png", plate[i])
+    originals = [read_image(p) for _, p in sorted(list_frames(tmp / "id_eval").items())]
+    sources = [read_image(p) for _, p in sorted(list_frames(demo / "source-face").items())][::8]
     meter, be = IdentityMeter(), get_backend("mediapipe")
-    e_src = meter.embedding(ast, be.detect(ast)[0].landmarks)
-    o_src, s_src, s_orig = [], [], []
-    for i in range(4):
-        a, b = read_image(tmp / "id_dst" / f"{i:06d}.png"), read_image(tmp / "id_out" / "rgb" / f"{i:06d}.png")
-        lm = be.detect(a)[0].landmarks
-        ea, eb = meter.embedding(a, lm), meter.embedding(b, lm)
-        o_src.append(meter.distance(ea, e_src))
-        s_src.append(meter.distance(eb, e_src))
-        s_orig.append(meter.distance(eb, ea))
-    return {"identity_train_iters": iters, "identity_dist_original_to_source": round(float(np.mean(o_src)), 3),
-            "identity_dist_swapped_to_source": round(float(np.mean(s_src)), 3),
-            "identity_dist_swapped_to_original": round(float(np.mean(s_orig)), 3),
-            "identity_note": "dlib ResNet embeddings (same person < 0.6); 64 px DF model, 4 faces a side"}
+    src_emb = source_embedding(meter, be, sources)
+    opts = MergeOptions()  # what the demo's merge uses (rct colour, seamless blend, zero-lag)
+    measure = dict(override="bench", rights_store=tmp / "rights", options=opts)
+    no_swap = identity_figures(meter, be, originals, originals, src_emb)
+    lm = be.detect(sources[0])[0].landmarks
+    paste = merge_and_measure(tmp / "id_eval", tmp / "id_paste", meter, be, src_emb, swapper=T.FixedFace(sources[0], lm, "whole", 64),
+                              **{**measure, "options": MergeOptions(res=64, face_type="whole")})
+    model_cfg = ModelConfig(**PRESETS["cpu"]["model"])
+    train_cfg = TrainConfig(**{**PRESETS["cpu"]["train"], "save_every": 10**9})
+    t = Trainer(tmp / "id_m", src=tmp / "id_src", dst=tmp / "id_dst", model_config=model_cfg, train_config=train_cfg,
+                rights={"override": "bench"})
+    curve, cpu, wall, met = [], 0.0, 0.0, None
+    for it in checkpoints:
+        c0, w0 = time.process_time(), time.perf_counter()
+        t.train(it, progress=False)
+        cpu, wall = cpu + time.process_time() - c0, wall + time.perf_counter() - w0
+        fig = merge_and_measure(tmp / "id_eval", tmp / f"id_out_{it}", meter, be, src_emb, model=t.dir, **measure)
+        curve.append({"iteration": it, "train_cpu_s": round(cpu, 1), "train_wall_s": round(wall, 1), **fig.to_doc()})
+        print(json.dumps({"identity_progress": curve[-1], "load_avg_1min": round(os.getloadavg()[0], 2)}), file=sys.stderr, flush=True)
+        if met is None and fig.to_source < 0.6 < fig.to_destination:
+            met = it
+        if cpu > budget_s:
+            break
+    be.close()
+    return {"identity_curve": curve, "identity_no_swap": no_swap.to_doc(), "identity_paste_source_photo": paste.to_doc(),
+            "identity_goal": "merged -> source < 0.6 and merged -> destination > 0.6 (dlib: same person < 0.6)",
+            "identity_goal_first_met_at_iteration": met, "identity_preset": "cpu (faceswap.train.PRESETS)",
+            "identity_settings": {"model": asdict(model_cfg), "train": asdict(train_cfg)},
+            "identity_note": "the demo's plate (astronaut) and source (Grace Hopper); 2 plate frames measured per checkpoint"}
 
 
 def main() -> None:
@@ -197,8 +216,10 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--threads", type=int, default=1, help="torch threads (0 = torch's default; 1 is fastest on a busy 2-core box)")
     ap.add_argument("--device", default="auto")
-    ap.add_argument("--identity", type=int, default=0, metavar="ITERS",
-                    help="also train a small model ITERS iterations and measure identity with dlib (400: ~1 min idle)")
+    ap.add_argument("--identity", default="", metavar="ITERS,ITERS,...",
+                    help="also train the demo pair with the CPU preset and measure identity with dlib at these iterations")
+    ap.add_argument("--identity-only", action="store_true", help="skip the speed figures")
+    ap.add_argument("--identity-budget-s", type=float, default=1200.0, help="stop the identity curve past this much training CPU time")
     args = ap.parse_args()
     import torch
 
@@ -214,6 +235,13 @@ def main() -> None:
     iters = 1 if args.quick else 3
     out: dict = {"bench": "faceswap", "machine": f"{platform.machine()} {os.cpu_count()} cpu", "device": device,
                  "torch_threads": torch.get_num_threads(), "quick": args.quick}
+    if args.identity_only:
+        with tempfile.TemporaryDirectory() as td:
+            out["load_avg_1min_start"] = round(os.getloadavg()[0], 2)
+            out.update(bench_identity(Path(td), [int(x) for x in args.identity.split(",")], args.identity_budget_s))
+            out["load_avg_1min_end"] = round(os.getloadavg()[0], 2)
+        print(json.dumps(out))
+        return
     frames = frames_1080p(n_merge)
     with tempfile.TemporaryDirectory() as td:
         tmp = Path(td)
@@ -252,7 +280,7 @@ def main() -> None:
                        "what one idle core gives when the process is single-threaded")
         out["load_avg_1min"] = round(os.getloadavg()[0], 2)
         if args.identity:
-            out.update(bench_identity(tmp, args.identity))
+            out.update(bench_identity(tmp, [int(x) for x in args.identity.split(",")], args.identity_budget_s))
         out["speedup_vs_naive_no_network"] = round(out["merge_fps_no_network_alpha"] / max(out["baseline_naive_fps_no_network"], 1e-9), 2)
     print(json.dumps(out))
 

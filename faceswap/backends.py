@@ -28,6 +28,8 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from machinima.faces import rgb_u8
+
 from .errors import BackendError
 from .landmarks import Face, box_of, from_mesh
 
@@ -42,98 +44,57 @@ class Backend(Protocol):
     def landmarks(self, image: np.ndarray, box: np.ndarray) -> Face | None: ...
 
 
-def roi(image_shape: tuple[int, ...], box: np.ndarray, scale: float) -> tuple[int, int, int, int]:
-    """A square region ``scale`` times the box around its centre, clipped to the image."""
-    h, w = image_shape[:2]
-    cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
-    half = max(box[2] - box[0], box[3] - box[1]) * scale / 2
-    x0, y0 = int(max(0, np.floor(cx - half))), int(max(0, np.floor(cy - half)))
-    x1, y1 = int(min(w, np.ceil(cx + half))), int(min(h, np.ceil(cy + half)))
-    return x0, y0, x1, y1
-
-
 class _BoxesThenLandmarks:
-    """Detection as two stages every backend shares: face boxes, then landmarks inside each."""
+    """Detection as two stages every backend shares: face boxes, then landmarks inside each.
+
+    The landmarks of a new face run twice: on the detector's box, then on the box of those
+    landmarks, which is how every later frame of its track is cropped (``FaceFinder`` passes the
+    last landmarks' box); a track whose first frame was cropped differently jumps by about a
+    pixel when the tracking starts and at every re-detection."""
 
     def detect(self, image: np.ndarray) -> list[Face]:
         faces = []
         for box, score in self.boxes(image):  # type: ignore[attr-defined]
             f = self.landmarks(image, box)  # type: ignore[attr-defined]
-            if f is not None:
-                f.score = score
-                faces.append(f)
+            if f is None:
+                continue
+            again = self.landmarks(image, f.box)  # type: ignore[attr-defined]
+            f = again if again is not None else f
+            f.score = score
+            faces.append(f)
         return faces
 
 
 class MediapipeBackend(_BoxesThenLandmarks):
-    """mediapipe's BlazeFace detector (full range) + 478-point face mesh, mapped to 68 points.
-
-    Landmarks run on a crop around the face, scaled to at most ``roi_size`` pixels, so a face in
-    a 4K frame costs the same as one in a thumbnail.
-    """
+    """mediapipe's BlazeFace detector (full range) + 468-point face mesh, mapped to 68 points,
+    through ``machinima.faces.FaceSearch``: faces are found at every shot size (tiles when they
+    are small), and the mesh runs on a crop around the face resized to ``roi_size`` pixels, so a
+    face in a 4K frame costs the same as one in a thumbnail."""
 
     name = "mediapipe"
 
-    def __init__(self, *, min_confidence: float = 0.5, max_faces: int = 8, roi_scale: float = 1.7, roi_size: int = 256) -> None:
+    def __init__(self, *, min_confidence: float = 0.5, max_faces: int = 8, roi_scale: float = 1.7, roi_size: int = 256,
+                 min_face: float = 24.0) -> None:
+        from machinima.faces import FaceError, FaceSearch
+
         try:
-            import mediapipe as mp
-        except Exception as exc:  # noqa: BLE001
-            raise BackendError(f"mediapipe cannot be imported ({exc})", hint="pip install 'mediapipe==0.10.21' (it ships the models)") from None
-        self._mp = mp
-        self.min_confidence = min_confidence
-        self.max_faces = max_faces
-        self.roi_scale = roi_scale
-        self.roi_size = roi_size
-        self._det = None
-        self._mesh = None
-
-    def _detector(self):
-        if self._det is None:
-            self._det = self._mp.solutions.face_detection.FaceDetection(model_selection=1, min_detection_confidence=self.min_confidence)
-        return self._det
-
-    def _mesher(self):
-        if self._mesh is None:
-            self._mesh = self._mp.solutions.face_mesh.FaceMesh(static_image_mode=True, max_num_faces=1, refine_landmarks=False,
-                                                               min_detection_confidence=0.3)
-        return self._mesh
+            self.search = FaceSearch(min_confidence=min_confidence, max_faces=max_faces, min_face=min_face, mesh_size=roi_size,
+                                     roi_scale=roi_scale)
+        except FaceError as exc:
+            raise BackendError(str(exc)) from None
 
     def boxes(self, image: np.ndarray) -> list[tuple[np.ndarray, float]]:
-        img = _rgb(image)
-        h, w = img.shape[:2]
-        res = self._detector().process(img)
-        out = []
-        for d in res.detections or []:
-            b = d.location_data.relative_bounding_box
-            box = np.array([b.xmin * w, b.ymin * h, (b.xmin + b.width) * w, (b.ymin + b.height) * h])
-            out.append((box, float(d.score[0])))
-        out.sort(key=lambda t: -t[1])
-        return out[: self.max_faces]
+        return self.search.boxes(image)
 
     def landmarks(self, image: np.ndarray, box: np.ndarray) -> Face | None:
-        import cv2
-
-        img = _rgb(image)
-        x0, y0, x1, y1 = roi(img.shape, np.asarray(box, float), self.roi_scale)
-        if x1 - x0 < 8 or y1 - y0 < 8:
+        mesh = self.search.mesh(image, box)
+        if mesh is None:
             return None
-        crop = img[y0:y1, x0:x1]
-        s = min(1.0, self.roi_size / max(crop.shape[:2]))
-        if s < 1.0:
-            crop = cv2.resize(crop, (max(1, int(crop.shape[1] * s)), max(1, int(crop.shape[0] * s))), interpolation=cv2.INTER_AREA)
-        res = self._mesher().process(np.ascontiguousarray(crop))
-        if not res.multi_face_landmarks:
-            return None
-        ch, cw = crop.shape[:2]
-        mesh = np.array([[p.x * cw, p.y * ch] for p in res.multi_face_landmarks[0].landmark])
-        lm = from_mesh(mesh) / s + [x0, y0]
+        lm = from_mesh(mesh[:, :2])
         return Face(box=box_of(lm), landmarks=lm, score=1.0)
 
     def close(self) -> None:
-        for o in (self._det, self._mesh):
-            if o is not None:
-                o.close()
-        self._det = self._mesh = None
+        self.search.close()
 
 
 class OnnxBackend(_BoxesThenLandmarks):
@@ -170,7 +131,7 @@ class OnnxBackend(_BoxesThenLandmarks):
         inp = self.det.get_inputs()[0]
         h_in = inp.shape[2] if isinstance(inp.shape[2], int) else self.det_size
         w_in = inp.shape[3] if isinstance(inp.shape[3], int) else self.det_size
-        img = _rgb(image)
+        img = rgb_u8(image)
         x = cv2.resize(img, (w_in, h_in)).astype(np.float32).transpose(2, 0, 1)[None] / 255.0
         out = np.asarray(self.det.run(None, {inp.name: x})[0], np.float64).reshape(-1, 5)
         sx, sy = img.shape[1] / w_in, img.shape[0] / h_in
@@ -182,7 +143,7 @@ class OnnxBackend(_BoxesThenLandmarks):
 
         if self.lmk is None:
             return self._mp().landmarks(image, box)
-        img = _rgb(image)
+        img = rgb_u8(image)
         inp = self.lmk.get_inputs()[0]
         size = inp.shape[2] if isinstance(inp.shape[2], int) else 256
         box = np.asarray(box, float)
@@ -222,15 +183,6 @@ def _providers() -> list[str]:
 
     avail = ort.get_available_providers()
     return [p for p in ("CUDAExecutionProvider", "CPUExecutionProvider") if p in avail]
-
-
-def _rgb(image: np.ndarray) -> np.ndarray:
-    img = np.asarray(image)
-    if img.dtype != np.uint8:
-        img = np.clip(img * 255 if img.dtype.kind == "f" else img, 0, 255).astype(np.uint8)
-    if img.ndim == 2:
-        img = np.repeat(img[..., None], 3, axis=2)
-    return np.ascontiguousarray(img[..., :3])
 
 
 BUILTIN = {"mediapipe": MediapipeBackend, "onnx": OnnxBackend}

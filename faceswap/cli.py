@@ -12,6 +12,8 @@ import numpy as np
 import typer
 from rich.console import Console
 
+from .smoothing import LIVE_BETA, LIVE_D_CUTOFF, LIVE_MIN_CUTOFF
+
 app = typer.Typer(help="Face swap: extract faces, train a model, merge it into takes and videos.", no_args_is_help=True)
 console = Console()
 err = Console(stderr=True)
@@ -115,14 +117,15 @@ def train_cmd(
     model: Path = typer.Option(..., "--model", help="The model folder (created if new; a rerun resumes exactly)."),
     src: Optional[Path] = typer.Option(None, "--src", help="Faceset of the face to put in."),
     dst: Optional[Path] = typer.Option(None, "--dst", help="Faceset of the face to replace."),
-    arch: str = typer.Option("df", "--arch", help="df | liae"),
-    res: int = typer.Option(128, "--res", help="Model resolution (multiple of 16)."),
+    preset: Optional[str] = typer.Option(None, "--preset", help="cpu: a 64 px model and fast, stable settings for a CPU (flags override it)."),
+    arch: Optional[str] = typer.Option(None, "--arch", help="df | liae (default df)"),
+    res: Optional[int] = typer.Option(None, "--res", help="Model resolution, a multiple of 16 (default 128)."),
     iters: int = typer.Option(10000, "--iters", help="Train until this iteration (total)."),
     batch: Optional[int] = typer.Option(None, "--batch", help="Default 8 (a resumed model keeps its own)."),
     lr: Optional[float] = typer.Option(None, "--lr", help="Default 5e-5 (a resumed model keeps its own)."),
-    e_dims: int = typer.Option(64, "--e-dims"),
-    ae_dims: int = typer.Option(256, "--ae-dims"),
-    d_dims: int = typer.Option(64, "--d-dims"),
+    e_dims: Optional[int] = typer.Option(None, "--e-dims", help="Default 64."),
+    ae_dims: Optional[int] = typer.Option(None, "--ae-dims", help="Default 256."),
+    d_dims: Optional[int] = typer.Option(None, "--d-dims", help="Default 64."),
     save_every: Optional[int] = typer.Option(None, "--save-every", help="Checkpoint and preview every N iterations (default 500)."),
     gan_power: Optional[float] = typer.Option(None, "--gan-power", help="> 0 adds the adversarial stage (default 0)."),
     device: Optional[str] = typer.Option(None, "--device", help="auto | cpu | cuda | cuda:N (default auto)"),
@@ -135,15 +138,20 @@ def train_cmd(
     from machinima.config import load_config
 
     from .model import ModelConfig
-    from .train import Trainer, read_model_doc
+    from .train import PRESETS, Trainer, read_model_doc
 
+    if preset is not None and preset not in PRESETS:
+        raise typer.BadParameter(f"unknown preset {preset!r}; use one of {', '.join(PRESETS)}", param_hint="--preset")
+    pre = PRESETS[preset] if preset else {"model": {}, "train": {}}
     doc = read_model_doc(model) if (model / "model.json").exists() else {}
     s, d = src or doc.get("src"), dst or doc.get("dst")
     prod = production or load_config().production
-    mc = None if doc else ModelConfig(arch=arch, res=res, e_dims=e_dims, ae_dims=ae_dims, d_dims=d_dims)
+    flags = {"arch": arch, "res": res, "e_dims": e_dims, "ae_dims": ae_dims, "d_dims": d_dims}
+    mc = None if doc else ModelConfig(**{**pre["model"], **{k: v for k, v in flags.items() if v is not None}})
     given = {"batch": batch, "lr": lr, "save_every": save_every, "gan_power": gan_power, "device": device, "seed": None if doc else seed}
+    overrides = {**pre["train"], **{k: v for k, v in given.items() if v is not None}}
     t = Trainer(model, src=s, dst=d, model_config=mc, production=prod, override=override,  # the Trainer checks every face (--subject only labels)
-                overrides={k: v for k, v in given.items() if v is not None})
+                overrides=overrides)
     _warn(t.problems)
     r = t.train(iters)
     state = "stopped (Ctrl-C)" if r.interrupted else "done"
@@ -157,10 +165,11 @@ def merge_cmd(
     out: Optional[Path] = typer.Option(None, "--out", help="Output folder (default: <take>/post/<step-id>/)."),
     step_id: Optional[str] = typer.Option(None, "--step-id"),
     color: str = typer.Option("rct", "--color", help="rct | lct | mkl | idt | sot | none"),
-    smooth: str = typer.Option("one-euro", "--smooth", help="one-euro | savgol | none"),
-    min_cutoff: float = typer.Option(1.0, "--min-cutoff", help="One-Euro stillness cutoff (Hz): lower = steadier."),
-    beta: float = typer.Option(0.05, "--beta", help="One-Euro speed response."),
-    window: int = typer.Option(9, "--window", help="Savitzky-Golay window (frames)."),
+    smooth: str = typer.Option("zero-lag", "--smooth", help="zero-lag (offline, no lag) | one-euro (causal) | savgol | none"),
+    min_cutoff: float = typer.Option(LIVE_MIN_CUTOFF, "--min-cutoff", help="One-Euro stillness cutoff (Hz): lower = steadier."),
+    beta: float = typer.Option(LIVE_BETA, "--beta", help="One-Euro: extra cutoff (Hz) per pixel/second of face speed."),
+    d_cutoff: float = typer.Option(LIVE_D_CUTOFF, "--d-cutoff", help="One-Euro: low-pass of the speed estimate (Hz)."),
+    window: int = typer.Option(9, "--window", help="zero-lag / Savitzky-Golay window (frames)."),
     blend: str = typer.Option("seamless", "--blend", help="seamless | alpha"),
     erode: int = typer.Option(0, "--erode", help="Mask erode (+) / dilate (-), face pixels."),
     blur: int = typer.Option(8, "--blur", help="Mask feather, face pixels."),
@@ -181,13 +190,14 @@ def merge_cmd(
 
     if model is None and engine != "none":
         raise typer.BadParameter("--model is required (or --engine none)")
-    opts = MergeOptions(color=color, smooth=smooth, min_cutoff=min_cutoff, beta=beta, window=window, blend=blend, erode=erode, blur=blur,
+    opts = MergeOptions(color=color, smooth=smooth, min_cutoff=min_cutoff, beta=beta, d_cutoff=d_cutoff, window=window, blend=blend,
+                        erode=erode, blur=blur,
                         sharpen=sharpen, grain=grain, engine=engine, device=device, batch=batch, tracks=list(track) or None,
                         occlusion_model=str(occlusion_model) if occlusion_model else None)
     r = merge(_target(target), model, out=out, step_id=step_id, options=opts, production=production, subjects=list(subject) or None,
               override=override, video=not no_video)
     console.print(f"{r.done} frame(s) merged, {r.skipped} already done, into {r.out_dir}" + (f"; video {r.video}" if r.video else ""))
-    console.print(f"landmark jitter {r.jitter_raw:.4f} -> {r.jitter_used:.4f} after {smooth} smoothing; {r.detections} full detection(s)")
+    console.print(f"{r.jitter_message()}; {r.detections} full detection(s)")
     _warn(r.messages())
 
 
@@ -217,8 +227,9 @@ def live_cmd(
     out: Optional[Path] = typer.Option(None, "--out", help="Write the swapped stream to this mp4."),
     engine: str = typer.Option("onnx", "--engine", help="onnx | torch | none"),
     color: str = typer.Option("rct", "--color"),
-    min_cutoff: float = typer.Option(1.0, "--min-cutoff"),
-    beta: float = typer.Option(0.05, "--beta"),
+    min_cutoff: float = typer.Option(LIVE_MIN_CUTOFF, "--min-cutoff", help="One-Euro stillness cutoff (Hz)."),
+    beta: float = typer.Option(LIVE_BETA, "--beta", help="One-Euro: extra cutoff (Hz) per pixel/second of face speed."),
+    d_cutoff: float = typer.Option(LIVE_D_CUTOFF, "--d-cutoff", help="One-Euro: low-pass of the speed estimate (Hz)."),
     max_frames: Optional[int] = typer.Option(None, "--max-frames"),
     fps: float = typer.Option(25.0, "--fps", help="Stream rate (for smoothing and the mp4)."),
     production: Optional[str] = typer.Option(None, "--production"),
@@ -231,7 +242,8 @@ def live_cmd(
 
     if model is None and engine != "none":
         raise typer.BadParameter("--model is required (or --engine none)")
-    opts = MergeOptions(engine=engine, blend="alpha", color=color, min_cutoff=min_cutoff, beta=beta, smooth="one-euro")
+    opts = MergeOptions(engine=engine, blend="alpha", color=color, min_cutoff=min_cutoff, beta=beta, d_cutoff=d_cutoff,
+                        smooth="one-euro")
     r = live(source, model, out=out, options=opts, max_frames=max_frames, fps=fps, production=production,
              subjects=list(subject) or None, override=override)
     console.print(f"{r.frames} frame(s), {r.faces} face(s); latency mean {np.mean(r.latency_ms) if r.latency_ms else 0:.1f} ms, "

@@ -4,9 +4,10 @@
     2. open the source (take / video / image folder) and the faceset (created if new)
     3. skip frames already extracted from this source (rerun = resume)
     4. for each frame: read (a corrupt frame is reported, the run goes on), find faces
-       (detect, then track: landmarks around last frame's faces), align, score blur and pose,
+       (detect at every shot size, then track: landmarks around last frame's faces), align, score blur and pose,
        add to the faceset (each add is its own transaction: Ctrl-C never leaves half an item)
-    5. report: faces added, frames without a face, unreadable frames
+    5. report: faces added, frames without a face, unreadable frames; no face in any frame is an
+       error (the step was asked for faces and found none)
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from machinima.imageseq import ImageSeqError
 
 from .align import align, check_face_type, check_size, estimate_yaw_pitch, transform_points
 from .backends import get_backend
+from .errors import NoFaceError
 from .faceset import blur_score, create_faceset, dhash
 from .sources import open_source
 from .tracker import FaceFinder
@@ -113,6 +115,9 @@ def extract(src: str | Path, out: str | Path, *, face_type: str = "whole", size:
         if close:
             close()
         report.seconds = time.perf_counter() - t0
+    if report.no_face and not report.added and not report.skipped_frames and not report.interrupted:
+        raise NoFaceError(f"no face found in any of the {len(report.no_face)} frame(s) of {src}",
+                          hint="faces narrower than ~24 px are not searched for; check the source shows a face")
     return report
 
 

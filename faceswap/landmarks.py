@@ -13,6 +13,8 @@ from typing import Any
 
 import numpy as np
 
+from machinima.faces import box_of, iou  # noqa: F401  (re-exported: the 68-point code uses them)
+
 MP_TO_68 = np.array([
     34, 123, 147, 58, 172, 169, 149, 148, 152, 377, 378, 394, 397, 435, 401, 366, 264,  # jaw
     156, 63, 105, 66, 107, 336, 296, 334, 293, 383,  # brows
@@ -54,19 +56,6 @@ def from_mesh(mesh: np.ndarray) -> np.ndarray:
     return np.asarray(mesh, np.float64)[MP_TO_68]
 
 
-def box_of(landmarks: np.ndarray) -> np.ndarray:
-    lm = np.asarray(landmarks)
-    return np.array([lm[:, 0].min(), lm[:, 1].min(), lm[:, 0].max(), lm[:, 1].max()], np.float64)
-
-
 def eye_distance(landmarks: np.ndarray) -> float:
     lm = np.asarray(landmarks)
     return float(np.linalg.norm(lm[RIGHT_EYE].mean(0) - lm[LEFT_EYE].mean(0)))
-
-
-def iou(a: np.ndarray, b: np.ndarray) -> float:
-    x0, y0 = max(a[0], b[0]), max(a[1], b[1])
-    x1, y1 = min(a[2], b[2]), min(a[3], b[3])
-    inter = max(0.0, x1 - x0) * max(0.0, y1 - y0)
-    ua = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return float(inter / ua) if ua > 0 else 0.0

@@ -1,6 +1,6 @@
 """Live face swap on a stream: a camera index, a video file or a stream URL OpenCV can open.
 
-Causal end to end (One-Euro smoothing, no look-ahead), one frame in, one frame out, with its
+Causal end to end (One-Euro smoothing with its speed in pixels per second, no look-ahead), one frame in, one frame out, with its
 latency measured; the result goes to an mp4 (``--out``). The same tracker, compositor and
 swappers (onnxruntime by default: the real-time path) as ``merge``.
 
@@ -20,7 +20,6 @@ from typing import Any
 import numpy as np
 
 from .errors import InputError
-from .landmarks import eye_distance
 from .merge import Compositor, MergeOptions, make_swapper
 from .smoothing import OneEuro
 
@@ -90,8 +89,8 @@ def live(source: str | int, model_dir: str | Path | None, *, out: str | Path | N
             faces = finder(i, img)
             lms = {}
             for f in faces:
-                flt = filters.setdefault(f.track, OneEuro(fps, opts.min_cutoff, opts.beta))
-                lms[f.track] = flt(f.landmarks, eye_distance(f.landmarks))
+                flt = filters.setdefault(f.track, OneEuro(fps, opts.min_cutoff, opts.beta, opts.d_cutoff))
+                lms[f.track] = flt(f.landmarks)
             comp.frames([img], [lms], inplace=True)
             report.latency_ms.append(1000 * (time.perf_counter() - t0))
             report.faces += len(faces)

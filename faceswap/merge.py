@@ -9,7 +9,8 @@ One readable pipeline (``merge``), numbered steps:
     4. track: faces per frame (detect once, then landmarks around each tracked face; full
        detection again every ``redetect_every`` frames or when a face is lost); unreadable
        frames are listed and left out; gaps interpolated; cached in ``tracks.npz``
-    5. smooth each track's landmarks over time (One-Euro or Savitzky-Golay) -- the jitter fix;
+    5. smooth each track's landmarks over time (zero-lag robust local-linear by default; One-Euro
+       or Savitzky-Golay on request) -- the jitter fix that must not paste the face behind the actor;
        rights: every tracked face, and the identities the model was trained on, must match a
        valid ``face_replacement`` record (``machinima.rights.require_cleared``, embedded per
        track, not per frame), or an explicit override is recorded in the provenance
@@ -37,10 +38,10 @@ from machinima.imageseq import ImageSeqError
 from .align import face_transform, invert_affine, transform_points
 from .color import MODES as COLOR_MODES
 from .color import transfer
-from .errors import FaceswapError
+from .errors import FaceswapError, NoFaceError
 from .masks import erode_blur, hull_mask
+from .smoothing import LIVE_BETA, LIVE_D_CUTOFF, LIVE_MIN_CUTOFF, jitter, smooth_sequence
 from .smoothing import METHODS as SMOOTH_METHODS
-from .smoothing import jitter, smooth_sequence
 
 BLENDS = ("seamless", "alpha")
 ENGINES = ("torch", "onnx", "none")
@@ -49,10 +50,11 @@ ENGINES = ("torch", "onnx", "none")
 @dataclass
 class MergeOptions:
     color: str = "rct"
-    smooth: str = "one-euro"
-    min_cutoff: float = 1.0  # One-Euro: smoothing when still (Hz)
-    beta: float = 0.05  # One-Euro: how fast it follows motion
-    window: int = 9  # Savitzky-Golay window (frames)
+    smooth: str = "zero-lag"
+    min_cutoff: float = LIVE_MIN_CUTOFF  # One-Euro: smoothing when still (Hz)
+    beta: float = LIVE_BETA  # One-Euro: extra cutoff (Hz) per pixel/second of face speed
+    d_cutoff: float = LIVE_D_CUTOFF  # One-Euro: low-pass of the speed estimate (Hz)
+    window: int = 9  # zero-lag / Savitzky-Golay window (frames)
     blend: str = "seamless"
     erode: int = 0  # mask erode (+) / dilate (-) in face pixels
     blur: int = 8  # mask feather in face pixels
@@ -103,6 +105,15 @@ class MergeReport:
     seconds_track: float = 0.0
     seconds_swap: float = 0.0
     rights: dict[str, Any] | None = None
+    smooth: str = "zero-lag"
+
+    def jitter_message(self) -> str:
+        """The landmark noise before and after smoothing, saying so when smoothing raised it."""
+        raw, used = self.jitter_raw, self.jitter_used
+        if used > raw * 1.05 + 1e-3:
+            return (f"landmark jitter {raw:.3f} px -> {used:.3f} px: {self.smooth} smoothing made it WORSE "
+                    "(try --smooth zero-lag, or --smooth none)")
+        return f"landmark jitter {raw:.3f} px -> {used:.3f} px after {self.smooth} smoothing"
 
     def messages(self) -> list[str]:
         out = []
@@ -161,7 +172,8 @@ def smooth_tracks(per_frame: dict[int, dict[int, np.ndarray]], opts: MergeOption
         runs.append(cur)
         for run in runs:
             seq = np.stack([per_frame[f][tid] for f in run])
-            sm = smooth_sequence(seq, opts.smooth, fps=fps, min_cutoff=opts.min_cutoff, beta=opts.beta, window=opts.window)
+            sm = smooth_sequence(seq, opts.smooth, fps=fps, min_cutoff=opts.min_cutoff, beta=opts.beta, d_cutoff=opts.d_cutoff,
+                                 window=opts.window)
             for f, lm in zip(run, sm):
                 out[f][tid] = lm
     return out
@@ -316,7 +328,10 @@ def make_swapper(model_dir: str | Path | None, engine: str, device: str = "auto"
 def merge(target: str | Path, model_dir: str | Path | None, *, out: str | Path | None = None, step_id: str | None = None,
           options: MergeOptions | None = None, production: str | None = None, subjects: list[str] | None = None,
           override: str | None = None, rights_store: str | Path | None = None, backend: Any = None,
-          video: bool = True, progress: bool = True) -> MergeReport:
+          swapper: Callable[[np.ndarray], np.ndarray] | None = None, video: bool = True, progress: bool = True) -> MergeReport:
+    """Merge the model into ``target``. ``backend`` and ``swapper`` replace the face backend and
+    the network ((N, 3, res, res) -> (N, 4, res, res) at ``options.res``/``face_type``): tests and
+    benches put in a known face to check placement on its own."""
     from machinima import rights
     from machinima.poststep import PostStep, file_hash
 
@@ -326,7 +341,7 @@ def merge(target: str | Path, model_dir: str | Path | None, *, out: str | Path |
     # 1. check inputs (cheap checks first; the network loads after the rights check)
     opts = (options or MergeOptions()).check()
     source = open_source(target)
-    if model_dir is None and opts.engine != "none":
+    if model_dir is None and opts.engine != "none" and swapper is None:
         raise FaceswapError("merge needs a model folder", hint="pass --model DIR, or --engine none to check tracking and masks")
     from .train import read_model_doc
 
@@ -340,7 +355,11 @@ def merge(target: str | Path, model_dir: str | Path | None, *, out: str | Path |
             from machinima.config import load_config
 
             production = load_config().production
-    swapper, res, face_type, _ = make_swapper(model_dir, opts.engine, opts.device)
+    network = None if swapper is None else type(swapper).__name__  # recorded: the frames did not come from the model
+    if swapper is None:
+        swapper, res, face_type, _ = make_swapper(model_dir, opts.engine, opts.device)
+    else:
+        res = face_type = None
     res, face_type = res or opts.res, face_type or opts.face_type
 
     # 3. the output step
@@ -353,10 +372,11 @@ def merge(target: str | Path, model_dir: str | Path | None, *, out: str | Path |
     params = {
         "model": str(model_dir) if model_dir else None, "model_sha256": file_hash(ck) if ck and ck.exists() else None,
         "iteration": doc.get("iteration"), "res": res, "face_type": face_type, **asdict(opts),
+        **({"network": network} if network else {}),
     }
     step = PostStep(out_dir, "faceswap-merge", params, inputs={"source": str(source.path), "kind": source.kind},
                     notes=["face replacement: synthetic media"])
-    report = MergeReport(out_dir, frames=len(source.frames))
+    report = MergeReport(out_dir, frames=len(source.frames), smooth=opts.smooth)
 
     # 4. track (cached)
     t0 = time.perf_counter()
@@ -365,9 +385,11 @@ def merge(target: str | Path, model_dir: str | Path | None, *, out: str | Path |
     report.unreadable = bad
     report.seconds_track = time.perf_counter() - t0
 
+    report.no_face = [f for f in sorted(per_frame) if not per_frame[f]]
+    _check_faces_found(per_frame, opts, target)
+
     # 5. smooth
     used = smooth_tracks(per_frame, opts, source.fps)
-    report.no_face = [f for f in sorted(per_frame) if not per_frame[f]]
     report.jitter_raw, report.jitter_used = _track_jitter(per_frame), _track_jitter(used)
     np.savez_compressed(out_dir / "landmarks_used.npz", **{f"{f}_{t}": lm for f, faces in used.items() for t, lm in faces.items()})
     clearance = rights.require_cleared(production, "face_replacement", rights.faces_in_tracks(source.read, used), override=override,
@@ -436,6 +458,18 @@ def _tracks_cached(step, source, opts: MergeOptions, backend, progress: bool):
     np.savez_compressed(tmp, key=np.array(key), meta=np.array(meta), **arrays)
     tmp.replace(path)
     return per_frame, bad, det
+
+
+def _check_faces_found(per_frame: dict[int, dict[int, np.ndarray]], opts: MergeOptions, target: Any) -> None:
+    """A merge asked to swap faces fails when there is none to swap (it never reports a run that
+    changed nothing as done), and when ``--track`` names ids that do not exist."""
+    ids = sorted({t for faces in per_frame.values() for t in faces})
+    if per_frame and not ids:
+        raise NoFaceError(f"no face found in any of the {len(per_frame)} frame(s) of {target}",
+                          hint="check the frames hold a face at least ~24 px wide; `machinima faceswap extract` lists frames without one")
+    if opts.tracks is not None and not set(opts.tracks) & set(ids):
+        raise NoFaceError(f"--track {', '.join(map(str, opts.tracks))}: no such face track in {target}",
+                          hint=f"tracks found: {', '.join(map(str, ids))}")
 
 
 def _mtime(source) -> float:

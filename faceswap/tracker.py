@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from machinima.faces import off_centre, predicted_box
+
 from .landmarks import Face, box_of, eye_distance, iou
 
 
@@ -28,6 +30,13 @@ class Track:
 
     def box(self) -> np.ndarray:
         return box_of(self.last)
+
+    def predicted_box(self, frame: int) -> np.ndarray:
+        """Where the face's box will be at ``frame``: the last box moved on by the last frame's
+        motion, so a moving face sits centred in the crop its landmarks are found in (a face
+        off-centre by a frame's motion comes out shifted by about half a pixel, against it)."""
+        prev = self.frames.get(self.last_frame - 1)
+        return predicted_box(self.box(), None if prev is None else box_of(prev), frame - self.last_frame)
 
 
 class Tracker:
@@ -86,7 +95,7 @@ def interpolate(track: Track, max_gap: int = 12) -> Track:
 class FaceFinder:
     """Faces per frame, cheaply: full detection on the first frame, when a face is lost, and
     every ``redetect_every`` frames (to catch people walking in); in between only landmarks on
-    the region around each tracked face. Returns faces with track ids."""
+    the region around each tracked face's predicted box. Returns faces with track ids."""
 
     def __init__(self, backend, *, redetect_every: int = 30, max_gap: int = 12, min_iou: float = 0.2) -> None:
         self.backend = backend
@@ -99,10 +108,19 @@ class FaceFinder:
         live = self.tracker.live(frame)
         due = self._last_detect is None or frame - self._last_detect >= self.redetect_every or frame < self._last_detect
         if live and not due:
-            faces = [self.backend.landmarks(image, t.box()) for t in live]
+            faces = [self._follow(image, t.predicted_box(frame)) for t in live]
             if all(f is not None for f in faces):
                 return self.tracker.update(frame, faces)  # type: ignore[arg-type]
         faces = self.backend.detect(image)
         self._last_detect = frame
         self.detections += 1
         return self.tracker.update(frame, faces)
+
+    def _follow(self, image: np.ndarray, box: np.ndarray) -> Face | None:
+        """Landmarks around the predicted box; again around the face's own box when it was not
+        where predicted (a sudden start or stop), so every frame's crop is centred the same way."""
+        face = self.backend.landmarks(image, box)
+        if face is not None and off_centre(box, face.box):
+            again = self.backend.landmarks(image, face.box)
+            face = again if again is not None else face
+        return face

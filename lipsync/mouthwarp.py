@@ -25,24 +25,24 @@ WIDTH_OF = {"B": 1.06, "F": 0.82, "E": 0.9, "A": 1.0, "C": 1.0, "D": 0.97, "G": 
 
 
 class FaceMesh:
-    """mediapipe face mesh (model inside the wheel); ``landmarks(img) -> (478, 2) px or None``."""
+    """The 478-point face mesh of the biggest face, ``landmarks(img) -> (478, 2) px or None``.
+
+    Faces are found at every shot size by ``machinima.faces`` (tiles when the face is small, the
+    mesh on a crop around it), so a medium or wide shot is re-synced like a close-up;
+    ``video=True`` follows the face from frame to frame instead of searching every frame."""
 
     def __init__(self, video: bool = False) -> None:
-        import mediapipe as mp
+        from machinima.faces import FaceFollower, FaceSearch
 
-        self._fm = mp.solutions.face_mesh.FaceMesh(static_image_mode=not video, max_num_faces=1, refine_landmarks=True,
-                                                   min_detection_confidence=0.5)
+        self._search = FaceSearch(refine=True)
+        self._follow = FaceFollower(self._search) if video else None
 
     def landmarks(self, rgb: np.ndarray) -> np.ndarray | None:
-        res = self._fm.process(np.ascontiguousarray(rgb[..., :3]))
-        if not res.multi_face_landmarks:
-            return None
-        h, w = rgb.shape[:2]
-        lm = res.multi_face_landmarks[0].landmark
-        return np.array([[p.x * w, p.y * h] for p in lm], np.float32)
+        face = (self._follow(rgb) or [None])[0] if self._follow else self._search.biggest(rgb)
+        return None if face is None or face.mesh is None else face.mesh[:, :2].astype(np.float32)
 
     def close(self) -> None:
-        self._fm.close()
+        self._search.close()
 
 
 def mouth_opening(lm: np.ndarray) -> float:

@@ -67,25 +67,20 @@ class Analysis:
 
 
 class FaceMesher:
-    """mediapipe's face mesh (model inside the wheel), static images."""
+    """The 478-point face mesh of the biggest face, at every shot size (``machinima.faces``)."""
 
     def __init__(self) -> None:
-        import mediapipe as mp
+        from machinima.faces import FaceSearch
 
-        self._mesh = mp.solutions.face_mesh.FaceMesh(static_image_mode=True, max_num_faces=1, refine_landmarks=True,
-                                                     min_detection_confidence=0.4)
+        self._search = FaceSearch(refine=True, min_confidence=0.4)
 
     def landmarks(self, img: np.ndarray) -> np.ndarray | None:
         """(478, 3) pixel coordinates (z in pixels, negative = towards the camera) or None."""
-        h, w = img.shape[:2]
-        res = self._mesh.process(np.ascontiguousarray(img[..., :3]))
-        if not res.multi_face_landmarks:
-            return None
-        lm = res.multi_face_landmarks[0].landmark
-        return np.array([(p.x * w, p.y * h, p.z * w) for p in lm], np.float64)
+        face = self._search.biggest(img)
+        return None if face is None else face.mesh
 
     def close(self) -> None:
-        self._mesh.close()
+        self._search.close()
 
 
 def head_pose(lm: np.ndarray) -> tuple[float, float, float]:

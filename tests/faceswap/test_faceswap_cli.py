@@ -61,6 +61,24 @@ def test_verify_lists_problems_and_drops_broken_items(tmp_path, facesets):
     assert r.exit_code != 0 and "not a collection" in str(r.exception)
 
 
+def test_train_preset_sets_the_cpu_settings_and_flags_override_it(tmp_path, facesets):
+    from faceswap.train import PRESETS
+
+    run = CliRunner().invoke
+    args = ["train", "--src", str(facesets[0]), "--dst", str(facesets[1]), "--model", str(tmp_path / "m"), "--iters", "1",
+            "--preset", "cpu", "--d-dims", "4", "--e-dims", "4", "--ae-dims", "16", "--batch", "2", "--rights-override", "test faces"]
+    r = run(app, args)
+    assert r.exit_code == 0, r.output
+    doc = json.loads((tmp_path / "m" / "model.json").read_text())
+    assert doc["model"]["res"] == 64 and doc["model"]["d_dims"] == 4  # the preset's resolution, the flag's width
+    want = PRESETS["cpu"]["train"]
+    assert {k: doc["train"][k] for k in ("lr", "beta1", "clip_grad", "lr_half_life", "affine", "priority")} == {
+        k: want[k] for k in ("lr", "beta1", "clip_grad", "lr_half_life", "affine", "priority")}
+    assert doc["train"]["batch"] == 2
+    r = run(app, args[:-2] + ["--preset", "gpu-huge", "--model", str(tmp_path / "m2"), "--rights-override", "t"])
+    assert r.exit_code != 0 and "unknown preset 'gpu-huge'" in r.output
+
+
 def test_sort_remove_that_would_leave_too_few_faces_is_refused_and_training_warns(tmp_path, astronaut, facesets):
     """24 frames of one still shot are 23 duplicates: `sort --by dupes --remove` says what it
     would delete and keeps them (exit 1); with --force it removes them and says what is left,

@@ -68,10 +68,19 @@ def test_smoothing_lowers_jitter_on_a_jittered_sequence():
     assert jitter(smooth_sequence(seq, "none")) == pytest.approx(raw)
 
 
-def test_one_euro_follows_a_real_move():
-    f = OneEuro(24, min_cutoff=1.0, beta=0.5)
-    xs = [f(np.array([float(i * 10)]), scale=50.0)[0] for i in range(48)]
-    assert xs[-1] > 0.9 * 470  # lags a little, never stays behind
+def _steady_lag(f: OneEuro, speed: float, n: int = 48) -> float:
+    """Frames the filter stays behind a face moving ``speed`` px/frame (after it settles)."""
+    base = _still_face(1, 0.0)[0]
+    out = [f(base + [speed * i, 0.0]) for i in range(n)]
+    return float(np.mean([(speed * i - (o - base)[:, 0].mean()) / speed for i, o in enumerate(out)][n // 2:]))
+
+
+def test_one_euro_speed_term_is_in_pixels_per_second_and_keeps_up():
+    # the live defaults lag < 0.5 frame at 5 and 20 px/frame; without the speed term the same
+    # stillness cutoff lags more than a frame (the defect: a speed in eye distances barely opened it)
+    for speed in (5.0, 20.0):
+        assert _steady_lag(OneEuro(24), speed) < 0.5
+        assert _steady_lag(OneEuro(24, beta=0.0), speed) > 1.0
 
 
 def _face(cx, cy, s=40.0):

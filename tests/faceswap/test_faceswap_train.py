@@ -70,6 +70,21 @@ def test_training_at_64px_lowers_the_loss(tmp_path, facesets):
     assert (tmp_path / "m" / "preview.png").exists() and (tmp_path / "m" / "history.csv").read_text().count("\n") == 26
 
 
+def _grad_norm(model) -> float:
+    return float(torch.norm(torch.stack([p.grad.norm() for p in model.parameters() if p.grad is not None])))
+
+
+def test_learning_rate_halves_on_schedule_and_clipping_bounds_the_gradient(tmp_path, facesets):
+    t = _trainer(tmp_path / "m", facesets, lr=1e-3, lr_half_life=2, clip_grad=0.05, beta1=0.9, affine=0.3)
+    t.train(4, progress=False)
+    assert t.opt.param_groups[0]["lr"] == pytest.approx(1e-3 * 0.5 ** 1.5)  # set from the iteration before the 4th step
+    assert t.opt.param_groups[0]["betas"][0] == 0.9
+    assert _grad_norm(t.model) <= 0.05 * 1.001  # the gradients the last step used
+    free = _trainer(tmp_path / "f", facesets, lr=1e-3)
+    free.train(1, progress=False)
+    assert _grad_norm(free.model) > 0.05  # without clipping they are larger: the bound above is the clip's
+
+
 def test_checkpoint_resumes_to_the_same_state(tmp_path, facesets):
     straight = _trainer(tmp_path / "a", facesets)
     straight.train(6, progress=False)
