@@ -22,7 +22,8 @@ when the sender restarts
 (its clock goes back more than ``restart_s``, its counter more than ``restart_samples``, or the
 source flags it in ``Frame.meta["restart"]``): then the stream starts over and the frame is
 flagged ``meta["restart"]`` so the take records a gap. A frame without a sender clock in a
-stream that has one is placed by its receive stamp on the sender's time line. ``latency`` is
+stream that has one is placed by its receive stamp on the sender's time line, never before the
+frame received before it (a lost clock does not make frames late). ``latency`` is
 each frame's transit above the smallest transit seen (network and sender jitter; receive
 stamps are the kernel's arrival times when the listener has them). Without a sender clock the
 receive stamp is used and the loss of such a stream cannot be known (``loss_known``).
@@ -91,8 +92,8 @@ class StreamTiming:
         if f.sender_time_s is not None:
             return f.sender_time_s
         if self._anchor_ns is not None:  # no clock on this frame, but the stream has one
-            return (f.t_recv_ns - self._anchor_ns) / NS
-        return f.t_recv_ns / NS
+            return (f.t_ns - self._anchor_ns) / NS
+        return f.t_ns / NS
 
     def _restarted(self, f: Frame) -> bool:
         if f.meta.get("restart"):
@@ -139,7 +140,17 @@ class StreamTiming:
             f.t_ns = t
             self.latency_ns.append(transit - self._offset_ns)
         else:
-            f.t_ns = f.t_recv_ns
+            # No sender clock on this frame (a sender without /VMC/Ext/T, or one whose clock
+            # was lost): it is placed by its arrival, and it came after the frame before it
+            # (one sender's datagrams, read in order), so it is never placed before it. The
+            # raw receive stamp could be (a stamp mapped through an anchor that is still
+            # slewing, two clocks read a moment apart): the frame would count as late.
+            t = f.t_recv_ns
+            if f.seq is None:  # (a sample counter orders by itself)
+                if t <= self._last_t:
+                    t = self._last_t + 1
+                self._last_t = t
+            f.t_ns = t
         if f.seq is not None:
             self.loss_known = True
         k = self._key(f)
