@@ -11,8 +11,9 @@ they run.
 
 Why a guard: on a machine with no idle CPU at all an idle thread may not run for a long time,
 and acknowledged data would lag. ``due()`` tells the owner's loop that the timer has fallen
-behind (no commit for ``2 * interval``): the owner then commits itself (the listener's tick
-does), so the ~100 ms promise holds on a saturated machine too.
+behind (no commit for ``interval`` plus two timer periods: 100 ms for the default 80 ms): the
+owner then commits itself (the listener's loop does), so frames reach the disk within about
+100 ms on a saturated machine too.
 
     timer = CommitTimer(writer, interval=0.08).start()
     ...
@@ -49,7 +50,7 @@ def lower_thread_priority() -> str:
 
 
 class CommitTimer:
-    """Calls ``writer.tick()`` every ``interval / 4`` from a daemon thread (idle priority when
+    """Calls ``writer.tick()`` every ``interval / 8`` from a daemon thread (idle priority when
     ``idle_priority``). ``interval`` defaults to the writer's ``commit_interval`` (at most 0.1 s).
     A ``MachinimaError`` (a full disk) stops the timer and goes to ``on_error``; the writer is
     broken from then on, so the owner's next call raises it too. ``commits`` counts commits,
@@ -79,17 +80,20 @@ class CommitTimer:
     def running(self) -> bool:
         return self._thread.is_alive()
 
-    def due(self, now_ns: int | None = None) -> bool:
-        """True when the timer has not run for ``2 * interval`` (starved): the owner commits."""
-        now = time.monotonic_ns() if now_ns is None else now_ns
-        return now - self.last_ns > 2 * self.interval * 1e9
+    def due(self) -> bool:
+        """True when the writer has not committed for ``interval`` plus two of the timer's
+        periods (the timer thread is starved of CPU): the owner should commit itself."""
+        last = getattr(self.writer, "_last_commit", None)
+        if last is None:
+            return time.monotonic_ns() - self.last_ns > (self.interval + 2 * self.interval / 8) * 1e9
+        return self.writer.clock() - last > self.interval + 2 * self.interval / 8
 
     def _run(self) -> None:
         from .errors import MachinimaError
 
         if self.idle_priority:
             self.priority = lower_thread_priority()
-        period = self.interval / 4
+        period = self.interval / 8
         while not self._stop.wait(period):
             self.last_ns = time.monotonic_ns()
             try:

@@ -186,6 +186,75 @@ class StreamTiming:
             buf.pop(0)
         return True
 
+    def push_block(self, performer: str, source: str, t_recv_ns: np.ndarray, time_s: np.ndarray, pose: np.ndarray | None) -> np.ndarray | None:
+        """Many frames of a sender with a clock at once (a batched receiver's steady state):
+        the stamps (k,) they are recorded at, exactly as ``push`` + ``pop_ready`` would give
+        them one by one, or None (nothing taken) when the block is not the plain case: a
+        jitter buffer or gap fill, the stream's first frame, a frame without a clock, a
+        restart, a frame not after the last one, an anchor that would move. The caller then
+        pushes the frames one by one."""
+        if self.delay_ns or self.fill_gaps or self._buf or self._carry or self._now:
+            return None
+        last_sender, anchor = self._last_sender, self._anchor_ns
+        if last_sender is None or anchor is None or self._last_key is None or self._last_out is None or anchor != self._target_ns:
+            return None
+        keys = time_s
+        if not (keys[0] > self._last_key and keys[0] > last_sender and (self._max_key is None or keys[0] > self._max_key)):
+            return None  # (also false for NaN: a frame without a clock)
+        if keys.shape[0] > 1 and not (np.diff(keys) > 0).all():
+            return None
+        sender_ns = (keys * NS).astype(np.int64)
+        transit = t_recv_ns - sender_ns
+        if (transit < self._target_ns - self.reanchor_early_ns).any():
+            return None
+        t = sender_ns + anchor
+        if t[0] <= self._last_t or (t.shape[0] > 1 and not (np.diff(t) > 0).all()):
+            return None
+        off = np.minimum.accumulate(np.concatenate(([self._offset_ns if self._offset_ns is not None else transit[0]], transit)))[1:]
+        n = int(keys.shape[0])
+        self.counts["received"] += n
+        self.loss_known = True
+        self.latency_ns.extend((transit - off)[-512:].tolist())
+        kl = keys.tolist()
+        seen, seen_set = self._seen, self._seen_set
+        for k in kl[-64:]:
+            if len(seen) == 64:
+                seen_set.discard(seen[0])
+            seen.append(k)
+            seen_set.add(k)
+        # _release, frame by frame: drops against the sender's period, the period's median
+        pk = self._last_key
+        period = self._period
+        periods = self._periods
+        dropped = 0
+        for k in kl:
+            dt = k - pk
+            missing = 0
+            if period is not None and period > 0:
+                m = round(dt / period) - 1
+                if m > 0 and dt > 1.5 * period:
+                    missing = m
+            if missing > 0:
+                dropped += missing
+            elif dt > 0:
+                periods.append(dt)
+                self._n_periods += 1
+                np_ = self._n_periods
+                if np_ in (4, 8) or np_ % 16 == 0:
+                    ps = sorted(periods)
+                    h = len(ps) // 2
+                    period = self._period = ps[h] if len(ps) % 2 else (ps[h - 1] + ps[h]) / 2
+            pk = k
+        if dropped:
+            self.counts["dropped"] += dropped
+        last = Frame(performer, source, int(t_recv_ns[-1]), None if pose is None else pose[-1], kl[-1], None, None, t_ns=int(t[-1]))
+        self._max_key = self._last_key = self._last_sender = kl[-1]
+        self._last_sender_ns = int(sender_ns[-1])
+        self._last_t = int(t[-1])
+        self._offset_ns = int(off[-1])
+        self._last_out = last
+        return t
+
     def pop_ready(self, now_ns: int | None = None) -> list[Frame]:
         """Frames whose hold time is over, in order, with interpolated frames over short gaps."""
         out: list[Frame] = []

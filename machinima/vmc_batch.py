@@ -1,0 +1,209 @@
+"""VMC frames from a batch of datagrams in one pass: the steady state of a sender, replayed.
+
+Why: decoding and assembling datagram by datagram costs tens of microseconds of Python per
+frame (a packet object, the assembler's rules, a frame object), several times what taking the
+datagram off the socket costs. But a sender repeats itself: the same bundle layout (the
+decoder's template), the same parts in the same order, frame after frame. Once the per-packet
+path (``VMCDecoder`` + ``VMCAssembler``, the truth) has seen a frame end right after its last
+datagram (a trailing T/OK or a complete layout), the assembler keeps that frame's templates
+(``VMCAssembler.cycle``). ``replay`` then takes the following datagrams of that sender in
+whole frames: every datagram is checked against its template for all frames at once (one
+integer comparison over a 2-D array of words), values are gathered with one fancy index per
+part, poses are built as one (k, 55, 7) block with the root composed in one vectorised pass,
+and the assembler and decoder are left exactly as the per-packet path would leave them (votes,
+layout, bones as sent, root, blendshapes, counters). The first datagram that does not fit
+(another length, a word that differs, a NaN) ends the replay; the caller feeds the rest one by
+one. tests/mocap/test_mocap_vmc_batch.py feeds the same datagrams both ways and compares every
+frame and the assembler's state.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .vmc_decode import _HIPS, VMCDecoder
+from .vmc_frames import _IDENTITY_ROOT, VMCAssembler
+
+__all__ = ["FrameBlock", "replay"]
+
+
+class FrameBlock:
+    """Frames of one sender made by ``replay``: ``t_recv_ns`` (k,), ``pose`` (k, 55, 7)
+    canonical (None for a sender without pose), ``time_s`` (k,) float64 (NaN: no sender
+    clock), ``blendshapes`` (k dicts, or None), ``root_name``."""
+
+    __slots__ = ("t_recv_ns", "pose", "time_s", "blendshapes", "root_name", "n")
+
+    def __init__(self, t_recv_ns: np.ndarray, pose: np.ndarray | None, time_s: np.ndarray, blendshapes: list | None, root_name: str | None) -> None:
+        self.t_recv_ns = t_recv_ns
+        self.pose = pose
+        self.time_s = time_s
+        self.blendshapes = blendshapes
+        self.root_name = root_name
+        self.n = int(t_recv_ns.shape[0])
+
+
+def compose_root_block(roots: np.ndarray, poses: np.ndarray) -> None:
+    """``vmc_decode.compose_root`` on every row, in place, with the same float64 arithmetic in
+    the same order (so a replayed frame is bit-identical to one made packet by packet)."""
+    r = roots.astype(np.float64)
+    hip = poses[:, _HIPS].astype(np.float64)
+    rx, ry, rz, qx, qy, qz, qw = (r[:, i] for i in range(7))
+    hx, hy, hz, bx, by, bz, bw = (hip[:, i] for i in range(7))
+    tx, ty, tz = 2 * (qy * hz - qz * hy), 2 * (qz * hx - qx * hz), 2 * (qx * hy - qy * hx)
+    px = hx + qw * tx + (qy * tz - qz * ty)
+    py = hy + qw * ty + (qz * tx - qx * tz)
+    pz = hz + qw * tz + (qx * ty - qy * tx)
+    out = np.stack([rx + px, ry + py, rz + pz,
+                    qw * bx + qx * bw + qy * bz - qz * by,
+                    qw * by - qx * bz + qy * bw + qz * bx,
+                    qw * bz + qx * by - qy * bx + qz * bw,
+                    qw * bw - qx * bx - qy * by - qz * bz], axis=1)
+    poses[:, _HIPS] = out
+
+
+def _matching(data: np.ndarray, rows: np.ndarray, lens: np.ndarray, tpl) -> tuple[np.ndarray, np.ndarray]:
+    """(ok per row, values per row) of ``rows`` checked against template ``tpl``."""
+    n_words = tpl.mask.shape[0]
+    ok = lens[rows] == n_words * 4
+    if not ok.any():
+        return ok, np.zeros((rows.shape[0], tpl.values.shape[0]), dtype=np.float32)
+    raw = data[rows, : n_words * 4]  # a copy: (k, bytes)
+    words = raw.view(np.uint32)
+    ok &= ((words & tpl.mask) == tpl.expected_words).all(axis=1)
+    vals = raw.view(">f4")[:, tpl.values] * tpl.flip
+    with np.errstate(invalid="ignore", over="ignore"):
+        ok &= np.isfinite(vals.sum(axis=1, dtype=np.float64))
+    return ok, vals
+
+
+def replay(dec: VMCDecoder, asm: VMCAssembler, data: np.ndarray, lens: np.ndarray, stamps: np.ndarray, rows: np.ndarray) -> FrameBlock | None:
+    """Frames of one sender from ``rows`` (its datagrams in a batch, in order: ``data[r,
+    :lens[r]]`` arrived at ``stamps[r]``), replaying ``asm.cycle`` while the datagrams fit it.
+    Returns None when not even the first frame fits; else a block of ``n`` frames that used
+    the first ``n * len(cycle)`` rows."""
+    cyc = asm.cycle
+    if cyc is None or asm.pending:
+        return None
+    parts, why = cyc
+    m = len(parts)
+    frames = rows.shape[0] // m
+    if frames == 0:
+        return None
+    use = rows[: frames * m].reshape(frames, m)
+    ok = np.ones(frames, dtype=bool)
+    vals = []
+    for p, tpl in enumerate(parts):
+        okp, v = _matching(data, use[:, p], lens, tpl)
+        ok &= okp
+        vals.append(v)
+    bad = np.flatnonzero(~ok)
+    f = int(bad[0]) if bad.shape[0] else frames
+    if f == 0:
+        return None
+    if f < frames:
+        use = use[:f]
+        vals = [v[:f] for v in vals]
+    t = stamps[use.reshape(-1)].reshape(f, m)
+
+    # bones as sent (Hips local to the root), root, time, blendshapes
+    local = np.broadcast_to(asm.local, (f,) + asm.local.shape).copy()
+    root = None
+    root_name = None
+    time_s = np.full(f, np.nan)
+    have_time = False
+    blend_parts = []
+    had_blend = False
+    has_pose = asm.has_pose
+    for tpl, v in zip(parts, vals):
+        nb = tpl.bone_index.shape[0]
+        if nb:
+            local[:, tpl.bone_index] = v[:, : nb * 7].reshape(f, nb, 7)
+            has_pose = True
+        at = nb * 7
+        if tpl.n_roots:
+            at += tpl.n_roots * 7
+            root = v[:, at - 7:at] + np.float32(0.0)  # the mirror's -0.0 becomes 0.0, as in the assembler
+            root_name = tpl.root_names[-1]
+            has_pose = True
+        if tpl.n_times:
+            at += tpl.n_times
+            if not have_time:
+                time_s = v[:, at - 1].astype(np.float64)
+                have_time = True
+        if tpl.blend_names:
+            blend_parts.append((tpl.blend_names, v[:, at:]))
+            had_blend = True
+        elif tpl.blend_apply:
+            had_blend = True
+    if root is None:
+        root = np.broadcast_to(asm.root, (f, 7)).copy()
+    poses = local.copy()
+    moved = (root != _IDENTITY_ROOT).any(axis=1)
+    if moved.all():
+        compose_root_block(root, poses)
+    elif moved.any():
+        sub = poses[moved]
+        compose_root_block(root[moved], sub)
+        poses[moved] = sub
+    blends = None
+    staged = asm.staged_blend
+    if had_blend:
+        blends = []
+        for k in range(f):
+            for names, bv in blend_parts:
+                staged.update(zip(names, bv[k].tolist()))
+            blends.append(dict(staged))
+
+    # the assembler as the per-packet path leaves it
+    asm.local[:] = local[-1]
+    asm.root[:] = root[-1]
+    asm._root_moved = bool(moved[-1])
+    if root_name is not None:
+        asm.root_name = root_name
+    asm.has_pose = has_pose
+    keys = parts[0].keys if m == 1 else frozenset().union(*(tpl.keys for tpl in parts))
+    for _ in range(min(f, asm._recent.maxlen or f)):
+        asm._learn(keys)
+    _replay_votes(asm, parts, t, f, m)
+    asm._last_ns = int(t[-1, -1])
+    asm.frames += f
+    asm.ended[why] = asm.ended.get(why, 0) + f
+    # the decoder as the per-packet path leaves it
+    dec.packets += f * m
+    dec.fast_hits += f * m
+    for tpl in parts:
+        for k, c in tpl.rejected.items():
+            dec.rejects[k] += c * f
+    if had_blend:  # the decoder's Blend/Apply state: only the last frame's values remain
+        for tpl, v in zip(parts, vals):
+            if tpl.blend_names:
+                at = tpl.bone_index.shape[0] * 7 + tpl.n_roots * 7 + tpl.n_times
+                dec._pending_blend.update(zip(tpl.blend_names, v[-1, at:].tolist()))
+            if tpl.blend_apply:
+                dec.applied_blendshapes = dict(dec._pending_blend)
+    return FrameBlock(t[:, 0].copy(), poses if has_pose else None, time_s, blends, asm.root_name)
+
+
+def _replay_votes(asm: VMCAssembler, parts: tuple, t: np.ndarray, f: int, m: int) -> None:
+    """Each replayed frame votes for the datagram after its clearly longest gap, as
+    ``VMCAssembler._vote`` does frame by frame."""
+    if m == 1:  # one datagram a frame: every vote is "none"
+        for _ in range(min(f, 8)):
+            asm._gap_n = 1
+            asm._vote()
+        return
+    gaps = np.empty((f, m), dtype=np.int64)
+    flat = t.reshape(-1)
+    gaps.reshape(-1)[1:] = np.diff(flat)
+    gaps[0, 0] = flat[0] - asm._last_ns if asm._last_ns else 0
+    top = gaps.max(axis=1)
+    rep = gaps.argmax(axis=1)  # the first of equal maxima, as the strict ">" of the assembler
+    total = gaps.sum(axis=1)
+    for k in range(f):
+        tk = int(top[k])
+        asm._gap_n = m
+        asm._gap_max = tk
+        asm._gap_rep = parts[int(rep[k])].keys if tk > 0 else None
+        asm._gap_sum = int(total[k])
+        asm._vote()
