@@ -290,17 +290,20 @@ class TakeWriter:
         with self._io:
             with self._lock:
                 self._check()
-                buf, self._buf = self._buf, {}
-                self._poses = {}
+                # the stream buffers stay (the hot path keeps its references): their lists are swapped
+                taken = []
+                for name, s in self._buf.items():
+                    if s.t:
+                        taken.append((name, s.t, s.v))
+                        s.t, s.v = [], []
             store = self.store
             try:
-                for name, s in buf.items():
-                    if s.t:
-                        store.append(name, np.array(s.t, dtype=np.int64), s.v[0] if len(s.v) == 1 else np.concatenate(s.v))
+                for name, ts, vs in taken:
+                    store.append(name, np.array(ts, dtype=np.int64), vs[0] if len(vs) == 1 else np.concatenate(vs))
                 store.flush()
             except DiskFullError as exc:
                 with self._lock:
-                    self.lost += sum(len(s.t) for s in buf.values())
+                    self.lost += sum(len(ts) for _, ts, _ in taken)
                     store.discard_pending()
                     raise self._broke(exc) from None
             self._last_commit = self.clock()

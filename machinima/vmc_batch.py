@@ -69,9 +69,10 @@ def _matching(data: np.ndarray, rows: np.ndarray, lens: np.ndarray, tpl) -> tupl
     if not ok.any():
         return ok, np.zeros((rows.shape[0], tpl.values.shape[0]), dtype=np.float32)
     raw = data[rows, : n_words * 4]  # a copy: (k, bytes)
-    words = raw.view(np.uint32)
-    ok &= ((words & tpl.mask) == tpl.expected_words).all(axis=1)
     vals = raw.view(">f4")[:, tpl.values] * tpl.flip
+    words = raw.view(np.uint32)
+    np.bitwise_and(words, tpl.mask, out=words)  # in place (the copy): the varying words become 0
+    ok &= raw.view(f"V{n_words * 4}")[:, 0] == tpl.expected_words.view(f"V{n_words * 4}")[0]  # one memcmp a row
     with np.errstate(invalid="ignore", over="ignore"):
         ok &= np.isfinite(vals.sum(axis=1, dtype=np.float64))
     return ok, vals
@@ -189,6 +190,9 @@ def _replay_votes(asm: VMCAssembler, parts: tuple, t: np.ndarray, f: int, m: int
     """Each replayed frame votes for the datagram after its clearly longest gap, as
     ``VMCAssembler._vote`` does frame by frame."""
     if m == 1:  # one datagram a frame: every vote is "none"
+        if asm.head is None and asm._vote_counts.get(None, 0) == 8:  # already 8 "none" votes: nothing changes
+            asm._gap_max, asm._gap_rep, asm._gap_sum, asm._gap_n = 0, None, 0, 0
+            return
         for _ in range(min(f, 8)):
             asm._gap_n = 1
             asm._vote()

@@ -189,71 +189,108 @@ class StreamTiming:
     def push_block(self, performer: str, source: str, t_recv_ns: np.ndarray, time_s: np.ndarray, pose: np.ndarray | None) -> np.ndarray | None:
         """Many frames of a sender with a clock at once (a batched receiver's steady state):
         the stamps (k,) they are recorded at, exactly as ``push`` + ``pop_ready`` would give
-        them one by one, or None (nothing taken) when the block is not the plain case: a
-        jitter buffer or gap fill, the stream's first frame, a frame without a clock, a
-        restart, a frame not after the last one, an anchor that would move. The caller then
-        pushes the frames one by one."""
+        them one by one (anchor, slew, drop counts, period), or None (nothing taken) when the
+        block is not the plain case: a jitter buffer or gap fill, the stream's first frame, a
+        frame without a clock, a frame not after the one before it (a restart, a reorder, a
+        duplicate). The caller then pushes the frames one by one."""
         if self.delay_ns or self.fill_gaps or self._buf or self._carry or self._now:
             return None
         last_sender, anchor = self._last_sender, self._anchor_ns
-        if last_sender is None or anchor is None or self._last_key is None or self._last_out is None or anchor != self._target_ns:
+        if last_sender is None or anchor is None or self._last_key is None or self._last_out is None or self._last_sender_ns is None:
             return None
         keys = time_s
         if not (keys[0] > self._last_key and keys[0] > last_sender and (self._max_key is None or keys[0] > self._max_key)):
             return None  # (also false for NaN: a frame without a clock)
         if keys.shape[0] > 1 and not (np.diff(keys) > 0).all():
             return None
-        sender_ns = (keys * NS).astype(np.int64)
-        transit = t_recv_ns - sender_ns
-        if (transit < self._target_ns - self.reanchor_early_ns).any():
-            return None
-        t = sender_ns + anchor
-        if t[0] <= self._last_t or (t.shape[0] > 1 and not (np.diff(t) > 0).all()):
-            return None
-        off = np.minimum.accumulate(np.concatenate(([self._offset_ns if self._offset_ns is not None else transit[0]], transit)))[1:]
         n = int(keys.shape[0])
+        sender_ns = (keys * NS).astype(np.int64)  # int(st * NS), as push does
+        transit = t_recv_ns - sender_ns
+        offs = np.minimum.accumulate(transit)
+        if self._offset_ns is not None:
+            np.minimum(offs, self._offset_ns, out=offs)
+        # the anchor's target: the smallest transit, moved only when a frame comes
+        # reanchor_early_ns before it (a thresholded running minimum: one step per move)
+        tg, early, reanchored = self._target_ns, self.reanchor_early_ns, 0
+        tlist = [0] * n
+        for i, tr in enumerate(transit.tolist()):
+            if tr < tg - early:
+                tg = tr
+                reanchored += 1
+            tlist[i] = tg
+        target = np.array(tlist, dtype=np.int64)
+        # the anchor slews down to the target by at most half the sender time since the last
+        # frame: a_i = max(target_i, a_(i-1) - step_i), i.e. a running maximum once the steps
+        # are summed
+        steps = np.diff(np.concatenate(([self._last_sender_ns], sender_ns))) // 2
+        np.maximum(steps, 0, out=steps)
+        csum = np.cumsum(steps)
+        anchor_arr = np.maximum.accumulate(np.maximum(target + csum, anchor)) - csum
+        t = sender_ns + anchor_arr
+        # never backwards: t_i = max(t_i, t_(i-1) + 1)
+        idx = np.arange(n, dtype=np.int64)
+        t = np.maximum.accumulate(np.maximum(t - idx, self._last_t + 1)) + idx
+        self.latency_ns.extend((transit - offs)[-512:].tolist())
         self.counts["received"] += n
+        if reanchored:
+            self.counts["reanchored"] += reanchored
         self.loss_known = True
-        self.latency_ns.extend((transit - off)[-512:].tolist())
         kl = keys.tolist()
-        seen, seen_set = self._seen, self._seen_set
-        for k in kl[-64:]:
-            if len(seen) == 64:
-                seen_set.discard(seen[0])
-            seen.append(k)
-            seen_set.add(k)
-        # _release, frame by frame: drops against the sender's period, the period's median
-        pk = self._last_key
-        period = self._period
-        periods = self._periods
-        dropped = 0
-        for k in kl:
-            dt = k - pk
-            missing = 0
-            if period is not None and period > 0:
-                m = round(dt / period) - 1
-                if m > 0 and dt > 1.5 * period:
-                    missing = m
-            if missing > 0:
-                dropped += missing
-            elif dt > 0:
-                periods.append(dt)
-                self._n_periods += 1
-                np_ = self._n_periods
-                if np_ in (4, 8) or np_ % 16 == 0:
-                    ps = sorted(periods)
-                    h = len(ps) // 2
-                    period = self._period = ps[h] if len(ps) % 2 else (ps[h - 1] + ps[h]) / 2
-            pk = k
-        if dropped:
-            self.counts["dropped"] += dropped
-        last = Frame(performer, source, int(t_recv_ns[-1]), None if pose is None else pose[-1], kl[-1], None, None, t_ns=int(t[-1]))
+        self._release_block(kl)
+        seen = self._seen
+        seen.extend(kl[-64:])
+        self._seen_set = set(seen)
+        self._anchor_ns, self._target_ns, self._offset_ns = int(anchor_arr[-1]), tg, int(offs[-1])
         self._max_key = self._last_key = self._last_sender = kl[-1]
         self._last_sender_ns = int(sender_ns[-1])
-        self._last_t = int(t[-1])
-        self._offset_ns = int(off[-1])
-        self._last_out = last
+        last_t = self._last_t = int(t[-1])
+        tl = t_recv_ns.tolist()
+        self._last_out = Frame(performer, source, tl[-1], None if pose is None else pose[-1], kl[-1], None, None, t_ns=last_t)
         return t
+
+    def _release_block(self, kl: list[float]) -> None:
+        """``_release`` for in-order frames with a sender clock, without gap fill: drops
+        against the sender's period, whose running median is refreshed at the 4th, 8th and
+        every 16th interval. Between refreshes the period is fixed, so each stretch is checked
+        at once."""
+        pk = self._last_key
+        keys = np.array([pk] + kl)
+        dts = np.diff(keys)
+        n = len(kl)
+        i = 0
+        periods = self._periods
+        while i < n:
+            c = self._n_periods  # the next refresh comes after interval number r
+            r = 4 if c < 4 else 8 if c < 8 else (c // 16 + 1) * 16
+            period = self._period
+            seg = dts[i:]
+            if period is not None and period > 0:
+                m = np.rint(seg / period) - 1  # round() halves to even, as np.rint
+                miss = np.flatnonzero((m > 0) & (seg > 1.5 * period))
+            else:
+                m, miss = None, np.zeros(0, dtype=np.int64)
+            pos = np.flatnonzero(seg > 0)  # intervals that count towards the period
+            # the stretch ends at the refresh (r - c counted intervals) or at the first drop
+            need = r - c
+            end_refresh = int(pos[need - 1]) + 1 if pos.shape[0] >= need else len(seg)
+            end_drop = int(miss[0]) if miss.shape[0] else len(seg)
+            if end_drop < end_refresh:  # intervals before the drop count, then the drop
+                counted = seg[:end_drop]
+                counted = counted[counted > 0].tolist()
+                periods.extend(counted)
+                self._n_periods += len(counted)
+                self.counts["dropped"] += int(m[end_drop])
+                i += end_drop + 1
+                continue
+            counted = seg[:end_refresh]
+            counted = counted[counted > 0].tolist()
+            periods.extend(counted)
+            self._n_periods += len(counted)
+            if self._n_periods == r:
+                ps = sorted(periods)
+                h = len(ps) // 2
+                self._period = ps[h] if len(ps) % 2 else (ps[h - 1] + ps[h]) / 2
+            i += end_refresh
 
     def pop_ready(self, now_ns: int | None = None) -> list[Frame]:
         """Frames whose hold time is over, in order, with interpolated frames over short gaps."""
