@@ -9,12 +9,17 @@ Datagrams are built with python-osc (the shapes real senders use), 10 performers
    the general path and the whole VMC source (decode + frame assembly).
 2. ``throughput_one_core``, per shape: the physical ceiling and the pipeline on the SAME
    datagrams taken off a loopback socket, one core. Chunks of datagrams are sent into the
-   socket (untimed), then drained (timed, in CPU seconds of this process: the one-core figure
-   on a shared machine; wall-clock figures beside) by (a) a bare ``recv_into`` loop, (b) the
-   listener's path: ``machinima.udprecv.UDPReceiver`` (kernel stamps) -> ``Ingest.datagram``
-   (decode, assemble, time, frame) -> ``TakeWriter`` (buffered into a real take; its timer
-   commits included). The first frames of each sender are drained untimed (a listener learns
-   a sender's layout once). Frames out must equal frames sent (0 loss).
+   socket (untimed), then drained (timed, in CPU seconds of the draining thread: the one-core
+   figure on a shared machine; wall-clock figures beside) by (a) a bare ``recv_into`` loop,
+   (b) the listener's path: ``machinima.udpbatch.BatchReceiver`` (recvmmsg, kernel stamps) ->
+   ``Ingest.batch`` (decode, assemble, time, frame: a sender's steady state replayed in
+   blocks) -> ``TakeWriter`` (a real take), commits on the idle-priority ``CommitTimer``
+   thread as ``mocap listen`` runs them (the receive thread commits itself when that thread is
+   starved, and then it is counted). ``with_commit_cpu`` counts the whole process's CPU (the
+   commit thread's zlib and SQLite too). The first frames of each sender are drained untimed
+   (a listener learns a sender's layout once). Frames out must equal frames sent (0 loss).
+   ``bundles_fallback``: bundles through the ``recvmsg_into`` fallback (platforms without
+   recvmmsg).
 3. ``loopback_10x120``: 10 performers at 120 Hz sent by ``mocap.sender`` in another process,
    received by ``mocap.listener.serve`` recording into a take; latency from the sender's
    monotonic stamp just before ``sendto`` to the frame out of the pipeline (same host, one
@@ -62,8 +67,6 @@ from mocap.sources import VMCSource  # noqa: E402
 from mocap.synthetic import synthetic_poses  # noqa: E402
 
 PERFORMERS = 10
-SLOTS = int(os.environ.get("SLOTS", 256))
-NOCOMMIT = bool(os.environ.get("NOCOMMIT"))
 FPS = 120
 SHAPES = ("bundles", "split_bundles", "single_messages")
 
@@ -230,14 +233,14 @@ def _pipeline(sock: socket.socket, tmp: Path, batched: bool | None = None):
     writer = TakeWriter(take)
     ingest = Ingest(writer=writer)
     ingest.add_source(VMCSource("vmc", max_packets_per_s=1e9))
-    rx = BatchReceiver(sock, lambda b: ingest.batch("vmc", b), slots=SLOTS, batched=batched)
+    rx = BatchReceiver(sock, lambda b: ingest.batch("vmc", b), batched=batched)  # the listener's defaults
     timer = CommitTimer(writer).start()
 
     def drain() -> int:
         n = rx.drain()
         while rx.backlog:
             n += rx.drain()
-        ingest.tick(commit=timer.due() and not NOCOMMIT)  # the listener's loop: commits only when the timer is starved
+        ingest.tick(commit=timer.due())  # the listener's loop: commits only when the timer is starved
         return n
     drain.timer = timer  # type: ignore[attr-defined]
     return drain, ingest, take
@@ -484,6 +487,7 @@ def main() -> None:
         "machine": {"cpus": os.cpu_count(), "load_avg_1m_at_start": started},
         "parse_one_core": parse_figures(data["bundles"], 3 if args.quick else 5),
         "throughput_one_core": [throughput_figures(s, data[s], frames, warm) for s in SHAPES],
+        "bundles_fallback": throughput_figures("bundles", data["bundles"], frames, warm, batched=False),
         "loopback_10x120": loopback_figures(2.0 if args.quick else 10.0),
         "flood_disk_to_disk": flood_figures(2.0 if args.quick else 5.0),
         "profile": {s: profile_figures(s, data[s], len(data[s]) * warm // frames) for s in ("bundles", "single_messages")},

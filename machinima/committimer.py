@@ -51,16 +51,16 @@ def lower_thread_priority() -> str:
 
 class CommitTimer:
     """Calls ``writer.tick()`` every ``interval / 8`` from a daemon thread (idle priority when
-    ``idle_priority``). ``interval`` defaults to the writer's ``commit_interval`` (at most 0.1 s).
+    ``idle_priority``). ``interval`` defaults to the writer's ``commit_interval`` (an explicit one must be at most 0.1 s).
     A ``MachinimaError`` (a full disk) stops the timer and goes to ``on_error``; the writer is
     broken from then on, so the owner's next call raises it too. ``commits`` counts commits,
     ``priority`` says what the thread got."""
 
     def __init__(self, writer: Any, *, interval: float | None = None, idle_priority: bool = True,
                  on_error: Callable[[BaseException], None] | None = None) -> None:
-        iv = float(interval if interval is not None else getattr(writer, "commit_interval", 0.08))
-        if not 0 < iv <= 0.1:
+        if interval is not None and not 0 < interval <= 0.1:
             raise ValueError("the commit interval must be > 0 and <= 0.1 s (frames on disk within 100 ms)")
+        iv = float(interval if interval is not None else getattr(writer, "commit_interval", 0.08))
         self.writer = writer
         self.interval = iv
         self.idle_priority = idle_priority

@@ -43,22 +43,25 @@ class FrameBlock:
         self.n = int(t_recv_ns.shape[0])
 
 
+_S2 = np.array([1.0, -1.0, 1.0, -1.0])
+_S3 = np.array([1.0, 1.0, -1.0, -1.0])
+_S4 = np.array([-1.0, 1.0, 1.0, -1.0])
+
+
 def compose_root_block(roots: np.ndarray, poses: np.ndarray) -> None:
-    """``vmc_decode.compose_root`` on every row, in place, with the same float64 arithmetic in
-    the same order (so a replayed frame is bit-identical to one made packet by packet)."""
+    """``vmc_decode.compose_root`` on every row, in place, with the same float64 operations in
+    the same order (so a replayed frame is bit-identical to one made packet by packet), in a
+    dozen numpy calls."""
     r = roots.astype(np.float64)
     hip = poses[:, _HIPS].astype(np.float64)
-    rx, ry, rz, qx, qy, qz, qw = (r[:, i] for i in range(7))
-    hx, hy, hz, bx, by, bz, bw = (hip[:, i] for i in range(7))
-    tx, ty, tz = 2 * (qy * hz - qz * hy), 2 * (qz * hx - qx * hz), 2 * (qx * hy - qy * hx)
-    px = hx + qw * tx + (qy * tz - qz * ty)
-    py = hy + qw * ty + (qz * tx - qx * tz)
-    pz = hz + qw * tz + (qx * ty - qy * tx)
-    out = np.stack([rx + px, ry + py, rz + pz,
-                    qw * bx + qx * bw + qy * bz - qz * by,
-                    qw * by - qx * bz + qy * bw + qz * bx,
-                    qw * bz + qx * by - qy * bx + qz * bw,
-                    qw * bw - qx * bx - qy * by - qz * bz], axis=1)
+    q, qw = r[:, 3:6], r[:, 6:7]
+    h, b = hip[:, :3], hip[:, 3:7]
+    t = 2 * np.cross(q, h)  # (qy*hz - qz*hy, ...) * 2
+    p = h + qw * t + np.cross(q, t)
+    out = np.empty((roots.shape[0], 7))
+    out[:, :3] = r[:, :3] + p
+    # quaternion product q * b, term by term in compose_root's order (x - y == x + -y exactly)
+    out[:, 3:] = qw * b + r[:, 3:4] * b[:, [3, 2, 1, 0]] * _S2 + r[:, 4:5] * b[:, [2, 3, 0, 1]] * _S3 + r[:, 5:6] * b[:, [1, 0, 3, 2]] * _S4
     poses[:, _HIPS] = out
 
 

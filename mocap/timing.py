@@ -22,8 +22,10 @@ when the sender restarts
 (its clock goes back more than ``restart_s``, its counter more than ``restart_samples``, or the
 source flags it in ``Frame.meta["restart"]``): then the stream starts over and the frame is
 flagged ``meta["restart"]`` so the take records a gap. A frame without a sender clock in a
-stream that has one is placed by its receive stamp on the sender's time line, never before the
-frame received before it (a lost clock does not make frames late). ``latency`` is
+stream that has one is placed on the sender's time line by its receive stamp less the transit
+of the last frame with a clock (a frame whose part with T was lost, a clock that stopped), and
+never before the frame received before it: a lost clock makes no frame late, its own or the
+next ones. ``latency`` is
 each frame's transit above the smallest transit seen (network and sender jitter; receive
 stamps are the kernel's arrival times when the listener has them). Without a sender clock the
 receive stamp is used and the loss of such a stream cannot be known (``loss_known``).
@@ -72,6 +74,7 @@ class StreamTiming:
         self._target_ns = 0  # where the anchor is heading (it slews there)
         self._offset_ns: int | None = None
         self._last_sender_ns: int | None = None
+        self._last_transit: int | None = None
         self._last_t = -(2**63)
         self._buf: list[tuple[float, int, Frame]] = []  # (key, tiebreak, frame), sorted
         self._n = 0
@@ -117,6 +120,7 @@ class StreamTiming:
             self.loss_known = True
             sender_ns = int(st * NS)
             transit = f.t_recv_ns - sender_ns
+            self._last_transit = transit
             if self._offset_ns is None or transit < self._offset_ns:
                 self._offset_ns = transit
             anchor = self._anchor_ns
@@ -146,6 +150,12 @@ class StreamTiming:
             # raw receive stamp could be (a stamp mapped through an anchor that is still
             # slewing, two clocks read a moment apart): the frame would count as late.
             t = f.t_recv_ns
+            if self._anchor_ns is not None and self._last_transit is not None:
+                # in a stream with a clock (a frame whose part with T was lost, or a clock
+                # that stopped): its sender time is estimated with the transit of the last
+                # frame that had one, not the smallest transit (that would add every queueing
+                # delay since, and the next frames with a clock would come out late)
+                t = t - self._last_transit + self._anchor_ns
             if f.seq is None:  # (a sample counter orders by itself)
                 if t <= self._last_t:
                     t = self._last_t + 1
@@ -241,6 +251,7 @@ class StreamTiming:
         seen.extend(kl[-64:])
         self._seen_set = set(seen)
         self._anchor_ns, self._target_ns, self._offset_ns = int(anchor_arr[-1]), tg, int(offs[-1])
+        self._last_transit = int(transit[-1])
         self._max_key = self._last_key = self._last_sender = kl[-1]
         self._last_sender_ns = int(sender_ns[-1])
         last_t = self._last_t = int(t[-1])
@@ -251,8 +262,14 @@ class StreamTiming:
     def _release_block(self, kl: list[float]) -> None:
         """``_release`` for in-order frames with a sender clock, without gap fill: drops
         against the sender's period, whose running median is refreshed at the 4th, 8th and
-        every 16th interval. Between refreshes the period is fixed, so each stretch is checked
-        at once."""
+        every 16th interval. Between refreshes the period is fixed, so each stretch of a long
+        block is checked at once; a short block goes frame by frame (numpy's per-call cost
+        would be more than the loop)."""
+        if len(kl) < 16:
+            self._release_loop(kl)
+            return
+        if self._release_steady(kl):
+            return
         pk = self._last_key
         keys = np.array([pk] + kl)
         dts = np.diff(keys)
@@ -291,6 +308,56 @@ class StreamTiming:
                 h = len(ps) // 2
                 self._period = ps[h] if len(ps) % 2 else (ps[h - 1] + ps[h]) / 2
             i += end_refresh
+
+    def _release_steady(self, kl: list[float]) -> bool:
+        """The steady state at once: a known period, 32 intervals already seen and no drop
+        in the block, with the period's refreshes inside it (medians of sliding windows).
+        False (nothing changed) otherwise."""
+        period = self._period
+        if period is None or period <= 0 or len(self._periods) < 32:
+            return False
+        dts = np.diff(np.array([self._last_key] + kl))
+        n = dts.shape[0]
+        counts = self._n_periods + 1 + np.arange(n)
+        idx = np.flatnonzero((counts % 16 == 0) | (counts == 4) | (counts == 8))
+        per = np.full(n, period)
+        med = None
+        if idx.shape[0]:
+            allp = np.concatenate((np.array(self._periods), dts))
+            win = np.sort(np.lib.stride_tricks.sliding_window_view(allp, 32)[idx + 1], axis=1)
+            med = (win[:, 15] + win[:, 16]) / 2
+            per = np.concatenate(([period], med))[np.searchsorted(idx, np.arange(n), side="left")]
+        if (dts <= 0).any() or (((np.rint(dts / per) - 1) > 0) & (dts > 1.5 * per)).any():
+            return False
+        self._periods.extend(dts[-32:].tolist())
+        self._n_periods += n
+        if med is not None:
+            self._period = float(med[-1])
+        return True
+
+    def _release_loop(self, kl: list[float]) -> None:
+        """``_release_block`` frame by frame (the same arithmetic as ``_release``)."""
+        pk, period, periods = self._last_key, self._period, self._periods
+        dropped = 0
+        for k in kl:
+            dt = k - pk
+            if period is not None and period > 0:
+                m = round(dt / period) - 1
+                if m > 0 and dt > 1.5 * period:
+                    dropped += m
+                    pk = k
+                    continue
+            if dt > 0:
+                periods.append(dt)
+                self._n_periods += 1
+                c = self._n_periods
+                if c in (4, 8) or c % 16 == 0:
+                    ps = sorted(periods)
+                    h = len(ps) // 2
+                    period = self._period = ps[h] if len(ps) % 2 else (ps[h - 1] + ps[h]) / 2
+            pk = k
+        if dropped:
+            self.counts["dropped"] += dropped
 
     def pop_ready(self, now_ns: int | None = None) -> list[Frame]:
         """Frames whose hold time is over, in order, with interpolated frames over short gaps."""

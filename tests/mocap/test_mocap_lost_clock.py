@@ -49,3 +49,23 @@ def test_lost_clock_while_anchor_slews_is_not_late():
     assert (np.diff(t) > 0).all()
     # the clockless frames keep their spacing on arrival (8.3 ms) once they are past the held-up ones
     assert abs(np.median(np.diff(t[-20:])) - 1e9 / 120) < 1000
+
+
+def test_a_frame_without_its_clock_does_not_make_the_next_ones_late():
+    """Under a flood datagrams queue up (transit grows) and some are lost: a split frame whose
+    part with T was lost comes out without a clock. Placed by the smallest transit it would land
+    after the frames that follow it, and they would all count as late."""
+    st = StreamTiming(fill_gaps=False)
+    t0 = 80_000 * MS
+    frames = []
+    for k in range(300):
+        queue = min(k, 200) * 200_000  # the socket fills: 0.2 ms more delay a frame, up to 40 ms
+        recv = t0 + int(k / 1000 * 1e9) + MS + queue
+        frames.append(_push(st, recv, None if k % 7 == 3 else k / 1000))  # every 7th frame lost its T
+    assert st.counts["late"] == 0 and st.counts["received"] == 300
+    t = np.array([f.t_ns for f in frames])
+    assert (np.diff(t) > 0).all()
+    clockless = [k for k in range(300) if k % 7 == 3]
+    # each is placed between its neighbours on the sender's time line
+    for k in clockless[1:-1]:
+        assert frames[k - 1].t_ns < frames[k].t_ns < frames[k + 1].t_ns

@@ -127,7 +127,7 @@ def test_push_block_equals_push():
     t_blk = [g.t_ns for g in blk.pop_ready(int(recv[0]))]
     at = 1
     while at < keys.shape[0]:
-        k = int(rng.integers(1, 90))
+        k = int(rng.integers(1, 90)) if at < 300 else int(rng.integers(130, 200))  # short blocks frame by frame, long ones by stretches
         t = blk.push_block("a", "vmc", recv[at:at + k], keys[at:at + k], None)
         assert t is not None
         t_blk += t.tolist()
