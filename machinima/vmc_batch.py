@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .vmc_decode import _HIPS, VMCDecoder
+from .vmc_decode import _ALL_BONES, _HIPS, VMCDecoder
 from .vmc_frames import _IDENTITY_ROOT, VMCAssembler
 
 __all__ = ["FrameBlock", "replay"]
@@ -111,7 +111,9 @@ def replay(dec: VMCDecoder, asm: VMCAssembler, data: np.ndarray, lens: np.ndarra
     t = stamps[use.reshape(-1)].reshape(f, m)
 
     # bones as sent (Hips local to the root), root, time, blendshapes
-    local = np.broadcast_to(asm.local, (f,) + asm.local.shape).copy()
+    first_bones = next((tpl for tpl in parts if tpl.bone_index.shape[0]), None)
+    whole = first_bones is not None and first_bones.bone_index is _ALL_BONES
+    local = None if whole else np.broadcast_to(asm.local, (f,) + asm.local.shape).copy()
     root = None
     root_name = None
     time_s = np.full(f, np.nan)
@@ -122,7 +124,10 @@ def replay(dec: VMCDecoder, asm: VMCAssembler, data: np.ndarray, lens: np.ndarra
     for tpl, v in zip(parts, vals):
         nb = tpl.bone_index.shape[0]
         if nb:
-            local[:, tpl.bone_index] = v[:, : nb * 7].reshape(f, nb, 7)
+            if local is None:  # the first part sends every bone in order: its values are the pose
+                local = v[:, : nb * 7].reshape(f, nb, 7)
+            else:
+                local[:, tpl.bone_index] = v[:, : nb * 7].reshape(f, nb, 7)
             has_pose = True
         at = nb * 7
         if tpl.n_roots:
@@ -142,7 +147,8 @@ def replay(dec: VMCDecoder, asm: VMCAssembler, data: np.ndarray, lens: np.ndarra
             had_blend = True
     if root is None:
         root = np.broadcast_to(asm.root, (f, 7)).copy()
-    poses = local.copy()
+    last_local = local[-1].copy()  # bones as sent (Hips local to the root): the assembler keeps them
+    poses = local  # our own array (gathered values or a copy): composed in place
     moved = (root != _IDENTITY_ROOT).any(axis=1)
     if moved.all():
         compose_root_block(root, poses)
@@ -160,7 +166,7 @@ def replay(dec: VMCDecoder, asm: VMCAssembler, data: np.ndarray, lens: np.ndarra
             blends.append(dict(staged))
 
     # the assembler as the per-packet path leaves it
-    asm.local[:] = local[-1]
+    asm.local[:] = last_local
     asm.root[:] = root[-1]
     asm._root_moved = bool(moved[-1])
     if root_name is not None:

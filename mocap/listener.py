@@ -58,12 +58,13 @@ def open_endpoints(ingest: Ingest, bindings: Iterable[tuple[str, str, int]], *, 
 
 async def serve(ingest: Ingest, bindings: Iterable[tuple[str, str, int]], *, seconds: float | None = None,
                 stop: asyncio.Event | None = None, tick_ms: float = 10.0, on_interval: Callable[[], Any] | None = None,
-                interval_s: float = 0.5, ready: asyncio.Event | None = None) -> list[dict]:
-    """Listen until ``seconds`` pass or ``stop`` is set; returns the final health summary."""
+                interval_s: float = 0.5, ready: asyncio.Event | None = None, idle_commits: bool = True) -> list[dict]:
+    """Listen until ``seconds`` pass or ``stop`` is set; returns the final health summary.
+    ``idle_commits``: the commit thread at idle priority (False: normal priority)."""
     receivers = open_endpoints(ingest, bindings)
     timer = None
     if ingest.writer is not None:
-        timer = CommitTimer(ingest.writer, on_error=ingest._record_failed).start()
+        timer = CommitTimer(ingest.writer, idle_priority=idle_commits, on_error=ingest._record_failed).start()
     loop = asyncio.get_running_loop()
     for r in receivers.values():
         r.attach(loop)

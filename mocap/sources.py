@@ -202,20 +202,39 @@ class VMCSource:
             if s is None:
                 self.rejects["too_many_senders"] += n - 1
                 continue
-            asm = s.asm
+            asm, dec = s.asm, s.decoder
+            rl = rows.tolist()
             pos = 0
             while pos < n:
                 if asm.cycle is not None and not asm.pending and asm.frames != s.tried and n - pos >= len(asm.cycle[0]):
-                    blk = replay(s.decoder, asm, data, lens, stamps, rows[pos:])
+                    blk = replay(dec, asm, data, lens, stamps, rows[pos:])
                     if blk is not None:
                         self._rename(s, blk.root_name)
                         out.append((s.performer, blk))
                         pos += blk.n * len(asm.cycle[0])
                         continue
                     s.tried = asm.frames
-                r = int(rows[pos])
-                out.extend(self._feed(s, data[r, : lens[r]].tobytes(), int(stamps[r])))
-                pos += 1
+                # one by one until the next frame ends (then a replay is tried again)
+                frames_before = asm.frames
+                while pos < n:
+                    r = rl[pos]
+                    ln = int(lens[r])
+                    d = data[r, :ln].tobytes()
+                    t = int(stamps[r])
+                    pos += 1
+                    pkt = dec._single(d, ln) if ln and d[0] == 47 and not ln & 3 and dec.fast and ln <= dec.max_packet_bytes else None
+                    if pkt is None:
+                        out.extend(self._feed(s, d, t))
+                    else:  # a single message (what decode would do with it, without its checks)
+                        dec.packets += 1
+                        if pkt.blendshapes:
+                            dec._pending_blend.update(pkt.blendshapes)
+                        done = asm.feed(pkt, t)
+                        self._rename(s, pkt.root_name)
+                        if done:
+                            out.extend([self._frame(s, f) for f in done])
+                    if asm.frames != frames_before:
+                        break
         return out
 
     def _rename(self, s: _Sender, root_name: str | None) -> None:

@@ -48,6 +48,7 @@ from machinima.skeleton import BONE_INDEX, BONES
 from .frames import Frame
 
 NS = 1_000_000_000
+_WIN32 = np.arange(32)
 
 
 class StreamTiming:
@@ -324,7 +325,7 @@ class StreamTiming:
         med = None
         if idx.shape[0]:
             allp = np.concatenate((np.array(self._periods), dts))
-            win = np.sort(np.lib.stride_tricks.sliding_window_view(allp, 32)[idx + 1], axis=1)
+            win = np.sort(allp[(idx + 1)[:, None] + _WIN32], axis=1)  # the 32 intervals before each refresh
             med = (win[:, 15] + win[:, 16]) / 2
             per = np.concatenate(([period], med))[np.searchsorted(idx, np.arange(n), side="left")]
         if (dts <= 0).any() or (((np.rint(dts / per) - 1) > 0) & (dts > 1.5 * per)).any():

@@ -44,7 +44,7 @@ def _batches(grams: list[tuple[int, bytes]], stamps: list[int], rng: np.random.G
     while i < len(grams):
         k = int(rng.integers(1, 300))
         part, st = grams[i:i + k], stamps[i:i + k]
-        data = np.zeros((len(part), max(len(d) for _, d in part) + 8), np.uint8)
+        data = np.zeros((len(part), max(len(d) for _, d in part) + 8), np.uint8)  # (rows wider than any datagram, as the ring's)
         for j, (_, d) in enumerate(part):
             data[j, :len(d)] = np.frombuffer(d, np.uint8)
         out.append(Batch(len(part), data, np.array([len(d) for _, d in part]), np.array(st, np.int64),
@@ -83,6 +83,8 @@ def test_batched_frames_equal_per_packet_frames(shape):
     bad[at:at + 4] = b"\x7f\xc0\x00\x00"
     grams.insert(len(grams) // 2, (grams[len(grams) // 2][0], bytes(bad)))
     grams.insert(len(grams) // 3, (1, bundle([message("/VMC/Ext/Bone/Pos", "Head", 0.0, 0.1, 0.0, 0.0, 0.0, 0.0, 1.0)]).dgram))
+    grams.insert(len(grams) // 4, (2, b""))  # an empty datagram (rejected as "empty" both ways)
+    grams.insert(len(grams) // 5, (0, b"/VMC/Ext/T\x00\x00,f\x00\x00"))  # cut short
     stamps = [1_000_000_000 + 50_000 * i + int(rng.integers(0, 20_000)) for i in range(len(grams))]
     stamps = list(np.maximum.accumulate(stamps))
     a, b = VMCSource("vmc"), VMCSource("vmc")
