@@ -96,6 +96,7 @@ TAKE_COMMANDS = [
     ["edit", "export", "--take", "{t}", "--out", "cut.otio"], ["blender", "export", "--take", "{t}", "--glb", "x.glb"],
     ["lipsync", "video", "{t}", "--plate", "plate.mp4"], ["verify", "{t}"], ["verify", "{t}/post/stylize-ink"],
     ["rights", "disclosure", "off", "{t}", "--reason", "credits"], ["rights", "audit", "{t}"],
+    ["dataset", "import", "{t}", "--out", "ds"],
     ["blender", "import-take", "{t}", "--out", "x.blend"], ["blender", "render", "{t}"],
     ["composite", "{t}", "--plate", "plate.mp4"], ["stylize", "run", "{t}", "--look", "painted"],
     ["stylize", "qc", "{t}/post/stylize-painted"], ["animate", "{t}", "--look", "animatediff-sd15"],
