@@ -90,6 +90,9 @@ def find_media(take: Take, version: str = "render", media: str = "auto") -> Medi
         raise EditorialError(f"unknown media {media!r}; one of {', '.join(MEDIA)}")
     if version == "render":
         folder, step_id = take.passes_dir("rgb"), "render"
+        if not folder.is_dir():  # a captured or imported take before its render
+            raise EditorialError(f"take {take.id} is not rendered yet (no {folder})",
+                                 hint=f"`machinima blender render {take.id} --set SET`, or cut a post step with --version")
     else:
         steps = _steps(take)
         by_id = [s for s in steps if s[0] == version]

@@ -186,6 +186,10 @@ def test_circle_and_export_commands(tmp_path):
     assert (m.kind, m.first, m.count, m.gaps) == ("frames", 0, 24, 1)
     with pytest.raises(EditorialError, match="skips 1 frames, so its mp4 is not on the take's clock"):
         editorial.find_media(a, "composite", "mp4")
+    bare = Take.create(root, production="film", scene="s2", shot="a", fps="25")
+    bare.finalize()
+    res = cli("edit", "export", "--take", bare.id, "--out", str(tmp_path / "bare.otio"), "--root", str(root))
+    assert isinstance(res.exception, EditorialError) and f"take {bare.id} is not rendered yet" in str(res.exception)
     res = cli("edit", "export", "--scene", "s1", "--out", str(tmp_path / "cut.mov"), "--root", str(root))
     assert "use .otio, .edl or .xml" in str(res.exception)
     assert cli("takes", "circle", a.id, "--off", "--root", str(root)).exit_code == 0 and read_manifest(a.path).circle is None
