@@ -213,6 +213,23 @@ def _replay_votes(asm: VMCAssembler, parts: tuple, t: np.ndarray, f: int, m: int
     top = gaps.max(axis=1)
     rep = gaps.argmax(axis=1)  # the first of equal maxima, as the strict ">" of the assembler
     total = gaps.sum(axis=1)
+    if asm.head_votes == 8 and asm._votes.maxlen == 8:
+        # with a unanimous vote of 8, the state after any number of votes depends only on the
+        # last 8: the head is the value of all 8 when they agree (not "none"), else no head
+        last = range(max(0, f - 8), f)
+        sure = top * (m - 1) > asm.head_ratio * (total - top)
+        votes = [parts[int(rep[k])].keys if top[k] > 0 and sure[k] else None for k in last]
+        window = (list(asm._votes) + votes)[-8:]
+        asm._votes.clear()
+        asm._votes.extend(window)
+        counts: dict = {}
+        for v in window:
+            counts[v] = counts.get(v, 0) + 1
+        asm._vote_counts = counts
+        first = window[0] if window else None
+        asm.head = first if len(window) == 8 and first is not None and counts[first] == 8 else None
+        asm._gap_max, asm._gap_rep, asm._gap_sum, asm._gap_n = 0, None, 0, 0
+        return
     for k in range(f):
         tk = int(top[k])
         asm._gap_n = m

@@ -73,10 +73,14 @@ def _state(src: VMCSource) -> dict:
             for k, s in src._senders.items()}
 
 
-@pytest.mark.parametrize("shape", ["bundle_last", "bundle_first", "bundle_no_t", "split_last", "split_first_no_t", "split3_last", "singles_last"])
-def test_batched_frames_equal_per_packet_frames(shape):
+@pytest.mark.parametrize("shape,paced", [("bundle_last", False), ("bundle_first", False), ("bundle_no_t", False), ("split_last", False),
+                                         ("split_last", True), ("split_first_no_t", True), ("split3_last", True), ("singles_last", False)])
+def test_batched_frames_equal_per_packet_frames(shape, paced):
+    """``paced``: each frame's datagrams back to back, then a pause (the assembler learns the
+    head of the frame by its votes); else evenly spaced."""
     rng = np.random.default_rng(7)
     grams = _datagrams(shape, 40, 3, blend=shape == "bundle_last")
+    per_frame = len(grams) // 40
     # a NaN bone and a datagram of another layout mid-stream: the replay must stop there
     bad = bytearray(grams[len(grams) // 2][1])
     at = bytes(bad).find(b"Spine\x00") + 8
@@ -85,7 +89,10 @@ def test_batched_frames_equal_per_packet_frames(shape):
     grams.insert(len(grams) // 3, (1, bundle([message("/VMC/Ext/Bone/Pos", "Head", 0.0, 0.1, 0.0, 0.0, 0.0, 0.0, 1.0)]).dgram))
     grams.insert(len(grams) // 4, (2, b""))  # an empty datagram (rejected as "empty" both ways)
     grams.insert(len(grams) // 5, (0, b"/VMC/Ext/T\x00\x00,f\x00\x00"))  # cut short
-    stamps = [1_000_000_000 + 50_000 * i + int(rng.integers(0, 20_000)) for i in range(len(grams))]
+    if paced:
+        stamps = [1_000_000_000 + 8_000_000 * (i // per_frame) + 20_000 * (i % per_frame) + int(rng.integers(0, 2_000)) for i in range(len(grams))]
+    else:
+        stamps = [1_000_000_000 + 50_000 * i + int(rng.integers(0, 20_000)) for i in range(len(grams))]
     stamps = list(np.maximum.accumulate(stamps))
     a, b = VMCSource("vmc"), VMCSource("vmc")
     fa = []
@@ -105,6 +112,8 @@ def test_batched_frames_equal_per_packet_frames(shape):
     assert dict(a.rejects) == dict(b.rejects)
     if not shape.startswith("singles"):
         assert any(not isinstance(it, Frame) for it in fb)  # the steady state was replayed in blocks
+    if paced and shape.startswith("split"):
+        assert all(s.asm.head is not None for s in a._senders.values())  # the head was learned (both ways: the states are equal)
 
 
 def test_push_block_equals_push():
