@@ -26,6 +26,7 @@ import numpy as np
 from machinima import vmc
 from machinima.vmc_batch import replay
 from machinima.vmc_frames import VMCAssembler
+from machinima.vmc_single import SingleMessages
 
 from .errors import MocapError
 from .frames import Frame
@@ -112,7 +113,7 @@ class RateLimiter:
 
 
 class _Sender:
-    __slots__ = ("decoder", "asm", "performer", "key", "tried")
+    __slots__ = ("decoder", "asm", "performer", "key", "tried", "singles")
 
     def __init__(self, decoder: vmc.VMCDecoder, asm: VMCAssembler, performer: str, key: str) -> None:
         self.decoder = decoder
@@ -120,6 +121,7 @@ class _Sender:
         self.performer = performer
         self.key = key
         self.tried = -1  # the assembler's frame count when a replay last failed to fit
+        self.singles = SingleMessages(decoder)
 
 
 _NONE: list[Frame] = []
@@ -222,13 +224,10 @@ class VMCSource:
                     d = data[r, :ln].tobytes()
                     t = int(stamps[r])
                     pos += 1
-                    pkt = dec._single(d, ln) if ln and d[0] == 47 and not ln & 3 and dec.fast and ln <= dec.max_packet_bytes else None
+                    pkt = s.singles.packet(d, ln) if ln and d[0] == 47 else None
                     if pkt is None:
                         out.extend(self._feed(s, d, t))
-                    else:  # a single message (what decode would do with it, without its checks)
-                        dec.packets += 1
-                        if pkt.blendshapes:
-                            dec._pending_blend.update(pkt.blendshapes)
+                    else:  # a single message (machinima.vmc_single: its layout seen before, only numbers read)
                         done = asm.feed(pkt, t)
                         self._rename(s, pkt.root_name)
                         if done:

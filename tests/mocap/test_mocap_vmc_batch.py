@@ -88,6 +88,9 @@ def test_batched_frames_equal_per_packet_frames(shape, paced):
     grams.insert(len(grams) // 2, (grams[len(grams) // 2][0], bytes(bad)))
     grams.insert(len(grams) // 3, (1, bundle([message("/VMC/Ext/Bone/Pos", "Head", 0.0, 0.1, 0.0, 0.0, 0.0, 0.0, 1.0)]).dgram))
     grams.insert(len(grams) // 4, (2, b""))  # an empty datagram (rejected as "empty" both ways)
+    nan = float("nan")
+    grams.insert(2 * len(grams) // 3, (0, message("/VMC/Ext/Bone/Pos", "Spine", 0.0, nan, 0.0, 0.0, 0.0, 0.0, 1.0).dgram))  # a known layout, a NaN
+    grams.insert(2 * len(grams) // 3, (1, message("/VMC/Ext/T", nan).dgram))
     grams.insert(len(grams) // 5, (0, b"/VMC/Ext/T\x00\x00,f\x00\x00"))  # cut short
     if paced:
         stamps = [1_000_000_000 + 8_000_000 * (i // per_frame) + 20_000 * (i % per_frame) + int(rng.integers(0, 2_000)) for i in range(len(grams))]
