@@ -24,7 +24,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from machinima.imageseq import read_image, write_image
-from machinima.sparse import describe, movie_note
+from machinima.sparse import describe, movie_frames, movie_note
 from machinima.poststep import Interrupted, PostStep, StepReport, write_video  # write_video: disclosed like the frames
 from machinima.take import Take
 
@@ -98,16 +98,6 @@ def stylize_take(take: str | Path, look: Look, *, frames: tuple[int, int] | None
     engine = engine or build_engine(look, config)
     return run_source(source, look, engine, t.post_dir(sid), frames=chosen, progress=progress, video=video, fps=t.manifest.fps,
                       config=config)
-
-
-def movie_frames(frames: Sequence[int], step: int) -> list[int]:
-    """The frames the movie shows: on passes every ``step``-th frame each is held until the next
-    (the take's timing kept, as composite and archive do); wider gaps (shots left out) are cut."""
-    fs = sorted(frames)
-    out: list[int] = []
-    for a, b in zip(fs, fs[1:] + [None]):
-        out += [a] * (b - a if b is not None and 0 < b - a <= step else 1)
-    return out
 
 
 def run_source(source: Source, look: Look, engine: Engine, out_dir: str | Path, *, frames: list[int] | None = None,

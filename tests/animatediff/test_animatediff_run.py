@@ -83,6 +83,9 @@ def test_shots_are_separate_segments():
     assert [(s.frames[0], s.frames[-1], s.shot) for s in segs] == [(0, 9, "a"), (10, 19, "b"), (20, 23, None)]
     assert segs[0].seed == 3 and segs[1].strength == 0.4 and segs[2].seed == 7
     assert [(s.frames[0], s.frames[-1]) for s in plan_segments(look, [0, 1, 2, 5, 6])] == [(0, 2), (5, 6)]
+    # passes every 2nd frame (`blender render --step 2`): frames 2 apart are one video, not one-frame segments
+    assert [(s.frames[0], s.frames[-1]) for s in plan_segments(look, [20, 22, 26, 28], 2)] == [(20, 22), (26, 28)]
+    assert [len(s.frames) for s in plan_segments(look, list(range(0, 10, 2)), 2)] == [5]
 
 
 def test_controlnet_variant_runs_and_the_control_matters(motion_comps):

@@ -16,7 +16,8 @@ from machinima.imageseq import read_image
 from machinima.passes import PassSet
 from stylize.errors import ControlError
 from stylize.look import Look
-from stylize.runner import movie_frames, stylize_take
+from machinima.sparse import movie_frames
+from stylize.runner import stylize_take
 from stylize.truth import flow_between, motion_pass, moving_picture, temporal_error
 
 N, SIZE = 17, (64, 64)
