@@ -84,3 +84,23 @@ def test_movie_frames_hold_the_step_and_cut_wider_gaps():
     assert movie_frames([0, 2, 4], 2) == [0, 0, 2, 2, 4]
     assert movie_frames([0, 1, 2, 10, 11], 1) == [0, 1, 2, 10, 11]  # shots left out are not filled
     assert movie_frames([10, 12, 20, 22], 2) == [10, 10, 12, 20, 20, 22]
+
+
+def test_a_frame_range_is_stylized_said_and_qc_pairs_its_frames(tmp_path):
+    """Passes for frames 4..11 only (`blender render --frames 4:11`): stylize, its note and QC."""
+    from stylize.qc import qc_step
+
+    path = make_take(tmp_path / "takes", n=12)
+    ps = PassSet.open(path / "passes")
+    for name in ("rgb", "depth", "pose", "mask/ada"):
+        for f, p in ps.frame_files(name).items():
+            if f < 4:
+                p.unlink()
+    ps.meta["frames"] = list(range(4, 12))
+    ps.save()
+    res = stylize_take(path, _look("range", "propagate", True), progress=False)
+    assert sorted(res.report.done) == list(range(4, 12)) and res.frames_note == "frames 4..11 only"
+    with av.open(str(res.video)) as c:
+        assert sum(1 for _ in c.decode(video=0)) == 8
+    rep = qc_step(res.out_dir)
+    assert rep["pairs"] == 7 and rep["gap"] == 1 and rep["mean"] is not None
