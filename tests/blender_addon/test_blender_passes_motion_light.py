@@ -130,3 +130,14 @@ def test_denoise_brings_the_flat_wall_below_the_noise_threshold(scene, tmp_path)
     print({"noise_4spp": round(raw, 2), "noise_4spp_oidn": round(clean, 2)})
     assert raw > 0.8  # 4 samples without a denoiser: grainy (the eye sees ~0.5 level of grain on a flat wall)
     assert clean < NOISE_MAX and clean < raw / 4
+
+
+def test_motion_pass_every_2nd_frame_is_said_before_the_render():
+    """Blender's Vector pass is the motion to the scene frame before: with --step 2 that frame is
+    not rendered, so the CLI says so up front (stylize then estimates the motion, tests/stylize)."""
+    from blender_addon.render import RenderSettings
+
+    assert RenderSettings(passes=("rgb", "motion"), step=1).warnings() == []
+    assert RenderSettings(passes=("rgb", "depth"), step=2).warnings() == []
+    (w,) = RenderSettings(passes=("rgb", "motion"), step=2).warnings()
+    assert w.startswith("motion: with --step 2") and "not rendered" in w
