@@ -535,6 +535,7 @@ class AnimateResult:
     out_dir: Path
     video: Path | None
     segments: list[dict[str, Any]]
+    frames_note: str | None = None  # passes every Nth frame or a range: what was done with the others
 
 
 def animate_source(source: Source, look: Look, motion: MotionSpec, engine: AnimateDiffEngine, out_dir: str | Path, *,
@@ -543,7 +544,7 @@ def animate_source(source: Source, look: Look, motion: MotionSpec, engine: Anima
     """Steps 3-5 for any source: segments -> PostStep (resumable) -> mp4."""
     from machinima.imageseq import read_image
     from machinima.poststep import PostStep, StepReport, stable_hash, write_video  # write_video: disclosed like the frames
-    from machinima.sparse import movie_frames
+    from machinima.sparse import describe, movie_frames, movie_note
 
     from .motion import source_step
 
@@ -610,7 +611,9 @@ def animate_source(source: Source, look: Look, motion: MotionSpec, engine: Anima
         if outs and all(f in outs for f in chosen):
             vid = write_video(out_dir / f"{out_dir.name}.mp4", (read_image(outs[f]) for f in movie_frames(chosen, sstep)),
                               fps=fps or source.fps)  # each frame held until the next: the take's timing
-    return AnimateResult(report, out_dir, vid, summary)
+    have = list(source.frames)
+    note = (movie_note(have) if video and sstep > 1 else None) or describe(have)
+    return AnimateResult(report, out_dir, vid, summary, note)
 
 
 def animate_take(take: str | Path, look: Look, motion: MotionSpec, *, frames: tuple[int, int] | None = None,
