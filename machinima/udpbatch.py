@@ -36,7 +36,7 @@ from typing import Callable
 
 import numpy as np
 
-from .udprecv import SO_TIMESTAMPNS
+from .udprecv import SO_TIMESTAMPNS, LoopReader
 
 __all__ = ["Batch", "BatchReceiver", "have_recvmmsg"]
 
@@ -112,7 +112,7 @@ def _v4_key(ip: bytes, port: int) -> int:
     return (int.from_bytes(ip, "big") << 16) | port
 
 
-class BatchReceiver:
+class BatchReceiver(LoopReader):
     """Drains ``sock`` (non-blocking, from ``machinima.udprecv.open_udp``) into ``on_batch``.
 
     ``slots`` datagrams per call, each up to ``max_datagram`` bytes (the ring is
@@ -318,17 +318,3 @@ class BatchReceiver:
                 return total
         self.backlog = True
         return total
-
-    def attach(self, loop: asyncio.AbstractEventLoop | None = None) -> "BatchReceiver":
-        self._loop = loop or asyncio.get_running_loop()
-        self._loop.add_reader(self.sock.fileno(), self.drain)
-        return self
-
-    def close(self) -> None:
-        if self._loop is not None:
-            try:
-                self._loop.remove_reader(self.sock.fileno())
-            except (ValueError, OSError):
-                pass
-            self._loop = None
-        self.sock.close()

@@ -5,13 +5,14 @@
     await serve(ingest, [("vmc", "0.0.0.0", 39539)], seconds=10)
 
 Each source has its own socket (``machinima.udpbatch``: many datagrams per ``recvmmsg``
-call, every datagram stamped with the kernel's arrival time), its own rate limiter per sender and its own counters,
-so a flood on one never stalls another. A timer every ``tick_ms`` releases jitter buffers,
-emits the frames of senders that went quiet (the last frame of a stream: only once that
-socket has been drained, so the rest of a frame still waiting there is never cut off) and
-commits the take on the writer's interval, so frames received before a pause are on disk
-within ~100 ms without any further traffic. At the end every pending frame is flushed and
-committed.
+call, every datagram stamped with the kernel's arrival time, handed over as one batch), its
+own rate limiter per sender and its own counters, so a flood on one never stalls another. A
+timer every ``tick_ms`` releases jitter buffers and emits the frames of senders that went
+quiet (the last frame of a stream: only once that socket has been drained, so the rest of a
+frame still waiting there is never cut off). The take is committed on the writer's interval
+by a ``machinima.committimer.CommitTimer`` thread of idle priority (the loop commits itself
+when that thread gets no CPU), so frames received before a pause are on disk within ~100 ms
+without any further traffic. At the end every pending frame is flushed and committed.
 """
 
 from __future__ import annotations
