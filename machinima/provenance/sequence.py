@@ -56,6 +56,9 @@ def write_sidecar(path: Path, disclosure: Any, manifest_id: str, hashes: dict[st
     if not ok:
         raise ValueError("could not encode the sequence preview")
     manifest = disclosure.manifest(f"{disclosure.step_id}/{SIDECAR}", "image/png", manifest_id=manifest_id)
+    for name, folder in sorted(disclosure.frame_sources.items()):  # the source frames, one ingredient per folder
+        manifest["ingredients"].append({"title": folder, "format": "application/octet-stream", "relationship": "componentOf",
+                                        "instance_id": f"machinima:{disclosure.take_id}:{folder}"})
     manifest["assertions"].append({"label": SEQ_ASSERTION, "data": {
         "frames": dict(sorted(hashes.items())), "count": len(hashes), "hash": "sha256", "format": "qoi"}})
     _write_bytes(path, sign_bytes(png_single_idat(buf.tobytes()), "image/png", manifest, disclosure.identity))

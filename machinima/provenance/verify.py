@@ -88,10 +88,18 @@ class FileReport:
 
 def read_manifest(path: str | Path, *, trust_anchors: bytes | None = None) -> tuple[str, dict[str, Any] | None, list[str]]:
     """(state, active manifest or None, validation codes). state: absent/valid/trusted/invalid/unreadable.
+    A QOI frame answers with its step's sequence manifest (``disclosure.png``; its hash check is
+    ``verify_file``'s).
     The active manifest carries ``_labels``: the labels of every manifest in the file's store."""
     import c2pa
 
     p = Path(path)
+    if p.suffix.lower() in SEQ_EXTS:  # a QOI frame's manifest is its step's sequence manifest
+        from .sequence import SIDECAR, step_dir_of
+
+        p = step_dir_of(p) / SIDECAR
+        if not p.is_file():
+            return "absent", None, []
     mime = mime_of(p)
     if mime is None:
         return "unreadable", None, [f"unsupported file type {p.suffix}"]
