@@ -183,6 +183,20 @@ def list_frames(folder: str | Path) -> dict[int, Path]:
     return dict(sorted(out.items()))
 
 
+def find_frame(folder: str | Path, frame: int) -> Path:
+    """The file of ``frame`` in a sequence, whatever its format (QOI, PNG, EXR...): readers of a
+    step's frames should not care which intermediate the step wrote."""
+    folder = Path(folder)
+    for ext in ("qoi", "png", "exr", "jpg", "tif", "dpx"):
+        p = frame_path(folder, frame, ext)
+        if p.exists():
+            return p
+    files = list_frames(folder)
+    if frame not in files:
+        raise ImageSeqError(f"{folder} has no frame {frame}")
+    return files[frame]
+
+
 def read_sequence(folder: str | Path, frames: Iterable[int] | None = None) -> Iterator[tuple[int, np.ndarray]]:
     files = list_frames(folder)
     wanted = list(files) if frames is None else list(frames)
