@@ -204,8 +204,10 @@ def takes_recover(take: Optional[str] = typer.Argument(None, help="One take; def
 @takes_app.command("export")
 def takes_export(
     take: str,
-    out: Path = typer.Option(..., "--out", "-o", help="Output file (.bvh/.glb/.fbx) or folder (one file per performer for BVH, per take for glb/fbx)."),
-    fmt: Optional[str] = typer.Option(None, "--format", "-f", help="bvh | glb | fbx; default: from --out's suffix, else bvh."),
+    out: Path = typer.Option(..., "--out", "-o", help="Output file (.bvh/.glb/.fbx, .mp4/.mov) or folder (one file per performer for BVH, per take for glb/fbx; frames for exr/png)."),
+    fmt: Optional[str] = typer.Option(None, "--format", "-f", help="motion: bvh | glb | fbx (default: from --out's suffix, else bvh); with --step: mp4 | prores | dnxhr | exr | png (default mp4)."),
+    step: Optional[str] = typer.Option(None, "--step", help="Deliver a post step's pictures (a folder under TAKE/post) instead of the motion."),
+    output: Optional[str] = typer.Option(None, "--output", help="With --step: which of its outputs (default rgb, else frames)."),
     performer: Optional[str] = typer.Option(None, help="Performer to export; default: all."),
     engine: str = typer.Option("unity", "--engine", help="glb/fbx: unity | unreal | godot | blender (FBX axes and units)."),
     bone_names: str = typer.Option("canonical", "--bone-names", help="glb/fbx: canonical | vrm0 | vrm1 bone names."),
@@ -213,8 +215,25 @@ def takes_export(
     root: Optional[Path] = RootOpt,
 ) -> None:
     """Export a take: BVH (resampled to the take's fps, centimetres, the performer's own proportions;
-    Blender reads back the same joint positions), or animated glb/fbx for engines (through Blender)."""
+    Blender reads back the same joint positions), or animated glb/fbx for engines (through Blender);
+    with --step, a post step's pictures as mp4 / ProRes / DNxHR with timecode, or EXR / PNG frames,
+    disclosed (marked and signed) as delivered."""
     from .interchange import ExportRequest, export_take_as
+
+    if step is not None:
+        import time as _time
+
+        from .delivery import export_step
+
+        t0 = _time.perf_counter()
+        with console.status(f"delivering {take} {step} ..."):
+            written = export_step(resolve_take(take, root), step, fmt or "mp4", out, output=output)
+        for path in written:
+            console.print(f"wrote {path}")
+        console.print(f"delivered in {_time.perf_counter() - t0:.1f} s")
+        return
+    if output is not None:
+        raise typer.BadParameter("--output needs --step")
 
     req = ExportRequest(resolve_take(take, root), out, performer, engine, bone_names, rotation_order)
     with console.status(f"exporting {take} ..."):  # glb/fbx: a Blender process, seconds per minute of take
