@@ -7,6 +7,8 @@ thread pool overlaps them with the kernel:
 
 - ``ReadAhead(items, load, depth)`` yields ``(item, load(item))`` in order, with at most
   ``depth`` loads running or waiting ahead of the consumer;
+- ``Prefetch(keys, load, depth)``: ``get(key)`` for kernels that read their own inputs (plates,
+  passes), loading the next keys of the expected order in the background;
 - ``WriteBehind(depth, workers)`` runs write jobs in the background; ``submit`` blocks while
   ``depth`` jobs are pending (each holds a frame), so memory stays bounded whatever the speed of
   the disk; ``drain()`` waits for all and re-raises the first failure.
@@ -90,6 +92,47 @@ class ReadAhead(Iterator[tuple[T, R]]):
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+class Prefetch:
+    """``get(key)`` for a kernel that reads its inputs itself: the next ``depth`` keys of the
+    expected order are loaded in the background; a key out of order is simply loaded in place.
+    Bounded: at most ``depth + 1`` loads ahead of the last key asked for."""
+
+    def __init__(self, keys: Iterable[Any], load: Callable[[Any], Any], depth: int = 4, workers: int | None = None) -> None:
+        self._keys = list(keys)
+        self._index = {k: i for i, k in enumerate(self._keys)}
+        self._load = load
+        self.depth = max(1, depth)
+        self._pool = ThreadPoolExecutor(max_workers=workers or min(self.depth, io_workers()), thread_name_prefix="prefetch")
+        self._futures: dict[Any, Future] = {}
+        self._lock = threading.Lock()
+        self.wait_s = 0.0
+
+    def get(self, key: Any) -> Any:
+        i = self._index.get(key)
+        if i is None:
+            return self._load(key)
+        with self._lock:
+            for k in list(self._futures):  # keys behind this one were skipped: drop them
+                if self._index[k] < i:
+                    self._futures.pop(k).cancel()
+            fut = self._futures.pop(key, None)
+            for k in self._keys[i + 1:i + 1 + self.depth]:
+                if k not in self._futures:
+                    self._futures[k] = self._pool.submit(self._load, k)
+        t0 = time.perf_counter()
+        try:
+            return fut.result() if fut is not None else self._load(key)
+        finally:
+            self.wait_s += time.perf_counter() - t0
+
+    def close(self) -> None:
+        with self._lock:
+            for f in self._futures.values():
+                f.cancel()
+            self._futures.clear()
+        self._pool.shutdown(wait=True, cancel_futures=True)
 
 
 class WriteBehind:

@@ -203,6 +203,7 @@ class PostStep:
 
         sweep_stale_temps(self.out_dir)  # temps of killed writers (never a live chunk's: see fsutil)
         self._ledger_lock = threading.Lock()
+        self._inflight: dict[int, Any] = {}  # frame -> its pending write (Future)
         self._ledger_path = self.out_dir / "ledger.jsonl"
         self._ledger = self._read_ledger()
         self.write_params(frames=self.frames_format())
@@ -315,6 +316,9 @@ class PostStep:
         """Where output ``name`` of ``frame`` is (``ext`` None: the file the ledger records, else
         an 8-bit picture's: the step's intermediate)."""
         if ext is None:
+            fut = self._inflight.get(frame)
+            if fut is not None:  # a kernel reading back an earlier frame (a feedback loop): let its write land first
+                fut.result()
             for rel in (self._ledger.get(frame) or {}).get("outputs", []):
                 if Path(rel).parts[0] == name:
                     return self.out_dir / rel
@@ -485,7 +489,7 @@ class PostStep:
                     for f, outs in zip(batch, results):
                         # a copy (~1 ms a 1080p frame): a kernel may reuse its buffers for the next frame
                         outs = {k: np.array(v, copy=True) for k, v in outs.items()}
-                        writer.submit(self._write_done, report, f, keys[f], outs, dt)
+                        self._inflight[f] = writer.submit(self._write_done, report, f, keys[f], outs, dt)
                     bar.advance(len(batch))
             if writer is not None:
                 writer.drain()
@@ -499,9 +503,11 @@ class PostStep:
                         raise
                 report.write_wait_seconds = writer.wait_s
             bar.close()
-            report.seconds = time.perf_counter() - t_start
             if report.done or self._seal_stale():
                 self.seal()
+            report.seconds = time.perf_counter() - t_start
+            if progress and report.done:  # every step's CLI: frames/s disk to disk beside the kernel's
+                _say(report.summary(description or f"{self.kind} {self.step_id}"))
             self.write_params(
                 frames_total=len(frames),
                 frames_done=len(self._ledger),
@@ -512,10 +518,13 @@ class PostStep:
         return report
 
     def _write_done(self, report: StepReport, frame: int, key: str, outputs: Outputs, seconds: float) -> None:
-        _, nbytes = self._write_frame(frame, key, outputs, seconds)
-        with self._ledger_lock:
-            report.done.append(frame)
-            report.bytes_written += nbytes
+        try:
+            _, nbytes = self._write_frame(frame, key, outputs, seconds)
+            with self._ledger_lock:
+                report.done.append(frame)
+                report.bytes_written += nbytes
+        finally:
+            self._inflight.pop(frame, None)
 
 
 _live: "weakref.WeakValueDictionary[Path, PostStep]" = weakref.WeakValueDictionary()
@@ -618,6 +627,13 @@ class _Bar:
     def close(self) -> None:
         if self._p is not None:
             self._p.stop()
+
+
+def _say(line: str) -> None:
+    """A summary line on stderr (stdout may carry a step's JSON)."""
+    from rich.console import Console
+
+    Console(stderr=True, highlight=False).print(line)
 
 
 def _progress(enabled: bool, description: str, total: int, completed: int) -> _Bar:
