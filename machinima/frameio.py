@@ -96,7 +96,7 @@ class ReadAhead(Iterator[tuple[T, R]]):
 
 class Prefetch:
     """``get(key)`` for a kernel that reads its inputs itself: the next ``depth`` keys of the
-    expected order are loaded in the background; a key out of order is simply loaded in place.
+    expected order are loaded in the background; a key out of order is loaded when asked.
     Bounded: at most ``depth + 1`` loads ahead of the last key asked for."""
 
     def __init__(self, keys: Iterable[Any], load: Callable[[Any], Any], depth: int = 4, workers: int | None = None) -> None:
@@ -114,8 +114,8 @@ class Prefetch:
         if i is None:
             return self._load(key)
         with self._lock:
-            for k in list(self._futures):  # keys behind this one were skipped: drop them
-                if self._index[k] < i:
+            for k in list(self._futures):  # keys far behind this one were skipped: drop them
+                if self._index[k] < i - self.depth:
                     self._futures.pop(k).cancel()
             fut = self._futures.pop(key, None)
             for k in self._keys[i + 1:i + 1 + self.depth]:
@@ -123,7 +123,8 @@ class Prefetch:
                     self._futures[k] = self._pool.submit(self._load, k)
         t0 = time.perf_counter()
         try:
-            return fut.result() if fut is not None else self._load(key)
+            # in place, but on the pool: with one worker every load stays on one thread (a video decoder)
+            return (fut if fut is not None else self._pool.submit(self._load, key)).result()
         finally:
             self.wait_s += time.perf_counter() - t0
 
