@@ -62,6 +62,10 @@ from .imageseq import encode_qoi, frame_path, qoi_available, write_image
 
 Outputs = dict[str, np.ndarray]
 
+# Benchmarks set these to measure the old path beside the new in one run (bench/post_io.py):
+DEFAULT_INTERMEDIATE: str | None = None  # None: QOI when the codec is installed, else PNG
+WRITE_BEHIND = True  # False: each frame written before the next is computed (the old loop)
+
 
 class Interrupted(MachinimaError):
     """The run was stopped by Ctrl-C (or SIGTERM) after finishing the frame in hand."""
@@ -174,6 +178,7 @@ class PostStep:
         self.notes = list(notes)
         self.float_ext = float_ext
         # 8-bit pictures: QOI between steps (when the reference codec is installed), PNG where asked
+        intermediate = intermediate or DEFAULT_INTERMEDIATE
         self.intermediate = (intermediate or ("qoi" if qoi_available() else "png")).lower().lstrip(".")
         if self.intermediate not in ("qoi", "png"):
             raise MachinimaError(f"{kind}: intermediate frames are 'qoi' or 'png', not {intermediate!r}")
@@ -485,11 +490,14 @@ class PostStep:
                     dt = (time.perf_counter() - t0) / len(batch)
                     report.kernel_seconds += dt * len(batch)
                     if writer is None:  # the queue's depth from the frame's size: memory stays bounded
-                        writer = WriteBehind(in_flight(sum(np.asarray(o).nbytes for o in results[0].values()) or 1))
+                        nbytes = sum(np.asarray(o).nbytes for o in results[0].values()) or 1
+                        writer = WriteBehind(in_flight(nbytes) if WRITE_BEHIND else 1, 1 if not WRITE_BEHIND else None)
                     for f, outs in zip(batch, results):
                         # a copy (~1 ms a 1080p frame): a kernel may reuse its buffers for the next frame
                         outs = {k: np.array(v, copy=True) for k, v in outs.items()}
                         self._inflight[f] = writer.submit(self._write_done, report, f, keys[f], outs, dt)
+                        if not WRITE_BEHIND:
+                            writer.drain()
                     bar.advance(len(batch))
             if writer is not None:
                 writer.drain()
