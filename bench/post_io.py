@@ -41,7 +41,8 @@ W, H = 1920, 1080
 
 
 def _frames(n: int) -> list[np.ndarray]:
-    """Natural-looking 1080p frames: the composite demo set with an actor walking across."""
+    """1080p frames: the composite demo set with an actor walking across, with sensor-like noise
+    (sigma 2.5 levels: without it the flat CG compresses like no footage does)."""
     from composite.demo_scene import END, START, actor_frame, camera, render_set
 
     cam = camera(W, H)
@@ -51,7 +52,9 @@ def _frames(n: int) -> list[np.ndarray]:
     for f in range(n):
         plate, _ = actor_frame(cam, START + f / max(n - 1, 1) * (END - START), phase=f * 0.5, rng=rng)
         green = (plate[..., 1] > 150) & (plate[..., 0] < 90)
-        out.append(np.where(green[..., None], rgb, plate))
+        img = np.where(green[..., None], rgb, plate).astype(np.int16)
+        img += rng.normal(0, 2.5, img.shape).astype(np.int16)  # a camera's noise: flat CG frames flatter PNG
+        out.append(np.clip(img, 0, 255).astype(np.uint8))
     return out
 
 
@@ -164,7 +167,7 @@ def _result(rep, wall: float) -> dict:
     return {"frames": n, "seconds": round(wall, 3), "loop_seconds": round(rep.seconds, 3), "kernel_seconds": round(rep.kernel_seconds, 3),
             "fps": round(n / wall, 2) if wall else 0.0, "loop_fps": round(n / rep.seconds, 2) if rep.seconds else 0.0,
             "kernel_fps": round(n / rep.kernel_seconds, 2) if rep.kernel_seconds else 0.0,
-            "write_wait_seconds": round(rep.write_wait_seconds, 3),
+            "write_wait_seconds": round(rep.write_wait_seconds, 3), "seal_seconds": round(getattr(rep, "seal_seconds", 0.0), 3),
             "bytes_per_frame": int(rep.bytes_written / n) if n else 0,
             "mb_per_s": round(rep.bytes_written / 1e6 / rep.seconds, 1) if rep.seconds else 0.0}
 
@@ -172,11 +175,30 @@ def _result(rep, wall: float) -> dict:
 STEPS = {"composite": _step_composite, "archive": _step_archive, "watermark": _step_watermark}
 
 
+def _vm_hwm_mb() -> float:
+    """This process's peak resident memory (Linux VmHWM, reset by exec)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("VmHWM:"):
+                    return round(int(line.split()[1]) / 1024, 1)
+    except OSError:
+        pass
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+
+
 def child(step: str, variant: str, root: str, n: int) -> None:
     _configure(variant)
     os.chdir(root)
+    import psutil
+
+    import composite.pipeline  # noqa: F401 - the imports' memory, before the step runs
+    import stylize.archive  # noqa: F401
+
+    before = psutil.Process().memory_info().rss
     out = STEPS[step](Path(root), variant, n)
-    out["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+    out["peak_rss_mb"] = _vm_hwm_mb()  # not ru_maxrss: after fork+exec it keeps the parent's peak
+    out["rss_before_step_mb"] = round(before / 2**20, 1)
     print(json.dumps(out))
 
 
@@ -230,7 +252,7 @@ def main() -> None:
         "notes": "fps = frames / wall seconds of the step's run (setup included for composite: feet tracking, colour and grain "
                  "measurement); kernel = the same run with inputs from memory and frame writes dropped (watermark: the mark on "
                  "frames in memory); new = QOI in and out, read-ahead, write-behind, one sequence manifest; old = PNG in and out, "
-                 "per-frame C2PA, no write-behind. peak_rss_mb: that child process's peak.",
+                 "per-frame C2PA, no write-behind. peak_rss_mb: that child process's peak (rss_before_step_mb: after imports, before the step); seal_seconds: signing the step's sequence manifest, once per run.",
     }))
 
 

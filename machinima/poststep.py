@@ -112,6 +112,7 @@ class StepReport:
     kernel_seconds: float = 0.0  # inside ``process`` (the step's compute, and its own reads)
     write_wait_seconds: float = 0.0  # waiting on the write-behind queue (encoding not hidden)
     bytes_written: int = 0
+    seal_seconds: float = 0.0  # signing the sequence manifest (QOI frames), once per run
 
     @property
     def fps(self) -> float:
@@ -512,7 +513,9 @@ class PostStep:
                 report.write_wait_seconds = writer.wait_s
             bar.close()
             if report.done or self._seal_stale():
+                t_seal = time.perf_counter()
                 self.seal()
+                report.seal_seconds = time.perf_counter() - t_seal
             report.seconds = time.perf_counter() - t_start
             if progress and report.done:  # every step's CLI: frames/s disk to disk beside the kernel's
                 _say(report.summary(description or f"{self.kind} {self.step_id}"))
