@@ -176,11 +176,15 @@ def takes_show(take: str, root: Optional[Path] = RootOpt) -> None:
 
 @takes_app.command("verify")
 def takes_verify(take: str, root: Optional[Path] = RootOpt) -> None:
-    """Check a take: manifest, streams file, SQLite integrity, sample counts. Exit 1 on problems."""
+    """Check a take: manifest, streams file, SQLite integrity, sample counts, and its post steps'
+    frames (each done frame on disk, QOI frames unchanged, their disclosure.png). Exit 1 on problems."""
     from .take import Take
 
     t = Take.open(resolve_take(take, root))
     problems = t.verify()
+    for name, (counts, _) in t.post_steps().items():  # frames on disk; their signatures: machinima verify
+        side = ", disclosure.png" if counts["sidecar"] else ""
+        console.print(f"post/{name}: {counts['frames']} frames, {counts['files']} files ({counts['qoi']} QOI{side})", highlight=False)
     if problems:
         for p in problems:
             err_console.print(f"[red]problem[/] {t.id}: {p}")

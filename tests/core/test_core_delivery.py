@@ -97,3 +97,19 @@ def test_png_frames_each_signed_and_motion_formats_unchanged(take, tmp_path):
     assert res.exit_code != 0 and "mp4 | prores | dnxhr | exr | png" in str(res.exception or res.output)
     res = CliRunner().invoke(app, ["takes", "export", str(take), "--step", "nope", "--format", "mp4", "--out", str(tmp_path / "x.mp4")])
     assert res.exit_code != 0 and "no post step" in str(res.exception or res.output)
+
+
+def test_takes_verify_counts_a_steps_frames_and_finds_a_changed_one(take):
+    res = CliRunner().invoke(app, ["takes", "verify", str(take)])
+    assert res.exit_code == 0, res.output
+    rgb = sorted((take / "post" / "look" / "rgb").iterdir())
+    qoi = rgb[0].suffix == ".qoi"
+    assert f"post/look: {N} frames, {N} files ({N if qoi else 0} QOI{', disclosure.png' if qoi else ''})" in res.output
+    if not qoi:
+        return
+    data = bytearray(rgb[2].read_bytes())
+    data[len(data) // 2] ^= 0x01
+    rgb[2].write_bytes(bytes(data))
+    (take / "post" / "look" / "disclosure.png").unlink()
+    res = CliRunner().invoke(app, ["takes", "verify", str(take)])
+    assert res.exit_code == 1 and "000002.qoi changed after it was written" in res.output and "disclosure.png" in res.output
