@@ -151,8 +151,14 @@ def _step_composite(root: Path, variant: str, n: int) -> dict:
     if variant == "kernel":  # passes and plate from memory, frames not encoded
         real_read, real_plate = cp._read, cp.CompositePipeline._plate_frame
         memo: dict = {}
-        cp._read = lambda passes, name, f: memo.setdefault((name, f), real_read(passes, name, f))
-        cp.CompositePipeline._plate_frame = staticmethod(lambda p, t, f: memo.setdefault(("plate", f), real_plate(p, t, f)))
+
+        def cached(key, load):
+            if key not in memo:
+                memo[key] = load()
+            return memo[key]
+
+        cp._read = lambda passes, name, f: cached((name, f), lambda: real_read(passes, name, f))
+        cp.CompositePipeline._plate_frame = staticmethod(lambda p, t, f: cached(("plate", f), lambda: real_plate(p, t, f)))
         s = CompositeSettings(plate=plate, matte="green", placement=PlacementSettings(position=pos), video=False, step_id="warm")
         run_composite(take, s, progress=False)  # fills the memo (and the caches of the set's analysis)
         _drop_writes()
