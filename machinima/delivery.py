@@ -70,44 +70,14 @@ def _pictures(files: dict[int, Path]) -> Iterator[np.ndarray]:
 
 
 def encode_movie(path: Path, frames: Iterable[np.ndarray], fps: Fraction, fmt: str, timecode: str | None) -> Path:
-    """Encode with PyAV: the codec and pixel format of ``fmt``, BT.709 tags, start timecode."""
-    import av
-    from av.video.reformatter import ColorRange, Colorspace
+    """Encode with PyAV: the codec and pixel format of ``fmt``, BT.709, start timecode."""
+    from .imageseq import ImageSeqError, write_video
 
-    from .fsutil import frame_temp_name
-
-    suffix, codec, pix_fmt, options = MOVIES[fmt]
-    tmp = frame_temp_name(path)
-    n = 0
+    _, codec, pix_fmt, options = MOVIES[fmt]
     try:
-        with av.open(str(tmp), mode="w") as container:
-            if timecode:
-                container.metadata["timecode"] = timecode
-            stream = None
-            for img in frames:
-                if stream is None:
-                    stream = container.add_stream(codec, rate=fps)
-                    stream.width, stream.height = img.shape[1] - img.shape[1] % 2, img.shape[0] - img.shape[0] % 2
-                    stream.pix_fmt = pix_fmt
-                    stream.options = dict(options)
-                    cc = stream.codec_context  # BT.709, limited range: tagged, and converted so (not swscale's 601 default)
-                    cc.color_primaries, cc.color_trc, cc.colorspace, cc.color_range = 1, 1, 1, 1
-                    if timecode:
-                        stream.metadata["timecode"] = timecode
-                frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(img[: stream.height, : stream.width]), format="rgb24").reformat(
-                    format=pix_fmt, dst_colorspace=Colorspace.ITU709, dst_color_range=ColorRange.MPEG)
-                for packet in stream.encode(frame):
-                    container.mux(packet)
-                n += 1
-            if stream is None:
-                raise DeliveryError(f"no frames to write to {path}")
-            for packet in stream.encode():
-                container.mux(packet)
-        tmp.replace(path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    return path
+        return write_video(path, frames, fps, codec=codec, pix_fmt=pix_fmt, options=options, timecode=timecode, bt709=True)
+    except ImageSeqError as exc:
+        raise DeliveryError(str(exc)) from None
 
 
 def srgb_to_linear(img: np.ndarray) -> np.ndarray:

@@ -13,9 +13,9 @@ thread pool overlaps them with the kernel:
   ``depth`` jobs are pending (each holds a frame), so memory stays bounded whatever the speed of
   the disk; ``drain()`` waits for all and re-raises the first failure.
 
-``in_flight(frame_bytes)`` picks the depth from the frame size (a budget, 2..16 frames).
-``IOClock`` sums the time in the kernel and in I/O waits; ``summary_line`` is what every
-step's CLI prints at its end: frames/s disk to disk beside the kernel's own.
+``in_flight(frame_bytes)`` picks the depth from the frame size (a budget, 2..16 frames);
+``summary_line`` is what every step prints at its end: frames/s disk to disk beside the
+kernel's own.
 """
 
 from __future__ import annotations
@@ -25,7 +25,6 @@ import threading
 import time
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Iterator, TypeVar
 
 T = TypeVar("T")
@@ -200,24 +199,6 @@ class WriteBehind:
             self.drain()
         finally:
             self._pool.shutdown(wait=True)
-
-
-@dataclass
-class IOClock:
-    """Where a step's wall time went: kernel (the step's own compute), read and write waits."""
-
-    kernel_s: float = 0.0
-    read_wait_s: float = 0.0
-    write_wait_s: float = 0.0
-    bytes_written: int = 0
-    frames: int = 0
-
-    def to_doc(self, wall_s: float) -> dict[str, Any]:
-        return {"frames": self.frames, "wall_s": round(wall_s, 3), "kernel_s": round(self.kernel_s, 3),
-                "read_wait_s": round(self.read_wait_s, 3), "write_wait_s": round(self.write_wait_s, 3),
-                "fps_disk_to_disk": round(self.frames / wall_s, 3) if wall_s > 0 else 0.0,
-                "fps_kernel": round(self.frames / self.kernel_s, 3) if self.kernel_s > 0 else 0.0,
-                "bytes_per_frame": int(self.bytes_written / self.frames) if self.frames else 0}
 
 
 def summary_line(what: str, frames: int, wall_s: float, kernel_s: float, *, read_wait_s: float = 0.0,

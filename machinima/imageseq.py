@@ -207,10 +207,15 @@ def read_sequence(folder: str | Path, frames: Iterable[int] | None = None) -> It
         yield f, read_image(files[f])
 
 
-def write_video(path: str | Path, frames: Iterable[np.ndarray], fps: float | str = 24, *, crf: int = 18, codec: str = "libx264") -> Path:
-    """Encode uint8 RGB frames to mp4 (H.264, yuv420p) with PyAV, atomically."""
+def write_video(path: str | Path, frames: Iterable[np.ndarray], fps: float | str = 24, *, crf: int = 18, codec: str = "libx264",
+                pix_fmt: str = "yuv420p", options: dict[str, str] | None = None, timecode: str | None = None,
+                bt709: bool = False) -> Path:
+    """Encode uint8 RGB frames with PyAV, atomically: H.264 yuv420p by default (``options``
+    default: the CRF). ``timecode``: the start timecode (a tmcd track in .mov/.mp4);
+    ``bt709``: converted with the BT.709 matrix and tagged so (deliveries; swscale's default is
+    BT.601, untagged)."""
     import av
-    from fractions import Fraction
+    from av.video.reformatter import ColorRange, Colorspace
 
     from .timecode import parse_rate
 
@@ -218,28 +223,39 @@ def write_video(path: str | Path, frames: Iterable[np.ndarray], fps: float | str
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = frame_temp_name(path)
     rate = parse_rate(fps)
-    n = 0
-    with av.open(str(tmp), mode="w") as container:
-        stream = None
-        for img in frames:
-            img = np.asarray(img)
-            if img.dtype != np.uint8 or img.ndim != 3 or img.shape[2] != 3:
-                raise ImageSeqError(f"video frames must be HxWx3 uint8, got {img.shape} {img.dtype}")
+    try:
+        with av.open(str(tmp), mode="w") as container:
+            if timecode:
+                container.metadata["timecode"] = timecode
+            stream = None
+            for img in frames:
+                img = np.asarray(img)
+                if img.dtype != np.uint8 or img.ndim != 3 or img.shape[2] != 3:
+                    raise ImageSeqError(f"video frames must be HxWx3 uint8, got {img.shape} {img.dtype}")
+                if stream is None:
+                    stream = container.add_stream(codec, rate=rate)
+                    stream.width = img.shape[1] - img.shape[1] % 2
+                    stream.height = img.shape[0] - img.shape[0] % 2
+                    stream.pix_fmt = pix_fmt
+                    stream.options = dict(options) if options is not None else {"crf": str(crf)}
+                    if bt709:
+                        cc = stream.codec_context
+                        cc.color_primaries, cc.color_trc, cc.colorspace, cc.color_range = 1, 1, 1, 1
+                    if timecode:
+                        stream.metadata["timecode"] = timecode
+                frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(img[: stream.height, : stream.width]), format="rgb24")
+                if bt709:
+                    frame = frame.reformat(format=pix_fmt, dst_colorspace=Colorspace.ITU709, dst_color_range=ColorRange.MPEG)
+                for packet in stream.encode(frame):
+                    container.mux(packet)
             if stream is None:
-                stream = container.add_stream(codec, rate=Fraction(rate))
-                stream.width = img.shape[1] - img.shape[1] % 2
-                stream.height = img.shape[0] - img.shape[0] % 2
-                stream.pix_fmt = "yuv420p"
-                stream.options = {"crf": str(crf)}
-            img = img[: stream.height, : stream.width]
-            for packet in stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(img), format="rgb24")):
+                raise ImageSeqError(f"no frames to write to {path}")
+            for packet in stream.encode():
                 container.mux(packet)
-            n += 1
-        if stream is None:
-            raise ImageSeqError(f"no frames to write to {path}")
-        for packet in stream.encode():
-            container.mux(packet)
-    os.replace(tmp, path)
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
     return path
 
 

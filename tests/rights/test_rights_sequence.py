@@ -23,18 +23,6 @@ def _process(photo):
                         "mask": np.zeros((32, 32), np.uint8)} for f in fr]
 
 
-@pytest.fixture
-def project(tmp_path, chain):
-    from machinima.take import Take
-
-    (tmp_path / "machinima.toml").write_text(
-        f'production = "film"\n[rights]\ncert = "{chain.cert}"\nkey = "{chain.key}"\ntrust_anchors = "{chain.root_cert}"\n')
-    t = Take.create(tmp_path / "takes", production="film", scene="1", shot="a")
-    t.finalize()
-    t.close()
-    return tmp_path, t.path
-
-
 def test_qoi_frames_verify_on_their_sequence_manifest(project, photo):
     root, take = project
     step = PostStep(take / "post" / "look", "stylize", {"n": 3}, inputs={"rgb": "passes/rgb"}, intermediate="qoi")

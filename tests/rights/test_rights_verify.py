@@ -17,23 +17,6 @@ from machinima.poststep import PostStep
 from rights_helpers import issue_signer, write_crl
 
 
-@pytest.fixture
-def project(tmp_path, chain, monkeypatch):
-    """A project with the production's chain configured, one take, one disclosed step."""
-    from machinima.take import Take
-
-    for k in list(__import__("os").environ):
-        if k.startswith("MACHINIMA_"):
-            monkeypatch.delenv(k)
-    monkeypatch.chdir(tmp_path)
-    (tmp_path / "machinima.toml").write_text(
-        f'production = "film"\n[rights]\ncert = "{chain.cert}"\nkey = "{chain.key}"\ntrust_anchors = "{chain.root_cert}"\n')
-    t = Take.create(tmp_path / "takes", production="film", scene="1", shot="a")
-    t.finalize()
-    t.close()
-    return tmp_path, t.path
-
-
 def _frame(photo, f=0):
     return np.ascontiguousarray(np.roll(photo[:256, :320], 5 * f, axis=1))
 
