@@ -208,18 +208,28 @@ def child(step: str, variant: str, root: str, n: int) -> None:
     print(json.dumps(out))
 
 
-def _read_speed(root: Path) -> dict:
-    from machinima.imageseq import read_image
+def _codecs(root: Path, reps: int = 5) -> dict:
+    """One 1080p frame written and read by each intermediate (median ms), its size on disk."""
+    from machinima.imageseq import read_image, write_image
 
+    img = read_image(root / "src_qoi" / "000000.qoi")
+    lin = (img.astype(np.float32) / 255.0) ** 2.2
+    cases = {"qoi": (img, {}), "png": (img, {}), "png_level1": (img, {"png_level": 1}), "exr_half_piz": (lin, {"half": True}),
+             "exr_float_piz": (lin, {})}
     out = {}
-    for ext in ("qoi", "png"):
-        p = root / f"src_{ext}" / "000000.{}".format(ext)
-        read_image(p)
-        t0 = time.perf_counter()
-        for _ in range(5):
+    for name, (a, kw) in cases.items():
+        p = root / "codec" / f"x.{name.split('_')[0]}"
+        write_image(p, a, **kw)
+        w, r = [], []
+        for _ in range(reps):
+            t0 = time.perf_counter()
+            write_image(p, a, **kw)
+            w.append(time.perf_counter() - t0)
+            t0 = time.perf_counter()
             read_image(p)
-        out[f"read_{ext}_ms"] = round((time.perf_counter() - t0) / 5 * 1000, 1)
-        out[f"{ext}_bytes"] = p.stat().st_size
+            r.append(time.perf_counter() - t0)
+        out[name] = {"write_ms": round(float(np.median(w)) * 1000, 1), "read_ms": round(float(np.median(r)) * 1000, 1),
+                     "bytes": p.stat().st_size}
     return out
 
 
@@ -237,8 +247,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         root = _project(Path(tmp))
         _sources(root, n)
-        io = _read_speed(root)
-        for step in args.steps.split(","):
+        io = _codecs(root)
+        for step in [x for x in args.steps.split(",") if x]:
             results[step] = {}
             for variant in ("kernel", "new", "old"):
                 r = subprocess.run([sys.executable, __file__, "--child", step, variant, str(root), str(n)], capture_output=True, text=True)
