@@ -168,7 +168,7 @@ def export_step(take_dir: str | Path, step: str, fmt: str, out: str | Path, *, o
             if disclosure is None:
                 written.append(write_image(p, img))
             else:
-                from .poststep import _write_bytes
+                from .stepfiles import write_frame_bytes as _write_bytes
 
                 _write_bytes(p, disclosure.encode(img, f"{step}/{p.name}", frame=f))
                 written.append(p)

@@ -45,7 +45,6 @@ import hashlib
 import json
 import os
 import platform
-import signal
 import sys
 import time
 import weakref
@@ -59,6 +58,11 @@ from .errors import MachinimaError
 from .frameio import WriteBehind, in_flight
 from .fsutil import atomic_write_json
 from .imageseq import encode_qoi, frame_path, qoi_available, write_image
+from .stepfiles import check_step_folder, file_hash  # noqa: F401 - part of this module's API
+from .stepfiles import write_frame_bytes as _write_bytes
+from .steploop import StopFlag  # noqa: F401 - part of this module's API
+from .steploop import progress_bar as _progress
+from .steploop import say as _say
 
 Outputs = dict[str, np.ndarray]
 
@@ -75,17 +79,6 @@ def stable_hash(obj: Any) -> str:
     """A short hash of JSON-able data, independent of key order."""
     blob = json.dumps(obj, sort_keys=True, default=str, separators=(",", ":")).encode()
     return hashlib.sha256(blob).hexdigest()[:16]
-
-
-def file_hash(path: str | Path, *, chunk: int = 1 << 20) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while True:
-            b = fh.read(chunk)
-            if not b:
-                break
-            h.update(b)
-    return h.hexdigest()
 
 
 def versions() -> dict[str, str]:
@@ -124,31 +117,6 @@ class StepReport:
 
         return summary_line(what or self.step_id, len(self.done), self.seconds, self.kernel_seconds,
                             write_wait_s=self.write_wait_seconds, bytes_written=self.bytes_written)
-
-
-class StopFlag:
-    """Turns SIGINT/SIGTERM into a flag checked between frames (main thread only)."""
-
-    def __init__(self) -> None:
-        self.stop = False
-        self._old: dict[int, Any] = {}
-
-    def __enter__(self) -> "StopFlag":
-        import threading
-
-        if threading.current_thread() is threading.main_thread():
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                self._old[sig] = signal.signal(sig, self._handle)
-        return self
-
-    def _handle(self, signum: int, frame: Any) -> None:
-        if self.stop:  # a second Ctrl-C: stop now
-            raise KeyboardInterrupt
-        self.stop = True
-
-    def __exit__(self, *exc: object) -> None:
-        for sig, old in self._old.items():
-            signal.signal(sig, old)
 
 
 class PostStep:
@@ -538,44 +506,6 @@ class PostStep:
             self._inflight.pop(frame, None)
 
 
-def check_step_folder(folder: str | Path) -> tuple[dict[str, Any], list[str]]:
-    """A step folder's integrity without its signatures (``machinima takes verify``; the
-    signatures are ``machinima verify``'s): every frame the ledger calls done exists, each QOI
-    frame hashes to what its ledger line recorded, and frames under a sequence manifest have their
-    ``disclosure.png``. Returns (counts, problems)."""
-    from .provenance.sequence import SIDECAR
-
-    folder = Path(folder)
-    counts: dict[str, Any] = {"frames": 0, "files": 0, "qoi": 0, "sidecar": (folder / SIDECAR).is_file()}
-    problems: list[str] = []
-    ledger = folder / "ledger.jsonl"
-    if not ledger.is_file():
-        return counts, problems
-    recs: dict[int, dict[str, Any]] = {}
-    for line in ledger.read_text(encoding="utf-8", errors="replace").splitlines():
-        try:
-            rec = json.loads(line)
-            recs[int(rec["frame"])] = rec
-        except (ValueError, KeyError, TypeError):
-            continue
-    counts["frames"] = len(recs)
-    sequence = False
-    for f, rec in sorted(recs.items()):
-        hashes = rec.get("sha256") or {}
-        sequence = sequence or bool(hashes)
-        for rel in rec.get("outputs", []):
-            p = folder / rel
-            counts["files"] += 1
-            counts["qoi"] += p.suffix == ".qoi"
-            if not p.is_file():
-                problems.append(f"frame {f}: {rel} is missing (rerun the step to redo it)")
-            elif rel in hashes and file_hash(p) != hashes[rel]:
-                problems.append(f"frame {f}: {rel} changed after it was written")
-    if sequence and not counts["sidecar"]:
-        problems.append(f"{SIDECAR} (the signed manifest of its QOI frames) is missing: rerun the step to seal it")
-    return counts, problems
-
-
 _live: "weakref.WeakValueDictionary[Path, PostStep]" = weakref.WeakValueDictionary()
 
 
@@ -629,61 +559,7 @@ def write_still(path: str | Path, image: np.ndarray) -> Path:
     return path
 
 
-def _write_bytes(path: Path, data: bytes) -> None:
-    """Atomic like ``imageseq.write_image`` (per-process temp + rename, no fsync: the ledger line is the commit)."""
-    from .fsutil import frame_temp_name
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = frame_temp_name(path)
-    try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)  # the umask's mode: teammates read the frames
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.replace(tmp, path)
-    except OSError as exc:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise MachinimaError(f"could not write {path}: {exc.strerror or exc}") from None
-
-
 def _discloses(img: Any) -> bool:
     """Outputs that get watermark + manifest: 8-bit RGB(A) pictures (not masks, not EXR data)."""
     a = np.asarray(img)
     return a.dtype == np.uint8 and a.ndim == 3 and a.shape[2] in (3, 4)
-
-
-class _Bar:
-    def __init__(self, enabled: bool, description: str, total: int, completed: int) -> None:
-        self._p = None
-        if enabled:
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
-
-            self._p = Progress(
-                TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                TextColumn("{task.fields[rate]}"), TimeElapsedColumn(), TimeRemainingColumn(), transient=False,
-            )
-            self._p.start()
-            self._task = self._p.add_task(description, total=total, completed=completed, rate="")
-            self._t0 = time.perf_counter()
-            self._n = 0
-
-    def advance(self, n: int) -> None:
-        if self._p is not None:
-            self._n += n
-            rate = self._n / max(time.perf_counter() - self._t0, 1e-9)
-            self._p.update(self._task, advance=n, rate=f"{rate:.2f} fr/s")
-
-    def close(self) -> None:
-        if self._p is not None:
-            self._p.stop()
-
-
-def _say(line: str) -> None:
-    """A summary line on stderr (stdout may carry a step's JSON)."""
-    from rich.console import Console
-
-    Console(stderr=True, highlight=False).print(line)
-
-
-def _progress(enabled: bool, description: str, total: int, completed: int) -> _Bar:
-    return _Bar(enabled and total > 0, description, total, completed)

@@ -444,7 +444,7 @@ class Take:
         post = self.post_dir()
         if not post.is_dir():
             return {}
-        from .poststep import check_step_folder  # lazy: the stage never runs post steps
+        from .stepfiles import check_step_folder  # lazy: the stage never runs post steps
 
         return {p.name: check_step_folder(p) for p in sorted(post.iterdir()) if p.is_dir() and (p / "ledger.jsonl").is_file()}
 

@@ -48,7 +48,7 @@ def write_sidecar(path: Path, disclosure: Any, manifest_id: str, hashes: dict[st
     """Mark a preview with ``manifest_id`` and sign the sequence manifest (frame -> SHA-256) into it."""
     import cv2
 
-    from ..poststep import _write_bytes
+    from ..stepfiles import write_frame_bytes as _write_bytes
     from .manifest import png_single_idat, sign_bytes
 
     img = np.ascontiguousarray(disclosure.mark(_preview(hashes, step_dir), manifest_id))
