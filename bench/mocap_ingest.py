@@ -9,12 +9,18 @@ Datagrams are built with python-osc (the shapes real senders use), 10 performers
    the general path and the whole VMC source (decode + frame assembly).
 2. ``throughput_one_core``, per shape: the physical ceiling and the pipeline on the SAME
    datagrams taken off a loopback socket, one core. Chunks of datagrams are sent into the
-   socket (untimed), then drained (timed, in CPU seconds of this process: the one-core figure
-   on a shared machine; wall-clock figures beside) by (a) a bare ``recv_into`` loop, (b) the
-   listener's path: ``machinima.udprecv.UDPReceiver`` (kernel stamps) -> ``Ingest.datagram``
-   (decode, assemble, time, frame) -> ``TakeWriter`` (buffered into a real take; its timer
-   commits included). The first frames of each sender are drained untimed (a listener learns
-   a sender's layout once). Frames out must equal frames sent (0 loss).
+   socket (untimed), then drained (timed, in CPU seconds of the draining thread: the one-core
+   figure on a shared machine; wall-clock figures beside) by (a) a bare ``recv_into`` loop,
+   (b) the listener's path: ``machinima.udpbatch.BatchReceiver`` (recvmmsg, kernel stamps) ->
+   ``Ingest.batch`` (decode, assemble, time, frame: a sender's steady state replayed in
+   blocks) -> ``TakeWriter`` (a real take), commits on the idle-priority ``CommitTimer``
+   thread as ``mocap listen`` runs them. The receive path's figure is the draining thread's CPU
+   less the commits it ran itself (it does when the idle timer is starved: a loaded machine);
+   ``with_commit_cpu`` adds every commit of the timed frames, whichever thread ran it (chunk
+   codec, zlib, SQLite). The first frames of each sender are drained untimed
+   (a listener learns a sender's layout once). Frames out must equal frames sent (0 loss).
+   ``bundles_fallback``: bundles through the ``recvmsg_into`` fallback (platforms without
+   recvmmsg).
 3. ``loopback_10x120``: 10 performers at 120 Hz sent by ``mocap.sender`` in another process,
    received by ``mocap.listener.serve`` recording into a take; latency from the sender's
    monotonic stamp just before ``sendto`` to the frame out of the pipeline (same host, one
@@ -42,6 +48,7 @@ import struct
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -53,7 +60,9 @@ sys.path.insert(0, str(ROOT))
 from machinima import vmc  # noqa: E402
 from machinima.take import Take  # noqa: E402
 from machinima.takewriter import TakeWriter  # noqa: E402
-from machinima.udprecv import UDPReceiver, open_udp  # noqa: E402
+from machinima.committimer import CommitTimer  # noqa: E402
+from machinima.udpbatch import BatchReceiver, have_recvmmsg  # noqa: E402
+from machinima.udprecv import open_udp  # noqa: E402
 from mocap.ingest import Ingest  # noqa: E402
 from mocap.listener import serve  # noqa: E402
 from mocap.sources import VMCSource  # noqa: E402
@@ -171,29 +180,33 @@ class _Harness:
         size = max(len(d) for _, d in datagrams)
         self.chunk = max(50, min(2000, (3 << 20) // (size + 1200)))  # well inside the receive buffer
 
-    def run(self, drain, warm: int = 0) -> tuple[float, float, int]:
-        """(wall seconds, CPU seconds of this process, datagrams) spent draining, the first
+    def run(self, drain, warm: int = 0, on_timed=None) -> tuple[float, float, float, int]:
+        """(wall seconds, CPU seconds of this process, CPU seconds of this thread, datagrams)
+        spent draining, the first
         ``warm`` datagrams untimed (a listener learns each sender's layout once: the steady
         state is what a take of any length sees). On a shared machine the CPU time is the
         one-core figure: other processes' turns are not in it."""
-        wall, cpu, got = 0.0, 0.0, 0
+        wall, cpu, tcpu, got = 0.0, 0.0, 0.0, 0
         for at in range(0, warm, self.chunk):
             part = self.datagrams[at:min(at + self.chunk, warm)]
             for i, d in part:
                 self.tx[i].sendto(d, self.addr)
             drain()
+        if on_timed is not None:
+            on_timed()
         for at in range(warm, len(self.datagrams), self.chunk):
             part = self.datagrams[at:at + self.chunk]
             for i, d in part:
                 self.tx[i].sendto(d, self.addr)
-            t0, c0 = time.perf_counter(), time.process_time()
+            t0, c0, h0 = time.perf_counter(), time.process_time(), time.thread_time()
             n = drain()
             wall += time.perf_counter() - t0
             cpu += time.process_time() - c0
+            tcpu += time.thread_time() - h0
             got += n
             if n != len(part):
                 raise RuntimeError(f"the socket dropped {len(part) - n} datagrams: lower the chunk size")
-        return wall, cpu, got
+        return wall, cpu, tcpu, got
 
     def close(self) -> None:
         self.rx.close()
@@ -216,47 +229,78 @@ def _bare_drain(sock: socket.socket):
     return drain
 
 
-def _pipeline(sock: socket.socket, tmp: Path):
+def _pipeline(sock: socket.socket, tmp: Path, batched: bool | None = None):
+    """The listener's path: ``BatchReceiver`` (recvmmsg, or the recvmsg_into fallback with
+    ``batched=False``) -> ``Ingest.batch`` -> ``TakeWriter``, commits on the idle-priority
+    ``CommitTimer`` thread as ``mocap listen`` runs them."""
     take = Take.create(tmp, production="bench", scene="1", shot="a", fps=FPS)
-    ingest = Ingest(writer=TakeWriter(take))
+    writer = TakeWriter(take)
+    ingest = Ingest(writer=writer)
     ingest.add_source(VMCSource("vmc", max_packets_per_s=1e9))
-    rx = UDPReceiver(sock, lambda data, addr, t, now: ingest.datagram("vmc", data, addr, t, now), batch=4096)
+    rx = BatchReceiver(sock, lambda b: ingest.batch("vmc", b), batched=batched)  # the listener's defaults
+    # commit CPU, by thread: the receive thread commits itself when the idle timer is starved
+    # (a loaded machine); the figures take it out of the receive path and count it apart
+    cost = {"receive_thread": 0.0, "all": 0.0}
+    me = threading.get_ident()
+    orig_commit = writer.commit
+
+    def commit() -> int:
+        c0 = time.thread_time()
+        try:
+            return orig_commit()
+        finally:
+            dt = time.thread_time() - c0
+            cost["all"] += dt
+            if threading.get_ident() == me:
+                cost["receive_thread"] += dt
+    writer.commit = commit  # type: ignore[method-assign]
+    timer = CommitTimer(writer).start()
 
     def drain() -> int:
-        n = 0
-        while True:
-            k = rx.drain()
-            n += k
-            if k < rx.batch:
-                break
-        ingest.tick()  # the listener's timer: commits every 80 ms of wall time
+        n = rx.drain()
+        while rx.backlog:
+            n += rx.drain()
+        ingest.tick(commit=timer.due())  # the listener's loop: commits only when the timer is starved
         return n
+    drain.timer = timer  # type: ignore[attr-defined]
+    drain.commit_cpu = cost  # type: ignore[attr-defined]
     return drain, ingest, take
 
 
-def throughput_figures(shape: str, datagrams: list[tuple[int, bytes]], frames: int, warm_frames: int) -> dict:
+def throughput_figures(shape: str, datagrams: list[tuple[int, bytes]], frames: int, warm_frames: int, batched: bool | None = None) -> dict:
     h = _Harness(datagrams)
     warm = len(datagrams) * warm_frames // frames
     try:
-        bare_t, bare_c, bare_n = h.run(_bare_drain(h.rx), warm)
+        bare_t, bare_c, _, bare_n = h.run(_bare_drain(h.rx), warm)
         with tempfile.TemporaryDirectory() as tmp:
-            drain, ingest, take = _pipeline(h.rx, Path(tmp))
-            pipe_t, pipe_c, pipe_n = h.run(drain, warm)
-            ingest.finish()
+            drain, ingest, take = _pipeline(h.rx, Path(tmp), batched)
+            cost = drain.commit_cpu
+            pipe_t, pipe_c, pipe_thread, pipe_n = h.run(drain, warm, on_timed=lambda: cost.update(receive_thread=0.0, all=0.0))
+            drain.timer.stop()
+            commits = drain.timer.commits
+            in_receive = cost["receive_thread"]
+            ingest.finish()  # the last commit: frames of the timed part
             recorded = ingest.recorded
             late = sum(st.counts.get("late", 0) for st in ingest.timing["vmc"].values())
             ingest.end_take()
     finally:
         h.close()
-    bare_rate, pipe_rate = bare_n / bare_c, pipe_n / pipe_c
+    receive_only = pipe_thread - in_receive
+    with_commit = receive_only + cost["all"]
+    bare_rate, thread_rate, commit_rate = bare_n / bare_c, pipe_n / receive_only, pipe_n / with_commit
     return {
-        "shape": shape, "datagrams": len(datagrams), "datagram_bytes": len(datagrams[0][1]), "frames_sent": frames * PERFORMERS,
+        "shape": shape, "receive": "recvmmsg" if (batched is None and have_recvmmsg()) or batched else "recvmsg_into fallback",
+        "datagrams": len(datagrams), "datagram_bytes": len(datagrams[0][1]), "frames_sent": frames * PERFORMERS,
         "load_avg_1m": load(),
         "bare_recv_into_datagrams_per_s": round(bare_rate),
-        "pipeline_datagrams_per_s": round(pipe_rate),
-        "pipeline_frames_per_s": round((recorded - warm_frames * PERFORMERS) / pipe_c),
+        "pipeline_datagrams_per_s": round(thread_rate),
+        "pipeline_frames_per_s": round((recorded - warm_frames * PERFORMERS) / receive_only),
+        "pipeline_vs_bare_pct": round(100 * thread_rate / bare_rate, 1),
+        "commit_cpu_s": round(cost["all"], 4), "commit_cpu_in_receive_thread_s": round(in_receive, 4), "timer_commits": commits,
+        "with_commit_cpu": {"pipeline_datagrams_per_s": round(commit_rate), "pipeline_vs_bare_pct": round(100 * commit_rate / bare_rate, 1),
+                            "note": "the receive path plus every commit of the timed frames (chunk codec, zlib, SQLite), whichever thread ran it"},
+        "process_cpu": {"pipeline_datagrams_per_s": round(pipe_n / pipe_c), "note": "all threads' CPU while draining (the timer thread's share of commits that ran meanwhile)"},
         "timed_datagrams": pipe_n, "warm_up_frames_untimed": warm_frames,
-        "pipeline_vs_bare_pct": round(100 * pipe_rate / bare_rate, 1),
         "by_wall_clock": {"bare_datagrams_per_s": round(bare_n / bare_t), "pipeline_datagrams_per_s": round(pipe_n / pipe_t),
                           "pipeline_vs_bare_pct": round(100 * (pipe_n / pipe_t) / (bare_n / bare_t), 1)},
         "frames_recorded": recorded, "loss": frames * PERFORMERS - recorded, "late": late,
@@ -288,7 +332,7 @@ def _free_port() -> int:
     return port
 
 
-def loopback_figures(seconds: float) -> dict:
+def loopback_figures(seconds: float, idle_commits: bool = True) -> dict:
     port = _free_port()
     arrivals: dict[tuple[int, int], int] = {}
 
@@ -303,7 +347,7 @@ def loopback_figures(seconds: float) -> dict:
 
         async def run():
             ready, stop = asyncio.Event(), asyncio.Event()
-            task = asyncio.create_task(serve(ingest, [("vmc", "127.0.0.1", port)], stop=stop, ready=ready))
+            task = asyncio.create_task(serve(ingest, [("vmc", "127.0.0.1", port)], stop=stop, ready=ready, idle_commits=idle_commits))
             await ready.wait()
             proc = await asyncio.create_subprocess_exec(sys.executable, "-c", SENDER, str(ROOT), str(PERFORMERS), str(FPS), str(seconds), str(port), stdout=asyncio.subprocess.PIPE)
             out, _ = await proc.communicate()
@@ -317,7 +361,7 @@ def loopback_figures(seconds: float) -> dict:
     lat = np.array([(arrivals[(i, k)] - t) / 1e6 for i, k, t in sent["send"] if (i, k) in arrivals])
     n_sent = len(sent["send"])
     return {
-        "performers": PERFORMERS, "fps": FPS, "seconds": seconds, "load_avg_1m": load(),
+        "performers": PERFORMERS, "fps": FPS, "seconds": seconds, "load_avg_1m": load(), "commit_thread": "idle priority" if idle_commits else "normal priority",
         "frames_sent": n_sent, "frames_live": int(len(lat)), "frames_recorded": recorded,
         "loss_pct": round(100.0 * (n_sent - recorded) / n_sent, 3) if n_sent else None,
         "latency_ms_p50": round(float(np.percentile(lat, 50)), 3) if len(lat) else None,
@@ -470,6 +514,7 @@ def main() -> None:
         "machine": {"cpus": os.cpu_count(), "load_avg_1m_at_start": started},
         "parse_one_core": parse_figures(data["bundles"], 3 if args.quick else 5),
         "throughput_one_core": [throughput_figures(s, data[s], frames, warm) for s in SHAPES],
+        "bundles_fallback": throughput_figures("bundles", data["bundles"], frames, warm, batched=False),
         "loopback_10x120": loopback_figures(2.0 if args.quick else 10.0),
         "flood_disk_to_disk": flood_figures(2.0 if args.quick else 5.0),
         "profile": {s: profile_figures(s, data[s], len(data[s]) * warm // frames) for s in ("bundles", "single_messages")},

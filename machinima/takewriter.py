@@ -35,7 +35,11 @@ a later frame without a channel keeps its last value (VMC semantics: blendshape 
 persists); a channel that appears later is not recorded and is counted in
 ``counts["blend_unknown"]`` (logged once per name).
 
-Thread-safe: every method takes the writer's lock (uncontended on the hot path).
+Thread-safe: every method takes the writer's lock (uncontended on the hot path). A commit
+holds it only to swap the buffers: encoding and SQLite run under a second lock (``_io``, taken
+before ``_lock`` wherever both are held), so a receive thread appending samples never waits for
+a commit on another thread (``machinima.committimer.CommitTimer``, idle priority).
+``poses(performer, t_ns, block)`` appends a block of poses at once (a batched receiver).
 """
 
 from __future__ import annotations
@@ -57,6 +61,8 @@ log = logging.getLogger("machinima.takewriter")
 
 __all__ = ["CommitTimer", "TakeWriter"]
 
+from .committimer import CommitTimer  # noqa: E402  (re-exported: it used to live here)
+
 _POSE_SHAPE = (len(BONES), POSE_WIDTH)
 _CAMERA_SHAPE = (len(CAMERA_CHANNELS),)
 
@@ -65,8 +71,8 @@ class _Stream:
     __slots__ = ("t", "v")
 
     def __init__(self) -> None:
-        self.t: list[int] = []
-        self.v: list[np.ndarray] = []
+        self.t: list[int] = []  # one stamp per sample
+        self.v: list[np.ndarray] = []  # blocks (k, *shape): single samples as [None] views
 
 
 class TakeWriter:
@@ -89,6 +95,7 @@ class TakeWriter:
         self.closed = False
         self.open_gaps: dict[str, int] = {}
         self._lock = threading.RLock()
+        self._io = threading.RLock()  # store writes (commit, declares, sparse records): before _lock
         self._buf: dict[str, _Stream] = {}
         self._poses: dict[str, _Stream] = {}  # performer -> its mocap buffer (the hot path skips the name lookups)
         self._declared: set[str] = {s.name for s in self.store.streams()}
@@ -132,30 +139,56 @@ class TakeWriter:
         if buf is None:
             buf = self._buf[name] = _Stream()
         buf.t.append(int(t_ns))
-        buf.v.append(values)
+        buf.v.append(values[None])
         self.samples += 1
 
     # --- samples --------------------------------------------------------------------------------
     def pose(self, performer: str, t_ns: int, pose: np.ndarray, *, source: str | None = None) -> None:
         """One canonical pose (55, 7) of ``performer`` at monotonic ``t_ns``."""
+        if pose.shape != _POSE_SHAPE:
+            raise MachinimaError(f"pose of {performer!r} has shape {pose.shape}, expected {_POSE_SHAPE}")
         with self._lock:
             buf = self._poses.get(performer)
-            if buf is None or self.error is not None or self.closed:
-                self._check()
+            if buf is not None and self.error is None and not self.closed:
+                buf.t.append(t_ns)
+                buf.v.append(pose[None])
+                self.samples += 1
+                return
+        self._pose_slow(performer, [t_ns], pose[None], source)
+
+    def poses(self, performer: str, t_ns: "np.ndarray | list[int]", poses: np.ndarray, *, source: str | None = None) -> None:
+        """A block of canonical poses (k, 55, 7) of ``performer`` with one stamp each (kept as
+        the block: a batched receiver hands over many frames at once)."""
+        if poses.shape[1:] != _POSE_SHAPE or poses.shape[0] != len(t_ns):
+            raise MachinimaError(f"poses of {performer!r} have shape {poses.shape} for {len(t_ns)} stamps, expected (k, *{_POSE_SHAPE})")
+        ts = t_ns.tolist() if isinstance(t_ns, np.ndarray) else list(t_ns)
+        with self._lock:
+            buf = self._poses.get(performer)
+            if buf is not None and self.error is None and not self.closed:
+                buf.t.extend(ts)
+                buf.v.append(poses)
+                self.samples += len(ts)
+                return
+        self._pose_slow(performer, ts, poses, source)
+
+    def _pose_slow(self, performer: str, ts: list[int], block: np.ndarray, source: str | None) -> None:
+        """First pose of a performer (declares its stream), or a broken/closed writer (raises)."""
+        with self._io, self._lock:
+            self._check()
+            buf = self._poses.get(performer)
+            if buf is None:
                 name = "mocap/" + performer
                 if name not in self._declared:
                     info = {"source": source} if source else {}
                     self._declare(name, lambda: self.take.add_performer(performer, **info))
                 buf = self._poses[performer] = self._buf.setdefault(name, _Stream())
-            if pose.shape != _POSE_SHAPE:
-                raise MachinimaError(f"pose of {performer!r} has shape {pose.shape}, expected {_POSE_SHAPE}")
-            buf.t.append(t_ns)
-            buf.v.append(pose)
-            self.samples += 1
+            buf.t.extend(ts)
+            buf.v.append(block)
+            self.samples += len(ts)
 
     def blend(self, performer: str, t_ns: int, values: Mapping[str, float], *, source: str | None = None) -> None:
         """Blendshape weights of ``performer`` at ``t_ns`` (see the module docstring)."""
-        with self._lock:
+        with self._io, self._lock:
             self._check()
             name = "blend/" + performer
             state = self._blend.get(performer)
@@ -186,7 +219,7 @@ class TakeWriter:
 
     def camera(self, camera: str, t_ns: int, values: np.ndarray, *, source: str | None = None) -> None:
         """One camera sample (12 channels, ``store.CAMERA_CHANNELS``)."""
-        with self._lock:
+        with self._io, self._lock:
             self._check()
             name = "camera/" + camera
             if name not in self._declared:
@@ -230,7 +263,7 @@ class TakeWriter:
         self._sparse(lambda: self.store.append_event(int(t_ns), "gap", {"performer": performer, "state": "closed", "reason": reason}, stream="gaps"), "gap")
 
     def _sparse(self, fn: Callable[[], Any], what: str) -> None:
-        with self._lock:
+        with self._io, self._lock:
             self._check()
             try:
                 fn()
@@ -244,35 +277,42 @@ class TakeWriter:
         now = self.clock() if now is None else now
         if now - self._last_commit < self.commit_interval:
             return False
-        with self._lock:
+        with self._io:
             if self.error is not None or self.closed:
                 return False
             self.commit()
         return True
 
     def commit(self) -> int:
-        """Commit everything buffered now; returns the acknowledged sample count."""
-        with self._lock:
-            self._check()
-            buf, self._buf = self._buf, {}
-            self._poses = {}
+        """Commit everything buffered now; returns the acknowledged sample count. The writer's
+        lock is held only to swap the buffers: appends go on while the chunks are encoded and
+        written."""
+        with self._io:
+            with self._lock:
+                self._check()
+                # the stream buffers stay (the hot path keeps its references): their lists are swapped
+                taken = []
+                for name, s in self._buf.items():
+                    if s.t:
+                        taken.append((name, s.t, s.v))
+                        s.t, s.v = [], []
             store = self.store
             try:
-                for name, s in buf.items():
-                    if s.t:
-                        store.append(name, np.array(s.t, dtype=np.int64), np.stack(s.v))
+                for name, ts, vs in taken:
+                    store.append(name, np.array(ts, dtype=np.int64), vs[0] if len(vs) == 1 else np.concatenate(vs))
                 store.flush()
             except DiskFullError as exc:
-                self.lost += sum(len(s.t) for s in buf.values())
-                store.discard_pending()
-                raise self._broke(exc) from None
+                with self._lock:
+                    self.lost += sum(len(ts) for _, ts, _ in taken)
+                    store.discard_pending()
+                    raise self._broke(exc) from None
             self._last_commit = self.clock()
             return store.acknowledged
 
     # --- ending ------------------------------------------------------------------------------------
     def close(self, status: str = "complete", *, extra: dict[str, Any] | None = None, notes: list[str] | None = None) -> dict[str, Any]:
         """Commit, close open gaps as ``open-at-end``, summarise and finalise the take."""
-        with self._lock:
+        with self._io, self._lock:
             self._check()
             t = time.monotonic_ns()
             for performer in list(self.open_gaps):
@@ -306,34 +346,3 @@ class TakeWriter:
         m = self.take.manifest
         samples = sum(int(s.get("samples", 0)) for s in m.streams)
         return {"take": self.take.id, "status": m.status, "samples": samples, "lost": self.lost, "timecode_out": m.timecode_out}
-
-
-class CommitTimer:
-    """Calls ``writer.tick()`` from a daemon thread, for owners without a loop of their own
-    (the engine bridge's socket threads). A ``DiskFullError`` stops the timer and is passed to
-    ``on_error`` (the writer is broken from then on: the owner's next call raises it too)."""
-
-    def __init__(self, writer: TakeWriter, *, on_error: Callable[[BaseException], None] | None = None) -> None:
-        self.writer = writer
-        self.on_error = on_error
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name=f"commit-{writer.take.id}", daemon=True)
-
-    def start(self) -> "CommitTimer":
-        self._thread.start()
-        return self
-
-    def _run(self) -> None:
-        period = self.writer.commit_interval / 4
-        while not self._stop.wait(period):
-            try:
-                self.writer.tick()
-            except MachinimaError as exc:
-                if self.on_error is not None:
-                    self.on_error(exc)
-                return
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread.is_alive() and self._thread is not threading.current_thread():
-            self._thread.join(5)

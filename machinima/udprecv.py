@@ -23,7 +23,7 @@ import struct
 import time
 from typing import Callable
 
-__all__ = ["UDPReceiver", "open_udp"]
+__all__ = ["LoopReader", "UDPReceiver", "open_udp"]
 
 SO_TIMESTAMPNS = getattr(socket, "SO_TIMESTAMPNS", 35)
 _TS = struct.Struct("qq")
@@ -52,7 +52,33 @@ def open_udp(host: str, port: int, *, rcvbuf: int = 4 << 20) -> socket.socket:
     return sock
 
 
-class UDPReceiver:
+class LoopReader:
+    """Drains ``self.sock`` on every readable event of an asyncio loop (``attach``) and closes
+    it (``close``); subclasses define ``drain``. Shared by ``UDPReceiver`` and
+    ``machinima.udpbatch.BatchReceiver``."""
+
+    sock: socket.socket
+    _loop: asyncio.AbstractEventLoop | None = None
+
+    def drain(self) -> int:  # pragma: no cover - defined by subclasses
+        raise NotImplementedError
+
+    def attach(self, loop: asyncio.AbstractEventLoop | None = None):
+        self._loop = loop or asyncio.get_running_loop()
+        self._loop.add_reader(self.sock.fileno(), self.drain)
+        return self
+
+    def close(self) -> None:
+        if self._loop is not None:
+            try:
+                self._loop.remove_reader(self.sock.fileno())
+            except (ValueError, OSError):
+                pass
+            self._loop = None
+        self.sock.close()
+
+
+class UDPReceiver(LoopReader):
     """Drains ``sock`` into ``on_datagram(data, addr, t_arrival_ns, t_read_ns)``.
 
     ``drain()`` reads until the socket is empty or ``batch`` datagrams were read; ``backlog``
@@ -104,17 +130,3 @@ class UDPReceiver:
             self.errors += 1
         self.datagrams += n
         return n
-
-    def attach(self, loop: asyncio.AbstractEventLoop | None = None) -> "UDPReceiver":
-        self._loop = loop or asyncio.get_running_loop()
-        self._loop.add_reader(self.sock.fileno(), self.drain)
-        return self
-
-    def close(self) -> None:
-        if self._loop is not None:
-            try:
-                self._loop.remove_reader(self.sock.fileno())
-            except (ValueError, OSError):
-                pass
-            self._loop = None
-        self.sock.close()

@@ -62,7 +62,7 @@ class VMCPacket:
     """
 
     __slots__ = ("_bone_index", "_bone_values", "one", "root", "time_s", "ok", "blendshapes", "blend_apply", "timetag", "rejected", "fast", "root_name",
-                 "keys", "lead", "trail")
+                 "keys", "lead", "trail", "part")
 
     def __init__(self, bone_index: np.ndarray | None, bone_values: np.ndarray | None, root: np.ndarray | None = None, time_s: float | None = None,
                  ok: tuple[int, ...] | None = None, blendshapes: Mapping[str, float] = _EMPTY, blend_apply: bool = False,
@@ -83,6 +83,7 @@ class VMCPacket:
         self.keys = keys
         self.lead = lead
         self.trail = trail
+        self.part = None  # the template it matched (template path only): lets a batch replay a frame's layout
 
     @property
     def bone_index(self) -> np.ndarray:
@@ -215,6 +216,7 @@ class _Template:
 
     mask: np.ndarray
     expected: bytes
+    expected_words: np.ndarray  # the same as uint32 words (batched checks)
     values: np.ndarray  # word indices of bones (n*7), roots (k*7), times, blendshapes, in that order
     flip: np.ndarray  # per value: the Unity -> canonical mirror for bones and roots, 1 otherwise
     timetag_word: int | None
@@ -378,8 +380,10 @@ class VMCDecoder:
         timetag = IMMEDIATE
         if tpl.timetag_word is not None:
             (timetag,) = struct.unpack_from(">Q", data, tpl.timetag_word * 4)
-        return VMCPacket(tpl.bone_index, vals[:nb * 7].reshape(nb, 7), root, time_s, ok, blend, tpl.blend_apply, timetag,
-                         tpl.rejected, True, root_name, tpl.keys, tpl.lead, tpl.trail)
+        pkt = VMCPacket(tpl.bone_index, vals[:nb * 7].reshape(nb, 7), root, time_s, ok, blend, tpl.blend_apply, timetag,
+                        tpl.rejected, True, root_name, tpl.keys, tpl.lead, tpl.trail)
+        pkt.part = tpl
+        return pkt
 
     def _single(self, data: bytes, n: int) -> VMCPacket | None:
         """One message with exactly the canonical layout of Bone/Pos, Root/Pos, Blend/Val or T."""
@@ -600,7 +604,7 @@ class VMCDecoder:
         flip = np.ones(values.shape[0], dtype=np.float32)
         flip[: (nb + nr) * 7] = np.tile(FLIP7, nb + nr)
         tpl = _Template(
-            mask=mask, expected=(words & mask).tobytes(), values=values, flip=flip, timetag_word=2,
+            mask=mask, expected=(words & mask).tobytes(), expected_words=words & mask, values=values, flip=flip, timetag_word=2,
             bone_index=bone_index, n_roots=nr, root_names=tuple(lay.root_names),
             n_times=len(lay.time_words), ok_at=ok_at,
             blend_names=tuple(lay.blend_names), blend_apply=lay.apply, rejected=MappingProxyType(dict(lay.rejected)), keys=lay.keys,

@@ -122,6 +122,8 @@ class VMCAssembler:
         self._last_ns = 0
         self._timetag = IMMEDIATE
         self._had_blend = False
+        self._seq: list = []  # the pending frame's templates (None: a part without one)
+        self.cycle: tuple | None = None  # (templates, ended_by) of the last frame, when a batch may replay it
 
     @property
     def pending(self) -> bool:
@@ -173,6 +175,7 @@ class VMCAssembler:
             self._had_blend = True
         elif pkt.blend_apply:
             self._had_blend = True
+        self._seq.append(pkt.part)
         if self._pending:
             if self._shared:  # the first part's keys belong to the packet (a template's set)
                 self._keys = set(self._keys)
@@ -191,12 +194,12 @@ class VMCAssembler:
             self._timetag = pkt.timetag
         self._last_ns = t_recv_ns
         if pkt.trail:
-            out.append(self._emit("marker"))
+            out.append(self._emit("marker", True))
             return out
         layout = self.layout
         pend = self._keys
         if layout and (pend is layout or (len(pend) >= len(layout) and pend >= layout)):
-            out.append(self._emit("layout"))
+            out.append(self._emit("layout", True))
         return out
 
     def _completes(self, keys: frozenset) -> bool:
@@ -233,7 +236,12 @@ class VMCAssembler:
         """Stream end: the pending frame, if any."""
         return [self._emit("flush")] if self._pending else []
 
-    def _emit(self, why: str) -> VMCFrame:
+    def _emit(self, why: str, after: bool = False) -> VMCFrame:
+        """``after``: emitted right after its last datagram (a trailing marker, a complete
+        layout): its templates may then be replayed by ``machinima.vmc_batch``."""
+        seq = self._seq
+        self.cycle = (tuple(seq), why) if after and None not in seq else None
+        self._seq = []
         keys = self._keys if isinstance(self._keys, frozenset) else frozenset(self._keys)
         if why != "idle" and why != "flush" or not self.layout:
             self._learn(keys)

@@ -96,6 +96,75 @@ class Ingest:
             return _NONE
         return self._take(source, frames, now if t_read_ns is None else t_read_ns)
 
+    def batch(self, source: str, b: Any) -> None:
+        """Feed a ``machinima.udpbatch.Batch`` (many datagrams of one socket, read at
+        ``b.read_ns``). A source with ``feed_batch`` (VMC) turns the steady state of its
+        senders into blocks of frames, timed and recorded as blocks; others get the datagrams
+        one by one. Live frames go to ``on_frame`` as with ``datagram``."""
+        src = self.sources[source]
+        fb = getattr(src, "feed_batch", None)
+        if fb is None:
+            for data, addr, t in b:
+                self.datagram(source, data, addr, t, b.read_ns)
+            return
+        h = self.health[source]
+        now = b.read_ns
+        h.packets += b.n
+        h.bytes += int(b.lens.sum())
+        h.last_seen_ns = int(b.stamps[-1])
+        h.behind_ns.extend((now - b.stamps[-2048:]).tolist())
+        try:
+            items = fb(b)
+        except Exception as exc:  # a bug in a source must not take the listener down
+            self.errors["internal_error"] += 1
+            src.rejects["internal_error"] += 1
+            log.exception("mocap source %s failed on a batch: %s", source, exc)
+            return
+        for item in items:
+            if isinstance(item, Frame):
+                self._take(source, [item], now)
+            else:
+                self._take_block(source, item[0], item[1], now)
+
+    def _take_block(self, source: str, performer: str, blk: Any, now: int) -> None:
+        """A block of one performer's frames (``machinima.vmc_batch.FrameBlock``): timed by
+        ``StreamTiming.push_block`` and recorded as one block when nothing needs them one by
+        one (calibration, a jitter buffer, live gap fill or smoothing); else frame by frame."""
+        timings = self.timing[source]
+        st = timings.get(performer)
+        if st is None:
+            st = timings[performer] = StreamTiming(delay_ms=self.delay_ms, max_gap_ms=self.max_gap_ms, fill_gaps=self.fill_gaps)
+        n = blk.n
+        plain = (self.delay_ms <= 0 and self.smoothing is None and self.on_frame is None and performer not in self.calibrations)
+        if plain:
+            st.fill_gaps = False
+            t = st.push_block(performer, source, blk.t_recv_ns, blk.time_s, blk.pose)
+            if t is not None:
+                h = self.health[source]
+                h.frames += n
+                h.performers.add(performer)
+                h._stamps.extend([now] * min(n, 8192))
+                if self.writer is not None and self.record_error is None:
+                    try:
+                        if blk.pose is not None:
+                            self.writer.poses(performer, t, blk.pose, source=source)
+                        if blk.blendshapes:
+                            for tk, bs in zip(t.tolist(), blk.blendshapes):
+                                self.writer.blend(performer, tk, bs, source=source)
+                    except Exception as exc:
+                        self._record_failed(exc)
+                    else:
+                        self.recorded += n
+                self.latest[performer] = st._last_out
+                self.live_frames += n
+                return
+        times = blk.time_s.tolist()
+        poses = blk.pose
+        bl = blk.blendshapes
+        frames = [Frame(performer, source, tr, None if poses is None else poses[k], None if times[k] != times[k] else times[k], None,
+                        None if bl is None else bl[k]) for k, tr in enumerate(blk.t_recv_ns.tolist())]
+        self._take(source, frames, now)
+
     def _take(self, source: str, frames: list[Frame], now: int) -> list[Frame]:
         timings = self.timing[source]
         h = self.health[source]

@@ -4,14 +4,15 @@
     ingest.add_source(VMCSource("vmc"))
     await serve(ingest, [("vmc", "0.0.0.0", 39539)], seconds=10)
 
-Each source has its own socket (``machinima.udprecv``: drained in batches, every datagram
-stamped with the kernel's arrival time), its own rate limiter per sender and its own counters,
-so a flood on one never stalls another. A timer every ``tick_ms`` releases jitter buffers,
-emits the frames of senders that went quiet (the last frame of a stream: only once that
-socket has been drained, so the rest of a frame still waiting there is never cut off) and
-commits the take on the writer's interval, so frames received before a pause are on disk
-within ~100 ms without any further traffic. At the end every pending frame is flushed and
-committed.
+Each source has its own socket (``machinima.udpbatch``: many datagrams per ``recvmmsg``
+call, every datagram stamped with the kernel's arrival time, handed over as one batch), its
+own rate limiter per sender and its own counters, so a flood on one never stalls another. A
+timer every ``tick_ms`` releases jitter buffers and emits the frames of senders that went
+quiet (the last frame of a stream: only once that socket has been drained, so the rest of a
+frame still waiting there is never cut off). The take is committed on the writer's interval
+by a ``machinima.committimer.CommitTimer`` thread of idle priority (the loop commits itself
+when that thread gets no CPU), so frames received before a pause are on disk within ~100 ms
+without any further traffic. At the end every pending frame is flushed and committed.
 """
 
 from __future__ import annotations
@@ -21,7 +22,9 @@ import logging
 import time
 from typing import Any, Callable, Iterable
 
-from machinima.udprecv import UDPReceiver, open_udp
+from machinima.committimer import CommitTimer
+from machinima.udpbatch import BatchReceiver
+from machinima.udprecv import open_udp
 
 from .errors import MocapError
 from .ingest import Ingest
@@ -31,9 +34,10 @@ log = logging.getLogger("machinima.mocap")
 __all__ = ["Ingest", "open_endpoints", "serve"]
 
 
-def open_endpoints(ingest: Ingest, bindings: Iterable[tuple[str, str, int]]) -> dict[str, UDPReceiver]:
-    """Bind one UDP socket per (source name, host, port); a port in use is a clear error."""
-    receivers: dict[str, UDPReceiver] = {}
+def open_endpoints(ingest: Ingest, bindings: Iterable[tuple[str, str, int]], *, batched: bool | None = None) -> dict[str, BatchReceiver]:
+    """Bind one UDP socket per (source name, host, port); a port in use is a clear error.
+    ``batched``: ``recvmmsg`` where available (None), or the one-by-one fallback (False)."""
+    receivers: dict[str, BatchReceiver] = {}
     for name, host, port in bindings:
         try:
             sock = open_udp(host, port)
@@ -42,22 +46,26 @@ def open_endpoints(ingest: Ingest, bindings: Iterable[tuple[str, str, int]]) -> 
                 r.close()
             raise MocapError(f"cannot listen on UDP {host}:{port} for {name}: {exc.strerror or exc}", hint="is another listener (or VSeeFace, MVN...) using that port? pick another with --vmc/--xsens/--osc") from None
 
-        def on_datagram(data: bytes, addr: tuple, t: int, now: int, n: str = name) -> None:
+        def on_batch(b, n: str = name) -> None:
             try:
-                ingest.datagram(n, data, addr, t, now)
-            except Exception as exc:  # never let one datagram stop the socket
+                ingest.batch(n, b)
+            except Exception as exc:  # never let one batch stop the socket
                 ingest.errors["internal_error"] += 1
                 log.exception("mocap listener %s: %s", n, exc)
 
-        receivers[name] = UDPReceiver(sock, on_datagram)
+        receivers[name] = BatchReceiver(sock, on_batch, batched=batched)
     return receivers
 
 
 async def serve(ingest: Ingest, bindings: Iterable[tuple[str, str, int]], *, seconds: float | None = None,
                 stop: asyncio.Event | None = None, tick_ms: float = 10.0, on_interval: Callable[[], Any] | None = None,
-                interval_s: float = 0.5, ready: asyncio.Event | None = None) -> list[dict]:
-    """Listen until ``seconds`` pass or ``stop`` is set; returns the final health summary."""
+                interval_s: float = 0.5, ready: asyncio.Event | None = None, idle_commits: bool = True) -> list[dict]:
+    """Listen until ``seconds`` pass or ``stop`` is set; returns the final health summary.
+    ``idle_commits``: the commit thread at idle priority (False: normal priority)."""
     receivers = open_endpoints(ingest, bindings)
+    timer = None
+    if ingest.writer is not None:
+        timer = CommitTimer(ingest.writer, idle_priority=idle_commits, on_error=ingest._record_failed).start()
     loop = asyncio.get_running_loop()
     for r in receivers.values():
         r.attach(loop)
@@ -77,16 +85,19 @@ async def serve(ingest: Ingest, bindings: Iterable[tuple[str, str, int]], *, sec
             for name, r in receivers.items():
                 if not r.backlog:
                     ingest.poll(name, now)
-            ingest.tick(now)
+            ingest.tick(now, commit=timer is None or timer.due())
             if on_interval is not None and loop.time() >= next_report:
                 next_report = loop.time() + interval_s
                 res = on_interval()
                 if asyncio.iscoroutine(res):
                     await res
     finally:
+        if timer is not None:
+            timer.stop()
         for r in receivers.values():
-            while r.drain() >= r.batch:  # what already arrived belongs to the take
-                pass
+            r.drain()
+            while r.backlog:  # what already arrived belongs to the take
+                r.drain()
             r.close()
         ingest.finish()
     return ingest.summary()

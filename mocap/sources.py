@@ -21,8 +21,12 @@ from importlib.metadata import entry_points
 from typing import Callable, Protocol
 
 
+import numpy as np
+
 from machinima import vmc
+from machinima.vmc_batch import replay
 from machinima.vmc_frames import VMCAssembler
+from machinima.vmc_single import SingleMessages
 
 from .errors import MocapError
 from .frames import Frame
@@ -94,15 +98,30 @@ class RateLimiter:
         self._state[addr] = (tokens - 1, now_ns)
         return True
 
+    def allow_n(self, addr: tuple, n: int, now_ns: int) -> int:
+        """How many of ``n`` datagrams that came together (a batch) may pass: the bucket is
+        refilled once, to ``now_ns``."""
+        if addr not in self._state:
+            if not self.allow(addr, now_ns):
+                return 0
+            return 1 + (self.allow_n(addr, n - 1, now_ns) if n > 1 else 0)
+        tokens, last = self._state[addr]
+        tokens = min(self.burst, tokens + (now_ns - last) * 1e-9 * self.rate)
+        k = max(0, min(n, int(tokens)))
+        self._state[addr] = (tokens - k, now_ns)
+        return k
+
 
 class _Sender:
-    __slots__ = ("decoder", "asm", "performer", "key")
+    __slots__ = ("decoder", "asm", "performer", "key", "tried", "singles")
 
     def __init__(self, decoder: vmc.VMCDecoder, asm: VMCAssembler, performer: str, key: str) -> None:
         self.decoder = decoder
         self.asm = asm
         self.performer = performer
         self.key = key
+        self.tried = -1  # the assembler's frame count when a replay last failed to fit
+        self.singles = SingleMessages(decoder)
 
 
 _NONE: list[Frame] = []
@@ -154,12 +173,79 @@ class VMCSource:
         s = self._senders.get(addr) or self._sender(addr)
         if s is None:
             return _NONE
+        return self._feed(s, data, now)
+
+    def feed_batch(self, batch) -> list:
+        """A ``machinima.udpbatch.Batch``: Frames and (performer, ``FrameBlock``) pairs, in
+        order per sender. Datagrams that repeat the sender's last frame layout are replayed
+        in blocks (``machinima.vmc_batch``); the rest go one by one through ``feed``'s path."""
+        out: list = []
+        keys = batch.keys
+        data, lens, stamps = batch.data, batch.lens, batch.stamps
+        first = keys[0]
+        if (keys == first).all():
+            groups = [(int(first), np.arange(batch.n))]
+        else:
+            order = np.argsort(keys, kind="stable")
+            ks = keys[order]
+            cut = np.flatnonzero(ks[1:] != ks[:-1]) + 1
+            groups = [(int(keys[g[0]]), g) for g in np.split(order, cut)]
+        for key, rows in groups:
+            addr = batch.addr(key)
+            n = rows.shape[0]
+            ok = self._limiter.allow_n(addr, n, int(stamps[rows[-1]]))
+            if ok < n:
+                self.rejects["flood"] += n - ok
+                rows = rows[:ok]
+                n = ok
+            if not n:
+                continue
+            s = self._senders.get(addr) or self._sender(addr)
+            if s is None:
+                self.rejects["too_many_senders"] += n - 1
+                continue
+            asm, dec = s.asm, s.decoder
+            rl = rows.tolist()
+            pos = 0
+            while pos < n:
+                if asm.cycle is not None and not asm.pending and asm.frames != s.tried and n - pos >= len(asm.cycle[0]):
+                    blk = replay(dec, asm, data, lens, stamps, rows[pos:])
+                    if blk is not None:
+                        self._rename(s, blk.root_name)
+                        out.append((s.performer, blk))
+                        pos += blk.n * len(asm.cycle[0])
+                        continue
+                    s.tried = asm.frames
+                # one by one until the next frame ends (then a replay is tried again)
+                frames_before = asm.frames
+                while pos < n:
+                    r = rl[pos]
+                    ln = int(lens[r])
+                    d = data[r, :ln].tobytes()
+                    t = int(stamps[r])
+                    pos += 1
+                    pkt = s.singles.packet(d, ln) if ln and d[0] == 47 else None
+                    if pkt is None:
+                        out.extend(self._feed(s, d, t))
+                    else:  # a single message (machinima.vmc_single: its layout seen before, only numbers read)
+                        done = asm.feed(pkt, t)
+                        self._rename(s, pkt.root_name)
+                        if done:
+                            out.extend([self._frame(s, f) for f in done])
+                    if asm.frames != frames_before:
+                        break
+        return out
+
+    def _rename(self, s: _Sender, root_name: str | None) -> None:
+        if root_name is not None and root_name != "root" and s.performer.startswith(f"{self.name}-") and s.key not in self.performer_names:
+            s.performer = root_name
+
+    def _feed(self, s: _Sender, data: bytes, now: int) -> list[Frame]:
         pkt = s.decoder.feed(data)  # its rejects are counted straight into self.rejects
         if pkt is None:
             return _NONE
         done = s.asm.feed(pkt, now)
-        if pkt.root_name is not None and pkt.root_name != "root" and s.performer.startswith(f"{self.name}-") and s.key not in self.performer_names:
-            s.performer = pkt.root_name
+        self._rename(s, pkt.root_name)
         if not done:
             return _NONE
         return [self._frame(s, f) for f in done]

@@ -22,7 +22,10 @@ when the sender restarts
 (its clock goes back more than ``restart_s``, its counter more than ``restart_samples``, or the
 source flags it in ``Frame.meta["restart"]``): then the stream starts over and the frame is
 flagged ``meta["restart"]`` so the take records a gap. A frame without a sender clock in a
-stream that has one is placed by its receive stamp on the sender's time line. ``latency`` is
+stream that has one is placed on the sender's time line by its receive stamp less the transit
+of the last frame with a clock (a frame whose part with T was lost, a clock that stopped), and
+never before the frame received before it: a lost clock makes no frame late, its own or the
+next ones. ``latency`` is
 each frame's transit above the smallest transit seen (network and sender jitter; receive
 stamps are the kernel's arrival times when the listener has them). Without a sender clock the
 receive stamp is used and the loss of such a stream cannot be known (``loss_known``).
@@ -45,6 +48,7 @@ from machinima.skeleton import BONE_INDEX, BONES
 from .frames import Frame
 
 NS = 1_000_000_000
+_WIN32 = np.arange(32)
 
 
 class StreamTiming:
@@ -71,6 +75,7 @@ class StreamTiming:
         self._target_ns = 0  # where the anchor is heading (it slews there)
         self._offset_ns: int | None = None
         self._last_sender_ns: int | None = None
+        self._last_transit: int | None = None
         self._last_t = -(2**63)
         self._buf: list[tuple[float, int, Frame]] = []  # (key, tiebreak, frame), sorted
         self._n = 0
@@ -91,8 +96,8 @@ class StreamTiming:
         if f.sender_time_s is not None:
             return f.sender_time_s
         if self._anchor_ns is not None:  # no clock on this frame, but the stream has one
-            return (f.t_recv_ns - self._anchor_ns) / NS
-        return f.t_recv_ns / NS
+            return (f.t_ns - self._anchor_ns) / NS
+        return f.t_ns / NS
 
     def _restarted(self, f: Frame) -> bool:
         if f.meta.get("restart"):
@@ -116,6 +121,7 @@ class StreamTiming:
             self.loss_known = True
             sender_ns = int(st * NS)
             transit = f.t_recv_ns - sender_ns
+            self._last_transit = transit
             if self._offset_ns is None or transit < self._offset_ns:
                 self._offset_ns = transit
             anchor = self._anchor_ns
@@ -139,7 +145,23 @@ class StreamTiming:
             f.t_ns = t
             self.latency_ns.append(transit - self._offset_ns)
         else:
-            f.t_ns = f.t_recv_ns
+            # No sender clock on this frame (a sender without /VMC/Ext/T, or one whose clock
+            # was lost): it is placed by its arrival, and it came after the frame before it
+            # (one sender's datagrams, read in order), so it is never placed before it. The
+            # raw receive stamp could be (a stamp mapped through an anchor that is still
+            # slewing, two clocks read a moment apart): the frame would count as late.
+            t = f.t_recv_ns
+            if self._anchor_ns is not None and self._last_transit is not None:
+                # in a stream with a clock (a frame whose part with T was lost, or a clock
+                # that stopped): its sender time is estimated with the transit of the last
+                # frame that had one, not the smallest transit (that would add every queueing
+                # delay since, and the next frames with a clock would come out late)
+                t = t - self._last_transit + self._anchor_ns
+            if f.seq is None:  # (a sample counter orders by itself)
+                if t <= self._last_t:
+                    t = self._last_t + 1
+                self._last_t = t
+            f.t_ns = t
         if f.seq is not None:
             self.loss_known = True
         k = self._key(f)
@@ -174,6 +196,169 @@ class StreamTiming:
             self.counts["overflow"] += 1
             buf.pop(0)
         return True
+
+    def push_block(self, performer: str, source: str, t_recv_ns: np.ndarray, time_s: np.ndarray, pose: np.ndarray | None) -> np.ndarray | None:
+        """Many frames of a sender with a clock at once (a batched receiver's steady state):
+        the stamps (k,) they are recorded at, exactly as ``push`` + ``pop_ready`` would give
+        them one by one (anchor, slew, drop counts, period), or None (nothing taken) when the
+        block is not the plain case: a jitter buffer or gap fill, the stream's first frame, a
+        frame without a clock, a frame not after the one before it (a restart, a reorder, a
+        duplicate). The caller then pushes the frames one by one."""
+        if self.delay_ns or self.fill_gaps or self._buf or self._carry or self._now:
+            return None
+        last_sender, anchor = self._last_sender, self._anchor_ns
+        if last_sender is None or anchor is None or self._last_key is None or self._last_out is None or self._last_sender_ns is None:
+            return None
+        keys = time_s
+        if not (keys[0] > self._last_key and keys[0] > last_sender and (self._max_key is None or keys[0] > self._max_key)):
+            return None  # (also false for NaN: a frame without a clock)
+        if keys.shape[0] > 1 and not (np.diff(keys) > 0).all():
+            return None
+        n = int(keys.shape[0])
+        sender_ns = (keys * NS).astype(np.int64)  # int(st * NS), as push does
+        transit = t_recv_ns - sender_ns
+        offs = np.minimum.accumulate(transit)
+        if self._offset_ns is not None:
+            np.minimum(offs, self._offset_ns, out=offs)
+        # the anchor's target: the smallest transit, moved only when a frame comes
+        # reanchor_early_ns before it (a thresholded running minimum: one step per move)
+        tg, early, reanchored = self._target_ns, self.reanchor_early_ns, 0
+        tlist = [0] * n
+        for i, tr in enumerate(transit.tolist()):
+            if tr < tg - early:
+                tg = tr
+                reanchored += 1
+            tlist[i] = tg
+        target = np.array(tlist, dtype=np.int64)
+        # the anchor slews down to the target by at most half the sender time since the last
+        # frame: a_i = max(target_i, a_(i-1) - step_i), i.e. a running maximum once the steps
+        # are summed
+        steps = np.diff(np.concatenate(([self._last_sender_ns], sender_ns))) // 2
+        np.maximum(steps, 0, out=steps)
+        csum = np.cumsum(steps)
+        anchor_arr = np.maximum.accumulate(np.maximum(target + csum, anchor)) - csum
+        t = sender_ns + anchor_arr
+        # never backwards: t_i = max(t_i, t_(i-1) + 1)
+        idx = np.arange(n, dtype=np.int64)
+        t = np.maximum.accumulate(np.maximum(t - idx, self._last_t + 1)) + idx
+        self.latency_ns.extend((transit - offs)[-512:].tolist())
+        self.counts["received"] += n
+        if reanchored:
+            self.counts["reanchored"] += reanchored
+        self.loss_known = True
+        kl = keys.tolist()
+        self._release_block(kl)
+        seen = self._seen
+        seen.extend(kl[-64:])
+        self._seen_set = set(seen)
+        self._anchor_ns, self._target_ns, self._offset_ns = int(anchor_arr[-1]), tg, int(offs[-1])
+        self._last_transit = int(transit[-1])
+        self._max_key = self._last_key = self._last_sender = kl[-1]
+        self._last_sender_ns = int(sender_ns[-1])
+        last_t = self._last_t = int(t[-1])
+        tl = t_recv_ns.tolist()
+        self._last_out = Frame(performer, source, tl[-1], None if pose is None else pose[-1], kl[-1], None, None, t_ns=last_t)
+        return t
+
+    def _release_block(self, kl: list[float]) -> None:
+        """``_release`` for in-order frames with a sender clock, without gap fill: drops
+        against the sender's period, whose running median is refreshed at the 4th, 8th and
+        every 16th interval. Between refreshes the period is fixed, so each stretch of a long
+        block is checked at once; a short block goes frame by frame (numpy's per-call cost
+        would be more than the loop)."""
+        if len(kl) < 16:
+            self._release_loop(kl)
+            return
+        if self._release_steady(kl):
+            return
+        pk = self._last_key
+        keys = np.array([pk] + kl)
+        dts = np.diff(keys)
+        n = len(kl)
+        i = 0
+        periods = self._periods
+        while i < n:
+            c = self._n_periods  # the next refresh comes after interval number r
+            r = 4 if c < 4 else 8 if c < 8 else (c // 16 + 1) * 16
+            period = self._period
+            seg = dts[i:]
+            if period is not None and period > 0:
+                m = np.rint(seg / period) - 1  # round() halves to even, as np.rint
+                miss = np.flatnonzero((m > 0) & (seg > 1.5 * period))
+            else:
+                m, miss = None, np.zeros(0, dtype=np.int64)
+            pos = np.flatnonzero(seg > 0)  # intervals that count towards the period
+            # the stretch ends at the refresh (r - c counted intervals) or at the first drop
+            need = r - c
+            end_refresh = int(pos[need - 1]) + 1 if pos.shape[0] >= need else len(seg)
+            end_drop = int(miss[0]) if miss.shape[0] else len(seg)
+            if end_drop < end_refresh:  # intervals before the drop count, then the drop
+                counted = seg[:end_drop]
+                counted = counted[counted > 0].tolist()
+                periods.extend(counted)
+                self._n_periods += len(counted)
+                self.counts["dropped"] += int(m[end_drop])
+                i += end_drop + 1
+                continue
+            counted = seg[:end_refresh]
+            counted = counted[counted > 0].tolist()
+            periods.extend(counted)
+            self._n_periods += len(counted)
+            if self._n_periods == r:
+                ps = sorted(periods)
+                h = len(ps) // 2
+                self._period = ps[h] if len(ps) % 2 else (ps[h - 1] + ps[h]) / 2
+            i += end_refresh
+
+    def _release_steady(self, kl: list[float]) -> bool:
+        """The steady state at once: a known period, 32 intervals already seen and no drop
+        in the block, with the period's refreshes inside it (medians of sliding windows).
+        False (nothing changed) otherwise."""
+        period = self._period
+        if period is None or period <= 0 or len(self._periods) < 32:
+            return False
+        dts = np.diff(np.array([self._last_key] + kl))
+        n = dts.shape[0]
+        counts = self._n_periods + 1 + np.arange(n)
+        idx = np.flatnonzero((counts % 16 == 0) | (counts == 4) | (counts == 8))
+        per = np.full(n, period)
+        med = None
+        if idx.shape[0]:
+            allp = np.concatenate((np.array(self._periods), dts))
+            win = np.sort(allp[(idx + 1)[:, None] + _WIN32], axis=1)  # the 32 intervals before each refresh
+            med = (win[:, 15] + win[:, 16]) / 2
+            per = np.concatenate(([period], med))[np.searchsorted(idx, np.arange(n), side="left")]
+        if (dts <= 0).any() or (((np.rint(dts / per) - 1) > 0) & (dts > 1.5 * per)).any():
+            return False
+        self._periods.extend(dts[-32:].tolist())
+        self._n_periods += n
+        if med is not None:
+            self._period = float(med[-1])
+        return True
+
+    def _release_loop(self, kl: list[float]) -> None:
+        """``_release_block`` frame by frame (the same arithmetic as ``_release``)."""
+        pk, period, periods = self._last_key, self._period, self._periods
+        dropped = 0
+        for k in kl:
+            dt = k - pk
+            if period is not None and period > 0:
+                m = round(dt / period) - 1
+                if m > 0 and dt > 1.5 * period:
+                    dropped += m
+                    pk = k
+                    continue
+            if dt > 0:
+                periods.append(dt)
+                self._n_periods += 1
+                c = self._n_periods
+                if c in (4, 8) or c % 16 == 0:
+                    ps = sorted(periods)
+                    h = len(ps) // 2
+                    period = self._period = ps[h] if len(ps) % 2 else (ps[h - 1] + ps[h]) / 2
+            pk = k
+        if dropped:
+            self.counts["dropped"] += dropped
 
     def pop_ready(self, now_ns: int | None = None) -> list[Frame]:
         """Frames whose hold time is over, in order, with interpolated frames over short gaps."""
