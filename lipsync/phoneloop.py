@@ -45,6 +45,7 @@ class LoopParams:
     insertion: float = 2.0  # multiplies every phone-to-phone transition (fewer, longer phones)
     quiet: float = 0.02  # a frame below this share of the line's 95th-percentile loudness is silence
     class_bias: tuple[tuple[str, float], ...] = ()  # (class, log bias) added to class posteriors
+    order: int = 2  # the phone prior: 2 (bigram) or 3 (trigram: the loop's states remember the previous phone)
 
 
 DEFAULT = LoopParams()
@@ -61,6 +62,54 @@ def _bigram(phones: tuple[str, ...]) -> np.ndarray:
     logp = np.array([[lmath.log_to_ln(lm.prob([nxt, prev])) for nxt in phones] for prev in phones])
     p = np.exp(logp - logp.max(axis=1, keepdims=True))
     return p / p.sum(axis=1, keepdims=True)
+
+
+@lru_cache(maxsize=1)
+def _trigram(phones: tuple[str, ...]) -> np.ndarray:
+    """(n, n, n) P(next | before previous, previous) from the same model, ``[a, b, c]`` = P(c | a b)."""
+    from pocketsphinx import Config, LogMath, NGramModel, get_model_path
+
+    lmath = LogMath()
+    lm = NGramModel(Config(loglevel="ERROR"), lmath, os.path.join(get_model_path(), "en-us", "en-us-phone.lm.bin"))
+    to_ln = lmath.log_to_ln(-10000) / -10000  # PocketSphinx's log units -> natural log
+    logp = np.array([[[lm.prob([c, b, a]) for c in phones] for b in phones] for a in phones], float) * to_ln
+    p = np.exp(logp - logp.max(axis=2, keepdims=True))
+    return p / p.sum(axis=2, keepdims=True)
+
+
+def posteriors3(loglik: np.ndarray, tmat: np.ndarray, trigram: np.ndarray, params: LoopParams, start: int) -> np.ndarray:
+    """As ``posteriors`` with a trigram prior: the state is (previous phone, phone, HMM state),
+    so entering phone c from b weighs P(c | a b) with a the phone before b."""
+    t_len, n, _ = loglik.shape
+    ll = params.acoustic_scale * loglik
+    b = np.exp(ll - ll.max(axis=(1, 2), keepdims=True))  # (T, n, 3)
+    prior = trigram ** params.lm_weight
+    prior /= prior.sum(axis=2, keepdims=True)
+    stay = tmat[:, :, :3]  # (n, 3, 3) within the phone
+    leave = tmat[:, :, 3] * params.insertion  # (n, 3)
+    alpha = np.zeros((t_len, n, n, 3), np.float32)
+    cur = np.zeros((n, n, 3))
+    cur[start, start, 0] = 1.0
+    cur *= b[0][None]
+    alpha[0] = cur / cur.sum()
+    for t in range(1, t_len):
+        prev = alpha[t - 1].astype(np.float64)
+        new = np.einsum("abs,bsd->abd", prev, stay)
+        exits = np.einsum("abs,bs->ab", prev, leave)
+        new[:, :, 0] += np.einsum("ab,abc->bc", exits, prior)
+        new *= b[t][None]
+        alpha[t] = new / max(new.sum(), 1e-300)
+    beta = np.ones((n, n, 3)) / (n * n * 3)
+    out = np.zeros((t_len, n))
+    out[-1] = alpha[-1].sum(axis=(0, 2))
+    for t in range(t_len - 2, -1, -1):
+        nb = b[t + 1][None] * beta  # (a, b, d)
+        new = np.einsum("bsd,abd->abs", stay, nb)
+        enter = np.einsum("abc,bc->ab", prior, nb[:, :, 0])  # sum_c P(c|a b) * next[b, c, 0]
+        new += leave[None] * enter[:, :, None]
+        beta = new / max(new.sum(), 1e-300)
+        out[t] = (alpha[t] * beta).sum(axis=(0, 2))
+    return out / out.sum(axis=1, keepdims=True)
 
 
 def _transitions(tmat: np.ndarray, bigram: np.ndarray, params: LoopParams) -> np.ndarray:
@@ -161,7 +210,10 @@ def to_segments(frame_phones: list[str]) -> list[PhoneSegment]:
 def phone_loop_frames(samples: np.ndarray, params: LoopParams = DEFAULT, *, cached: tuple | None = None) -> list[str]:
     """The phone shown on each 10 ms frame of 16 kHz ``samples``."""
     ll, phones, tmat = cached or frame_loglik(samples)
-    post = posteriors(ll, tmat, _bigram(tuple(phones)), params, phones.index("SIL"))
+    if params.order == 3:
+        post = posteriors3(ll, tmat, _trigram(tuple(phones)), params, phones.index("SIL"))
+    else:
+        post = posteriors(ll, tmat, _bigram(tuple(phones)), params, phones.index("SIL"))
     return decide(post, phones, frame_loudness(samples, ll.shape[0]), params)
 
 

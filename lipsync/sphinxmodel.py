@@ -7,9 +7,9 @@ files ship in ``pocketsphinx/model/en-us/en-us``) and reproduces what PocketSphi
 
 - features as its front end makes them with this model's ``feat.params`` (pre-emphasis 0.97,
   25.625 ms Hamming windows every 10 ms, 512-point FFT, 25 unit-area mel filters 130-6800 Hz,
-  orthonormal DCT-II to 13 cepstra, lifter 22, batch cepstral mean removal, then
-  ``1s_c_d_dd``: cepstra, deltas over +-2 frames and delta-deltas), in the int16 sample scale
-  it was trained on; its spectral noise removal is left out;
+  its noise removal on the mel spectrum (``remove_noise``, as ``fe_noise.c`` does it), orthonormal
+  DCT-II to 13 cepstra, lifter 22, batch cepstral mean removal, then ``1s_c_d_dd``: cepstra,
+  deltas over +-2 frames and delta-deltas), in the int16 sample scale it was trained on;
 - the phonetically-tied mixture model (``-model ptm``): one 128-Gaussian codebook per
   context-independent (CI) phone and feature stream, and each CI phone's three senones as
   mixture weights over its codebook (``sendump``, 8-bit -log weights), all 128 Gaussians
@@ -200,6 +200,39 @@ def _filterbank() -> np.ndarray:
     return fb
 
 
+def remove_noise(mel: np.ndarray) -> np.ndarray:
+    """PocketSphinx's noise removal on (T, filters) mel power (``fe_remove_noise``, float path):
+    a smoothed power, its slowly rising lower envelope as the noise, the signal above it with a
+    floor and temporal masking, and the resulting gain smoothed over +-4 filters."""
+    lam_p, lam_a, lam_b, lam_t, mu_t, max_gain = 0.7, 0.995, 0.5, 0.85, 0.2, 20.0
+    out = np.empty_like(mel)
+    power = mel[0].copy()
+    noise, floor, peak = mel[0] / max_gain, mel[0] / max_gain, np.zeros(mel.shape[1])
+    n = mel.shape[1]
+    lo = np.maximum(np.arange(n) - 4, 0)
+    hi = np.minimum(np.arange(n) + 4, n - 1)
+    csum = np.zeros(n + 1)
+
+    def envelope(buf, env):
+        return np.where(buf >= env, lam_a * env + (1 - lam_a) * buf, lam_b * env + (1 - lam_b) * buf)
+
+    for t, frame in enumerate(mel):
+        power = lam_p * power + (1 - lam_p) * frame
+        noise = envelope(power, noise)
+        signal = np.maximum(power - noise, 1.0)
+        floor = envelope(signal, floor)
+        cur = signal.copy()
+        peak = peak * lam_t
+        signal = np.where(signal < lam_t * peak, peak * mu_t, signal)
+        peak = np.where(cur > peak, cur, peak)
+        signal = np.maximum(signal, floor)
+        gain = np.where(signal < max_gain * power, signal / power, max_gain)
+        gain = np.maximum(gain, 1.0 / max_gain)
+        csum[1:] = np.cumsum(gain)
+        out[t] = frame * (csum[hi + 1] - csum[lo]) / (hi - lo + 1)
+    return out
+
+
 def cepstra(samples: np.ndarray) -> np.ndarray:
     """(T, 13) cepstra of 16 kHz float audio as PocketSphinx's front end makes them, before CMN."""
     x = np.asarray(samples, np.float64) * 32768.0
@@ -210,7 +243,7 @@ def cepstra(samples: np.ndarray) -> np.ndarray:
     fr = pre[np.arange(FRAME_SIZE)[None, :] + FRAME_SHIFT * np.arange(n)[:, None]]
     win = 0.54 - 0.46 * np.cos(2 * np.pi * np.arange(FRAME_SIZE) / (FRAME_SIZE - 1))
     spec = np.abs(np.fft.rfft(fr * win, N_FFT)) ** 2
-    mel = np.log(spec @ _filterbank().T + 1e-4)
+    mel = np.log(remove_noise(spec @ _filterbank().T) + 1e-4)
     k = np.arange(N_CEP)[:, None]
     dct = np.cos(np.pi / N_FILT * k * (np.arange(N_FILT)[None, :] + 0.5)) * np.sqrt(2.0 / N_FILT)
     dct[0] = np.sqrt(1.0 / N_FILT)
