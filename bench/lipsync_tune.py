@@ -2,7 +2,8 @@
 sentences from the second Harvard list and voices that ``bench/lipsync.py`` and the tests never
 score (those use the first list's sentences, ``lipsync.truth.SENTENCES``, in
 ``TRUTH_VOICES``). The acoustic scores are computed once per line; each grid point only reruns
-forward-backward and the frame decisions, scored on speech frames at 100 fps (the same scorer as
+forward-backward and the frame decisions (speaker adaptation, which changes the acoustic
+scores, is chosen first, in stage 0), scored on speech frames at 100 fps (the same scorer as
 the benchmark). Prints JSON: every grid point's accuracy and change-offset p90, and the best.
 
     .venv/bin/python bench/lipsync_tune.py            # full grid (a few minutes)
@@ -81,6 +82,8 @@ GRID = {
     "quiet": (0.01, 0.02, 0.05),
 }
 QUICK = {"acoustic_scale": (0.2, 0.3), "insertion": (1.0, 2.0), "lm_weight": (1.5,), "quiet": (0.02,)}
+ADAPT = [{"adapt_passes": 0}, {"adapt_passes": 1, "map_tau": 2.0}, {"adapt_passes": 1, "map_tau": 0.5},
+         {"adapt_passes": 1, "map_tau": 8.0}, {"adapt_passes": 2, "map_tau": 2.0}]
 # second stage, at the first stage's best: a bias toward the classes the model under-hears
 BIASES = [(("fv", fv), ("closed", cl), ("rounded", rd)) for fv in (0.0, 1.0, 2.0, 3.0) for cl in (0.0, 1.0, 2.0) for rd in (0.0, 1.0)]
 TOLERANCE = 0.003  # settings within this of the best accuracy count as equal: the one missing fewest changes wins
@@ -109,12 +112,22 @@ def main() -> None:
                  "held_out": {"sentences": len(HELD_OUT_SENTENCES), "voices": [f"{v} at {s} wpm" for v, s in HELD_OUT_VOICES]}}
     t0 = time.perf_counter()
     lines = held_out_lines()
-    cache = [frame_loglik(decodable(u.samples)) for u in lines]
     out["audio_seconds"] = round(sum(u.seconds for u in lines), 1)
+    # stage 0: speaker adaptation (it changes the acoustic scores, so each setting rescores the lines)
+    adapt = []
+    for kw in ADAPT[:2] if args.quick else ADAPT:
+        p = replace(DEFAULT, **kw)
+        r = {"params": kw, **score(lines, [frame_loglik(decodable(u.samples), p) for u in lines], p)}
+        adapt.append(r)
+        print(json.dumps(r), file=sys.stderr, flush=True)
+    out["stage0_adaptation"] = adapt
+    base = replace(DEFAULT, **pick(adapt)["params"])
+    # the acoustic scores once, adapted with the defaults' posteriors; the grid reruns the loop on them
+    cache = [frame_loglik(decodable(u.samples), base) for u in lines]
     out["default"] = {"params": asdict(DEFAULT), **score(lines, cache, DEFAULT)}
     grid = QUICK if args.quick else GRID
-    stage1 = run_grid(lines, cache, DEFAULT, [dict(zip(grid, v)) for v in itertools.product(*grid.values())])
-    best = replace(DEFAULT, **pick(stage1)["params"])
+    stage1 = run_grid(lines, cache, base, [dict(zip(grid, v)) for v in itertools.product(*grid.values())])
+    best = replace(base, **pick(stage1)["params"])
     stage2 = run_grid(lines, cache, best, [{"class_bias": b} for b in (BIASES[:2] if args.quick else BIASES)])
     best = replace(best, **pick(stage2)["params"])
     trigram = run_grid(lines, cache, best, [{"order": 3}])  # the trigram prior at the chosen setting

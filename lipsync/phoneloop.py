@@ -7,7 +7,8 @@ model hesitates between F and TH, or between P, B and M, the best string must pi
 can be sure of the class. So:
 
 1. every CI phone state is scored on every 10 ms frame (``sphinxmodel``: PocketSphinx's own
-   English model, read from its wheel);
+   English model, read from its wheel), then again after the model's codebook means are
+   adapted to the line's speaker (MAP, from the first pass's state posteriors);
 2. forward-backward over a loop of the phones' three-state HMMs (their trained transition
    matrices), with the phone bigram of PocketSphinx's phone language model
    (``en-us-phone.lm.bin``) as the prior between phones, gives each frame's posterior
@@ -17,7 +18,7 @@ can be sure of the class. So:
    quieter than the noise floor is silence whatever the model says, so pauses stay closed.
 
 The few parameters (acoustic scale, language-model weight, phone insertion penalty, noise
-floor) are tuned by ``bench/lipsync_tune.py`` on sentences and voices that the scores in
+floor, class bias, adaptation weight) are tuned by ``bench/lipsync_tune.py`` on sentences and voices that the scores in
 ``bench/lipsync.py`` and the tests never use.
 """
 
@@ -46,6 +47,8 @@ class LoopParams:
     quiet: float = 0.01  # a frame below this share of the line's 95th-percentile loudness is silence
     class_bias: tuple[tuple[str, float], ...] = (("fv", 2.0),)  # (class, log bias): the model under-hears F/V
     order: int = 2  # the phone prior: 2 (bigram) or 3 (trigram: the loop's states remember the previous phone)
+    adapt_passes: int = 1  # MAP re-estimates of the codebook means from the line itself (0: the model as trained)
+    map_tau: float = 2.0  # how many frames' worth of weight the trained mean keeps against the line's
 
 
 DEFAULT = LoopParams()
@@ -128,9 +131,11 @@ def _transitions(tmat: np.ndarray, bigram: np.ndarray, params: LoopParams) -> np
     return a
 
 
-def posteriors(loglik: np.ndarray, tmat: np.ndarray, bigram: np.ndarray, params: LoopParams, start: int) -> np.ndarray:
+def posteriors(loglik: np.ndarray, tmat: np.ndarray, bigram: np.ndarray, params: LoopParams, start: int, *,
+               states: bool = False) -> np.ndarray:
     """(T, n) posterior probability of each phone on each frame by forward-backward (scaled,
-    in the probability domain); ``loglik`` is (T, n, 3); the line starts in phone ``start``."""
+    in the probability domain); ``loglik`` is (T, n, 3); the line starts in phone ``start``.
+    With ``states`` (T, n, 3): each HMM state's."""
     t_len, n, _ = loglik.shape
     a = _transitions(tmat, bigram, params)
     ll = params.acoustic_scale * loglik.reshape(t_len, 3 * n)
@@ -151,7 +156,7 @@ def posteriors(loglik: np.ndarray, tmat: np.ndarray, bigram: np.ndarray, params:
         beta /= max(beta.sum(), 1e-300)
         gamma[t] = alpha[t] * beta
     gamma /= gamma.sum(axis=1, keepdims=True)
-    return gamma.reshape(t_len, n, 3).sum(axis=2)
+    return gamma.reshape(t_len, n, 3) if states else gamma.reshape(t_len, n, 3).sum(axis=2)
 
 
 def loop_phones(model) -> list[int]:
@@ -159,15 +164,26 @@ def loop_phones(model) -> list[int]:
     return [i for i, p in enumerate(model.phones) if not p.startswith("+")]
 
 
-def frame_loglik(samples: np.ndarray) -> tuple[np.ndarray, list[str], np.ndarray]:
+def frame_loglik(samples: np.ndarray, params: LoopParams = DEFAULT) -> tuple[np.ndarray, list[str], np.ndarray]:
     """(loglik (T, n, 3), the loop's phone names, their transition matrices) for a line: the part
-    that does not depend on the tuned parameters (the tuner computes it once per line)."""
+    the frame decisions start from (the tuner computes it once per line). With
+    ``params.adapt_passes``, the model is first adapted to the line's speaker: the loop's state
+    posteriors from the model as it is re-estimate its codebook means (MAP), and the frames are
+    scored again. Synthetic and real voices are far from the speakers it was trained on; on the
+    tuning lines one pass gains 2 points of speech frames (docs/lipsync.md)."""
     from .sphinxmodel import features, load_model
 
-    model = load_model()
-    keep = loop_phones(model)
-    ll = model.loglik(features(samples))[:, keep]
-    return ll, [model.phones[i] for i in keep], model.tmat[keep]
+    base = load_model()
+    keep = loop_phones(base)
+    phones = [base.phones[i] for i in keep]
+    tmat = base.tmat[keep]
+    feats = features(samples)
+    ll = base.loglik(feats)[:, keep]
+    for _ in range(params.adapt_passes):
+        occ = np.zeros((ll.shape[0], len(base.phones), 3))
+        occ[:, keep] = posteriors(ll, tmat, _bigram(tuple(phones)), params, phones.index("SIL"), states=True)
+        ll = base.adapted(feats, occ, params.map_tau).loglik(feats)[:, keep]
+    return ll, phones, tmat
 
 
 def frame_loudness(samples: np.ndarray, n_frames: int) -> np.ndarray:
@@ -209,7 +225,7 @@ def to_segments(frame_phones: list[str]) -> list[PhoneSegment]:
 
 def phone_loop_frames(samples: np.ndarray, params: LoopParams = DEFAULT, *, cached: tuple | None = None) -> list[str]:
     """The phone shown on each 10 ms frame of 16 kHz ``samples``."""
-    ll, phones, tmat = cached or frame_loglik(samples)
+    ll, phones, tmat = cached or frame_loglik(samples, params)
     if params.order == 3:
         post = posteriors3(ll, tmat, _trigram(tuple(phones)), params, phones.index("SIL"))
     else:

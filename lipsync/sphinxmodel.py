@@ -140,21 +140,48 @@ class SphinxModel:
     def n_states(self) -> int:
         return 3
 
+    def _densities(self, xf: np.ndarray, f: int) -> np.ndarray:
+        """(T, n_phones, 128) Gaussian log densities of every codeword of every phone's codebook
+        for stream ``f`` (one matrix product: log N = x^2 . (-1/2v) + x . (mu/v) + const)."""
+        n_p, k, d = self._w_sq.shape[0], self._w_sq.shape[2], self._w_sq.shape[3]
+        g = (xf**2) @ self._w_sq[:, f].reshape(n_p * k, d).T + xf @ self._w_lin[:, f].reshape(n_p * k, d).T
+        return g.reshape(-1, n_p, k) + self._const[None, :, f]
+
     def loglik(self, feats: np.ndarray) -> np.ndarray:
         """(T, n_phones, 3) natural-log likelihood of each CI phone state on each frame."""
         x = feats.reshape(feats.shape[0], 3, N_CEP)
-        n_p = len(self.phones)
-        out = np.zeros((feats.shape[0], n_p, 3))
+        out = np.zeros((feats.shape[0], len(self.phones), 3))
         for f in range(3):
-            xf, x2 = x[:, f], x[:, f] ** 2
-            # (T, n_p, 128): Gaussian log densities of every codeword of every phone's codebook
-            g = (np.einsum("td,pkd->tpk", x2, self._w_sq[:, f]) + np.einsum("td,pkd->tpk", xf, self._w_lin[:, f])
-                 + self._const[None, :, f])
+            g = self._densities(x[:, f], f)
             m = g.max(axis=2, keepdims=True)
-            e = np.exp(g - m)  # (T, p, 128)
-            w = np.exp(self._mixw[:, f])  # (p, 3, 128)
-            out += np.log(np.einsum("tpk,psk->tps", e, w) + 1e-300) + m
+            e = np.exp(g - m).transpose(1, 0, 2)  # (p, T, 128)
+            w = np.exp(self._mixw[:, f]).transpose(0, 2, 1)  # (p, 128, 3)
+            out += np.log(np.matmul(e, w).transpose(1, 0, 2) + 1e-300) + m
         return out
+
+    def adapted(self, feats: np.ndarray, occupancy: np.ndarray, tau: float = 2.0) -> "SphinxModel":
+        """The model with its codebook means moved toward this speaker: one MAP re-estimate
+        (Gauvain and Lee 1994) from the line itself, ``occupancy`` (T, n_phones, 3) being each
+        state's posterior on each frame (from a first pass of the loop). A mean seen with total
+        responsibility N moves N / (N + ``tau``) of the way to the frames' weighted average, so
+        codewords the line never uses stay as trained. Variances and weights are kept."""
+        x = feats.reshape(feats.shape[0], 3, N_CEP)
+        var = -0.5 / self._w_sq
+        mu = self._w_lin * var
+        new_mu = mu.copy()
+        for f in range(3):
+            xf = x[:, f]
+            g = self._densities(xf, f)
+            e = np.exp(g - g.max(axis=2, keepdims=True)).transpose(1, 0, 2)  # (p, T, 128)
+            w = np.exp(self._mixw[:, f])  # (p, 3, 128)
+            dens = np.matmul(e, w.transpose(0, 2, 1))  # (p, T, 3): each state's mixture sum
+            # a codeword's share of a frame: sum over states of occupancy * w e / (state's sum)
+            resp = e * np.matmul(occupancy.transpose(1, 0, 2) / (dens + 1e-300), w)  # (p, T, 128)
+            n = resp.sum(axis=1)
+            s = np.matmul(resp.transpose(0, 2, 1), xf)  # (p, 128, d)
+            new_mu[:, f] = (tau * mu[:, f] + s) / (tau + n)[..., None]
+        const = -0.5 * (np.sum(np.log(2 * np.pi * var), axis=3) + np.sum(new_mu**2 / var, axis=3))
+        return SphinxModel(self.phones, self.tmat, self._w_sq, new_mu / var, const, self._mixw)
 
 
 @lru_cache(maxsize=1)
