@@ -96,3 +96,37 @@ def test_frame_shows_the_most_probable_class_not_phone():
     segs = to_segments(out + ["SIL"])
     assert [s.phone for s in segs] == ["F", "AA", "SIL"]
     assert segs[1].start == pytest.approx(0.01 + 0.0128 - 0.005)  # frame 1's window centre less half a frame
+
+
+def test_speaker_adaptation_is_map_of_the_means(speech):
+    """MAP re-estimation (Gauvain and Lee): with no prior weight every codeword a frame used moves
+    onto the frames' average; with a huge prior weight nothing moves; and adapted to a line, the
+    model explains that line better than as trained."""
+    from lipsync.phonemes import NOISE_FLOOR
+    from lipsync.sphinxmodel import features, load_model
+
+    m = load_model()
+    aa = m.phones.index("AA")
+    x0 = np.random.default_rng(0).normal(0, 1, 39)
+    feats = np.tile(x0, (20, 1))
+    occ = np.zeros((20, len(m.phones), 3))
+    occ[:, aa, 1] = 1.0
+    moved = m.adapted(feats, occ, tau=1e-30)
+    var = -0.5 / m._w_sq[aa]
+    mu_new, mu_old = moved._w_lin[aa] * var, m._w_lin[aa] * var  # (stream, 128, 13)
+    used = ~np.isclose(mu_new, mu_old).all(axis=2)
+    assert used.any()
+    for f in range(3):
+        assert np.allclose(mu_new[f][used[f]], x0[13 * f:13 * f + 13])
+    other = m.phones.index("IY")
+    assert np.allclose(moved._w_lin[other], m._w_lin[other])  # a phone with no frames keeps its means
+    assert np.allclose(m.adapted(feats, occ, tau=1e12)._w_lin, m._w_lin)
+
+    samples, _ = speech
+    line = features(samples + np.random.default_rng(0).normal(0, NOISE_FLOOR, samples.size))
+    ll = m.loglik(line)
+    post = np.exp(ll - ll.max(axis=(1, 2), keepdims=True))
+    post /= post.sum(axis=(1, 2), keepdims=True)
+    before = ll.max(axis=(1, 2)).mean()
+    after = m.adapted(line, post, tau=2.0).loglik(line).max(axis=(1, 2)).mean()
+    assert after > before + 1.0, (before, after)
