@@ -53,17 +53,16 @@ def test_aligned_mode_on_continuous_speech(scored):
 def test_phone_loop_without_text(scored):
     """Without the text, each frame's mouth class comes from phone posteriors (lipsync.phoneloop),
     tuned on other sentences and voices (bench/lipsync_tune.py: Harvard list 2, four other
-    voices), so these lines are unseen. The issue's goal is 70 % of speech frames; on these four
-    espeak-ng voices it reaches 69 % (71-75 % on the tuning lines; docs/lipsync.md): held here so
-    it cannot slip back, above the decoder's best phone string and the loudness mouth in the same
-    run, and with the F/V mouth shown (the best string almost never shows it)."""
+    voices), so these lines are unseen. The issue's goal: >= 70 % of speech frames, here beside
+    the decoder's best phone string (what the phone loop used to be), the loudness mouth and the
+    aligned mode in the same run; its closed M/B/P mouth shown more often than the best string's."""
     sc, off = scored["phone-loop"]
     best, _ = scored["best-string"]
-    assert sc.accuracy >= 0.68, sc.as_dict()
-    assert sc.accuracy >= best.accuracy + 0.015, (sc.accuracy, best.accuracy)
+    assert sc.accuracy >= 0.70, sc.as_dict()
+    assert sc.accuracy >= best.accuracy + 0.03, (sc.accuracy, best.accuracy)
     assert sc.accuracy >= scored["loudness"][0].accuracy + 0.30
     assert sc.accuracy < scored["aligned"][0].accuracy
-    assert sc.per_class["fv"] >= 0.3 and sc.per_class["fv"] >= best.per_class["fv"] + 0.15, (sc.per_class, best.per_class)
+    assert sc.per_class["closed"] >= best.per_class["closed"] + 0.05, (sc.per_class, best.per_class)
     assert off["made_p50_ms"] <= 20  # the changes it makes are on time; misses are recognition errors
 
 
