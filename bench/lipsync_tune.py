@@ -6,8 +6,8 @@ forward-backward and the frame decisions (speaker adaptation, which changes the 
 scores, is chosen first, in stage 0), scored on speech frames at 100 fps (the same scorer as
 the benchmark). Prints JSON: every grid point's accuracy and change-offset p90, and the best.
 
-    .venv/bin/python bench/lipsync_tune.py            # full grid (a few minutes)
-    .venv/bin/python bench/lipsync_tune.py --quick    # a small grid around the defaults
+    .venv/bin/python bench/lipsync_tune.py            # full grid (8 minutes at load 9-13)
+    .venv/bin/python bench/lipsync_tune.py --quick    # a small grid around the defaults (about a minute)
 """
 
 from __future__ import annotations

@@ -18,8 +18,8 @@ can be sure of the class. So:
    quieter than the noise floor is silence whatever the model says, so pauses stay closed.
 
 The few parameters (acoustic scale, language-model weight, phone insertion penalty, noise
-floor, class bias, adaptation weight) are tuned by ``bench/lipsync_tune.py`` on sentences and voices that the scores in
-``bench/lipsync.py`` and the tests never use.
+floor, class bias, adaptation passes and weight) are tuned by ``bench/lipsync_tune.py`` on
+sentences and voices that the scores in ``bench/lipsync.py`` and the tests never use.
 """
 
 from __future__ import annotations
