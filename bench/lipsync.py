@@ -11,11 +11,17 @@ Whole commands disk to disk: ``machinima lipsync analyze line.wav --text line.tx
 start, model load, analysis, files written) beside the in-process analysis; live latency from
 writing a 10 ms chunk into ``machinima lipsync live --input -`` to the UDP datagram arriving.
 
-    .venv/bin/python bench/lipsync.py
+    .venv/bin/python bench/lipsync.py            # everything (a few minutes)
+    .venv/bin/python bench/lipsync.py --quick    # two lines, accuracy only
+
+The phone loop (posteriors, ``lipsync.phoneloop``) sits beside ``best-string``, PocketSphinx's
+single best phone string through the same pause check and coarticulation; its parameters were
+tuned on other sentences and voices (``bench/lipsync_tune.py``).
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import subprocess
@@ -28,7 +34,11 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from lipsync.analyze import lipsync_audio  # noqa: E402
+from fractions import Fraction  # noqa: E402
+
+from lipsync.analyze import lipsync_audio, track_from_cues  # noqa: E402
+from lipsync.phonemes import best_phone_string, validate_pauses  # noqa: E402
+from lipsync.visemes import phones_to_cues  # noqa: E402
 from lipsync.audio import Audio, load_audio  # noqa: E402
 from lipsync.latency import CHUNK, measure_live_command  # noqa: E402
 from lipsync.mfcc import VowelTemplates  # noqa: E402
@@ -36,7 +46,8 @@ from lipsync.score import always_closed, loudness_classes, pooled, score_classes
 from lipsync.truth import SENTENCES, TRUTH_VOICES, speak, synthesize, truth_set, write_wav  # noqa: E402
 
 TEXT = " ".join(SENTENCES)
-MODES = ("aligned", "phone-loop", "mfcc-templates", "always-closed", "loudness-only")
+VOICES = TRUTH_VOICES
+MODES = ("aligned", "phone-loop", "best-string", "mfcc-templates", "always-closed", "loudness-only")
 
 
 def calibrate(voice: str) -> VowelTemplates:
@@ -53,13 +64,17 @@ def accuracy_table(lines) -> dict:
     pairs: dict[int, dict[str, list]] = {fps: {m: [] for m in MODES} for fps in (100, 24)}
     lipsync_audio(Audio(lines[0].samples[:16000], 16000), 100)  # load the acoustic models once (not timed)
     lipsync_audio(Audio(lines[0].samples[:16000], 16000), 100, "the")
-    for u, (voice, _) in zip(lines, TRUTH_VOICES):
+    for u, (voice, _) in zip(lines, VOICES):
         a = Audio(u.samples, 16000)
         tracks = {}
         for mode, kw in (("aligned", {"text": TEXT}), ("phone-loop", {}), ("mfcc-templates", {"templates": calibrate(voice)})):
             t0 = time.perf_counter()
             tracks[mode] = lipsync_audio(a, 100, **kw)
             seconds[mode] += time.perf_counter() - t0
+        t0 = time.perf_counter()  # the decoder's single best phone string: the phone loop's baseline
+        tracks["best-string"] = track_from_cues(phones_to_cues(validate_pauses(best_phone_string(a), a.samples), a.seconds),
+                                                Fraction(100), "best-string", a.seconds)
+        seconds["best-string"] += time.perf_counter() - t0
         for fps in (100, 24):
             n = int(np.ceil(u.seconds * fps))
             truth = truth_frames(u.phones, fps, n)
@@ -75,7 +90,7 @@ def accuracy_table(lines) -> dict:
         sc, off = pooled(pairs[100][m], 100)
         sc24, off24 = pooled(pairs[24][m], 24)
         out[m] = {"accuracy_speech_frames": round(sc.accuracy, 3), "accuracy_at_24fps": round(sc24.accuracy, 3),
-                  "per_line": dict(zip([f"{v}@{s}" for v, s in TRUTH_VOICES], per_line[m])),
+                  "per_line": dict(zip([f"{v}@{s}" for v, s in VOICES], per_line[m])),
                   "per_class": {k: round(v, 3) for k, v in sc.per_class.items()}, "change_offsets": off, "change_offsets_24fps": off24,
                   "confusion": sc.confusion}
         if seconds.get(m):
@@ -152,11 +167,20 @@ def mouth_warp() -> dict:
 
 
 def main() -> None:
+    global VOICES
+    ap = argparse.ArgumentParser(description="lip sync against espeak-ng truth (JSON on stdout)")
+    ap.add_argument("--quick", action="store_true", help="two of the four lines, accuracy only (about a minute)")
+    args = ap.parse_args()
+    VOICES = TRUTH_VOICES[:2] if args.quick else TRUTH_VOICES
     out: dict = {"benchmark": "lipsync", "cpu_count": os.cpu_count(), "load_before": [round(x, 2) for x in os.getloadavg()],
-                 "truth": {"sentences": len(SENTENCES), "lines": [f"{v} at {s} wpm" for v, s in TRUTH_VOICES]}}
-    lines = truth_set()
+                 "truth": {"sentences": len(SENTENCES), "lines": [f"{v} at {s} wpm" for v, s in VOICES]}}
+    lines = truth_set(VOICES)
     out["truth"]["audio_seconds"] = round(sum(u.seconds for u in lines), 1)
     out["accuracy"] = accuracy_table(lines)
+    if args.quick:
+        out["load_after"] = [round(x, 2) for x in os.getloadavg()]
+        print(json.dumps(out, indent=2))
+        return
     with tempfile.TemporaryDirectory() as tmp:
         out["whole_command_analyze"] = whole_command(Path(tmp), lines[0])
     out["live"] = live_latency()

@@ -1,7 +1,9 @@
 """Speech -> timed phonemes with PocketSphinx (its English model ships inside the wheel).
 
 Two modes, as Rhubarb Lip Sync has:
-- ``phone_loop``: phones recognised freely (no text needed; any English speech).
+- ``phone_loop``: phones recognised freely (no text needed; any English speech): each frame's
+  mouth class by the posterior probabilities of a phone loop (``lipsync.phoneloop``), not the
+  decoder's best phone string (``best_phone_string``, kept as the benchmark's baseline).
 - ``align``: the dialogue text is force-aligned to the audio (two passes: words, then phones):
   better timing, because the decoder only has to find *when*, not *what*.
 Two things keep the acoustic model on track with any audio, both measured on espeak-ng truth
@@ -79,6 +81,17 @@ def _decodable_pcm(audio: Audio) -> bytes:
 
 
 def phone_loop(audio: Audio) -> list[PhoneSegment]:
+    """Phones free of text, frame by frame from phone posteriors (``lipsync.phoneloop``)."""
+    from .phoneloop import phone_loop as posterior_loop
+
+    _check_rate(audio)
+    noise = np.random.default_rng(0).normal(0.0, NOISE_FLOOR, audio.samples.size).astype(np.float32)
+    return posterior_loop(audio.samples + noise)
+
+
+def best_phone_string(audio: Audio) -> list[PhoneSegment]:
+    """PocketSphinx's allphone search: its single best phone string (the baseline the posterior
+    phone loop is measured against)."""
     _check_rate(audio)
     d = _decoder("phone")
     d.start_utt()

@@ -10,7 +10,9 @@ from lipsync.analyze import lipsync_audio, read_rhubarb_json, write_rhubarb_json
 from lipsync.audio import Audio, load_audio
 from lipsync.errors import AudioError, LipSyncError, TranscriptError
 from lipsync.score import always_closed, loudness_classes, pooled, track_frames, truth_frames
+from lipsync.phonemes import best_phone_string, validate_pauses
 from lipsync.truth import SENTENCES
+from lipsync.visemes import phones_to_cues
 from machinima.mouth import BLEND_CHANNELS, OCULUS_VISEMES
 
 FPS = 100  # 10 ms frames: timing is measured to the frame
@@ -20,13 +22,15 @@ TEXT = " ".join(SENTENCES)
 @pytest.fixture(scope="module")
 def scored(truth_lines):
     """Every mode and both trivial mouths on the truth set, in one run."""
-    pairs: dict[str, list] = {"aligned": [], "phone-loop": [], "always-closed": [], "loudness": []}
+    pairs: dict[str, list] = {"aligned": [], "phone-loop": [], "best-string": [], "always-closed": [], "loudness": []}
     for u in truth_lines:
         n = int(np.ceil(u.seconds * FPS))
         truth = truth_frames(u.phones, FPS, n)
         a = Audio(u.samples, 16000)
         pairs["aligned"].append((track_frames(lipsync_audio(a, FPS, TEXT).cues, FPS, n), truth))
         pairs["phone-loop"].append((track_frames(lipsync_audio(a, FPS).cues, FPS, n), truth))
+        best = phones_to_cues(validate_pauses(best_phone_string(a), a.samples), a.seconds)
+        pairs["best-string"].append((track_frames(best, FPS, n), truth))
         pairs["always-closed"].append((always_closed(n), truth))
         pairs["loudness"].append((loudness_classes(u.samples, 16000, FPS, n), truth))
     return {k: pooled(v, FPS) for k, v in pairs.items()}
@@ -47,12 +51,19 @@ def test_aligned_mode_on_continuous_speech(scored):
 
 
 def test_phone_loop_without_text(scored):
-    """Without the text the phones are recognised freely. The issue's goal is 70 %; on espeak-ng's
-    voices it reaches 66 % (see docs/lipsync.md): held here so it cannot slip back."""
-    sc, _ = scored["phone-loop"]
-    assert sc.accuracy >= 0.62, sc.as_dict()
-    assert sc.accuracy >= scored["loudness"][0].accuracy + 0.20
+    """Without the text, each frame's mouth class comes from phone posteriors (lipsync.phoneloop),
+    tuned on other sentences and voices (bench/lipsync_tune.py: Harvard list 2, four other
+    voices), so these lines are unseen. The issue's goal: >= 70 % of speech frames, here beside
+    the decoder's best phone string (what the phone loop used to be), the loudness mouth and the
+    aligned mode in the same run; its closed M/B/P mouth shown more often than the best string's."""
+    sc, off = scored["phone-loop"]
+    best, _ = scored["best-string"]
+    assert sc.accuracy >= 0.70, sc.as_dict()
+    assert sc.accuracy >= best.accuracy + 0.03, (sc.accuracy, best.accuracy)
+    assert sc.accuracy >= scored["loudness"][0].accuracy + 0.30
     assert sc.accuracy < scored["aligned"][0].accuracy
+    assert sc.per_class["closed"] >= best.per_class["closed"] + 0.05, (sc.per_class, best.per_class)
+    assert off["made_p50_ms"] <= 20  # the changes it makes are on time; misses are recognition errors
 
 
 def test_outputs_of_one_timeline(speech):
