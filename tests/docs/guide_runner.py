@@ -13,6 +13,7 @@ on the lines just above the fence::
     <!-- guide: fails -->                                    must exit non-zero with a one-line error
     <!-- guide: makes out/x.glb diner.blend -->             files (or folders) it must leave behind
     <!-- guide: timeout 120 -->                              seconds (default 90)
+    <!-- guide: save studio.toml -->                         (any language) the file a person saves
 
 A ```console block runs its ``$ `` lines (the rest is output); ```bash/```sh blocks run whole,
 under ``bash -e -o pipefail``. Commands a guide starts in the background (``... &``) share the
@@ -49,6 +50,7 @@ class Block:
     fails: bool = False
     makes: list[str] = field(default_factory=list)
     timeout: float = DEFAULT_TIMEOUT
+    save: str | None = None  # a shown file (```toml) the guide has you save under this name
 
     @property
     def id(self) -> str:
@@ -85,14 +87,14 @@ def parse(path: Path) -> list[Block]:
         end = i + 1
         while end < len(lines) and not lines[end].startswith("```"):
             end += 1
-        if m.group(1) in LANGS:
-            block = Block(doc, i + 1, m.group(1), "\n".join(lines[i + 1:end]))
-            j = i - 1
-            while j >= 0 and (not lines[j].strip() or _MARK.match(lines[j].strip())):
-                mark = _MARK.match(lines[j].strip())
-                if mark:
-                    _apply(block, mark.group(1), mark.group(2), f"{doc}:{j + 1}")
-                j -= 1
+        block = Block(doc, i + 1, m.group(1), "\n".join(lines[i + 1:end]))
+        j = i - 1
+        while j >= 0 and (not lines[j].strip() or _MARK.match(lines[j].strip())):
+            mark = _MARK.match(lines[j].strip())
+            if mark:
+                _apply(block, mark.group(1), mark.group(2), f"{doc}:{j + 1}")
+            j -= 1
+        if block.lang in LANGS or block.save:
             blocks.append(block)
         i = end + 1
     return blocks
@@ -107,6 +109,8 @@ def _apply(block: Block, word: str, rest: str, where: str) -> None:
         block.fails = True
     elif word == "makes":
         block.makes += rest.split()
+    elif word == "save":
+        block.save = rest
     elif word == "timeout":
         block.timeout = float(rest)
     else:
@@ -173,6 +177,11 @@ class GuideRun:
         """Run one block; its output goes to files, not pipes, so a server it leaves running in
         the background does not hold the block open."""
         t0 = time.monotonic()
+        if block.save:
+            target = self.cwd / block.save
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_text(block.text + "\n", encoding="utf-8")
+            return Result(block, 0, "", "", time.monotonic() - t0)
         n = len(self._groups)
         out_path, err_path = self.logs / f"{n}.out", self.logs / f"{n}.err"
         with open(out_path, "w") as out, open(err_path, "w") as err:
