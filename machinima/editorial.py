@@ -78,9 +78,15 @@ def _steps(take: Take) -> list[tuple[str, str, float]]:
     return out
 
 
+def _frames_in(folder: Path) -> dict[int, Path]:
+    """The numbered pictures of a folder; none when the folder does not exist (not rendered yet,
+    a step that keeps its frames in rgb/ rather than frames/)."""
+    return list_frames(folder) if folder.is_dir() else {}
+
+
 def versions_of(take: Take) -> list[str]:
     """What a take can be cut with: ``render`` if rendered, then each post step id."""
-    have = ["render"] if list_frames(take.passes_dir("rgb")) else []
+    have = ["render"] if _frames_in(take.passes_dir("rgb")) else []
     return have + [sid for sid, _, _ in _steps(take)]
 
 
@@ -97,8 +103,8 @@ def find_media(take: Take, version: str = "render", media: str = "auto") -> Medi
         if not (by_id or by_kind):
             raise EditorialError(f"take {take.id} has no {version!r} version; it has: {', '.join(versions_of(take)) or 'nothing rendered yet'}")
         step_id = (by_id or by_kind)[-1][0]
-        folder = next((take.post_dir(step_id) / f for f in FRAME_FOLDERS if list_frames(take.post_dir(step_id) / f)), take.post_dir(step_id))
-    frames = list_frames(folder)
+        folder = next((take.post_dir(step_id) / f for f in FRAME_FOLDERS if _frames_in(take.post_dir(step_id) / f)), take.post_dir(step_id))
+    frames = _frames_in(folder)
     if not frames:
         raise EditorialError(f"take {take.id}: version {step_id!r} has no frames in {folder}")
     first, last = min(frames), max(frames)
@@ -205,23 +211,37 @@ def _for_fcp(timeline: Any) -> Any:
     return tl
 
 
-def write_cut(timeline: Any, out: Path) -> Path:
-    """Write ``timeline`` as .otio, .edl (CMX 3600) or .xml (FCP 7) through OTIO's adapters."""
+def cut_text(timeline: Any, out: Path) -> str:
+    """``timeline`` as the text of .otio, .edl (CMX 3600) or .xml (FCP 7), through OTIO's adapters;
+    nothing is written, so a command can check every output before it writes any."""
     otio = _otio()
     out = Path(out)
     adapter = ADAPTERS.get(out.suffix.lower())
     if adapter is None:
         raise EditorialError(f"cannot write a cut to {out.name}: use .otio, .edl or .xml")
     try:
+        rate = timeline.global_start_time.rate if timeline.global_start_time else 24
+        if adapter in ("cmx_3600", "fcp_xml"):
+            try:  # both hold SMPTE timecode only: 120 fps has none (the adapters raised a bare ValueError)
+                otio.opentime.to_timecode(otio.opentime.RationalTime(0, rate), rate)
+            except ValueError:
+                fps = timeline.metadata.get(META, {}).get("fps") or f"{rate:g}"
+                kind = "a CMX 3600 EDL" if adapter == "cmx_3600" else "an FCP 7 XML"
+                raise EditorialError(f"cannot write {out.name}: {kind} holds SMPTE timecode, which has no {fps} fps "
+                                     "(24, 25, 29.97, 30, 48, 50, 59.94 or 60)", hint="write .otio for this cut") from None
         if adapter == "cmx_3600":
             text = otio.adapters.write_to_string(timeline, adapter)
-            rate = timeline.global_start_time.rate if timeline.global_start_time else 24
             fcm = "FCM: DROP FRAME" if is_drop_frame_rate(Fraction(rate).limit_denominator(1001)) else "FCM: NON-DROP FRAME"
-            text = re.sub(r"^(TITLE: .*\n)", rf"\1{fcm}\n", text, count=1) if text.startswith("TITLE:") else f"{fcm}\n{text}"
-        else:
-            text = otio.adapters.write_to_string(_for_fcp(timeline) if adapter == "fcp_xml" else timeline, adapter)
+            return re.sub(r"^(TITLE: .*\n)", rf"\1{fcm}\n", text, count=1) if text.startswith("TITLE:") else f"{fcm}\n{text}"
+        return otio.adapters.write_to_string(_for_fcp(timeline) if adapter == "fcp_xml" else timeline, adapter)
     except otio.exceptions.OTIOError as exc:
         raise EditorialError(f"cannot write {out.name}: {exc}") from None
+
+
+def write_cut(timeline: Any, out: Path, text: str | None = None) -> Path:
+    """Write ``timeline`` (or its ``text`` from ``cut_text``) as .otio, .edl or .xml."""
+    out = Path(out)
+    text = cut_text(timeline, out) if text is None else text
     out.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out, text)
     return out

@@ -210,3 +210,37 @@ def test_trimmed_and_reordered_in_an_editor_comes_back(tmp_path):
     uses, unknown = editorial.cut_uses(editorial.read_cut(xml, root), root)
     assert not unknown and {u.take_id: u.ranges for u in uses} == {a.id: [(5, 14)], b.id: [(0, 23)]}
     assert {u.take_id: u.timecodes for u in uses}[a.id] == [("10:00:00:05", "10:00:00:14")]
+
+
+def test_an_edl_at_120_fps_is_one_line_and_writes_nothing(tmp_path):
+    """CMX 3600 and FCP 7 XML hold SMPTE timecode, which has no 120 fps (a captured BVH's rate): one
+    clear line naming the rates it has, no file written beside it; .otio holds any rate."""
+    root = tmp_path / "takes"
+    a = make_take(root, "a", "120", "10:00:00:00")
+    assert cli("takes", "circle", a.id, "--root", str(root)).exit_code == 0
+    outs = [tmp_path / f"cut.{s}" for s in ("otio", "edl", "xml")]
+    res = run("edit", "export", "--scene", "s1", *sum((["--out", str(p)] for p in outs), []), "--root", str(root))
+    assert res.returncode == 1 and "Traceback" not in res.stderr and len(res.stderr.strip().splitlines()) == 1, res.stderr
+    assert "cut.edl: a CMX 3600 EDL holds SMPTE timecode, which has no 120 fps" in res.stderr and "write .otio for this cut" in res.stderr
+    assert not any(p.exists() for p in outs)
+    res = cli("edit", "export", "--scene", "s1", "--out", str(outs[2]), "--root", str(root))
+    assert "cut.xml: an FCP 7 XML holds SMPTE timecode, which has no 120 fps" in str(res.exception)
+    res = cli("edit", "export", "--scene", "s1", "--out", str(outs[0]), "--root", str(root))
+    assert res.exit_code == 0 and outs[0].exists(), res.exception
+
+
+def test_steps_with_rgb_frames_and_takes_not_rendered(tmp_path):
+    """A composite keeps its pictures in rgb/ (no frames/ folder): it is a version to cut with; a
+    take that was never rendered is circled (render) and refused by name, not by a missing folder."""
+    root = tmp_path / "takes"
+    a = make_take(root, "a", "24", "10:00:00:00")
+    atomic_write_json(a.post_dir("composite") / "params.json", {"step": "composite", "step_id": "composite", "params": {}})
+    _frames(a.post_dir("composite") / "rgb", range(0, 8))
+    m = editorial.find_media(a, "composite")
+    assert (m.kind, m.path.name, m.count) == ("frames", "rgb", 8)
+    bare = Take.create(root, production="film", scene="s1", shot="b", fps="24", timecode_in="10:00:00:00")
+    bare.finalize()
+    assert editorial.versions_of(Take.open(bare.path)) == []
+    with pytest.raises(EditorialError, match="has no 'composite' version; it has: nothing rendered yet"):
+        editorial.set_circle(bare.path, "composite")
+    assert editorial.set_circle(bare.path)["version"] == "render"
