@@ -26,7 +26,7 @@ def runs():
 
 def test_the_guides_have_blocks_to_run():
     ran = [b for b in BLOCKS if not b.skip]
-    assert len(BLOCKS) >= 40 and len(ran) >= 0.75 * len(BLOCKS), f"{len(ran)} of {len(BLOCKS)} blocks run"
+    assert len(BLOCKS) >= 30 and len(ran) >= 0.75 * len(BLOCKS), f"{len(ran)} of {len(BLOCKS)} blocks run"
 
 
 @pytest.mark.parametrize("block", BLOCKS, ids=[b.id for b in BLOCKS])
