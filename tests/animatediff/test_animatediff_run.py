@@ -83,6 +83,9 @@ def test_shots_are_separate_segments():
     assert [(s.frames[0], s.frames[-1], s.shot) for s in segs] == [(0, 9, "a"), (10, 19, "b"), (20, 23, None)]
     assert segs[0].seed == 3 and segs[1].strength == 0.4 and segs[2].seed == 7
     assert [(s.frames[0], s.frames[-1]) for s in plan_segments(look, [0, 1, 2, 5, 6])] == [(0, 2), (5, 6)]
+    # passes every 2nd frame (`blender render --step 2`): frames 2 apart are one video, not one-frame segments
+    assert [(s.frames[0], s.frames[-1]) for s in plan_segments(look, [20, 22, 26, 28], 2)] == [(20, 22), (26, 28)]
+    assert [len(s.frames) for s in plan_segments(look, list(range(0, 10, 2)), 2)] == [5]
 
 
 def test_controlnet_variant_runs_and_the_control_matters(motion_comps):
@@ -287,3 +290,26 @@ def test_ctrl_c_stops_within_a_segment_and_the_rerun_finishes(motion_comps, tmp_
     res = animate_take(take, look, motion, engine=eng, progress=False)
     assert sorted(res.report.skipped) == list(range(6)) and sorted(res.report.done) == list(range(6, 12))
     assert res.video is not None
+
+
+def test_passes_every_2nd_frame_make_one_video_and_a_held_movie(motion_comps, tmp_path):
+    """`blender render --step 2` passes: the frames there are, 2 apart, are one AnimateDiff video
+    (they were one-frame segments), and the movie holds each frame to keep the take's timing."""
+    import av
+
+    from machinima.passes import PassSet
+
+    take = make_take(tmp_path, n=12)
+    ps = PassSet.open(take / "passes")
+    for name in ps.meta["passes"]:
+        for f, p in ps.frame_files(name).items():
+            if f % 2:
+                p.unlink()
+    ps.meta["frames"] = list(range(0, 12, 2))
+    ps.save()
+    look, motion = parse_animate_look(look_doc())
+    res = animate_take(take, look, motion, engine=tiny_engine(look, motion, motion_comps), progress=False)
+    assert sorted(res.report.done) == list(range(0, 12, 2)) and len(res.segments) == 1
+    assert res.frames_note.startswith("every 2nd frame (0..10, 6 frames)")
+    with av.open(str(res.video)) as c:
+        assert sum(1 for _ in c.decode(video=0)) == 11

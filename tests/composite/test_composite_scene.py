@@ -286,3 +286,17 @@ def test_passes_every_2nd_frame_composite_the_frames_there_are_and_keep_the_timi
     assert res.frames_note.startswith("every 2nd frame (0..6, 4 frames)") and "holds each frame" in res.frames_note
     with av.open(str(res.video)) as c:
         assert sum(1 for _ in c.decode(video=0)) == 7  # 0..6 at 24 fps, each frame held for two
+
+
+def test_passes_for_a_frame_range_composite_those_frames_at_their_plate_time(tmp_path):
+    """Passes rendered for frames 10..13 only (`blender render --frames 10:13`): the composite makes
+    those four, each with the plate frame at its own time (not plate frames 0..3), and says so."""
+    take = make_take(tmp_path, frames=list(range(10, 14)))
+    plate = make_plate(tmp_path, [36 + 2 * i for i in range(14)])
+    res = run_composite(take, plain(plate, video=False), progress=False)
+    assert sorted(int(p.stem) for p in (res.out_dir / "rgb").glob("*.png")) == [10, 11, 12, 13]
+    assert res.frames_note == "frames 10..13 only"
+    dense = run_composite(make_take(tmp_path / "dense", frames=14), plain(plate, video=False), progress=False)
+    for f in (10, 13):
+        assert np.array_equal(read_image(res.out_dir / "rgb" / f"{f:06d}.png"), read_image(dense.out_dir / "rgb" / f"{f:06d}.png"))
+    assert not np.array_equal(read_image(res.out_dir / "rgb" / "000010.png"), read_image(dense.out_dir / "rgb" / "000000.png"))
