@@ -29,6 +29,7 @@ def test_the_guides_have_blocks_to_run():
     assert len(BLOCKS) >= 30 and len(ran) >= 0.75 * len(BLOCKS), f"{len(ran)} of {len(BLOCKS)} blocks run"
 
 
+@pytest.mark.slow  # a block that renders or records takes 10-45 s; all of them 5-6 min on the loaded 2-core machine
 @pytest.mark.parametrize("block", BLOCKS, ids=[b.id for b in BLOCKS])
 def test_guide_block(runs, block: Block):
     open_runs, failed = runs
