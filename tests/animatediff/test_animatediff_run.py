@@ -8,6 +8,8 @@ import json
 import numpy as np
 import pytest
 
+from machinima.imageseq import find_frame, list_frames
+
 from stylize.animatediff import (AnimateDiffEngine, animate_take, load_motion_adapter, parse_animate_look,
                                  plan_segments, tiny_engine)
 from stylize.errors import LookError, ModelMissingError
@@ -65,13 +67,13 @@ def test_take_runs_resumes_and_redoes_on_change(motion_comps, tmp_path):
     assert params["step"] == "animatediff" and params["params"]["animatediff"]["context_overlap"] == 4
     from machinima.imageseq import read_image
 
-    first = read_image(res.out_dir / "frames" / "000005.png")  # pixels: each signature is new, the picture is not
+    first = read_image(find_frame(res.out_dir / "frames", 5))  # pixels: each signature is new, the picture is not
     again = animate_take(take, look, motion, engine=eng, progress=False)
     assert again.report.done == [] and sorted(again.report.skipped) == list(range(12))
     # a lost frame: its segment is recomputed, the other frames are kept, the redone frame is identical
-    (res.out_dir / "frames" / "000005.png").unlink()
+    find_frame(res.out_dir / "frames", 5).unlink()
     part = animate_take(take, look, motion, engine=eng, progress=False)
-    assert part.report.done == [5] and np.array_equal(read_image(res.out_dir / "frames" / "000005.png"), first)
+    assert part.report.done == [5] and np.array_equal(read_image(find_frame(res.out_dir / "frames", 5)), first)
     look.prompt = "a charcoal drawing"
     changed = animate_take(take, look, motion, engine=eng, progress=False)
     assert sorted(changed.report.done) == list(range(12))
@@ -228,7 +230,7 @@ def test_one_command_with_the_shipped_look_loads_local_models_and_makes_the_take
               input_folder=None, step_id="ad", root=None, no_video=False)
     animate(str(take), **kw)
     out = take / "post" / "ad"
-    assert len(list((out / "frames").glob("*.png"))) == 12 and (out / "ad.mp4").stat().st_size > 0
+    assert len(list_frames(out / "frames")) == 12 and (out / "ad.mp4").stat().st_size > 0
     params = json.loads((out / "params.json").read_text())
     models = params["params"]["engine"]["models"]
     assert {"motion_adapter", "base", "controlnet_depth"} <= set(models)
@@ -286,7 +288,7 @@ def test_ctrl_c_stops_within_a_segment_and_the_rerun_finishes(motion_comps, tmp_
     with pytest.raises(Interrupted):
         animate_take(take, look, motion, engine=eng, progress=False, video=False)
     out = take / "post" / "animatediff-look" / "frames"
-    assert sorted(int(p.stem) for p in out.glob("*.png")) == list(range(6))
+    assert sorted(list_frames(out)) == list(range(6))
     res = animate_take(take, look, motion, engine=eng, progress=False)
     assert sorted(res.report.skipped) == list(range(6)) and sorted(res.report.done) == list(range(6, 12))
     assert res.video is not None
