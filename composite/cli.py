@@ -14,6 +14,8 @@ import typer
 
 from .errors import SettingsError
 
+SCHEMA = "machinima.composite"
+
 app = typer.Typer(
     help="Composite a filmed actor (plate) into a rendered take: occluded and lit by the set.",
     invoke_without_command=True,
@@ -67,7 +69,10 @@ def _model_paths(depth_model: Optional[Path], seg_model: Optional[Path]) -> tupl
 
 @app.callback()
 def composite(
+    ctx: typer.Context,
     take: Optional[str] = typer.Argument(None, help="Take folder or id (in the takes root)."),
+    settings: Optional[Path] = typer.Option(None, "--settings", help="A TOML of these options (keys without dashes); flags on the line win. "
+                                            "Example: `machinima examples copy composite .`"),
     plate: Optional[Path] = typer.Option(None, "--plate", help="Video file or folder of numbered frames of the actor."),
     key: str = typer.Option("auto", "--key", help="Matte: auto (plate alpha, else green), green, blue, alpha, segment."),
     screen_rgb: Optional[str] = typer.Option(None, "--screen-rgb", help="Screen colour R,G,B (default: measured on the plate's border)."),
@@ -117,6 +122,22 @@ def composite(
                                         "With TAKE: draw a green-screen actor through the take's cameras into DIR and composite that."),
 ) -> None:
     """Composite a plate into TAKE; outputs go to <take>/post/<step-id>/ (resumable: rerun to continue)."""
+    from machinima.settingsfile import apply_settings
+
+    values = apply_settings(ctx, settings, SCHEMA)
+    values.pop("settings", None)
+    _composite(**values)
+
+
+def _composite(
+    *,
+    take, plate, key, screen_rgb, clip_black, clip_white, spill, softness, edges, choke, seg_model, seg_label,
+    place, ground_contact, ground_y, height, plate_scale, track, smooth_feet, depth_model, depth_kind, body_depth,
+    offset, plate_timecode, timecode_align, plate_fps, resample, light, light_pass, color_match, color_strength,
+    grain_mode, grain_size, depth_bias, edge, wrap_radius, wrap_strength, shadow_opacity, frames, fmt, video,
+    step_id, device, dtype, workers, root, demo,
+) -> None:
+    """The command, its values from the line, the settings file and the defaults."""
     from rich.console import Console
 
     from .chain import ChainSettings

@@ -78,9 +78,15 @@ def _steps(take: Take) -> list[tuple[str, str, float]]:
     return out
 
 
+def _frames_in(folder: Path) -> dict[int, Path]:
+    """The numbered pictures of a folder; none when the folder does not exist (not rendered yet,
+    a step that keeps its frames in rgb/ rather than frames/)."""
+    return list_frames(folder) if folder.is_dir() else {}
+
+
 def versions_of(take: Take) -> list[str]:
     """What a take can be cut with: ``render`` if rendered, then each post step id."""
-    have = ["render"] if list_frames(take.passes_dir("rgb")) else []
+    have = ["render"] if _frames_in(take.passes_dir("rgb")) else []
     return have + [sid for sid, _, _ in _steps(take)]
 
 
@@ -100,8 +106,8 @@ def find_media(take: Take, version: str = "render", media: str = "auto") -> Medi
         if not (by_id or by_kind):
             raise EditorialError(f"take {take.id} has no {version!r} version; it has: {', '.join(versions_of(take)) or 'nothing rendered yet'}")
         step_id = (by_id or by_kind)[-1][0]
-        folder = next((take.post_dir(step_id) / f for f in FRAME_FOLDERS if list_frames(take.post_dir(step_id) / f)), take.post_dir(step_id))
-    frames = list_frames(folder)
+        folder = next((take.post_dir(step_id) / f for f in FRAME_FOLDERS if _frames_in(take.post_dir(step_id) / f)), take.post_dir(step_id))
+    frames = _frames_in(folder)
     if not frames:
         raise EditorialError(f"take {take.id}: version {step_id!r} has no frames in {folder}")
     first, last = min(frames), max(frames)

@@ -10,7 +10,8 @@ Two halves, both without importing anything heavy:
   shipped ones. It needs no package metadata, so a spoke's names work in any checkout.
 * ``shipped()`` / ``find()`` / ``copy()``: every spoke's examples, for ``machinima examples``.
   Spokes declare their folders as ``machinima.examples`` entry points (kind = package holding
-  the files, e.g. ``look = "stylize.looks"``); the hub never imports a spoke by name.
+  the files, e.g. ``look = "stylize.looks"``; several spokes share a kind as ``settings.lora``,
+  ``settings.composite``); the hub never imports a spoke by name.
 """
 
 from __future__ import annotations
@@ -25,7 +26,8 @@ from pathlib import Path
 from .errors import MachinimaError
 
 GROUP = "machinima.examples"
-SUFFIXES = (".toml", ".py", ".json")
+SUFFIXES = (".toml", ".py", ".json", ".bvh")
+LICENCE = ".LICENSE.txt"  # a file's own licence beside it (walk.LICENSE.txt): copied with it
 
 
 class ExampleError(MachinimaError):
@@ -44,7 +46,12 @@ class Example:
 
     def summary(self) -> str:
         """What it is, in one sentence: the file's ``description`` (archive presets), else its
-        opening comment (TOML ``#``) or docstring."""
+        opening comment (TOML ``#``) or docstring; a format without comments (BVH) is described
+        by the first sentence of its licence file."""
+        licence = self.path.with_name(self.path.stem + LICENCE)
+        if self.path.suffix == ".bvh":
+            text = licence.read_text(encoding="utf-8") if licence.is_file() else ""
+            return " ".join(text.split("\n\n")[0].split()).split(". ")[0].split(": ", 1)[-1]
         text = self.path.read_text(encoding="utf-8")
         if self.path.suffix == ".toml":
             try:
@@ -93,7 +100,7 @@ def _folders() -> list[tuple[str, Path]]:
     out = []
     for ep in entry_points(group=GROUP):
         try:
-            out.append((ep.name, Path(str(resources.files(ep.value)))))
+            out.append((ep.name.partition(".")[0], Path(str(resources.files(ep.value)))))
         except (ModuleNotFoundError, TypeError):  # a spoke that is not installed ships nothing
             continue
     return sorted(out)
@@ -105,7 +112,7 @@ def shipped(kind: str | None = None) -> list[Example]:
 
 
 def kinds() -> list[str]:
-    return [k for k, _ in _folders()]
+    return sorted({k for k, _ in _folders()})
 
 
 def find(name: str) -> Example:
@@ -130,4 +137,7 @@ def copy(name: str, dest: str | Path, *, force: bool = False) -> Path:
         raise ExampleError(f"{target} already exists", hint="edit it, give another folder, or --force to overwrite it")
     dest.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(ex.path, target)
+    licence = ex.path.with_name(ex.path.stem + LICENCE)
+    if licence.is_file():  # a file someone else made travels with its terms
+        shutil.copyfile(licence, dest / licence.name)
     return target

@@ -57,7 +57,8 @@ def send(
     fps: float = typer.Option(120.0, "--fps"),
     seconds: Optional[float] = typer.Option(None, "--seconds", help="Stop after this long (default: until Ctrl-C)."),
     seed: int = typer.Option(0, "--seed", help="Synthetic performer k uses seed + k."),
-    name: str = typer.Option("synth", "--name", help="Performer name prefix (synthetic: NAME-1, NAME-2...)."),
+    name: Optional[str] = typer.Option(None, "--name", help="Performer name: the BVH performer's (default: the file's name); "
+                                       "synthetic performers are NAME-1, NAME-2... (default: synth)."),
     blendshapes: bool = typer.Option(False, "--blendshapes", help="VMC: also send blink / mouth blendshapes."),
 ) -> None:
     """Send performers over real UDP (the demo, the stage and the load tests use this)."""
@@ -79,12 +80,12 @@ def send(
 
         pb = BVHPlayback(bvh, loop=loop, start_s=start, bone_map=bone_map, units=units)
         print_bvh_report(pb.performer, info_console=err)
-        performers.append(sender.Performer(bvh.stem if synthetic == 0 and name == "synth" else f"{name}-bvh", pb.pose_at))
+        performers.append(sender.Performer(name or bvh.stem, pb.pose_at))
     n = synthetic if (synthetic or bvh is not None) else 1
     for k in range(n):
         sp = SyntheticPerformer(motion=motion, seed=seed + k, index=k, fps=fps, seconds=seconds)
         blend = (lambda t, s=seed + k: synthetic_blendshapes(t, s)) if blendshapes else None
-        performers.append(sender.Performer(f"{name}-{k + 1}", sp.pose_at, blend, sp.world_at))
+        performers.append(sender.Performer(f"{name or 'synth'}-{k + 1}", sp.pose_at, blend, sp.world_at))
     what = ", ".join(p.name for p in performers)
     err.print(f"sending {len(performers)} performer(s) ({what}) as {protocol} to {target[0]}:{target[1]} at {fps:g} fps" + (f" for {seconds:g} s" if seconds else " (Ctrl-C stops)"))
     _sigterm_stops()

@@ -34,9 +34,20 @@ def load_secret(root: str | Path, *, create: bool = True) -> bytes:
         raise StageError(f"no stage secret at {path}", hint="start `machinima server --root ...` once or run `machinima server token` there")
     Path(root).mkdir(parents=True, exist_ok=True)
     data = secrets.token_bytes(32)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    # written whole under a temporary name, then linked into place: a server starting while a
+    # `server token` runs (a guide does both at once) reads one complete secret, never half of one
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w") as fh:
         fh.write(data.hex() + "\n")
+        fh.flush()
+        os.fsync(fh.fileno())
+    try:
+        os.link(tmp, path)
+    except FileExistsError:  # the other one won: use its secret
+        return load_secret(root, create=False)
+    finally:
+        tmp.unlink()
     return data
 
 

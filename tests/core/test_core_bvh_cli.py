@@ -77,3 +77,19 @@ def test_mocap_send_reads_bvh_like_takes_import():
         assert "units: in (given" in r.stderr
         assert json.loads(r.stdout)["frames"] > 0  # stdout stays the JSON summary
         assert sock.recv(65536)  # VMC datagrams arrived
+
+
+def test_mocap_send_names_the_bvh_performer():
+    """`--name ada` is the BVH performer's name, as it arrives (it was `ada-bvh`); without it, the
+    file's name; synthetic performers beside it stay NAME-1, NAME-2."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.settimeout(10)
+        port = sock.getsockname()[1]
+        r = run("mocap", "send", "--bvh", str(DATA / "bvhio_example.bvh"), "--name", "ada", "--synthetic", "1", "--seconds", "0.2",
+                "--vmc", f"127.0.0.1:{port}")
+        assert r.returncode == 0, r.stderr
+        assert "sending 2 performer(s) (ada, ada-1)" in r.stderr
+        assert sock.recv(65536)
+    r = run("mocap", "send", "--bvh", str(DATA / "bvhio_example.bvh"), "--seconds", "0.1", "--vmc", "127.0.0.1:9")
+    assert r.returncode == 0 and "(bvhio_example)" in r.stderr, r.stderr

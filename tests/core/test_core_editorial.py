@@ -236,3 +236,20 @@ def test_trimmed_and_reordered_in_an_editor_comes_back(tmp_path):
     uses, unknown = editorial.cut_uses(editorial.read_cut(xml, root), root)
     assert not unknown and {u.take_id: u.ranges for u in uses} == {a.id: [(5, 14)], b.id: [(0, 23)]}
     assert {u.take_id: u.timecodes for u in uses}[a.id] == [("10:00:00:05", "10:00:00:14")]
+
+
+def test_steps_with_rgb_frames_and_takes_not_rendered(tmp_path):
+    """A composite keeps its pictures in rgb/ (no frames/ folder): it is a version to cut with; a
+    take that was never rendered is circled (render) and refused by name, not by a missing folder."""
+    root = tmp_path / "takes"
+    a = make_take(root, "a", "24", "10:00:00:00")
+    atomic_write_json(a.post_dir("composite") / "params.json", {"step": "composite", "step_id": "composite", "params": {}})
+    _frames(a.post_dir("composite") / "rgb", range(0, 8))
+    m = editorial.find_media(a, "composite")
+    assert (m.kind, m.path.name, m.count) == ("frames", "rgb", 8)
+    bare = Take.create(root, production="film", scene="s1", shot="b", fps="24", timecode_in="10:00:00:00")
+    bare.finalize()
+    assert editorial.versions_of(Take.open(bare.path)) == []
+    with pytest.raises(EditorialError, match="has no 'composite' version; it has: nothing rendered yet"):
+        editorial.set_circle(bare.path, "composite")
+    assert editorial.set_circle(bare.path)["version"] == "render"

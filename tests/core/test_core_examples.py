@@ -60,6 +60,25 @@ def test_every_kind_ships_and_names_are_unique_per_kind():
         find("dinner")
 
 
+def test_kinds_shared_by_spokes_and_files_that_carry_a_licence(tmp_path, monkeypatch):
+    """`settings.lora` and `settings.composite` are one kind; a BVH (no comments) is described by
+    its licence file, which is copied with it."""
+    import machinima.examples as examples
+
+    a, b, c = tmp_path / "a", tmp_path / "b", tmp_path / "c"
+    a.mkdir(), b.mkdir(), c.mkdir()
+    (a / "lora-train.toml").write_text("# Settings for lora\n")
+    (c / "composite.toml").write_text("# Settings for composite\n")
+    (b / "walk.bvh").write_text("HIERARCHY\n")
+    (b / "walk.LICENSE.txt").write_text("walk.bvh: a captured walk. More.\n\nMIT License\n")
+    monkeypatch.setattr(examples, "_folders", lambda: [("motion", b), ("settings", a), ("settings", c)])
+    assert examples.kinds() == ["motion", "settings"]
+    assert {e.name for e in examples.shipped("settings")} == {"lora-train", "composite"}
+    assert examples.find("motion/walk").summary() == "a captured walk"
+    made = examples.copy("motion/walk", tmp_path / "out")
+    assert made.read_text() == "HIERARCHY\n" and (tmp_path / "out" / "walk.LICENSE.txt").read_text().endswith("MIT License\n")
+
+
 def test_examples_cli_lists_and_copies_without_overwriting(tmp_path):
     r = run("examples", "list", "--json", cwd=tmp_path)
     assert r.returncode == 0, r.stderr
@@ -114,7 +133,10 @@ def test_a_wheel_installed_outside_the_repository_lists_copies_and_resolves_name
     r = subprocess.run([str(exe), "examples", "list", "--json"], capture_output=True, text=True, cwd=work, env=env, timeout=120)
     assert r.returncode == 0, r.stderr
     names = {(x["kind"], x["name"]) for x in json.loads(r.stdout)}
-    assert {("look", "watercolor-sd15"), ("set", "diner"), ("dream", "drift"), ("engine", "mapping"), ("archive-preset", "vhs-1994")} <= names
+    assert {("look", "watercolor-sd15"), ("set", "diner"), ("dream", "drift"), ("engine", "mapping"), ("archive-preset", "vhs-1994"),
+            ("motion", "walk"), ("settings", "lora-train"), ("settings", "composite")} <= names
+    r = subprocess.run([str(exe), "examples", "copy", "walk", "."], capture_output=True, text=True, cwd=work, env=env, timeout=120)
+    assert r.returncode == 0 and (work / "walk.bvh").is_file() and "MIT License" in (work / "walk.LICENSE.txt").read_text(), r.stderr
     r = subprocess.run([str(exe), "examples", "copy", "mapping", "."], capture_output=True, text=True, cwd=work, env=env, timeout=120)
     assert r.returncode == 0 and (work / "mapping.toml").is_file(), r.stderr
     # a named look resolves inside the installed package: its needs are listed, nothing is there yet

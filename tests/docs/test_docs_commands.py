@@ -23,7 +23,8 @@ def _commands() -> list[tuple[str, str]]:
             if line.strip().startswith("```"):
                 in_code = not in_code
                 continue
-            cells = [line] if in_code else re.findall(r"`(machinima [^`]+)`", line)
+            # a code line may chain commands (`a && b`, `a; b`, `a | b`): each is checked on its own
+            cells = re.split(r"\s(?:&&|\|\||;|\|)\s", line) if in_code else re.findall(r"`(machinima [^`]+)`", line)
             for cell in cells:
                 cell = cell.split("#")[0].strip()
                 cell = re.sub(r"^\$\s*", "", cell)

@@ -186,3 +186,22 @@ def test_audit_walks_facesets_models_steps_and_deliveries(world, records, tmp_pa
     assert res.exit_code == 1 and doc["identities"]["grace"]["status"] == "expired"
     assert any("'grace'" in p and "expired" in p for p in doc["problems"])
     assert r.video is not None
+
+
+def test_audit_passes_over_the_records_own_reference_photos(world, records, portraits, tmp_path):
+    """The photos a record was bound with (`rights add --photo hopper.jpg`, kept in the project
+    folder as the guide keeps them) are inputs, not undisclosed deliveries; a picture beside
+    them that is no record's photo still is one."""
+    import shutil
+
+    from machinima.imageseq import write_image
+    from machinima.rights.audit import audit
+
+    project = tmp_path / "project"
+    (project / "takes").mkdir(parents=True)
+    (project / "machinima.toml").write_text('production = "film"\n')
+    shutil.copy(portraits["hopper"], project / "grace-front.jpg")
+    write_image(project / "still.png", np.full((8, 8, 3), 90, np.uint8))
+    rep = audit(project, store=records)
+    assert {d["path"].rsplit("/", 1)[-1]: d["status"] for d in rep.deliveries} == {"grace-front.jpg": "reference photo", "still.png": "unmarked"}
+    assert rep.bad and not any("grace-front" in p for p in rep.problems) and any("still.png" in p for p in rep.problems), rep.problems

@@ -175,3 +175,18 @@ def test_a_connection_lives_no_longer_than_its_token(root):
             await d.close(), await lasting.close()
 
     run(main())
+
+
+def test_a_secret_made_twice_at_once_is_one_secret(tmp_path):
+    """`machinima server` starting while `machinima server token` runs (a guide does both at once):
+    both get the same complete secret, neither a traceback nor half a file."""
+    import multiprocessing as mp
+
+    from server.auth import load_secret
+
+    for n in range(5):
+        root = tmp_path / f"r{n}"
+        with mp.get_context("fork").Pool(4) as pool:
+            got = pool.map(load_secret, [root] * 8)
+        assert len(set(got)) == 1 and len(got[0]) == 32
+        assert sorted(p.name for p in root.iterdir()) == [".stage-secret"]  # no temporary file left
