@@ -112,13 +112,52 @@ class CompositeResult:
     frames_note: str | None = None  # what was done with frames the passes do not have
 
 
+@dataclass
+class Prepared:
+    """The composite's frame loop, ready to run: ``process(frames)`` and the frames' key inputs."""
+
+    step: PostStep
+    frames: list[int]
+    take: Take
+    params: dict[str, Any]
+    process: Any
+    frame_inputs: Any
+    batch_size: int
+    close: Any
+
+
 class CompositePipeline:
     def __init__(self, take: str | Path, settings: CompositeSettings) -> None:
         self.take_path = Path(take)
         self.s = settings
 
     # ------------------------------------------------------------------------------------
-    def run(self, *, progress: bool = True) -> CompositeResult:
+    def run(self, *, progress: bool = True, ray: str | None = None, chunk_size: int = 8) -> CompositeResult:
+        """Steps 1-6; with ``ray`` (an address, ``auto`` or ``local``) the frame loop runs as
+        chunks on that cluster (``CompositeJob``), with the same pixels and keys."""
+        s = self.s
+        p = self.prepare(progress=progress)
+        step, frames, take, params = p.step, p.frames, p.take, p.params
+        try:
+            if ray:
+                from machinima.distributed import StepSpec, run_job
+
+                from .distributed import CompositeJob
+
+                job = CompositeJob(StepSpec.of(step), str(self.take_path), s)
+                report = run_job(job, frames, address=ray, chunk_size=chunk_size, frame_inputs=p.frame_inputs, progress=progress,
+                                 description=f"composite {take.id} on Ray")
+                step = report.step  # the workers' frames, for the movie
+            else:
+                report = step.run(frames, p.process, frame_inputs=p.frame_inputs, progress=progress,
+                                  description=f"composite {take.id}", batch_size=p.batch_size)
+        finally:
+            p.close()
+        return self._finish(step, frames, take, params, report)
+
+    def prepare(self, *, progress: bool = True) -> "Prepared":
+        """Steps 1-4 and the step folder: everything the frame loop needs, once per process
+        (a Ray worker prepares once and runs many chunks)."""
         s = self.s
         # 1. check inputs: settings, take, passes, cameras, plate, time map
         s.check()
@@ -243,15 +282,16 @@ class CompositePipeline:
                 return [one(f, p) for f, p in zip(batch, plate_imgs)]
             return list(pool.map(one, batch, plate_imgs))  # OpenCV releases the GIL: frames run side by side
 
-        try:
-            report = step.run(frames, process, frame_inputs=lambda f: self._frame_inputs(passes, plate, tmap, f), progress=progress,
-                              description=f"composite {take.id}", batch_size=2 * workers)
-        finally:
+        def close() -> None:
             plate.close()
             if pool is not None:
                 pool.shutdown()
 
+        return Prepared(step, frames, take, params, process, lambda f: self._frame_inputs(passes, plate, tmap, f), 2 * workers, close)
+
+    def _finish(self, step: PostStep, frames: list[int], take: Take, params: dict[str, Any], report: StepReport) -> CompositeResult:
         # 6. movie from the finished frames
+        s = self.s
         video = None
         done = step.outputs_of("rgb")
         movie = step.out_dir / "composite.mp4"
@@ -385,6 +425,8 @@ def _read(passes: PassSet, name: str, frame: int) -> np.ndarray:
         raise PassMismatchError(str(exc), hint="re-render the passes so every pass has every frame at the size in passes.json") from None
 
 
-def run_composite(take: str | Path, settings: CompositeSettings, *, progress: bool = True) -> CompositeResult:
-    """Composite ``settings.plate`` into the take; see :class:`CompositePipeline`."""
-    return CompositePipeline(take, settings).run(progress=progress)
+def run_composite(take: str | Path, settings: CompositeSettings, *, progress: bool = True, ray: str | None = None,
+                  chunk_size: int = 8) -> CompositeResult:
+    """Composite ``settings.plate`` into the take; see :class:`CompositePipeline`. ``ray``: run
+    the frames on that Ray cluster (``auto``, ``host:6379``, ``local``)."""
+    return CompositePipeline(take, settings).run(progress=progress, ray=ray, chunk_size=chunk_size)

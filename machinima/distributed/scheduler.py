@@ -33,6 +33,7 @@ class JobReport(StepReport):
     chunks: int = 0
     redone_chunks: list[int] = field(default_factory=list)
     workers: list[dict[str, Any]] = field(default_factory=list)
+    step: Any = field(default=None, repr=False)  # the step reopened after the job: its ledger holds the workers' frames
 
     def summary_lines(self) -> list[str]:
         """One line per worker: tasks, frames, seconds queued / loading / computing / writing."""
@@ -221,4 +222,10 @@ def run_job(
     report.done.sort()
     report.workers = sorted(per_worker.values(), key=lambda w: (w["node"], w["pid"]))
     report.redone_chunks = sorted(c for c, a in ledger.attempts(step.out_dir, job_id).items() if a["starts"] > 1)
+    # params.json last written by the driver: its versions and counts, not whichever worker ended last
+    final = job.open_step()
+    final.write_params(frames_total=len(frames), frames_done=len(final.frames_done()),
+                       last_run={"done": len(report.done), "skipped": len(report.skipped), "failed": len(report.failed),
+                                 "seconds": round(report.seconds, 3), "ray": {"job": job_id, "chunks": report.chunks, "redone": report.redone_chunks}})
+    report.step = final
     return report
