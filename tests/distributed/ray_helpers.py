@@ -55,7 +55,19 @@ def params_apart_from_time(step_dir: Path) -> dict:
     """params.json without what differs between any two runs (timestamps, run seconds, the
     folder's own name and hash when two step ids are compared)."""
     doc = json.loads((step_dir / "params.json").read_text())
-    for k in ("updated", "last_run", "step_id", "params_hash"):
+    for k in ("last_run", "step_id", "params_hash"):
         doc.pop(k, None)
     doc.get("params", {}).get("settings", {}).pop("step_id", None)
-    return doc
+    (doc.get("disclosure_off") or {}).pop("file", None)  # the decision file sits in each (different) folder
+    return _no_times(doc)
+
+
+TIME_KEYS = {"updated", "at", "when", "checked_on"}
+
+
+def _no_times(obj):
+    if isinstance(obj, dict):
+        return {k: _no_times(v) for k, v in obj.items() if k not in TIME_KEYS}
+    if isinstance(obj, list):
+        return [_no_times(v) for v in obj]
+    return obj

@@ -81,3 +81,79 @@ def test_composite_on_ray_is_identical_and_a_killed_worker_redoes_one_chunk(clus
     assert sorted(frames_recorded) == list(range(12))  # every frame written once
     assert frame_files(prep.step.out_dir, "rgb") == frame_files(local.out_dir, "rgb")
     assert frame_files(prep.step.out_dir, "alpha") == frame_files(local.out_dir, "alpha")
+
+
+# --- face-swap merge ----------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def faceswap_data(tmp_path_factory):
+    """A moving face clip (matplotlib's grace_hopper.jpg) and a tiny DF model trained 4 steps."""
+    import cv2
+    import matplotlib.cbook as cbook
+    import torch
+    from PIL import Image
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "faceswap"))
+    from faceswap_testdata import moving_clip, write_clip
+
+    from faceswap.extract import extract
+    from faceswap.model import ModelConfig
+    from faceswap.train import TrainConfig, Trainer
+
+    with cbook.get_sample_data("grace_hopper.jpg") as fh:
+        grace = np.ascontiguousarray(np.asarray(Image.open(fh).convert("RGB")))
+    root = tmp_path_factory.mktemp("fs")
+    write_clip(root / "gh", moving_clip(grace, 4))
+    faces = extract(root / "gh", root / "bob", face_type="whole", size=64, progress=False)
+    assert faces.added == 4
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    t = Trainer(root / "m", src=root / "bob", dst=root / "bob", model_config=ModelConfig(arch="df", res=64, e_dims=4, ae_dims=16, d_dims=4, d_mask_dims=2),
+                train_config=TrainConfig(batch=2, lr=1e-3, save_every=1000, log_every=1), rights={"override": "tests"})
+    t.train(2, progress=False)
+    torch.set_num_threads(n)
+    small = cv2.resize(grace, (192, 224), interpolation=cv2.INTER_AREA)
+    write_clip(root / "clip", moving_clip(small, 8, shift=(2.0, 1.0), zoom=0.01))
+    return root / "clip", root / "m", root
+
+
+def _merge(clip, model, out, **kw):
+    from faceswap.merge import MergeOptions, merge
+
+    out.mkdir(parents=True, exist_ok=True)
+    record_decision(out, False, "pixel-exact Ray test")
+    return merge(clip, model, out=out, options=MergeOptions(engine="torch", device="cpu", batch=1), production="film",
+                 override="test material", rights_store=out.parent / "rights", video=False, progress=False, **kw)
+
+
+def test_merge_on_ray_is_identical_and_a_killed_worker_redoes_one_chunk(cluster, faceswap_data, monkeypatch):
+    import faceswap.distributed as fsd
+
+    clip, model, root = faceswap_data
+    local = _merge(clip, model, root / "local")
+    assert local.done == 8
+    on_ray = _merge(clip, model, root / "ray", ray="local", chunk_size=3)
+    assert on_ray.done == 8 and sum(w["frames"] for w in on_ray.workers) == 8
+    a, b = frame_files(root / "local", "rgb"), frame_files(root / "ray", "rgb")
+    assert len(a) == 8 and a == b
+    from machinima.imageseq import read_image
+
+    changed = np.abs(read_image(clip / "000000.png").astype(int) - read_image(root / "ray" / "rgb" / "000000.png")).mean()
+    assert changed > 0.5  # the network really pasted a face: identical outputs are not two untouched copies
+    assert params_apart_from_time(root / "local") == params_apart_from_time(root / "ray")
+    keys = lambda d: {r["frame"]: r["key"] for r in ledger_lines(d)}  # noqa: E731
+    assert keys(root / "local") == keys(root / "ray")
+
+    # the worker dies on frame 4 (chunk 1 = frames 3-5) after frame 3 was written
+    real = fsd.MergeJob
+    out = root / "kill"
+    monkeypatch.setattr(fsd, "MergeJob", lambda *a, **k: KillOnce(real(*a, **k), die_at=4, marker=str(out / "died")))
+    killed = _merge(clip, model, out, ray="local", chunk_size=3)
+    assert (out / "died").exists() and killed.done == 8
+    runs = ledger.read(out)
+    job = runs[0]["job"]
+    assert ledger.attempts(out, job) == {0: {"starts": 1, "ends": 1}, 1: {"starts": 2, "ends": 1}, 2: {"starts": 1, "ends": 1}}
+    end1 = [r for r in runs if r["event"] == "end" and r["chunk"] == 1][0]
+    assert end1["skipped"] == [3] and end1["done"] == [4, 5]
+    assert sorted(r["frame"] for r in ledger_lines(out)) == list(range(8))
+    assert frame_files(out, "rgb") == a
+    shutil.rmtree(root / "rights", ignore_errors=True)
