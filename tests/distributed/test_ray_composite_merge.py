@@ -157,3 +157,14 @@ def test_merge_on_ray_is_identical_and_a_killed_worker_redoes_one_chunk(cluster,
     assert sorted(r["frame"] for r in ledger_lines(out)) == list(range(8))
     assert frame_files(out, "rgb") == a
     shutil.rmtree(root / "rights", ignore_errors=True)
+
+
+def test_storage_probe_names_what_a_node_cannot_see(cluster, tmp_path):
+    from machinima.distributed.storage import probe_shared, sees
+
+    assert probe_shared(cluster, tmp_path / "step") >= 1
+    assert not list((tmp_path / "step").glob(".ray-probe-*"))  # the token file is cleaned up
+    assert "does not exist there" in sees(str(tmp_path / "elsewhere" / ".ray-probe-x"), "x")
+    (tmp_path / "tok").write_text("other")
+    assert "another run's token" in sees(str(tmp_path / "tok"), "x")
+    assert sees(str(tmp_path / "tok"), "other") is None
