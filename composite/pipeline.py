@@ -214,7 +214,7 @@ class CompositePipeline:
                              hint="check --key / the screen colour (--screen-rgb), or pass --ground-contact U,V")
         ref_contact = contact_point(ref[1], ref[0]) if ref else None
         placer = Placer(s.placement, plate.size, (w, h), ref_contact, matte_height(ref[1]) if ref else 0)
-        feet = self._track_feet(plate, tmap, frames, matte) if s.smooth_feet > 1 and s.placement.track else {}
+        feet = self._track_feet_cached(take, plate, tmap, frames, matte, keyer) if s.smooth_feet > 1 and s.placement.track else {}
 
         # 4. look: colour statistics and grain, measured once on a few sample frames
         samples = [frames[i] for i in sorted({0, len(frames) // 2, len(frames) - 1})]
@@ -375,6 +375,33 @@ class CompositePipeline:
         if mode == "estimate":
             return lighting.factor_from_rgb(set_rgb, xy, radius=radius), None
         return np.ones(3), None
+
+    def _track_feet_cached(self, take: Take, plate: Plate, tmap: TimeMap, frames: list[int], matte, keyer) -> dict[int, tuple[float, float]]:
+        """``_track_feet`` kept in ``<step>/feet.json`` under a key of everything it reads (the
+        plate file, the time map, the frames, the matte settings): a rerun, and every Ray worker
+        of the same composite, reads the feet the first run tracked instead of keying every
+        plate frame again (at 1080p that is most of a worker's start-up)."""
+        import json
+
+        from machinima.fsutil import atomic_write_json
+        from machinima.poststep import stable_hash
+
+        st = os.stat(plate.path)
+        doc = self.s.to_doc()
+        key = stable_hash({"plate": plate.describe(), "bytes": st.st_size, "mtime_ns": st.st_mtime_ns, "time": tmap.to_doc(), "frames": frames,
+                           "key": doc["key"], "matte": doc["matte"], "seg": [doc["seg_model"], doc["seg_label"]], "smooth": self.s.smooth_feet,
+                           "screen": list(keyer.screen_rgb) if keyer is not None else None})
+        path = take.post_dir(self.s.step_id) / "feet.json"
+        try:
+            got = json.loads(path.read_text(encoding="utf-8"))
+            if got.get("key") == key:
+                return {int(f): (float(x), float(y)) for f, (x, y) in got["feet"].items()}
+        except (OSError, ValueError, KeyError, TypeError):
+            pass
+        feet = self._track_feet(plate, tmap, frames, matte)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_json(path, {"key": key, "feet": {str(f): [float(x), float(y)] for f, (x, y) in feet.items()}})
+        return feet
 
     def _track_feet(self, plate: Plate, tmap: TimeMap, frames: list[int], matte) -> dict[int, tuple[float, float]]:
         """The feet in every frame, with outliers voted out over ``smooth_feet`` frames: a frame whose
