@@ -23,7 +23,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 import numpy as np
 
@@ -88,7 +88,10 @@ def open_plate(path: Path, fps: str | Fraction | None, take_fps: Fraction) -> Pl
 def resync_video(take: str | Path, plate_path: str | Path, *, audio: str | Path | None = None, step_id: str = "lipsync",
                  text: str | None = None, weights: str | Path | None = None, production: str | None = None, subjects: list[str] | None = None,
                  override: str | None = None, strength: float = 1.0, plate_fps: str | None = None, allow_no_face: bool = False,
-                 progress: bool = True) -> ResyncReport:
+                 progress: bool = True, ray: str | None = None, chunk_size: int = 16) -> ResyncReport:
+    """The mouth on ``plate_path`` re-synced to the dialogue; ``ray`` (``auto``, ``host:6379``,
+    ``local``): the frames as chunks on that cluster (``lipsync.distributed.LipSyncJob``), the
+    analysis and the rights check here first."""
     from machinima import rights
     from machinima.imageseq import read_image
     from machinima.poststep import PostStep, file_hash, write_video
@@ -116,11 +119,24 @@ def resync_video(take: str | Path, plate_path: str | Path, *, audio: str | Path 
     params = {"engine": engine, "audio": file_hash(audio_path)[:16], "plate": plate.identity, "plate_fps": str(plate.fps),
               "text": text or "", "strength": strength, "allow_no_face": allow_no_face,
               "weights": file_hash(weights)[:16] if weights and Path(weights).is_file() else str(weights or "")}
+    earlier = set(_recorded_no_face(out_dir))  # before PostStep rewrites params.json (a rerun keeps the list)
     step = PostStep(out_dir, "lipsync-video", params,
                     inputs={"plate": str(plate_path), "audio": audio_path.relative_to(take_path).as_posix()},
                     notes=[f"mouth re-synced by {engine}; analysis: {track.mode}"] + track.notes, rights=clearance)
     write_rhubarb_json(out_dir / "mouth.json", track.cues, sound_file=audio_path.relative_to(take_path).as_posix(), duration=track.duration)
     # 3. per frame
+    if ray:
+        from machinima.distributed import StepSpec, run_job
+
+        from .distributed import LipSyncJob
+
+        job = LipSyncJob(StepSpec.of(step), str(plate_path.resolve()), str(plate_fps) if plate_fps else None, str(manifest.fps), shapes, strength,
+                         allow_no_face, str(Path(weights).resolve()) if weights else None, str(audio_path.resolve()))
+        jrep = run_job(job, plate.numbers, address=ray, chunk_size=chunk_size, progress=progress, description=f"lip sync ({engine}) on Ray")
+        rep, step = jrep, jrep.step
+        all_no_face = sorted(earlier | {int(f) for e in jrep.extras for f in e.get("no_face", [])})
+        step.write_params(no_face=all_no_face)
+        return _finish(step, out_dir, step_id, plate, audio_path, rep, all_no_face, engine, track.mode)
     from .mouthwarp import FaceMesh, MouthWarp
 
     mesh = FaceMesh(video=False)
@@ -153,18 +169,26 @@ def resync_video(take: str | Path, plate_path: str | Path, *, audio: str | Path 
                 out.append({"frames": warp.apply(img, lm, shapes[pos], strength)[0]})
         return out
 
-    earlier = set(_recorded_no_face(out_dir))
     try:
         rep = step.run(plate.numbers, process, progress=progress, description=f"lip sync ({engine})")
     finally:
         mesh.close()
         all_no_face = sorted(earlier | set(no_face))
         step.write_params(no_face=all_no_face)
-    # 4. mp4 with the dialogue
+    return _finish(step, out_dir, step_id, plate, audio_path, rep, all_no_face, engine, track.mode)
+
+
+def _finish(step: Any, out_dir: Path, step_id: str, plate: Plate, audio_path: Path, rep: Any, all_no_face: list[int], engine: str,
+            mode: str) -> ResyncReport:
+    """4. the mp4 with the dialogue, from the finished frames."""
+    from machinima.imageseq import read_image
+    from machinima.poststep import write_video
+
+    no_face = [f for f in rep.done if f in set(all_no_face)]
     outs = step.outputs_of("frames")
     mp4 = out_dir / f"{step_id}.mp4"
     write_video(mp4, (read_image(outs[f]) for f in sorted(outs)), fps=plate.fps, before_signing=lambda p: _mux_audio(p, audio_path))
-    return ResyncReport(out_dir, mp4, len(plate.numbers), len(rep.done) - len(no_face), len(rep.skipped), engine, track.mode, all_no_face)
+    return ResyncReport(out_dir, mp4, len(plate.numbers), len(rep.done) - len(no_face), len(rep.skipped), engine, mode, all_no_face)
 
 
 def _recorded_no_face(out_dir: Path) -> list[int]:

@@ -52,6 +52,9 @@ class Worklet:
     process: Process
     frame_inputs: Callable[[int], dict[str, Any]] | None = None
     close: Callable[[], None] | None = None
+    # what a chunk found besides its frames (frames without a face...): called once after each
+    # chunk, JSON-able, returned to the driver in ``JobReport.extras``; it should reset itself
+    extra: Callable[[], dict[str, Any]] | None = None
 
 
 class FrameJob:

@@ -33,6 +33,7 @@ class JobReport(StepReport):
     chunks: int = 0
     redone_chunks: list[int] = field(default_factory=list)
     workers: list[dict[str, Any]] = field(default_factory=list)
+    extras: list[dict[str, Any]] = field(default_factory=list)  # each chunk's Worklet.extra()
     step: Any = field(default=None, repr=False)  # the step reopened after the job: its ledger holds the workers' frames
 
     def summary_lines(self) -> list[str]:
@@ -100,6 +101,7 @@ def _chunk_task(job: FrameJob, job_id: str, chunk_id: int, frames: list[int], su
            "pid": pid, "node": node, "queue_s": round(max(0.0, t_start - submitted), 4), "load_s": round(load_s, 4),
            "compute_s": round(compute[0], 4), "write_s": round(max(0.0, run_s - compute[0]), 4)}
     ledger.append(step_dir, {"event": "end", "job": job_id, **res})
+    res["extra"] = wl.extra() if wl.extra is not None else {}
     return res
 
 
@@ -207,6 +209,8 @@ def run_job(
                 # done was finished by an earlier attempt of the same chunk (a retried task)
                 report.done += r["done"] + r["skipped"]
                 report.failed.update({int(k): v for k, v in r["failed"].items()})
+                if r.get("extra"):
+                    report.extras.append(r["extra"])
                 w = per_worker.setdefault((r["node"], r["pid"]), {"node": r["node"], "pid": r["pid"], "tasks": 0, "frames": 0,
                                                                   "queue_s": 0.0, "load_s": 0.0, "compute_s": 0.0, "write_s": 0.0})
                 w["tasks"] += 1
