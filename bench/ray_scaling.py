@@ -155,6 +155,7 @@ def bench_step(name: str, scene, frames: int, chunk: int) -> dict:
         out[f"ray_{cpus}_loop_s"] = round(loop, 3)
         out[f"ray_{cpus}_load_s"] = round(sum(w["load_s"] for w in workers), 3)
         out[f"ray_{cpus}_workers"] = len(workers)
+        out[f"ray_{cpus}_time_by_worker"] = [{k: round(w[k], 3) for k in ("tasks", "frames", "queue_s", "load_s", "compute_s", "write_s")} for w in workers]
         out[f"ray_{cpus}_identical"] = _files(d) == ref and len(ref) == frames
     tasks = out["tasks"]
     for k in ("in_process", "ray_1", "ray_2"):

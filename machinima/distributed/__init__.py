@@ -5,6 +5,7 @@
     ledger.py     chunks.jsonl: each chunk's attempts, where it ran, where the time went
     storage.py    the start-up check that every node sees the take's folder
     scheduler.py  run_job: the driver (one progress bar, per-worker time summary)
+    tasks.py      run_tasks: whole tasks (a LoRA trial, a dream shot) that resume on their own
 
 ``run_on_ray(make_step, make_process, frames, ...)`` keeps the older two-factory form.
 """
@@ -17,9 +18,10 @@ from ..poststep import Outputs, PostStep
 from .errors import DistributedError
 from .job import CallableJob, FrameJob, StepSpec, Worklet
 from .scheduler import JobReport, connect, fixed_chunks, run_job
+from .tasks import TasksReport, run_tasks
 
 __all__ = ["CallableJob", "DistributedError", "FrameJob", "JobReport", "StepSpec", "Worklet", "connect", "fixed_chunks",
-           "run_job", "run_on_ray"]
+           "run_job", "run_on_ray", "run_tasks", "TasksReport"]
 
 
 def run_on_ray(
