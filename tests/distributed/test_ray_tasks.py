@@ -52,3 +52,32 @@ def test_lora_sweep_on_ray_matches_the_trials_in_process(cluster, tmp_path):
         assert a.keys() == b.keys() and all(np.array_equal(a[k], b[k]) for k in a)
     ranks = {o["rank"]: _tensors(trial_out(tmp_path / "ray" / "l.safetensors", o)) for o in expand(sweep)}
     assert {v.shape[0] for v in ranks[2].values() if v.ndim == 2} >= {2} and {v.shape[0] for v in ranks[4].values() if v.ndim == 2} >= {4}
+
+
+def test_dream_shots_in_parallel_on_ray_match_the_local_run(cluster, tmp_path, monkeypatch):
+    import cv2
+    import numpy as np
+
+    from machinima.imageseq import write_image
+    from machinima.provenance import record_decision
+    from ray_helpers import frame_files, params_apart_from_time
+    from stylize.dream_cli import dream
+
+    monkeypatch.chdir(tmp_path)
+    for name, seed in (("a", 3), ("b", 4)):
+        rng = np.random.default_rng(seed)
+        write_image(tmp_path / f"{name}.png", cv2.resize(rng.integers(0, 255, (12, 16, 3), dtype=np.uint8), (96, 72), interpolation=cv2.INTER_CUBIC))
+    for where in ("local", "ray"):
+        for name in ("a", "b"):
+            (tmp_path / where / f"dream-drift-{name}").mkdir(parents=True)
+            record_decision(tmp_path / where / f"dream-drift-{name}", False, "pixel-exact Ray test")
+    common = dict(dream_file="drift", frames=4, step_id=None, mp4=False, gpus=0)
+    dream(["a.png", "b.png"], out=Path("local"), ray=None, **common)
+    dream(["a.png", "b.png"], out=Path("ray"), ray="local", **common)
+    for name in ("a", "b"):
+        a, b = tmp_path / "local" / f"dream-drift-{name}", tmp_path / "ray" / f"dream-drift-{name}"
+        assert len(frame_files(a, "frames")) == 4 and frame_files(a, "frames") == frame_files(b, "frames")
+        pa, pb = params_apart_from_time(a), params_apart_from_time(b)
+        va, vb = pa.pop("versions"), pb.pop("versions")  # modules imported: the worker loads only what the look needs
+        assert pa == pb and {k: va[k] for k in vb if k in va} == {k: vb[k] for k in va if k in vb} and {"numpy", "machinima"} <= set(vb)
+    assert frame_files(tmp_path / "ray" / "dream-drift-a", "frames") != frame_files(tmp_path / "ray" / "dream-drift-b", "frames")
