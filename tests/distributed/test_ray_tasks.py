@@ -81,3 +81,33 @@ def test_dream_shots_in_parallel_on_ray_match_the_local_run(cluster, tmp_path, m
         va, vb = pa.pop("versions"), pb.pop("versions")  # modules imported: the worker loads only what the look needs
         assert pa == pb and {k: va[k] for k in vb if k in va} == {k: vb[k] for k in va if k in vb} and {"numpy", "machinima"} <= set(vb)
     assert frame_files(tmp_path / "ray" / "dream-drift-a", "frames") != frame_files(tmp_path / "ray" / "dream-drift-b", "frames")
+
+
+def test_animate_segments_on_ray_match_the_local_run(cluster, tmp_path):
+    import functools
+
+    import torch
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "animatediff"))
+    from animatediff_helpers import look_doc, make_take
+
+    from machinima.provenance import record_decision
+    from ray_helpers import frame_files, params_apart_from_time
+    from stylize.animate_distributed import animate_take_on_ray
+    from stylize.animatediff import animate_take, parse_animate_look, tiny_engine, tiny_motion_components
+
+    torch.set_num_threads(1)
+    take = make_take(tmp_path, n=8, size=24)
+    record_decision(take, False, "pixel-exact Ray test")
+    look, motion = parse_animate_look(look_doc(shots=[{"name": "a", "frames": [0, 3], "seed": 3}, {"name": "b", "frames": [4, 7]}],
+                                               model={"steps": 2}, animatediff={"context_length": 4, "context_overlap": 2}))
+    comps = tiny_motion_components(0)
+    local = animate_take(take, look, motion, engine=tiny_engine(look, motion, comps), step_id="ad-local", progress=False, video=False)
+    on_ray = animate_take_on_ray(take, look, motion, address="local", step_id="ad-ray", progress=False, video=False,
+                                 engine_factory=functools.partial(tiny_engine, look, motion, comps))
+    assert sorted(local.report.done) == on_ray.report.done == list(range(8)) and len(on_ray.segments) == 2
+    a, b = frame_files(local.out_dir, "frames"), frame_files(on_ray.out_dir, "frames")
+    assert len(a) == 8 and a == b
+    pa, pb = params_apart_from_time(local.out_dir), params_apart_from_time(on_ray.out_dir)
+    va, vb = pa.pop("versions"), pb.pop("versions")
+    assert pa == pb and {k: va[k] for k in vb if k in va} == {k: vb[k] for k in va if k in vb} and {"torch", "diffusers"} <= set(vb)
