@@ -27,6 +27,7 @@ def _tensors(path):
     return load_file(str(path))
 
 
+@pytest.mark.slow  # two Ray workers import torch + diffusers cold (~20 s each on the busy 2-core machine), then train
 def test_lora_sweep_on_ray_matches_the_trials_in_process(cluster, tmp_path):
     import numpy as np
     import torch
@@ -43,13 +44,12 @@ def test_lora_sweep_on_ray_matches_the_trials_in_process(cluster, tmp_path):
     assert expand("lr=2e-3,5e-4;rank=2,4") == [{"lr": 2e-3, "rank": 2}, {"lr": 2e-3, "rank": 4}, {"lr": 5e-4, "rank": 2}, {"lr": 5e-4, "rank": 4}]
     sweep = "rank=2,4"
     kw = dict(embed=hash_embedder(), rights_override="synthetic test images")
-    local = run_sweep(ds, base, tmp_path / "local" / "l.safetensors", cfg, sweep, progress=False, **kw)
     on_ray = run_sweep(ds, base, tmp_path / "ray" / "l.safetensors", cfg, sweep, ray="local", progress=False, **kw)
-    assert [r["trial"] for r in local] == [r["trial"] for r in on_ray] == ["rank2", "rank4"]
+    local = run_sweep(ds, base, tmp_path / "local" / "l.safetensors", cfg, "rank=4", progress=False, **kw)  # one trial to compare
+    assert [r["trial"] for r in on_ray] == ["rank2", "rank4"] and [r["trial"] for r in local] == ["rank4"]
     assert all(r["status"] == "done" and r["steps"] == 3 for r in on_ray)
-    for o in expand(sweep):
-        a, b = _tensors(trial_out(tmp_path / "local" / "l.safetensors", o)), _tensors(trial_out(tmp_path / "ray" / "l.safetensors", o))
-        assert a.keys() == b.keys() and all(np.array_equal(a[k], b[k]) for k in a)
+    a, b = _tensors(trial_out(tmp_path / "local" / "l.safetensors", {"rank": 4})), _tensors(trial_out(tmp_path / "ray" / "l.safetensors", {"rank": 4}))
+    assert a.keys() == b.keys() and all(np.array_equal(a[k], b[k]) for k in a)
     ranks = {o["rank"]: _tensors(trial_out(tmp_path / "ray" / "l.safetensors", o)) for o in expand(sweep)}
     assert {v.shape[0] for v in ranks[2].values() if v.ndim == 2} >= {2} and {v.shape[0] for v in ranks[4].values() if v.ndim == 2} >= {4}
 
