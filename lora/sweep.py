@@ -71,5 +71,6 @@ def run_sweep(dataset: str | Path, base: str | Path, out: str | Path, config: Tr
 
     gpus = num_gpus if num_gpus is not None else (1.0 if str(config.device or "").startswith("cuda") else 0.0)
     rep = run_tasks(run_trial, calls, address=ray, resources={"num_cpus": num_cpus, **({"num_gpus": gpus} if gpus else {})},
-                    labels=[f"trial {trial_name(o)}" for o in trials], progress=progress, description=f"LoRA sweep ({len(trials)} trials) on Ray")
+                    labels=[f"trial {trial_name(o)}" for o in trials], progress=progress, description=f"LoRA sweep ({len(trials)} trials) on Ray",
+                    probe=out.resolve().parent)
     return rep.results

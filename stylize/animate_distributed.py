@@ -62,7 +62,7 @@ def animate_take_on_ray(take: str | Path, look: Look, motion: MotionSpec, *, add
               "engine_factory": engine_factory} for s in segs]
     rep = run_tasks(_segment_task, calls, address=address, resources={"num_cpus": 1, **({"num_gpus": num_gpus} if num_gpus else {})},
                     labels=[f"segment {c['seg'][0]}-{c['seg'][1]}" for c in calls], progress=progress,
-                    description=f"animatediff {look.name}: {len(segs)} segment(s) on Ray")
+                    description=f"animatediff {look.name}: {len(segs)} segment(s) on Ray", probe=t.post_dir())
     out_dir = Path(rep.results[0]["out_dir"])
     report = StepReport(out_dir.name, out_dir, done=sorted(f for r in rep.results for f in r["done"]),
                         skipped=sorted(f for r in rep.results for f in r["skipped"]), seconds=rep.seconds)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from ..poststep import _progress
@@ -41,9 +42,14 @@ def _whole_task(fn: Callable[..., Any], kwargs: dict[str, Any], submitted: float
 
 def run_tasks(fn: Callable[..., Any], calls: Sequence[dict[str, Any]], *, address: str | None = "auto",
               resources: dict[str, float] | None = None, labels: Sequence[str] | None = None, max_retries: int = 3,
-              progress: bool = True, description: str = "tasks on Ray") -> TasksReport:
-    """``fn(**call)`` for every call as one Ray task each; results in the calls' order."""
+              progress: bool = True, description: str = "tasks on Ray", probe: str | Path | None = None) -> TasksReport:
+    """``fn(**call)`` for every call as one Ray task each; results in the calls' order.
+    ``probe``: a folder every node must see (the output's), checked before any task starts."""
     ray = connect(address)
+    if probe is not None:
+        from .storage import probe_shared
+
+        probe_shared(ray, probe)
     remote = ray.remote(max_retries=max_retries, retry_exceptions=False, **(resources or {"num_cpus": 1}))(_whole_task)
     fn_ref = ray.put(fn)
     refs = {remote.remote(fn_ref, dict(c), time.time()): i for i, c in enumerate(calls)}
