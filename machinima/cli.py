@@ -435,14 +435,15 @@ def describe_os_error(exc: OSError) -> str:
 
 @app.command("verify")
 def verify(
-    target: Path = typer.Argument(..., help="A PNG/JPEG/MP4 file, a take or a delivery folder."),
+    target: Path = typer.Argument(..., help="A PNG/JPEG/MP4 file, a take (id or folder, or TAKE/post/STEP) or a delivery folder."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON (one object per file, with status and reason)."),
     no_watermark: bool = typer.Option(False, "--no-watermark", help="Skip watermark decoding (faster; forged or stripped marks go unseen)."),
+    root: Optional[Path] = RootOpt,
 ) -> None:
     """Check disclosure: signed by a trusted key, unchanged, watermark authentic. Exit 1 on anything else, with the reason."""
     from .verify_cli import run_verify
 
-    code = run_verify(target, as_json=as_json, watermark=not no_watermark)
+    code = run_verify(resolve_in_take(target, root), as_json=as_json, watermark=not no_watermark)
     if code:
         raise typer.Exit(code)
 
