@@ -105,8 +105,15 @@ def run_archive(source: str, preset: str = "vhs-1994", *, seed: int = 0, from_: 
     if ray:
         from machinima.distributed import run_on_ray
 
-        rep = run_on_ray(make_step, lambda: ArchiveLook(pre, read, seed=seed, source_fps=fps, frames=frames).process,
-                         frames, address=ray, chunk_size=12, description=f"archive {pre.name}", progress=progress)
+        where = str(Path(source).resolve()) if Path(source).exists() else source  # a path, never decoded frames, goes to the workers
+
+        def make_process():  # runs on the worker: it opens (decodes) the source itself
+            return ArchiveLook(pre, _open_source(where, from_)[0], seed=seed, source_fps=fps, frames=frames).process
+
+        from machinima.poststep import stable_hash
+
+        rep = run_on_ray(make_step, make_process, frames, address=ray, chunk_size=12, description=f"archive {pre.name}", progress=progress,
+                         cache_key=stable_hash({"archive": params, "source": where, "from": from_}))
     else:
         look = ArchiveLook(pre, read, seed=seed, source_fps=fps, frames=frames)
         gop = max([int(e.params.get("gop", 1)) for e in pre.effects if e.kind == "codec"] + [1])

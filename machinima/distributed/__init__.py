@@ -40,9 +40,11 @@ def run_on_ray(
     frame_inputs: Callable[[int], dict[str, Any]] | None = None,
     progress: bool = True,
     description: str = "post step on Ray",
+    cache_key: str | None = None,
 ) -> JobReport:
     """``make_step()`` and ``make_process()`` are called inside the worker and must be picklable
-    (module-level functions or ``functools.partial``); see ``run_job`` for the rest."""
-    job = CallableJob(make_step, make_process, frame_inputs, batch_size=batch_size, num_cpus=num_cpus, num_gpus=num_gpus)
+    (module-level functions or ``functools.partial``); see ``run_job`` for the rest. ``cache_key``:
+    a worker keeps ``make_process()``'s result for every chunk of a job with that key."""
+    job = CallableJob(make_step, make_process, frame_inputs, batch_size=batch_size, num_cpus=num_cpus, num_gpus=num_gpus, key=cache_key)
     return run_job(job, frames, address=address, chunk_size=chunk_size, chunks=chunks, max_retries=max_retries,
                    max_in_flight=max_in_flight, progress=progress, description=description)

@@ -97,6 +97,7 @@ class CallableJob(FrameJob):
     batch_size: int = 1
     num_cpus: float = 1
     num_gpus: float = 0
+    key: str | None = None  # a worker reuses make_process()'s result across chunks under this key
 
     def __post_init__(self) -> None:
         self.step = StepSpec.of(self.make_step())
@@ -108,7 +109,7 @@ class CallableJob(FrameJob):
         return Worklet(self.make_process(), self.frame_inputs_fn)
 
     def cache_key(self) -> str | None:
-        return None  # a factory is opaque: built again per chunk, as before
+        return self.key  # None: a factory is opaque, built again per chunk
 
     def resources(self) -> dict[str, float]:
         return {"num_cpus": self.num_cpus, **({"num_gpus": self.num_gpus} if self.num_gpus else {})}
