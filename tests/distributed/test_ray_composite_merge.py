@@ -4,6 +4,7 @@ only that chunk (chunks.jsonl shows it) with the same output as a clean run."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import sys
@@ -168,3 +169,36 @@ def test_storage_probe_names_what_a_node_cannot_see(cluster, tmp_path):
     (tmp_path / "tok").write_text("other")
     assert "another run's token" in sees(str(tmp_path / "tok"), "x")
     assert sees(str(tmp_path / "tok"), "other") is None
+
+
+def test_composite_on_ray_signs_each_frame_as_the_local_run_does(cluster, scene, tmp_path):
+    """Disclosure on: every frame carries a signed manifest whose machinima assertion (take, step,
+    params hash, frame, rights, watermark scheme) is the local run's; only the manifest's own id
+    (random per frame, carried by the watermark) and the time differ."""
+    from composite.pipeline import run_composite
+    from machinima.provenance.verify import read_manifest
+
+    take, plate, pos = scene
+    copies = []
+    for where in ("local", "ray"):
+        t = Path(shutil.copytree(take, tmp_path / where / take.name))
+        for p in t.glob("disclosure*.json"):
+            p.unlink()  # the copy discloses (the scene's take records "off" for the pixel tests)
+        shutil.rmtree(t / "post", ignore_errors=True)
+        copies.append(t)
+    s = _settings(plate, pos, "comp")
+    s.frames = (0, 4)
+    local = run_composite(copies[0], s, progress=False)
+    on_ray = run_composite(copies[1], s, progress=False, ray="local", chunk_size=2)
+
+    def assertion(path):
+        state, m, _ = read_manifest(path)
+        assert state in ("valid", "trusted"), state
+        data = next(a["data"] for a in m["assertions"] if a["label"] not in ("c2pa.actions.v2", "c2pa.actions") and "frame" in a.get("data", {}))
+        data = json.loads(json.dumps(data))
+        data["watermark"].pop("manifest_tag")
+        return data
+
+    for f in range(4):
+        a, b = assertion(local.out_dir / "rgb" / f"{f:06d}.png"), assertion(on_ray.out_dir / "rgb" / f"{f:06d}.png")
+        assert a == b and a["frame"] == f and a["step"] == "comp"
