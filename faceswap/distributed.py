@@ -11,13 +11,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
 from machinima.distributed import FrameJob, StepSpec, Worklet
 
-from .merge import Compositor, MergeOptions, make_swapper
+from .merge import Compositor, MergeOptions, make_swapper, swap_functions
 
 
 def read_landmarks(path: str | Path) -> dict[int, dict[int, np.ndarray]]:
@@ -49,16 +48,7 @@ class MergeJob(FrameJob):
         swapper, res, face_type, _ = make_swapper(self.model_dir, self.opts.engine, self.opts.device)
         res, face_type = res or self.res or self.opts.res, face_type or self.face_type or self.opts.face_type
         comp = Compositor(swapper, res, face_type, self.opts)
-        used = read_landmarks(self.landmarks)
-
-        def process(batch: list[int]) -> list[dict[str, np.ndarray]]:
-            imgs = [source.read(f) for f in batch]
-            return [{"rgb": o} for o in comp.frames(imgs, [used.get(f, {}) for f in batch], inplace=True)]
-
-        def frame_inputs(f: int) -> dict[str, Any]:
-            faces = used.get(f, {})
-            return {"lm": {str(t): np.round(lm, 2).tolist() for t, lm in faces.items()}}
-
+        process, frame_inputs = swap_functions(source, comp, read_landmarks(self.landmarks))
         return Worklet(process, frame_inputs)
 
     def resources(self) -> dict[str, float]:

@@ -412,13 +412,7 @@ def merge(target: str | Path, model_dir: str | Path | None, *, out: str | Path |
     comp = Compositor(swapper, res, face_type, opts)
     todo = [f for f in source.frames if f not in bad]
 
-    def process(batch: list[int]) -> list[dict[str, np.ndarray]]:
-        imgs = [source.read(f) for f in batch]
-        return [{"rgb": o} for o in comp.frames(imgs, [used.get(f, {}) for f in batch], inplace=True)]
-
-    def frame_inputs(f: int) -> dict[str, Any]:
-        faces = used.get(f, {})
-        return {"lm": {str(t): np.round(lm, 2).tolist() for t, lm in faces.items()}}
+    process, frame_inputs = swap_functions(source, comp, used)
 
     t1 = time.perf_counter()
     if ray:
@@ -450,6 +444,21 @@ def merge(target: str | Path, model_dir: str | Path | None, *, out: str | Path |
     if close and backend is None:
         close()
     return report
+
+
+def swap_functions(source: Any, comp: Compositor, used: dict[int, dict[int, np.ndarray]]):
+    """(process, frame_inputs) of the swap loop: a local merge's and every Ray worker's. The key
+    of a frame is its smoothed landmarks: new tracking redoes exactly the frames that moved."""
+
+    def process(batch: list[int]) -> list[dict[str, np.ndarray]]:
+        imgs = [source.read(f) for f in batch]
+        return [{"rgb": o} for o in comp.frames(imgs, [used.get(f, {}) for f in batch], inplace=True)]
+
+    def frame_inputs(f: int) -> dict[str, Any]:
+        faces = used.get(f, {})
+        return {"lm": {str(t): np.round(lm, 2).tolist() for t, lm in faces.items()}}
+
+    return process, frame_inputs
 
 
 def _tracks_cached(step, source, opts: MergeOptions, backend, progress: bool):

@@ -13,8 +13,6 @@ from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 
-import numpy as np
-
 from machinima.distributed import FrameJob, StepSpec, Worklet
 
 
@@ -33,48 +31,18 @@ class LipSyncJob(FrameJob):
 
     def load(self) -> Worklet:
         from .audio import load_audio
-        from .errors import LipSyncError
-        from .mouthwarp import FaceMesh, MouthWarp
-        from .video import _wav2lip_frame, open_plate
+        from .video import Resyncer, open_plate
 
         plate = open_plate(Path(self.plate), self.plate_fps, Fraction(self.take_fps))
-        position = {num: i for i, num in enumerate(plate.numbers)}
-        mesh = FaceMesh(video=False)
-        warp = MouthWarp()
-        model = mel = None
-        device = "cpu"
-        if self.weights:
-            from .wav2lip import best_device, load_generator, melspectrogram
-
-            device = best_device()
-            model = load_generator(self.weights, device)
-            mel = melspectrogram(load_audio(Path(self.audio)).samples)
-        no_face: list[int] = []
-
-        def process(batch: list[int]) -> list[dict[str, np.ndarray]]:
-            out = []
-            for num in batch:
-                pos = position[num]
-                img = plate.read(pos)
-                lm = mesh.landmarks(img)
-                if lm is None:
-                    if not self.allow_no_face:
-                        raise LipSyncError(f"no face found on frame {num} of {self.plate} (lip sync asked for one there)",
-                                           hint="frames done so far are kept; --allow-no-face passes such frames through")
-                    no_face.append(num)
-                    out.append({"frames": img})
-                elif model is not None:
-                    out.append({"frames": _wav2lip_frame(model, img, lm, mel, pos, float(plate.fps), device)})
-                else:
-                    out.append({"frames": warp.apply(img, lm, self.shapes[pos], self.strength)[0]})
-            return out
+        r = Resyncer(plate, self.shapes, self.strength, self.allow_no_face, self.plate, self.weights,
+                     load_audio(Path(self.audio)).samples if self.weights else None)
 
         def extra() -> dict:
-            found = list(no_face)
-            no_face.clear()
+            found = list(r.no_face)
+            r.no_face.clear()
             return {"no_face": found} if found else {}
 
-        return Worklet(process, None, mesh.close, extra)
+        return Worklet(r.process, None, r.mesh.close, extra)
 
     def resources(self) -> dict[str, float]:
         return {"num_cpus": 1}

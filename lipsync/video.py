@@ -137,38 +137,8 @@ def resync_video(take: str | Path, plate_path: str | Path, *, audio: str | Path 
         all_no_face = sorted(earlier | {int(f) for e in jrep.extras for f in e.get("no_face", [])})
         step.write_params(no_face=all_no_face)
         return _finish(step, out_dir, step_id, plate, audio_path, rep, all_no_face, engine, track.mode)
-    from .mouthwarp import FaceMesh, MouthWarp
-
-    mesh = FaceMesh(video=False)
-    warp = MouthWarp()
-    model = mel = None
-    device = "cpu"
-    if weights:
-        from .wav2lip import best_device, load_generator, melspectrogram
-
-        device = best_device()
-        model = load_generator(weights, device)
-        mel = melspectrogram(dialogue.samples)
-    no_face: list[int] = []
-
-    def process(batch: list[int]) -> list[dict[str, np.ndarray]]:
-        out = []
-        for num in batch:
-            pos = position[num]
-            img = plate.read(pos)
-            lm = mesh.landmarks(img)
-            if lm is None:
-                if not allow_no_face:
-                    raise LipSyncError(f"no face found on frame {num} of {plate_path} (lip sync asked for one there)",
-                                       hint="a face too small or turned away? frames done so far are kept; --allow-no-face passes such frames through")
-                no_face.append(num)
-                out.append({"frames": img})
-            elif model is not None:
-                out.append({"frames": _wav2lip_frame(model, img, lm, mel, pos, float(plate.fps), device)})
-            else:
-                out.append({"frames": warp.apply(img, lm, shapes[pos], strength)[0]})
-        return out
-
+    frames = Resyncer(plate, shapes, strength, allow_no_face, str(plate_path), weights, dialogue.samples if weights else None)
+    process, mesh, no_face = frames.process, frames.mesh, frames.no_face
     try:
         rep = step.run(plate.numbers, process, progress=progress, description=f"lip sync ({engine})")
     finally:
@@ -176,6 +146,48 @@ def resync_video(take: str | Path, plate_path: str | Path, *, audio: str | Path 
         all_no_face = sorted(earlier | set(no_face))
         step.write_params(no_face=all_no_face)
     return _finish(step, out_dir, step_id, plate, audio_path, rep, all_no_face, engine, track.mode)
+
+
+class Resyncer:
+    """The per-frame work, loaded once: the face mesh, the mouth warp or the Wav2Lip network (and
+    the dialogue's mel spectrogram). ``process`` is a ``PostStep`` frame function; frames without
+    a face (with ``allow_no_face``) pass through and are listed in ``no_face``."""
+
+    def __init__(self, plate: Plate, shapes: list[str], strength: float, allow_no_face: bool, plate_name: str,
+                 weights: str | Path | None, samples: np.ndarray | None) -> None:
+        from .mouthwarp import FaceMesh, MouthWarp
+
+        self.plate, self.shapes, self.strength, self.allow_no_face, self.plate_name = plate, shapes, strength, allow_no_face, plate_name
+        self.position = {num: i for i, num in enumerate(plate.numbers)}
+        self.mesh = FaceMesh(video=False)
+        self.warp = MouthWarp()
+        self.model = self.mel = None
+        self.device = "cpu"
+        if weights:
+            from .wav2lip import best_device, load_generator, melspectrogram
+
+            self.device = best_device()
+            self.model = load_generator(weights, self.device)
+            self.mel = melspectrogram(samples)
+        self.no_face: list[int] = []
+
+    def process(self, batch: list[int]) -> list[dict[str, np.ndarray]]:
+        out = []
+        for num in batch:
+            pos = self.position[num]
+            img = self.plate.read(pos)
+            lm = self.mesh.landmarks(img)
+            if lm is None:
+                if not self.allow_no_face:
+                    raise LipSyncError(f"no face found on frame {num} of {self.plate_name} (lip sync asked for one there)",
+                                       hint="a face too small or turned away? frames done so far are kept; --allow-no-face passes such frames through")
+                self.no_face.append(num)
+                out.append({"frames": img})
+            elif self.model is not None:
+                out.append({"frames": _wav2lip_frame(self.model, img, lm, self.mel, pos, float(self.plate.fps), self.device)})
+            else:
+                out.append({"frames": self.warp.apply(img, lm, self.shapes[pos], self.strength)[0]})
+        return out
 
 
 def _finish(step: Any, out_dir: Path, step_id: str, plate: Plate, audio_path: Path, rep: Any, all_no_face: list[int], engine: str,

@@ -8,7 +8,22 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+import pytest
+
 from machinima.distributed import FrameJob, Worklet
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    """``ray.init(num_cpus=2)`` once per test module (starting Ray costs seconds)."""
+    ray = pytest.importorskip("ray")
+    import sys
+
+    os.environ["RAY_AUTH_MODE"] = "disabled"
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
+    yield ray
+    ray.shutdown()
 
 
 @dataclass

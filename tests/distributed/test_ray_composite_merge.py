@@ -5,7 +5,6 @@ only that chunk (chunks.jsonl shows it) with the same output as a clean run."""
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import sys
 from pathlib import Path
@@ -19,17 +18,6 @@ from machinima.provenance import record_decision
 from ray_helpers import KillOnce, frame_files, ledger_lines, params_apart_from_time
 
 ray = pytest.importorskip("ray")
-
-
-@pytest.fixture(scope="module")
-def cluster():
-    os.environ["RAY_AUTH_MODE"] = "disabled"
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
-    import ray_helpers
-
-    ray.cloudpickle.register_pickle_by_value(ray_helpers)  # a test helper, not an installed module
-    yield ray
-    ray.shutdown()
 
 
 @pytest.fixture(scope="module")

@@ -3,7 +3,6 @@ local run, frames without a face reported back to the driver as a local run list
 
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 
@@ -14,14 +13,6 @@ from ray_helpers import frame_files, params_apart_from_time
 
 ray = pytest.importorskip("ray")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "lipsync"))
-
-
-@pytest.fixture(scope="module")
-def cluster():
-    os.environ["RAY_AUTH_MODE"] = "disabled"
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
-    yield ray
-    ray.shutdown()
 
 
 def test_lipsync_video_on_ray_is_identical_and_lists_faceless_frames(cluster, tmp_path):

@@ -3,7 +3,6 @@ trained one after another in-process; a trial already finished is not trained ag
 
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 
@@ -11,14 +10,6 @@ import pytest
 
 ray = pytest.importorskip("ray")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "lora"))
-
-
-@pytest.fixture(scope="module")
-def cluster():
-    os.environ["RAY_AUTH_MODE"] = "disabled"
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
-    yield ray
-    ray.shutdown()
 
 
 def _tensors(path):
