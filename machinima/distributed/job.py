@@ -33,16 +33,22 @@ class StepSpec:
     notes: tuple[str, ...] = ()
     float_ext: str = "exr"
     rights: dict[str, Any] | None = None
+    intermediate: str | None = None  # the driver's frame format (qoi/png): part of the params hash
+    exr_half: bool = False
 
     @classmethod
     def of(cls, step: PostStep) -> "StepSpec":
         """The spec of a step the driver already opened (its params, inputs, rights as set)."""
-        return cls(str(step.out_dir), step.kind, step.params, dict(step.inputs), tuple(step.notes), step.float_ext, step.rights)
+        return cls(str(step.out_dir), step.kind, step.params, dict(step.inputs), tuple(step.notes), step.float_ext, step.rights,
+                   getattr(step, "intermediate", None), bool(getattr(step, "exr_half", False)))
 
     def open(self) -> PostStep:
         """A fresh ``PostStep`` (its ledger read now: what other workers finished counts)."""
+        extra: dict[str, Any] = {}
+        if self.intermediate is not None:
+            extra = {"intermediate": self.intermediate, "exr_half": self.exr_half}
         return PostStep(Path(self.out_dir), self.kind, self.params, inputs=self.inputs, notes=self.notes,
-                        float_ext=self.float_ext, rights=self.rights)
+                        float_ext=self.float_ext, rights=self.rights, **extra)
 
 
 @dataclass

@@ -59,7 +59,8 @@ class KillOnce(FrameJob):
 
 
 def frame_files(step_dir: Path, name: str) -> dict[str, bytes]:
-    return {p.name: p.read_bytes() for p in sorted((step_dir / name).glob("*.png"))}
+    """Every file of one output (QOI, PNG or EXR, whatever the step wrote), name -> bytes."""
+    return {p.name: p.read_bytes() for p in sorted((step_dir / name).iterdir()) if p.is_file() and not p.name.startswith(".")}
 
 
 def ledger_lines(step_dir: Path) -> list[dict]:

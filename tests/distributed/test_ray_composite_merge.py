@@ -65,7 +65,9 @@ def test_composite_on_ray_is_identical_and_a_killed_worker_redoes_one_chunk(clus
     att = ledger.attempts(prep.step.out_dir, rep.job_id)
     assert att == {0: {"starts": 1, "ends": 1}, 1: {"starts": 2, "ends": 1}, 2: {"starts": 1, "ends": 1}}
     end1 = [r for r in ledger.read(prep.step.out_dir, rep.job_id) if r["event"] == "end" and r["chunk"] == 1][0]
-    assert end1["skipped"] == [4, 5] and end1["done"] == [6, 7]  # the retry redid only what was in flight
+    # the retry redid only what was in flight: frames after the one that killed it, and those of 4-5
+    # still queued for writing (write-behind) when the worker died
+    assert set(end1["skipped"]) <= {4, 5} and sorted(end1["skipped"] + end1["done"]) == [4, 5, 6, 7]
     frames_recorded = [r["frame"] for r in ledger_lines(prep.step.out_dir)]
     assert sorted(frames_recorded) == list(range(12))  # every frame written once
     assert frame_files(prep.step.out_dir, "rgb") == frame_files(local.out_dir, "rgb")
@@ -124,9 +126,9 @@ def test_merge_on_ray_is_identical_and_a_killed_worker_redoes_one_chunk(cluster,
     assert on_ray.done == 8 and sum(w["frames"] for w in on_ray.workers) == 8
     a, b = frame_files(root / "local", "rgb"), frame_files(root / "ray", "rgb")
     assert len(a) == 8 and a == b
-    from machinima.imageseq import read_image
+    from machinima.imageseq import find_frame, read_image
 
-    changed = np.abs(read_image(clip / "000000.png").astype(int) - read_image(root / "ray" / "rgb" / "000000.png")).mean()
+    changed = np.abs(read_image(clip / "000000.png").astype(int) - read_image(find_frame(root / "ray" / "rgb", 0))).mean()
     assert changed > 0.5  # the network really pasted a face: identical outputs are not two untouched copies
     assert params_apart_from_time(root / "local") == params_apart_from_time(root / "ray")
     keys = lambda d: {r["frame"]: r["key"] for r in ledger_lines(d)}  # noqa: E731
@@ -142,7 +144,7 @@ def test_merge_on_ray_is_identical_and_a_killed_worker_redoes_one_chunk(cluster,
     job = runs[0]["job"]
     assert ledger.attempts(out, job) == {0: {"starts": 1, "ends": 1}, 1: {"starts": 2, "ends": 1}, 2: {"starts": 1, "ends": 1}}
     end1 = [r for r in runs if r["event"] == "end" and r["chunk"] == 1][0]
-    assert end1["skipped"] == [3] and end1["done"] == [4, 5]
+    assert set(end1["skipped"]) <= {3} and sorted(end1["skipped"] + end1["done"]) == [3, 4, 5]
     assert sorted(r["frame"] for r in ledger_lines(out)) == list(range(8))
     assert frame_files(out, "rgb") == a
     shutil.rmtree(root / "rights", ignore_errors=True)
@@ -164,6 +166,7 @@ def test_composite_on_ray_signs_each_frame_as_the_local_run_does(cluster, scene,
     params hash, frame, rights, watermark scheme) is the local run's; only the manifest's own id
     (random per frame, carried by the watermark) and the time differ."""
     from composite.pipeline import run_composite
+    from machinima.imageseq import find_frame
     from machinima.provenance.verify import read_manifest
 
     take, plate, pos = scene
@@ -188,5 +191,5 @@ def test_composite_on_ray_signs_each_frame_as_the_local_run_does(cluster, scene,
         return data
 
     for f in range(4):
-        a, b = assertion(local.out_dir / "rgb" / f"{f:06d}.png"), assertion(on_ray.out_dir / "rgb" / f"{f:06d}.png")
+        a, b = assertion(find_frame(local.out_dir / "rgb", f)), assertion(find_frame(on_ray.out_dir / "rgb", f))
         assert a == b and a["frame"] == f and a["step"] == "comp"
