@@ -39,7 +39,8 @@ W, H = 1920, 1080
 
 
 def _files(folder: Path) -> dict[str, bytes]:
-    return {p.name: p.read_bytes() for p in sorted(folder.glob("*.png"))}
+    """The frames of an output folder, whatever format the step wrote (QOI, PNG, EXR)."""
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir()) if p.is_file() and not p.name.startswith(".")}
 
 
 # --- composite ----------------------------------------------------------------------------------
