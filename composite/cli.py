@@ -118,6 +118,9 @@ def composite(
     dtype: str = typer.Option("float32", "--dtype", help="Model dtype (float16 on GPU)."),
     workers: int = typer.Option(2, "--workers", help="Frames composited side by side (threads)."),
     root: Optional[Path] = typer.Option(None, "--root", help="Takes root."),
+    ray: Optional[str] = typer.Option(None, "--ray", help="Run the frames as chunks on a Ray cluster: auto, host:6379, ray://host:10001 or local "
+                                      "(the take and plate on storage every node sees)."),
+    chunk: int = typer.Option(8, "--chunk", help="With --ray: frames per task."),
     demo: Optional[Path] = typer.Option(None, "--demo", help="Without TAKE: write a synthetic set + green-screen plate into DIR and composite it. "
                                         "With TAKE: draw a green-screen actor through the take's cameras into DIR and composite that."),
 ) -> None:
@@ -182,8 +185,10 @@ def _composite(
         chain=ChainSettings(depth_bias=depth_bias, edge_px=edge, wrap_radius=wrap_radius, wrap_strength=wrap_strength, shadow_opacity=shadow_opacity),
         frames=_frames(frames), output_format=fmt, video=video, step_id=step_id, device=device, dtype=dtype, workers=workers, smooth_feet=smooth_feet,
     )
-    res = run_composite(take_path, settings)
+    res = run_composite(take_path, settings, ray=ray, chunk_size=chunk)
     r = res.report
+    for line in getattr(r, "summary_lines", lambda: [])():
+        console.print(line)
     console.print(f"composite: {len(r.done)} frames done, {len(r.skipped)} already done, {r.fps:.1f} fr/s -> {res.out_dir}")
     if res.frames_note:
         console.print(f"passes: {res.frames_note}")

@@ -113,13 +113,52 @@ class CompositeResult:
     frames_note: str | None = None  # what was done with frames the passes do not have
 
 
+@dataclass
+class Prepared:
+    """The composite's frame loop, ready to run: ``process(frames)`` and the frames' key inputs."""
+
+    step: PostStep
+    frames: list[int]
+    take: Take
+    params: dict[str, Any]
+    process: Any
+    frame_inputs: Any
+    batch_size: int
+    close: Any
+
+
 class CompositePipeline:
     def __init__(self, take: str | Path, settings: CompositeSettings) -> None:
         self.take_path = Path(take)
         self.s = settings
 
     # ------------------------------------------------------------------------------------
-    def run(self, *, progress: bool = True) -> CompositeResult:
+    def run(self, *, progress: bool = True, ray: str | None = None, chunk_size: int = 8) -> CompositeResult:
+        """Steps 1-6; with ``ray`` (an address, ``auto`` or ``local``) the frame loop runs as
+        chunks on that cluster (``CompositeJob``), with the same pixels and keys."""
+        s = self.s
+        p = self.prepare(progress=progress)
+        step, frames, take, params = p.step, p.frames, p.take, p.params
+        try:
+            if ray:
+                from machinima.distributed import StepSpec, run_job
+
+                from .distributed import CompositeJob
+
+                job = CompositeJob(StepSpec.of(step), str(self.take_path), s)
+                report = run_job(job, frames, address=ray, chunk_size=chunk_size, frame_inputs=p.frame_inputs, progress=progress,
+                                 description=f"composite {take.id} on Ray")
+                step = report.step  # the workers' frames, for the movie
+            else:
+                report = step.run(frames, p.process, frame_inputs=p.frame_inputs, progress=progress,
+                                  description=f"composite {take.id}", batch_size=p.batch_size)
+        finally:
+            p.close()
+        return self._finish(step, frames, take, params, report)
+
+    def prepare(self, *, progress: bool = True) -> "Prepared":
+        """Steps 1-4 and the step folder: everything the frame loop needs, once per process
+        (a Ray worker prepares once and runs many chunks)."""
         s = self.s
         # 1. check inputs: settings, take, passes, cameras, plate, time map
         s.check()
@@ -176,7 +215,7 @@ class CompositePipeline:
                              hint="check --key / the screen colour (--screen-rgb), or pass --ground-contact U,V")
         ref_contact = contact_point(ref[1], ref[0]) if ref else None
         placer = Placer(s.placement, plate.size, (w, h), ref_contact, matte_height(ref[1]) if ref else 0)
-        feet = self._track_feet(plate, tmap, frames, matte) if s.smooth_feet > 1 and s.placement.track else {}
+        feet = self._track_feet_cached(take, plate, tmap, frames, matte, keyer) if s.smooth_feet > 1 and s.placement.track else {}
 
         # 4. look: colour statistics and grain, measured once on a few sample frames
         samples = [frames[i] for i in sorted({0, len(frames) // 2, len(frames) - 1})]
@@ -250,17 +289,18 @@ class CompositePipeline:
                 return [one(f, p) for f, p in zip(batch, plate_imgs)]
             return list(pool.map(one, batch, plate_imgs))  # OpenCV releases the GIL: frames run side by side
 
-        try:
-            report = step.run(frames, process, frame_inputs=lambda f: self._frame_inputs(passes, plate, tmap, f), progress=progress,
-                              description=f"composite {take.id}", batch_size=2 * workers)
-        finally:
+        def close() -> None:
             pass_reads.close()
             plate_reads.close()
             plate.close()
             if pool is not None:
                 pool.shutdown()
 
+        return Prepared(step, frames, take, params, process, lambda f: self._frame_inputs(passes, plate, tmap, f), 2 * workers, close)
+
+    def _finish(self, step: PostStep, frames: list[int], take: Take, params: dict[str, Any], report: StepReport) -> CompositeResult:
         # 6. movie from the finished frames
+        s = self.s
         video = None
         done = step.outputs_of("rgb")
         movie = step.out_dir / "composite.mp4"
@@ -345,6 +385,33 @@ class CompositePipeline:
             return lighting.factor_from_rgb(set_rgb, xy, radius=radius), None
         return np.ones(3), None
 
+    def _track_feet_cached(self, take: Take, plate: Plate, tmap: TimeMap, frames: list[int], matte, keyer) -> dict[int, tuple[float, float]]:
+        """``_track_feet`` kept in ``<step>/feet.json`` under a key of everything it reads (the
+        plate file, the time map, the frames, the matte settings): a rerun, and every Ray worker
+        of the same composite, reads the feet the first run tracked instead of keying every
+        plate frame again (at 1080p that is most of a worker's start-up)."""
+        import json
+
+        from machinima.fsutil import atomic_write_json
+        from machinima.poststep import stable_hash
+
+        st = os.stat(plate.path)
+        doc = self.s.to_doc()
+        key = stable_hash({"plate": plate.describe(), "bytes": st.st_size, "mtime_ns": st.st_mtime_ns, "time": tmap.to_doc(), "frames": frames,
+                           "key": doc["key"], "matte": doc["matte"], "seg": [doc["seg_model"], doc["seg_label"]], "smooth": self.s.smooth_feet,
+                           "screen": list(keyer.screen_rgb) if keyer is not None else None})
+        path = take.post_dir(self.s.step_id) / "feet.json"
+        try:
+            got = json.loads(path.read_text(encoding="utf-8"))
+            if got.get("key") == key:
+                return {int(f): (float(x), float(y)) for f, (x, y) in got["feet"].items()}
+        except (OSError, ValueError, KeyError, TypeError):
+            pass
+        feet = self._track_feet(plate, tmap, frames, matte)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_json(path, {"key": key, "feet": {str(f): [float(x), float(y)] for f, (x, y) in feet.items()}})
+        return feet
+
     def _track_feet(self, plate: Plate, tmap: TimeMap, frames: list[int], matte) -> dict[int, tuple[float, float]]:
         """The feet in every frame, with outliers voted out over ``smooth_feet`` frames: a frame whose
         feet row is off the window's median row (a stray matte blob, a lifted foot) takes the mean
@@ -394,6 +461,8 @@ def _read(passes: PassSet, name: str, frame: int) -> np.ndarray:
         raise PassMismatchError(str(exc), hint="re-render the passes so every pass has every frame at the size in passes.json") from None
 
 
-def run_composite(take: str | Path, settings: CompositeSettings, *, progress: bool = True) -> CompositeResult:
-    """Composite ``settings.plate`` into the take; see :class:`CompositePipeline`."""
-    return CompositePipeline(take, settings).run(progress=progress)
+def run_composite(take: str | Path, settings: CompositeSettings, *, progress: bool = True, ray: str | None = None,
+                  chunk_size: int = 8) -> CompositeResult:
+    """Composite ``settings.plate`` into the take; see :class:`CompositePipeline`. ``ray``: run
+    the frames on that Ray cluster (``auto``, ``host:6379``, ``local``)."""
+    return CompositePipeline(take, settings).run(progress=progress, ray=ray, chunk_size=chunk_size)

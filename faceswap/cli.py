@@ -184,6 +184,9 @@ def merge_cmd(
     override: Optional[str] = typer.Option(None, "--rights-override", help="Proceed without rights records, with this reason (recorded)."),
     no_video: bool = typer.Option(False, "--no-video", help="Frames only, no mp4."),
     occlusion_model: Optional[Path] = typer.Option(None, "--occlusion-model", help="ONNX segmenter (from train-mask): keeps hands/mics in front."),
+    ray: Optional[str] = typer.Option(None, "--ray", help="Swap as chunks on a Ray cluster: auto, host:6379, ray://host:10001 or local "
+                                      "(target and model on storage every node sees)."),
+    chunk: int = typer.Option(16, "--chunk", help="With --ray: frames per task."),
 ) -> None:
     """Swap the trained face into TARGET (resumable; Ctrl-C stops after the frame in hand)."""
     from .merge import MergeOptions, merge
@@ -195,7 +198,10 @@ def merge_cmd(
                         sharpen=sharpen, grain=grain, engine=engine, device=device, batch=batch, tracks=list(track) or None,
                         occlusion_model=str(occlusion_model) if occlusion_model else None)
     r = merge(_target(target), model, out=out, step_id=step_id, options=opts, production=production, subjects=list(subject) or None,
-              override=override, video=not no_video)
+              override=override, video=not no_video, ray=ray, chunk_size=chunk)
+    for w in r.workers:
+        console.print(f"{w['node']} pid {w['pid']}: {w['tasks']} task(s), {w['frames']} frame(s); load {w['load_s']:.2f} s, "
+                      f"compute {w['compute_s']:.2f} s, write {w['write_s']:.2f} s, queue {w['queue_s']:.2f} s")
     console.print(f"{r.done} frame(s) merged, {r.skipped} already done, into {r.out_dir}" + (f"; video {r.video}" if r.video else ""))
     console.print(f"{r.jitter_message()}; {r.detections} full detection(s)")
     _warn(r.messages())

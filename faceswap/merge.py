@@ -106,6 +106,7 @@ class MergeReport:
     seconds_swap: float = 0.0
     rights: dict[str, Any] | None = None
     smooth: str = "zero-lag"
+    workers: list[dict[str, Any]] = field(default_factory=list)  # with --ray: where the time went, per worker
 
     def jitter_message(self) -> str:
         """The landmark noise before and after smoothing, saying so when smoothing raised it."""
@@ -328,10 +329,15 @@ def make_swapper(model_dir: str | Path | None, engine: str, device: str = "auto"
 def merge(target: str | Path, model_dir: str | Path | None, *, out: str | Path | None = None, step_id: str | None = None,
           options: MergeOptions | None = None, production: str | None = None, subjects: list[str] | None = None,
           override: str | None = None, rights_store: str | Path | None = None, backend: Any = None,
-          swapper: Callable[[np.ndarray], np.ndarray] | None = None, video: bool = True, progress: bool = True) -> MergeReport:
+          swapper: Callable[[np.ndarray], np.ndarray] | None = None, video: bool = True, progress: bool = True,
+          ray: str | None = None, chunk_size: int = 16) -> MergeReport:
     """Merge the model into ``target``. ``backend`` and ``swapper`` replace the face backend and
     the network ((N, 3, res, res) -> (N, 4, res, res) at ``options.res``/``face_type``): tests and
-    benches put in a known face to check placement on its own."""
+    benches put in a known face to check placement on its own.
+
+    ``ray`` (``auto``, ``host:6379``, ``local``): tracking, smoothing and the rights check run
+    here; the swap runs as chunks on that cluster (``faceswap.distributed.MergeJob``), each
+    worker loading the network once."""
     from machinima import rights
     from machinima.poststep import PostStep, file_hash
 
@@ -356,7 +362,12 @@ def merge(target: str | Path, model_dir: str | Path | None, *, out: str | Path |
 
             production = load_config().production
     network = None if swapper is None else type(swapper).__name__  # recorded: the frames did not come from the model
-    if swapper is None:
+    if ray and swapper is not None:
+        raise FaceswapError("--ray runs the model's own network on the workers; a swapper passed in code cannot go with it")
+    if ray:  # the network loads on the workers, once each
+        res = int(doc["model"]["res"]) if doc else None
+        face_type = doc["model"]["face_type"] if doc else None
+    elif swapper is None:
         swapper, res, face_type, _ = make_swapper(model_dir, opts.engine, opts.device)
     else:
         res = face_type = None
@@ -401,17 +412,23 @@ def merge(target: str | Path, model_dir: str | Path | None, *, out: str | Path |
     comp = Compositor(swapper, res, face_type, opts)
     todo = [f for f in source.frames if f not in bad]
 
-    def process(batch: list[int]) -> list[dict[str, np.ndarray]]:
-        imgs = [source.read(f) for f in batch]
-        return [{"rgb": o} for o in comp.frames(imgs, [used.get(f, {}) for f in batch], inplace=True)]
-
-    def frame_inputs(f: int) -> dict[str, Any]:
-        faces = used.get(f, {})
-        return {"lm": {str(t): np.round(lm, 2).tolist() for t, lm in faces.items()}}
+    process, frame_inputs = swap_functions(source, comp, used)
 
     t1 = time.perf_counter()
-    srep = step.run(todo, process, frame_inputs=frame_inputs, batch_size=opts.batch, progress=progress,
-                    description=f"faceswap {Path(str(target)).name}", on_error="skip")
+    if ray:
+        from machinima.distributed import StepSpec, run_job
+
+        from .distributed import MergeJob
+
+        job = MergeJob(StepSpec.of(step), str(Path(str(source.path)).resolve()), str(Path(str(model_dir)).resolve()) if model_dir else None,
+                       opts, str((out_dir / "landmarks_used.npz").resolve()), res, face_type, batch_size=opts.batch)
+        srep = run_job(job, todo, address=ray, chunk_size=chunk_size, frame_inputs=frame_inputs, progress=progress,
+                       description=f"faceswap {Path(str(target)).name} on Ray")
+        report.workers = srep.workers
+        step = srep.step  # the workers' frames, for the movie
+    else:
+        srep = step.run(todo, process, frame_inputs=frame_inputs, batch_size=opts.batch, progress=progress,
+                        description=f"faceswap {Path(str(target)).name}", on_error="skip")
     report.seconds_swap = time.perf_counter() - t1
     report.done, report.skipped, report.failed = len(srep.done), len(srep.skipped), dict(srep.failed)
 
@@ -427,6 +444,21 @@ def merge(target: str | Path, model_dir: str | Path | None, *, out: str | Path |
     if close and backend is None:
         close()
     return report
+
+
+def swap_functions(source: Any, comp: Compositor, used: dict[int, dict[int, np.ndarray]]):
+    """(process, frame_inputs) of the swap loop: a local merge's and every Ray worker's. The key
+    of a frame is its smoothed landmarks: new tracking redoes exactly the frames that moved."""
+
+    def process(batch: list[int]) -> list[dict[str, np.ndarray]]:
+        imgs = [source.read(f) for f in batch]
+        return [{"rgb": o} for o in comp.frames(imgs, [used.get(f, {}) for f in batch], inplace=True)]
+
+    def frame_inputs(f: int) -> dict[str, Any]:
+        faces = used.get(f, {})
+        return {"lm": {str(t): np.round(lm, 2).tolist() for t, lm in faces.items()}}
+
+    return process, frame_inputs
 
 
 def _tracks_cached(step, source, opts: MergeOptions, backend, progress: bool):

@@ -157,6 +157,8 @@ def video(
     allow_no_face: bool = typer.Option(False, "--allow-no-face", help="Pass frames without a face through (listed) instead of stopping."),
     production: Optional[str] = typer.Option(None, help="Production (default: machinima.toml)."),
     rights_override: Optional[str] = typer.Option(None, "--rights-override", help="Proceed without a record, with this reason (recorded in provenance)."),
+    ray: Optional[str] = typer.Option(None, "--ray", help="Re-sync as chunks on a Ray cluster: auto, host:6379, local (take and plate on storage every node sees)."),
+    chunk: int = typer.Option(16, "--chunk", help="With --ray: frames per task."),
 ) -> None:
     """Re-sync the mouth on a plate to the dialogue, as a take post step (resumable; frames + mp4 with audio)."""
     from machinima.cli import resolve_take
@@ -168,7 +170,7 @@ def video(
         raise typer.BadParameter(f"--audio {audio} is a folder, not an audio file")
     rep = resync_video(resolve_take(take), plate, audio=audio, step_id=step_id, text=text.read_text(encoding="utf-8") if text else None,
                        weights=weights, production=production or load_config().production, subjects=list(subject),
-                       override=rights_override, plate_fps=plate_fps, allow_no_face=allow_no_face)
+                       override=rights_override, plate_fps=plate_fps, allow_no_face=allow_no_face, ray=ray, chunk_size=chunk)
     if rep.no_face:
         console.print(f"[yellow]note[/]: no face on {len(rep.no_face)} frame(s), passed through unchanged: {rep.no_face[:10]}")
     console.print(f"{rep.engine}: {rep.resynced} frames re-synced, {rep.skipped} already done -> {rep.mp4}")

@@ -23,7 +23,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 import numpy as np
 
@@ -88,7 +88,10 @@ def open_plate(path: Path, fps: str | Fraction | None, take_fps: Fraction) -> Pl
 def resync_video(take: str | Path, plate_path: str | Path, *, audio: str | Path | None = None, step_id: str = "lipsync",
                  text: str | None = None, weights: str | Path | None = None, production: str | None = None, subjects: list[str] | None = None,
                  override: str | None = None, strength: float = 1.0, plate_fps: str | None = None, allow_no_face: bool = False,
-                 progress: bool = True) -> ResyncReport:
+                 progress: bool = True, ray: str | None = None, chunk_size: int = 16) -> ResyncReport:
+    """The mouth on ``plate_path`` re-synced to the dialogue; ``ray`` (``auto``, ``host:6379``,
+    ``local``): the frames as chunks on that cluster (``lipsync.distributed.LipSyncJob``), the
+    analysis and the rights check here first."""
     from machinima import rights
     from machinima.imageseq import read_image
     from machinima.poststep import PostStep, file_hash, write_video
@@ -116,55 +119,88 @@ def resync_video(take: str | Path, plate_path: str | Path, *, audio: str | Path 
     params = {"engine": engine, "audio": file_hash(audio_path)[:16], "plate": plate.identity, "plate_fps": str(plate.fps),
               "text": text or "", "strength": strength, "allow_no_face": allow_no_face,
               "weights": file_hash(weights)[:16] if weights and Path(weights).is_file() else str(weights or "")}
+    earlier = set(_recorded_no_face(out_dir))  # before PostStep rewrites params.json (a rerun keeps the list)
     step = PostStep(out_dir, "lipsync-video", params,
                     inputs={"plate": str(plate_path), "audio": audio_path.relative_to(take_path).as_posix()},
                     notes=[f"mouth re-synced by {engine}; analysis: {track.mode}"] + track.notes, rights=clearance)
     write_rhubarb_json(out_dir / "mouth.json", track.cues, sound_file=audio_path.relative_to(take_path).as_posix(), duration=track.duration)
     # 3. per frame
-    from .mouthwarp import FaceMesh, MouthWarp
+    if ray:
+        from machinima.distributed import StepSpec, run_job
 
-    mesh = FaceMesh(video=False)
-    warp = MouthWarp()
-    model = mel = None
-    device = "cpu"
-    if weights:
-        from .wav2lip import best_device, load_generator, melspectrogram
+        from .distributed import LipSyncJob
 
-        device = best_device()
-        model = load_generator(weights, device)
-        mel = melspectrogram(dialogue.samples)
-    no_face: list[int] = []
-
-    def process(batch: list[int]) -> list[dict[str, np.ndarray]]:
-        out = []
-        for num in batch:
-            pos = position[num]
-            img = plate.read(pos)
-            lm = mesh.landmarks(img)
-            if lm is None:
-                if not allow_no_face:
-                    raise LipSyncError(f"no face found on frame {num} of {plate_path} (lip sync asked for one there)",
-                                       hint="a face too small or turned away? frames done so far are kept; --allow-no-face passes such frames through")
-                no_face.append(num)
-                out.append({"frames": img})
-            elif model is not None:
-                out.append({"frames": _wav2lip_frame(model, img, lm, mel, pos, float(plate.fps), device)})
-            else:
-                out.append({"frames": warp.apply(img, lm, shapes[pos], strength)[0]})
-        return out
-
-    earlier = set(_recorded_no_face(out_dir))
+        job = LipSyncJob(StepSpec.of(step), str(plate_path.resolve()), str(plate_fps) if plate_fps else None, str(manifest.fps), shapes, strength,
+                         allow_no_face, str(Path(weights).resolve()) if weights else None, str(audio_path.resolve()))
+        jrep = run_job(job, plate.numbers, address=ray, chunk_size=chunk_size, progress=progress, description=f"lip sync ({engine}) on Ray")
+        rep, step = jrep, jrep.step
+        all_no_face = sorted(earlier | {int(f) for e in jrep.extras for f in e.get("no_face", [])})
+        step.write_params(no_face=all_no_face)
+        return _finish(step, out_dir, step_id, plate, audio_path, rep, all_no_face, engine, track.mode)
+    frames = Resyncer(plate, shapes, strength, allow_no_face, str(plate_path), weights, dialogue.samples if weights else None)
+    process, mesh, no_face = frames.process, frames.mesh, frames.no_face
     try:
         rep = step.run(plate.numbers, process, progress=progress, description=f"lip sync ({engine})")
     finally:
         mesh.close()
         all_no_face = sorted(earlier | set(no_face))
         step.write_params(no_face=all_no_face)
-    # 4. mp4 with the dialogue
+    return _finish(step, out_dir, step_id, plate, audio_path, rep, all_no_face, engine, track.mode)
+
+
+class Resyncer:
+    """The per-frame work, loaded once: the face mesh, the mouth warp or the Wav2Lip network (and
+    the dialogue's mel spectrogram). ``process`` is a ``PostStep`` frame function; frames without
+    a face (with ``allow_no_face``) pass through and are listed in ``no_face``."""
+
+    def __init__(self, plate: Plate, shapes: list[str], strength: float, allow_no_face: bool, plate_name: str,
+                 weights: str | Path | None, samples: np.ndarray | None) -> None:
+        from .mouthwarp import FaceMesh, MouthWarp
+
+        self.plate, self.shapes, self.strength, self.allow_no_face, self.plate_name = plate, shapes, strength, allow_no_face, plate_name
+        self.position = {num: i for i, num in enumerate(plate.numbers)}
+        self.mesh = FaceMesh(video=False)
+        self.warp = MouthWarp()
+        self.model = self.mel = None
+        self.device = "cpu"
+        if weights:
+            from .wav2lip import best_device, load_generator, melspectrogram
+
+            self.device = best_device()
+            self.model = load_generator(weights, self.device)
+            self.mel = melspectrogram(samples)
+        self.no_face: list[int] = []
+
+    def process(self, batch: list[int]) -> list[dict[str, np.ndarray]]:
+        out = []
+        for num in batch:
+            pos = self.position[num]
+            img = self.plate.read(pos)
+            lm = self.mesh.landmarks(img)
+            if lm is None:
+                if not self.allow_no_face:
+                    raise LipSyncError(f"no face found on frame {num} of {self.plate_name} (lip sync asked for one there)",
+                                       hint="a face too small or turned away? frames done so far are kept; --allow-no-face passes such frames through")
+                self.no_face.append(num)
+                out.append({"frames": img})
+            elif self.model is not None:
+                out.append({"frames": _wav2lip_frame(self.model, img, lm, self.mel, pos, float(self.plate.fps), self.device)})
+            else:
+                out.append({"frames": self.warp.apply(img, lm, self.shapes[pos], self.strength)[0]})
+        return out
+
+
+def _finish(step: Any, out_dir: Path, step_id: str, plate: Plate, audio_path: Path, rep: Any, all_no_face: list[int], engine: str,
+            mode: str) -> ResyncReport:
+    """4. the mp4 with the dialogue, from the finished frames."""
+    from machinima.imageseq import read_image
+    from machinima.poststep import write_video
+
+    no_face = [f for f in rep.done if f in set(all_no_face)]
     outs = step.outputs_of("frames")
     mp4 = out_dir / f"{step_id}.mp4"
     write_video(mp4, (read_image(outs[f]) for f in sorted(outs)), fps=plate.fps, before_signing=lambda p: _mux_audio(p, audio_path))
-    return ResyncReport(out_dir, mp4, len(plate.numbers), len(rep.done) - len(no_face), len(rep.skipped), engine, track.mode, all_no_face)
+    return ResyncReport(out_dir, mp4, len(plate.numbers), len(rep.done) - len(no_face), len(rep.skipped), engine, mode, all_no_face)
 
 
 def _recorded_no_face(out_dir: Path) -> list[int]:

@@ -60,6 +60,9 @@ def train_cmd(
     production: Optional[str] = typer.Option(None, "--production", help="Production for the rights check (default: machinima.toml)."),
     override: Optional[str] = typer.Option(None, "--override", help="Train without rights records, with this reason (recorded in the file)."),
     device: Optional[str] = typer.Option(None, "--device", help="cpu or cuda (default: from the preset)."),
+    sweep: Optional[str] = typer.Option(None, "--sweep", help='Several LoRAs: a grid of settings, e.g. "lr=1e-4,5e-5;rank=8,16" (one OUT_STEM-<trial> each).'),
+    ray: Optional[str] = typer.Option(None, "--ray", help="With --sweep: one trial per Ray task on this cluster (auto, host:6379, local)."),
+    gpus: Optional[float] = typer.Option(None, "--gpus", help="With --ray: GPUs per trial (default 1 with --device cuda, else 0)."),
 ) -> None:
     """Train a LoRA; rerun the same command to resume after Ctrl-C or a crash."""
     from machinima.settingsfile import apply_settings, require
@@ -80,6 +83,19 @@ def train_cmd(
         mixed_precision=v["precision"], gradient_checkpointing=v["grad_ckpt"], cache_latents=False if v["no_cache"] else None,
         save_every=v["save_every"], sample_every=v["sample_every"], sample_prompts=tuple(v["sample_prompts"]) or None,
         sample_seeds=seeds or None, save_precision=v["save_precision"], seed=v["seed"], trigger=v["trigger"], device=v["device"])
+    if v.get("sweep"):
+        from .sweep import run_sweep
+
+        if v["work"]:
+            raise TrainConfigError("--work names one folder; with --sweep each trial keeps its own (OUT_STEM-<trial>.work/)")
+        rows = run_sweep(v["dataset"], v["base"], v["out"], cfg, v["sweep"], ray=v.get("ray"), num_gpus=v.get("gpus"), prior=v["prior"],
+                         production=v["production"], rights_override=v["override"], base_config=v["config"], fresh=v["fresh"])
+        for r in rows:
+            held = f", held loss {r['eval_loss_start']:.4f} -> {r['eval_loss_end']:.4f}" if r["eval_loss_end"] is not None else ""
+            console.print(f"{r['trial']}: {r['status']} at step {r['steps']}, {r['it_per_s']:.2f} it/s{held} -> {r['out']}")
+        return
+    if v.get("ray"):
+        raise TrainConfigError("--ray runs the trials of a --sweep; one LoRA trains on this machine", hint='add --sweep "lr=1e-4,5e-5"')
     trainer = Trainer(v["dataset"], v["base"], v["out"], cfg, prior=v["prior"], work=v["work"], production=v["production"],
                       rights_override=v["override"], base_config=v["config"])
     res = trainer.run(fresh=v["fresh"])

@@ -23,6 +23,7 @@ from . import __version__
 from .config import load_config
 from .edit_cli import app as edit_app
 from .errors import MachinimaError, TakeError
+from .post_cli import app as post_app
 
 console = Console()
 err_console = Console(stderr=True, soft_wrap=True)  # one-line errors stay one line in logs
@@ -42,6 +43,7 @@ examples_app = typer.Typer(help="Shipped examples (looks, dreams, presets, sets,
 app.add_typer(examples_app, name="examples")
 models_app = typer.Typer(help="Local model weights: what each look needs, what is there, what is missing (offline).", no_args_is_help=True)
 app.add_typer(models_app, name="models")
+app.add_typer(post_app, name="post")
 
 
 def _version(value: bool) -> None:

@@ -26,6 +26,8 @@ def animate(
     step_id: Optional[str] = typer.Option(None, "--step-id", help="Output folder name under post/ (default animatediff-<look>)."),
     root: Optional[Path] = typer.Option(None, "--root", help="Takes root."),
     no_video: bool = typer.Option(False, "--no-video", help="Skip the mp4."),
+    ray: Optional[str] = typer.Option(None, "--ray", help="One Ray task per segment (shot) on this cluster: auto, host:6379, local."),
+    gpus: float = typer.Option(0, "--gpus", help="With --ray: GPUs per segment (1 on a GPU cluster)."),
 ) -> None:
     """AnimateDiff a take in sliding context windows (resumable: rerun to continue)."""
     from rich.console import Console
@@ -45,8 +47,14 @@ def animate(
     if looped is not None:
         motion.looped = looped
     check_look(lk, motion, look)
-    res = animate_take(resolve_take(take, root), lk, motion, frames=parse_range(frames), step_id=step_id,
-                       input_folder=input_folder, video=not no_video)
+    if ray:
+        from .animate_distributed import animate_take_on_ray
+
+        res = animate_take_on_ray(resolve_take(take, root), lk, motion, address=ray, frames=parse_range(frames), step_id=step_id,
+                                  input_folder=input_folder, num_gpus=gpus, video=not no_video)
+    else:
+        res = animate_take(resolve_take(take, root), lk, motion, frames=parse_range(frames), step_id=step_id,
+                           input_folder=input_folder, video=not no_video)
     r = res.report
     c = Console()
     c.print(f"{len(r.done)} frames made, {len(r.skipped)} already done in {len(res.segments)} segment(s), "

@@ -540,8 +540,10 @@ class AnimateResult:
 
 def animate_source(source: Source, look: Look, motion: MotionSpec, engine: AnimateDiffEngine, out_dir: str | Path, *,
                    frames: Sequence[int] | None = None, progress: bool = True, video: bool = True,
-                   fps: str | None = None) -> AnimateResult:
-    """Steps 3-5 for any source: segments -> PostStep (resumable) -> mp4."""
+                   fps: str | None = None, only: Sequence[tuple[int, int]] | None = None) -> AnimateResult:
+    """Steps 3-5 for any source: segments -> PostStep (resumable) -> mp4. ``only``: make just
+    the segments with these (first, last) frames; the plan, keys and params.json stay those of
+    all ``frames`` (one Ray task per segment writes what a whole local run writes)."""
     from machinima.imageseq import read_image
     from machinima.poststep import PostStep, StepReport, stable_hash, write_video  # write_video: disclosed like the frames
     from machinima.sparse import describe, movie_frames, movie_note
@@ -580,6 +582,8 @@ def animate_source(source: Source, look: Look, motion: MotionSpec, engine: Anima
     try:
         with _StopFlag() as stop, _Bar(progress, f"animatediff {look.name}") as bar:
             for s in segs:
+                if only is not None and (s.frames[0], s.frames[-1]) not in set(map(tuple, only)):
+                    continue
                 todo = [f for f in s.frames if not step.is_done(f, keys[f])]
                 report.skipped += [f for f in s.frames if f not in set(todo)]
                 if not todo:
@@ -618,7 +622,8 @@ def animate_source(source: Source, look: Look, motion: MotionSpec, engine: Anima
 
 def animate_take(take: str | Path, look: Look, motion: MotionSpec, *, frames: tuple[int, int] | None = None,
                  step_id: str | None = None, input_folder: str | Path | None = None, engine: AnimateDiffEngine | None = None,
-                 config: Any = None, progress: bool = True, video: bool = True) -> AnimateResult:
+                 config: Any = None, progress: bool = True, video: bool = True,
+                 only: Sequence[tuple[int, int]] | None = None) -> AnimateResult:
     """A take (its rgb pass, or a folder of plates) -> ``<take>/post/<step-id>/`` + mp4."""
     import re
 
@@ -637,7 +642,7 @@ def animate_take(take: str | Path, look: Look, motion: MotionSpec, *, frames: tu
     # 2. the engine
     engine = engine or AnimateDiffEngine.from_look(look, motion, config)
     return animate_source(source, look, motion, engine, t.post_dir(sid), frames=chosen, progress=progress, video=video,
-                          fps=t.manifest.fps)
+                          fps=t.manifest.fps, only=only)
 
 
 class _StopFlag(StopFlag):

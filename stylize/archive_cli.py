@@ -44,6 +44,8 @@ def _open_source(source: str, from_: str) -> tuple[Callable[[int], "object"], li
     if take_dir is not None:
         take = Take.open(take_dir)
         folder = take.passes_dir("rgb") if from_ == "rgb" else take.path / from_ / "frames"
+        if from_ != "rgb" and not folder.is_dir() and (take.path / from_ / "rgb").is_dir():
+            folder = take.path / from_ / "rgb"  # a composite or face-swap step writes rgb/
         if not folder.is_dir():
             raise ArchiveError(f"take {take.id} has no frames at {folder}", hint="render passes first, or name a step with --from post/<step-id>")
         files = list_frames(folder)
@@ -67,16 +69,32 @@ def archive(
 ) -> None:
     """Age footage with an archive preset (VHS, DV, early phone, Super 8): deterministic by seed,
     resumable, frames + mp4 with provenance."""
-    from machinima.imageseq import read_image
-    from machinima.poststep import PostStep, write_video  # write_video: disclosed like the frames
-    from machinima.sparse import describe, held, movie_note
-
-    from .archive import ArchiveLook, list_presets, load_preset
+    from .archive import list_presets, load_preset
 
     if list_:
         for name in list_presets():
             console.print(f"{name:<12} {load_preset(name).description}")
         raise typer.Exit()
+    rep, folder, frames = run_archive(source, preset, seed=seed, from_=from_, out=out, step_id=step_id, mp4=mp4, ray=ray)
+    from machinima.sparse import describe, movie_note
+
+    console.print(f"{len(rep.done)} frames aged, {len(rep.skipped)} already done -> {folder}")
+    for line in getattr(rep, "summary_lines", lambda: [])():
+        console.print(line)
+    note = movie_note(frames)
+    if note:
+        console.print(f"source: {note}" if mp4 else f"source: {describe(frames)}")
+
+
+def run_archive(source: str, preset: str = "vhs-1994", *, seed: int = 0, from_: str = "rgb", out: Optional[Path] = None,
+                step_id: Optional[str] = None, mp4: bool = True, ray: Optional[str] = None, progress: bool = True):
+    """The archive step as a function (the CLI and ``machinima post run``): (report, folder, frames)."""
+    from machinima.imageseq import read_image
+    from machinima.poststep import PostStep, write_video  # write_video: disclosed like the frames
+    from machinima.sparse import held
+
+    from .archive import ArchiveLook, load_preset
+
     pre = load_preset(preset)
     read, frames, fps, default_out, what = _open_source(source, from_)
     prefetch = None
@@ -93,13 +111,20 @@ def archive(
     if ray:
         from machinima.distributed import run_on_ray
 
-        rep = run_on_ray(make_step, lambda: ArchiveLook(pre, read, seed=seed, source_fps=fps, frames=frames).process,
-                         frames, address=ray, chunk_size=12, description=f"archive {pre.name}")
+        where = str(Path(source).resolve()) if Path(source).exists() else source  # a path, never decoded frames, goes to the workers
+
+        def make_process():  # runs on the worker: it opens (decodes) the source itself
+            return ArchiveLook(pre, _open_source(where, from_)[0], seed=seed, source_fps=fps, frames=frames).process
+
+        from machinima.poststep import stable_hash
+
+        rep = run_on_ray(make_step, make_process, frames, address=ray, chunk_size=12, description=f"archive {pre.name}", progress=progress,
+                         cache_key=stable_hash({"archive": params, "source": where, "from": from_}))
     else:
         look = ArchiveLook(pre, read, seed=seed, source_fps=fps, frames=frames)
         gop = max([int(e.params.get("gop", 1)) for e in pre.effects if e.kind == "codec"] + [1])
         try:
-            rep = make_step().run(frames, look.process, batch_size=gop, description=f"archive {pre.name}")
+            rep = make_step().run(frames, look.process, batch_size=gop, description=f"archive {pre.name}", progress=progress)
         finally:
             if prefetch is not None:
                 prefetch.close()
@@ -108,7 +133,4 @@ def archive(
         outs = step.outputs_of("frames")
         shown = held(sorted(outs))  # a take rendered every Nth frame keeps its timing
         write_video(folder / f"{folder.name}.mp4", (read_image(outs[f]) for f in shown), fps=fps)
-    console.print(f"{len(rep.done)} frames aged, {len(rep.skipped)} already done -> {folder}")
-    note = movie_note(frames)
-    if note:
-        console.print(f"source: {note}" if mp4 else f"source: {describe(frames)}")
+    return rep, folder, frames

@@ -38,10 +38,7 @@ def _run_segment(take: str, look_doc: dict[str, Any], first: int, last: int, ste
 
 def stylize_take_on_ray(take: str | Path, look: Look, *, address: str | None = "auto", frames: tuple[int, int] | None = None,
                         shots: Sequence[str] = (), step_id: str | None = None, input_folder: str | Path | None = None,
-                        num_gpus: float = 0, num_cpus: float = 1, max_retries: int = 3, video: bool = True) -> RunResult:
-    import time
-
-    from machinima.distributed import DistributedError, connect
+                        num_gpus: float = 0, num_cpus: float = 1, max_retries: int = 3, video: bool = True, progress: bool = True) -> RunResult:
     from machinima.imageseq import list_frames, read_image
     from machinima.poststep import write_video  # the step movie, disclosed like its frames
     from machinima.sparse import describe, movie_frames, movie_note
@@ -55,25 +52,19 @@ def stylize_take_on_ray(take: str | Path, look: Look, *, address: str | None = "
     plan = StylizePipeline(look, _PlanOnly(look), source, frames=chosen).plan()  # type: ignore[arg-type]
     sid = step_id or f"stylize-{_slug(look.name)}"
     # 2. one task per segment
-    ray = connect(address)
-    remote = ray.remote(num_gpus=num_gpus, num_cpus=num_cpus, max_retries=max_retries)(_run_segment)
+    from machinima.distributed import run_tasks
+
     doc = look.to_doc()
-    refs = {remote.remote(str(t.path), doc, seg[0], seg[-1], sid, str(input_folder) if input_folder else None): seg for seg in plan.segments}
-    report = StepReport(sid, t.post_dir(sid))
-    t0 = time.perf_counter()
-    while refs:
-        ready, _ = ray.wait(list(refs), num_returns=1)
-        for ref in ready:
-            seg = refs.pop(ref)
-            try:
-                r = ray.get(ref)
-            except Exception as exc:
-                raise DistributedError(f"frames {seg[0]}-{seg[-1]} failed: {str(exc).splitlines()[-1][:300]}",
-                                       hint="rerun the same command: finished frames are kept") from None
-            report.done += r["done"]
-            report.skipped += r["skipped"]
-            report.failed.update({int(k): v for k, v in r["failed"].items()})
-    report.seconds = time.perf_counter() - t0
+    calls = [{"take": str(t.path.resolve()), "look_doc": doc, "first": seg[0], "last": seg[-1], "step_id": sid,
+              "input_folder": str(Path(input_folder).resolve()) if input_folder else None} for seg in plan.segments]
+    rep = run_tasks(_run_segment, calls, address=address, resources={"num_cpus": num_cpus, **({"num_gpus": num_gpus} if num_gpus else {})},
+                    labels=[f"frames {seg[0]}-{seg[-1]}" for seg in plan.segments], max_retries=max_retries, progress=progress,
+                    description=f"stylize {look.name}: {len(plan.segments)} segment(s) on Ray", probe=t.post_dir(sid))
+    report = StepReport(sid, t.post_dir(sid), seconds=rep.seconds)
+    for r in rep.results:
+        report.done += r["done"]
+        report.skipped += r["skipped"]
+        report.failed.update({int(k): v for k, v in r["failed"].items()})
     report.done.sort()
     # 3. the video, once every frame is there
     vid = None

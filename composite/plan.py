@@ -1,0 +1,39 @@
+"""The ``composite`` step kind of ``machinima post run``: a plan's [[step]] table into
+``CompositeSettings`` (the flags' names, snake_case), the output frames folder out."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from machinima.postplan import StepContext, StepOutput
+
+ALLOWED = {"plate", "key", "place", "height", "frames", "smooth_feet", "light", "color_match", "color_strength", "grain", "offset",
+           "format", "workers", "chunk", "video", "screen_rgb", "softness", "choke", "spill"}
+
+
+def run(ctx: StepContext) -> StepOutput:
+    from .chain import ChainSettings
+    from .errors import SettingsError
+    from .keyer import KeySettings
+    from .pipeline import CompositeSettings, run_composite
+    from .placement import PlacementSettings
+
+    a: dict[str, Any] = ctx.take_args(ALLOWED)
+    plate = ctx.path("plate")
+    if plate is None:
+        raise SettingsError(f"step {ctx.step_id!r} (composite) needs plate = \"clip.mp4\" or \"@<step>\"")
+    key = str(a.get("key", "auto"))
+    place = tuple(float(v) for v in a["place"]) if a.get("place") is not None else None
+    s = CompositeSettings(
+        plate=Path(plate), matte=key,
+        key=KeySettings(screen=key if key in ("green", "blue") else "green", screen_rgb=tuple(a["screen_rgb"]) if a.get("screen_rgb") else None,
+                        softness=float(a.get("softness", 0.0)), choke=int(a.get("choke", 0)), spill=float(a.get("spill", 1.0))),
+        placement=PlacementSettings(position=place, height_m=float(a.get("height", 1.75))),
+        frames=tuple(a["frames"]) if a.get("frames") else None, smooth_feet=int(a.get("smooth_feet", 5)), light=str(a.get("light", "auto")),
+        color_match=str(a.get("color_match", "lab")), color_strength=float(a.get("color_strength", 0.5)), grain=str(a.get("grain", "auto")),
+        offset=float(a.get("offset", 0.0)), output_format=str(a.get("format", "png")), video=bool(a.get("video", False)),
+        workers=int(a.get("workers", 2)), step_id=ctx.step_id, chain=ChainSettings(),
+    )
+    res = run_composite(ctx.take, s, progress=ctx.progress, ray=ctx.ray, chunk_size=int(a.get("chunk", 8)))
+    return StepOutput(res.out_dir / "rgb", len(res.report.done), len(res.report.skipped))

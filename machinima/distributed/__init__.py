@@ -1,0 +1,50 @@
+"""Post steps on a Ray cluster: chunks of frames as Ray tasks, described by paths and params.
+
+    job.py        FrameJob / StepSpec: what a task is told (paths + parameters, never pixels)
+    cache.py      models loaded once per worker, load time reported apart
+    ledger.py     chunks.jsonl: each chunk's attempts, where it ran, where the time went
+    storage.py    the start-up check that every node sees the take's folder
+    scheduler.py  run_job: the driver (one progress bar, per-worker time summary)
+    tasks.py      run_tasks: whole tasks (a LoRA trial, a dream shot) that resume on their own
+
+``run_on_ray(make_step, make_process, frames, ...)`` keeps the older two-factory form.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Iterable
+
+from ..poststep import Outputs, PostStep
+from .errors import DistributedError
+from .job import CallableJob, FrameJob, StepSpec, Worklet
+from .scheduler import JobReport, connect, fixed_chunks, run_job
+from .tasks import TasksReport, run_tasks
+
+__all__ = ["CallableJob", "DistributedError", "FrameJob", "JobReport", "StepSpec", "Worklet", "connect", "fixed_chunks",
+           "run_job", "run_on_ray", "run_tasks", "TasksReport"]
+
+
+def run_on_ray(
+    make_step: Callable[[], PostStep],
+    make_process: Callable[[], Callable[[list[int]], list[Outputs]]],
+    frames: Iterable[int],
+    *,
+    address: str | None = "auto",
+    chunk_size: int = 8,
+    chunks: Callable[[list[int]], list[list[int]]] | None = None,
+    batch_size: int = 1,
+    num_gpus: float = 0,
+    num_cpus: float = 1,
+    max_retries: int = 3,
+    max_in_flight: int | None = None,
+    frame_inputs: Callable[[int], dict[str, Any]] | None = None,
+    progress: bool = True,
+    description: str = "post step on Ray",
+    cache_key: str | None = None,
+) -> JobReport:
+    """``make_step()`` and ``make_process()`` are called inside the worker and must be picklable
+    (module-level functions or ``functools.partial``); see ``run_job`` for the rest. ``cache_key``:
+    a worker keeps ``make_process()``'s result for every chunk of a job with that key."""
+    job = CallableJob(make_step, make_process, frame_inputs, batch_size=batch_size, num_cpus=num_cpus, num_gpus=num_gpus, key=cache_key)
+    return run_job(job, frames, address=address, chunk_size=chunk_size, chunks=chunks, max_retries=max_retries,
+                   max_in_flight=max_in_flight, progress=progress, description=description)

@@ -1,0 +1,235 @@
+"""The driver side: chunks of a ``FrameJob`` as Ray tasks, one progress bar, a time summary.
+
+Every post step is a ``PostStep`` whose frames are pure functions of their inputs, written
+atomically and recorded in the step's ledger. So a chunk is idempotent: a task that runs a
+chunk again (Ray retried it after its worker died) skips the frames already recorded and redoes
+only what was in flight. ``chunks.jsonl`` (``ledger.py``) records each attempt.
+
+The driver does not wait on whole chunks for its progress: it follows the step's ledger, which
+every worker appends to, so the bar moves frame by frame across all workers.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable, Sequence
+
+from ..poststep import StepReport, _progress
+from . import ledger
+from .errors import DistributedError
+from .job import FrameJob
+
+
+@dataclass
+class JobReport(StepReport):
+    """A step report plus where the time went, per worker (queue, load, compute, write)."""
+
+    job_id: str = ""
+    chunks: int = 0
+    redone_chunks: list[int] = field(default_factory=list)
+    workers: list[dict[str, Any]] = field(default_factory=list)
+    extras: list[dict[str, Any]] = field(default_factory=list)  # each chunk's Worklet.extra()
+    step: Any = field(default=None, repr=False)  # the step reopened after the job: its ledger holds the workers' frames
+
+    def summary_lines(self) -> list[str]:
+        """One line per worker: tasks, frames, seconds queued / loading / computing / writing."""
+        out = []
+        for w in self.workers:
+            out.append(f"{w['node']} pid {w['pid']}: {w['tasks']} task(s), {w['frames']} frame(s); queue {w['queue_s']:.2f} s, "
+                       f"load {w['load_s']:.2f} s, compute {w['compute_s']:.2f} s, write {w['write_s']:.2f} s")
+        if self.redone_chunks:
+            out.append(f"chunks redone after a lost worker: {self.redone_chunks}")
+        return out
+
+
+def connect(address: str | None, *, num_cpus: int | None = None) -> Any:
+    """``ray.init`` for an address (``auto``, ``ray://host:10001``, ``host:6379``) or a local
+    cluster when ``address`` is ``local``/None. Token auth is off for local clusters."""
+    try:
+        import ray
+    except ImportError:
+        raise DistributedError("Ray is not installed", hint="pip install 'machinima[distributed]'") from None
+    if ray.is_initialized():
+        return ray
+    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+    try:
+        if address in (None, "", "local"):
+            ray.init(num_cpus=num_cpus, include_dashboard=False, log_to_driver=False, ignore_reinit_error=True)
+        else:
+            ray.init(address=address, log_to_driver=False, ignore_reinit_error=True)
+    except Exception as exc:  # ConnectionError, RuntimeError... from Ray
+        raise DistributedError(f"could not reach the Ray cluster at {address!r}: {str(exc).splitlines()[0][:200]}",
+                               hint="start it with `ray start --head` or pass --ray local") from None
+    return ray
+
+
+def _chunk_task(job: FrameJob, job_id: str, chunk_id: int, frames: list[int], submitted: float) -> dict[str, Any]:
+    """Runs on a worker: one chunk through the step's own frame loop."""
+    import ray
+
+    from .cache import cached
+
+    t_start = time.time()
+    node = ray.util.get_node_ip_address()
+    pid = os.getpid()
+    step_dir = job.step.out_dir
+    ledger.append(step_dir, {"event": "start", "job": job_id, "chunk": chunk_id, "frames": [frames[0], frames[-1]], "n": len(frames),
+                             "pid": pid, "node": node, "t": round(t_start, 3)})
+    wl, load_s = cached(job.cache_key(), job.load)
+    compute = [0.0]
+
+    def timed(batch: list[int]):
+        t0 = time.perf_counter()
+        try:
+            return wl.process(batch)
+        finally:
+            compute[0] += time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    try:
+        rep = job.open_step().run(frames, timed, frame_inputs=wl.frame_inputs, batch_size=job.batch_size, progress=False, on_error=job.on_error)
+    finally:
+        if job.cache_key() is None and wl.close is not None:
+            wl.close()
+    run_s = time.perf_counter() - t0
+    res = {"chunk": chunk_id, "done": rep.done, "skipped": rep.skipped, "failed": {str(k): v for k, v in rep.failed.items()},
+           "pid": pid, "node": node, "queue_s": round(max(0.0, t_start - submitted), 4), "load_s": round(load_s, 4),
+           "compute_s": round(compute[0], 4), "write_s": round(max(0.0, run_s - compute[0]), 4)}
+    ledger.append(step_dir, {"event": "end", "job": job_id, **res})
+    res["extra"] = wl.extra() if wl.extra is not None else {}
+    return res
+
+
+def fixed_chunks(frames: Sequence[int], size: int) -> list[list[int]]:
+    return [list(frames[i:i + size]) for i in range(0, len(frames), max(1, size))]
+
+
+class _LedgerFollower:
+    """Counts frames of this job newly recorded in the step's ledger (appended by any worker)."""
+
+    def __init__(self, step_dir: str, wanted: set[int]) -> None:
+        self.path = Path(step_dir) / "ledger.jsonl"
+        self.offset = self.path.stat().st_size if self.path.exists() else 0
+        self.wanted = wanted
+        self.seen: set[int] = set()
+
+    def poll(self) -> int:
+        try:
+            with open(self.path, "rb") as fh:
+                fh.seek(self.offset)
+                data = fh.read()
+        except OSError:
+            return 0
+        end = data.rfind(b"\n") + 1  # a line still being written is read next time
+        self.offset += end
+        new = 0
+        for line in data[:end].splitlines():
+            try:
+                f = int(json.loads(line)["frame"])
+            except (ValueError, KeyError, TypeError):
+                continue
+            if f in self.wanted and f not in self.seen:
+                self.seen.add(f)
+                new += 1
+        return new
+
+
+def run_job(
+    job: FrameJob,
+    frames: Iterable[int],
+    *,
+    address: str | None = "auto",
+    chunk_size: int = 8,
+    chunks: Callable[[list[int]], list[list[int]]] | None = None,
+    frame_inputs: Callable[[int], dict[str, Any]] | None = None,
+    max_retries: int = 3,
+    max_in_flight: int | None = None,
+    probe: bool = True,
+    progress: bool = True,
+    description: str | None = None,
+) -> JobReport:
+    """Run every frame of ``frames`` not yet done as chunks on Ray; returns the merged report.
+
+    ``frame_inputs`` (the driver's own, never shipped) lets the driver leave finished frames out
+    before submitting; without it every frame is submitted and the workers skip finished ones.
+    ``chunks(frames_to_do) -> [[frames], ...]`` groups frames another way than fixed-size
+    chunks (one chunk per shot, when frames of a shot depend on each other).
+    """
+    ray = connect(address)
+    frames = list(frames)
+    step = job.open_step()  # writes params.json once, and tells us what is already done
+    if probe:
+        from .storage import probe_shared
+
+        probe_shared(ray, step.out_dir)
+    fi = frame_inputs or getattr(job, "frame_inputs_fn", None)
+    keys = {f: step.frame_key(f, fi(f) if fi else None) for f in frames}  # a wrong guess only costs a task that skips
+    todo = [f for f in frames if not step.is_done(f, keys[f])]
+    todo_set = set(todo)
+    job_id = secrets.token_hex(6)
+    report = JobReport(step.step_id, step.out_dir, skipped=[f for f in frames if f not in todo_set], job_id=job_id)
+    res = dict(job.resources())
+    remote = ray.remote(max_retries=max_retries, retry_exceptions=False, **res)(_chunk_task)
+    cap = max_in_flight or max(2, int(ray.cluster_resources().get("CPU", 2) / max(res.get("num_cpus", 1), 0.01)) * 2)
+    queue = chunks(todo) if chunks else fixed_chunks(todo, chunk_size)
+    report.chunks = len(queue)
+    pending: dict[Any, tuple[int, list[int]]] = {}
+    bar = _progress(progress, description or job.description(), len(frames), len(report.skipped))
+    follow = _LedgerFollower(str(step.out_dir), todo_set)
+    shown = 0
+    per_worker: dict[tuple[str, int], dict[str, Any]] = {}
+    next_id = 0
+    t0 = time.perf_counter()
+    job_ref = ray.put(job)  # one copy in the object store, not one per task
+    try:
+        while queue or pending:
+            while queue and len(pending) < cap:
+                chunk = queue.pop(0)
+                pending[remote.remote(job_ref, job_id, next_id, chunk, time.time())] = (next_id, chunk)
+                next_id += 1
+            ready, _ = ray.wait(list(pending), num_returns=1, timeout=0.5)
+            n = follow.poll()
+            if n:
+                bar.advance(n)
+                shown += n
+            for ref in ready:
+                cid, chunk = pending.pop(ref)
+                try:
+                    r = ray.get(ref)
+                except Exception as exc:
+                    msg = str(exc).strip().splitlines()
+                    raise DistributedError(f"frames {chunk[0]}-{chunk[-1]} failed after {max_retries} retries: {msg[-1][:300] if msg else type(exc).__name__}",
+                                           hint="rerun the same command: finished frames are kept") from None
+                # every frame of a chunk was still to do when the run began: one the task found
+                # done was finished by an earlier attempt of the same chunk (a retried task)
+                report.done += r["done"] + r["skipped"]
+                report.failed.update({int(k): v for k, v in r["failed"].items()})
+                if r.get("extra"):
+                    report.extras.append(r["extra"])
+                w = per_worker.setdefault((r["node"], r["pid"]), {"node": r["node"], "pid": r["pid"], "tasks": 0, "frames": 0,
+                                                                  "queue_s": 0.0, "load_s": 0.0, "compute_s": 0.0, "write_s": 0.0})
+                w["tasks"] += 1
+                w["frames"] += len(r["done"])
+                for k in ("queue_s", "load_s", "compute_s", "write_s"):
+                    w[k] += r[k]
+        catch_up = len(report.done) + len(report.failed) - shown
+        if catch_up > 0:
+            bar.advance(catch_up)
+    finally:
+        bar.close()
+        report.seconds = time.perf_counter() - t0
+    report.done.sort()
+    report.workers = sorted(per_worker.values(), key=lambda w: (w["node"], w["pid"]))
+    report.redone_chunks = sorted(c for c, a in ledger.attempts(step.out_dir, job_id).items() if a["starts"] > 1)
+    # params.json last written by the driver: its versions and counts, not whichever worker ended last
+    final = job.open_step()
+    final.write_params(frames_total=len(frames), frames_done=len(final.frames_done()),
+                       last_run={"done": len(report.done), "skipped": len(report.skipped), "failed": len(report.failed),
+                                 "seconds": round(report.seconds, 3), "ray": {"job": job_id, "chunks": report.chunks, "redone": report.redone_chunks}})
+    report.step = final
+    return report

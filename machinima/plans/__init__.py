@@ -1,0 +1,1 @@
+"""Shipped post plans (``machinima examples copy shot .``); see ``machinima.postplan``."""
