@@ -1,6 +1,7 @@
 """Disclosure and identity-check cost at 1080p, JSON out.
 
-    .venv/bin/python bench/disclosure.py [--quick]
+    .venv/bin/python bench/disclosure.py [--quick] [--steps-only] [--merge-frames N] [--composite-frames N]
+                                         [--rounds N] [--without-memory]
 
 Measures in one run:
 - the real face-swap merge (``faceswap.merge.merge``: tracking, alignment, a face model of the
@@ -269,20 +270,54 @@ def bench_signing(ident, imgs: list[np.ndarray], reps: int, video_seconds: float
 class _DisclosureClock:
     """CPU seconds spent in what disclosure adds (marking, the single-IDAT rewrite, signing),
     counted inside the real step while it runs: robust where an A/B difference on a busy
-    machine is not."""
+    machine is not.
+
+    Also where the rest of an A/B difference goes, in both modes: the MP4 encode
+    (``imageseq.write_video``: x264 plus, when on, marking its frames, which is subtracted) and
+    the picture encoders (``cv2.imwrite``/``cv2.imencode``); a marked frame can cost the codecs
+    more than the marking itself. Marking, signing and picture encoding run in the step's
+    write-behind threads (issue 23), so they are timed with the calling thread's CPU clock; the
+    MP4 encode (x264 runs its own threads, after the frames are written) with the process's."""
 
     def __init__(self) -> None:
+        from machinima import imageseq
         from machinima.provenance import disclosure as dmod
 
-        self.mod, self.seconds, self.saved = dmod, 0.0, {}
+        self.mod, self.imageseq, self.seconds, self.saved = dmod, imageseq, 0.0, {}
+        self.video_s, self.video_marks_s, self.picture_s, self.in_video = 0.0, 0.0, 0.0, False
+        self.video_bytes = 0
 
     def _wrap(self, fn):
         def timed(*a, **kw):
-            t = time.process_time()
+            t = time.thread_time()
             try:
                 return fn(*a, **kw)
             finally:
-                self.seconds += time.process_time() - t
+                dt = time.thread_time() - t
+                self.seconds += dt
+                if self.in_video:
+                    self.video_marks_s += dt
+        return timed
+
+    def _wrap_video(self, fn):
+        def timed(*a, **kw):
+            t, self.in_video = time.process_time(), True
+            try:
+                out = fn(*a, **kw)
+                self.video_bytes += Path(out).stat().st_size
+                return out
+            finally:
+                self.in_video = False
+                self.video_s += time.process_time() - t
+        return timed
+
+    def _wrap_picture(self, fn):
+        def timed(*a, **kw):
+            t = time.thread_time()
+            try:
+                return fn(*a, **kw)
+            finally:
+                self.picture_s += time.thread_time() - t
         return timed
 
     def __enter__(self) -> "_DisclosureClock":
@@ -291,10 +326,22 @@ class _DisclosureClock:
             setattr(self.mod, name, self._wrap(self.saved[name]))
         self.saved["mark"] = self.mod.Disclosure.mark
         self.mod.Disclosure.mark = self._wrap(self.saved["mark"])
+        self.saved["write_video"] = self.imageseq.write_video
+        self.imageseq.write_video = self._wrap_video(self.saved["write_video"])
+        for name in ("imwrite", "imencode"):
+            self.saved[name] = getattr(cv2, name)
+            setattr(cv2, name, self._wrap_picture(self.saved[name]))
         return self
+
+    def codec(self) -> tuple[float, float, int]:
+        """(MP4 encode CPU without the marking inside it, picture encode CPU, MP4 bytes)."""
+        return self.video_s - self.video_marks_s, self.picture_s, self.video_bytes
 
     def __exit__(self, *exc: object) -> None:
         self.mod.Disclosure.mark = self.saved.pop("mark")
+        self.imageseq.write_video = self.saved.pop("write_video")
+        for name in ("imwrite", "imencode"):
+            setattr(cv2, name, self.saved.pop(name))
         for name, fn in self.saved.items():
             setattr(self.mod, name, fn)
 
@@ -305,6 +352,7 @@ def _runs(rounds: int, make, run) -> dict:
     wall: dict[str, list[float]] = {"off": [], "on": []}
     cpu: dict[str, list[float]] = {"off": [], "on": []}
     inside: list[tuple[float, float]] = []  # (disclosure CPU, whole step CPU) per "on" run
+    codec: dict[str, list[tuple[float, float, int]]] = {"off": [], "on": []}
     for r in range(rounds):
         for mode in ("off", "on"):
             ctx = make(mode, r)
@@ -313,6 +361,7 @@ def _runs(rounds: int, make, run) -> dict:
                 run(ctx)
                 cpu[mode].append(time.process_time() - t)
                 wall[mode].append(time.perf_counter() - w)
+            codec[mode].append(clock.codec())
             if mode == "on":
                 inside.append((clock.seconds, cpu[mode][-1]))
     best = {m: (min(wall[m]), min(cpu[m])) for m in wall}
@@ -323,6 +372,12 @@ def _runs(rounds: int, make, run) -> dict:
             "disclosure_share_cpu_ab": round((best["on"][1] - best["off"][1]) / best["off"][1], 4),
             "disclosure_cpu_s_inside": [round(d, 3) for d, _ in inside],
             "disclosure_share_inside": round(float(np.median(shares)), 4),
+            # the codecs' extra work on marked pixels, counted inside each run (median of rounds)
+            "mp4_encode_cpu_s_off_on": [round(float(np.median([c[0] for c in codec[m]])), 3) for m in ("off", "on")],
+            "picture_encode_cpu_s_off_on": [round(float(np.median([c[1] for c in codec[m]])), 3) for m in ("off", "on")],
+            "mp4_bytes_off_on": [int(np.median([c[2] for c in codec[m]])) for m in ("off", "on")],
+            "codec_extra_share": round(float(sum(np.median([c[i] for c in codec["on"]]) - np.median([c[i] for c in codec["off"]])
+                                                 for i in (0, 1)) / best["off"][1]), 4),
             "all_wall_s": {m: [round(x, 2) for x in v] for m, v in wall.items()},
             "all_cpu_s": {m: [round(x, 2) for x in v] for m, v in cpu.items()}}
 
@@ -449,30 +504,42 @@ def bench_composite(n: int, rounds: int, tmp: Path) -> dict:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--steps-only", action="store_true", help="only the merge and composite A/B (no kernels, identity, signing)")
+    ap.add_argument("--merge-frames", type=int, default=None)
+    ap.add_argument("--composite-frames", type=int, default=None)
+    ap.add_argument("--rounds", type=int, default=None)
+    ap.add_argument("--without-memory", action="store_true",
+                    help="mark a step movie's frames one by one (no WatermarkMemory), for the before/after figure")
     a = ap.parse_args()
     cv2.setNumThreads(1)  # one core per post-step worker; CPU times comparable across runs
+    if a.without_memory:
+        pv.WatermarkMemory.STICKY = -1.0  # never keep a point: every frame marked on its own
     reps = 3 if a.quick else 10
+    rounds = a.rounds or (2 if a.quick else 3)
     imgs = photos()
     load_start = os.getloadavg()
+    wm, sign, identity = {}, {}, {}
     with tempfile.TemporaryDirectory() as td:
         tmp = Path(td)
-        chain = pv.make_test_chain(tmp / "certs")
-        ident = pv.load_identity(chain.cert, chain.key)
-        wm = bench_watermarks(imgs[:2] if a.quick else imgs, reps)
-        wm["read_back_by_size"] = bench_robustness()
-        identity = bench_identity()
-        sign = bench_signing(ident, imgs, reps, 1.0 if a.quick else 4.0, tmp)
+        if not a.steps_only:
+            chain = pv.make_test_chain(tmp / "certs")
+            ident = pv.load_identity(chain.cert, chain.key)
+            wm = bench_watermarks(imgs[:2] if a.quick else imgs, reps)
+            wm["read_back_by_size"] = bench_robustness()
+            identity = bench_identity()
+            sign = bench_signing(ident, imgs, reps, 1.0 if a.quick else 4.0, tmp)
         portraits = [np.ascontiguousarray(p) for p in portraits_for_merge()]
-        merge_res = bench_merge(portraits, 6 if a.quick else 24, 2 if a.quick else 3, tmp)
-        comp = bench_composite(3 if a.quick else 6, 2 if a.quick else 3, tmp)
-    per_frame_ms = wm["ours"]["embed_ms"] + sign["sign_png_1080p_ms"]
+        merge_res = bench_merge(portraits, a.merge_frames or (6 if a.quick else 24), rounds, tmp)
+        comp = bench_composite(a.composite_frames or (3 if a.quick else 6), rounds, tmp)
+    per_frame_ms = (wm["ours"]["embed_ms"] + sign["sign_png_1080p_ms"]) if wm else None
     out = {
         "bench": "disclosure", "resolution": f"{W}x{H}", "cpu_threads": os.cpu_count(), "quick": a.quick,
+        "argv": sys.argv[1:], "watermark_memory": not a.without_memory,
         "load_average_start_end": [round(x, 1) for x in load_start] + [round(x, 1) for x in os.getloadavg()],
         "timing": "kernels: CPU seconds (process time), OpenCV on one thread; steps: wall and CPU seconds, whole call disk to disk",
         "watermark": wm, "signing": sign,
         "faceswap_merge": merge_res, "composite": comp, "identity": identity,
-        "disclosure_kernel_ms_per_1080p_frame": round(per_frame_ms, 1),
+        "disclosure_kernel_ms_per_1080p_frame": round(per_frame_ms, 1) if per_frame_ms is not None else None,
         "goals": {"disclosure_share_of_step": 0.10, "identity_check_share_of_merge": 0.05},
     }
     print(json.dumps(out, indent=2))

@@ -35,5 +35,6 @@ from .manifest import (ASSERTION, IPTC, MIME, SOURCE_TYPES, VIDEO_EXTS, build_ma
 from .sigdoc import DocCheck, check_doc, sign_doc
 from .trust import Signing, Trust, ensure_local_chain, find_project, project_of, signing_for, trust_for
 from .verify import GOOD, FileReport, is_picture, iter_media, read_manifest, verify_file, verify_path
-from .watermark import (WM_BITS, WM_FOUND_CONFIDENCE, WM_MIN_SIDE, WM_SCHEME, WM_STRENGTH, WatermarkResult, can_watermark,
-                        cc_decode, cc_encode, decode_watermark, embed_watermark, manifest_tag, payload_bits, production_tag)
+from .watermark import (WM_BITS, WM_FOUND_CONFIDENCE, WM_MIN_SIDE, WM_SCHEME, WM_STRENGTH, WatermarkMemory, WatermarkResult,
+                        can_watermark, cc_decode, cc_encode, decode_watermark, embed_watermark, manifest_tag, payload_bits,
+                        production_tag)

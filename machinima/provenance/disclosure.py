@@ -18,7 +18,7 @@ import numpy as np
 from ..rights import DisclosureError
 from .certs import SigningIdentity
 from .manifest import MIME, build_manifest, mime_of, new_manifest_id, png_single_idat, sign_bytes, sign_file
-from .watermark import WM_SCHEME, WM_STRENGTH, can_watermark, embed_watermark, production_tag
+from .watermark import WM_SCHEME, WM_STRENGTH, WatermarkMemory, can_watermark, embed_watermark, production_tag
 
 
 def burn_label(img: np.ndarray, text: str = "AI-modified") -> np.ndarray:
@@ -116,14 +116,15 @@ class Disclosure:
         return {"wm": WM_SCHEME if self.watermark else None, "strength": self.strength, "label": self.label,
                 "take": self.take_id, "step": self.step_id, "production": self.production}
 
-    def mark(self, img: np.ndarray, manifest_id: str, *, label: bool = True) -> np.ndarray:
+    def mark(self, img: np.ndarray, manifest_id: str, *, label: bool = True, memory: WatermarkMemory | None = None) -> np.ndarray:
         """Label (if asked) then watermark naming ``manifest_id``; images too small for a
-        watermark pass unchanged (they still get a manifest)."""
+        watermark pass unchanged (they still get a manifest). ``memory``: one per sequence of
+        frames carrying the same id (a video), so a still picture keeps a still mark."""
         out = np.asarray(img)
         if self.label and label:
             out = burn_label(out, self.label)
         if self.watermark and can_watermark(out):
-            out = embed_watermark(out, self.production, manifest_id, self.secret, strength=self.strength)
+            out = embed_watermark(out, self.production, manifest_id, self.secret, strength=self.strength, memory=memory)
         return out
 
     def manifest(self, title: str, mime: str, frame: int | None = None, manifest_id: str | None = None) -> dict[str, Any]:
@@ -177,7 +178,8 @@ class Disclosure:
 
         path = Path(path)
         mid = new_manifest_id()
-        write_video(path, (self.mark(f, mid, label=label) for f in frames), fps, crf=crf)
+        memory = WatermarkMemory()  # a still background keeps a still mark: the codec need not code a flicker
+        write_video(path, (self.mark(f, mid, label=label, memory=memory) for f in frames), fps, crf=crf)
         if before_signing is not None:
             before_signing(path)
         return sign_file(path, self.manifest(path.name, mime_of(path) or "", manifest_id=mid), self.identity)

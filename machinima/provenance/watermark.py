@@ -229,11 +229,34 @@ def can_watermark(img: np.ndarray) -> bool:
     return a.dtype == np.uint8 and a.ndim == 3 and a.shape[2] in (3, 4) and min(a.shape[:2]) >= WM_MIN_SIDE
 
 
+class WatermarkMemory:
+    """The lattice points chosen for the previous frame of one video, so the next frame keeps
+    them where its content has not moved (``embed_watermark(..., memory=)``).
+
+    Why: a step's movie is made from its frames, each already marked with its own manifest id.
+    Re-marked independently, a still background lands on one lattice point in one frame and on
+    the neighbouring one in the next (the earlier marks differ), so the mark flickers and the
+    video codec spends its bits (and its time: x264 ~2-4x) coding the flicker. Keeping the
+    previous point while it is within one quantization step makes the mark as still as the
+    picture; what the decoder reads is unchanged (every carrier still sits on the payload's
+    lattice), and a moved carrier costs at most one step instead of half a step.
+    """
+
+    STICKY = 1.0  # keep the previous point while the carrier is within this many steps of it
+
+    def __init__(self) -> None:
+        self.targets: dict[tuple[int, int, bytes, float], np.ndarray] = {}
+        self.kept = 0
+        self.carriers = 0
+
+
 def embed_watermark(img: np.ndarray, production: str, manifest_label: str, secret: bytes, *,
-                    strength: float = WM_STRENGTH) -> np.ndarray:
+                    strength: float = WM_STRENGTH, memory: WatermarkMemory | None = None) -> np.ndarray:
     """Return a copy of the uint8 RGB(A) ``img`` carrying the production, the manifest label's
     hash and their HMAC tag (keyed with ``secret``). Marking a marked frame again replaces
-    the old payload: quantization moves every carrier onto the new payload's lattice."""
+    the old payload: quantization moves every carrier onto the new payload's lattice.
+    ``memory`` (one per video): consecutive frames keep their lattice points where the picture
+    is still (see ``WatermarkMemory``)."""
     import cv2
 
     img = np.asarray(img)
@@ -244,11 +267,21 @@ def embed_watermark(img: np.ndarray, production: str, manifest_label: str, secre
     h, w = rgb.shape[:2]
     bh, bw = _wm_grid(h, w)
     bit_of, dither, flip, _ = _wm_layout(bh, bw)
-    chips = cc_encode(payload_bits(production, manifest_label, secret))[bit_of] ^ flip
+    payload = payload_bytes(production, manifest_label, secret)
+    chips = cc_encode(np.unpackbits(np.frombuffer(payload, np.uint8)).astype(np.int64))[bit_of] ^ flip
     offset = (dither + chips / 2.0) * strength
     y = _luma_low(rgb, bh, bw)
     c = _wm_coeffs(y, bh, bw)
     target = np.round((c - offset) / strength) * strength + offset
+    if memory is not None:
+        key = (h, w, payload, float(strength))
+        prev = memory.targets.get(key)
+        if prev is not None:
+            keep = np.abs(c - prev) <= memory.STICKY * strength
+            target = np.where(keep, prev, target)
+            memory.kept += int(keep.sum())
+            memory.carriers += keep.size
+        memory.targets[key] = target
     d1 = np.clip(_wm_synth(target - c, bh, bw), -30, 30)
     # second pass, in the low-res domain: correct what linear up + area down will lose
     # (that round trip is separable and linear: two small cached matrices, no full-size work)

@@ -231,6 +231,10 @@ def test_one_command_with_the_shipped_look_loads_local_models_and_makes_the_take
     animate(str(take), **kw)
     out = take / "post" / "ad"
     assert len(list_frames(out / "frames")) == 12 and (out / "ad.mp4").stat().st_size > 0
+    from machinima import provenance as pv
+
+    rep = pv.verify_file(out / "ad.mp4")  # the step's movie is signed like its frames (issue 24)
+    assert rep.kind == "animatediff" and rep.manifest == "trusted" and not rep.bad, rep.to_doc()  # frames under 128 px: unwatermarked
     params = json.loads((out / "params.json").read_text())
     models = params["params"]["engine"]["models"]
     assert {"motion_adapter", "base", "controlnet_depth"} <= set(models)

@@ -43,6 +43,10 @@ def test_dream_from_an_image_resumes_and_is_deterministic(tmp_path):
     assert "4 dream frames made, 4 already done" in r.stdout  # a longer run continues a shorter one
     out = tmp_path / "dream-drift"
     assert (out / "dream-drift.mp4").exists() and len(list_frames(out / "frames")) == 8
+    from machinima import provenance as pv
+
+    rep = pv.verify_file(out / "dream-drift.mp4")  # the step's movie is signed like its frames (issue 24)
+    assert rep.kind == "dream" and rep.manifest == "trusted" and not rep.bad, rep.to_doc()  # frames under 128 px: unwatermarked
     r = run("init.png", "--frames", "8", "--step-id", "again", cwd=tmp_path)
     for f in range(8):
         assert np.array_equal(read_image(find_frame(out / "frames", f)), read_image(find_frame(tmp_path / "again" / "frames", f)))
