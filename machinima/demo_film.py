@@ -1,8 +1,7 @@
 """The demo's deliveries: the film with its spoken line, and the contact sheet.
 
-Why here and not in a spoke: the demo drives spokes through the CLI and imports none, so muxing
-the line into the last step's movie (a stream copy, the watermarked frames untouched) is done
-with PyAV directly.
+Why here and not in a spoke: the demo drives spokes through the CLI and imports none, so the
+film (the last step's frames with the spoken line) is encoded here, disclosed like that step.
 """
 
 from __future__ import annotations
@@ -19,11 +18,23 @@ SHEET = [("render", "{take}/passes/rgb"), ("depth", "{take}/passes/depth"), ("li
          ("archive", "{take}/post/archive-vhs-1994/frames")]
 
 
-def film_with_line(video: Path, audio: Path, out: Path, lead: float = 0.0) -> Path:
-    """``video``'s stream copied, the line added as AAC; written atomically to ``out``."""
+def film_with_line(step_dir: Path, audio: Path, name: str = "film.mp4", fps: int = 24) -> Path:
+    """The step's frames as a movie with the line, written into the step's folder and disclosed
+    like the step (``machinima.poststep.write_video``: every frame marked with the movie's
+    manifest id, the line muxed in before signing, so the signature covers it)."""
+    from .imageseq import list_frames, read_image
+    from .poststep import write_video
+
+    files = list_frames(step_dir / "frames")
+    return write_video(step_dir / name, (read_image(files[f]) for f in sorted(files)), fps=fps,
+                       before_signing=lambda p: mux_audio(p, audio))
+
+
+def mux_audio(video: Path, audio: Path) -> None:
+    """``video``'s stream copied, ``audio`` added as AAC; the file replaced atomically."""
     import av
 
-    tmp = out.with_name(f".{out.stem}.tmp.mp4")
+    tmp = video.with_name(f".{video.stem}.mux.mp4")
     with av.open(str(video)) as vin, av.open(str(audio)) as ain, av.open(str(tmp), "w") as dst:
         vs = dst.add_stream_from_template(vin.streams.video[0])
         ast = dst.add_stream("aac", rate=48000)
@@ -39,8 +50,7 @@ def film_with_line(video: Path, audio: Path, out: Path, lead: float = 0.0) -> Pa
                     dst.mux(pkt)
         for pkt in ast.encode(None):
             dst.mux(pkt)
-    os.replace(tmp, out)
-    return out
+    os.replace(tmp, video)
 
 
 def _middle_frame(folder: Path, at: int | None) -> np.ndarray | None:
