@@ -78,7 +78,7 @@ def contact_sheet_rows(demo: Path, take: Path, out: Path, frame: int = 40) -> Pa
 
     images, labels = [], []
     for label, rel in SHEET:
-        img = _middle_frame(Path(str(demo / rel).replace("{take}", str(take))), frame)
+        img = _middle_frame(demo / rel.replace("{take}", str(take)), frame)  # an absolute take path wins
         if img is not None:
             images.append(img)
             labels.append(label)
