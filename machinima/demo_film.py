@@ -6,7 +6,6 @@ film (the last step's frames with the spoken line) is encoded here, disclosed li
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
@@ -22,35 +21,12 @@ def film_with_line(step_dir: Path, audio: Path, name: str = "film.mp4", fps: int
     """The step's frames as a movie with the line, written into the step's folder and disclosed
     like the step (``machinima.poststep.write_video``: every frame marked with the movie's
     manifest id, the line muxed in before signing, so the signature covers it)."""
-    from .imageseq import list_frames, read_image
+    from .imageseq import list_frames, mux_audio, read_image
     from .poststep import write_video
 
     files = list_frames(step_dir / "frames")
     return write_video(step_dir / name, (read_image(files[f]) for f in sorted(files)), fps=fps,
                        before_signing=lambda p: mux_audio(p, audio))
-
-
-def mux_audio(video: Path, audio: Path) -> None:
-    """``video``'s stream copied, ``audio`` added as AAC; the file replaced atomically."""
-    import av
-
-    tmp = video.with_name(f".{video.stem}.mux.mp4")
-    with av.open(str(video)) as vin, av.open(str(audio)) as ain, av.open(str(tmp), "w") as dst:
-        vs = dst.add_stream_from_template(vin.streams.video[0])
-        ast = dst.add_stream("aac", rate=48000)
-        res = av.AudioResampler(format="fltp", layout="stereo", rate=48000)
-        for pkt in vin.demux(vin.streams.video[0]):
-            if pkt.dts is None:
-                continue
-            pkt.stream = vs
-            dst.mux(pkt)
-        for frame in ain.decode(audio=0):
-            for rf in res.resample(frame):
-                for pkt in ast.encode(rf):
-                    dst.mux(pkt)
-        for pkt in ast.encode(None):
-            dst.mux(pkt)
-    os.replace(tmp, video)
 
 
 def _middle_frame(folder: Path, at: int | None) -> np.ndarray | None:

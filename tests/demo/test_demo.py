@@ -9,6 +9,7 @@ installs it) and no GPU.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -40,8 +41,12 @@ def demo(tmp_path_factory):
     out = tmp_path_factory.mktemp("demo") / "out"
     _machinima("demo", "--out", out, cwd=out.parent)
     first = json.loads((out / "timings.json").read_text())
+    (out / "timings-first.json").write_text(json.dumps(first, indent=2))
     _machinima("demo", "--out", out, cwd=out.parent)
     second = json.loads((out / "timings.json").read_text())
+    print("demo seconds, first run / second run:", first["seconds"], "/", second["seconds"], f"(load {os.getloadavg()[0]:.1f})")
+    for a, b in zip(first["steps"], second["steps"]):
+        print(f"  {a['step']:<34} {a['seconds']:7.1f} s {a['done']:4d} made | {b['seconds']:5.1f} s {b['done']} made")
     take = next(p for p in (out / "takes").iterdir() if (p / "take.json").exists())
     return out, take, first, second
 
