@@ -132,9 +132,9 @@ class Demo:
             _wait_port(port, server)
             token = self.machinima("server", "token", "--role", "director", "--name", "demo-director", "--root", self.takes, quiet=True).stdout.strip().splitlines()[-1]
             sender = self.machinima("mocap", "send", "--synthetic", "2", "--motion", "mix", "--vmc", f"127.0.0.1:{udp}", "--fps", "60",
-                                    "--seconds", "9", "--name", "performer", background=True)
+                                    "--seconds", int(FILM_FRAMES / FPS + 5), "--name", "performer", background=True)
             time.sleep(1.5)  # the performers are streaming
-            take_id = asyncio.run(_direct(f"ws://127.0.0.1:{port}/stage", token, seconds=FILM_FRAMES / FPS + 1.0))
+            take_id = asyncio.run(_direct(f"ws://127.0.0.1:{port}/stage", token, seconds=FILM_FRAMES / FPS + 2.0))  # a margin: under load the performers start late
             sender.wait(timeout=30)
         finally:
             server.terminate()
