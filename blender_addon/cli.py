@@ -155,6 +155,8 @@ def render_cmd(
     settings = RenderSettings(passes=tuple(p.strip() for p in passes.split(",") if p.strip()), width=w, height=h,
                               engine=engine, frames=parse_frames(frames), step=step, samples=samples, camera=camera, denoise=denoise)
     settings.check()
+    for w in settings.warnings():
+        typer.echo(f"warning: {w}", err=True)
     _bpy()
     from .render import render_take
 

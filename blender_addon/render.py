@@ -74,6 +74,16 @@ class RenderSettings:
         if "light" in self.passes and self.engine != "cycles":
             raise RenderError("the light pass comes from Cycles' diffuse light passes", hint="use --engine cycles, or leave 'light' out of --passes")
 
+    def warnings(self) -> list[str]:
+        """What the user should know before a long render (printed by the CLI, nothing refused)."""
+        out = []
+        if "motion" in self.passes and self.step > 1:
+            # Blender's Vector pass is the motion to the scene frame before, which --step N does not render
+            out.append(f"motion: with --step {self.step} each frame's motion pass is the motion to the frame before it, which is "
+                       f"not rendered; stylize estimates the motion between the rendered frames instead (render without "
+                       f"--step for the exact motion)")
+        return out
+
 
 def parse_res(text: str) -> tuple[int, int]:
     try:

@@ -27,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from machinima.frameio import Prefetch
 from machinima.imageseq import read_image
 from machinima.passes import PassError, PassSet
 from machinima.poststep import PostStep, StepReport, write_video  # write_video: the step movie, disclosed like its frames
@@ -213,9 +214,15 @@ class CompositePipeline:
                                 "depth_model": str(s.depth_model) if s.depth_model else None},
                         notes=[f"matte: {matte_kind}", f"light: {light_mode}", f"depth: {'model' if depth_model else 'billboard'}"])
 
+        # read ahead: the set's passes on a few threads, the plate on one (its decoder reads in order)
+        todo = [f for f in frames if not step.is_done(f, step.frame_key(f, self._frame_inputs(passes, plate, tmap, f)))]
+        pass_reads = Prefetch(todo, lambda f: (_read(passes, "rgb", f), _read(passes, "depth", f)), depth=4)
+        plate_reads = Prefetch(todo, lambda f: self._plate_frame(plate, tmap, f), depth=4, workers=1)
+
         def one(f: int, plate_img: np.ndarray) -> dict[str, np.ndarray]:
-            set_rgb = _read(passes, "rgb", f)[..., :3].copy()
-            set_depth = _read(passes, "depth", f).astype(np.float32, copy=False)
+            rgb_pass, depth_pass = pass_reads.get(f)
+            set_rgb = rgb_pass[..., :3].copy()
+            set_depth = depth_pass.astype(np.float32, copy=False)
             m = matte(plate_img)
             geo = None
             plate_depth = None
@@ -238,7 +245,7 @@ class CompositePipeline:
         pool = ThreadPoolExecutor(workers) if workers > 1 else None
 
         def process(batch: list[int]) -> list[dict[str, np.ndarray]]:
-            plate_imgs = [self._plate_frame(plate, tmap, f) for f in batch]  # the decoder reads in order
+            plate_imgs = [plate_reads.get(f) for f in batch]  # the decoder reads in order
             if pool is None:
                 return [one(f, p) for f, p in zip(batch, plate_imgs)]
             return list(pool.map(one, batch, plate_imgs))  # OpenCV releases the GIL: frames run side by side
@@ -247,6 +254,8 @@ class CompositePipeline:
             report = step.run(frames, process, frame_inputs=lambda f: self._frame_inputs(passes, plate, tmap, f), progress=progress,
                               description=f"composite {take.id}", batch_size=2 * workers)
         finally:
+            pass_reads.close()
+            plate_reads.close()
             plate.close()
             if pool is not None:
                 pool.shutdown()

@@ -19,7 +19,7 @@ from machinima.imageseq import ImageSeqError, read_image
 from .errors import InputError
 
 VIDEO_EXT = {".mp4", ".mov", ".mkv", ".avi", ".webm", ".m4v"}
-IMAGE_EXT = {".png", ".jpg", ".jpeg", ".exr", ".tif", ".tiff", ".bmp", ".webp"}
+IMAGE_EXT = {".png", ".jpg", ".jpeg", ".exr", ".tif", ".tiff", ".bmp", ".webp", ".qoi", ".dpx"}
 
 
 @dataclass

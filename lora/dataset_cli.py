@@ -17,7 +17,7 @@ console = Console()
 
 @app.command("import")
 def import_cmd(
-    sources: list[Path] = typer.Argument(..., help="Image folders, video files, or take folders (their passes)."),
+    sources: list[Path] = typer.Argument(..., help="Image folders, video files, or takes (ids or folders: their passes)."),
     out: Path = typer.Option(..., "--out", "-o", help="The dataset folder (created if missing; imports add to it)."),
     trigger: Optional[str] = typer.Option(None, "--trigger", help="Trigger word stored with the dataset (for captions)."),
     rights_ids: list[str] = typer.Option([], "--rights", help="Rights record id(s) covering these images (repeat)."),
@@ -40,6 +40,10 @@ def import_cmd(
     from .dataset import VIDEO_SUFFIXES, Filters, folder_candidates, import_images, open_dataset, take_candidates, video_candidates
     from .errors import ImportSourceError
 
+    from machinima.cli import resolve_take
+
+    # a path that exists is used as typed; anything else is a take id (a typo lists close ids)
+    sources = [src if src.exists() else resolve_take(src) for src in sources]  # before the dataset is created
     filters = Filters(None, None, None, None, None) if no_filters else Filters(min_sharpness=min_sharpness,
                                                                                dup_distance=None if dup_distance < 0 else dup_distance)
     ds = open_dataset(out, create=True, trigger=trigger)

@@ -176,11 +176,15 @@ def takes_show(take: str, root: Optional[Path] = RootOpt) -> None:
 
 @takes_app.command("verify")
 def takes_verify(take: str, root: Optional[Path] = RootOpt) -> None:
-    """Check a take: manifest, streams file, SQLite integrity, sample counts. Exit 1 on problems."""
+    """Check a take: manifest, streams file, SQLite integrity, sample counts, and its post steps'
+    frames (each done frame on disk, QOI frames unchanged, their disclosure.png). Exit 1 on problems."""
     from .take import Take
 
     t = Take.open(resolve_take(take, root))
     problems = t.verify()
+    for name, (counts, _) in t.post_steps().items():  # frames on disk; their signatures: machinima verify
+        side = ", disclosure.png" if counts["sidecar"] else ""
+        console.print(f"post/{name}: {counts['frames']} frames, {counts['files']} files ({counts['qoi']} QOI{side})", highlight=False)
     if problems:
         for p in problems:
             err_console.print(f"[red]problem[/] {t.id}: {p}")
@@ -204,8 +208,10 @@ def takes_recover(take: Optional[str] = typer.Argument(None, help="One take; def
 @takes_app.command("export")
 def takes_export(
     take: str,
-    out: Path = typer.Option(..., "--out", "-o", help="Output file (.bvh/.glb/.fbx) or folder (one file per performer for BVH, per take for glb/fbx)."),
-    fmt: Optional[str] = typer.Option(None, "--format", "-f", help="bvh | glb | fbx; default: from --out's suffix, else bvh."),
+    out: Path = typer.Option(..., "--out", "-o", help="Output file (.bvh/.glb/.fbx, .mp4/.mov) or folder (one file per performer for BVH, per take for glb/fbx; frames for exr/png)."),
+    fmt: Optional[str] = typer.Option(None, "--format", "-f", help="motion: bvh | glb | fbx (default: from --out's suffix, else bvh); with --step: mp4 | prores | dnxhr | exr | png (default mp4)."),
+    step: Optional[str] = typer.Option(None, "--step", help="Deliver a post step's pictures (a folder under TAKE/post) instead of the motion."),
+    output: Optional[str] = typer.Option(None, "--output", help="With --step: which of its outputs (default rgb, else frames)."),
     performer: Optional[str] = typer.Option(None, help="Performer to export; default: all."),
     engine: str = typer.Option("unity", "--engine", help="glb/fbx: unity | unreal | godot | blender (FBX axes and units)."),
     bone_names: str = typer.Option("canonical", "--bone-names", help="glb/fbx: canonical | vrm0 | vrm1 bone names."),
@@ -213,8 +219,25 @@ def takes_export(
     root: Optional[Path] = RootOpt,
 ) -> None:
     """Export a take: BVH (resampled to the take's fps, centimetres, the performer's own proportions;
-    Blender reads back the same joint positions), or animated glb/fbx for engines (through Blender)."""
+    Blender reads back the same joint positions), or animated glb/fbx for engines (through Blender);
+    with --step, a post step's pictures as mp4 / ProRes / DNxHR with timecode, or EXR / PNG frames,
+    disclosed (marked and signed) as delivered."""
     from .interchange import ExportRequest, export_take_as
+
+    if step is not None:
+        import time as _time
+
+        from .delivery import export_step
+
+        t0 = _time.perf_counter()
+        with console.status(f"delivering {take} {step} ..."):
+            written = export_step(resolve_take(take, root), step, fmt or "mp4", out, output=output)
+        for path in written:
+            console.print(f"wrote {path}")
+        console.print(f"delivered in {_time.perf_counter() - t0:.1f} s")
+        return
+    if output is not None:
+        raise typer.BadParameter("--output needs --step")
 
     req = ExportRequest(resolve_take(take, root), out, performer, engine, bone_names, rotation_order)
     with console.status(f"exporting {take} ..."):  # glb/fbx: a Blender process, seconds per minute of take
@@ -434,14 +457,15 @@ def describe_os_error(exc: OSError) -> str:
 
 @app.command("verify")
 def verify(
-    target: Path = typer.Argument(..., help="A PNG/JPEG/MP4 file, a take or a delivery folder."),
+    target: Path = typer.Argument(..., help="A PNG/JPEG/MP4 file, a take (id or folder, or TAKE/post/STEP) or a delivery folder."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON (one object per file, with status and reason)."),
     no_watermark: bool = typer.Option(False, "--no-watermark", help="Skip watermark decoding (faster; forged or stripped marks go unseen)."),
+    root: Optional[Path] = RootOpt,
 ) -> None:
     """Check disclosure: signed by a trusted key, unchanged, watermark authentic. Exit 1 on anything else, with the reason."""
     from .verify_cli import run_verify
 
-    code = run_verify(target, as_json=as_json, watermark=not no_watermark)
+    code = run_verify(resolve_in_take(target, root), as_json=as_json, watermark=not no_watermark)
     if code:
         raise typer.Exit(code)
 

@@ -31,7 +31,8 @@ def edit_export(
 ) -> None:
     """Write the circled takes of a scene (each with its chosen version) as a timeline."""
     from .cli import _takes_root, resolve_take
-    from .editorial import build_timeline, find_media, scene_takes, write_cut
+    from .editorial import build_timeline, cut_text, find_media, scene_takes
+    from .fsutil import atomic_write_text
     from .errors import EditorialError
     from .take import Take
 
@@ -49,8 +50,10 @@ def edit_export(
             console.print(f"[yellow]warning[/] {t.id}: {m.gaps} frames missing in {m.version}; the clip spans them")
         picks.append((t, m))
     timeline = build_timeline(picks, name or out[0].stem, record_start=record_start)
-    for path in out:
-        write_cut(timeline, path)
+    texts = [cut_text(timeline, path) for path in out]  # every format checked before any file is written
+    for path, text in zip(out, texts):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(path, text)
         console.print(f"wrote {path}: {len(picks)} clips")
     for t, m in picks:
         console.print(f"  {t.id}  {m.version} ({m.kind})  frames {m.first}-{m.first + m.count - 1}")

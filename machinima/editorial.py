@@ -90,6 +90,9 @@ def find_media(take: Take, version: str = "render", media: str = "auto") -> Medi
         raise EditorialError(f"unknown media {media!r}; one of {', '.join(MEDIA)}")
     if version == "render":
         folder, step_id = take.passes_dir("rgb"), "render"
+        if not folder.is_dir():  # a captured or imported take before its render
+            raise EditorialError(f"take {take.id} is not rendered yet (no {folder})",
+                                 hint=f"`machinima blender render {take.id} --set SET`, or cut a post step with --version")
     else:
         steps = _steps(take)
         by_id = [s for s in steps if s[0] == version]
@@ -205,13 +208,35 @@ def _for_fcp(timeline: Any) -> Any:
     return tl
 
 
+def _smpte_rate(otio: Any, rate: float) -> bool:
+    """Whether SMPTE timecode (what EDL and FCP XML count in) exists at ``rate``: not at the
+    72-1000 fps a BVH import can bring (OTIO's adapters fail there with a bare ValueError)."""
+    check = getattr(otio.opentime.RationalTime, "is_smpte_timecode_rate", None) or otio.opentime.RationalTime.is_valid_timecode_rate
+    return bool(check(rate))
+
+
 def write_cut(timeline: Any, out: Path) -> Path:
     """Write ``timeline`` as .otio, .edl (CMX 3600) or .xml (FCP 7) through OTIO's adapters."""
+    text = cut_text(timeline, out)
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(out, text)
+    return out
+
+
+def cut_text(timeline: Any, out: Path) -> str:
+    """The text ``write_cut`` writes to ``out`` (its suffix picks the adapter), so a command
+    with several outputs can check them all before it writes any."""
     otio = _otio()
     out = Path(out)
     adapter = ADAPTERS.get(out.suffix.lower())
     if adapter is None:
         raise EditorialError(f"cannot write a cut to {out.name}: use .otio, .edl or .xml")
+    rate = timeline.global_start_time.rate if timeline.global_start_time else 24.0
+    if adapter != "otio_json" and not _smpte_rate(otio, rate):
+        raise EditorialError(f"cannot write {out.name}: {'CMX 3600' if adapter == 'cmx_3600' else 'FCP 7 XML'} timecode "
+                             f"does not exist at {rate:g} fps (SMPTE rates: 23.976 to 60)",
+                             hint="write a .otio cut, which keeps the take's rate, or shoot and render the scene at 24-60 fps")
     try:
         if adapter == "cmx_3600":
             text = otio.adapters.write_to_string(timeline, adapter)
@@ -220,11 +245,9 @@ def write_cut(timeline: Any, out: Path) -> Path:
             text = re.sub(r"^(TITLE: .*\n)", rf"\1{fcm}\n", text, count=1) if text.startswith("TITLE:") else f"{fcm}\n{text}"
         else:
             text = otio.adapters.write_to_string(_for_fcp(timeline) if adapter == "fcp_xml" else timeline, adapter)
-    except otio.exceptions.OTIOError as exc:
-        raise EditorialError(f"cannot write {out.name}: {exc}") from None
-    out.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(out, text)
-    return out
+    except (otio.exceptions.OTIOError, ValueError) as exc:  # ValueError: a rate or time an adapter cannot spell
+        raise EditorialError(f"cannot write {out.name}: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from None
+    return text
 
 
 # --- reading a cut back --------------------------------------------------------------------------

@@ -115,6 +115,13 @@ class FileLock:
         self._fd = fd
         return self
 
+    def acquire_wait(self) -> "FileLock":
+        """Like ``acquire`` but waits for the holder (short critical sections shared by processes)."""
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        self._fd = fd
+        return self
+
     def is_held_elsewhere(self) -> bool:
         """True if another live process holds the lock (used by recovery)."""
         if not self.path.exists():
@@ -139,3 +146,59 @@ class FileLock:
 
     def __exit__(self, *exc: object) -> None:
         self.release()
+
+
+# --- per-process temporary names for frames -------------------------------------------------
+# Several processes may write frames into one folder at once (a step's Ray chunks). Each
+# temporary name carries host and pid, so a process only sweeps temps that cannot be another
+# live writer's: its own host's dead pids, or anything older than STALE_TEMP_S.
+TEMP_MARK = ".tmp-"
+STALE_TEMP_S = 3600.0
+
+
+def frame_temp_name(path: str | Path) -> Path:
+    """``.<name>.tmp-<host>-<pid>-<random>.<ext>``: beside ``path`` (same file system, so the
+    rename is atomic), ending with the real extension (codecs pick their format by it)."""
+    import socket
+    import uuid
+
+    path = Path(path)
+    host = socket.gethostname().split(".")[0].replace("-", "_") or "host"
+    return path.with_name(f".{path.stem}{TEMP_MARK}{host}-{os.getpid()}-{uuid.uuid4().hex[:8]}{path.suffix}")
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def sweep_stale_temps(folder: str | Path, *, now: float | None = None) -> list[Path]:
+    """Remove frame temps left by killed writers (never a live writer's); returns what went."""
+    import socket
+    import time
+
+    folder = Path(folder)
+    if not folder.is_dir():
+        return []
+    host = socket.gethostname().split(".")[0].replace("-", "_") or "host"
+    now = time.time() if now is None else now
+    gone = []
+    for p in folder.rglob(f".*{TEMP_MARK}*"):
+        try:
+            tail = p.name.split(TEMP_MARK, 1)[1]
+            t_host, t_pid = tail.split("-")[0], int(tail.split("-")[1])
+        except (IndexError, ValueError):
+            continue
+        try:
+            stale = (t_host == host and t_pid != os.getpid() and not _pid_alive(t_pid)) or now - p.stat().st_mtime > STALE_TEMP_S
+            if stale:
+                p.unlink()
+                gone.append(p)
+        except OSError:
+            continue
+    return gone

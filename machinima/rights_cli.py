@@ -161,7 +161,7 @@ def sign(
 
 @disclosure_app.command("off")
 def disclosure_off(
-    target: Path = typer.Argument(..., help="A take folder (or a step's output folder outside any take)."),
+    target: Path = typer.Argument(..., help="A take (id or folder), or a step's output folder outside any take."),
     reason: str = typer.Option(..., "--reason", help="Why these outputs are not disclosed (kept, with who and when)."),
     by: Optional[str] = typer.Option(None, "--by", help="Who decides (default: the user name)."),
 ) -> None:
@@ -171,7 +171,7 @@ def disclosure_off(
 
 @disclosure_app.command("on")
 def disclosure_on(
-    target: Path = typer.Argument(..., help="A take folder (or a step's output folder)."),
+    target: Path = typer.Argument(..., help="A take (id or folder), or a step's output folder."),
     reason: str = typer.Option("disclosure back on", "--reason"),
     by: Optional[str] = typer.Option(None, "--by"),
 ) -> None:
@@ -179,16 +179,25 @@ def disclosure_on(
     _decide(target, True, reason, by)
 
 
+def _in_take(target: Path) -> Path:
+    """A take id works where a take folder does (``TAKE`` or ``TAKE/post/STEP``); a path that
+    exists is used as typed, and a typo gets the takes it is close to (machinima.takeref)."""
+    from .cli import resolve_in_take
+
+    return resolve_in_take(target)
+
+
 def _decide(target: Path, disclose: bool, reason: str, by: Optional[str]) -> None:
     from .provenance import record_decision
 
+    target = _in_take(target)
     d = record_decision(target, disclose, reason, by=by)
     console.print(f"disclosure {'ON' if disclose else 'OFF'} for {target}: by {d.by} at {d.at}: {d.reason} (signed: {d.path})", highlight=False)
 
 
 @app.command("audit")
 def audit_cmd(
-    target: Path = typer.Argument(..., help="A take folder, a takes root or a project folder."),
+    target: Path = typer.Argument(..., help="A take (id or folder), a takes root or a project folder."),
     watermarks: bool = typer.Option(False, "--watermarks", help="Also decode every frame's watermark (slower; videos always are)."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
     store: Optional[Path] = StoreOpt,
@@ -197,6 +206,7 @@ def audit_cmd(
     from .config import load_config
     from .rights.audit import audit
 
+    target = _in_take(target)
     # a project folder brings its own machinima.toml (rights store, trust anchors)
     cfg = load_config(target) if (target / "machinima.toml").exists() else load_config()
     st = _store(store) if store else R.RightsStore(R.default_store_dir(cfg))

@@ -68,3 +68,13 @@ def movie_note(frames: Sequence[int]) -> str | None:
     if what is None or what.endswith("only"):
         return what
     return f"{what}: the movie holds each frame until the next to keep the take's timing"
+
+
+def movie_frames(frames: Sequence[int], step: int) -> list[int]:
+    """The frames a movie of ``frames`` shows: on passes every ``step``-th frame each is held until
+    the next (the take's timing kept); wider gaps (shots a user left out) are cut, not filled."""
+    fs = sorted(frames)
+    out: list[int] = []
+    for a, b in zip(fs, fs[1:] + [None]):
+        out += [a] * (b - a if b is not None and 0 < b - a <= step else 1)
+    return out

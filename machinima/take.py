@@ -436,7 +436,17 @@ class Take:
                 problems.append(str(exc))
         if self.manifest.status == "recording" and not FileLock(self.path / LOCK).is_held_elsewhere():
             problems.append("status is 'recording' but no writer is alive: run `machinima takes recover`")
+        problems += [f"post/{name}: {p}" for name, (_, probs) in self.post_steps().items() for p in probs]
         return problems
+
+    def post_steps(self) -> dict[str, tuple[dict[str, Any], list[str]]]:
+        """Each post step folder's frame counts (QOI frames, the sequence manifest) and problems."""
+        post = self.post_dir()
+        if not post.is_dir():
+            return {}
+        from .stepfiles import check_step_folder  # lazy: the stage never runs post steps
+
+        return {p.name: check_step_folder(p) for p in sorted(post.iterdir()) if p.is_dir() and (p / "ledger.jsonl").is_file()}
 
 
 _FULL = (errno.ENOSPC, errno.EDQUOT)

@@ -51,5 +51,7 @@ def animate(
     c = Console()
     c.print(f"{len(r.done)} frames made, {len(r.skipped)} already done in {len(res.segments)} segment(s), "
             f"{r.seconds:.1f} s -> {res.out_dir}")
+    if res.frames_note:
+        c.print(f"frames: {res.frames_note}")
     if res.video:
         c.print(f"video: {res.video}")

@@ -482,13 +482,14 @@ class Segment:
     shot: str | None
 
 
-def plan_segments(look: Look, frames: Sequence[int]) -> list[Segment]:
-    """Maximal runs of consecutive chosen frames inside one shot (or outside all shots)."""
+def plan_segments(look: Look, frames: Sequence[int], step: int = 1) -> list[Segment]:
+    """Maximal runs of consecutive chosen frames inside one shot (or outside all shots);
+    ``step``: the source's frame step (passes every 2nd frame: frames 2 apart are consecutive)."""
     segs: list[Segment] = []
     for f in frames:
         shot = look.shot_of(f)
         name = shot.name if shot else None
-        if segs and segs[-1].shot == name and f == segs[-1].frames[-1] + 1:
+        if segs and segs[-1].shot == name and 0 < f - segs[-1].frames[-1] <= step:
             segs[-1].frames.append(f)
             continue
         seed = shot.seed if shot and shot.seed is not None else look.seed
@@ -534,6 +535,7 @@ class AnimateResult:
     out_dir: Path
     video: Path | None
     segments: list[dict[str, Any]]
+    frames_note: str | None = None  # passes every Nth frame or a range: what was done with the others
 
 
 def animate_source(source: Source, look: Look, motion: MotionSpec, engine: AnimateDiffEngine, out_dir: str | Path, *,
@@ -542,13 +544,17 @@ def animate_source(source: Source, look: Look, motion: MotionSpec, engine: Anima
     """Steps 3-5 for any source: segments -> PostStep (resumable) -> mp4."""
     from machinima.imageseq import read_image
     from machinima.poststep import PostStep, StepReport, stable_hash, write_video  # write_video: disclosed like the frames
+    from machinima.sparse import describe, movie_frames, movie_note
+
+    from .motion import source_step
 
     out_dir = Path(out_dir)
     chosen = list(frames if frames is not None else source.frames)
     if not chosen:
         raise SourceError("no frames selected")
     # 3. segments, and the key of each frame: everything in its segment shapes it
-    segs = plan_segments(look, chosen)
+    sstep = source_step(source.frames)  # passes every Nth frame: the frames there are, N apart, make one video
+    segs = plan_segments(look, chosen, sstep)
     names = sorted({n for c in look.controls for n in ([c.kind] if c.kind in ("depth", "pose", "normal") else
                                                         [f"mask/{c.options.get('mask', '')}"] if c.kind == "mask" else [])})
     seg_of: dict[int, Segment] = {}
@@ -603,8 +609,11 @@ def animate_source(source: Source, look: Look, motion: MotionSpec, engine: Anima
     if video:
         outs = step.outputs_of(OUTPUT)
         if outs and all(f in outs for f in chosen):
-            vid = write_video(out_dir / f"{out_dir.name}.mp4", (read_image(outs[f]) for f in sorted(outs)), fps=fps or source.fps)
-    return AnimateResult(report, out_dir, vid, summary)
+            vid = write_video(out_dir / f"{out_dir.name}.mp4", (read_image(outs[f]) for f in movie_frames(chosen, sstep)),
+                              fps=fps or source.fps)  # each frame held until the next: the take's timing
+    have = list(source.frames)
+    note = (movie_note(have) if video and sstep > 1 else None) or describe(have)
+    return AnimateResult(report, out_dir, vid, summary, note)
 
 
 def animate_take(take: str | Path, look: Look, motion: MotionSpec, *, frames: tuple[int, int] | None = None,

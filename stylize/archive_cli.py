@@ -79,6 +79,12 @@ def archive(
         raise typer.Exit()
     pre = load_preset(preset)
     read, frames, fps, default_out, what = _open_source(source, from_)
+    prefetch = None
+    if not ray:  # decode the next source frames while the look works on this one (Ray chunks read their own)
+        from machinima.frameio import Prefetch
+
+        prefetch = Prefetch(frames, read, depth=4)
+        read = prefetch.get
     folder = (out or default_out) / (step_id or f"archive-{pre.name}")
     params = {"preset": dataclasses.asdict(pre), "seed": seed, "source": what}
     params["preset"]["fps"] = str(pre.fps) if pre.fps else None
@@ -92,7 +98,11 @@ def archive(
     else:
         look = ArchiveLook(pre, read, seed=seed, source_fps=fps, frames=frames)
         gop = max([int(e.params.get("gop", 1)) for e in pre.effects if e.kind == "codec"] + [1])
-        rep = make_step().run(frames, look.process, batch_size=gop, description=f"archive {pre.name}")
+        try:
+            rep = make_step().run(frames, look.process, batch_size=gop, description=f"archive {pre.name}")
+        finally:
+            if prefetch is not None:
+                prefetch.close()
     step = make_step()
     if mp4:
         outs = step.outputs_of("frames")

@@ -69,6 +69,8 @@ def run(
     if st.get("diffused") or st.get("propagated"):
         c.print(f"diffused {st['diffused']} (engine {st['engine_s']:.1f} s), propagated {st['propagated']}, held {st['held']}, "
                 f"reused static {st.get('skipped_static', 0)} (flow/controls {st['flow_s']:.1f} s)")
+    if res.frames_note:
+        c.print(f"frames: {res.frames_note}")
     if res.video:
         c.print(f"video: {res.video}")
 

@@ -44,6 +44,9 @@ def stylize_take_on_ray(take: str | Path, look: Look, *, address: str | None = "
     from machinima.distributed import DistributedError, connect
     from machinima.imageseq import list_frames, read_image
     from machinima.poststep import write_video  # the step movie, disclosed like its frames
+    from machinima.sparse import describe, movie_frames, movie_note
+
+    from .motion import source_step
 
     # 1. plan the segments here (no model needed)
     t = Take.open(take)
@@ -78,5 +81,8 @@ def stylize_take_on_ray(take: str | Path, look: Look, *, address: str | None = "
     if video:
         files = list_frames(out_dir / OUTPUT)
         if all(f in files for f in plan.frames):
-            vid = write_video(out_dir / f"{sid}.mp4", (read_image(files[f]) for f in sorted(files)), fps=t.manifest.fps)
-    return RunResult(report, out_dir, vid, plan.summary(), {"segments": len(plan.segments)})
+            step = source_step(source.frames)  # passes every Nth frame: each held until the next, as a local run does
+            vid = write_video(out_dir / f"{sid}.mp4", (read_image(files[f]) for f in movie_frames(plan.frames, step)), fps=t.manifest.fps)
+    have = list(source.frames)
+    note = (movie_note(have) if video and source_step(have) > 1 else None) or describe(have)
+    return RunResult(report, out_dir, vid, plan.summary(), {"segments": len(plan.segments)}, frames_note=note)

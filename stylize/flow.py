@@ -211,11 +211,15 @@ def mean_motion(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.linalg.norm(flow(a, b, max_side=160, quality="ultrafast"), axis=2).mean())
 
 
-def segments(frames: list[int], shot_breaks: set[int], cuts: set[int]) -> list[list[int]]:
-    """Split an ordered frame list where a shot starts, a cut was detected, or frames skip."""
+def segments(frames: list[int], shot_breaks: set[int], cuts: set[int], step: int = 1) -> list[list[int]]:
+    """Split an ordered frame list where a shot starts, a cut was detected, or frames skip.
+
+    ``step``: the source's own frame step (2 for passes rendered every 2nd frame): frames that
+    far apart are neighbours, so a take rendered with ``--step 2`` keeps its cadence and keyframe
+    init instead of becoming one-frame segments (independent frames, the flicker back)."""
     out: list[list[int]] = []
     for f in frames:
-        if not out or f in shot_breaks or f in cuts or f != out[-1][-1] + 1:
+        if not out or f in shot_breaks or f in cuts or not 0 < f - out[-1][-1] <= step:
             out.append([f])
         else:
             out[-1].append(f)

@@ -244,16 +244,46 @@ class RaftFlow:
         return {"arch": self.arch, "weights": str(self.path), "fingerprint": fingerprint(self.path), "updates": self.updates}
 
 
+def source_step(frames: Any) -> int:
+    """The source's frame step: 2 for passes every 2nd frame, 1 for complete or uneven ones."""
+    from machinima.sparse import step_of
+
+    return step_of(list(frames)) or 1
+
+
 def choose_motion(method: str, raft: str, source: Any, *, config: Any = None) -> Motion:
-    """The provider a look asks for (``[cadence] flow`` / ``raft``) on ``source``."""
+    """The provider a look asks for (``[cadence] flow`` / ``raft``) on ``source``.
+
+    A motion pass holds each frame's motion to the frame before it; passes rendered every Nth
+    frame (N > 1) do not have that frame, so ``auto`` estimates the motion between the frames
+    there are (RAFT or DIS) and says why in ``describe()["why"]``; ``motion`` is refused."""
     if method not in FLOWS:
         raise LookError(f"cadence.flow = {method!r} is not one of {', '.join(FLOWS)}")
     has_pass = bool(getattr(source, "has_motion", lambda: False)())
     if method == "motion" and not has_pass:
         raise ControlError("the look asks for flow = 'motion' but this source has no motion pass",
                            hint="render it (`machinima blender render TAKE --passes rgb,depth,motion`) or set flow = 'auto'")
+    step = source_step(getattr(source, "frames", []))
+    why = None
+    if has_pass and step > 1:
+        from machinima.sparse import describe
+
+        why = (f"the passes hold {describe(list(source.frames))}: the motion pass gives each frame's motion to the frame "
+               f"before, which is not rendered, so the motion between the frames there is estimated")
+        if method == "motion":
+            raise ControlError(f"flow = 'motion' cannot be used: {why}",
+                               hint="render every frame (no --step) or set flow = 'auto' (estimated motion)")
+        has_pass = False
     if method == "motion" or (method == "auto" and has_pass):
         return PassMotion(source.motion, list(source.frames))
+    motion = _estimated(method, raft, source, config)
+    if why:
+        motion._info["why"] = why
+    return motion
+
+
+def _estimated(method: str, raft: str, source: Any, config: Any) -> "ImageMotion":
+    """RAFT when asked or configured, else DIS."""
     if method == "raft" and not raft:
         raise LookError("cadence.flow = 'raft' needs cadence.raft = path of a torchvision RAFT state dict (.pth)")
     if method == "raft" or (method == "auto" and raft):

@@ -41,7 +41,7 @@ from .control_maker import ControlMaker
 from .engines import Engine
 from .errors import SourceError, StylizeError
 from .look import Look
-from .motion import Motion, PassMotion, choose_motion
+from .motion import Motion, PassMotion, choose_motion, source_step
 from .sources import Source
 
 @dataclass
@@ -92,6 +92,8 @@ class StylizePipeline:
         self.engine = engine
         self.source = source
         self.frames = sorted(frames) if frames is not None else list(source.frames)
+        # passes every Nth frame (``blender render --step N``): frames N apart are neighbours
+        self.step = source_step(source.frames)
         self.load = load or (lambda f: None)
         self.config = config
         self.motion = motion or choose_motion(look.cadence.flow, look.cadence.raft, source, config=config)
@@ -151,13 +153,13 @@ class StylizePipeline:
             for f in self.frames:
                 img = self.image(f)
                 h = F.histogram(img)
-                if prev_h is not None and f == prev_f + 1:
+                if prev_h is not None and 0 < f - prev_f <= self.step:
                     if cad.detect_cuts and F.cut_distance(prev_h, h) > cad.cut_threshold:
                         cuts.add(f)
                     elif cad.adaptive:
                         motion[f] = self.motion.mean_motion(prev_f, f)
                 prev_h, prev_f = h, f
-        segs = F.segments(self.frames, breaks, cuts)
+        segs = F.segments(self.frames, breaks, cuts, self.step)
         # 3. keyframes per segment
         roles: dict[int, Role] = {}
         keyframes: list[int] = []
@@ -182,18 +184,19 @@ class StylizePipeline:
                                     window=keys[max(0, i - cad.color_window):i] if cad.color_match else [])
                 prev_last = ch[-1]
                 chunks.append(ch)
+            pos = {f: i for i, f in enumerate(seg)}
             for i, k in enumerate(keys):
                 if cad.mode == "propagate":
                     order.append(k)
                     if i > 0:
                         k0 = keys[i - 1]
-                        for f in range(k0 + 1, k):
+                        for f in seg[pos[k0] + 1:pos[k]]:  # the frames there are (every Nth: N apart)
                             roles[f] = Role("fill", si, k0=k0, k1=k, alpha=(f - k0) / (k - k0))
                             order.append(f)
                 else:
                     order.append(k)
                     nxt = keys[i + 1] if i + 1 < len(keys) else seg[-1] + 1
-                    for f in range(k + 1, nxt):
+                    for f in seg[pos[k] + 1:pos[nxt] if nxt in pos else len(seg)]:
                         roles[f] = Role("hold", si, k0=k)
                         order.append(f)
         chunk_of = {k: ci for ci, ch in enumerate(chunks) for k in ch}

@@ -24,6 +24,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from machinima.imageseq import read_image, write_image
+from machinima.sparse import describe, movie_frames, movie_note
 from machinima.poststep import Interrupted, PostStep, StepReport, write_video  # write_video: disclosed like the frames
 from machinima.take import Take
 
@@ -46,6 +47,7 @@ class RunResult:
     plan: dict[str, Any]
     stats: dict[str, Any]
     warnings: list[str] = field(default_factory=list)  # controls made by a weight-free fallback
+    frames_note: str | None = None  # passes every Nth frame or a range: what was done with the others
 
 
 def parse_range(text: str | None) -> tuple[int, int] | None:
@@ -108,6 +110,8 @@ def run_source(source: Source, look: Look, engine: Engine, out_dir: str | Path, 
     described = engine.describe()
     params = {"look": look.global_params(), "engine": described, "flow": pipe.motion.describe(), "controls": pipe.controls.describe()}
     warnings = pipe.controls.warnings()
+    if params["flow"].get("why"):
+        warnings.append(f"flow: {params['flow']['why']} ({params['flow']['method']})")
     inputs = {"source": source.describe(), "plan": plan.summary(), "seed_rule": SEED_RULE[look.seed_mode],
               "shots": [{"name": s.name, "frames": list(s.frames)} for s in look.shots], "look_name": look.name}
     step = PostStep(out_dir, "stylize", params, inputs=inputs,
@@ -140,8 +144,12 @@ def run_source(source: Source, look: Look, engine: Engine, out_dir: str | Path, 
     if video:
         done = step.outputs_of(OUTPUT)
         if done and all(f in done for f in plan.frames):
-            vid = write_video(out_dir / f"{out_dir.name}.mp4", (read_image(done[f]) for f in sorted(done)), fps=fps or source.fps)
-    return RunResult(report, out_dir, vid, plan.summary(), dict(pipe.stats), warnings)
+            # passes every Nth frame: each frame held until the next one, so the movie keeps the take's timing
+            vid = write_video(out_dir / f"{out_dir.name}.mp4", (read_image(done[f]) for f in movie_frames(plan.frames, pipe.step)),
+                              fps=fps or source.fps)
+    have = list(source.frames)
+    note = (movie_note(have) if video and pipe.step > 1 else None) or describe(have)
+    return RunResult(report, out_dir, vid, plan.summary(), dict(pipe.stats), warnings, note)
 
 
 def stylize_frames(frames: Sequence[np.ndarray] | np.ndarray, look: Look | dict | str | Path, *,

@@ -9,13 +9,14 @@ does its watermark say the same as its manifest?
     broken-chain     the signer claims to be issued by one of our anchors but its signature does not verify
     expired          the signing certificate had expired
     revoked          the signing certificate is on a configured revocation list
-    tampered         the manifest's hash does not match the file (changed after signing)
+    tampered         the manifest's hash does not match the file (changed after signing; a QOI frame
+                     whose SHA-256 its step's sequence manifest does not list)
     watermark-only   our watermark, no manifest (stripped, or a re-encoded copy)
     forged           a watermark whose tag does not check with the production's secret
     mismatch         the watermark names another manifest than the file carries
     override         the manifest records a rights override (who, when, why are printed)
     unmarked         no manifest, no watermark
-    unreadable       not a readable PNG/JPEG/MP4
+    unreadable       not a readable PNG/JPEG/MP4 (QOI frames: their step's disclosure.png)
     unwatermarked    a trusted manifest and no watermark (a frame under 128 px, or signed elsewhere)
 
 Only ``ok``, ``ok-local`` and ``unwatermarked`` are good; every other status comes with a
@@ -33,6 +34,7 @@ import numpy as np
 
 from ..rights import DisclosureError
 from .manifest import ASSERTION, MIME, VIDEO_EXTS, _context, mime_of
+from .sequence import SEQ_EXTS, verify_sequence_frame
 from .trust import Trust
 from .watermark import WatermarkResult, decode_watermark
 
@@ -86,10 +88,18 @@ class FileReport:
 
 def read_manifest(path: str | Path, *, trust_anchors: bytes | None = None) -> tuple[str, dict[str, Any] | None, list[str]]:
     """(state, active manifest or None, validation codes). state: absent/valid/trusted/invalid/unreadable.
+    A QOI frame answers with its step's sequence manifest (``disclosure.png``; its hash check is
+    ``verify_file``'s).
     The active manifest carries ``_labels``: the labels of every manifest in the file's store."""
     import c2pa
 
     p = Path(path)
+    if p.suffix.lower() in SEQ_EXTS:  # a QOI frame's manifest is its step's sequence manifest
+        from .sequence import SIDECAR, step_dir_of
+
+        p = step_dir_of(p) / SIDECAR
+        if not p.is_file():
+            return "absent", None, []
     mime = mime_of(p)
     if mime is None:
         return "unreadable", None, [f"unsupported file type {p.suffix}"]
@@ -220,13 +230,15 @@ def _judge(rep: FileReport, codes: list[str], trust: Trust, claims_wm: bool) -> 
 
 def verify_file(path: str | Path, *, trust: Trust | None = None, watermark: bool = True, max_video_frames: int = 12,
                 decision: dict[str, Any] | None = None, trust_anchors: bytes | None = None) -> FileReport:
-    """Check one PNG/JPEG/MP4 against ``trust`` (default: the anchors of the file's project).
+    """Check one PNG/JPEG/MP4 (or a QOI frame, on its step's ``disclosure.png``) against ``trust`` (default: the anchors of the file's project).
     ``trust_anchors`` (PEM) is a shortcut for a Trust holding just those anchors."""
     from .trust import Anchor, _organizations, trust_for
 
     p = Path(path)
     if trust is None:
         trust = Trust([Anchor("given anchors", trust_anchors, False, _organizations(trust_anchors))]) if trust_anchors else trust_for(p)
+    if p.suffix.lower() in SEQ_EXTS:  # a QOI frame: judged on its step's sequence manifest
+        return verify_sequence_frame(p, trust, watermark=watermark, decision=decision)
     state, active, codes = read_manifest(p, trust_anchors=trust.pem() or None)
     rep = FileReport(str(p), state, [c for c in codes if c != "signingCredential.untrusted"] if state != "unreadable" else [],
                      decision=decision)
@@ -281,7 +293,8 @@ def _skipped(p: Path, root: Path) -> bool:
 def iter_media(folder: str | Path) -> list[Path]:
     """Picture and video files under ``folder``: not masks or data passes, not a take's render passes."""
     root = Path(folder)
-    return sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in MIME and not _skipped(p, root) and is_picture(p))
+    return sorted(p for p in root.rglob("*") if p.is_file() and (p.suffix.lower() in MIME or p.suffix.lower() in SEQ_EXTS)
+                  and not _skipped(p, root) and is_picture(p))
 
 
 def verify_path(target: str | Path, *, trust: Trust | None = None, watermark: bool = True,

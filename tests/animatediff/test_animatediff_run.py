@@ -8,6 +8,8 @@ import json
 import numpy as np
 import pytest
 
+from machinima.imageseq import find_frame, list_frames
+
 from stylize.animatediff import (AnimateDiffEngine, animate_take, load_motion_adapter, parse_animate_look,
                                  plan_segments, tiny_engine)
 from stylize.errors import LookError, ModelMissingError
@@ -65,13 +67,13 @@ def test_take_runs_resumes_and_redoes_on_change(motion_comps, tmp_path):
     assert params["step"] == "animatediff" and params["params"]["animatediff"]["context_overlap"] == 4
     from machinima.imageseq import read_image
 
-    first = read_image(res.out_dir / "frames" / "000005.png")  # pixels: each signature is new, the picture is not
+    first = read_image(find_frame(res.out_dir / "frames", 5))  # pixels: each signature is new, the picture is not
     again = animate_take(take, look, motion, engine=eng, progress=False)
     assert again.report.done == [] and sorted(again.report.skipped) == list(range(12))
     # a lost frame: its segment is recomputed, the other frames are kept, the redone frame is identical
-    (res.out_dir / "frames" / "000005.png").unlink()
+    find_frame(res.out_dir / "frames", 5).unlink()
     part = animate_take(take, look, motion, engine=eng, progress=False)
-    assert part.report.done == [5] and np.array_equal(read_image(res.out_dir / "frames" / "000005.png"), first)
+    assert part.report.done == [5] and np.array_equal(read_image(find_frame(res.out_dir / "frames", 5)), first)
     look.prompt = "a charcoal drawing"
     changed = animate_take(take, look, motion, engine=eng, progress=False)
     assert sorted(changed.report.done) == list(range(12))
@@ -83,6 +85,9 @@ def test_shots_are_separate_segments():
     assert [(s.frames[0], s.frames[-1], s.shot) for s in segs] == [(0, 9, "a"), (10, 19, "b"), (20, 23, None)]
     assert segs[0].seed == 3 and segs[1].strength == 0.4 and segs[2].seed == 7
     assert [(s.frames[0], s.frames[-1]) for s in plan_segments(look, [0, 1, 2, 5, 6])] == [(0, 2), (5, 6)]
+    # passes every 2nd frame (`blender render --step 2`): frames 2 apart are one video, not one-frame segments
+    assert [(s.frames[0], s.frames[-1]) for s in plan_segments(look, [20, 22, 26, 28], 2)] == [(20, 22), (26, 28)]
+    assert [len(s.frames) for s in plan_segments(look, list(range(0, 10, 2)), 2)] == [5]
 
 
 def test_controlnet_variant_runs_and_the_control_matters(motion_comps):
@@ -225,7 +230,7 @@ def test_one_command_with_the_shipped_look_loads_local_models_and_makes_the_take
               input_folder=None, step_id="ad", root=None, no_video=False)
     animate(str(take), **kw)
     out = take / "post" / "ad"
-    assert len(list((out / "frames").glob("*.png"))) == 12 and (out / "ad.mp4").stat().st_size > 0
+    assert len(list_frames(out / "frames")) == 12 and (out / "ad.mp4").stat().st_size > 0
     params = json.loads((out / "params.json").read_text())
     models = params["params"]["engine"]["models"]
     assert {"motion_adapter", "base", "controlnet_depth"} <= set(models)
@@ -283,7 +288,30 @@ def test_ctrl_c_stops_within_a_segment_and_the_rerun_finishes(motion_comps, tmp_
     with pytest.raises(Interrupted):
         animate_take(take, look, motion, engine=eng, progress=False, video=False)
     out = take / "post" / "animatediff-look" / "frames"
-    assert sorted(int(p.stem) for p in out.glob("*.png")) == list(range(6))
+    assert sorted(list_frames(out)) == list(range(6))
     res = animate_take(take, look, motion, engine=eng, progress=False)
     assert sorted(res.report.skipped) == list(range(6)) and sorted(res.report.done) == list(range(6, 12))
     assert res.video is not None
+
+
+def test_passes_every_2nd_frame_make_one_video_and_a_held_movie(motion_comps, tmp_path):
+    """`blender render --step 2` passes: the frames there are, 2 apart, are one AnimateDiff video
+    (they were one-frame segments), and the movie holds each frame to keep the take's timing."""
+    import av
+
+    from machinima.passes import PassSet
+
+    take = make_take(tmp_path, n=12)
+    ps = PassSet.open(take / "passes")
+    for name in ps.meta["passes"]:
+        for f, p in ps.frame_files(name).items():
+            if f % 2:
+                p.unlink()
+    ps.meta["frames"] = list(range(0, 12, 2))
+    ps.save()
+    look, motion = parse_animate_look(look_doc())
+    res = animate_take(take, look, motion, engine=tiny_engine(look, motion, motion_comps), progress=False)
+    assert sorted(res.report.done) == list(range(0, 12, 2)) and len(res.segments) == 1
+    assert res.frames_note.startswith("every 2nd frame (0..10, 6 frames)")
+    with av.open(str(res.video)) as c:
+        assert sum(1 for _ in c.decode(video=0)) == 11

@@ -33,7 +33,7 @@ def test_motion_pass_is_backward_flow_in_image_coordinates(scene, tmp_path):
     from blender_addon.render import RenderSettings, render_passes
 
     _moving_box(scene)
-    settings = RenderSettings(passes=("depth", "motion"), width=64, height=48, frames=(0, 2))
+    settings = RenderSettings(passes=("rgb", "depth", "motion"), width=64, height=48, frames=(0, 2), engine="workbench")
     render_passes(tmp_path, settings, scene, progress=False)
     ps = PassSet.open(tmp_path)
     assert ps.meta["passes"]["motion"]["units"] == "px" and ps.meta["passes"]["motion"]["channels"] == ["dx", "dy"]
@@ -58,6 +58,13 @@ def test_motion_pass_is_backward_flow_in_image_coordinates(scene, tmp_path):
         yy, xx = np.nonzero(inner)
         fetched = prev_box[np.round(yy + 0.5 + flow[yy, xx, 1] - 0.5).astype(int), np.round(xx + 0.5 + flow[yy, xx, 0] - 0.5).astype(int)]
         assert fetched.all()
+    # stylize reads Blender's file as its exact motion (auto picks it; flow(N, N-1) is the pass itself)
+    from stylize.motion import choose_motion
+    from stylize.sources import PassSource
+
+    motion = choose_motion("auto", "", PassSource(tmp_path))
+    assert motion.describe()["method"] == "motion-pass"
+    assert np.array_equal(motion.flow(2, 1), ps.read("motion", 2)) and np.array_equal(motion.flow(1, 0), ps.read("motion", 1))
 
 
 def _wall_and_lamp(scene, *, soft: bool = False):
@@ -130,3 +137,14 @@ def test_denoise_brings_the_flat_wall_below_the_noise_threshold(scene, tmp_path)
     print({"noise_4spp": round(raw, 2), "noise_4spp_oidn": round(clean, 2)})
     assert raw > 0.8  # 4 samples without a denoiser: grainy (the eye sees ~0.5 level of grain on a flat wall)
     assert clean < NOISE_MAX and clean < raw / 4
+
+
+def test_motion_pass_every_2nd_frame_is_said_before_the_render():
+    """Blender's Vector pass is the motion to the scene frame before: with --step 2 that frame is
+    not rendered, so the CLI says so up front (stylize then estimates the motion, tests/stylize)."""
+    from blender_addon.render import RenderSettings
+
+    assert RenderSettings(passes=("rgb", "motion"), step=1).warnings() == []
+    assert RenderSettings(passes=("rgb", "depth"), step=2).warnings() == []
+    (w,) = RenderSettings(passes=("rgb", "motion"), step=2).warnings()
+    assert w.startswith("motion: with --step 2") and "not rendered" in w

@@ -3,6 +3,8 @@ pose map, camera.json, resume, the one-command path."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 from blender_helpers import make_take, random_poses
@@ -162,19 +164,21 @@ def test_a_render_with_other_settings_leaves_no_stale_pass_beside_its_own(staged
     assert read_image(prev.path("normal", 1)).shape[:2] == (27, 48)
 
 
-def test_cli_render_one_command(tmp_path):
-    """Set file + take -> passes in the take with one command (the CLI, in-process bpy)."""
+def test_cli_render_one_command(tmp_path, monkeypatch):
+    """Set file + take -> passes in the take with one command (the CLI, in-process bpy); the
+    take named by its id in a relative takes root, the set by a relative path (issue 20)."""
     import json
 
     from typer.testing import CliRunner
 
     from blender_addon.cli import app
 
-    set_file = tmp_path / "stage.json"
-    set_file.write_text(json.dumps(STAGE))
-    take = make_take(tmp_path / "takes", {"ana": random_poses(4, seed=5, spread=0.2)}, fps=24)
-    res = CliRunner().invoke(app, ["render", str(take), "--set", str(set_file), "--passes", "depth,mask,pose", "--res", "32x18",
-                                   "--frames", "0:3", "--step", "3", "--save", str(tmp_path / "scene.blend")])
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("MACHINIMA_TAKES_ROOT", "takes")
+    Path("stage.json").write_text(json.dumps(STAGE))
+    take = tmp_path / make_take("takes", {"ana": random_poses(4, seed=5, spread=0.2)}, fps=24)
+    res = CliRunner().invoke(app, ["render", take.name, "--set", "stage.json", "--passes", "depth,mask,pose", "--res", "32x18",
+                                   "--frames", "0:3", "--step", "3", "--save", "scene.blend"])
     assert res.exit_code == 0, res.output
     ps = PassSet.open(take / "passes")
     assert ps.frames == [0, 3] and set(ps.masks()) == {"ana", "props"}

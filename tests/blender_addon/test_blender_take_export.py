@@ -1,7 +1,7 @@
 """Takes out as animated .glb/.fbx (real bpy), read back by pygltflib (with a spec-based node
 evaluator written in gltf_helpers.py) and by Blender's own glTF and FBX importers: skins, bones,
-channels, frame count, duration, markers, shape keys, cameras, and every bone's world position
-at three frames against the take's own forward kinematics (1e-4 m)."""
+channels, frame count, duration, markers, shape keys, cameras (position, view, focal length),
+and every bone's world position at three frames against the take's own forward kinematics (1e-4 m)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import pytest
 from blender_helpers import add_mouth, make_take, random_poses
 from gltf_helpers import accessor, node_world_positions
 
-from machinima import skeleton
+from machinima import quat, skeleton
 from blender_addon.errors import ExportError
 
 bpy = pytest.importorskip("bpy")
@@ -25,7 +25,8 @@ FRAMES = (0, 13, 29)
 def _camera(n: int) -> np.ndarray:
     cams = np.zeros((n, 12), np.float32)
     cams[:, 0:3] = np.stack([np.linspace(-2, 2, n), np.full(n, 1.6), np.linspace(5, 4, n)], -1)
-    cams[:, 3:7] = [0, 1, 0, 0]  # looking back at the performers (-Z)
+    pan = quat.from_axis_angle(np.array([0.0, 1.0, 0.0]), np.linspace(-0.3, 0.3, n))
+    cams[:, 3:7] = quat.multiply(pan, np.array([0.0, 1.0, 0.0, 0.0]))  # looking back at the performers (-Z), panning
     cams[:, 7], cams[:, 8], cams[:, 9] = np.linspace(30, 50, n), 36, 24
     return cams
 
@@ -113,6 +114,8 @@ def test_take_glb_reads_back_in_pygltflib_and_blender(scene, tmp_path, take):
         assert mesh.data.shape_keys.key_blocks["A"].value == pytest.approx(mouth[f, 0], abs=1e-4)
         cam_b, _ = skeleton.canonical_to_blender(cam_pos[f], np.array([0, 0, 0, 1.0]))
         assert np.abs(np.array(cam.matrix_world.translation) - cam_b).max() < 1e-4
+        view, _ = skeleton.canonical_to_blender(quat.rotate(_camera(40)[f, 3:7], np.array([0, 0, 1.0])), np.array([0, 0, 0, 1.0]))
+        assert np.abs(-np.array(cam.matrix_world)[:3, 2] - view).max() < 1e-4  # Blender cameras look along local -Z
 
 
 def _fbx_globals(path):
@@ -150,6 +153,14 @@ def test_take_fbx_per_engine_reads_back_in_blender(scene, tmp_path, take, engine
     assert mesh.find_armature() == ob and len(mesh.vertex_groups) == 52  # every bone but the eyes and the jaw
     info = next(o for o in sc.objects if o.get("machinima_take_info"))
     assert [m["name"] for m in json.loads(info["machinima_markers"])] == ["action", "cut"]
+    cam, cams = next(o for o in sc.objects if o.type == "CAMERA"), _camera(40)
+    for f in (0, 13, 39):
+        sc.frame_set(f)
+        mw = np.array(cam.matrix_world)  # Blender cameras look along local -Z, up +Y; the take's along +Z
+        to_b = [skeleton.canonical_to_blender(v, np.array([0, 0, 0, 1.0]))[0] for v in
+                (cams[f, :3], quat.rotate(cams[f, 3:7], np.array([0, 0, 1.0])), quat.rotate(cams[f, 3:7], np.array([0, 1.0, 0])))]
+        assert np.abs(mw[:3, 3] - to_b[0]).max() < 1e-4 and np.abs(-mw[:3, 2] - to_b[1]).max() < 1e-4, (engine, f)
+        assert np.abs(mw[:3, 1] - to_b[2]).max() < 1e-4 and cam.data.lens == pytest.approx(cams[f, 7], abs=1e-3)
     for f in (0, 13, 39):
         sc.frame_set(f)
         truth, _ = skeleton.forward_kinematics(poses["ana"][f][None])

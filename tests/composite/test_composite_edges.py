@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import cv2
 import numpy as np
+
+from machinima.imageseq import find_frame
 import pytest
 from composite_scenes import H, W, WALL_X, make_plate, make_take, plain, soft_actor
 
@@ -89,7 +91,7 @@ def test_the_composite_step_keeps_soft_edges_exact_over_a_screen_coloured_set(tm
     s = CompositeSettings(plate=tmp_path / "plate", matte="green", light="none", color_match="none", grain="none",
                           chain=ChainSettings(wrap_strength=0.0, shadow_opacity=0.0), video=False)
     res = run_composite(take, s, progress=False)
-    out = read_image(res.out_dir / "rgb" / "000000.png").astype(np.float32)
+    out = read_image(find_frame(res.out_dir / "rgb", 0)).astype(np.float32)
     truth = alpha[..., None] * F + (1 - alpha[..., None]) * B
     band = (alpha > 0.004) & (alpha < 0.996)
     err = np.abs(out - truth).mean(-1)[band]
@@ -104,8 +106,8 @@ def test_light_wrap_lifts_the_actors_edge_towards_the_set_behind(tmp_path):
     plate = make_plate(tmp_path, [64, 64], colors=[(20, 20, 20), (20, 20, 20)])
     on = run_composite(take, plain(plate, chain=ChainSettings(wrap_strength=0.6, wrap_radius=4.0, shadow_opacity=0.0), step_id="wrap"), progress=False)
     off = run_composite(take, plain(plate, step_id="nowrap"), progress=False)
-    a = read_image(on.out_dir / "rgb" / "000000.png").astype(int)
-    b = read_image(off.out_dir / "rgb" / "000000.png").astype(int)
+    a = read_image(find_frame(on.out_dir / "rgb", 0)).astype(int)
+    b = read_image(find_frame(off.out_dir / "rgb", 0)).astype(int)
     row = 30  # the actor spans columns 56..71
     assert np.all(b[row, 57:71] == 20)  # off: the actor's own colour to its edge
     lift = a[row, 56:72].mean(-1) - 20
@@ -119,9 +121,9 @@ def test_contact_shadow_darkens_the_floor_under_the_feet_only(tmp_path):
     plate = make_plate(tmp_path, [64, 64])
     on = run_composite(take, plain(plate, chain=ChainSettings(wrap_strength=0.0, shadow_opacity=0.6), step_id="shadow"), progress=False)
     off = run_composite(take, plain(plate, step_id="noshadow"), progress=False)
-    a = read_image(on.out_dir / "rgb" / "000000.png").astype(int)
-    b = read_image(off.out_dir / "rgb" / "000000.png").astype(int)
-    cover = read_image(on.out_dir / "alpha" / "000000.png")
+    a = read_image(find_frame(on.out_dir / "rgb", 0)).astype(int)
+    b = read_image(find_frame(off.out_dir / "rgb", 0)).astype(int)
+    cover = read_image(find_frame(on.out_dir / "alpha", 0))
     ratio = a.mean(-1) / np.maximum(b.mean(-1), 1)
     around_feet = np.zeros((H, W), bool)
     around_feet[38:58, 44:84] = True  # the floor around the feet (row 52), 5 m away

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import cv2
 import numpy as np
+
+from machinima.imageseq import find_frame
 import pytest
 
 from composite.chain import ChainSettings
@@ -87,14 +89,14 @@ def test_actor_beside_a_point_light_gets_the_renders_gradient(tmp_path):
     ours = run_composite(take_dir, CompositeSettings(**base, light="pass", step_id="per-pixel"), progress=False)
     flat = run_composite(take_dir, CompositeSettings(**base, light="contact", step_id="at-feet"), progress=False)
     assert ours.info["light"] == ["pass", "light"]
-    cover = read_image(ours.out_dir / "alpha" / "000000.png")
+    cover = read_image(find_frame(ours.out_dir / "alpha", 0))
     card = ps.read("normal", 0)[..., 2] > 0.9  # faces the camera: the stand-in
     inside = cv2.erode(((cover == 255) & card).astype(np.uint8), np.ones((7, 7), np.uint8)) > 0
     assert inside.sum() > 100
     inside &= render[..., 1] < 250  # not clipped by the 8-bit render
     truth = _lin(render[..., 1])[inside]  # what Blender renders on a surface of the plate's colour there
-    got = _lin(read_image(ours.out_dir / "rgb" / "000000.png")[..., 1])[inside]
-    baseline = _lin(read_image(flat.out_dir / "rgb" / "000000.png")[..., 1])[inside]
+    got = _lin(read_image(find_frame(ours.out_dir / "rgb", 0))[..., 1])[inside]
+    baseline = _lin(read_image(find_frame(flat.out_dir / "rgb", 0))[..., 1])[inside]
     assert truth.max() > 2 * truth.min()  # the light falls off across the body
     err, err_base = np.abs(got / truth - 1), np.abs(baseline / truth - 1)
     print({"within_5pct": round(float((err <= 0.05).mean()), 3), "median_err": round(float(np.median(err)), 4),

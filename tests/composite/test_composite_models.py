@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import numpy as np
+
+from machinima.imageseq import find_frame
 import pytest
 
 from composite.errors import ModelError
@@ -46,7 +48,7 @@ def test_tiny_random_depth_model_runs_through_the_model_path(tiny_models, tmp_pa
     # and through the pipeline: the actor keeps its occlusion by the wall with per-pixel depth
     take = make_take(tmp_path)
     res = run_composite(take, plain(make_plate(tmp_path, [48, 48]), depth_model=tiny_models / "dpt", body_depth=0.5), progress=False)
-    cover = read_image(res.out_dir / "alpha" / "000000.png")
+    cover = read_image(find_frame(res.out_dir / "alpha", 0))
     assert np.all(cover[12:50, 34:40] == 0) and np.all(cover[12:50, 48:54] == 255)
     assert "depth: model" in (res.out_dir / "params.json").read_text()
 

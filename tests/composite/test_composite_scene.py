@@ -4,6 +4,8 @@ from __future__ import annotations
 
 
 import numpy as np
+
+from machinima.imageseq import find_frame, list_frames
 import pytest
 
 from composite_scenes import ACTOR_RGB, WALL_X, H, W, make_plate, make_take, plain
@@ -19,8 +21,8 @@ def test_plate_behind_wall_is_hidden_exactly_where_the_set_is_nearer(tmp_path):
     take = make_take(tmp_path)
     plate = make_plate(tmp_path, [48, 48])
     res = run_composite(take, plain(plate), progress=False)
-    out = read_image(res.out_dir / "rgb" / "000000.png")
-    cover = read_image(res.out_dir / "alpha" / "000000.png")
+    out = read_image(find_frame(res.out_dir / "rgb", 0))
+    cover = read_image(find_frame(res.out_dir / "alpha", 0))
     set_rgb = read_image(take / "passes" / "rgb" / "000000.png")
     band = 3  # the soft edge (Gaussian sigma 1 px) lives within 3 px of the wall's edge
     rows = slice(10, 53)
@@ -48,15 +50,15 @@ def test_walking_into_shadow_darkens_by_the_pass_factor(tmp_path):
     lit = make_plate(tmp_path, [52, 52], name="lit")
     res_dark = run_composite(take, plain(plate, light="pass", step_id="dark"), progress=False)
     res_lit = run_composite(take, plain(lit, light="pass", step_id="lit"), progress=False)
-    dark = read_image(res_dark.out_dir / "rgb" / "000000.png")[30, 72].astype(int)
-    bright = read_image(res_lit.out_dir / "rgb" / "000000.png")[30, 52].astype(int)
+    dark = read_image(find_frame(res_dark.out_dir / "rgb", 0))[30, 72].astype(int)
+    bright = read_image(find_frame(res_lit.out_dir / "rgb", 0))[30, 52].astype(int)
     # per pixel: the floor's light at the actor's depth (the shadow edge 8 px away takes a level at most)
     assert np.abs(bright - ACTOR_RGB).max() <= 1
     assert np.abs(dark - [round(v * 0.4) for v in ACTOR_RGB]).max() <= 1
     assert res_dark.info["light"] == ["pass", "light"]
     # --light contact: one factor from the pass at the feet, exact
     at_feet = run_composite(take, plain(lit, light="contact", step_id="contact"), progress=False)
-    assert tuple(read_image(at_feet.out_dir / "rgb" / "000000.png")[30, 52]) == ACTOR_RGB
+    assert tuple(read_image(find_frame(at_feet.out_dir / "rgb", 0))[30, 52]) == ACTOR_RGB
 
 
 def test_walk_from_lit_to_shadow_within_one_take(tmp_path):
@@ -65,8 +67,8 @@ def test_walk_from_lit_to_shadow_within_one_take(tmp_path):
     take = make_take(tmp_path, light=light)
     plate = make_plate(tmp_path, [52, 72])  # frame 0 lit, frame 1 in the shadow
     res = run_composite(take, plain(plate, light="pass"), progress=False)
-    f0 = read_image(res.out_dir / "rgb" / "000000.png")[30, 52].astype(float)
-    f1 = read_image(res.out_dir / "rgb" / "000001.png")[30, 72].astype(float)
+    f0 = read_image(find_frame(res.out_dir / "rgb", 0))[30, 52].astype(float)
+    f1 = read_image(find_frame(res.out_dir / "rgb", 1))[30, 72].astype(float)
     assert np.allclose(f1, np.round(f0 * 0.4), atol=0.5)
 
 
@@ -149,7 +151,7 @@ def test_cli_runs_and_reports_errors_in_one_line(tmp_path, monkeypatch):
     r = CliRunner().invoke(app, [str(take), "--plate", str(plate), "--key", "alpha", "--place", "0,0,-5", "--ground-contact", "48,52",
                                  "--plate-scale", "1", "--no-video", "--grain", "none"])
     assert r.exit_code == 0, r.output
-    assert (take / "post" / "composite" / "rgb" / "000001.png").exists()
+    assert find_frame(take / "post" / "composite" / "rgb", 1).exists()
     r = CliRunner().invoke(app, [str(take), "--plate", str(plate), "--place", "0,0"])
     assert isinstance(r.exception, SettingsError) and "--place needs 3" in str(r.exception)
 
@@ -173,8 +175,8 @@ def test_demo_actor_walks_behind_the_pillar_and_in_front_of_the_crate(tmp_path):
     pillar = region((144, 68, 51), 3.0, 5.6)  # nearer than the actor's path (about 6 m)
     crate = region((48, 40, 24), 6.5, 10.0)  # farther (and in the shadow band: 0.4 of its colour)
     assert pillar.sum() > 50 and crate.sum() > 20
-    cover = [read_image(take / "post" / "composite" / "alpha" / f"{f:06d}.png") for f in range(12)]
-    front = [read_image(take / "post" / "front" / "alpha" / f"{f:06d}.png") for f in range(12)]
+    cover = [read_image(find_frame(take / "post" / "composite" / "alpha", f)) for f in range(12)]
+    front = [read_image(find_frame(take / "post" / "front" / "alpha", f)) for f in range(12)]
     assert max(int(c[pillar].max()) for c in front) == 255  # the actor does cross the pillar's pixels...
     assert max(int(c[pillar].max()) for c in cover) == 0  # ...and is hidden there by the pillar
     assert max(int(c[crate].max()) for c in cover) == 255  # but covers the crate behind the path
@@ -185,12 +187,12 @@ def test_plate_at_another_frame_rate_is_resampled(tmp_path):
     colors = [(200, 60, 40), (100, 160, 40), (40, 60, 220)]
     plate = make_plate(tmp_path, [48, 48, 48], colors=colors)
     res = run_composite(take, plain(plate, plate_fps="12", resample="blend"), progress=False)
-    px = [tuple(int(v) for v in read_image(res.out_dir / "rgb" / f"{f:06d}.png")[30, 50]) for f in range(4)]
+    px = [tuple(int(v) for v in read_image(find_frame(res.out_dir / "rgb", f))[30, 50]) for f in range(4)]
     assert px[0] == colors[0] and px[2] == colors[1]
     assert all(abs(a - (b + c) / 2) <= 1 for a, b, c in zip(px[1], colors[0], colors[1]))  # halfway: a mix
     assert all(abs(a - (b + c) / 2) <= 1 for a, b, c in zip(px[3], colors[1], colors[2]))
     nearest = run_composite(take, plain(plate, plate_fps="12", step_id="nearest"), progress=False)
-    assert tuple(int(v) for v in read_image(nearest.out_dir / "rgb" / "000001.png")[30, 50]) in (colors[0], colors[1])
+    assert tuple(int(v) for v in read_image(find_frame(nearest.out_dir / "rgb", 1))[30, 50]) in (colors[0], colors[1])
     with pytest.raises(PlateError, match="shorter"):
         run_composite(take, plain(plate, plate_fps="12", offset=1, step_id="late"), progress=False)
 
@@ -244,8 +246,8 @@ def test_alpha_video_plate_aligned_by_its_timecode(tmp_path):
     take = make_take(tmp_path, timecode_in="01:00:00:03")  # the take starts one frame into the plate
     res = run_composite(take, plain(path, matte="auto", align_timecode=True), progress=False)
     assert res.info["matte"] == "alpha"
-    assert tuple(read_image(res.out_dir / "rgb" / "000000.png")[30, 50]) == colors[1]
-    assert tuple(read_image(res.out_dir / "rgb" / "000001.png")[30, 50]) == colors[2]
+    assert tuple(read_image(find_frame(res.out_dir / "rgb", 0))[30, 50]) == colors[1]
+    assert tuple(read_image(find_frame(res.out_dir / "rgb", 1))[30, 50]) == colors[2]
     with pytest.raises(PlateError, match="carries no timecode"):
         run_composite(take, plain(make_plate(tmp_path, [48, 48]), align_timecode=True, step_id="x"), progress=False)
 
@@ -260,7 +262,7 @@ def test_cli_demo_plate_for_an_existing_take(tmp_path, monkeypatch):
     r = CliRunner().invoke(app, [str(take), "--demo", str(tmp_path / "demo"), "--no-video", "--grain", "none"])
     assert r.exit_code == 0, r.output
     assert (tmp_path / "demo" / "t_s_c_t001_plate.mp4").exists()
-    covers = [read_image(take / "post" / "composite" / "alpha" / f"{f:06d}.png") for f in range(3)]
+    covers = [read_image(find_frame(take / "post" / "composite" / "alpha", f)) for f in range(3)]
     assert covers[0].max() == 0  # the actor starts behind the wall (left, 3 m) ...
     assert covers[2].max() == 255  # ... and walks out from behind it
 
@@ -279,10 +281,24 @@ def test_passes_every_2nd_frame_composite_the_frames_there_are_and_keep_the_timi
     take = make_take(tmp_path, frames=[0, 2, 4, 6])
     plate = make_plate(tmp_path, [40 + 4 * i for i in range(7)])  # one plate frame per take frame
     res = run_composite(take, plain(plate, video=True), progress=False)
-    assert sorted(int(p.stem) for p in (res.out_dir / "rgb").glob("*.png")) == [0, 2, 4, 6]
+    assert sorted(list_frames(res.out_dir / "rgb")) == [0, 2, 4, 6]
     dense = run_composite(make_take(tmp_path / "dense", frames=7), plain(plate, video=False), progress=False)
     for f in (2, 4, 6):  # take frame f shows plate frame f, as in a take rendered every frame (not the i-th plate frame)
-        assert np.array_equal(read_image(res.out_dir / "rgb" / f"{f:06d}.png"), read_image(dense.out_dir / "rgb" / f"{f:06d}.png"))
+        assert np.array_equal(read_image(find_frame(res.out_dir / "rgb", f)), read_image(find_frame(dense.out_dir / "rgb", f)))
     assert res.frames_note.startswith("every 2nd frame (0..6, 4 frames)") and "holds each frame" in res.frames_note
     with av.open(str(res.video)) as c:
         assert sum(1 for _ in c.decode(video=0)) == 7  # 0..6 at 24 fps, each frame held for two
+
+
+def test_passes_for_a_frame_range_composite_those_frames_at_their_plate_time(tmp_path):
+    """Passes rendered for frames 10..13 only (`blender render --frames 10:13`): the composite makes
+    those four, each with the plate frame at its own time (not plate frames 0..3), and says so."""
+    take = make_take(tmp_path, frames=list(range(10, 14)))
+    plate = make_plate(tmp_path, [36 + 2 * i for i in range(14)])
+    res = run_composite(take, plain(plate, video=False), progress=False)
+    assert sorted(int(p.stem) for p in (res.out_dir / "rgb").glob("*.png")) == [10, 11, 12, 13]
+    assert res.frames_note == "frames 10..13 only"
+    dense = run_composite(make_take(tmp_path / "dense", frames=14), plain(plate, video=False), progress=False)
+    for f in (10, 13):
+        assert np.array_equal(read_image(res.out_dir / "rgb" / f"{f:06d}.png"), read_image(dense.out_dir / "rgb" / f"{f:06d}.png"))
+    assert not np.array_equal(read_image(res.out_dir / "rgb" / "000010.png"), read_image(dense.out_dir / "rgb" / "000000.png"))

@@ -3,6 +3,9 @@ import, the source record, and the project's export read back by Blender."""
 
 from __future__ import annotations
 
+import hashlib
+from pathlib import Path
+
 import numpy as np
 import pytest
 from bvh_helpers import REAL_FILES, assert_matches_blender, blender_truth, three_frames
@@ -23,6 +26,29 @@ EXPECTED = {  # what each file is, as its README says, and what the import must 
 
 def test_every_real_file_is_tested():
     assert {p.name for p in REAL_FILES} == set(EXPECTED)
+
+
+def _shared_mocap() -> list[Path]:
+    """../shared/data/mocap beside the checkout (for a git worktree, beside its main checkout)."""
+    repo = Path(__file__).resolve().parents[2]
+    tops = [repo]
+    dotgit = repo / ".git"
+    if dotgit.is_file():  # "gitdir: <main>/.git/worktrees/<name>"
+        tops.append(Path(dotgit.read_text().split(":", 1)[1].strip()).parents[2])
+    return [d for d in (t.parent / "shared" / "data" / "mocap" for t in tops) if d.is_dir()]
+
+
+def test_every_shared_file_has_its_copy_here():
+    """Every BVH in ../shared/data/mocap is in tests/data/mocap byte for byte, so a fresh clone
+    without ../shared tests the same files."""
+    shared = _shared_mocap()
+    if not shared:
+        pytest.skip("no ../shared/data/mocap beside this checkout")
+    here = {hashlib.sha256(p.read_bytes()).hexdigest() for p in REAL_FILES}
+    files = sorted(p for d in shared for p in d.glob("*.bvh"))
+    assert files
+    for p in files:
+        assert hashlib.sha256(p.read_bytes()).hexdigest() in here, f"{p} has no copy in tests/data/mocap"
 
 
 @pytest.mark.parametrize("path", REAL_FILES, ids=lambda p: p.stem)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from bvh_helpers import (HUMANIK_CM, assert_matches_blender, blender_truth, bvh_text, file_order, random_motion, renamed,
+from bvh_helpers import (HUMANIK_CM, Joint, assert_matches_blender, blender_truth, bvh_text, file_order, random_motion, renamed,
                          three_frames, without)
 
 from machinima import quat
@@ -127,6 +127,42 @@ def test_mixamo_names_choose_the_mixamo_map(prefix, tmp_path):
     assert result.report()[0][0] == f"bone map: mixamo (chosen automatically: {len(rig)} of {len(rig)} joints matched)"
     assert_matches_blender(result, path)
     assert load_bvh_performer(path, "humanik").resolved.spec.name == "humanik"  # a given map is used as given
+
+
+def _rokoko() -> tuple:
+    """Rokoko Studio's Newton skeleton as its BVH export names it: four spine joints, Thigh/Shin/
+    Toe legs, fingers numbered 1 (thumb, from its metacarpal) to 5 with Proximal/Medial/Distal."""
+    names = {"Spine": "Spine1", "Spine1": "Spine2", "Spine2": "Spine4"}
+    for side in ("Left", "Right"):
+        names |= {f"{side}UpLeg": f"{side}Thigh", f"{side}Leg": f"{side}Shin", f"{side}ToeBase": f"{side}Toe"}
+    joints = list(renamed(HUMANIK_CM, names))
+    s4 = next(i for i, j in enumerate(joints) if j.name == "Spine4")
+    joints[s4] = Joint("Spine4", "Spine3", (0.0, 6.0, -0.5))
+    joints.insert(s4, Joint("Spine3", "Spine2", (0.0, 6.0, 0.0)))
+    for side, x in (("Left", 1.0), ("Right", -1.0)):
+        joints += [Joint(f"{side}Finger1Metacarpal", f"{side}Hand", (2.0 * x, 0.0, 2.0)),
+                   Joint(f"{side}Finger1Proximal", f"{side}Finger1Metacarpal", (2.5 * x, 0.0, 1.5)),
+                   Joint(f"{side}Finger1Distal", f"{side}Finger1Proximal", (2.0 * x, 0.0, 1.0)),
+                   Joint(f"{side}Finger2Proximal", f"{side}Hand", (8.0 * x, 0.0, 1.5)),
+                   Joint(f"{side}Finger2Medial", f"{side}Finger2Proximal", (3.5 * x, 0.0, 0.0)),
+                   Joint(f"{side}Finger2Distal", f"{side}Finger2Medial", (2.5 * x, 0.0, 0.0))]
+    return tuple(joints)
+
+
+def test_rokoko_names_choose_the_rokoko_map(tmp_path):
+    pytest.importorskip("bpy")
+    rig = _rokoko()
+    path = _write(tmp_path, "rokoko.bvh", bvh_text(rig, random_motion(rig, seed=8, spread=40.0)))
+    result = load_bvh_performer(path)
+    assert result.resolved.spec.name == "rokoko" and result.map_auto, result.report()
+    names = result.motion.names
+    got = {BONES[c]: names[j] for c, j in result.resolved.mapping.items()}
+    assert (got["Spine"], got["Chest"], got["UpperChest"]) == ("Spine1", "Spine2", "Spine4")
+    assert (got["LeftUpperLeg"], got["LeftLowerLeg"], got["LeftToes"]) == ("LeftThigh", "LeftShin", "LeftToe")
+    assert (got["RightThumbProximal"], got["RightIndexIntermediate"]) == ("RightFinger1Metacarpal", "RightFinger2Medial")
+    assert result.unmapped == ["Spine3"]  # followed between Spine2 and Spine4, and named in the warning
+    assert any("Spine3" in w for w in result.report()[1])
+    assert_matches_blender(result, path)
 
 
 def test_every_unmapped_joint_is_named_and_a_user_map_maps_them(tmp_path):

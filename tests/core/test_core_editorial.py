@@ -23,8 +23,8 @@ from machinima.timecode import Timecode
 otio = pytest.importorskip("opentimelineio")
 
 # rate, drop frame: the slate starts 10 frames before a minute boundary, where drop frame skips labels
-RATES = [("23.976", False), ("24", False), ("25", False), ("29.97", True), ("29.97", False), ("30", False), ("50", False),
-         ("59.94", True), ("60", False)]
+RATES = [("23.976", False), ("24", False), ("25", False), ("29.97", True), ("29.97", False), ("30", False), ("48", False), ("50", False),
+         ("59.94", True), ("59.94", False), ("60", False)]
 
 
 def _tc_in(fps: str, df: bool) -> str:
@@ -186,9 +186,35 @@ def test_circle_and_export_commands(tmp_path):
     assert (m.kind, m.first, m.count, m.gaps) == ("frames", 0, 24, 1)
     with pytest.raises(EditorialError, match="skips 1 frames, so its mp4 is not on the take's clock"):
         editorial.find_media(a, "composite", "mp4")
+    bare = Take.create(root, production="film", scene="s2", shot="a", fps="25")
+    bare.finalize()
+    res = cli("edit", "export", "--take", bare.id, "--out", str(tmp_path / "bare.otio"), "--root", str(root))
+    assert isinstance(res.exception, EditorialError) and f"take {bare.id} is not rendered yet" in str(res.exception)
     res = cli("edit", "export", "--scene", "s1", "--out", str(tmp_path / "cut.mov"), "--root", str(root))
     assert "use .otio, .edl or .xml" in str(res.exception)
     assert cli("takes", "circle", a.id, "--off", "--root", str(root)).exit_code == 0 and read_manifest(a.path).circle is None
+
+
+@pytest.mark.parametrize("fps", ["72", "100", "120"])
+def test_rates_above_smpte_go_out_as_otio_and_edl_xml_say_why_not(tmp_path, fps):
+    """A BVH import keeps 72-1000 fps; SMPTE timecode (EDL, FCP XML) stops at 60. The .otio cut
+    keeps the take's frames and its own timecode labels; .edl/.xml are one-line refusals, and a
+    command asked for several formats writes none of them (OTIO's adapters raised a bare ValueError)."""
+    root = tmp_path / "takes"
+    a = make_take(root, "a", fps, "00:00:59:10", rendered=range(2, 14))
+    timeline = editorial.build_timeline([(a, editorial.find_media(a))], "hfr")
+    back = otio.adapters.read_from_file(str(editorial.write_cut(timeline, tmp_path / "hfr.otio")))
+    (clip,) = back.find_clips()
+    assert clip.source_range.start_time.rate == float(fps) and clip.source_range.duration.value == 12
+    uses, _ = editorial.cut_uses(editorial.read_cut(tmp_path / "hfr.otio", root), root)
+    assert [(u.ranges, u.timecodes) for u in uses] == [([(2, 13)], [("00:00:59:12", "00:00:59:23")])]
+    for suffix, what in ((".edl", "CMX 3600"), (".xml", "FCP 7 XML")):
+        with pytest.raises(EditorialError, match=f"cannot write hfr{suffix}: {what} timecode does not exist at {fps} fps"):
+            editorial.write_cut(timeline, tmp_path / f"hfr{suffix}")
+    outs = [tmp_path / "cli" / n for n in ("cut.otio", "cut.edl")]
+    res = cli("edit", "export", "--take", a.id, *sum((["--out", str(p)] for p in outs), []), "--root", str(root))
+    assert isinstance(res.exception, EditorialError) and "write a .otio cut" in str(res.exception)
+    assert not (tmp_path / "cli").exists()  # the .otio was not written either
 
 
 def test_trimmed_and_reordered_in_an_editor_comes_back(tmp_path):

@@ -92,7 +92,11 @@ def test_a_typo_lists_close_matches_in_one_line(tmp_path, monkeypatch, capsys):
 # the same one-line answer everywhere. The takes root comes from MACHINIMA_TAKES_ROOT, relative.
 TAKE_COMMANDS = [
     ["takes", "show", "{t}"], ["takes", "verify", "{t}"], ["takes", "export", "{t}", "--out", "x.bvh"],
-    ["takes", "rm", "{t}"], ["takes", "recover", "{t}"], ["mocap", "stats", "{t}"],
+    ["takes", "rm", "{t}"], ["takes", "recover", "{t}"], ["takes", "circle", "{t}"], ["mocap", "stats", "{t}"],
+    ["edit", "export", "--take", "{t}", "--out", "cut.otio"], ["blender", "export", "--take", "{t}", "--glb", "x.glb"],
+    ["lipsync", "video", "{t}", "--plate", "plate.mp4"], ["verify", "{t}"], ["verify", "{t}/post/stylize-ink"],
+    ["rights", "disclosure", "off", "{t}", "--reason", "credits"], ["rights", "audit", "{t}"],
+    ["dataset", "import", "{t}", "--out", "ds"],
     ["blender", "import-take", "{t}", "--out", "x.blend"], ["blender", "render", "{t}"],
     ["composite", "{t}", "--plate", "plate.mp4"], ["stylize", "run", "{t}", "--look", "painted"],
     ["stylize", "qc", "{t}/post/stylize-painted"], ["animate", "{t}", "--look", "animatediff-sd15"],
@@ -102,7 +106,8 @@ TAKE_COMMANDS = [
 ]
 
 
-@pytest.mark.parametrize("command", TAKE_COMMANDS, ids=[" ".join(c[:2]) for c in TAKE_COMMANDS])
+@pytest.mark.parametrize("command", TAKE_COMMANDS, ids=[" ".join(c[:3] if c[1] in ("export", "disclosure") else c[:2]) + ("/post" if "/post" in c[1] else "")
+                                             for c in TAKE_COMMANDS])
 def test_every_command_that_names_a_take_resolves_it_the_same_way(command, tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("MACHINIMA_TAKES_ROOT", "takes")
@@ -200,3 +205,17 @@ def test_a_missing_file_is_reported_as_a_missing_file(command, tmp_path, monkeyp
     name = next(a for a in command if "." in a)
     assert f"no file or folder '{name}' (looked in {tmp_path})" in " ".join(err.split()) and "no take '" not in err, err
     assert not Path("faces").exists()
+
+
+def test_rights_and_verify_take_an_id_like_every_take_command(tmp_path, monkeypatch, capsys):
+    """``rights disclosure``, ``rights audit`` and ``verify`` took only folders; an id works now
+    and lands on the same take folder (a takes root or any other path is used as typed)."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("MACHINIMA_TAKES_ROOT", "takes")
+    t = _make("takes")
+    code, out, err = machinima(capsys, "rights", "disclosure", "off", t.id, "--reason", "credits", "--by", "ana")
+    assert code == 0 and (t.path / "disclosure.json").is_file(), err
+    code, out, err = machinima(capsys, "rights", "disclosure", "on", f"takes/{t.id}")
+    assert code == 0 and '"disclose": true' in (t.path / "disclosure.json").read_text(), err
+    err = one_line_error(*machinima(capsys, "verify", t.id)[::2])  # the take, which has no outputs yet
+    assert "no pictures or videos under" in err and t.id in err

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from machinima.distributed import run_on_ray
-from machinima.imageseq import read_image
+from machinima.imageseq import find_frame, read_image
 from machinima.poststep import PostStep
 
 ray = pytest.importorskip("ray")
@@ -71,12 +71,13 @@ def test_identical_to_local_and_survives_a_killed_worker(cluster, tmp_path):
     assert (log / "died").exists()  # a worker really died
     assert sorted(rep.done) == frames
     for f in frames:
-        a = read_image(tmp_path / "local" / "frames" / f"{f:06d}.png")
-        b = read_image(tmp_path / "ray" / "frames" / f"{f:06d}.png")
+        a = read_image(find_frame(tmp_path / "local" / "frames", f))
+        b = read_image(find_frame(tmp_path / "ray" / "frames", f))
         assert np.array_equal(a, b)
-    # every frame processed once, except the one in flight when its worker died (twice)
+    # every frame processed once, except the one in flight when its worker died (twice) and those of
+    # its chunk still queued for writing then (computed, not yet on disk: redone, never taken as done)
     counts = {f: len(list(log.glob(f"{f}.*"))) for f in frames}
-    assert counts[10] == 2 and all(c == 1 for f, c in counts.items() if f != 10)
+    assert counts[10] == 2 and all(c == 1 for f, c in counts.items() if f not in (8, 9, 10)) and counts[8] <= 2 and counts[9] <= 2
     # a second run does nothing
     rep2 = run_on_ray(functools.partial(make_step, str(tmp_path / "ray")), functools.partial(make_process, str(log)), frames, address="local", progress=False)
     assert rep2.done == [] and sorted(rep2.skipped) == frames

@@ -11,7 +11,7 @@ import torch
 import typer
 from typer.testing import CliRunner
 
-from machinima.imageseq import read_image, write_image
+from machinima.imageseq import find_frame, list_frames, read_image, write_image
 from stylize.dream import DreamRun, parse_dream
 from stylize.dream_cli import dream
 from stylize.dream_warp import intrinsics_from_fov, rotation_matrix, warp_3d
@@ -138,7 +138,7 @@ def test_a_controlnet_look_dreams_from_a_take_and_from_a_picture(tmp_path, proje
     r = _cli([str(take.path), "--dream", str(tmp_path / "d.toml"), "--no-mp4"], env)
     assert r.exit_code == 0, (r.output, r.exception)
     out = take.post_dir("dream-d")
-    assert sorted(p.name for p in (out / "frames").iterdir()) == ["000000.png", "000001.png", "000002.png"]
+    assert sorted(list_frames(out / "frames")) == [0, 1, 2]
     params = json.loads((out / "params.json").read_text())["params"]
     assert params["controls"][0] == {"kind": "depth", "from": "depth pass"}  # the take's exact depth
     assert params["controls"][1]["kind"] == "canny" and params["controls"][1]["from"] == "picture"
@@ -168,7 +168,7 @@ def test_3d_depth_from_a_local_depth_model_else_the_take_else_a_warned_plane(tmp
     r = _cli([str(tmp_path / "still.png"), "--dream", str(tmp_path / "m.toml"), "--no-mp4"], env)
     assert r.exit_code == 0, (r.output, r.exception)
     out = tmp_path / "dream-m"
-    f0, f1 = read_image(out / "frames" / "000000.png"), read_image(out / "frames" / "000001.png")
+    f0, f1 = read_image(find_frame(out / "frames", 0)), read_image(find_frame(out / "frames", 1))
     depth = DepthModel(root / "models" / "depth" / "tiny-da").metres(f0, 5.0)
     expect = warp_3d(f0, depth, intrinsics_from_fov(64, 48, 40), rotation_matrix(0, 2.0, 0), np.array([0, 0, 0.2]))
     assert np.abs(f1.astype(int) - expect.astype(int)).max() <= 1  # frame 1 = frame 0 moved over the model's depth

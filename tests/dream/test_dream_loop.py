@@ -4,7 +4,7 @@ import sys
 import numpy as np
 import pytest
 
-from machinima.imageseq import read_image, write_image
+from machinima.imageseq import find_frame, list_frames, read_image, write_image
 from stylize.dream import load_dream, parse_dream
 from stylize.dream_schedule import ScheduleError
 from stylize.dream_warp import intrinsics_from_fov, relative_motion, warp_3d
@@ -42,12 +42,12 @@ def test_dream_from_an_image_resumes_and_is_deterministic(tmp_path):
     r = run("init.png", "--frames", "8", cwd=tmp_path)
     assert "4 dream frames made, 4 already done" in r.stdout  # a longer run continues a shorter one
     out = tmp_path / "dream-drift"
-    assert (out / "dream-drift.mp4").exists() and len(list((out / "frames").glob("*.png"))) == 8
+    assert (out / "dream-drift.mp4").exists() and len(list_frames(out / "frames")) == 8
     r = run("init.png", "--frames", "8", "--step-id", "again", cwd=tmp_path)
     for f in range(8):
-        assert np.array_equal(read_image(out / "frames" / f"{f:06d}.png"), read_image(tmp_path / "again" / "frames" / f"{f:06d}.png"))
-    zoomed = read_image(out / "frames" / "000007.png")
-    assert not np.array_equal(zoomed, read_image(out / "frames" / "000006.png"))
+        assert np.array_equal(read_image(find_frame(out / "frames", f)), read_image(find_frame(tmp_path / "again" / "frames", f)))
+    zoomed = read_image(find_frame(out / "frames", 7))
+    assert not np.array_equal(zoomed, read_image(find_frame(out / "frames", 6)))
 
 
 def test_3d_dream_follows_the_take_camera(tmp_path):
@@ -72,7 +72,7 @@ def test_3d_dream_follows_the_take_camera(tmp_path):
     r = run(str(take.path), "--dream", str(tmp_path / "follow.toml"), cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     out = take.post_dir("dream-follow") / "frames"
-    f0, f1 = read_image(out / "000000.png"), read_image(out / "000001.png")
+    f0, f1 = read_image(find_frame(out, 0)), read_image(find_frame(out, 1))
     R, t = relative_motion(cams[0].world_to_camera, cams[1].world_to_camera)
     expect = warp_3d(f0, np.full((72, 96), 4.0), intrinsics_from_fov(96, 72, 40), R, t)
     assert np.abs(f1.astype(int) - expect.astype(int)).max() <= 1  # frame 1 (between diffusions) = the camera's move

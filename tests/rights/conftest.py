@@ -69,3 +69,20 @@ def take_dir(tmp_path):
     t.finalize()
     t.close()
     return t.path
+
+
+@pytest.fixture
+def project(tmp_path, chain, monkeypatch):
+    """A project with the production's chain configured, one take, one disclosed step."""
+    from machinima.take import Take
+
+    for k in list(__import__("os").environ):
+        if k.startswith("MACHINIMA_"):
+            monkeypatch.delenv(k)
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "machinima.toml").write_text(
+        f'production = "film"\n[rights]\ncert = "{chain.cert}"\nkey = "{chain.key}"\ntrust_anchors = "{chain.root_cert}"\n')
+    t = Take.create(tmp_path / "takes", production="film", scene="1", shot="a")
+    t.finalize()
+    t.close()
+    return tmp_path, t.path

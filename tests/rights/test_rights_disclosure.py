@@ -83,11 +83,12 @@ def test_a_step_run_from_outside_the_project_signs_like_inside(take_dir, photo, 
     step.run(range(1), _process(photo), progress=False)
     write_video(step.out_dir / "look.mp4", [_process(photo)([f])[0]["rgb"] for f in range(4)], fps=24)
     reps = {os.path.basename(r.path): r for r in pv.verify_path(step.out_dir)}
-    assert reps["000000.png"].status == "ok" and "production anchors" in reps["000000.png"].anchor
+    frame = step.output_path("rgb", 0).name  # 000000.qoi (the sequence manifest's) or 000000.png
+    assert reps[frame].status == "ok" and "production anchors" in reps[frame].anchor
     assert reps["look.mp4"].status == "ok" and reps["look.mp4"].watermark_matches, reps["look.mp4"].to_doc()
     # the production certificate cannot be found on a later run: refuse to re-sign that step with another key
     (project / "machinima.toml").rename(project / "machinima.toml.off")
     with pytest.raises(Exception, match="was signed with production certificate.*would sign with local chain"):
         PostStep(take_dir / "post" / "look", "stylize", {})
-    assert reps["000000.png"].path == str(step.output_path("rgb", 0)) and pv.verify_file(step.output_path("rgb", 0), trust=pv.Trust(
+    assert reps[frame].path == str(step.output_path("rgb", 0)) and pv.verify_file(step.output_path("rgb", 0), trust=pv.Trust(
         [pv.trust.Anchor("production", chain.root_cert.read_bytes(), False, ["machinima test production"])])).status == "ok"

@@ -159,7 +159,7 @@ def test_audit_walks_facesets_models_steps_and_deliveries(world, records, tmp_pa
     from typer.testing import CliRunner
 
     from faceswap.merge import MergeOptions, merge
-    from machinima.imageseq import contact_sheet, read_image, write_image
+    from machinima.imageseq import contact_sheet, list_frames, read_image, write_image
     from machinima.rights.audit import audit
     from machinima.rights_cli import app
 
@@ -167,7 +167,7 @@ def test_audit_walks_facesets_models_steps_and_deliveries(world, records, tmp_pa
     _trainer(world, root / "models" / "collins-on-hopper").train(1, progress=False)
     r = merge(root / "clips" / "hopper", root / "models" / "collins-on-hopper", out=root / "swapped",
               options=MergeOptions(engine="none", blend="alpha", batch=4), production="film", rights_store=records.root, progress=False)
-    sheet = contact_sheet([read_image(p) for p in sorted((root / "swapped" / "rgb").glob("*.png"))], columns=3, width=600)
+    sheet = contact_sheet([read_image(p) for p in list_frames(root / "swapped" / "rgb").values()], columns=3, width=600)
     write_image(root / "contact_sheet.png", sheet)  # a delivery made by hand: not disclosed
     rep = audit(root, store=records)
     assert {c["path"].rsplit("/", 1)[-1]: c["identities"] for c in rep.collections} == {"collins": {"eileen": 3}, "hopper": {"grace": 3}}

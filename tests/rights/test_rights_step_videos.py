@@ -23,7 +23,7 @@ def test_composite_stylize_and_archive_movies_are_signed_and_marked(tmp_path):
     from composite.demo_scene import make_demo
     from composite.pipeline import CompositeSettings, run_composite
     from composite.placement import PlacementSettings
-    from machinima.imageseq import read_image, write_video
+    from machinima.imageseq import list_frames, read_image, write_video
     from stylize.archive_cli import archive
     from stylize.look import Look
     from stylize.runner import stylize_take
@@ -40,6 +40,6 @@ def test_composite_stylize_and_archive_movies_are_signed_and_marked(tmp_path):
     assert res.exit_code == 0, res.output
     _check(take / "post" / "archive-vhs-1994" / "archive-vhs-1994.mp4", "archive")
     # the control: the same frames through the plain encoder say nothing
-    control = write_video(tmp_path / "control.mp4", [read_image(p) for p in sorted((comp.out_dir / "rgb").glob("*.png"))], fps=24)
+    control = write_video(tmp_path / "control.mp4", [read_image(p) for p in list_frames(comp.out_dir / "rgb").values()], fps=24)
     rep = pv.verify_file(control)
     assert rep.manifest == "absent" and rep.bad

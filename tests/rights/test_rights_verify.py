@@ -17,29 +17,12 @@ from machinima.poststep import PostStep
 from rights_helpers import issue_signer, write_crl
 
 
-@pytest.fixture
-def project(tmp_path, chain, monkeypatch):
-    """A project with the production's chain configured, one take, one disclosed step."""
-    from machinima.take import Take
-
-    for k in list(__import__("os").environ):
-        if k.startswith("MACHINIMA_"):
-            monkeypatch.delenv(k)
-    monkeypatch.chdir(tmp_path)
-    (tmp_path / "machinima.toml").write_text(
-        f'production = "film"\n[rights]\ncert = "{chain.cert}"\nkey = "{chain.key}"\ntrust_anchors = "{chain.root_cert}"\n')
-    t = Take.create(tmp_path / "takes", production="film", scene="1", shot="a")
-    t.finalize()
-    t.close()
-    return tmp_path, t.path
-
-
 def _frame(photo, f=0):
     return np.ascontiguousarray(np.roll(photo[:256, :320], 5 * f, axis=1))
 
 
-def _step(take, photo, name="look", n=2):
-    step = PostStep(take / "post" / name, "stylize", {"n": n})
+def _step(take, photo, name="look", n=2, intermediate=None):
+    step = PostStep(take / "post" / name, "stylize", {"n": n}, intermediate=intermediate)
     step.run(range(n), lambda fr: [{"rgb": _frame(photo, f), "mask": np.zeros((32, 32), np.uint8)} for f in fr], progress=False)
     return step
 
@@ -66,7 +49,8 @@ def test_production_signed_outputs_pass_and_a_take_folder_skips_passes_and_masks
     step = _step(take, photo)
     res = _verify(take)
     assert res.exit_code == 0, res.output
-    assert "2 file(s): ok 2" in res.output
+    # two frames (and, for QOI frames, the step's sequence manifest disclosure.png beside them)
+    assert ("3 file(s): ok 3" if step.intermediate == "qoi" else "2 file(s): ok 2") in res.output
     doc = json.loads(_verify("--json", step.output_path("rgb", 0)).stdout)
     (f,) = doc["files"]
     assert f["status"] == "ok" and f["watermark_authentic"] and f["watermark_matches"] and doc["bad"] == 0
@@ -127,7 +111,7 @@ def test_a_changed_file_a_stripped_manifest_and_a_forged_mark_fail(project, phot
     import cv2
 
     root, take = project
-    step = _step(take, photo)
+    step = _step(take, photo, intermediate="png")  # a manifest in each file (QOI: test_rights_sequence.py)
     good = step.output_path("rgb", 0)
     data = bytearray(good.read_bytes())
     i = data.find(b"IDAT", 64)
@@ -156,7 +140,7 @@ def test_the_projects_local_chain_is_trusted_by_name_only_here(tmp_path, photo, 
     t = Take.create(tmp_path / "takes", production="film", scene="1", shot="a")
     t.finalize()
     t.close()
-    step = _step(t.path, photo, n=1)
+    step = _step(t.path, photo, n=1, intermediate="png")  # a manifest in the file, copied with it
     res = _verify(step.output_path("rgb", 0))
     assert res.exit_code == 0 and "ok-local" in res.output and "local chain of" in res.output and "this project only" in res.output
     # the same file in another project: a stranger there

@@ -33,5 +33,26 @@ def test_segments_on_ray_match_a_local_run(tmp_path):
         assert res.video is not None and res.video.exists()
         again = stylize_take_on_ray(take, Look.from_doc(DOC), address="local", step_id="onray", video=False)
         assert again.report.done == [] and len(again.report.skipped) == 10
+        # passes every 2nd frame: the same frames as a local run, and the movie keeps the take's timing
+        import av
+
+        from machinima.passes import PassSet
+
+        sparse = make_take(tmp_path / "sparse", n=10)
+        ps = PassSet.open(sparse / "passes")
+        for name in ("rgb", "depth", "pose", "mask/ada"):
+            for f, p in ps.frame_files(name).items():
+                if f % 2:
+                    p.unlink()
+        ps.meta["frames"] = [0, 2, 4, 6, 8]
+        ps.save()
+        here = stylize_take(sparse, Look.from_doc(DOC), step_id="local", progress=False, video=False)
+        res = stylize_take_on_ray(sparse, Look.from_doc(DOC), address="local", step_id="onray")
+        a, b = list_frames(here.out_dir / "frames"), list_frames(res.out_dir / "frames")
+        assert sorted(a) == sorted(b) == [0, 2, 4, 6, 8]
+        assert all(np.array_equal(read_image(a[f]), read_image(b[f])) for f in a)
+        assert res.frames_note.startswith("every 2nd frame (0..8, 5 frames)")
+        with av.open(str(res.video)) as c:
+            assert sum(1 for _ in c.decode(video=0)) == 9
     finally:
         ray.shutdown()

@@ -6,6 +6,8 @@ independent frames (cadence 1, no init)."""
 import json
 
 import numpy as np
+
+from machinima.imageseq import find_frame
 import pytest
 
 from stylize import flow as F
@@ -157,7 +159,7 @@ def test_flow_choice_is_recorded_in_params(tmp_path, clip):
     res = stylize_take(take, look, progress=False, video=False)
     params = json.loads((res.out_dir / "params.json").read_text())
     assert params["params"]["flow"]["method"] == "motion-pass" and "flow: motion-pass" in params["notes"]
-    out = [read_image(res.out_dir / "frames" / f"{f:06d}.png") for f in range(N)]
+    out = [read_image(find_frame(res.out_dir / "frames", f)) for f in range(N)]
     assert temporal_error(out, motion) < 2 * temporal_error(frames, motion) + 1.0
     # DIS where the source has no motion pass, or when the look asks for it
     dis = Look.from_doc({**_classical("propagate", True), "name": "d", "cadence": {**_classical("propagate", True)["cadence"], "flow": "dis"}})

@@ -1,0 +1,72 @@
+"""The frame loop's companions: Ctrl-C as a flag checked between frames, the progress bar, and
+the summary line every step prints at its end (kept apart from ``poststep`` to keep it small)."""
+
+from __future__ import annotations
+
+import signal
+import time
+from typing import Any
+
+
+class StopFlag:
+    """Turns SIGINT/SIGTERM into a flag checked between frames (main thread only)."""
+
+    def __init__(self) -> None:
+        self.stop = False
+        self._old: dict[int, Any] = {}
+
+    def __enter__(self) -> "StopFlag":
+        import threading
+
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self._old[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        if self.stop:  # a second Ctrl-C: stop now
+            raise KeyboardInterrupt
+        self.stop = True
+
+    def __exit__(self, *exc: object) -> None:
+        for sig, old in self._old.items():
+            signal.signal(sig, old)
+
+
+class Bar:
+    """A rich progress bar with the frame rate (nothing at all when disabled: tests, Ray workers)."""
+
+    def __init__(self, enabled: bool, description: str, total: int, completed: int) -> None:
+        self._p = None
+        if enabled:
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+            self._p = Progress(
+                TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                TextColumn("{task.fields[rate]}"), TimeElapsedColumn(), TimeRemainingColumn(), transient=False,
+            )
+            self._p.start()
+            self._task = self._p.add_task(description, total=total, completed=completed, rate="")
+            self._t0 = time.perf_counter()
+            self._n = 0
+
+    def advance(self, n: int) -> None:
+        if self._p is not None:
+            self._n += n
+            rate = self._n / max(time.perf_counter() - self._t0, 1e-9)
+            self._p.update(self._task, advance=n, rate=f"{rate:.2f} fr/s")
+
+    def close(self) -> None:
+        if self._p is not None:
+            self._p.stop()
+
+
+def say(line: str) -> None:
+    """A summary line on stderr (stdout may carry a step's JSON)."""
+    from rich.console import Console
+
+    Console(stderr=True, highlight=False).print(line)
+
+
+def progress_bar(enabled: bool, description: str, total: int, completed: int) -> Bar:
+    return Bar(enabled and total > 0, description, total, completed)
