@@ -9,7 +9,7 @@
        swapped actor's mouth re-synced in the plate (a take post step, `post/lipsync/`)
     -> depth composite of the lip-synced plate into the rendered set
     -> stylize (painted look; diffusion when a local model is configured) -> archive look
-    -> exports: the editor's timeline (OTIO) and the take as glb
+    -> exports: the editor's timeline (OTIO), the take as glb, the picture master (ProRes)
     -> film.mp4 (with the line), contact_sheet.png, a timing table; every output signed and
        watermarked; `rights audit` clean.
 
@@ -273,9 +273,10 @@ class Demo:
 
     def exports(self) -> tuple[str, int]:
         """What the other departments get: the editor a timeline of the circled take (its
-        archive version), the engines the take's animation as glb."""
+        archive version), the engines the take's animation as glb, finishing a ProRes master."""
         take = self.take()
         otio, glb = self.out / "exports" / "cut.otio", self.out / "exports" / f"{take.name}.glb"
+        master = self.out / "exports" / f"{take.name}.mov"
         made = 0
         if not otio.exists():
             self.machinima("takes", "circle", take, "--version", "archive-vhs-1994", "--note", "the demo's take", quiet=True)
@@ -284,7 +285,11 @@ class Demo:
         if not glb.exists():
             self.machinima("takes", "export", take, "--format", "glb", "--out", glb, quiet=True)
             made += 1
-        return f"editorial {otio.relative_to(self.out)} (OpenTimelineIO), engines {glb.relative_to(self.out)}", made
+        if not master.exists():  # the picture master for finishing, with timecode (the film.mp4 carries the line)
+            self.machinima("takes", "export", take, "--step", "archive-vhs-1994", "--format", "prores", "--out", master, quiet=True)
+            made += 1
+        return (f"editorial {otio.relative_to(self.out)} (OpenTimelineIO), engines {glb.relative_to(self.out)}, "
+                f"master {master.relative_to(self.out)} (ProRes)"), made
 
     def deliver(self) -> tuple[str, int]:
         from .demo_film import contact_sheet_rows, film_with_line

@@ -101,11 +101,17 @@ def test_exports_read_back_by_their_own_libraries(demo):
     assert len(clips) == 1 and clips[0].duration().value > 0
     gltf = pygltflib.GLTF2().load(str(out / "exports" / f"{take.name}.glb"))
     assert gltf.animations and gltf.nodes
+    import av
+
+    with av.open(str(out / "exports" / f"{take.name}.mov")) as c:
+        assert c.streams.video[0].codec_context.name == "prores"
+        assert sum(1 for _ in c.decode(video=0)) == FILM_FRAMES
 
 
 def test_disclosure_verified(demo):
-    out, _, _, _ = demo
+    out, take, _, _ = demo
     _machinima("verify", out / "film.mp4", cwd=out)
+    _machinima("verify", out / "exports" / f"{take.name}.mov", cwd=out)
 
 
 def test_second_run_redoes_nothing(demo):
