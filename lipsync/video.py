@@ -93,8 +93,7 @@ def resync_video(take: str | Path, plate_path: str | Path, *, audio: str | Path 
     ``local``): the frames as chunks on that cluster (``lipsync.distributed.LipSyncJob``), the
     analysis and the rights check here first."""
     from machinima import rights
-    from machinima.imageseq import read_image
-    from machinima.poststep import PostStep, file_hash, write_video
+    from machinima.poststep import PostStep, file_hash
     from machinima.take import Take
     from machinima.takeaudio import resolve_audio
 
@@ -193,13 +192,13 @@ class Resyncer:
 def _finish(step: Any, out_dir: Path, step_id: str, plate: Plate, audio_path: Path, rep: Any, all_no_face: list[int], engine: str,
             mode: str) -> ResyncReport:
     """4. the mp4 with the dialogue, from the finished frames."""
-    from machinima.imageseq import read_image
+    from machinima.imageseq import mux_audio, read_image
     from machinima.poststep import write_video
 
     no_face = [f for f in rep.done if f in set(all_no_face)]
     outs = step.outputs_of("frames")
     mp4 = out_dir / f"{step_id}.mp4"
-    write_video(mp4, (read_image(outs[f]) for f in sorted(outs)), fps=plate.fps, before_signing=lambda p: _mux_audio(p, audio_path))
+    write_video(mp4, (read_image(outs[f]) for f in sorted(outs)), fps=plate.fps, before_signing=lambda p: mux_audio(p, audio_path))
     return ResyncReport(out_dir, mp4, len(plate.numbers), len(rep.done) - len(no_face), len(rep.skipped), engine, mode, all_no_face)
 
 
@@ -227,28 +226,3 @@ def _wav2lip_frame(model, img: np.ndarray, lm: np.ndarray, mel: np.ndarray, fram
     out = img.copy()
     out[y0:y1, x0:x1] = cv2.resize(new, (x1 - x0, y1 - y0), interpolation=cv2.INTER_LINEAR)
     return out
-
-
-def _mux_audio(mp4: Path, audio_path: Path) -> None:
-    """Copy the video stream and add the dialogue as AAC (atomically)."""
-    import os
-
-    import av
-
-    tmp = mp4.with_name(f".{mp4.stem}.mux.mp4")
-    with av.open(str(mp4)) as vin, av.open(str(audio_path)) as ain, av.open(str(tmp), "w") as out:
-        vs = out.add_stream_from_template(vin.streams.video[0])
-        ast = out.add_stream("aac", rate=48000)
-        res = av.AudioResampler(format="fltp", layout="stereo", rate=48000)
-        for pkt in vin.demux(vin.streams.video[0]):
-            if pkt.dts is None:
-                continue
-            pkt.stream = vs
-            out.mux(pkt)
-        for frame in ain.decode(audio=0):
-            for rf in res.resample(frame):
-                for pkt in ast.encode(rf):
-                    out.mux(pkt)
-        for pkt in ast.encode(None):
-            out.mux(pkt)
-    os.replace(tmp, mp4)

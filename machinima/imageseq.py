@@ -207,6 +207,31 @@ def read_sequence(folder: str | Path, frames: Iterable[int] | None = None) -> It
         yield f, read_image(files[f])
 
 
+def mux_audio(video: str | Path, audio: str | Path) -> None:
+    """``video``'s stream copied, ``audio`` added as AAC; the file replaced atomically. Pixels
+    are untouched, so a movie's watermark stays: steps call it before signing."""
+    import av
+
+    video = Path(video)
+    tmp = video.with_name(f".{video.stem}.mux.mp4")
+    with av.open(str(video)) as vin, av.open(str(audio)) as ain, av.open(str(tmp), "w") as dst:
+        vs = dst.add_stream_from_template(vin.streams.video[0])
+        ast = dst.add_stream("aac", rate=48000)
+        res = av.AudioResampler(format="fltp", layout="stereo", rate=48000)
+        for pkt in vin.demux(vin.streams.video[0]):
+            if pkt.dts is None:
+                continue
+            pkt.stream = vs
+            dst.mux(pkt)
+        for frame in ain.decode(audio=0):
+            for rf in res.resample(frame):
+                for pkt in ast.encode(rf):
+                    dst.mux(pkt)
+        for pkt in ast.encode(None):
+            dst.mux(pkt)
+    os.replace(tmp, video)
+
+
 def write_video(path: str | Path, frames: Iterable[np.ndarray], fps: float | str = 24, *, crf: int = 18, codec: str = "libx264",
                 pix_fmt: str = "yuv420p", options: dict[str, str] | None = None, timecode: str | None = None,
                 bt709: bool = False) -> Path:

@@ -38,6 +38,33 @@ def test_video_roundtrip_and_sheet(tmp_path):
         list(read_video(tmp_path / "junk.mp4"))
 
 
+def test_mux_audio_adds_the_line_and_copies_the_pictures(tmp_path):
+    """The video stream is copied packet for packet (a watermark in the pixels survives); PyAV
+    reads back both streams and the audio's length."""
+    import wave
+
+    import av
+
+    from machinima.imageseq import mux_audio
+
+    frames = [np.full((32, 48, 3), 40 * i, np.uint8) for i in range(6)]
+    mp4 = write_video(tmp_path / "v.mp4", frames, fps=24)
+    with av.open(str(mp4)) as c:
+        before = [bytes(p) for p in c.demux(video=0) if p.size]
+    with wave.open(str(tmp_path / "line.wav"), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(16000)
+        w.writeframes((np.sin(np.arange(4000) / 5.0) * 8000).astype("<i2").tobytes())
+    mux_audio(mp4, tmp_path / "line.wav")
+    with av.open(str(mp4)) as c:
+        assert len(c.streams.audio) == 1 and len(c.streams.video) == 1
+        assert float(c.streams.audio[0].duration * c.streams.audio[0].time_base) == pytest.approx(0.25, abs=0.05)
+        after = [bytes(p) for p in c.demux(video=0) if p.size]
+    assert after == before
+    assert not list(tmp_path.glob(".*"))  # no temporary left
+
+
 def test_passes_projection_and_errors(tmp_path):
     cam = CameraFrame(intrinsics(64, 36, 50, 36), look_at(np.array([0, 1.6, 5.0]), np.array([0, 1.6, 0])), 64, 36)
     px, depth = cam.project(np.array([[0, 1.6, 0.0], [0, 1.6, -3.0]]))

@@ -61,14 +61,19 @@ def test_verify_lists_problems_and_drops_broken_items(tmp_path, facesets):
     assert r.exit_code != 0 and "not a collection" in str(r.exception)
 
 
-def test_train_preset_sets_the_cpu_settings_and_flags_override_it(tmp_path, facesets):
+def test_train_preset_sets_the_cpu_settings_and_flags_override_it(tmp_path, facesets, monkeypatch):
+    import torch
+
     from faceswap.train import PRESETS
 
     run = CliRunner().invoke
     args = ["train", "--src", str(facesets[0]), "--dst", str(facesets[1]), "--model", str(tmp_path / "m"), "--iters", "1",
             "--preset", "cpu", "--d-dims", "4", "--e-dims", "4", "--ae-dims", "16", "--batch", "2", "--rights-override", "test faces"]
+    threads, set_threads, before = [], torch.set_num_threads, torch.get_num_threads()
+    monkeypatch.setattr(torch, "set_num_threads", lambda n: (threads.append(n), set_threads(n)))
     r = run(app, args)
     assert r.exit_code == 0, r.output
+    assert threads == [1, before]  # one torch thread while the cpu preset trains, the caller's count restored
     doc = json.loads((tmp_path / "m" / "model.json").read_text())
     assert doc["model"]["res"] == 64 and doc["model"]["d_dims"] == 4  # the preset's resolution, the flag's width
     want = PRESETS["cpu"]["train"]
