@@ -138,7 +138,7 @@ def _composite(
     place, ground_contact, ground_y, height, plate_scale, track, smooth_feet, depth_model, depth_kind, body_depth,
     offset, plate_timecode, timecode_align, plate_fps, resample, light, light_pass, color_match, color_strength,
     grain_mode, grain_size, depth_bias, edge, wrap_radius, wrap_strength, shadow_opacity, frames, fmt, video,
-    step_id, device, dtype, workers, root, demo,
+    step_id, device, dtype, workers, root, demo, ray, chunk,
 ) -> None:
     """The command, its values from the line, the settings file and the defaults."""
     from rich.console import Console

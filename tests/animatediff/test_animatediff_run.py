@@ -227,7 +227,7 @@ def test_one_command_with_the_shipped_look_loads_local_models_and_makes_the_take
     monkeypatch.setenv("MACHINIMA_PROJECT", str(tmp_path))
     monkeypatch.setenv("MACHINIMA_MODELS_DIR", str(tmp_path / "models"))
     kw = dict(look="animatediff-sd15", motion_adapter=None, frames=None, context=8, overlap=4, looped=None,
-              input_folder=None, step_id="ad", root=None, no_video=False)
+              input_folder=None, step_id="ad", root=None, no_video=False, ray=None, gpus=0)
     animate(str(take), **kw)
     out = take / "post" / "ad"
     assert len(list_frames(out / "frames")) == 12 and (out / "ad.mp4").stat().st_size > 0

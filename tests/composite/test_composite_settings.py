@@ -19,7 +19,7 @@ def captured(tmp_path, monkeypatch):
     """The settings the command hands to the pipeline (the pipeline itself is tested elsewhere)."""
     got = []
 
-    def fake(take, settings):
+    def fake(take, settings, **run):
         got.append((take, settings))
         raise SystemExit(0)
 
