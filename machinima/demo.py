@@ -230,7 +230,11 @@ class Demo:
             text.write_text(LINE + "\n")
             made += 1
         if not (self.out / "rights" / f"{SWAPPED_FACE}.json").exists():
-            self.machinima("rights", "add", SWAPPED_FACE, "--photo", self.out / "plate-swapped" / "rgb" / f"{FILM_FRAMES // 2:06d}.png",
+            from .imageseq import find_frame, read_image, write_image
+
+            photo = write_image(self.out / "releases" / f"{SWAPPED_FACE}.png",  # a still of the swap (frames are QOI intermediates)
+                                read_image(find_frame(self.out / "plate-swapped" / "rgb", FILM_FRAMES // 2)))
+            self.machinima("rights", "add", SWAPPED_FACE, "--photo", photo,
                            "--document", self.out / "releases" / "public-domain.txt", "--granted-by",
                            "grace-hopper and eileen-collins (public domain): the face swap of one onto the other", "--scope", "lip_sync",
                            "--expires", "none", "--holder", "public domain", quiet=True)
@@ -343,7 +347,7 @@ def _count(folder: Path) -> int:
     """Finished frames in a folder (hidden temporaries left out)."""
     if not folder.is_dir():
         return 0
-    return sum(1 for p in folder.iterdir() if p.suffix in (".png", ".exr", ".jpg") and not p.name.startswith("."))
+    return sum(1 for p in folder.iterdir() if p.suffix in (".png", ".qoi", ".exr", ".jpg") and not p.name.startswith("."))
 
 
 def _made(folder: Path, since: float) -> int:

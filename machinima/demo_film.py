@@ -32,7 +32,7 @@ def film_with_line(step_dir: Path, audio: Path, name: str = "film.mp4", fps: int
 def _middle_frame(folder: Path, at: int | None) -> np.ndarray | None:
     from .imageseq import read_image
 
-    files = sorted(p for p in folder.glob("*.*") if p.suffix in (".png", ".exr") and not p.name.startswith("."))
+    files = sorted(p for p in folder.glob("*.*") if p.suffix in (".png", ".qoi", ".exr") and not p.name.startswith("."))
     if not files:
         return None
     named = {int(p.stem): p for p in files if p.stem.isdigit()}

@@ -20,7 +20,10 @@ KEY_POINTS = [33, 133, 362, 263, 1, 61, 291, 13, 14, 152, 10]  # eye corners, no
 
 
 def frames(folder: Path) -> dict[int, Path]:
-    return {int(p.stem): p for p in sorted(folder.glob("*.png")) if p.stem.isdigit()}
+    """Frame number -> file, whatever the step's intermediate format (QOI, PNG, EXR)."""
+    from machinima.imageseq import list_frames
+
+    return list_frames(folder)
 
 
 def landmarks(search, img: np.ndarray) -> np.ndarray | None:

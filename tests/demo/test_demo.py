@@ -144,7 +144,7 @@ def test_swapped_face_sits_where_the_plate_face_is(demo, search):
 def test_no_dark_halo_at_the_composite_edge(demo):
     """The composite's soft edge against a straight alpha-over of the same frame, beside the
     classic keyer (no unmixing of the screen colour) composited on the same frames."""
-    from machinima.imageseq import read_image
+    from machinima.imageseq import find_frame, read_image
 
     out, take, _, _ = demo
     fs = list(range(30, 36))
@@ -153,8 +153,8 @@ def test_no_dark_halo_at_the_composite_edge(demo):
                "--step-id", "composite-classic", "--no-video", cwd=out)
 
     def halo(step: str) -> float:
-        vals = [edge_halo(read_image(take / "post" / step / "rgb" / f"{f:06d}.png"), read_image(take / "passes" / "rgb" / f"{f:06d}.png"),
-                          read_image(take / "post" / step / "alpha" / f"{f:06d}.png")) for f in fs]
+        vals = [edge_halo(read_image(find_frame(take / "post" / step / "rgb", f)), read_image(take / "passes" / "rgb" / f"{f:06d}.png"),
+                          read_image(find_frame(take / "post" / step / "alpha", f))) for f in fs]
         assert all(n > 20 for _, n in vals), vals  # an edge to measure
         return float(np.mean([h for h, _ in vals]))
 
