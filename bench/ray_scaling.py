@@ -145,7 +145,7 @@ def bench_step(name: str, scene, frames: int, chunk: int) -> dict:
     out["in_process_loop_s"] = round(loop_local, 3)
     ref = _files(local_dir)
     for cpus in (1, 2):
-        ray.init(num_cpus=cpus, include_dashboard=False, log_to_driver=False)
+        ray.init(address="local", num_cpus=cpus, include_dashboard=False, log_to_driver=False)
         try:
             warm(f"warm-ray{cpus}", "local")
             t, loop, rep, d = run(f"ray{cpus}", "local")

@@ -59,7 +59,9 @@ def connect(address: str | None, *, num_cpus: int | None = None) -> Any:
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
     try:
         if address in (None, "", "local"):
-            ray.init(num_cpus=num_cpus, include_dashboard=False, log_to_driver=False, ignore_reinit_error=True)
+            # address="local": always a new cluster of this machine, never one a killed run left
+            # behind in /tmp/ray/ray_current_cluster (ray.init() without an address joins that one)
+            ray.init(address="local", num_cpus=num_cpus, include_dashboard=False, log_to_driver=False, ignore_reinit_error=True)
         else:
             ray.init(address=address, log_to_driver=False, ignore_reinit_error=True)
     except Exception as exc:  # ConnectionError, RuntimeError... from Ray

@@ -21,7 +21,7 @@ ray = pytest.importorskip("ray")
 @pytest.fixture(scope="module")
 def cluster():
     os.environ["RAY_AUTH_MODE"] = "disabled"
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
     # this test module is not an installed package: ship its functions to workers by value
     ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
     yield

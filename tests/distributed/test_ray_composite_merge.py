@@ -192,4 +192,6 @@ def test_composite_on_ray_signs_each_frame_as_the_local_run_does(cluster, scene,
 
     for f in range(4):
         a, b = assertion(find_frame(local.out_dir / "rgb", f)), assertion(find_frame(on_ray.out_dir / "rgb", f))
-        assert a == b and a["frame"] == f and a["step"] == "comp"
+        # QOI frames share the step's sequence manifest (frame None, each frame's hash listed in it);
+        # PNG frames (no qoi installed) carry their own, naming the frame
+        assert a == b and a["frame"] in (f, None) and a["step"] == "comp"
