@@ -30,13 +30,13 @@ def film_with_line(step_dir: Path, audio: Path, name: str = "film.mp4", fps: int
 
 
 def _middle_frame(folder: Path, at: int | None) -> np.ndarray | None:
-    from .imageseq import read_image
+    from .imageseq import list_frames, read_image
 
-    files = sorted(p for p in folder.glob("*.*") if p.suffix in (".png", ".qoi", ".exr") and not p.name.startswith("."))
-    if not files:
+    frames = list_frames(folder) if folder.is_dir() else {}
+    if not frames:
         return None
-    named = {int(p.stem): p for p in files if p.stem.isdigit()}
-    img = read_image(named.get(at, files[len(files) // 2]) if at is not None else files[len(files) // 2])
+    numbers = list(frames)
+    img = read_image(frames.get(at) or frames[numbers[len(numbers) // 2]])
     if img.dtype.kind == "f":
         if img.ndim == 3 and img.shape[2] >= 3:  # linear light: a simple display transform
             return (np.clip(img[..., :3] / (1.0 + img[..., :3]), 0, 1) ** (1 / 2.2) * 255).astype(np.uint8)

@@ -4,6 +4,7 @@ only that chunk (chunks.jsonl shows it) with the same output as a clean run."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 import sys
@@ -167,6 +168,7 @@ def test_composite_on_ray_signs_each_frame_as_the_local_run_does(cluster, scene,
     (random per frame, carried by the watermark) and the time differ."""
     from composite.pipeline import run_composite
     from machinima.imageseq import find_frame
+    from machinima.provenance.sequence import sequence_hashes
     from machinima.provenance.verify import read_manifest
 
     take, plate, pos = scene
@@ -192,6 +194,11 @@ def test_composite_on_ray_signs_each_frame_as_the_local_run_does(cluster, scene,
 
     for f in range(4):
         a, b = assertion(find_frame(local.out_dir / "rgb", f)), assertion(find_frame(on_ray.out_dir / "rgb", f))
-        # QOI frames share the step's sequence manifest (frame None, each frame's hash listed in it);
-        # PNG frames (no qoi installed) carry their own, naming the frame
-        assert a == b and a["frame"] in (f, None) and a["step"] == "comp"
+        assert a == b and a["step"] == "comp"
+        for out in (local, on_ray):
+            path = find_frame(out.out_dir / "rgb", f)
+            if path.suffix == ".qoi":  # QOI frames share the step's sequence manifest, which lists each frame's hash
+                listed = sequence_hashes(read_manifest(path)[1])
+                assert a["frame"] is None and listed[path.relative_to(out.out_dir).as_posix()] == hashlib.sha256(path.read_bytes()).hexdigest()
+            else:  # a PNG frame carries its own manifest, naming the frame
+                assert a["frame"] == f
