@@ -336,14 +336,22 @@ def run_guide(blocks: list[Block]) -> list[Outcome]:
 
 def run_guides(blocks: list[Block], jobs: int | None = None) -> dict[str, Outcome]:
     """Every guide's blocks, ``jobs`` guides at a time (default ``GUIDE_JOBS`` or 4), each in its
-    own folder with its own ports; outcomes by block id. Side by side because most of a guide's
+    own folder with its own ports; outcomes by block id. ``GUIDE_TIMES=FILE`` writes each
+    guide's and block's seconds there (JSON). Side by side because most of a guide's
     time is waiting (a stage starting, a 3-second recording, a sender's --seconds), not CPU.
     The guides with the most blocks start first, so the longest does not start last."""
     by_doc: dict[str, list[Block]] = {}
     for b in blocks:
         by_doc.setdefault(b.doc, []).append(b)
     order = sorted(by_doc.values(), key=lambda bs: -sum(b.timeout for b in bs if not b.skip))
-    jobs = jobs or int(os.environ.get("GUIDE_JOBS", "4"))
+    jobs = jobs or int(os.environ.get("GUIDE_JOBS", "4"))  # GUIDE_JOBS=1: one guide at a time (to read a failure's timing alone)
     with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
         done = list(pool.map(run_guide, order))
+    if os.environ.get("GUIDE_TIMES"):  # where the time goes: each guide's blocks, slowest guide first
+        import json
+
+        rows = sorted(({"guide": os_[0].block.doc, "seconds": round(sum(o.seconds for o in os_), 1),
+                        "blocks": {o.block.id: [o.status, round(o.seconds, 1)] for o in os_}} for os_ in done if os_),
+                      key=lambda r: -r["seconds"])
+        Path(os.environ["GUIDE_TIMES"]).write_text(json.dumps({"jobs": jobs, "load": os.getloadavg(), "guides": rows}, indent=1))
     return {o.block.id: o for outcomes in done for o in outcomes}

@@ -27,7 +27,7 @@ def test_the_guides_have_blocks_to_run():
     assert len(BLOCKS) >= 30 and len(ran) >= 0.75 * len(BLOCKS), f"{len(ran)} of {len(BLOCKS)} blocks run"
 
 
-@pytest.mark.slow  # a block that renders or records takes 10-45 s; all guides side by side ~2 min on the loaded 2-core machine
+@pytest.mark.slow  # a block that renders or trains takes 10-60 s; all guides side by side ~2-3 min on the 2-core machine (GUIDE_TIMES=f.json)
 @pytest.mark.parametrize("block", BLOCKS, ids=[b.id for b in BLOCKS])
 def test_guide_block(outcomes, block: Block):
     o = outcomes.get(block.id)
