@@ -225,6 +225,10 @@ class GuideRun:
             TRANSFORMERS_OFFLINE="1",
             COLUMNS="120",
             MACHINIMA_SERVER__PORT=str(self.ports[8765]),  # a stage started without --port, and the bridge's feedback check
+            # four guides side by side on a shared 2-core machine: one OpenMP thread a process. torch's
+            # default (a thread a core) spin-waits under load: the LoRA guide's 4 tiny training steps
+            # took 95 s against 24 s with one thread (load 7)
+            OMP_NUM_THREADS="1",
         )
         self.env = env
         self._groups: list[subprocess.Popen] = []
