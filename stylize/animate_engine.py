@@ -16,6 +16,7 @@ from .animate_look import MotionSpec
 from .errors import ControlError, LookError, ModelMissingError, SourceError, StylizeError
 from .look import Look
 from .models import fingerprint, load_controlnets, load_loras, load_model, load_pipeline, need_model
+from .torch_setup import device_and_dtype, load_dtype, scheduler_class
 
 ADAPTER_EXPECT = ("a diffusers MotionAdapter folder (config.json + diffusion_pytorch_model.safetensors, e.g. "
                   "animatediff-motion-adapter-v1-5-3), or an original mm_sd15_*.ckpt/.safetensors file with "
@@ -24,21 +25,11 @@ ADAPTER_EXPECT = ("a diffusers MotionAdapter folder (config.json + diffusion_pyt
 
 # --- small helpers ---------------------------------------------------------------------------------
 def _scheduler(name: str, config: Any, beta_schedule: str):
-    import diffusers as d
-
-    cls = {"ddim": d.DDIMScheduler, "euler": d.EulerDiscreteScheduler, "euler_a": d.EulerAncestralDiscreteScheduler,
-           "dpm": d.DPMSolverMultistepScheduler, "unipc": d.UniPCMultistepScheduler, "lcm": d.LCMScheduler,
-           "pndm": d.PNDMScheduler}[name]
+    """The look's scheduler with AnimateDiff's training settings (linear betas, linspace spacing)."""
     extra: dict[str, Any] = {"beta_schedule": beta_schedule, "timestep_spacing": "linspace", "steps_offset": 1}
     if name == "ddim":
         extra["clip_sample"] = False
-    return cls.from_config(config, **extra)
-
-
-def _dtype(name: str):
-    import torch
-
-    return {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}[name]
+    return scheduler_class(name).from_config(config, **extra)
 
 
 def _runtime(look: Look) -> dict[str, Any]:
@@ -76,12 +67,7 @@ class AnimateDiffEngine:
         self.pipe, self.look, self.motion = pipe, look, motion
         self.models = dict(models or {})
         rt = dict(runtime or _runtime(look))
-        dev = rt.get("device", "auto")
-        self.device = torch.device(("cuda" if torch.cuda.is_available() else "cpu") if dev == "auto" else dev)
-        dt = rt.get("dtype", "fp32")
-        if self.device.type == "cpu" and dt == "fp16":
-            dt = "fp32"  # no fast fp16 kernels on CPUs
-        self.dtype = _dtype(dt)
+        self.device, self.dtype = device_and_dtype(rt)
         self.runtime = rt
         self._embed = embed
         self._cache: dict[str, Any] = {}
@@ -139,7 +125,7 @@ class AnimateDiffEngine:
 
         cfg = config or load_config()
         rt = _runtime(look)
-        dtype = _dtype("fp32" if rt["dtype"] == "fp16" and not _cuda(rt) else rt["dtype"])
+        dtype = load_dtype(rt)
         need = lambda rel, what, expect: need_model(cfg, rel, what, expect)  # noqa: E731
         m = look.model
         models: dict[str, Any] = {}
@@ -348,9 +334,3 @@ class AnimateDiffEngine:
             out.extend(np.ascontiguousarray(x) for x in img)
         return out
 
-
-
-def _cuda(rt: dict[str, Any]) -> bool:
-    import torch
-
-    return torch.cuda.is_available() and str(rt.get("device", "auto")) in ("auto", "cuda") or str(rt.get("device", "")).startswith("cuda")
