@@ -16,7 +16,7 @@ from .animate_look import MotionSpec
 from .errors import ControlError, LookError, ModelMissingError, SourceError, StylizeError
 from .look import Look
 from .models import fingerprint, load_controlnets, load_loras, load_model, load_pipeline, need_model
-from .torch_setup import device_and_dtype, load_dtype, scheduler_class
+from .torch_setup import device_and_dtype, load_dtype, place_pipeline, scheduler_class
 
 ADAPTER_EXPECT = ("a diffusers MotionAdapter folder (config.json + diffusion_pytorch_model.safetensors, e.g. "
                   "animatediff-motion-adapter-v1-5-3), or an original mm_sd15_*.ckpt/.safetensors file with "
@@ -73,14 +73,9 @@ class AnimateDiffEngine:
         self._cache: dict[str, Any] = {}
         pipe.set_progress_bar_config(disable=True)
         pipe.scheduler = _scheduler(look.model.scheduler, pipe.scheduler.config, motion.beta_schedule)
+        place_pipeline(pipe, self.device, self.dtype, bool(rt.get("cpu_offload")))
         if rt.get("cpu_offload") and self.device.type == "cuda":
-            pipe.to(dtype=self.dtype)
-            pipe.enable_model_cpu_offload()
             self.device = torch.device("cuda")
-        else:
-            pipe.to(self.device)
-            if self.dtype != torch.float32:
-                pipe.to(dtype=self.dtype)
         if rt.get("channels_last"):
             pipe.unet.to(memory_format=torch.channels_last)
         if rt.get("vae_tiling"):

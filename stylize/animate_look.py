@@ -3,14 +3,13 @@ checked before any model loads, so a wrong look fails in a second with one clear
 
 from __future__ import annotations
 
-import tomllib
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from .context_windows import FUSE_METHODS, ContextWindows
 from .errors import LookError
-from .look import LoraSpec, Look, find_look
+from .look import LoraSpec, Look, read_look_doc
 
 BETA_SCHEDULES = ("linear", "scaled_linear")
 
@@ -89,11 +88,7 @@ def check_look(look: Look, spec: MotionSpec, where: str = "look") -> None:
 
 
 def load_animate_look(path: str | Path) -> tuple[Look, MotionSpec]:
-    p = find_look(path)
-    try:
-        doc = tomllib.loads(p.read_text(encoding="utf-8"))
-    except tomllib.TOMLDecodeError as exc:
-        raise LookError(f"{p}: {exc}") from None
+    p, doc = read_look_doc(path)
     look, spec = parse_animate_look(doc, str(p))
     if look.name == "look":
         look.name = p.stem

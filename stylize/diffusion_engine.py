@@ -14,7 +14,7 @@ from .engine_base import Engine, resolve_runtime
 from .errors import LookError, ModelMissingError, StylizeError
 from .look import ControlSpec, Look
 from .models import fingerprint, load_controlnets, load_loras, load_model, load_pipeline, need_model
-from .torch_setup import device_and_dtype, load_dtype, scheduler_class
+from .torch_setup import device_and_dtype, load_dtype, place_pipeline, scheduler_class
 
 
 def _pipeline_class(family: str, mode: str, n_controls: int):
@@ -100,13 +100,7 @@ class DiffusionEngine(Engine):
         pipe = self.pipe
         pipe.set_progress_bar_config(disable=True)
         pipe.scheduler = scheduler_class(self.look.model.scheduler).from_config(pipe.scheduler.config)
-        if rt.get("cpu_offload") and self.device.type == "cuda":
-            pipe.to(dtype=self.dtype)
-            pipe.enable_model_cpu_offload()
-        else:
-            pipe.to(self.device)
-            if self.dtype != torch.float32:
-                pipe.to(dtype=self.dtype)
+        place_pipeline(pipe, self.device, self.dtype, bool(rt.get("cpu_offload")))
         if rt.get("channels_last"):
             pipe.unet.to(memory_format=torch.channels_last)
             if getattr(pipe, "controlnet", None) is not None:

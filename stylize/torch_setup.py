@@ -42,6 +42,20 @@ def device_and_dtype(rt: dict[str, Any]) -> tuple[Any, Any]:
     return device, torch_dtype(dt)
 
 
+def place_pipeline(pipe: Any, device: Any, dtype: Any, cpu_offload: bool) -> None:
+    """Put a diffusers pipeline on ``device`` in ``dtype``; with ``cpu_offload`` on a CUDA device
+    the models stay in CPU memory and diffusers moves each onto the GPU while it runs."""
+    import torch
+
+    if cpu_offload and device.type == "cuda":
+        pipe.to(dtype=dtype)
+        pipe.enable_model_cpu_offload()
+    else:
+        pipe.to(device)
+        if dtype != torch.float32:
+            pipe.to(dtype=dtype)
+
+
 def scheduler_class(name: str) -> Any:
     """The diffusers scheduler class a look's ``model.scheduler`` names (``look.SCHEDULERS``)."""
     import diffusers as d
