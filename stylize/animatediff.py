@@ -22,7 +22,7 @@ windows blended inside the denoising loop: one motion, no seams, any length.
 
 The diffusers pipeline (``AnimateDiffVideoToVideoPipeline`` or
 ``AnimateDiffVideoToVideoControlNetPipeline``) holds the components and does the loading (local
-folders and single files, LoRA adapters, prompt encoding); the loop here replaces its
+folders and single files, LoRA adapters, prompt encoding); the loop in ``animate_engine`` replaces its
 ``__call__`` because that one denoises all frames in one window.
 
 The code lives in modules of one job each; every name stays importable from here:
