@@ -6,7 +6,7 @@ forward-backward and the frame decisions (speaker adaptation, which changes the 
 scores, is chosen first, in stage 0), scored on speech frames at 100 fps (the same scorer as
 the benchmark). Prints JSON: every grid point's accuracy and change-offset p90, and the best.
 
-    .venv/bin/python bench/lipsync_tune.py            # full grid (8 minutes at load 9-13)
+    .venv/bin/python bench/lipsync_tune.py            # full grid (10 minutes at load 12-15)
     .venv/bin/python bench/lipsync_tune.py --quick    # a small grid around the defaults (about a minute)
     .venv/bin/python bench/lipsync_tune.py --fit-fv   # only the F/V frication model (lipsync/frication.py)
 

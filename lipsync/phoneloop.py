@@ -43,9 +43,9 @@ SILENCE_PHONES = ("SIL",)  # the filler phones (+NSN+ +SPN+) are left out of the
 class LoopParams:
     """Tuned by ``bench/lipsync_tune.py`` on held-out lines (see docs/lipsync.md)."""
 
-    acoustic_scale: float = 0.15  # likelihoods are raised to this power (frames are not independent)
-    lm_weight: float = 2.0  # the phone bigram's probabilities are raised to this power
-    insertion: float = 4.0  # multiplies every phone-to-phone transition (below 1: fewer, longer phones)
+    acoustic_scale: float = 0.3  # likelihoods are raised to this power (frames are not independent)
+    lm_weight: float = 1.0  # the phone bigram's probabilities are raised to this power
+    insertion: float = 2.0  # multiplies every phone-to-phone transition (below 1: fewer, longer phones)
     quiet: float = 0.01  # a frame below this share of the line's 95th-percentile loudness is silence
     class_bias: tuple[tuple[str, float], ...] = (("fv", 3.0), ("closed", 2.0))  # (class, log bias): it under-hears F/V, M/B/P
     order: int = 2  # the phone prior: 2 (bigram) or 3 (trigram: the loop's states remember the previous phone)
