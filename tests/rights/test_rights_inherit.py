@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from machinima import rights
-from rights_helpers import bound_record
+from rights_helpers import bound_record, portrait_project
 
 TINY = dict(e_dims=4, ae_dims=16, d_dims=4, d_mask_dims=2)
 RES = 64
@@ -46,24 +46,11 @@ class NewFace:
 @pytest.fixture(scope="module")
 def world(tmp_path_factory, identities):
     """A project (own local chain), a take, clips and facesets of both portraits, a 2-face plate."""
-    import cv2
-    import matplotlib.cbook
-    import skimage.data
-
     from faceswap.backends import get_backend
-    from faceswap.extract import extract
     from machinima.imageseq import write_image
     from machinima.take import Take
 
-    root = tmp_path_factory.mktemp("project")
-    (root / "machinima.toml").write_text('production = "film"\n')
-    hopper = cv2.imread(matplotlib.cbook.get_sample_data("grace_hopper.jpg", asfileobj=False))[..., ::-1]
-    faces = {"collins": cv2.resize(skimage.data.astronaut(), (256, 256)), "hopper": cv2.resize(hopper, (256, 300))}
-    for who, img in faces.items():
-        for i in range(3):
-            write_image(root / "clips" / who / f"{i:06d}.png", np.ascontiguousarray(np.roll(img, 3 * i, axis=1)))
-        rep = extract(root / "clips" / who, root / "faces" / who, face_type="whole", size=128, progress=False)
-        assert rep.added == 3, rep.messages()
+    root, faces = portrait_project(tmp_path_factory.mktemp("project"))
     for i in range(3):  # Hopper on the left, Collins on the right
         canvas = np.full((320, 600, 3), 90, np.uint8)
         canvas[10:310, 20 + 2 * i:276 + 2 * i] = faces["hopper"]
