@@ -128,6 +128,7 @@ def merge(target: str | Path, model_dir: str | Path | None, *, out: str | Path |
     np.savez_compressed(out_dir / "landmarks_used.npz", **{f"{f}_{t}": lm for f, faces in used.items() for t, lm in faces.items()})
     clearance = rights.require_cleared(production, "face_replacement", rights.faces_in_tracks(source.read, used), override=override,
                                        store=rights_store, model_rights=doc.get("rights") if model_dir else None, what=str(target))
+    clearance.swap = rights.swap_block(clearance, doc.get("rights") if model_dir else None, used, opts.tracks, sid)  # later steps inherit it
     step.set_rights(clearance)  # --subject names only label: the faces themselves were matched
     report.rights = clearance.to_provenance()
 

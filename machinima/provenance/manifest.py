@@ -75,7 +75,8 @@ def build_manifest(
     prov = {
         "production": production, "take": take_id, "step": step_id, "kind": step_kind, "params_hash": params_hash, "frame": frame,
         "source_type": source_type,
-        "rights": {"records": rights.get("records", []), "override": override},
+        "rights": {"records": rights.get("records", []), "override": override,  # + what later steps inherit / inherited
+                   **{k: rights[k] for k in ("swap", "inherited") if rights.get(k)}},
         "override": bool(override),
         "watermark": {"scheme": WM_SCHEME, "production_tag": production_tag(production),
                       "manifest_tag": manifest_tag(manifest_id) if manifest_id else None} if watermark else None,

@@ -54,6 +54,7 @@ class FileReport:
     kind: str = ""
     records: list[str] = field(default_factory=list)
     override: Any = None
+    rights: dict[str, Any] | None = None  # the signed rights block (records, override, a merge's swap clearance)
     signer: str = ""
     issuer: str = ""
     serial: str = ""
@@ -162,6 +163,7 @@ def _read_assertions(rep: FileReport, active: dict[str, Any]) -> bool:
             rep.take, rep.step, rep.kind = str(d.get("take", "")), str(d.get("step", "")), str(d.get("kind", ""))
             rights = d.get("rights") or {}
             rep.records = [r.get("id", "?") for r in rights.get("records", [])]
+            rep.rights = rights
             rep.override = rights.get("override")
             claims_wm = bool(d.get("watermark"))
     return claims_wm
