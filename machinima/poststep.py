@@ -169,6 +169,9 @@ class PostStep:
         self.params_hash = stable_hash(base)
         if self.disclosure is not None:
             self.disclosure.params_hash = self.params_hash
+            if self.intermediate == "qoi":  # the step's movie keeps its frames' mark (Disclosure.write_video)
+                self.disclosure.sequence_id = self.sequence_manifest_id()
+        self._memories: dict[str, Any] = {}  # output name -> WatermarkMemory, one per run (``_mark_in_order``)
         self.out_dir.mkdir(parents=True, exist_ok=True)
         _live[self.out_dir.resolve()] = self
         import threading
@@ -316,10 +319,33 @@ class PostStep:
             return self.float_ext
         return self.intermediate if _discloses(a) else "png"
 
+    def _mark_in_order(self, outputs: Outputs) -> tuple[Outputs, frozenset[str]]:
+        """A copy of one frame's outputs (a kernel may reuse its buffers), its QOI pictures
+        already marked with the step's sequence id: called in the step loop, in frame order, with
+        one ``WatermarkMemory`` per output, so a still background keeps a still mark from frame
+        to frame (the writer pool runs frames out of order; marking there, each frame on its
+        own, made the mark flicker where the picture does not, and every codec after the step
+        paid for it). Returns (outputs, names already marked)."""
+        from .provenance import WatermarkMemory
+
+        out: dict[str, Any] = {}
+        marked: set[str] = set()
+        for name, img in outputs.items():
+            a = np.asarray(img)
+            if self.disclosure is not None and _discloses(a) and self._ext_of(a) == "qoi":
+                memory = self._memories.setdefault(name, WatermarkMemory())
+                m = self.disclosure.mark(a, self.sequence_manifest_id(), memory=memory)
+                out[name] = np.array(m, copy=True) if np.may_share_memory(m, a) else m  # too small to mark: still a copy
+                marked.add(name)
+            else:
+                out[name] = np.array(a, copy=True)
+        return out, frozenset(marked)
+
     def _write_frame(self, frame: int, key: str, outputs: Outputs, seconds: float,
-                     meta: dict[str, Any] | None = None) -> tuple[list[Path], int]:
+                     meta: dict[str, Any] | None = None, premarked: frozenset[str] = frozenset()) -> tuple[list[Path], int]:
         """Encode and write one frame's outputs, then commit its ledger line. Thread-safe: the
-        write-behind pool calls it for several frames at once. Returns (files, bytes written)."""
+        write-behind pool calls it for several frames at once. ``premarked``: outputs the step
+        loop already marked (``_mark_in_order``). Returns (files, bytes written)."""
         written: list[Path] = []
         disclosed: list[str] = []
         hashes: dict[str, str] = {}
@@ -330,7 +356,7 @@ class PostStep:
             rel = str(path.relative_to(self.out_dir))
             if self.disclosure is not None and _discloses(img) and ext == "qoi":
                 # watermark naming the step's sequence manifest; the frame's hash goes into it
-                data = encode_qoi(self.disclosure.mark(img, self.sequence_manifest_id()), path.name)
+                data = encode_qoi(img if name in premarked else self.disclosure.mark(img, self.sequence_manifest_id()), path.name)
                 _write_bytes(path, data)
                 hashes[rel] = hashlib.sha256(data).hexdigest()
                 disclosed.append(rel)
@@ -425,6 +451,7 @@ class PostStep:
         night's batch); ``'raise'`` stops.
         """
         frames = list(frames)
+        self._memories = {}  # each run marks from a fresh memory (a retried chunk marks as before)
         report = StepReport(self.step_id, self.out_dir)
         keys = {f: self.frame_key(f, frame_inputs(f) if frame_inputs else None) for f in frames}
         todo = [f for f in frames if not self.is_done(f, keys[f])]
@@ -462,9 +489,10 @@ class PostStep:
                         nbytes = sum(np.asarray(o).nbytes for o in results[0].values()) or 1
                         writer = WriteBehind(in_flight(nbytes) if WRITE_BEHIND else 1, 1 if not WRITE_BEHIND else None)
                     for f, outs in zip(batch, results):
-                        # a copy (~1 ms a 1080p frame): a kernel may reuse its buffers for the next frame
-                        outs = {k: np.array(v, copy=True) for k, v in outs.items()}
-                        self._inflight[f] = writer.submit(self._write_done, report, f, keys[f], outs, dt)
+                        # a copy (~1 ms a 1080p frame): a kernel may reuse its buffers for the next frame;
+                        # QOI pictures marked here, in frame order (a still mark on a still picture)
+                        outs, premarked = self._mark_in_order(outs)
+                        self._inflight[f] = writer.submit(self._write_done, report, f, keys[f], outs, dt, premarked)
                         if not WRITE_BEHIND:
                             writer.drain()
                     bar.advance(len(batch))
@@ -496,9 +524,10 @@ class PostStep:
         report.done.sort()
         return report
 
-    def _write_done(self, report: StepReport, frame: int, key: str, outputs: Outputs, seconds: float) -> None:
+    def _write_done(self, report: StepReport, frame: int, key: str, outputs: Outputs, seconds: float,
+                    premarked: frozenset[str] = frozenset()) -> None:
         try:
-            _, nbytes = self._write_frame(frame, key, outputs, seconds)
+            _, nbytes = self._write_frame(frame, key, outputs, seconds, premarked=premarked)
             with self._ledger_lock:
                 report.done.append(frame)
                 report.bytes_written += nbytes
@@ -526,6 +555,8 @@ def _disclosure_of(folder: Path) -> Any:
         return None
     d = provenance.disclosure_for_step(folder, str(doc.get("step") or "picture"), rights=doc.get("rights"), inputs=doc.get("inputs"))
     d.params_hash = str(doc.get("params_hash") or "")
+    if (doc.get("frames") or {}).get("rgb8") == "qoi":  # as PostStep.sequence_manifest_id
+        d.sequence_id = d.frame_manifest_id(f"{folder.name}/sequence")
     return d
 
 

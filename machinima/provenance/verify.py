@@ -59,6 +59,7 @@ class FileReport:
     serial: str = ""
     anchor: str = ""
     manifest_ids: list[str] = field(default_factory=list)
+    sequence_manifest: str = ""  # a step movie's signed claim: its mark names this sequence manifest
     watermark: WatermarkResult | None = None
     watermark_authentic: bool | None = None  # None: no key to check it with
     decision: dict[str, Any] | None = None  # a recorded "disclosure off" covering this file
@@ -72,16 +73,20 @@ class FileReport:
 
     @property
     def watermark_matches(self) -> bool | None:
-        """Does the watermark name one of the manifests this file carries (None: no watermark or no manifest)."""
+        """Does the watermark name one of the manifests this file carries, or the step's sequence
+        manifest its signed manifest says the mark names (a step movie made from QOI frames)?
+        None: no watermark or no manifest."""
         if self.watermark is None or not self.watermark.found or not self.manifest_ids:
             return None
-        return any(self.watermark.names_manifest(m) for m in self.manifest_ids)
+        ids = [*self.manifest_ids, *([self.sequence_manifest] if self.sequence_manifest else [])]
+        return any(self.watermark.names_manifest(m) for m in ids)
 
     def to_doc(self) -> dict[str, Any]:
         return {"path": self.path, "status": self.status, "reason": self.reason, "manifest": self.manifest, "failures": self.failures,
                 "source_type": self.source_type, "actions": self.actions, "production": self.production, "take": self.take,
                 "step": self.step, "kind": self.kind, "records": self.records, "override": self.override, "signer": self.signer,
                 "anchor": self.anchor, "watermark": self.watermark.to_doc() if self.watermark else None,
+                **({"sequence_manifest": self.sequence_manifest} if self.sequence_manifest else {}),
                 "watermark_authentic": self.watermark_authentic, "watermark_matches": self.watermark_matches,
                 "decision": self.decision, "error": self.error}
 
@@ -164,6 +169,8 @@ def _read_assertions(rep: FileReport, active: dict[str, Any]) -> bool:
             rep.records = [r.get("id", "?") for r in rights.get("records", [])]
             rep.override = rights.get("override")
             claims_wm = bool(d.get("watermark"))
+            seq = (d.get("watermark") or {}).get("sequence_manifest") if isinstance(d.get("watermark"), dict) else None
+            rep.sequence_manifest = str(seq) if isinstance(seq, str) and seq.startswith("urn:c2pa:") else ""
     return claims_wm
 
 
@@ -217,7 +224,8 @@ def _judge(rep: FileReport, codes: list[str], trust: Trust, claims_wm: bool) -> 
             if not rep.watermark_authentic:
                 return set_("forged", "the watermark's tag does not check with the production's key: forged or damaged")
         if rep.watermark_matches is False:
-            return set_("mismatch", f"the watermark names another manifest (#{wm.manifest_tag}) than this file carries")
+            return set_("mismatch", f"the watermark names another manifest (#{wm.manifest_tag}) than this file carries"
+                        + (" or its step's sequence manifest" if rep.sequence_manifest else ""))
     if rep.override:
         ov = rep.override if isinstance(rep.override, dict) else {"reason": str(rep.override)}
         return set_("override", f"made under a rights override by {ov.get('by') or '?'} at {ov.get('at') or '?'}: {ov.get('reason')}")

@@ -243,11 +243,20 @@ class WatermarkMemory:
     """
 
     STICKY = 1.0  # keep the previous point while the carrier is within this many steps of it
+    SETTLED = 0.125  # ``settle=True``: a carrier this close to its point (in steps) is left as it is
 
-    def __init__(self) -> None:
+    def __init__(self, *, settle: bool = False) -> None:
+        """``settle``: re-marking frames that already carry this very mark (a step's movie made
+        from its QOI frames, marked with the step's sequence id) leaves every carrier that sits
+        on its point (within ``SETTLED`` steps: the rounding of the frame's own pixels) exactly
+        as it is, so the movie's frames are the step's frames, pixel for pixel, and x264 codes
+        nothing the frames do not already hold. Frames that do not carry it are marked in full."""
         self.targets: dict[tuple[int, int, bytes, float], np.ndarray] = {}
         self.kept = 0
         self.carriers = 0
+        self.settle = settle
+        self.settled = 0  # carriers left untouched (``settle``)
+        self.untouched = 0  # frames returned unchanged: every carrier already on its point
 
 
 def embed_watermark(img: np.ndarray, production: str, manifest_label: str, secret: bytes, *,
@@ -282,6 +291,13 @@ def embed_watermark(img: np.ndarray, production: str, manifest_label: str, secre
             memory.kept += int(keep.sum())
             memory.carriers += keep.size
         memory.targets[key] = target
+        if memory.settle:
+            near = np.abs(target - c) <= memory.SETTLED * strength
+            memory.settled += int(near.sum())
+            if near.all():  # already carries this mark: the frame as it is (an alpha channel kept)
+                memory.untouched += 1
+                return np.array(img, copy=True)
+            target = np.where(near, c, target)  # no delta where the mark already is
     d1 = np.clip(_wm_synth(target - c, bh, bw), -30, 30)
     # second pass, in the low-res domain: correct what linear up + area down will lose
     # (that round trip is separable and linear: two small cached matrices, no full-size work)
