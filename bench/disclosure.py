@@ -23,7 +23,6 @@ Timing of kernels is CPU time with OpenCV on one thread; the machine's load aver
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import os
 import sys
@@ -35,6 +34,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import _h264  # noqa: E402  (the encode loop bench/watermark_flicker.py uses too)
 import cv2  # noqa: E402
 
 from machinima import provenance as pv  # noqa: E402
@@ -69,21 +71,7 @@ def jpeg75(img: np.ndarray) -> np.ndarray:
 
 
 def h264(img: np.ndarray, crf: int = 23) -> np.ndarray:
-    import av
-
-    buf = io.BytesIO()
-    with av.open(buf, "w", format="mp4") as c:
-        st = c.add_stream("libx264", rate=24)
-        st.width, st.height, st.pix_fmt = img.shape[1], img.shape[0], "yuv420p"
-        st.options = {"crf": str(crf), "preset": "veryfast"}
-        for _ in range(2):
-            for pk in st.encode(av.VideoFrame.from_ndarray(img, format="rgb24")):
-                c.mux(pk)
-        for pk in st.encode():
-            c.mux(pk)
-    buf.seek(0)
-    with av.open(buf) as c:
-        return [f.to_ndarray(format="rgb24") for f in c.decode(video=0)][-1]
+    return _h264.roundtrip(img, crf)
 
 
 def ours_raw_accuracy(img: np.ndarray) -> float:
@@ -237,19 +225,9 @@ def bench_signing(ident, imgs: list[np.ndarray], reps: int, video_seconds: float
         out[f"{ext[1:]}_bytes"] = len(data)
     n = int(round(24 * video_seconds))
     frames = [np.roll(imgs[i % len(imgs)], 8 * i, axis=1) for i in range(n)]
-    import av
-
     t = time.perf_counter()
-    path = tmp / "clip.mp4"
-    with av.open(str(path), "w") as c:  # ultrafast x264 at crf 18: a large file, so a conservative hash time
-        st = c.add_stream("libx264", rate=24)
-        st.width, st.height, st.pix_fmt = W, H, "yuv420p"
-        st.options = {"crf": "18", "preset": "ultrafast"}
-        for fr in frames:
-            for pk in st.encode(av.VideoFrame.from_ndarray(fr, format="rgb24")):
-                c.mux(pk)
-        for pk in st.encode():
-            c.mux(pk)
+    path = tmp / "clip.mp4"  # ultrafast x264 at crf 18: a large file, so a conservative hash time
+    _h264.encode(frames, crf=18, preset="ultrafast", path=path, decode=False)
     enc_s = time.perf_counter() - t
     size = path.stat().st_size
     t = time.process_time()

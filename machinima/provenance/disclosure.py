@@ -2,7 +2,9 @@
 
 Every output gets a fresh manifest id (``new_manifest_id``) before its pixels are marked, so the
 watermark names the manifest signed into the same file; a video gets one id, and every frame
-of it is marked with that id when it is encoded.
+of it is marked with that id when it is encoded, except a step movie made from QOI frames: it
+keeps their mark (the step's sequence manifest id) and its signed manifest says so
+(``Disclosure.write_video``).
 """
 
 from __future__ import annotations

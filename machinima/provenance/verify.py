@@ -13,7 +13,8 @@ does its watermark say the same as its manifest?
                      whose SHA-256 its step's sequence manifest does not list)
     watermark-only   our watermark, no manifest (stripped, or a re-encoded copy)
     forged           a watermark whose tag does not check with the production's secret
-    mismatch         the watermark names another manifest than the file carries
+    mismatch         the watermark names another manifest than the file carries (a step movie's mark may
+                     name the step's sequence manifest: only where a manifest in its store says so)
     override         the manifest records a rights override (who, when, why are printed)
     unmarked         no manifest, no watermark
     unreadable       not a readable PNG/JPEG/MP4 (QOI frames: their step's disclosure.png)
