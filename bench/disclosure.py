@@ -1,7 +1,7 @@
 """Disclosure and identity-check cost at 1080p, JSON out.
 
     .venv/bin/python bench/disclosure.py [--quick] [--steps-only] [--merge-frames N] [--composite-frames N]
-                                         [--rounds N] [--without-memory]
+                                         [--rounds N] [--without-memory] [--movie-own-mark]
 
 Measures in one run:
 - the real face-swap merge (``faceswap.merge.merge``: tracking, alignment, a face model of the
@@ -479,6 +479,21 @@ def bench_composite(n: int, rounds: int, tmp: Path) -> dict:
     return res
 
 
+def _movie_own_mark() -> None:
+    """The before figure: every step movie re-marked with its own manifest id (with memory), as
+    ``Disclosure.write_video`` did before it kept a QOI step's sequence mark."""
+    real = pv.Disclosure.write_video
+
+    def write_video(self, *a, **kw):
+        seq, self.sequence_id = self.sequence_id, ""
+        try:
+            return real(self, *a, **kw)
+        finally:
+            self.sequence_id = seq
+
+    pv.Disclosure.write_video = write_video
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true")
@@ -488,7 +503,11 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=None)
     ap.add_argument("--without-memory", action="store_true",
                     help="mark a step movie's frames one by one (no WatermarkMemory), for the before/after figure")
+    ap.add_argument("--movie-own-mark", action="store_true",
+                    help="re-mark a QOI step's movie with its own manifest id (before the movie kept its frames' sequence mark)")
     a = ap.parse_args()
+    if a.movie_own_mark:
+        _movie_own_mark()
     cv2.setNumThreads(1)  # one core per post-step worker; CPU times comparable across runs
     if a.without_memory:
         pv.WatermarkMemory.STICKY = -1.0  # never keep a point: every frame marked on its own
@@ -513,6 +532,7 @@ def main() -> None:
     out = {
         "bench": "disclosure", "resolution": f"{W}x{H}", "cpu_threads": os.cpu_count(), "quick": a.quick,
         "argv": sys.argv[1:], "watermark_memory": not a.without_memory,
+        "step_movie_mark": "its own manifest id" if a.movie_own_mark else "the frames' sequence manifest id (kept)",
         "load_average_start_end": [round(x, 1) for x in load_start] + [round(x, 1) for x in os.getloadavg()],
         "timing": "kernels: CPU seconds (process time), OpenCV on one thread; steps: wall and CPU seconds, whole call disk to disk",
         "watermark": wm, "signing": sign,
