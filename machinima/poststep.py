@@ -249,9 +249,10 @@ class PostStep:
 
     def write_video(self, path: str | Path, frames: Iterable[np.ndarray], fps: float | str = 24, *, crf: int = 18,
                     before_signing: Callable[[Path], None] | None = None) -> Path:
-        """The step's movie, disclosed like its frames (each frame marked with the video's
-        manifest id, the file signed). ``before_signing(path)`` may rewrite the encoded file
-        (e.g. mux audio in) without touching the pixels."""
+        """The step's movie, disclosed like its frames, the file signed: QOI frames keep their
+        mark (the step's sequence id, which the movie's manifest records), PNG-era frames are
+        marked with the movie's own id (``Disclosure.write_video``). ``before_signing(path)``
+        may rewrite the encoded file (e.g. mux audio in) without touching the pixels."""
         return _video(self.disclosure, path, frames, fps, crf, before_signing)
 
     # --- bookkeeping ----------------------------------------------------------------------
