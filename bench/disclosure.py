@@ -34,7 +34,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.append(str(Path(__file__).resolve().parent))  # _h264 (last: bench/faceswap.py must not hide the faceswap package)
 
 import _h264  # noqa: E402  (the encode loop bench/watermark_flicker.py uses too)
 import cv2  # noqa: E402

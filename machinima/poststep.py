@@ -171,7 +171,7 @@ class PostStep:
             self.disclosure.params_hash = self.params_hash
             if self.intermediate == "qoi":  # the step's movie keeps its frames' mark (Disclosure.write_video)
                 self.disclosure.sequence_id = self.sequence_manifest_id()
-        self._memories: dict[str, Any] = {}  # output name -> WatermarkMemory, one per run (``_mark_in_order``)
+        self._marker: Any = None  # provenance.SequenceMarker: QOI frames marked in frame order (``run``)
         self.out_dir.mkdir(parents=True, exist_ok=True)
         _live[self.out_dir.resolve()] = self
         import threading
@@ -320,33 +320,11 @@ class PostStep:
             return self.float_ext
         return self.intermediate if _discloses(a) else "png"
 
-    def _mark_in_order(self, outputs: Outputs) -> tuple[Outputs, frozenset[str]]:
-        """A copy of one frame's outputs (a kernel may reuse its buffers), its QOI pictures
-        already marked with the step's sequence id: called in the step loop, in frame order, with
-        one ``WatermarkMemory`` per output, so a still background keeps a still mark from frame
-        to frame (the writer pool runs frames out of order; marking there, each frame on its
-        own, made the mark flicker where the picture does not, and every codec after the step
-        paid for it). Returns (outputs, names already marked)."""
-        from .provenance import WatermarkMemory
-
-        out: dict[str, Any] = {}
-        marked: set[str] = set()
-        for name, img in outputs.items():
-            a = np.asarray(img)
-            if self.disclosure is not None and _discloses(a) and self._ext_of(a) == "qoi":
-                memory = self._memories.setdefault(name, WatermarkMemory())
-                m = self.disclosure.mark(a, self.sequence_manifest_id(), memory=memory)
-                out[name] = np.array(m, copy=True) if np.may_share_memory(m, a) else m  # too small to mark: still a copy
-                marked.add(name)
-            else:
-                out[name] = np.array(a, copy=True)
-        return out, frozenset(marked)
-
     def _write_frame(self, frame: int, key: str, outputs: Outputs, seconds: float,
                      meta: dict[str, Any] | None = None, premarked: frozenset[str] = frozenset()) -> tuple[list[Path], int]:
         """Encode and write one frame's outputs, then commit its ledger line. Thread-safe: the
         write-behind pool calls it for several frames at once. ``premarked``: outputs the step
-        loop already marked (``_mark_in_order``). Returns (files, bytes written)."""
+        loop already marked (``SequenceMarker``). Returns (files, bytes written)."""
         written: list[Path] = []
         disclosed: list[str] = []
         hashes: dict[str, str] = {}
@@ -452,7 +430,11 @@ class PostStep:
         night's batch); ``'raise'`` stops.
         """
         frames = list(frames)
-        self._memories = {}  # each run marks from a fresh memory (a retried chunk marks as before)
+        if self.disclosure is not None and self.intermediate == "qoi":  # a fresh memory each run
+            from .provenance.sequence import SequenceMarker
+
+            self._marker = SequenceMarker(self.disclosure, self.sequence_manifest_id(),
+                                          lambda a: _discloses(a) and self._ext_of(a) == "qoi")
         report = StepReport(self.step_id, self.out_dir)
         keys = {f: self.frame_key(f, frame_inputs(f) if frame_inputs else None) for f in frames}
         todo = [f for f in frames if not self.is_done(f, keys[f])]
@@ -492,7 +474,10 @@ class PostStep:
                     for f, outs in zip(batch, results):
                         # a copy (~1 ms a 1080p frame): a kernel may reuse its buffers for the next frame;
                         # QOI pictures marked here, in frame order (a still mark on a still picture)
-                        outs, premarked = self._mark_in_order(outs)
+                        if self._marker is not None:
+                            outs, premarked = self._marker.mark(outs)
+                        else:
+                            outs, premarked = {k: np.array(v, copy=True) for k, v in outs.items()}, frozenset()
                         self._inflight[f] = writer.submit(self._write_done, report, f, keys[f], outs, dt, premarked)
                         if not WRITE_BEHIND:
                             writer.drain()

@@ -109,7 +109,8 @@ def test_qoi_frames_are_marked_in_frame_order_with_memory_and_the_movie_keeps_th
     jumps = lambda seq_: np.mean([(np.abs((a[bg].astype(int) - s0[bg]) - (b[bg].astype(int) - s1[bg])) > 3).mean()  # noqa: E731
                                   for a, b, s0, s1 in zip(seq_, seq_[1:], src, src[1:])])
     assert jumps(got) < 0.5 * jumps(alone), (jumps(got), jumps(alone))  # the mark itself, frame to frame
-    assert step._memories["rgb"].kept > 0.8 * step._memories["rgb"].carriers
+    memory = step._marker.memories["rgb"]
+    assert memory.kept > 0.8 * memory.carriers
     for f in got:
         r = pv.decode_watermark(f)
         assert r.found and r.names_manifest(seq) and r.authentic(step.disclosure.secret)
