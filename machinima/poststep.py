@@ -169,6 +169,9 @@ class PostStep:
         self.params_hash = stable_hash(base)
         if self.disclosure is not None:
             self.disclosure.params_hash = self.params_hash
+            if self.intermediate == "qoi":  # the step's movie keeps its frames' mark (Disclosure.write_video)
+                self.disclosure.sequence_id = self.sequence_manifest_id()
+        self._marker: Any = None  # provenance.SequenceMarker: QOI frames marked in frame order (``run``)
         self.out_dir.mkdir(parents=True, exist_ok=True)
         _live[self.out_dir.resolve()] = self
         import threading
@@ -246,9 +249,10 @@ class PostStep:
 
     def write_video(self, path: str | Path, frames: Iterable[np.ndarray], fps: float | str = 24, *, crf: int = 18,
                     before_signing: Callable[[Path], None] | None = None) -> Path:
-        """The step's movie, disclosed like its frames (each frame marked with the video's
-        manifest id, the file signed). ``before_signing(path)`` may rewrite the encoded file
-        (e.g. mux audio in) without touching the pixels."""
+        """The step's movie, disclosed like its frames, the file signed: QOI frames keep their
+        mark (the step's sequence id, which the movie's manifest records), PNG-era frames are
+        marked with the movie's own id (``Disclosure.write_video``). ``before_signing(path)``
+        may rewrite the encoded file (e.g. mux audio in) without touching the pixels."""
         return _video(self.disclosure, path, frames, fps, crf, before_signing)
 
     # --- bookkeeping ----------------------------------------------------------------------
@@ -317,9 +321,10 @@ class PostStep:
         return self.intermediate if _discloses(a) else "png"
 
     def _write_frame(self, frame: int, key: str, outputs: Outputs, seconds: float,
-                     meta: dict[str, Any] | None = None) -> tuple[list[Path], int]:
+                     meta: dict[str, Any] | None = None, premarked: frozenset[str] = frozenset()) -> tuple[list[Path], int]:
         """Encode and write one frame's outputs, then commit its ledger line. Thread-safe: the
-        write-behind pool calls it for several frames at once. Returns (files, bytes written)."""
+        write-behind pool calls it for several frames at once. ``premarked``: outputs the step
+        loop already marked (``SequenceMarker``). Returns (files, bytes written)."""
         written: list[Path] = []
         disclosed: list[str] = []
         hashes: dict[str, str] = {}
@@ -330,7 +335,7 @@ class PostStep:
             rel = str(path.relative_to(self.out_dir))
             if self.disclosure is not None and _discloses(img) and ext == "qoi":
                 # watermark naming the step's sequence manifest; the frame's hash goes into it
-                data = encode_qoi(self.disclosure.mark(img, self.sequence_manifest_id()), path.name)
+                data = encode_qoi(img if name in premarked else self.disclosure.mark(img, self.sequence_manifest_id()), path.name)
                 _write_bytes(path, data)
                 hashes[rel] = hashlib.sha256(data).hexdigest()
                 disclosed.append(rel)
@@ -425,6 +430,11 @@ class PostStep:
         night's batch); ``'raise'`` stops.
         """
         frames = list(frames)
+        if self.disclosure is not None and self.intermediate == "qoi":  # a fresh memory each run
+            from .provenance.sequence import SequenceMarker
+
+            self._marker = SequenceMarker(self.disclosure, self.sequence_manifest_id(),
+                                          lambda a: _discloses(a) and self._ext_of(a) == "qoi")
         report = StepReport(self.step_id, self.out_dir)
         keys = {f: self.frame_key(f, frame_inputs(f) if frame_inputs else None) for f in frames}
         todo = [f for f in frames if not self.is_done(f, keys[f])]
@@ -462,9 +472,13 @@ class PostStep:
                         nbytes = sum(np.asarray(o).nbytes for o in results[0].values()) or 1
                         writer = WriteBehind(in_flight(nbytes) if WRITE_BEHIND else 1, 1 if not WRITE_BEHIND else None)
                     for f, outs in zip(batch, results):
-                        # a copy (~1 ms a 1080p frame): a kernel may reuse its buffers for the next frame
-                        outs = {k: np.array(v, copy=True) for k, v in outs.items()}
-                        self._inflight[f] = writer.submit(self._write_done, report, f, keys[f], outs, dt)
+                        # a copy (~1 ms a 1080p frame): a kernel may reuse its buffers for the next frame;
+                        # QOI pictures marked here, in frame order (a still mark on a still picture)
+                        if self._marker is not None:
+                            outs, premarked = self._marker.mark(outs)
+                        else:
+                            outs, premarked = {k: np.array(v, copy=True) for k, v in outs.items()}, frozenset()
+                        self._inflight[f] = writer.submit(self._write_done, report, f, keys[f], outs, dt, premarked)
                         if not WRITE_BEHIND:
                             writer.drain()
                     bar.advance(len(batch))
@@ -496,9 +510,10 @@ class PostStep:
         report.done.sort()
         return report
 
-    def _write_done(self, report: StepReport, frame: int, key: str, outputs: Outputs, seconds: float) -> None:
+    def _write_done(self, report: StepReport, frame: int, key: str, outputs: Outputs, seconds: float,
+                    premarked: frozenset[str] = frozenset()) -> None:
         try:
-            _, nbytes = self._write_frame(frame, key, outputs, seconds)
+            _, nbytes = self._write_frame(frame, key, outputs, seconds, premarked=premarked)
             with self._ledger_lock:
                 report.done.append(frame)
                 report.bytes_written += nbytes
@@ -526,6 +541,8 @@ def _disclosure_of(folder: Path) -> Any:
         return None
     d = provenance.disclosure_for_step(folder, str(doc.get("step") or "picture"), rights=doc.get("rights"), inputs=doc.get("inputs"))
     d.params_hash = str(doc.get("params_hash") or "")
+    if (doc.get("frames") or {}).get("rgb8") == "qoi":  # as PostStep.sequence_manifest_id
+        d.sequence_id = d.frame_manifest_id(f"{folder.name}/sequence")
     return d
 
 
