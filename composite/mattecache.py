@@ -33,8 +33,8 @@ class MatteCache:
     """``put(frame, matte)`` while the budget lasts; ``take(frame)`` gives it back once (a
     ``Kept``) or ``None`` when the frame was not kept."""
 
-    def __init__(self, budget: int = BUDGET) -> None:
-        self.budget = budget
+    def __init__(self, budget: int | None = None) -> None:
+        self.budget = BUDGET if budget is None else budget
         self.bytes = 0
         self._kept: dict[int, Kept] = {}
         self._lock = threading.Lock()
@@ -56,6 +56,11 @@ class MatteCache:
             if k is not None:
                 self.bytes -= _nbytes(k.matte)
             return k
+
+    def peek(self, frame: int) -> Kept | None:
+        """The kept matte, left in place (the look's sample frames, before the loop)."""
+        with self._lock:
+            return self._kept.get(frame)
 
     def retain(self, frames: Iterable[int]) -> None:
         """Drop what the loop will not ask for (frames already done)."""

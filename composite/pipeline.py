@@ -181,13 +181,20 @@ class CompositePipeline:
         _read(passes, "depth", frames[0])
 
         # 2. matte source
+        _first: list[np.ndarray] = []
+
+        def first_plate() -> np.ndarray:  # decoded once for the screen colour and the reference frame
+            if not _first:
+                _first.append(self._plate_frame(plate, tmap, frames[0]))
+            return _first[0]
+
         matte_kind = s.matte if s.matte != "auto" else ("alpha" if plate.has_alpha else "green")
         if matte_kind == "alpha" and not plate.has_alpha:
             raise PlateError(f"{plate.path} has no alpha channel", hint="use --key green|blue or --key segment --seg-model DIR")
         keyer = seg = None
         if matte_kind in ("green", "blue"):
             key_s = KeySettings(**{**asdict(s.key), "screen": matte_kind})
-            screen = key_s.screen_rgb or estimate_screen(self._plate_frame(plate, tmap, frames[0])[..., :3], matte_kind)
+            screen = key_s.screen_rgb or estimate_screen(first_plate()[..., :3], matte_kind)
             keyer = Keyer(key_s, screen)
         elif matte_kind == "segment":
             from .models import SegmentationMatte
@@ -210,7 +217,8 @@ class CompositePipeline:
             return rect, np.ascontiguousarray(a[y0:y1, x0:x1]), np.ascontiguousarray(img[y0:y1, x0:x1, :3])
 
         # 3. reference frame: the actor's feet and height give the plate's placement
-        ref = matte(self._plate_frame(plate, tmap, frames[0]))
+        ref = matte(first_plate())
+        _first.clear()
         if ref is None and s.placement.position is not None and s.placement.contact is None:
             raise PlateError(f"no actor found in the plate at take frame {frames[0]} (plate frame {tmap.frames_for(frames[0])[0][0]})",
                              hint="check --key / the screen colour (--screen-rgb), or pass --ground-contact U,V")
@@ -226,7 +234,8 @@ class CompositePipeline:
         set_imgs, plate_imgs, plate_mattes = [], [], []
         for f in samples:
             set_imgs.append(first_rgb if f == frames[0] else _read(passes, "rgb", f))
-            m = matte(self._plate_frame(plate, tmap, f))
+            kept = mattes.peek(f)
+            m = kept.matte if kept is not None else matte(self._plate_frame(plate, tmap, f))
             if m is not None:
                 plate_imgs.append(m[2])
                 plate_mattes.append(m[1])
