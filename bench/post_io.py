@@ -273,11 +273,16 @@ def _codecs(root: Path, reps: int = 5) -> dict:
 
     img = read_image(root / "src_qoi" / "000000.qoi")
     lin = (img.astype(np.float32) / 255.0) ** 2.2
-    cases = {"qoi": (img, {}), "png": (img, {}), "png_level1": (img, {"png_level": 1}), "exr_half_piz": (lin, {"half": True}),
-             "exr_float_piz": (lin, {})}
+    depth = (2.0 + 8.0 * np.linspace(0, 1, img.shape[0], dtype=np.float32)[:, None] + lin[..., 1]).astype(np.float32)  # 1 channel, metres
+    cases = {"qoi": (img, {}), "png": (img, {}), "png_level1": (img, {"png_level": 1}), "png_level0": (img, {"png_level": 0}),
+             "exr_half_piz": (lin, {"half": True}), "exr_float_piz": (lin, {}),
+             # the render passes' encodings (machinima.passes.PASS_ENCODING) beside the old PIZ
+             "exr_half_none": (lin, {"half": True, "exr_compression": "none"}),
+             "depth_float_piz": (depth, {}), "depth_float_none": (depth, {"exr_compression": "none"})}
     out = {}
     for name, (a, kw) in cases.items():
-        p = root / "codec" / f"x.{name.split('_')[0]}"
+        ext = name.split("_")[0]
+        p = root / "codec" / f"{name}.{'exr' if ext == 'depth' else ext}"
         write_image(p, a, **kw)
         w, r = [], []
         for _ in range(reps):
