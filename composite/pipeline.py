@@ -387,7 +387,7 @@ class CompositePipeline:
 
     def _light(self, passes: PassSet, mode: str, name: str | None, frame: int, set_rgb: np.ndarray, xy,
                radius: int, img: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray | None]:
-        """(factor at the feet, per-pixel factors of the frame or None); ``img``: the light pass
+        """(factor at the feet, the light pass for per-pixel light or None); ``img``: the light pass
         frame when the read-ahead already has it."""
         if mode in ("pass", "contact"):
             if img is None:
@@ -398,7 +398,7 @@ class CompositePipeline:
             if img.shape[:2] != set_rgb.shape[:2]:
                 raise PassMismatchError(f"the {name} pass is {img.shape[1]}x{img.shape[0]}, the rgb pass {set_rgb.shape[1]}x{set_rgb.shape[0]}")
             at_feet = lighting.factor_from_pass(img, xy, radius=radius)
-            return at_feet, (lighting.as_factors(img) if mode == "pass" else None)
+            return at_feet, (img if mode == "pass" else None)  # the chain converts the actor's box to factors
         if mode == "estimate":
             return lighting.factor_from_rgb(set_rgb, xy, radius=radius), None
         return np.ones(3), None
