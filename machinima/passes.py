@@ -53,8 +53,8 @@ PASS_ENCODING: dict[str, dict[str, Any]] = {
     "depth": {"exr_compression": "none"},
     "normal": {"exr_compression": "none"},
     "motion": {"exr_compression": "none"},
-    "light": {"exr_compression": "none", "half": True},
-    "shadow": {"exr_compression": "none", "half": True},
+    "light": {"exr_compression": "none", "half": True, "png_level": 0},  # 8-bit light/shadow passes (a game engine's): stored PNG
+    "shadow": {"exr_compression": "none", "half": True, "png_level": 0},
 }
 
 
