@@ -160,14 +160,22 @@ def make_swapper(model_dir: str | Path | None, engine: str, device: str = "auto"
     return TorchSwapper(model_dir, device=device), res, ft, doc
 
 
-
-def swap_functions(source: Any, comp: Compositor, used: dict[int, dict[int, np.ndarray]]):
+def swap_functions(source: Any, comp: Compositor, used: dict[int, dict[int, np.ndarray]], order: list[int] | None = None):
     """(process, frame_inputs) of the swap loop: a local merge's and every Ray worker's. The key
-    of a frame is its smoothed landmarks: new tracking redoes exactly the frames that moved."""
+    of a frame is its smoothed landmarks: new tracking redoes exactly the frames that moved.
+
+    ``order``: the frames the loop will ask for, in order: they are decoded ahead on a thread
+    while the frames before them are composited (a video on one thread, its decoder reads in
+    order); ``process.close()`` stops the read-ahead."""
+    from machinima.frameio import Prefetch
+
+    reads = Prefetch(order, source.read, depth=4, workers=1 if source.kind == "video" else None) if order else None
 
     def process(batch: list[int]) -> list[dict[str, np.ndarray]]:
-        imgs = [source.read(f) for f in batch]
+        imgs = [reads.get(f) if reads is not None else source.read(f) for f in batch]
         return [{"rgb": o} for o in comp.frames(imgs, [used.get(f, {}) for f in batch], inplace=True)]
+
+    process.close = reads.close if reads is not None else (lambda: None)  # type: ignore[attr-defined]
 
     def frame_inputs(f: int) -> dict[str, Any]:
         faces = used.get(f, {})

@@ -136,7 +136,7 @@ def merge(target: str | Path, model_dir: str | Path | None, *, out: str | Path |
     comp = Compositor(swapper, res, face_type, opts)
     todo = [f for f in source.frames if f not in bad]
 
-    process, frame_inputs = swap_functions(source, comp, used)
+    process, frame_inputs = swap_functions(source, comp, used, order=None if ray else todo)
 
     t1 = time.perf_counter()
     if ray:
@@ -151,8 +151,11 @@ def merge(target: str | Path, model_dir: str | Path | None, *, out: str | Path |
         report.workers = srep.workers
         step = srep.step  # the workers' frames, for the movie
     else:
-        srep = step.run(todo, process, frame_inputs=frame_inputs, batch_size=opts.batch, progress=progress,
-                        description=f"faceswap {Path(str(target)).name}", on_error="skip")
+        try:
+            srep = step.run(todo, process, frame_inputs=frame_inputs, batch_size=opts.batch, progress=progress,
+                            description=f"faceswap {Path(str(target)).name}", on_error="skip")
+        finally:
+            process.close()
     report.seconds_swap = time.perf_counter() - t1
     report.done, report.skipped, report.failed = len(srep.done), len(srep.skipped), dict(srep.failed)
 
@@ -168,4 +171,3 @@ def merge(target: str | Path, model_dir: str | Path | None, *, out: str | Path |
     if close and backend is None:
         close()
     return report
-

@@ -39,9 +39,19 @@ def in_flight(frame_bytes: int, *, budget: int = MEMORY_BUDGET, lo: int = 2, hi:
     return max(lo, min(hi, budget // max(1, int(frame_bytes))))
 
 
+def usable_cores() -> int:
+    """The cores this process may run on (its affinity: a container's or ``taskset``'s limit, which
+    ``os.cpu_count`` ignores: 2 usable cores of a 64-core host must not start 64 codec threads)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):  # not on Linux
+        return max(1, os.cpu_count() or 1)
+
+
 def io_workers() -> int:
-    """Codec threads: the cores, at most 4 (the kernel itself wants one)."""
-    return max(2, min(4, os.cpu_count() or 2))
+    """Codec threads per pool: the usable cores, at least 2 (one decodes while the kernel
+    computes), at most 4 (the kernel itself wants the rest)."""
+    return max(2, min(4, usable_cores()))
 
 
 class ReadAhead(Iterator[tuple[T, R]]):
