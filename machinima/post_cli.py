@@ -12,7 +12,9 @@ from typing import Optional
 import typer
 from rich.console import Console
 
-app = typer.Typer(help="Post plans: a shot's steps (merge -> composite -> stylize -> archive -> deliver) as one resumable graph.",
+from .distributed.cli import BareRayGroup
+
+app = typer.Typer(cls=BareRayGroup, help="Post plans: a shot's steps (merge -> composite -> stylize -> archive -> deliver) as one resumable graph.",
                   no_args_is_help=True)
 console = Console()
 
@@ -21,7 +23,7 @@ console = Console()
 def run_cmd(
     plan: Path = typer.Argument(..., help="The plan file (.toml)."),
     take: Optional[str] = typer.Option(None, "--take", help="The take (id or folder), instead of the plan's take = ..."),
-    ray: Optional[str] = typer.Option(None, "--ray", help="Run each step's frames on a Ray cluster: auto, host:6379, local."),
+    ray: Optional[str] = typer.Option(None, "--ray", metavar="[ADDRESS]", help="Run each step's frames on a Ray cluster (bare --ray: RAY_ADDRESS, a running cluster, else a local one; or host:6379, local)."),
 ) -> None:
     """Run the plan's steps in dependency order; rerun to resume (finished steps and frames are kept)."""
     from machinima.postplan import run_plan

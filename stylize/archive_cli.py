@@ -64,7 +64,7 @@ def archive(
     out: Optional[Path] = typer.Option(None, help="Output folder (default: the take's post/ or beside the source)."),
     step_id: Optional[str] = typer.Option(None, help="Step folder name (default: archive-<preset>)."),
     mp4: bool = typer.Option(True, help="Also write an mp4."),
-    ray: Optional[str] = typer.Option(None, "--ray", help="Run on a Ray cluster: address or 'auto' / 'local'."),
+    ray: Optional[str] = typer.Option(None, "--ray", metavar="[ADDRESS]", help="Run on a Ray cluster (bare --ray: RAY_ADDRESS, a running cluster, else a local one; or host:6379, local)."),
     list_: bool = typer.Option(False, "--list", help="List the shipped presets and exit."),
 ) -> None:
     """Age footage with an archive preset (VHS, DV, early phone, Super 8): deterministic by seed,

@@ -47,9 +47,40 @@ class JobReport(StepReport):
         return out
 
 
+def live_local_cluster(temp_dir: str | None = None, timeout_s: float = 0.5) -> str | None:
+    """The GCS address of a Ray cluster this machine runs (``ray start --head`` wrote it to
+    ``/tmp/ray/ray_current_cluster``) if something answers there; None for none or a dead one
+    (a killed run leaves the file, and ``ray.init()`` would then hang joining it)."""
+    import socket
+
+    path = Path(temp_dir or "/tmp/ray") / "ray_current_cluster"
+    try:
+        addr = path.read_text(encoding="utf-8").strip()
+        host, port = addr.rsplit(":", 1)
+        with socket.create_connection((host.strip("[]"), int(port)), timeout=timeout_s):
+            return addr
+    except (OSError, ValueError):
+        return None
+
+
+def resolve_address(address: str | None) -> str | None:
+    """What ``--ray`` means: None/``local``: a new local cluster (None); ``auto`` (a bare
+    ``--ray``): RAY_ADDRESS if set, else a live cluster of this machine, else a new local one;
+    anything else is an address for ``ray.init``."""
+    if address in (None, "", "local"):
+        return None
+    if address == "auto":
+        env = os.environ.get("RAY_ADDRESS", "").strip()
+        if env:
+            return env
+        return live_local_cluster()
+    return address
+
+
 def connect(address: str | None, *, num_cpus: int | None = None) -> Any:
-    """``ray.init`` for an address (``auto``, ``ray://host:10001``, ``host:6379``) or a local
-    cluster when ``address`` is ``local``/None. Token auth is off for local clusters."""
+    """``ray.init`` for an address (``host:6379``, ``ray://host:10001``), ``auto`` (see
+    ``resolve_address``) or a new local cluster when ``address`` is ``local``/None. Token auth
+    is off for local clusters."""
     try:
         import ray
     except ImportError:
@@ -57,16 +88,17 @@ def connect(address: str | None, *, num_cpus: int | None = None) -> Any:
     if ray.is_initialized():
         return ray
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+    target = resolve_address(address)
     try:
-        if address in (None, "", "local"):
+        if target is None:
             # address="local": always a new cluster of this machine, never one a killed run left
             # behind in /tmp/ray/ray_current_cluster (ray.init() without an address joins that one)
             ray.init(address="local", num_cpus=num_cpus, include_dashboard=False, log_to_driver=False, ignore_reinit_error=True)
         else:
-            ray.init(address=address, log_to_driver=False, ignore_reinit_error=True)
+            ray.init(address=target, log_to_driver=False, ignore_reinit_error=True)
     except Exception as exc:  # ConnectionError, RuntimeError... from Ray
-        raise DistributedError(f"could not reach the Ray cluster at {address!r}: {str(exc).splitlines()[0][:200]}",
-                               hint="start it with `ray start --head` or pass --ray local") from None
+        raise DistributedError(f"could not reach the Ray cluster at {target!r}: {str(exc).splitlines()[0][:200]}",
+                               hint="start it with `ray start --head`, or pass a bare --ray (a local cluster when none runs)") from None
     return ray
 
 
