@@ -110,10 +110,11 @@ def _chunk_task(job: FrameJob, job_id: str, chunk_id: int, frames: list[int], su
 
     t_start = time.time()
     node = ray.util.get_node_ip_address()
+    node_id = ray.get_runtime_context().get_node_id()  # two raylets on one host share an IP, not an id
     pid = os.getpid()
     step_dir = job.step.out_dir
     ledger.append(step_dir, {"event": "start", "job": job_id, "chunk": chunk_id, "frames": [frames[0], frames[-1]], "n": len(frames),
-                             "pid": pid, "node": node, "t": round(t_start, 3)})
+                             "pid": pid, "node": node, "node_id": node_id, "t": round(t_start, 3)})
     wl, load_s = cached(job.cache_key(), job.load)
     compute = [0.0]
 
@@ -132,7 +133,7 @@ def _chunk_task(job: FrameJob, job_id: str, chunk_id: int, frames: list[int], su
             wl.close()
     run_s = time.perf_counter() - t0
     res = {"chunk": chunk_id, "done": rep.done, "skipped": rep.skipped, "failed": {str(k): v for k, v in rep.failed.items()},
-           "pid": pid, "node": node, "queue_s": round(max(0.0, t_start - submitted), 4), "load_s": round(load_s, 4),
+           "pid": pid, "node": node, "node_id": node_id, "t_end": round(time.time(), 3), "queue_s": round(max(0.0, t_start - submitted), 4), "load_s": round(load_s, 4),
            "compute_s": round(compute[0], 4), "write_s": round(max(0.0, run_s - compute[0]), 4)}
     ledger.append(step_dir, {"event": "end", "job": job_id, **res})
     res["extra"] = wl.extra() if wl.extra is not None else {}
@@ -245,7 +246,7 @@ def run_job(
                 report.failed.update({int(k): v for k, v in r["failed"].items()})
                 if r.get("extra"):
                     report.extras.append(r["extra"])
-                w = per_worker.setdefault((r["node"], r["pid"]), {"node": r["node"], "pid": r["pid"], "tasks": 0, "frames": 0,
+                w = per_worker.setdefault((r["node"], r["pid"]), {"node": r["node"], "node_id": r.get("node_id", ""), "pid": r["pid"], "tasks": 0, "frames": 0,
                                                                   "queue_s": 0.0, "load_s": 0.0, "compute_s": 0.0, "write_s": 0.0})
                 w["tasks"] += 1
                 w["frames"] += len(r["done"])
