@@ -7,6 +7,7 @@
     scheduler.py  run_job: the driver (one progress bar, per-worker time summary)
     tasks.py      run_tasks: whole tasks (a LoRA trial, a dream shot) that resume on their own
     cli.py        the --ray [ADDRESS] option every step shares (a bare --ray means auto)
+    limits.py     pin_threads: a task declaring N CPUs uses about N cores
 
 ``run_on_ray(make_step, make_process, frames, ...)`` keeps the older two-factory form.
 """

@@ -107,8 +107,10 @@ def _chunk_task(job: FrameJob, job_id: str, chunk_id: int, frames: list[int], su
     import ray
 
     from .cache import cached
+    from .limits import pin_threads
 
     t_start = time.time()
+    pin_threads(job.resources().get("num_cpus", 1))  # a 1-CPU task uses about 1 core (OpenCV, torch, frame I/O)
     node = ray.util.get_node_ip_address()
     node_id = ray.get_runtime_context().get_node_id()  # two raylets on one host share an IP, not an id
     pid = os.getpid()
