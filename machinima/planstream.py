@@ -78,16 +78,23 @@ class LedgerFrames:
         return self.frames
 
 
-def ready_windows(planned: list[int], have: set[int], window: int, done: set[int]) -> list[int]:
-    """Frames of every window of ``planned`` (by position, ``window`` long) whose input frames up
-    to the window's end are all in ``have``, not yet in ``done``; in order."""
+def ready_windows(planned: list[int], have: set[int], window: int, done: set[int], limit: int | None = None) -> list[int]:
+    """Frames of the windows of ``planned`` (by position, ``window`` long) whose input frames up
+    to the window's end are all in ``have``, not yet in ``done``; in order, at most ``limit``
+    windows with work in them."""
     out: list[int] = []
     w = max(1, int(window))
+    taken = 0
     for i in range(0, len(planned), w):
         chunk = planned[i:i + w]
         if not all(f in have for f in planned[:i + len(chunk)]):
             break  # later windows need this one's frames (and everything before) first
-        out += [f for f in chunk if f not in done]
+        todo = [f for f in chunk if f not in done]
+        if todo:
+            if limit is not None and taken >= limit:
+                break
+            out += todo
+            taken += 1
     return out
 
 
@@ -122,7 +129,8 @@ class Streamer(threading.Thread):
         try:
             while not self._stop_evt.is_set():
                 finished = self._input_done.is_set()
-                todo = ready_windows(self.planned, self.follow.poll(), self.window, self.done)
+                # a few windows a call (>= 8 frames): Ctrl-C waits for the call in hand to finish
+                todo = ready_windows(self.planned, self.follow.poll(), self.window, self.done, limit=max(1, 8 // self.window))
                 if todo:
                     t0 = time.time()
                     self._log({"event": "start", "frames": [todo[0], todo[-1]], "n": len(todo), "t": round(t0, 3)})

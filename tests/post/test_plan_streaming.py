@@ -146,3 +146,4 @@ def test_a_chunk_waits_for_every_input_frame_up_to_its_end():
     assert ready_windows(planned, {0, 1, 2, 3, 4}, 4, set()) == [0, 1, 2, 3]  # a group of pictures whole, or not at all
     assert ready_windows(planned, {1, 2, 3}, 1, set()) == []  # frame 0 first
     assert ready_windows([0, 2, 4, 6], {0, 2, 4, 6}, 3, {0, 2, 4}) == [6]  # a take rendered every 2nd frame: by position
+    assert ready_windows(planned, set(planned), 2, {0, 1}, limit=2) == [2, 3, 4, 5]  # a call takes a few windows, not all
