@@ -19,7 +19,7 @@ console = Console()
 
 def _open_source(source: str, from_: str) -> tuple[Callable[[int], "object"], list[int], Fraction, Path, str]:
     """(frame reader, frame numbers, fps, default output folder, description) for SOURCE."""
-    from machinima.imageseq import list_frames, read_image, read_video
+    from machinima.imageseq import find_frame, list_frames, read_image, read_video
     from machinima.take import Take
 
     from .archive import ArchiveError
@@ -49,11 +49,12 @@ def _open_source(source: str, from_: str) -> tuple[Callable[[int], "object"], li
         if not folder.is_dir():
             raise ArchiveError(f"take {take.id} has no frames at {folder}", hint="render passes first, or name a step with --from post/<step-id>")
         files = list_frames(folder)
-        return (lambda f: read_image(files[f])), list(files), take.fps, take.post_dir(), f"take {take.id} ({from_})"
+        # a frame written after the listing (a plan streams a step still running) is found on disk
+        return (lambda f: read_image(files[f] if f in files else find_frame(folder, f))), list(files), take.fps, take.post_dir(), f"take {take.id} ({from_})"
     files = list_frames(p)
     if not files:
         raise ArchiveError(f"no numbered images in {p}")
-    return (lambda f: read_image(files[f])), list(files), Fraction(24), p.with_name(f"{p.name}-archive"), f"folder {p.name}"
+    return (lambda f: read_image(files[f] if f in files else find_frame(p, f))), list(files), Fraction(24), p.with_name(f"{p.name}-archive"), f"folder {p.name}"
 
 
 def archive(
