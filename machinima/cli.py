@@ -21,6 +21,7 @@ from rich.table import Table
 
 from . import __version__
 from .config import load_config
+from .distributed.cli import BareRayGroup
 from .edit_cli import app as edit_app
 from .errors import MachinimaError, TakeError
 from .post_cli import app as post_app
@@ -31,6 +32,7 @@ log = logging.getLogger("machinima")
 
 app = typer.Typer(
     name="machinima",
+    cls=BareRayGroup,  # a bare --ray on any step means --ray auto
     help="A production toolkit for films shot inside virtual worlds.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
