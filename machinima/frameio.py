@@ -48,10 +48,22 @@ def usable_cores() -> int:
         return max(1, os.cpu_count() or 1)
 
 
+_IO_CAP: int | None = None  # set by limit_io_workers: a Ray task declaring N CPUs uses about N
+
+
 def io_workers() -> int:
     """Codec threads per pool: the usable cores, at least 2 (one decodes while the kernel
-    computes), at most 4 (the kernel itself wants the rest)."""
+    computes), at most 4 (the kernel itself wants the rest), or the cap a task set."""
+    if _IO_CAP is not None:
+        return _IO_CAP
     return max(2, min(4, usable_cores()))
+
+
+def limit_io_workers(n: int | None) -> None:
+    """Cap the codec threads of pools created from now on at ``n`` (None: the machine's default).
+    ``machinima.distributed.limits.pin_threads`` calls it with a task's ``num_cpus``."""
+    global _IO_CAP
+    _IO_CAP = None if n is None else max(1, int(n))
 
 
 class ReadAhead(Iterator[tuple[T, R]]):

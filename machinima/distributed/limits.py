@@ -14,15 +14,11 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import Callable
-
-_ORIGINAL_IO: Callable[[], int] | None = None
 
 
 def pin_threads(n: float | int) -> int:
     """Cap OpenCV, torch (if imported), BLAS/OpenMP (for libraries loaded later) and the frame-I/O
     pools at ``n`` threads; returns the cap. Cheap to call again (each chunk does)."""
-    global _ORIGINAL_IO
     k = max(1, int(n))
     for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
         os.environ[var] = str(k)
@@ -39,19 +35,14 @@ def pin_threads(n: float | int) -> int:
                 torch.set_num_threads(k)
         except RuntimeError:
             pass
-    from .. import frameio
+    from ..frameio import limit_io_workers
 
-    if _ORIGINAL_IO is None:
-        _ORIGINAL_IO = frameio.io_workers
-    frameio.io_workers = lambda: k  # read-ahead / write-behind pools created from now on
+    limit_io_workers(k)  # read-ahead / write-behind pools created from now on
     return k
 
 
 def unpin() -> None:
     """Back to the machine's defaults for the frame-I/O pools (tests; the in-process CLI)."""
-    global _ORIGINAL_IO
-    from .. import frameio
+    from ..frameio import limit_io_workers
 
-    if _ORIGINAL_IO is not None:
-        frameio.io_workers = _ORIGINAL_IO
-        _ORIGINAL_IO = None
+    limit_io_workers(None)
