@@ -111,3 +111,21 @@ def train_cmd(
             res.eval_loss_end is not None else "")
     console.print(f"LoRA: {res.out} ({res.step} steps, {res.it_per_s:.2f} it/s{held})")
     console.print(f"diffusers layout: {res.out.with_name(res.out.stem + '.diffusers')}; loss curve and samples: {res.work}")
+
+
+@app.command("tiny-base")
+def tiny_base_cmd(
+    out: Path = typer.Argument(..., help="Folder for the model (diffusers layout; created)."),
+    seed: int = typer.Option(0, "--seed"),
+) -> None:
+    """A tiny random-weight SD-1.x-shaped base model built in code (a few MB, no download), for
+    trying the pipeline without SD 1.5 weights: training and stylizing run, the pictures are noise."""
+    from machinima.errors import MachinimaError
+
+    from .tiny import tiny_base
+
+    if out.exists() and any(out.iterdir()):
+        raise MachinimaError(f"{out} is not empty", hint="give a new folder")
+    tiny_base(out, seed, text_encoder=True)
+    console.print(f"wrote {out}: a random-weight base for trying the pipeline (it paints noise); "
+                  f"`machinima lora train DATASET --base {out} ...`", highlight=False)

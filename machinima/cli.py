@@ -41,7 +41,7 @@ app = typer.Typer(
 takes_app = typer.Typer(help="List, inspect, verify, recover, circle, export and import takes.", no_args_is_help=True)
 app.add_typer(takes_app, name="takes")
 app.add_typer(edit_app, name="edit")
-examples_app = typer.Typer(help="Shipped examples (looks, dreams, presets, sets, mappings, profiles, settings): list, copy.", no_args_is_help=True)
+examples_app = typer.Typer(help="Shipped examples (looks, dreams, presets, sets, mappings, profiles, settings): list, copy; faces: clips to try face swap with.", no_args_is_help=True)
 app.add_typer(examples_app, name="examples")
 models_app = typer.Typer(help="Local model weights: what each look needs, what is there, what is missing (offline).", no_args_is_help=True)
 app.add_typer(models_app, name="models")
@@ -339,6 +339,22 @@ def examples_copy(
     from .examples import copy
 
     console.print(f"wrote {copy(name, dest, force=force)}", highlight=False)
+
+
+@examples_app.command("faces")
+def examples_faces(
+    dest: Path = typer.Argument(Path("."), help="Folder to write the clips into (created)."),
+    frames: int = typer.Option(24, "--frames", help="Frames per clip (24 fps)."),
+    force: bool = typer.Option(False, "--force", help="Overwrite clips of the same name."),
+) -> None:
+    """Two short clips of public-domain faces (hopper.mp4, collins.mp4) and releases/ (their
+    reference photos and release note): material to try face swap and lip sync with."""
+    from .examplefaces import CLIPS, write_faces
+
+    write_faces(dest, frames, force=force)
+    for c in CLIPS:
+        console.print(f"wrote {dest / c.file}: {c.about}; rights subject {c.subject}, photo {dest / 'releases' / c.photo}", highlight=False)
+    console.print(f"wrote {dest / 'releases' / 'public-domain.txt'} (the release document of both)", highlight=False)
 
 
 @models_app.command("check")

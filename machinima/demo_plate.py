@@ -37,10 +37,8 @@ def astronaut_bust() -> tuple[np.ndarray, np.ndarray]:
     return person, cv2.GaussianBlur(mask, (5, 5), 0)[..., None] / 255.0
 
 
-def write_plate(folder: Path, frames: int) -> None:
-    """``frames`` numbered PNGs of the actor on green (frame numbers = take frames from 0)."""
-    from .imageseq import write_image
-
+def plate_frames(frames: int):
+    """``frames`` RGB frames of the actor on green (frame numbers = take frames from 0)."""
     person, mask = astronaut_bust()
     w, h = PLATE_SIZE
     for f in range(frames):
@@ -50,15 +48,21 @@ def write_plate(folder: Path, frames: int) -> None:
         ph = min(PERSON_SIZE[1], h - y)
         roi = frame[y:y + ph, x:x + PERSON_SIZE[0]]
         roi[:] = (person[:ph] * mask[:ph] + roi * (1 - mask[:ph])).astype(np.uint8)
+        yield frame
+
+
+def write_plate(folder: Path, frames: int) -> None:
+    """``frames`` numbered PNGs of the actor on green (frame numbers = take frames from 0)."""
+    from .imageseq import write_image
+
+    for f, frame in enumerate(plate_frames(frames)):
         write_image(folder / f"{f:06d}.png", frame)
 
 
-def write_source(folder: Path, frames: int = SOURCE_FRAMES) -> None:
+def source_frames(frames: int = SOURCE_FRAMES):
     """The source face (Grace Hopper) moving and growing a little, for the face model to learn."""
     import cv2
     from matplotlib import cbook
-
-    from .imageseq import write_image
 
     with cbook.get_sample_data("grace_hopper.jpg") as fh:
         hopper = cv2.imdecode(np.frombuffer(fh.read(), np.uint8), cv2.IMREAD_COLOR)[..., ::-1]
@@ -70,7 +74,15 @@ def write_source(folder: Path, frames: int = SOURCE_FRAMES) -> None:
         y0, x0 = 10, 100 + 4 * f
         ih, iw = min(img.shape[0], h - 10), min(img.shape[1], 540 - 4 * f)
         canvas[y0:y0 + ih, x0:x0 + iw] = img[:ih, :iw]
-        write_image(folder / f"{f:06d}.png", canvas)
+        yield canvas
+
+
+def write_source(folder: Path, frames: int = SOURCE_FRAMES) -> None:
+    """The source face's frames as numbered PNGs."""
+    from .imageseq import write_image
+
+    for f, frame in enumerate(source_frames(frames)):
+        write_image(folder / f"{f:06d}.png", frame)
 
 
 def write_release_photos(folder: Path) -> None:

@@ -242,6 +242,10 @@ def listen(
             err.print(f"take {take.id}: {ingest.recorded} frames recorded" + (f" (recording error: {ingest.record_error})" if ingest.record_error else ""))
     if json_out:
         console.print(json.dumps({"sources": summary, "recorded_frames": ingest.recorded, "take": take.id if take else None}))
+    if take is not None and ingest.recorded == 0:  # an empty take is not a recording: a script must not carry on with it
+        err.print(f"[red]error[/]: take {take.id} recorded no frames: nothing arrived on {', '.join(f'{n} {p}' for n, _, p in bindings)} "
+                  "(is the sender running, and sending to this port?)")
+        raise typer.Exit(1)
 
 
 @app.command()

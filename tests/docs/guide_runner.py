@@ -18,18 +18,28 @@ on the lines just above the fence::
 A ```console block runs its ``$ `` lines (the rest is output); ```bash/```sh blocks run whole,
 under ``bash -e -o pipefail``. Commands a guide starts in the background (``... &``) share the
 block's process group and are stopped (SIGINT, then SIGTERM, then SIGKILL) when the guide ends.
+
+Ports: the guides name the documented ports (the stage's 8765, VMC's 39539, ...), which a
+developer's running stage or another CI job may hold. Each guide gets free ports of its own:
+every documented port in a block (``127.0.0.1:39541``, ``--vmc 39541``, ``ws://...:8765/``) is
+replaced by that guide's port, the same one in every block, and the stage's default port (a
+server started without ``--port``) comes from ``MACHINIMA_SERVER__PORT``. So guides can run side
+by side (``run_guides``), each in its own folder with its own ports.
 """
 
 from __future__ import annotations
 
 import os
 import re
+import socket
 import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import tomllib
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -38,6 +48,12 @@ LANGS = ("bash", "console", "sh", "shell")
 DEFAULT_TIMEOUT = 90.0
 _FENCE = re.compile(r"^```(\S*)\s*$")
 _MARK = re.compile(r"^<!--\s*guide:\s*(\w+)\s*(.*?)\s*-->$")
+# the documented ports: the stage (8765), VMC (39539; 39540-39542 in the guides' examples), the
+# VRChat OSC target (9000), Xsens (9763)
+PORTS = (8765, 39539, 39540, 39541, 39542, 9000, 9763)
+_GIVEN: set[int] = set()  # ports free_ports handed out in this process
+_GIVEN_LOCK = threading.Lock()
+_PORT = re.compile(r"(?<![\w.])(" + "|".join(map(str, PORTS)) + r")(?!\d)")
 
 
 @dataclass
@@ -136,6 +152,44 @@ def _metadata_dir(into: Path) -> Path:
     return into
 
 
+def free_ports(n: int) -> list[int]:
+    """``n`` distinct ports that are free for both TCP and UDP on 127.0.0.1 now (a stage listens
+    on TCP, its mocap sources on UDP). The sockets are held until all are chosen, so no port is
+    handed out twice (in this process: guides side by side never share one); another program could
+    still take one before the guide binds it."""
+    held: list[socket.socket] = []
+    ports: list[int] = []
+    try:
+        while len(ports) < n:
+            tcp = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            tcp.bind(("127.0.0.1", 0))
+            held.append(tcp)
+            port = tcp.getsockname()[1]
+            with _GIVEN_LOCK:
+                if port in _GIVEN:
+                    continue
+            udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            try:
+                udp.bind(("127.0.0.1", port))
+            except OSError:
+                udp.close()
+                continue
+            held.append(udp)
+            ports.append(port)
+        with _GIVEN_LOCK:
+            _GIVEN.update(ports)
+    finally:
+        for sock in held:
+            sock.close()
+    return ports
+
+
+def rewrite_ports(text: str, ports: dict[int, int]) -> str:
+    """``text`` with every documented port replaced by its stand-in (``127.0.0.1:39541``,
+    ``--vmc 39541``, ``:8765/stage``); numbers that only contain one (``139539``, ``1.8765``) stay."""
+    return _PORT.sub(lambda m: str(ports[int(m.group(1))]), text)
+
+
 @dataclass
 class Result:
     block: Block
@@ -160,6 +214,7 @@ class GuideRun:
         self.logs = base / "logs"
         self.logs.mkdir()
         meta = _metadata_dir(base / "meta")
+        self.ports = dict(zip(PORTS, free_ports(len(PORTS))))
         env = {k: v for k, v in os.environ.items() if not k.startswith(("MACHINIMA_", "PYTEST_"))}
         env.update(
             HOME=str(base / "home"),
@@ -169,6 +224,11 @@ class GuideRun:
             HF_HUB_OFFLINE="1",
             TRANSFORMERS_OFFLINE="1",
             COLUMNS="120",
+            MACHINIMA_SERVER__PORT=str(self.ports[8765]),  # a stage started without --port, and the bridge's feedback check
+            # four guides side by side on a shared 2-core machine: one OpenMP thread a process. torch's
+            # default (a thread a core) spin-waits under load: the LoRA guide's 4 tiny training steps
+            # took 95 s against 24 s with one thread (load 7)
+            OMP_NUM_THREADS="1",
         )
         self.env = env
         self._groups: list[subprocess.Popen] = []
@@ -180,12 +240,12 @@ class GuideRun:
         if block.save:
             target = self.cwd / block.save
             target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_text(block.text + "\n", encoding="utf-8")
+            target.write_text(rewrite_ports(block.text, self.ports) + "\n", encoding="utf-8")
             return Result(block, 0, "", "", time.monotonic() - t0)
         n = len(self._groups)
         out_path, err_path = self.logs / f"{n}.out", self.logs / f"{n}.err"
         with open(out_path, "w") as out, open(err_path, "w") as err:
-            proc = subprocess.Popen(["bash", "-e", "-o", "pipefail", "-c", block.script()], cwd=self.cwd, env=self.env,
+            proc = subprocess.Popen(["bash", "-e", "-o", "pipefail", "-c", rewrite_ports(block.script(), self.ports)], cwd=self.cwd, env=self.env,
                                     stdin=subprocess.DEVNULL, stdout=out, stderr=err, start_new_session=True)
         self._groups.append(proc)
         note = ""
@@ -236,3 +296,66 @@ def _stop_group(pgid: int) -> None:
             except ProcessLookupError:
                 return
             time.sleep(0.1)
+
+
+@dataclass
+class Outcome:
+    """What happened to one block in ``run_guides``: passed, skipped (with the reason) or failed
+    (with what a person needs to see)."""
+    block: Block
+    status: str              # passed | skipped | failed
+    message: str = ""
+    seconds: float = 0.0
+
+
+def run_guide(blocks: list[Block]) -> list[Outcome]:
+    """One guide's blocks in order, in one fresh folder; after a failed block the rest of the
+    guide is skipped (they build on it). The folder and what the guide started are gone after."""
+    outcomes: list[Outcome] = []
+    run: GuideRun | None = None
+    failed = False
+    try:
+        for block in blocks:
+            if block.skip:
+                outcomes.append(Outcome(block, "skipped", f"{block.id}: {block.skip}"))
+                continue
+            if failed:
+                outcomes.append(Outcome(block, "skipped", f"{block.id}: an earlier block of {block.doc} failed"))
+                continue
+            run = run or GuideRun(block.doc)
+            r = run.run(block)
+            problems = run.problems(r)
+            if problems:
+                failed = True
+                outcomes.append(Outcome(block, "failed", f"{block.id} ({r.seconds:.1f} s): {'; '.join(problems)}\n--- block ---\n"
+                                        f"{block.text}\n--- stdout (end) ---\n{r.out[-3000:]}\n--- stderr (end) ---\n{r.err[-3000:]}",
+                                        r.seconds))
+            else:
+                outcomes.append(Outcome(block, "passed", "", r.seconds))
+    finally:
+        if run is not None:
+            run.close()
+    return outcomes
+
+
+def run_guides(blocks: list[Block], jobs: int | None = None) -> dict[str, Outcome]:
+    """Every guide's blocks, ``jobs`` guides at a time (default ``GUIDE_JOBS`` or 4), each in its
+    own folder with its own ports; outcomes by block id. ``GUIDE_TIMES=FILE`` writes each
+    guide's and block's seconds there (JSON). Side by side because most of a guide's
+    time is waiting (a stage starting, a 3-second recording, a sender's --seconds), not CPU.
+    The guides with the most blocks start first, so the longest does not start last."""
+    by_doc: dict[str, list[Block]] = {}
+    for b in blocks:
+        by_doc.setdefault(b.doc, []).append(b)
+    order = sorted(by_doc.values(), key=lambda bs: -sum(b.timeout for b in bs if not b.skip))
+    jobs = jobs or int(os.environ.get("GUIDE_JOBS", "4"))  # GUIDE_JOBS=1: one guide at a time (to read a failure's timing alone)
+    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
+        done = list(pool.map(run_guide, order))
+    if os.environ.get("GUIDE_TIMES"):  # where the time goes: each guide's blocks, slowest guide first
+        import json
+
+        rows = sorted(({"guide": os_[0].block.doc, "seconds": round(sum(o.seconds for o in os_), 1),
+                        "blocks": {o.block.id: [o.status, round(o.seconds, 1)] for o in os_}} for os_ in done if os_),
+                      key=lambda r: -r["seconds"])
+        Path(os.environ["GUIDE_TIMES"]).write_text(json.dumps({"jobs": jobs, "load": os.getloadavg(), "guides": rows}, indent=1))
+    return {o.block.id: o for outcomes in done for o in outcomes}

@@ -200,5 +200,7 @@ def test_cli_send_listen_record_stats(tmp_path):
     out, errs = lis.communicate(timeout=60)
     taken = json.loads(out)["take"]
     assert Take.open(tmp_path / "takes" / taken).manifest.status == "complete", errs
+    # ... but nothing was sent: the take is kept, and the listener says it holds nothing (exit 1), so a script stops there
+    assert lis.returncode == 1 and f"take {taken} recorded no frames: nothing arrived on vmc {port}" in " ".join(errs.split()), errs
     bad = subprocess.run(cmd + ["listen"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60)
     assert bad.returncode == 1 and "nothing to listen to" in bad.stderr and "Traceback" not in bad.stderr
