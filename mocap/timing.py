@@ -1,5 +1,6 @@
 """Timing of one performer's stream, sans-I/O: ordering, counters, jitter buffer, gap fill,
-One-Euro smoothing (per bone), and per-source health figures.
+and (re-exported from ``mocap.smoothing`` and ``mocap.health``) One-Euro smoothing per bone
+and per-source health figures.
 
 ``StreamTiming`` is fed frames as they arrive (``push``) and asked for the frames that are
 ready at a given monotonic time (``pop_ready``). It orders by the sender's sample counter when
@@ -34,16 +35,12 @@ receive stamp is used and the loss of such a stream cannot be known (``loss_know
 from __future__ import annotations
 
 import bisect
-import math
 import time
 from collections import Counter, deque
-from dataclasses import dataclass, field
-from typing import Mapping
 
 import numpy as np
 
 from machinima import quat
-from machinima.skeleton import BONE_INDEX, BONES
 
 from .frames import Frame
 
@@ -438,161 +435,6 @@ def interpolate(a: Frame, b: Frame, w: float) -> Frame:
     return Frame(a.performer, a.source, t, pose, st, seq, None, t_ns=t, interpolated=True)
 
 
-FINGERS = tuple(b for b in BONES if any(d in b for d in ("Thumb", "Index", "Middle", "Ring", "Little")))
-BONE_GROUPS: dict[str, tuple[str, ...]] = {"fingers": FINGERS, "body": tuple(b for b in BONES if b not in FINGERS)}
-DEFAULT_BONE_SMOOTHING: dict[str, dict[str, float]] = {
-    # The root carries the whole body: lag there makes every limb trail, so it opens up sooner.
-    "Hips": {"min_cutoff": 2.0, "beta": 0.3},
-    # Finger sensors jitter most at rest and move fastest: smoother when still, quicker in motion.
-    "fingers": {"min_cutoff": 0.5, "beta": 2.0},
-}
-
-
-def bone_settings(min_cutoff: float, beta: float, bones: Mapping[str, Mapping[str, float]] | None) -> tuple[np.ndarray, np.ndarray]:
-    """Per-bone (55, 1) min_cutoff and beta: the given values, then each group ("body",
-    "fingers") and bone name of ``bones`` in turn (bones after groups)."""
-    mc = np.full((len(BONES), 1), float(min_cutoff))
-    be = np.full((len(BONES), 1), float(beta))
-    items = sorted((bones or {}).items(), key=lambda kv: kv[0] not in BONE_GROUPS)
-    for name, vals in items:
-        if name in BONE_GROUPS:
-            idx = [BONE_INDEX[b] for b in BONE_GROUPS[name]]
-        elif name in BONE_INDEX:
-            idx = [BONE_INDEX[name]]
-        else:
-            raise ValueError(f"unknown bone or group {name!r} in smoothing settings (groups: {', '.join(BONE_GROUPS)}; bones: Unity names)")
-        unknown = set(vals) - {"min_cutoff", "beta"}
-        if unknown:
-            raise ValueError(f"smoothing settings of {name!r} take min_cutoff and beta, not {', '.join(sorted(unknown))}")
-        if "min_cutoff" in vals:
-            mc[idx] = float(vals["min_cutoff"])
-        if "beta" in vals:
-            be[idx] = float(vals["beta"])
-    if (mc <= 0).any() or (be < 0).any():
-        raise ValueError("min_cutoff must be > 0 and beta >= 0 for every bone")
-    return mc, be
-
-
-class OneEuro:
-    """One-Euro filter (Casiez et al. 2012) on whole poses (55, 7), per bone and channel.
-
-    ``min_cutoff`` (Hz) sets smoothing when still, ``beta`` how fast it opens up with speed;
-    ``bones`` overrides them per group or bone (``DEFAULT_BONE_SMOOTHING``: Hips and fingers
-    differ from the body; ``{}`` for the same settings everywhere). Quaternions are
-    sign-aligned to the previous output, filtered and renormalised. For live preview only: the
-    take keeps the raw frames.
-    """
-
-    def __init__(self, *, min_cutoff: float = 1.0, beta: float = 0.5, d_cutoff: float = 1.0,
-                 bones: Mapping[str, Mapping[str, float]] | None = None) -> None:
-        if min_cutoff <= 0 or d_cutoff <= 0 or beta < 0:
-            raise ValueError("min_cutoff and d_cutoff must be > 0 and beta >= 0")
-        self.min_cutoff, self.beta, self.d_cutoff = min_cutoff, beta, d_cutoff
-        self.bones = dict(DEFAULT_BONE_SMOOTHING if bones is None else bones)
-        self._mc, self._beta = bone_settings(min_cutoff, beta, self.bones)
-        self._x: np.ndarray | None = None
-        self._dx: np.ndarray | None = None
-        self._t: int | None = None
-
-    @staticmethod
-    def _alpha(cutoff, dt: float):
-        tau = 1.0 / (2 * math.pi * cutoff)
-        return 1.0 / (1.0 + tau / dt)
-
-    def __call__(self, pose: np.ndarray, t_ns: int) -> np.ndarray:
-        x = np.asarray(pose, dtype=np.float64).copy()
-        if self._x is None or self._t is None or t_ns <= self._t:
-            if self._x is not None and self._t is not None and t_ns <= self._t:
-                return self._x.astype(np.float32)
-            self._x, self._dx, self._t = x, np.zeros_like(x), t_ns
-            return x.astype(np.float32)
-        dt = (t_ns - self._t) / NS
-        sign = np.where(np.sum(x[:, 3:7] * self._x[:, 3:7], axis=1, keepdims=True) < 0, -1.0, 1.0)
-        x[:, 3:7] *= sign
-        dx = (x - self._x) / dt
-        a_d = self._alpha(self.d_cutoff, dt)
-        dx_hat = self._dx + a_d * (dx - self._dx)
-        cutoff = self._mc + self._beta * np.abs(dx_hat)
-        a = self._alpha(cutoff, dt)
-        x_hat = self._x + a * (x - self._x)
-        x_hat[:, 3:7] = quat.normalize(x_hat[:, 3:7])
-        self._x, self._dx, self._t = x_hat, dx_hat, t_ns
-        return x_hat.astype(np.float32)
-
-
-def _pct(sorted_ns: list[int], p: float) -> float | None:
-    if not sorted_ns:
-        return None
-    return round(sorted_ns[min(len(sorted_ns) - 1, int(p * len(sorted_ns)))] / 1e6, 3)
-
-
-@dataclass
-class Health:
-    """Per-source health: rate, loss, transit, how far the listener is behind, last seen,
-    rejections by reason.
-
-    ``summary()`` says what each figure measures: ``transit_ms_p50/p99`` is each frame's
-    transit (sender clock to the kernel's arrival stamp) above the smallest transit seen, i.e.
-    network and sender jitter (None without a sender clock: nothing to measure it against);
-    ``behind_ms_p99`` is how long datagrams waited in the socket before the listener read them;
-    ``loss_pct`` is None ("unknown") when no stream has a sample counter or a sender clock
-    (VMC without ``/VMC/Ext/T``): a missing frame cannot be told from a pause.
-    """
-
-    name: str
-    window_s: float = 2.0
-    frames: int = 0
-    packets: int = 0
-    bytes: int = 0
-    last_seen_ns: int | None = None
-    rejects: Counter = field(default_factory=Counter)
-    performers: set = field(default_factory=set)
-    _stamps: deque = field(default_factory=lambda: deque(maxlen=8192))
-    behind_ns: deque = field(default_factory=lambda: deque(maxlen=2048))
-
-    def saw_packet(self, n_bytes: int, now_ns: int) -> None:
-        self.packets += 1
-        self.bytes += n_bytes
-        self.last_seen_ns = now_ns
-
-    def saw_frame(self, performer: str, now_ns: int) -> None:
-        self.frames += 1
-        self.performers.add(performer)
-        self._stamps.append(now_ns)
-
-    def rate_hz(self, now_ns: int | None = None) -> float:
-        now = time.monotonic_ns() if now_ns is None else now_ns
-        lo = now - int(self.window_s * NS)
-        n = sum(1 for s in self._stamps if s >= lo)
-        return n / self.window_s
-
-    def summary(self, timings: dict[str, StreamTiming] | None = None, now_ns: int | None = None) -> dict:
-        now = time.monotonic_ns() if now_ns is None else now_ns
-        counts: Counter[str] = Counter()
-        lat: list[int] = []
-        known = False
-        for t in (timings or {}).values():
-            counts.update(t.counts)
-            lat.extend(t.latency_ns)
-            known = known or t.loss_known
-        received = counts.get("received", 0)
-        dropped = counts.get("dropped", 0)
-        loss = None
-        if known:
-            loss = round(100.0 * dropped / (received + dropped), 3) if received + dropped else 0.0
-        lat.sort()
-        behind = sorted(self.behind_ns)
-        return {
-            "source": self.name,
-            "performers": sorted(self.performers),
-            "packets": self.packets,
-            "frames": self.frames,
-            "rate_hz": round(self.rate_hz(now), 1),
-            "loss_pct": loss,
-            "transit_ms_p50": _pct(lat, 0.5),
-            "transit_ms_p99": _pct(lat, 0.99),
-            "behind_ms_p99": _pct(behind, 0.99),
-            "last_seen_s": None if self.last_seen_ns is None else round((now - self.last_seen_ns) / NS, 3),
-            "rejects": dict(self.rejects),
-            "timing": {k: v for k, v in counts.items()},
-        }
+# Split out (one job each); still importable from here.
+from .smoothing import BONE_GROUPS, DEFAULT_BONE_SMOOTHING, FINGERS, OneEuro, bone_settings  # noqa: E402,F401
+from .health import Health  # noqa: E402,F401
