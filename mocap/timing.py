@@ -45,7 +45,14 @@ from machinima import quat
 from .frames import Frame
 
 NS = 1_000_000_000
-_WIN32 = np.arange(32)
+_WIN33 = np.arange(1, 33)
+_ARANGE = np.arange(4096, dtype=np.int64)
+_ARANGE.setflags(write=False)
+
+
+def _arange(n: int) -> np.ndarray:
+    """0..n-1 as int64 (a shared read-only array for the usual block sizes)."""
+    return _ARANGE[:n] if n <= 4096 else np.arange(n, dtype=np.int64)
 
 
 class StreamTiming:
@@ -220,36 +227,45 @@ class StreamTiming:
         # the anchor's target: the smallest transit, moved only when a frame comes
         # reanchor_early_ns before it (a thresholded running minimum: one step per move)
         tg, early, reanchored = self._target_ns, self.reanchor_early_ns, 0
-        tlist = [0] * n
-        for i, tr in enumerate(transit.tolist()):
-            if tr < tg - early:
-                tg = tr
-                reanchored += 1
-            tlist[i] = tg
-        target = np.array(tlist, dtype=np.int64)
-        # the anchor slews down to the target by at most half the sender time since the last
-        # frame: a_i = max(target_i, a_(i-1) - step_i), i.e. a running maximum once the steps
-        # are summed
-        steps = np.diff(np.concatenate(([self._last_sender_ns], sender_ns))) // 2
-        np.maximum(steps, 0, out=steps)
-        csum = np.cumsum(steps)
-        anchor_arr = np.maximum.accumulate(np.maximum(target + csum, anchor)) - csum
+        target: "np.ndarray | int" = tg
+        if int(offs[-1]) < tg - early:  # some frame moves it (else it stays: the steady state)
+            tlist = [0] * n
+            for i, tr in enumerate(transit.tolist()):
+                if tr < tg - early:
+                    tg = tr
+                    reanchored += 1
+                tlist[i] = tg
+            target = np.array(tlist, dtype=np.int64)
+        idx = _arange(n)
+        if anchor <= self._target_ns and not reanchored:
+            anchor_arr = np.full(n, anchor, dtype=np.int64)  # nothing to slew: the anchor stays
+        else:
+            # the anchor slews down to the target by at most half the sender time since the
+            # last frame: a_i = max(target_i, a_(i-1) - step_i), i.e. a running maximum once
+            # the steps are summed
+            steps = np.diff(sender_ns, prepend=self._last_sender_ns) // 2
+            np.maximum(steps, 0, out=steps)
+            csum = np.cumsum(steps)
+            anchor_arr = np.maximum.accumulate(np.maximum(target + csum, anchor)) - csum
         t = sender_ns + anchor_arr
         # never backwards: t_i = max(t_i, t_(i-1) + 1)
-        idx = np.arange(n, dtype=np.int64)
-        t = np.maximum.accumulate(np.maximum(t - idx, self._last_t + 1)) + idx
-        self.latency_ns.extend((transit - offs)[-512:].tolist())
+        t -= idx
+        np.maximum(t, self._last_t + 1, out=t)
+        np.maximum.accumulate(t, out=t)
+        t += idx
+        transit -= offs
+        self.latency_ns.extend(transit[-512:].tolist())
         self.counts["received"] += n
         if reanchored:
             self.counts["reanchored"] += reanchored
         self.loss_known = True
         kl = keys.tolist()
-        self._release_block(kl)
+        self._release_block(kl, keys)
         seen = self._seen
         seen.extend(kl[-64:])
         self._seen_set = set(seen)
         self._anchor_ns, self._target_ns, self._offset_ns = int(anchor_arr[-1]), tg, int(offs[-1])
-        self._last_transit = int(transit[-1])
+        self._last_transit = int(transit[-1] + offs[-1])
         self._max_key = self._last_key = self._last_sender = kl[-1]
         self._last_sender_ns = int(sender_ns[-1])
         last_t = self._last_t = int(t[-1])
@@ -257,7 +273,7 @@ class StreamTiming:
         self._last_out = Frame(performer, source, tl[-1], None if pose is None else pose[-1], kl[-1], None, None, t_ns=last_t)
         return t
 
-    def _release_block(self, kl: list[float]) -> None:
+    def _release_block(self, kl: list[float], keys: np.ndarray | None = None) -> None:
         """``_release`` for in-order frames with a sender clock, without gap fill: drops
         against the sender's period, whose running median is refreshed at the 4th, 8th and
         every 16th interval. Between refreshes the period is fixed, so each stretch of a long
@@ -266,7 +282,7 @@ class StreamTiming:
         if len(kl) < 16:
             self._release_loop(kl)
             return
-        if self._release_steady(kl):
+        if self._release_steady(kl, keys):
             return
         pk = self._last_key
         keys = np.array([pk] + kl)
@@ -307,25 +323,36 @@ class StreamTiming:
                 self._period = ps[h] if len(ps) % 2 else (ps[h - 1] + ps[h]) / 2
             i += end_refresh
 
-    def _release_steady(self, kl: list[float]) -> bool:
+    def _release_steady(self, kl: list[float], keys: np.ndarray | None = None) -> bool:
         """The steady state at once: a known period, 32 intervals already seen and no drop
         in the block, with the period's refreshes inside it (medians of sliding windows).
         False (nothing changed) otherwise."""
         period = self._period
         if period is None or period <= 0 or len(self._periods) < 32:
             return False
-        dts = np.diff(np.array([self._last_key] + kl))
+        dts = np.diff(np.array(kl) if keys is None else keys, prepend=self._last_key)
         n = dts.shape[0]
-        counts = self._n_periods + 1 + np.arange(n)
-        idx = np.flatnonzero((counts % 16 == 0) | (counts == 4) | (counts == 8))
-        per = np.full(n, period)
+        if dts.min() <= 0:
+            return False
+        # with 32 intervals counted the refreshes are every 16th (the 4th and 8th are past)
+        first = -(self._n_periods + 1) % 16
+        idx = _arange(n)[first::16]  # positions in the block after which the period is refreshed
         med = None
         if idx.shape[0]:
-            allp = np.concatenate((np.array(self._periods), dts))
-            win = np.sort(allp[(idx + 1)[:, None] + _WIN32], axis=1)  # the 32 intervals before each refresh
+            allp = np.concatenate((np.fromiter(self._periods, np.float64, 32), dts))
+            win = allp[idx[:, None] + _WIN33]  # the 32 intervals before each refresh
+            win.sort(axis=1)
             med = (win[:, 15] + win[:, 16]) / 2
-            per = np.concatenate(([period], med))[np.searchsorted(idx, np.arange(n), side="left")]
-        if (dts <= 0).any() or (((np.rint(dts / per) - 1) > 0) & (dts > 1.5 * per)).any():
+            # interval i is judged by the period of before it: the old one up to the first
+            # refresh, then each median in turn
+            lens = np.diff(idx, prepend=-1, append=n - 1)
+            per = np.repeat(np.concatenate(([period], med)), lens)
+        else:
+            per = period
+        # a drop is rint(dt / period) - 1 > 0 and dt > 1.5 period; the second implies the
+        # first (up to rounding at the last bit, where this check is the stricter: such a
+        # block goes the exact way, frame by frame)
+        if (dts > 1.5 * per).any():
             return False
         self._periods.extend(dts[-32:].tolist())
         self._n_periods += n

@@ -119,12 +119,14 @@ def test_batched_frames_equal_per_packet_frames(shape, paced):
         assert all(s.asm.head is not None for s in a._senders.values())  # the head was learned (both ways: the states are equal)
 
 
-def test_push_block_equals_push():
+@pytest.mark.parametrize("seed,clock_jitter", [(11, 0.0), (12, 0.0015), (13, 0.003)])
+def test_push_block_equals_push(seed, clock_jitter):
     """Stamps, counters, anchor and period after a block equal those after the same frames one
-    by one: a held-up start (the anchor slews), reanchors, jitter, drops."""
-    rng = np.random.default_rng(11)
+    by one: a held-up start (the anchor slews), reanchors, jitter, drops; ``clock_jitter``:
+    the sender's own clock steps unevenly (the period's running median moves)."""
+    rng = np.random.default_rng(seed)
     n = 600
-    keys = 5.0 + np.arange(n) / 120
+    keys = 5.0 + np.arange(n) / 120 + rng.uniform(0, clock_jitter, n)
     keys = np.delete(keys, [100, 101, 250, 400])  # drops
     transit = 2_000_000 + rng.integers(0, 300_000, keys.shape[0])
     transit[0] += 40_000_000  # held up: the anchor slews down
@@ -148,7 +150,7 @@ def test_push_block_equals_push():
         at += k
     assert t_one == t_blk
     assert one.counts == blk.counts and one.counts["dropped"] == 4 and one.counts["reanchored"] >= 1
-    for name in ("_anchor_ns", "_target_ns", "_offset_ns", "_last_t", "_last_key", "_period", "_n_periods"):
+    for name in ("_anchor_ns", "_target_ns", "_offset_ns", "_last_t", "_last_key", "_period", "_n_periods", "_last_transit", "_last_sender_ns"):
         assert getattr(one, name) == getattr(blk, name), name
     assert list(one.latency_ns) == list(blk.latency_ns) and list(one._periods) == list(blk._periods)
 
