@@ -50,6 +50,15 @@ _ARANGE = np.arange(4096, dtype=np.int64)
 _ARANGE.setflags(write=False)
 
 
+def _diff_from(first, a: np.ndarray) -> np.ndarray:
+    """``np.diff(a, prepend=first)`` without its broadcasting and concatenation (a tenth of
+    the cost on short arrays)."""
+    out = np.empty_like(a)
+    out[0] = a[0] - first
+    np.subtract(a[1:], a[:-1], out=out[1:])
+    return out
+
+
 def _arange(n: int) -> np.ndarray:
     """0..n-1 as int64 (a shared read-only array for the usual block sizes)."""
     return _ARANGE[:n] if n <= 4096 else np.arange(n, dtype=np.int64)
@@ -216,7 +225,7 @@ class StreamTiming:
         keys = time_s
         if not (keys[0] > self._last_key and keys[0] > last_sender and (self._max_key is None or keys[0] > self._max_key)):
             return None  # (also false for NaN: a frame without a clock)
-        if keys.shape[0] > 1 and not (np.diff(keys) > 0).all():
+        if keys.shape[0] > 1 and not (keys[1:] > keys[:-1]).all():
             return None
         n = int(keys.shape[0])
         sender_ns = (keys * NS).astype(np.int64)  # int(st * NS), as push does
@@ -243,7 +252,7 @@ class StreamTiming:
             # the anchor slews down to the target by at most half the sender time since the
             # last frame: a_i = max(target_i, a_(i-1) - step_i), i.e. a running maximum once
             # the steps are summed
-            steps = np.diff(sender_ns, prepend=self._last_sender_ns) // 2
+            steps = _diff_from(self._last_sender_ns, sender_ns) // 2
             np.maximum(steps, 0, out=steps)
             csum = np.cumsum(steps)
             anchor_arr = np.maximum.accumulate(np.maximum(target + csum, anchor)) - csum
@@ -330,7 +339,7 @@ class StreamTiming:
         period = self._period
         if period is None or period <= 0 or len(self._periods) < 32:
             return False
-        dts = np.diff(np.array(kl) if keys is None else keys, prepend=self._last_key)
+        dts = _diff_from(self._last_key, np.array(kl) if keys is None else keys)
         n = dts.shape[0]
         if dts.min() <= 0:
             return False
@@ -344,15 +353,18 @@ class StreamTiming:
             win.sort(axis=1)
             med = (win[:, 15] + win[:, 16]) / 2
             # interval i is judged by the period of before it: the old one up to the first
-            # refresh, then each median in turn
-            lens = np.diff(idx, prepend=-1, append=n - 1)
-            per = np.repeat(np.concatenate(([period], med)), lens)
+            # refresh, then each median in turn (the largest interval of each stretch)
+            starts = idx + 1
+            if starts[-1] == n:
+                starts = starts[:-1]
+            pers = np.concatenate(([period], med[: starts.shape[0]]))
+            top = np.maximum.reduceat(dts, np.concatenate(([0], starts)))
         else:
-            per = period
+            pers, top = period, dts.max()
         # a drop is rint(dt / period) - 1 > 0 and dt > 1.5 period; the second implies the
         # first (up to rounding at the last bit, where this check is the stricter: such a
         # block goes the exact way, frame by frame)
-        if (dts > 1.5 * per).any():
+        if (top > 1.5 * pers).any():
             return False
         self._periods.extend(dts[-32:].tolist())
         self._n_periods += n
