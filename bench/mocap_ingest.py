@@ -238,6 +238,11 @@ def _pipeline(sock: socket.socket, tmp: Path, batched: bool | None = None):
     ingest = Ingest(writer=writer)
     ingest.add_source(VMCSource("vmc", max_packets_per_s=1e9))
     rx = BatchReceiver(sock, lambda b: ingest.batch("vmc", b), batched=batched)  # the listener's defaults
+    # A listener that has run a while has had the pages of its ring faulted in (the ring is
+    # calloc'd: a row's pages are touched when a datagram first fills it); so has the bare
+    # loop's one buffer. Touch them here so a short run (--quick, a warm-up shorter than a
+    # chunk) measures the steady state, not the first page faults.
+    rx.data[:, :4096 * 2] = 0
     # commit CPU, by thread: the receive thread commits itself when the idle timer is starved
     # (a loaded machine); the figures take it out of the receive path and count it apart
     cost = {"receive_thread": 0.0, "all": 0.0}
@@ -490,7 +495,7 @@ def profile_figures(shape: str, datagrams: list[tuple[int, bytes]], warm: int) -
                         prof.disable()
                 seen[0] += n
                 return n
-            h.run(profiled)
+            h.run(profiled, warm)  # the warm-up in chunks of its own: the profiled part is never empty
             ingest.finish()
             ingest.end_take()
     finally:

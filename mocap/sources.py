@@ -127,7 +127,7 @@ class _Sender:
 _NONE: list[Frame] = []
 
 
-def _first(item: tuple) -> int:
+def _row(item: tuple) -> int:
     return item[0]
 
 
@@ -222,7 +222,7 @@ class VMCSource:
             yield from self._replay_rows(s, data, lens, stamps, rows)
         if slow:
             if len(slow) > 1 and len(groups) > 1:
-                slow.sort(key=_first)
+                slow.sort(key=_row)
             for r, s in slow:
                 yield from self._feed_row(s, data, lens, stamps, r)
 
