@@ -127,10 +127,6 @@ class _Sender:
 _NONE: list[Frame] = []
 
 
-def _row(item: tuple) -> int:
-    return item[0]
-
-
 class VMCSource:
     """VMC over OSC on one port; each sender address is a performer.
 
@@ -200,7 +196,7 @@ class VMCSource:
             ks = keys[order]
             cut = np.flatnonzero(ks[1:] != ks[:-1]) + 1
             groups = [(int(keys[g[0]]), g) for g in np.split(order, cut)]
-        slow: list[tuple[int, _Sender]] = []  # (row, sender) fed one by one, in arrival order
+        slow: list[tuple[np.ndarray, _Sender]] = []  # (rows, sender) fed one by one, in arrival order
         for key, rows in groups:
             addr = batch.addr(key)
             n = rows.shape[0]
@@ -217,14 +213,29 @@ class VMCSource:
                 continue
             cyc = s.asm.cycle
             if n < self.replay_min_frames * (1 if cyc is None else len(cyc[0])):
-                slow.extend((r, s) for r in rows.tolist())
+                slow.append((rows, s))
                 continue
             yield from self._replay_rows(s, data, lens, stamps, rows)
-        if slow:
-            if len(slow) > 1 and len(groups) > 1:
-                slow.sort(key=_row)
-            for r, s in slow:
-                yield from self._feed_row(s, data, lens, stamps, r)
+        if not slow:
+            return
+        feed_row = self._feed_row
+        if len(slow) == 1:
+            rows, s = slow[0]
+            for r in rows.tolist():
+                out = feed_row(s, data, lens, stamps, r)
+                if out:
+                    yield from out
+            return
+        # several senders one by one: in arrival order across them
+        who: list = [None] * batch.n
+        for rows, s in slow:
+            for r in rows.tolist():
+                who[r] = s
+        for r, s in enumerate(who):
+            if s is not None:
+                out = feed_row(s, data, lens, stamps, r)
+                if out:
+                    yield from out
 
     def _feed_row(self, s: _Sender, data, lens, stamps, r: int) -> list:
         """One datagram (row ``r`` of a batch) through the per-packet path."""
