@@ -1,7 +1,7 @@
 """Disclosure and identity-check cost at 1080p, JSON out.
 
     .venv/bin/python bench/disclosure.py [--quick] [--steps-only] [--merge-frames N] [--composite-frames N]
-                                         [--rounds N] [--without-memory]
+                                         [--rounds N] [--without-memory] [--movie-own-mark]
 
 Measures in one run:
 - the real face-swap merge (``faceswap.merge.merge``: tracking, alignment, a face model of the
@@ -23,7 +23,6 @@ Timing of kernels is CPU time with OpenCV on one thread; the machine's load aver
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import os
 import sys
@@ -35,6 +34,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+sys.path.append(str(Path(__file__).resolve().parent))  # _h264 (last: bench/faceswap.py must not hide the faceswap package)
+
+import _h264  # noqa: E402  (the encode loop bench/watermark_flicker.py uses too)
 import cv2  # noqa: E402
 
 from machinima import provenance as pv  # noqa: E402
@@ -69,21 +71,7 @@ def jpeg75(img: np.ndarray) -> np.ndarray:
 
 
 def h264(img: np.ndarray, crf: int = 23) -> np.ndarray:
-    import av
-
-    buf = io.BytesIO()
-    with av.open(buf, "w", format="mp4") as c:
-        st = c.add_stream("libx264", rate=24)
-        st.width, st.height, st.pix_fmt = img.shape[1], img.shape[0], "yuv420p"
-        st.options = {"crf": str(crf), "preset": "veryfast"}
-        for _ in range(2):
-            for pk in st.encode(av.VideoFrame.from_ndarray(img, format="rgb24")):
-                c.mux(pk)
-        for pk in st.encode():
-            c.mux(pk)
-    buf.seek(0)
-    with av.open(buf) as c:
-        return [f.to_ndarray(format="rgb24") for f in c.decode(video=0)][-1]
+    return _h264.roundtrip(img, crf)
 
 
 def ours_raw_accuracy(img: np.ndarray) -> float:
@@ -237,19 +225,9 @@ def bench_signing(ident, imgs: list[np.ndarray], reps: int, video_seconds: float
         out[f"{ext[1:]}_bytes"] = len(data)
     n = int(round(24 * video_seconds))
     frames = [np.roll(imgs[i % len(imgs)], 8 * i, axis=1) for i in range(n)]
-    import av
-
     t = time.perf_counter()
-    path = tmp / "clip.mp4"
-    with av.open(str(path), "w") as c:  # ultrafast x264 at crf 18: a large file, so a conservative hash time
-        st = c.add_stream("libx264", rate=24)
-        st.width, st.height, st.pix_fmt = W, H, "yuv420p"
-        st.options = {"crf": "18", "preset": "ultrafast"}
-        for fr in frames:
-            for pk in st.encode(av.VideoFrame.from_ndarray(fr, format="rgb24")):
-                c.mux(pk)
-        for pk in st.encode():
-            c.mux(pk)
+    path = tmp / "clip.mp4"  # ultrafast x264 at crf 18: a large file, so a conservative hash time
+    _h264.encode(frames, crf=18, preset="ultrafast", path=path, decode=False)
     enc_s = time.perf_counter() - t
     size = path.stat().st_size
     t = time.process_time()
@@ -501,6 +479,21 @@ def bench_composite(n: int, rounds: int, tmp: Path) -> dict:
     return res
 
 
+def _movie_own_mark() -> None:
+    """The before figure: every step movie re-marked with its own manifest id (with memory), as
+    ``Disclosure.write_video`` did before it kept a QOI step's sequence mark."""
+    real = pv.Disclosure.write_video
+
+    def write_video(self, *a, **kw):
+        seq, self.sequence_id = self.sequence_id, ""
+        try:
+            return real(self, *a, **kw)
+        finally:
+            self.sequence_id = seq
+
+    pv.Disclosure.write_video = write_video
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true")
@@ -510,7 +503,11 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=None)
     ap.add_argument("--without-memory", action="store_true",
                     help="mark a step movie's frames one by one (no WatermarkMemory), for the before/after figure")
+    ap.add_argument("--movie-own-mark", action="store_true",
+                    help="re-mark a QOI step's movie with its own manifest id (before the movie kept its frames' sequence mark)")
     a = ap.parse_args()
+    if a.movie_own_mark:
+        _movie_own_mark()
     cv2.setNumThreads(1)  # one core per post-step worker; CPU times comparable across runs
     if a.without_memory:
         pv.WatermarkMemory.STICKY = -1.0  # never keep a point: every frame marked on its own
@@ -535,6 +532,7 @@ def main() -> None:
     out = {
         "bench": "disclosure", "resolution": f"{W}x{H}", "cpu_threads": os.cpu_count(), "quick": a.quick,
         "argv": sys.argv[1:], "watermark_memory": not a.without_memory,
+        "step_movie_mark": "its own manifest id" if a.movie_own_mark else "the frames' sequence manifest id (kept)",
         "load_average_start_end": [round(x, 1) for x in load_start] + [round(x, 1) for x in os.getloadavg()],
         "timing": "kernels: CPU seconds (process time), OpenCV on one thread; steps: wall and CPU seconds, whole call disk to disk",
         "watermark": wm, "signing": sign,

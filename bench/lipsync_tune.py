@@ -6,8 +6,13 @@ forward-backward and the frame decisions (speaker adaptation, which changes the 
 scores, is chosen first, in stage 0), scored on speech frames at 100 fps (the same scorer as
 the benchmark). Prints JSON: every grid point's accuracy and change-offset p90, and the best.
 
-    .venv/bin/python bench/lipsync_tune.py            # full grid (8 minutes at load 9-13)
+    .venv/bin/python bench/lipsync_tune.py            # full grid (10 minutes at load 12-15)
     .venv/bin/python bench/lipsync_tune.py --quick    # a small grid around the defaults (about a minute)
+    .venv/bin/python bench/lipsync_tune.py --fit-fv   # only the F/V frication model (lipsync/frication.py)
+
+The F/V frication model (two diagonal Gaussians over ``frication.measures``) is fitted on the
+same held-out lines' speech frames: ``--fit-fv`` prints it in the form ``lipsync/frication.py``
+keeps; the last grid stage chooses its threshold and minimum run.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from lipsync import frication  # noqa: E402
 from lipsync.phoneloop import DEFAULT, LoopParams, frame_loglik, phone_loop_frames, to_segments  # noqa: E402
 from lipsync.phonemes import NOISE_FLOOR  # noqa: E402
 from lipsync.score import change_offsets, offset_summary, score_classes, track_frames, truth_frames  # noqa: E402
@@ -59,6 +65,19 @@ def decodable(samples: np.ndarray) -> np.ndarray:
     return samples + np.random.default_rng(0).normal(0.0, NOISE_FLOOR, samples.size).astype(np.float32)
 
 
+def fit_fv(lines) -> dict:
+    """The frication model from the held-out lines: every speech frame's measures, F/V or not."""
+    z, fv = [], []
+    for u in lines:
+        x = decodable(u.samples)
+        n = int(np.ceil(u.seconds * 100))
+        t = np.array(truth_frames(u.phones, 100, n))
+        m = frication.measures(x, n)
+        z.append(m[t != "silence"])
+        fv.append(t[t != "silence"] == "fv")
+    return frication.fit(np.concatenate(z), np.concatenate(fv))
+
+
 def score(lines, cache, params: LoopParams) -> dict:
     """Pooled speech-frame accuracy and change offsets of the phone loop (through the same
     coarticulation as the analysis) on ``lines``."""
@@ -85,6 +104,7 @@ QUICK = {"acoustic_scale": (0.2, 0.3), "insertion": (1.0, 2.0), "lm_weight": (1.
 ADAPT = [{"adapt_passes": 0}, {"adapt_passes": 1, "map_tau": 2.0}, {"adapt_passes": 1, "map_tau": 0.5},
          {"adapt_passes": 1, "map_tau": 8.0}, {"adapt_passes": 2, "map_tau": 2.0}]
 # second stage, at the first stage's best: a bias toward the classes the model under-hears
+FV = [{"fv_threshold": th, "fv_min_run": r} for th in (float("inf"), 0.0, 5.0, 10.0, 15.0) for r in (2, 4, 6)]
 BIASES = [(("fv", fv), ("closed", cl), ("rounded", rd)) for fv in (0.0, 1.0, 2.0, 3.0) for cl in (0.0, 1.0, 2.0) for rd in (0.0, 1.0)]
 TOLERANCE = 0.003  # settings within this of the best accuracy count as equal: the one missing fewest changes wins
 
@@ -107,7 +127,11 @@ def run_grid(lines, cache, base: LoopParams, points: list[dict]) -> list[dict]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="a small grid (about a minute)")
+    ap.add_argument("--fit-fv", action="store_true", help="print the F/V frication model fitted on the held-out lines, nothing else")
     args = ap.parse_args()
+    if args.fit_fv:
+        print(json.dumps(fit_fv(held_out_lines())))
+        return
     out: dict = {"benchmark": "lipsync_tune", "load_before": [round(x, 2) for x in os.getloadavg()],
                  "held_out": {"sentences": len(HELD_OUT_SENTENCES), "voices": [f"{v} at {s} wpm" for v, s in HELD_OUT_VOICES]}}
     t0 = time.perf_counter()
@@ -130,8 +154,10 @@ def main() -> None:
     best = replace(base, **pick(stage1)["params"])
     stage2 = run_grid(lines, cache, best, [{"class_bias": b} for b in (BIASES[:2] if args.quick else BIASES)])
     best = replace(best, **pick(stage2)["params"])
+    stage3 = run_grid(lines, cache, best, FV[:4] if args.quick else FV)  # the frication override (inf: off)
+    best = replace(best, **pick(stage3)["params"])
     trigram = run_grid(lines, cache, best, [{"order": 3}])  # the trigram prior at the chosen setting
-    out["stage1"], out["stage2_class_bias"], out["trigram"] = stage1, stage2, trigram
+    out["stage1"], out["stage2_class_bias"], out["stage3_fv"], out["trigram"] = stage1, stage2, stage3, trigram
     out["best"] = {"params": asdict(best), **score(lines, cache, best)}
     out["seconds"] = round(time.perf_counter() - t0, 1)
     out["load_after"] = [round(x, 2) for x in os.getloadavg()]

@@ -1,6 +1,6 @@
 """Benchmark: post steps at 1080p as a user runs them, disk to disk, beside their kernels.
 
-    .venv/bin/python bench/post_io.py [--quick] [--steps composite,archive,watermark]
+    .venv/bin/python bench/post_io.py [--quick] [--steps composite,archive,watermark,merge]
 
 Prints one JSON object. Per step, three measures in the same run, each in its own child process
 (so ``peak_rss_mb`` is that variant's own peak):
@@ -15,7 +15,9 @@ Prints one JSON object. Per step, three measures in the same run, each in its ow
 
 Steps: ``composite`` (run_composite on 1080p passes -- rgb PNG, depth/light EXR, as Blender
 renders them -- and a PNG plate; 8-bit frames + alpha out), ``archive`` (the vhs-1994 look),
-``watermark`` (a step whose kernel is a copy: what I/O and disclosure alone cost). Bytes per
+``watermark`` (a step whose kernel is a copy: what I/O and disclosure alone cost), ``merge`` (the
+face-swap merge without the network, ``--engine none``, on 1080p frames with a face; tracks made
+once beforehand). Bytes per
 frame and MB/s are of the frames written; ``load_avg_1min`` is the machine's load at the end
 (the machine is shared).
 """
@@ -158,6 +160,8 @@ def _step_composite(root: Path, variant: str, n: int) -> dict:
             return memo[key]
 
         cp._read = lambda passes, name, f: cached((name, f), lambda: real_read(passes, name, f))
+        real_image = cp.read_image  # the light pass
+        cp.read_image = lambda path, **kw: cached(("file", str(path)), lambda: real_image(path, **kw))
         cp.CompositePipeline._plate_frame = staticmethod(lambda p, t, f: cached(("plate", f), lambda: real_plate(p, t, f)))
         s = CompositeSettings(plate=plate, matte="green", placement=PlacementSettings(position=pos), video=False, step_id="warm")
         run_composite(take, s, progress=False)  # fills the memo (and the caches of the set's analysis)
@@ -166,6 +170,61 @@ def _step_composite(root: Path, variant: str, n: int) -> dict:
     t0 = time.perf_counter()
     res = run_composite(take, s, progress=False)
     return _result(res.report, time.perf_counter() - t0)
+
+
+def _face_sources(root: Path, n: int) -> None:
+    """1080p frames with a face (bench/faceswap.py's drifting photo, with the same camera noise)
+    as PNG and QOI, and their smoothed face tracks (tracked once here: the merge's own tracking
+    is cached per step and is not what this bench measures)."""
+    from bench.faceswap import frames_1080p
+    from faceswap.backends import get_backend
+    from faceswap.merge import MergeOptions, smooth_tracks, track_faces
+    from faceswap.sources import open_source
+    from machinima.imageseq import write_image
+
+    rng = np.random.default_rng(5)
+    for f, img in enumerate(frames_1080p(n)):
+        img = np.clip(img.astype(np.int16) + rng.normal(0, 2.5, img.shape).astype(np.int16), 0, 255).astype(np.uint8)
+        write_image(root / "face_png" / f"{f:06d}.png", img)
+        write_image(root / "face_qoi" / f"{f:06d}.qoi", img)
+    src = open_source(root / "face_png")
+    be = get_backend("mediapipe")
+    try:
+        per_frame, _, _ = track_faces(src, src.frames, be)
+    finally:
+        be.close()
+    used = smooth_tracks(per_frame, MergeOptions(), 24.0)
+    np.savez(root / "face_tracks.npz", **{f"{f}_{t}": lm for f, faces in used.items() for t, lm in faces.items()})
+
+
+def _step_merge(root: Path, variant: str, n: int) -> dict:
+    """The face-swap merge's swap loop without the network (``--engine none``: align, mask, colour,
+    blend, paste back at 1080p) on the tracked frames."""
+    from faceswap.merge import Compositor, MergeOptions, swap_functions
+    from faceswap.sources import open_source
+    from machinima.poststep import PostStep
+
+    tracks: dict[int, dict[int, np.ndarray]] = {}
+    with np.load(root / "face_tracks.npz") as z:
+        for k in z.files:
+            f, t = (int(x) for x in k.split("_"))
+            tracks.setdefault(f, {})[t] = z[k]
+    source = open_source(root / ("face_png" if variant == "old" else "face_qoi"))
+    frames = source.frames[:n]
+    opts = MergeOptions(engine="none")
+    comp = Compositor(None, opts.res, opts.face_type, opts)
+    if variant == "kernel":
+        cache = {f: source.read(f) for f in frames}
+        source.read = lambda f: cache[f].copy()  # the merge paints in place: a fresh frame each time, as from disk
+        _drop_writes()
+    process, frame_inputs = swap_functions(source, comp, tracks, order=frames if variant == "new" else None)
+    step = PostStep(root / "takeless" / "post" / f"merge-{variant}", "faceswap-merge", {"engine": "none", "v": variant})
+    t0 = time.perf_counter()
+    try:
+        rep = step.run(frames, process, frame_inputs=frame_inputs, batch_size=opts.batch, progress=False)
+    finally:
+        process.close()
+    return _result(rep, time.perf_counter() - t0)
 
 
 def _result(rep, wall: float) -> dict:
@@ -178,7 +237,7 @@ def _result(rep, wall: float) -> dict:
             "mb_per_s": round(rep.bytes_written / 1e6 / rep.seconds, 1) if rep.seconds else 0.0}
 
 
-STEPS = {"composite": _step_composite, "archive": _step_archive, "watermark": _step_watermark}
+STEPS = {"composite": _step_composite, "archive": _step_archive, "watermark": _step_watermark, "merge": _step_merge}
 
 
 def _vm_hwm_mb() -> float:
@@ -214,11 +273,16 @@ def _codecs(root: Path, reps: int = 5) -> dict:
 
     img = read_image(root / "src_qoi" / "000000.qoi")
     lin = (img.astype(np.float32) / 255.0) ** 2.2
-    cases = {"qoi": (img, {}), "png": (img, {}), "png_level1": (img, {"png_level": 1}), "exr_half_piz": (lin, {"half": True}),
-             "exr_float_piz": (lin, {})}
+    depth = (2.0 + 8.0 * np.linspace(0, 1, img.shape[0], dtype=np.float32)[:, None] + lin[..., 1]).astype(np.float32)  # 1 channel, metres
+    cases = {"qoi": (img, {}), "png": (img, {}), "png_level1": (img, {"png_level": 1}), "png_level0": (img, {"png_level": 0}),
+             "exr_half_piz": (lin, {"half": True}), "exr_float_piz": (lin, {}),
+             # the render passes' encodings (machinima.passes.PASS_ENCODING) beside the old PIZ
+             "exr_half_none": (lin, {"half": True, "exr_compression": "none"}),
+             "depth_float_piz": (depth, {}), "depth_float_none": (depth, {"exr_compression": "none"})}
     out = {}
     for name, (a, kw) in cases.items():
-        p = root / "codec" / f"x.{name.split('_')[0]}"
+        ext = name.split("_")[0]
+        p = root / "codec" / f"{name}.{'exr' if ext == 'depth' else ext}"
         write_image(p, a, **kw)
         w, r = [], []
         for _ in range(reps):
@@ -236,7 +300,7 @@ def _codecs(root: Path, reps: int = 5) -> dict:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true")
-    ap.add_argument("--steps", default="composite,archive,watermark")
+    ap.add_argument("--steps", default="composite,archive,watermark,merge")
     ap.add_argument("--child", nargs=4, metavar=("STEP", "VARIANT", "ROOT", "N"), help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
@@ -247,6 +311,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         root = _project(Path(tmp))
         _sources(root, n)
+        if "merge" in args.steps.split(","):
+            _face_sources(root, n)
         io = _codecs(root)
         for step in [x for x in args.steps.split(",") if x]:
             results[step] = {}

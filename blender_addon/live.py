@@ -3,7 +3,7 @@
 The socket only feeds bytes to the hub's sans-I/O ``machinima.vmc.VMCDecoder`` and
 ``VMCAssembler`` (whole frames, whether the sender sends one bundle a frame, split bundles or
 single messages; Root and Hips kept apart); the newest frame's canonical pose is what
-``takeimport.apply_pose`` puts on the rig. ``LivePreview.step()``
+``rigpose.apply_pose`` puts on the rig. ``LivePreview.step()``
 drains what has arrived and returns: the panel's modal operator calls it on a timer, tests call
 it directly after sending packets (no event loop needed, so it runs headless).
 """
@@ -21,7 +21,7 @@ from machinima import skeleton
 from machinima.vmc import DEFAULT_PORT, VMCAssembler, VMCDecoder
 
 from .errors import BlenderAddonError
-from .takeimport import RigInfo, apply_pose
+from .rigpose import RigInfo, apply_pose
 
 
 @dataclass

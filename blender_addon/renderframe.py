@@ -63,6 +63,11 @@ def view_layer(scene: bpy.types.Scene) -> bpy.types.ViewLayer:
     return bpy.context.view_layer if bpy.context.scene == scene else scene.view_layers[0]
 
 
+# The render's temporary EXR is written once and read back at once: no compression codes fastest
+# both ways (the disk is not the bottleneck). The passes kept are encoded by machinima.passes.PASS_ENCODING.
+TEMP_EXR_CODEC = "NONE"
+
+
 def _multilayer(saved: Saved, im: Any) -> None:
     """Render output: a float multi-layer EXR with every view-layer pass (4.2-4.x: a file format; 5.x: a media type)."""
     if "media_type" in im.bl_rna.properties and "MULTI_LAYER_IMAGE" in {e.identifier for e in im.bl_rna.properties["media_type"].enum_items}:
@@ -70,7 +75,7 @@ def _multilayer(saved: Saved, im: Any) -> None:
     else:
         saved.set(im, "file_format", "OPEN_EXR_MULTILAYER")
     saved.set(im, "color_depth", "32")
-    saved.maybe(im, "exr_codec", "ZIP")
+    saved.maybe(im, "exr_codec", TEMP_EXR_CODEC)
 
 
 def _override_material(kind: str) -> bpy.types.Material:
@@ -171,7 +176,7 @@ def data_render(scene: bpy.types.Scene, kind: str, tmp: Path, frame: int, *, vec
         saved.set(im, "file_format", "OPEN_EXR")
         saved.set(im, "color_depth", "32")
         saved.set(im, "color_mode", "RGB")
-        saved.maybe(im, "exr_codec", "ZIP")
+        saved.maybe(im, "exr_codec", TEMP_EXR_CODEC)
         _render_to(scene, path)
         return read_image(path), None
     finally:

@@ -18,7 +18,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
-from typing import Any
 
 import bpy
 import numpy as np
@@ -30,290 +29,21 @@ from machinima.store import CAMERA_CHANNELS
 from machinima.take import Take
 from machinima.tracks import frame_times, resample_poses
 
+from .armature import MESH_TAG, PERFORMER_TAG, create_armature
+from .build import to_blender
 from .errors import TakeImportError
+from .rigpose import TO_BLENDER_ROT, RigInfo, apply_pose, continuous, key_fcurve, keyframe_rig, pose_basis, xyzw
 
-PERFORMER_TAG = "machinima_performer"
-MESH_TAG = "machinima_performer_mesh"
+__all__ = ["CAMERA_TAG", "ENGINE_CAMERA_TO_OPENGL", "MESH_TAG", "PERFORMER_TAG", "TAKE_TAG", "ImportReport", "RigInfo", "apply_pose",
+           "canonical_bone_world", "create_armature", "import_take", "keyframe_rig", "keyframe_shape_keys", "pose_basis",
+           "set_scene_fps", "take_frames"]
+
 TAKE_TAG = "machinima_take"
 CAMERA_TAG = "machinima_engine_camera"
-_R = skeleton._TO_BLENDER  # +90 degrees about X: canonical -> Blender
 # Engine cameras (``camera/<name>`` streams) store the engine camera's transform as the bridge
 # receives it from Unity/Unreal, mirrored into canonical space: the camera looks along its local
 # +Z with +Y up. Blender (and the passes) look down local -Z: turn 180 degrees about local Y.
 ENGINE_CAMERA_TO_OPENGL = np.array([0.0, 1.0, 0.0, 0.0])
-
-
-# --- the canonical armature -----------------------------------------------------------------------
-def _primary_child() -> dict[int, int]:
-    kids: dict[int, list[int]] = {}
-    for i, p in enumerate(skeleton.PARENTS):
-        if p >= 0:
-            kids.setdefault(int(p), []).append(i)
-    out = {}
-    for p, cs in kids.items():
-        names = [skeleton.BONES[c] for c in cs]
-        for want in ("Spine", "Chest", "UpperChest", "Neck", "Head"):
-            if want in names and skeleton.BONES[p] != "Head":
-                out[p] = cs[names.index(want)]
-                break
-        else:
-            middle = [c for c in cs if "Middle" in skeleton.BONES[c]]
-            if middle:
-                out[p] = middle[0]
-            elif len(cs) == 1:
-                out[p] = cs[0]
-    return out
-
-
-def _bone_radius(name: str) -> float:
-    if any(k in name for k in ("Thumb", "Index", "Middle", "Ring", "Little")):
-        return 0.01
-    if name in ("Hips", "Spine", "Chest", "UpperChest"):
-        return 0.13
-    if name == "Head":
-        return 0.1
-    if "Eye" in name or name == "Jaw":
-        return 0.0
-    if "Upper" in name or name == "Neck":
-        return 0.06
-    return 0.045
-
-
-def _context_override(ob: bpy.types.Object) -> None:
-    view_layer = bpy.context.view_layer
-    view_layer.update()
-    for o in list(view_layer.objects):
-        if o is not None:
-            o.select_set(False)
-    view_layer.objects.active = ob
-    ob.select_set(True)
-
-
-def create_armature(name: str, collection: bpy.types.Collection | None = None, *, mannequin: bool = True) -> bpy.types.Object:
-    """The canonical skeleton as a Blender armature (rest = the canonical T-pose), with a mannequin."""
-    scene = bpy.context.scene
-    collection = collection or scene.collection
-    arm = bpy.data.armatures.new(name)
-    ob = bpy.data.objects.new(name, arm)
-    collection.objects.link(ob)
-    rest_pos, _ = skeleton.forward_kinematics(skeleton.rest_pose())
-    heads = _to_b(rest_pos)
-    primary = _primary_child()
-    _context_override(ob)
-    bpy.ops.object.mode_set(mode="EDIT")
-    ebs = {}
-    for i in skeleton.ORDER:
-        bname = skeleton.BONES[i]
-        eb = arm.edit_bones.new(bname)
-        head = heads[i]
-        if i in primary:
-            tail = heads[primary[i]]
-        elif bname == "Head":
-            tail = head + np.array([0.0, 0.0, 0.18])
-        else:
-            p = skeleton.PARENTS[i]
-            d = head - heads[p]
-            n = np.linalg.norm(d)
-            tail = head + (d / n if n > 1e-6 else np.array([0, 0, 1.0])) * (0.05 if "Toes" not in bname else 0.06)
-        if np.linalg.norm(tail - head) < 1e-4:
-            tail = head + np.array([0.0, 0.0, 0.05])
-        eb.head, eb.tail, eb.roll = tuple(head), tuple(tail), 0.0
-        p = skeleton.PARENTS[i]
-        if p >= 0:
-            eb.parent = ebs[int(p)]
-        ebs[i] = eb
-    bpy.ops.object.mode_set(mode="OBJECT")
-    for pb in ob.pose.bones:
-        pb.rotation_mode = "QUATERNION"
-    ob[PERFORMER_TAG] = name
-    if mannequin:
-        _mannequin(ob, collection)
-    return ob
-
-
-def _mannequin(arm_ob: bpy.types.Object, collection: bpy.types.Collection) -> bpy.types.Object:
-    verts, faces, groups = [], [], []
-    for bone in arm_ob.data.bones:
-        r = _bone_radius(bone.name)
-        if r <= 0:
-            continue
-        length = bone.length
-        m = np.array(bone.matrix_local)
-        base = len(verts)
-        for x in (-r, r):
-            for y in (0.0, length):
-                for z in (-r, r):
-                    verts.append((m @ np.array([x, y, z, 1.0]))[:3])
-        faces += [tuple(base + k for k in f) for f in [(0, 1, 3, 2), (4, 6, 7, 5), (0, 4, 5, 1), (2, 3, 7, 6), (0, 2, 6, 4), (1, 5, 7, 3)]]
-        groups.append((bone.name, list(range(base, base + 8))))
-    mesh = bpy.data.meshes.new(f"{arm_ob.name} mannequin")
-    mesh.from_pydata([tuple(v) for v in verts], [], faces)
-    mesh.update()
-    ob = bpy.data.objects.new(f"{arm_ob.name} mannequin", mesh)
-    collection.objects.link(ob)
-    for bname, idx in groups:
-        vg = ob.vertex_groups.new(name=bname)
-        vg.add(idx, 1.0, "REPLACE")
-    mod = ob.modifiers.new("Armature", "ARMATURE")
-    mod.object = arm_ob
-    ob.parent = arm_ob
-    ob[MESH_TAG] = arm_ob[PERFORMER_TAG]
-    return ob
-
-
-def _to_b(p: np.ndarray) -> np.ndarray:
-    p = np.asarray(p, float)
-    return np.stack([p[..., 0], -p[..., 2], p[..., 1]], axis=-1)
-
-
-# --- poses onto a rig ---------------------------------------------------------------------------
-@dataclass
-class RigInfo:
-    """What the pose maths needs from an armature (read once from bpy)."""
-
-    bones: list[str]  # rig bone names, parents before children
-    parents: np.ndarray  # index into bones or -1
-    source: np.ndarray  # canonical bone index driving each rig bone, or -1
-    rest: np.ndarray  # (n, 4) xyzw rest orientation in armature space
-    heads: np.ndarray  # (n, 3) rest head in armature space
-    obj_rot: np.ndarray  # (4,) xyzw of the armature object's world rotation
-    obj_inv: np.ndarray  # (4, 4) inverse of the armature object's world matrix
-    root: int = -1  # rig bone that takes the Hips translation
-
-    @classmethod
-    def read(cls, ob: bpy.types.Object, bone_map: dict[str, str] | None = None) -> "RigInfo":
-        if ob.type != "ARMATURE":
-            raise TakeImportError(f"{ob.name!r} is not an armature")
-        mapping = bone_map or {b: b for b in skeleton.BONES}
-        inv: dict[str, int] = {}
-        for canon, rig_bone in mapping.items():
-            skeleton.bone_index(canon)
-            if rig_bone not in ob.data.bones:
-                raise TakeImportError(f"bone map entry {canon!r} -> {rig_bone!r}: the rig {ob.name!r} has no bone {rig_bone!r}")
-            inv[rig_bone] = skeleton.BONE_INDEX[canon]
-        order: list[Any] = []
-
-        def visit(b: Any) -> None:
-            order.append(b)
-            for c in b.children:
-                visit(c)
-
-        for b in ob.data.bones:
-            if b.parent is None:
-                visit(b)
-        names = [b.name for b in order]
-        idx = {n: i for i, n in enumerate(names)}
-        rest = np.array([_xyzw(b.matrix_local.to_quaternion()) for b in order])
-        heads = np.array([tuple(b.head_local) for b in order])
-        parents = np.array([idx[b.parent.name] if b.parent else -1 for b in order])
-        source = np.array([inv.get(n, -1) for n in names])
-        mw = ob.matrix_world
-        hips = skeleton.BONE_INDEX["Hips"]
-        root = int(np.flatnonzero(source == hips)[0]) if (source == hips).any() else -1
-        return cls(names, parents, source, rest, heads, _xyzw(mw.to_quaternion()), np.array(mw.inverted()), root)
-
-
-def _xyzw(q: Any) -> np.ndarray:
-    return np.array([q.x, q.y, q.z, q.w])
-
-
-def pose_basis(info: RigInfo, poses: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Pose-bone basis rotations (N, n, 4 xyzw) and the root bone's location (N, 3) for
-    canonical poses (N, 55, 7)."""
-    poses = np.asarray(poses, float)
-    pos_c, rot_c = skeleton.forward_kinematics(poses)  # world, canonical
-    n_frames = poses.shape[0]
-    r = np.broadcast_to(_R, rot_c.shape)
-    w_b = quat.multiply(quat.multiply(r, rot_c), quat.conjugate(r))  # world rotation, Blender axes
-    o = np.broadcast_to(info.obj_rot, w_b.shape)
-    w_arm = quat.multiply(quat.multiply(quat.conjugate(o), w_b), o)  # ... in armature space
-    n = len(info.bones)
-    posed = np.zeros((n_frames, n, 4))
-    basis = np.zeros((n_frames, n, 4))
-    for j in range(n):
-        rest = np.broadcast_to(info.rest[j], (n_frames, 4))
-        p = info.parents[j]
-        if info.source[j] >= 0:
-            posed[:, j] = quat.multiply(w_arm[:, info.source[j]], rest)
-        elif p >= 0:
-            posed[:, j] = quat.multiply(posed[:, p], quat.multiply(quat.conjugate(np.broadcast_to(info.rest[p], (n_frames, 4))), rest))
-        else:
-            posed[:, j] = rest
-        if p >= 0:
-            rel = quat.multiply(np.broadcast_to(info.rest[p], (n_frames, 4)), quat.multiply(quat.conjugate(posed[:, p]), posed[:, j]))
-        else:
-            rel = posed[:, j]
-        basis[:, j] = quat.multiply(quat.conjugate(rest), rel)
-    basis = quat.normalize(basis)
-    loc = np.zeros((n_frames, 3))
-    if info.root >= 0:
-        hips_b = _to_b(pos_c[:, skeleton.BONE_INDEX["Hips"]])
-        hips_arm = hips_b @ info.obj_inv[:3, :3].T + info.obj_inv[:3, 3]
-        delta = hips_arm - info.heads[info.root]
-        rest = np.broadcast_to(info.rest[info.root], (n_frames, 4))
-        if info.parents[info.root] < 0:
-            loc = quat.rotate(quat.conjugate(rest), delta)
-    return basis, loc
-
-
-def _continuous(q: np.ndarray) -> np.ndarray:
-    """Flip signs so consecutive quaternions (axis 0) stay in one hemisphere (no interpolation flips)."""
-    q = q.copy()
-    for t in range(1, q.shape[0]):
-        flip = np.sum(q[t] * q[t - 1], axis=-1) < 0
-        q[t][flip] *= -1
-    return q
-
-
-def _keys(owner: Any, action: Any, path: str, index: int, frames: np.ndarray, values: np.ndarray, group: str | None = None) -> None:
-    if hasattr(action, "fcurve_ensure_for_datablock"):  # Blender 4.4+: layered actions with slots
-        fc = action.fcurve_ensure_for_datablock(owner, path, index=index, group_name=group or "")
-    else:  # Blender 4.2-4.3
-        fc = action.fcurves.find(path, index=index) or action.fcurves.new(path, index=index, action_group=group or "")
-    fc.keyframe_points.clear()
-    fc.keyframe_points.add(len(frames))
-    co = np.empty(2 * len(frames), dtype=np.float32)
-    co[0::2] = frames
-    co[1::2] = values
-    fc.keyframe_points.foreach_set("co", co)
-    fc.keyframe_points.foreach_set("interpolation", np.full(len(frames), 1, dtype=np.int32))  # LINEAR
-    fc.update()
-
-
-def keyframe_rig(ob: bpy.types.Object, info: RigInfo, frames: np.ndarray, poses: np.ndarray, action_name: str) -> Any:
-    """Bake canonical poses onto a rig as one action (one key per frame and channel)."""
-    basis, loc = pose_basis(info, poses)
-    basis = _continuous(basis)
-    ob.animation_data_create()
-    action = bpy.data.actions.get(action_name) or bpy.data.actions.new(action_name)
-    ob.animation_data.action = action
-    for j, name in enumerate(info.bones):
-        pb = ob.pose.bones[name]
-        pb.rotation_mode = "QUATERNION"
-        if info.source[j] < 0:
-            continue
-        path = f'pose.bones["{name}"].rotation_quaternion'
-        wxyz = basis[:, j, [3, 0, 1, 2]]
-        for k in range(4):
-            _keys(ob, action, path, k, frames, wxyz[:, k], name)
-        if j == info.root:
-            for k in range(3):
-                _keys(ob, action, f'pose.bones["{name}"].location', k, frames, loc[:, k], name)
-    return action
-
-
-def apply_pose(ob: bpy.types.Object, info: RigInfo, pose: np.ndarray) -> None:
-    """Set one canonical pose (55, 7) on the rig's pose bones now (live preview)."""
-    basis, loc = pose_basis(info, np.asarray(pose)[None])
-    for j, name in enumerate(info.bones):
-        if info.source[j] < 0:
-            continue
-        pb = ob.pose.bones[name]
-        pb.rotation_mode = "QUATERNION"
-        q = basis[0, j]
-        pb.rotation_quaternion = (q[3], q[0], q[1], q[2])
-        if j == info.root:
-            pb.location = tuple(loc[0])
 
 
 # --- the import -----------------------------------------------------------------------------------
@@ -400,7 +130,7 @@ def keyframe_shape_keys(meshes: list[bpy.types.Object], take: Take, performer: s
                 keys.animation_data_create()
                 act = bpy.data.actions.get(f"{take.id} {performer} shape keys") or bpy.data.actions.new(f"{take.id} {performer} shape keys")
                 keys.animation_data.action = act
-                _keys(keys, act, f'key_blocks["{name}"].value', 0, frames, np.clip(track.values[:, c], 0.0, 1.0))
+                key_fcurve(keys, act, f'key_blocks["{name}"].value', 0, frames, np.clip(track.values[:, c], 0.0, 1.0))
                 done[channel] = name
     return done
 
@@ -494,24 +224,24 @@ def import_take(take_path: str | Path, scene: bpy.types.Scene | None = None, *, 
         ob[TAKE_TAG] = take.id
         ob.rotation_mode = "QUATERNION"
         ob.data.sensor_fit = "HORIZONTAL"
-        pos_b = _to_b(vals[:, 0:3])
+        pos_b = to_blender(vals[:, 0:3])
         q_gl = quat.multiply(vals[:, 3:7].astype(np.float64), np.broadcast_to(ENGINE_CAMERA_TO_OPENGL, (len(at), 4)))
-        q_b = _continuous(quat.normalize(quat.multiply(np.broadcast_to(_R, (len(at), 4)), q_gl)))
+        q_b = continuous(quat.normalize(quat.multiply(np.broadcast_to(TO_BLENDER_ROT, (len(at), 4)), q_gl)))
         ob.animation_data_create()
         act = bpy.data.actions.get(f"{take.id} camera {cname}") or bpy.data.actions.new(f"{take.id} camera {cname}")
         ob.animation_data.action = act
         for k in range(3):
-            _keys(ob, act, "location", k, frames, pos_b[:, k])
+            key_fcurve(ob, act, "location", k, frames, pos_b[:, k])
         wxyz = q_b[:, [3, 0, 1, 2]]
         for k in range(4):
-            _keys(ob, act, "rotation_quaternion", k, frames, wxyz[:, k])
+            key_fcurve(ob, act, "rotation_quaternion", k, frames, wxyz[:, k])
         ch = {c: i for i, c in enumerate(CAMERA_CHANNELS)}
         focal, sensor = vals[:, ch["focal_mm"]], vals[:, ch["sensor_w_mm"]]
         ob.data.animation_data_create()
         dact = bpy.data.actions.get(f"{take.id} lens {cname}") or bpy.data.actions.new(f"{take.id} lens {cname}")
         ob.data.animation_data.action = dact
         if np.all(focal > 0):
-            _keys(ob.data, dact, "lens", 0, frames, focal)
+            key_fcurve(ob.data, dact, "lens", 0, frames, focal)
         if np.all(sensor > 0):
             ob.data.sensor_width = float(sensor[0])
         report.cameras[cname] = ob.name
@@ -539,9 +269,5 @@ def canonical_bone_world(ob: bpy.types.Object, bone: str) -> tuple[np.ndarray, n
     rest = ob.matrix_world @ pb.bone.matrix_local
     w_b = (m.to_quaternion() @ rest.to_quaternion().inverted())
     p_b = np.array(m.translation)
-    p_c, q_c = skeleton.blender_to_canonical(p_b, _xyzw(w_b))
+    p_c, q_c = skeleton.blender_to_canonical(p_b, xyzw(w_b))
     return p_c, q_c
-
-
-__all__ = ["import_take", "create_armature", "RigInfo", "pose_basis", "apply_pose", "keyframe_rig", "canonical_bone_world",
-           "ImportReport"]

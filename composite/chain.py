@@ -55,7 +55,7 @@ class FrameInputs:
     geometry: FrameGeometry | None
     camera: CameraFrame | None = None
     light: np.ndarray = field(default_factory=lambda: np.ones(3))  # RGB factor (at the feet: the fallback of a light map)
-    light_map: np.ndarray | None = None  # float32 HxWx3 factors of the set's light pass (per-pixel light)
+    light_map: np.ndarray | None = None  # the set's light pass as read (uint8/uint16/float), factors per pixel via lighting.as_factors
     light_linear: bool = False  # the light map is linear light (Blender's diffuse passes): multiply in linear
     plate_depth: np.ndarray | None = None  # float32 metres in the box (depth model), else billboard
     frame: int = 0
@@ -124,7 +124,8 @@ class Chain:
         # 4. the set's light: per pixel from the light pass at the actor's depth, else the factor at the feet
         with tm("light"):
             if x.light_map is not None:
-                lmap = lighting.light_on_actor(x.light_map[y0:y1, x0:x1], x.set_depth[y0:y1, x0:x1], pd, x.light)
+                # the pass converted to factors only in the actor's box (a 1080p frame of float factors is 25 MB)
+                lmap = lighting.light_on_actor(lighting.as_factors(x.light_map[y0:y1, x0:x1]), x.set_depth[y0:y1, x0:x1], pd, x.light)
                 fg = lighting.apply_light_map(fg, lmap, linear=x.light_linear)
             else:
                 fg = lighting.apply_light(fg, x.light)

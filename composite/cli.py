@@ -12,11 +12,14 @@ from typing import Optional
 
 import typer
 
+from machinima.distributed.cli import BareRayGroup
+
 from .errors import SettingsError
 
 SCHEMA = "machinima.composite"
 
 app = typer.Typer(
+    cls=BareRayGroup,  # --ray with no address: auto
     help="Composite a filmed actor (plate) into a rendered take: occluded and lit by the set.",
     invoke_without_command=True,
     no_args_is_help=True,
@@ -118,7 +121,7 @@ def composite(
     dtype: str = typer.Option("float32", "--dtype", help="Model dtype (float16 on GPU)."),
     workers: int = typer.Option(2, "--workers", help="Frames composited side by side (threads)."),
     root: Optional[Path] = typer.Option(None, "--root", help="Takes root."),
-    ray: Optional[str] = typer.Option(None, "--ray", help="Run the frames as chunks on a Ray cluster: auto, host:6379, ray://host:10001 or local "
+    ray: Optional[str] = typer.Option(None, "--ray", metavar="[ADDRESS]", help="Run the frames as chunks on a Ray cluster (bare --ray: RAY_ADDRESS, a running cluster, else a local one): host:6379, ray://host:10001 or local "
                                       "(the take and plate on storage every node sees)."),
     chunk: int = typer.Option(8, "--chunk", help="With --ray: frames per task."),
     demo: Optional[Path] = typer.Option(None, "--demo", help="Without TAKE: write a synthetic set + green-screen plate into DIR and composite it. "

@@ -43,7 +43,8 @@ def as_factors(light: np.ndarray) -> np.ndarray:
     """A light/shadow pass as float32 HxWx3 factors (8-bit: 255 = 1.0; float: as it is)."""
     img = np.asarray(light)
     scale = 1 / 255.0 if img.dtype == np.uint8 else 1 / 65535.0 if img.dtype == np.uint16 else 1.0
-    f = img.astype(np.float32) * np.float32(scale)
+    # float passes (a Blender light pass: half on disk, float32 once read) are used as they are: no copy
+    f = img.astype(np.float32, copy=False) if scale == 1.0 else img.astype(np.float32) * np.float32(scale)
     if f.ndim == 2:
         f = f[..., None]
     return np.ascontiguousarray(np.repeat(f[..., :1], 3, axis=2) if f.shape[2] < 3 else f[..., :3])

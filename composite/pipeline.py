@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from machinima.frameio import Prefetch
+from machinima.frameio import Prefetch, ReadAhead
 from machinima.imageseq import read_image
 from machinima.passes import PassError, PassSet
 from machinima.poststep import PostStep, StepReport, write_video  # write_video: the step movie, disclosed like its frames
@@ -38,6 +38,7 @@ from . import colormatch, grain, lighting
 from .chain import Chain, ChainSettings, FrameInputs
 from .errors import PassMismatchError, PlateError, SettingsError
 from .keyer import Keyer, KeySettings, alpha_rect, estimate_screen
+from .mattecache import Kept, MatteCache
 from .placement import Placer, PlacementSettings, contact_point, matte_height
 from .plate import Plate, blend_frames, open_plate
 from .timing import TimeMap
@@ -180,13 +181,20 @@ class CompositePipeline:
         _read(passes, "depth", frames[0])
 
         # 2. matte source
+        _first: list[np.ndarray] = []
+
+        def first_plate() -> np.ndarray:  # decoded once for the screen colour and the reference frame
+            if not _first:
+                _first.append(self._plate_frame(plate, tmap, frames[0]))
+            return _first[0]
+
         matte_kind = s.matte if s.matte != "auto" else ("alpha" if plate.has_alpha else "green")
         if matte_kind == "alpha" and not plate.has_alpha:
             raise PlateError(f"{plate.path} has no alpha channel", hint="use --key green|blue or --key segment --seg-model DIR")
         keyer = seg = None
         if matte_kind in ("green", "blue"):
             key_s = KeySettings(**{**asdict(s.key), "screen": matte_kind})
-            screen = key_s.screen_rgb or estimate_screen(self._plate_frame(plate, tmap, frames[0])[..., :3], matte_kind)
+            screen = key_s.screen_rgb or estimate_screen(first_plate()[..., :3], matte_kind)
             keyer = Keyer(key_s, screen)
         elif matte_kind == "segment":
             from .models import SegmentationMatte
@@ -209,20 +217,25 @@ class CompositePipeline:
             return rect, np.ascontiguousarray(a[y0:y1, x0:x1]), np.ascontiguousarray(img[y0:y1, x0:x1, :3])
 
         # 3. reference frame: the actor's feet and height give the plate's placement
-        ref = matte(self._plate_frame(plate, tmap, frames[0]))
+        ref = matte(first_plate())
+        _first.clear()
         if ref is None and s.placement.position is not None and s.placement.contact is None:
             raise PlateError(f"no actor found in the plate at take frame {frames[0]} (plate frame {tmap.frames_for(frames[0])[0][0]})",
                              hint="check --key / the screen colour (--screen-rgb), or pass --ground-contact U,V")
         ref_contact = contact_point(ref[1], ref[0]) if ref else None
         placer = Placer(s.placement, plate.size, (w, h), ref_contact, matte_height(ref[1]) if ref else 0)
-        feet = self._track_feet_cached(take, plate, tmap, frames, matte, keyer) if s.smooth_feet > 1 and s.placement.track else {}
+        workers = 1 if (depth_model is not None or seg is not None) else max(1, s.workers)
+        mattes = MatteCache()  # the tracking's mattes, kept for the frame loop: each plate frame is decoded and keyed once
+        feet = self._track_feet_cached(take, plate, tmap, frames, matte, keyer, keep=mattes, workers=workers) \
+            if s.smooth_feet > 1 and s.placement.track else {}
 
         # 4. look: colour statistics and grain, measured once on a few sample frames
         samples = [frames[i] for i in sorted({0, len(frames) // 2, len(frames) - 1})]
         set_imgs, plate_imgs, plate_mattes = [], [], []
         for f in samples:
             set_imgs.append(first_rgb if f == frames[0] else _read(passes, "rgb", f))
-            m = matte(self._plate_frame(plate, tmap, f))
+            kept = mattes.peek(f)
+            m = kept.matte if kept is not None else matte(self._plate_frame(plate, tmap, f))
             if m is not None:
                 plate_imgs.append(m[2])
                 plate_mattes.append(m[1])
@@ -253,16 +266,20 @@ class CompositePipeline:
                                 "depth_model": str(s.depth_model) if s.depth_model else None},
                         notes=[f"matte: {matte_kind}", f"light: {light_mode}", f"depth: {'model' if depth_model else 'billboard'}"])
 
-        # read ahead: the set's passes on a few threads, the plate on one (its decoder reads in order)
+        # read ahead: the set's passes (rgb, depth, light) on a few threads, the plate on one (its
+        # decoder reads in order) and only for frames whose matte the feet tracking did not keep
         todo = [f for f in frames if not step.is_done(f, step.frame_key(f, self._frame_inputs(passes, plate, tmap, f)))]
-        pass_reads = Prefetch(todo, lambda f: (_read(passes, "rgb", f), _read(passes, "depth", f)), depth=4)
-        plate_reads = Prefetch(todo, lambda f: self._plate_frame(plate, tmap, f), depth=4, workers=1)
+        mattes.retain(todo)
+        light_file = passes.frame_files(light_name) if light_mode in ("pass", "contact") else {}
+        pass_reads = Prefetch(todo, lambda f: (_read(passes, "rgb", f), _read(passes, "depth", f),
+                                               read_image(light_file[f]) if f in light_file else None), depth=4)
+        plate_reads = Prefetch([f for f in todo if f not in mattes], lambda f: self._plate_frame(plate, tmap, f), depth=4, workers=1)
 
-        def one(f: int, plate_img: np.ndarray) -> dict[str, np.ndarray]:
-            rgb_pass, depth_pass = pass_reads.get(f)
+        def one(f: int, plate_img: Any) -> dict[str, np.ndarray]:
+            rgb_pass, depth_pass, light_img = pass_reads.get(f)
             set_rgb = rgb_pass[..., :3].copy()
             set_depth = depth_pass.astype(np.float32, copy=False)
-            m = matte(plate_img)
+            m = plate_img.matte if isinstance(plate_img, Kept) else matte(plate_img)
             geo = None
             plate_depth = None
             light, light_map = np.ones(3), None
@@ -274,17 +291,16 @@ class CompositePipeline:
 
                     plate_depth = scale_to_metres(depth_model.predict(fg), alpha, geo.depth, kind=depth_model.kind, body_depth=s.body_depth)
                 radius = max(2, int(0.1 * (rect[2] - rect[0]) * geo.transform.scale))  # a tenth of the actor's width
-                light, light_map = self._light(passes, light_mode, light_name, f, set_rgb, geo.contact_xy, radius)
+                light, light_map = self._light(passes, light_mode, light_name, f, set_rgb, geo.contact_xy, radius, light_img)
             res = chain(FrameInputs(set_rgb, set_depth, m[0] if m else None, m[1] if m else None, m[2] if m else None,
                                     geo, cams[f], light, light_map, light_linear, plate_depth, frame=f))
             rgb = res.rgb if s.output_format == "png" else res.rgb.astype(np.float32) / 255.0
             return {"rgb": rgb, "alpha": res.alpha}
 
-        workers = 1 if (depth_model is not None or seg is not None) else max(1, s.workers)
         pool = ThreadPoolExecutor(workers) if workers > 1 else None
 
         def process(batch: list[int]) -> list[dict[str, np.ndarray]]:
-            plate_imgs = [plate_reads.get(f) for f in batch]  # the decoder reads in order
+            plate_imgs = [mattes.take(f) or plate_reads.get(f) for f in batch]  # the decoder reads in order
             if pool is None:
                 return [one(f, p) for f, p in zip(batch, plate_imgs)]
             return list(pool.map(one, batch, plate_imgs))  # OpenCV releases the GIL: frames run side by side
@@ -370,22 +386,25 @@ class CompositePipeline:
         return mode, None
 
     def _light(self, passes: PassSet, mode: str, name: str | None, frame: int, set_rgb: np.ndarray, xy,
-               radius: int) -> tuple[np.ndarray, np.ndarray | None]:
-        """(factor at the feet, per-pixel factors of the frame or None)."""
+               radius: int, img: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray | None]:
+        """(factor at the feet, the light pass for per-pixel light or None); ``img``: the light pass
+        frame when the read-ahead already has it."""
         if mode in ("pass", "contact"):
-            files = passes.frame_files(name)
-            if frame not in files:
-                raise PassMismatchError(f"the {name} pass has no frame {frame}")
-            img = read_image(files[frame])
+            if img is None:
+                files = passes.frame_files(name)
+                if frame not in files:
+                    raise PassMismatchError(f"the {name} pass has no frame {frame}")
+                img = read_image(files[frame])
             if img.shape[:2] != set_rgb.shape[:2]:
                 raise PassMismatchError(f"the {name} pass is {img.shape[1]}x{img.shape[0]}, the rgb pass {set_rgb.shape[1]}x{set_rgb.shape[0]}")
             at_feet = lighting.factor_from_pass(img, xy, radius=radius)
-            return at_feet, (lighting.as_factors(img) if mode == "pass" else None)
+            return at_feet, (img if mode == "pass" else None)  # the chain converts the actor's box to factors
         if mode == "estimate":
             return lighting.factor_from_rgb(set_rgb, xy, radius=radius), None
         return np.ones(3), None
 
-    def _track_feet_cached(self, take: Take, plate: Plate, tmap: TimeMap, frames: list[int], matte, keyer) -> dict[int, tuple[float, float]]:
+    def _track_feet_cached(self, take: Take, plate: Plate, tmap: TimeMap, frames: list[int], matte, keyer, *,
+                           keep: "MatteCache | None" = None, workers: int = 1) -> dict[int, tuple[float, float]]:
         """``_track_feet`` kept in ``<step>/feet.json`` under a key of everything it reads (the
         plate file, the time map, the frames, the matte settings): a rerun, and every Ray worker
         of the same composite, reads the feet the first run tracked instead of keying every
@@ -407,19 +426,31 @@ class CompositePipeline:
                 return {int(f): (float(x), float(y)) for f, (x, y) in got["feet"].items()}
         except (OSError, ValueError, KeyError, TypeError):
             pass
-        feet = self._track_feet(plate, tmap, frames, matte)
+        feet = self._track_feet(plate, tmap, frames, matte, keep=keep, workers=workers)
         path.parent.mkdir(parents=True, exist_ok=True)
         atomic_write_json(path, {"key": key, "feet": {str(f): [float(x), float(y)] for f, (x, y) in feet.items()}})
         return feet
 
-    def _track_feet(self, plate: Plate, tmap: TimeMap, frames: list[int], matte) -> dict[int, tuple[float, float]]:
+    def _track_feet(self, plate: Plate, tmap: TimeMap, frames: list[int], matte, *, keep: "MatteCache | None" = None,
+                    workers: int = 1) -> dict[int, tuple[float, float]]:
         """The feet in every frame, with outliers voted out over ``smooth_feet`` frames: a frame whose
         feet row is off the window's median row (a stray matte blob, a lifted foot) takes the mean
-        of its neighbours' feet, so the actor does not jump in depth; steady motion is kept as is."""
+        of its neighbours' feet, so the actor does not jump in depth; steady motion is kept as is.
+
+        The plate decodes ahead on one thread (in order: a video decoder) while ``workers`` threads
+        key; ``keep`` holds the mattes (within its memory budget) so the frame loop does not decode
+        and key the same plate frames again."""
         raw: list[tuple[float, float] | None] = []
-        for f in frames:
-            m = matte(self._plate_frame(plate, tmap, f))
-            raw.append(contact_point(m[1], m[0]) if m is not None else None)
+        decoded = ReadAhead(frames, lambda f: self._plate_frame(plate, tmap, f), depth=4, workers=1)
+        keyed = ReadAhead(decoded, lambda item: matte(item[1]), depth=max(1, workers), workers=max(1, workers))
+        try:
+            for (f, _), m in keyed:
+                if keep is not None:
+                    keep.put(f, m)
+                raw.append(contact_point(m[1], m[0]) if m is not None else None)
+        finally:
+            keyed.close()
+            decoded.close()
         r = self.s.smooth_feet // 2
         tol = max(2.0, 0.01 * plate.size[1])
         out = {}

@@ -6,17 +6,19 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from machinima.planstream import streams
 from machinima.postplan import StepContext, StepOutput
 
 ALLOWED = {"plate", "key", "place", "height", "frames", "smooth_feet", "light", "color_match", "color_strength", "grain", "offset",
            "format", "workers", "chunk", "video", "screen_rgb", "softness", "choke", "spill"}
 
 
-def run(ctx: StepContext) -> StepOutput:
+def _settings(ctx: StepContext) -> tuple[Any, dict[str, Any]]:
+    """The step's ``CompositeSettings`` and its checked settings table."""
     from .chain import ChainSettings
     from .errors import SettingsError
     from .keyer import KeySettings
-    from .pipeline import CompositeSettings, run_composite
+    from .pipeline import CompositeSettings
     from .placement import PlacementSettings
 
     a: dict[str, Any] = ctx.take_args(ALLOWED)
@@ -35,5 +37,25 @@ def run(ctx: StepContext) -> StepOutput:
         offset=float(a.get("offset", 0.0)), output_format=str(a.get("format", "png")), video=bool(a.get("video", False)),
         workers=int(a.get("workers", 2)), step_id=ctx.step_id, chain=ChainSettings(),
     )
+    return s, a
+
+
+def _planned_frames(ctx: StepContext) -> list[int]:
+    """The take frames the step will write (the rendered frames in range), before it runs."""
+    from machinima.take import Take
+
+    from .pipeline import CompositePipeline
+
+    p = CompositePipeline(ctx.take, _settings(ctx)[0])
+    return p._frames(p._open_passes(Take.open(ctx.take)))
+
+
+@streams(step_dir=lambda ctx: ctx.take / "post" / ctx.step_id, output="rgb", frames=_planned_frames)
+def run(ctx: StepContext) -> StepOutput:
+    """A plan's composite; a step reading ``@<this step>`` that can (archive) starts on its
+    frames while it runs."""
+    from .pipeline import run_composite
+
+    s, a = _settings(ctx)
     res = run_composite(ctx.take, s, progress=ctx.progress, ray=ctx.ray, chunk_size=int(a.get("chunk", 8)))
     return StepOutput(res.out_dir / "rgb", len(res.report.done), len(res.report.skipped))

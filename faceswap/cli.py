@@ -12,9 +12,11 @@ import numpy as np
 import typer
 from rich.console import Console
 
+from machinima.distributed.cli import BareRayGroup
+
 from .smoothing import LIVE_BETA, LIVE_D_CUTOFF, LIVE_MIN_CUTOFF
 
-app = typer.Typer(help="Face swap: extract faces, train a model, merge it into takes and videos.", no_args_is_help=True)
+app = typer.Typer(cls=BareRayGroup, help="Face swap: extract faces, train a model, merge it into takes and videos.", no_args_is_help=True)
 console = Console()
 err = Console(stderr=True)
 
@@ -204,7 +206,7 @@ def merge_cmd(
     override: Optional[str] = typer.Option(None, "--rights-override", help="Proceed without rights records, with this reason (recorded)."),
     no_video: bool = typer.Option(False, "--no-video", help="Frames only, no mp4."),
     occlusion_model: Optional[Path] = typer.Option(None, "--occlusion-model", help="ONNX segmenter (from train-mask): keeps hands/mics in front."),
-    ray: Optional[str] = typer.Option(None, "--ray", help="Swap as chunks on a Ray cluster: auto, host:6379, ray://host:10001 or local "
+    ray: Optional[str] = typer.Option(None, "--ray", metavar="[ADDRESS]", help="Swap as chunks on a Ray cluster (bare --ray: RAY_ADDRESS, a running cluster, else a local one): host:6379, ray://host:10001 or local "
                                       "(target and model on storage every node sees)."),
     chunk: int = typer.Option(16, "--chunk", help="With --ray: frames per task."),
 ) -> None:

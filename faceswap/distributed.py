@@ -16,7 +16,8 @@ import numpy as np
 
 from machinima.distributed import FrameJob, StepSpec, Worklet
 
-from .merge import Compositor, MergeOptions, make_swapper, swap_functions
+from .compositor import Compositor, make_swapper, swap_functions
+from .merge_options import MergeOptions
 
 
 def read_landmarks(path: str | Path) -> dict[int, dict[int, np.ndarray]]:

@@ -20,7 +20,8 @@ from typing import Any
 import numpy as np
 
 from .errors import InputError
-from .merge import Compositor, MergeOptions, make_swapper
+from .compositor import Compositor, make_swapper
+from .merge_options import MergeOptions
 from .smoothing import OneEuro
 
 

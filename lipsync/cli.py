@@ -9,7 +9,9 @@ from typing import List, Optional
 import typer
 from rich.console import Console
 
-app = typer.Typer(help="Lip sync: speech -> mouth shapes for avatars (takes, live VMC, Blender) and live-action re-sync.",
+from machinima.distributed.cli import BareRayGroup
+
+app = typer.Typer(cls=BareRayGroup, help="Lip sync: speech -> mouth shapes for avatars (takes, live VMC, Blender) and live-action re-sync.",
                   no_args_is_help=True)
 console = Console()
 
@@ -157,7 +159,7 @@ def video(
     allow_no_face: bool = typer.Option(False, "--allow-no-face", help="Pass frames without a face through (listed) instead of stopping."),
     production: Optional[str] = typer.Option(None, help="Production (default: machinima.toml)."),
     rights_override: Optional[str] = typer.Option(None, "--rights-override", help="Proceed without a record, with this reason (recorded in provenance)."),
-    ray: Optional[str] = typer.Option(None, "--ray", help="Re-sync as chunks on a Ray cluster: auto, host:6379, local (take and plate on storage every node sees)."),
+    ray: Optional[str] = typer.Option(None, "--ray", metavar="[ADDRESS]", help="Re-sync as chunks on a Ray cluster (bare --ray: RAY_ADDRESS, a running cluster, else a local one; or host:6379, local) (take and plate on storage every node sees)."),
     chunk: int = typer.Option(16, "--chunk", help="With --ray: frames per task."),
 ) -> None:
     """Re-sync the mouth on a plate to the dialogue, as a take post step (resumable; frames + mp4 with audio)."""

@@ -15,7 +15,9 @@ can be sure of the class. So:
    probability of each phone;
 3. each frame shows the mouth class with the largest summed posterior, as the most probable
    phone in that class (so Rhubarb shapes and visemes still come from a phone); a frame
-   quieter than the noise floor is silence whatever the model says, so pauses stay closed.
+   quieter than the noise floor is silence whatever the model says, so pauses stay closed;
+4. runs of frames whose spectrum is a weak, flat frication noise show F/V whatever the model
+   says (``frication``): the model hears F/V on few of its frames and misses most F/V changes.
 
 The few parameters (acoustic scale, language-model weight, phone insertion penalty, noise
 floor, class bias, adaptation passes and weight) are tuned by ``bench/lipsync_tune.py`` on
@@ -49,6 +51,8 @@ class LoopParams:
     order: int = 2  # the phone prior: 2 (bigram) or 3 (trigram: the loop's states remember the previous phone)
     adapt_passes: int = 2  # MAP re-estimates of the codebook means from the line itself (0: the model as trained)
     map_tau: float = 2.0  # how many frames' worth of weight the trained mean keeps against the line's
+    fv_threshold: float = 10.0  # frication log-likelihood ratio above which a frame is F/V (``frication``; inf: off)
+    fv_min_run: int = 4  # ... in runs of at least this many frames
 
 
 DEFAULT = LoopParams()
@@ -230,7 +234,12 @@ def phone_loop_frames(samples: np.ndarray, params: LoopParams = DEFAULT, *, cach
         post = posteriors3(ll, tmat, _trigram(tuple(phones)), params, phones.index("SIL"))
     else:
         post = posteriors(ll, tmat, _bigram(tuple(phones)), params, phones.index("SIL"))
-    return decide(post, phones, frame_loudness(samples, ll.shape[0]), params)
+    out = decide(post, phones, frame_loudness(samples, ll.shape[0]), params)
+    if np.isfinite(params.fv_threshold):
+        from .frication import fv_llr, mark_fv, measures
+
+        out = mark_fv(out, fv_llr(measures(samples, len(out))), params.fv_threshold, params.fv_min_run)
+    return out
 
 
 def phone_loop(samples: np.ndarray, params: LoopParams = DEFAULT) -> list[PhoneSegment]:

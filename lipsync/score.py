@@ -85,21 +85,36 @@ def changes(seq: list[str], fps: float) -> list[tuple[float, str]]:
     return [(i / fps, seq[i]) for i in range(1, len(seq)) if seq[i] != seq[i - 1]]
 
 
+def change_pairs(pred: list[str], truth: list[str], fps: float, *, window: float = 0.25) -> tuple[np.ndarray, int]:
+    """Each change of the truth into a speech class paired with a change of ``pred`` into the
+    same class, one to one: the closest pairs (within ``window`` seconds) are taken first, and a
+    change of ``pred`` once paired serves no other truth change. Returns (offsets in ms per truth
+    change, ``inf`` where unpaired; the number of ``pred`` changes into speech that pair with
+    nothing: spurious changes).
+
+    One to one because the issue's figure is the offset *of each mouth change*: with a nearest-
+    change rule one change of the output answered for two truth changes (a vowel's change matched
+    the vowel before it too, 200 ms away, when the one between was misheard), so a misheard
+    change counted as made and late, and a flickering output earned matches it never made."""
+    truth_ch = [(t, c) for t, c in changes(truth, fps) if c != SILENCE]
+    pred_ch = [(t, c) for t, c in changes(pred, fps) if c != SILENCE]
+    cand = sorted((abs(pt - tt), i, j) for i, (tt, tc) in enumerate(truth_ch) for j, (pt, pc) in enumerate(pred_ch)
+                  if pc == tc and abs(pt - tt) <= window + 1e-9)
+    out = np.full(len(truth_ch), np.inf)
+    used: set[int] = set()
+    for d, i, j in cand:
+        if np.isinf(out[i]) and j not in used:
+            out[i] = d * 1000
+            used.add(j)
+    return out, len(pred_ch) - len(used)
+
+
 def change_offsets(pred: list[str], truth: list[str], fps: float, *, window: float = 0.25) -> np.ndarray:
-    """For each change of the truth into a speech class, the distance in ms to the nearest
-    change of ``pred`` into the same class; ``inf`` when there is none within ``window``
-    seconds (a change the mouth never makes counts as missed, not as small)."""
-    by_cls: dict[str, list[float]] = {}
-    for t, c in changes(pred, fps):
-        by_cls.setdefault(c, []).append(t)
-    out = []
-    for t, c in changes(truth, fps):
-        if c == SILENCE:
-            continue
-        cand = np.asarray(by_cls.get(c, []))
-        d = np.min(np.abs(cand - t)) if cand.size else np.inf
-        out.append(d * 1000 if d <= window else np.inf)
-    return np.asarray(out, float)
+    """For each change of the truth into a speech class, the distance in ms to the change of
+    ``pred`` into the same class paired with it (``change_pairs``, one to one); ``inf`` when there
+    is none within ``window`` seconds (a change the mouth never makes counts as missed, not as
+    small)."""
+    return change_pairs(pred, truth, fps, window=window)[0]
 
 
 def offset_summary(offsets_ms: np.ndarray) -> dict:
@@ -118,8 +133,15 @@ def offset_summary(offsets_ms: np.ndarray) -> dict:
 
 
 def pooled(pairs: list[tuple[list[str], list[str]]], fps: float) -> tuple[ClassScore, dict]:
-    """Class score and change-offset summary over several lines: ``[(pred, truth), ...]``."""
+    """Class score and change-offset summary over several lines: ``[(pred, truth), ...]``; the
+    summary also gives the share of the output's changes that pair with no truth change
+    (``spurious``: flicker, which no offset figure sees)."""
     pred = [p for pr, _ in pairs for p in pr]
     truth = [t for _, tr in pairs for t in tr]
-    offsets = np.concatenate([change_offsets(pr, tr, fps) for pr, tr in pairs]) if pairs else np.zeros(0)
-    return score_classes(pred, truth), offset_summary(offsets)
+    each = [change_pairs(pr, tr, fps) for pr, tr in pairs]
+    offsets = np.concatenate([o for o, _ in each]) if pairs else np.zeros(0)
+    summary = offset_summary(offsets)
+    made = sum(int(np.isfinite(o).sum()) + n for o, n in each)  # the output's changes into speech
+    if made:
+        summary["spurious"] = round(sum(n for _, n in each) / made, 3)
+    return score_classes(pred, truth), summary

@@ -8,7 +8,8 @@
 One readable pipeline:
 
     1. check inputs; rights: every face on screen must match a valid ``lip_sync`` record
-       (``machinima.rights.require_cleared``; the faces themselves, not a typed name); the
+       (``machinima.rights.require_cleared_inheriting``; the faces themselves, not a typed name;
+       a face a verified face-swap merge step put in is cleared by the merge's records); the
        dialogue is the take's own audio (``<take>/audio/``), or a file that is copied there first
     2. analyse the dialogue at the plate's frame rate (aligned to the text when given)
     3. for each frame (a resumable ``PostStep``): find the face (mediapipe face mesh), then repaint
@@ -105,9 +106,10 @@ def resync_video(take: str | Path, plate_path: str | Path, *, audio: str | Path 
                            hint="or --rights-override 'reason' for your own test footage")
     plate = open_plate(plate_path, plate_fps, manifest.fps)
     position = {num: i for i, num in enumerate(plate.numbers)}  # the plate's frame number -> its time
-    clearance = rights.require_cleared(production or manifest.slate.production, "lip_sync",
-                                       rights.faces_in_frames(plate.numbers, lambda num: plate.read(position[num])),
-                                       override=override, what=str(plate_path))  # every face on screen, not the --subject label
+    # every face on screen, not the --subject label; faces a face-swap merge put in inherit its clearance (verified)
+    clearance = rights.require_cleared_inheriting(production or manifest.slate.production, "lip_sync",
+                                                  rights.faces_in_frames(plate.numbers, lambda num: plate.read(position[num])),
+                                                  _plate_files(plate_path), override=override, what=str(plate_path))
     audio_path = resolve_audio(take_path, audio)
     dialogue = load_audio(audio_path)
     # 2. dialogue -> mouth shapes at the plate's rate
@@ -145,6 +147,13 @@ def resync_video(take: str | Path, plate_path: str | Path, *, audio: str | Path 
         all_no_face = sorted(earlier | set(no_face))
         step.write_params(no_face=all_no_face)
     return _finish(step, out_dir, step_id, plate, audio_path, rep, all_no_face, engine, track.mode)
+
+
+def _plate_files(path: Path) -> dict[int, Path] | None:
+    """A frame folder's files (the rights check verifies them against their step's signed manifest)."""
+    from machinima.imageseq import list_frames
+
+    return dict(list_frames(path)) if path.is_dir() else None
 
 
 class Resyncer:

@@ -9,7 +9,9 @@ from typing import Optional
 import typer
 from rich.console import Console
 
-app = typer.Typer(help="LoRA training on a local Stable Diffusion 1.x base (peft; kohya/A1111/ComfyUI output).", no_args_is_help=True)
+from machinima.distributed.cli import BareRayGroup
+
+app = typer.Typer(cls=BareRayGroup, help="LoRA training on a local Stable Diffusion 1.x base (peft; kohya/A1111/ComfyUI output).", no_args_is_help=True)
 console = Console()
 
 
@@ -61,7 +63,7 @@ def train_cmd(
     override: Optional[str] = typer.Option(None, "--override", help="Train without rights records, with this reason (recorded in the file)."),
     device: Optional[str] = typer.Option(None, "--device", help="cpu or cuda (default: from the preset)."),
     sweep: Optional[str] = typer.Option(None, "--sweep", help='Several LoRAs: a grid of settings, e.g. "lr=1e-4,5e-5;rank=8,16" (one OUT_STEM-<trial> each).'),
-    ray: Optional[str] = typer.Option(None, "--ray", help="With --sweep: one trial per Ray task on this cluster (auto, host:6379, local)."),
+    ray: Optional[str] = typer.Option(None, "--ray", metavar="[ADDRESS]", help="With --sweep: one trial per Ray task on this cluster (bare --ray: RAY_ADDRESS, a running cluster, else a local one; or host:6379, local)."),
     gpus: Optional[float] = typer.Option(None, "--gpus", help="With --ray: GPUs per trial (default 1 with --device cuda, else 0)."),
 ) -> None:
     """Train a LoRA; rerun the same command to resume after Ctrl-C or a crash."""

@@ -24,264 +24,34 @@ The work folder (default ``<out>.work/``)::
 
     checkpoints/step-000100/{adapter.safetensors, state.pt, state.json}
     samples/step-000100.png      loss.png      params.json
+
+The pieces live in modules of one job each: ``train_config`` (settings, result), ``base_model``,
+``buckets``, ``checkpoints``, ``train_outputs``; every name stays importable from here.
 """
 
 from __future__ import annotations
 
 import contextlib
-import dataclasses
-import hashlib
 import json
-import math
-import os
 import shutil
 import signal
 import threading
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
-
-import numpy as np
+from typing import Any, Callable
 
 from machinima.fsutil import atomic_write_json
 
+from .base_model import BaseModel, base_hash, check_base, load_base
+from .buckets import Sample, assign_bucket, epoch_batches, fit_to_bucket, make_buckets
+from .checkpoints import KEEP_CHECKPOINTS, Checkpoints
 from .dataset import TrainEntry, dataset_hash, open_dataset, training_entries
-from .errors import BaseModelError, TrainConfigError
-from .kohya import kohya_metadata, peft_to_kohya
-from .presets import PRESETS
+from .errors import TrainConfigError
+from .train_config import TE_TARGETS, UNET_TARGETS, TrainConfig, TrainResult
+from .train_outputs import TrainOutputs
 
-UNET_TARGETS = ("to_q", "to_k", "to_v", "to_out.0")
-TE_TARGETS = ("q_proj", "k_proj", "v_proj", "out_proj")
-KEEP_CHECKPOINTS = 2
-
-
-@dataclass
-class TrainConfig:
-    rank: int = 16
-    alpha: float | None = None            # None = rank (scale 1.0)
-    resolution: int = 512
-    bucket_step: int = 64
-    buckets: bool = True
-    batch_size: int = 1
-    steps: int = 1000
-    lr: float = 1e-4
-    text_encoder_lr: float = 5e-5
-    lr_scheduler: str = "constant"        # diffusers.optimization names: constant, cosine, linear, constant_with_warmup...
-    warmup_steps: int = 0
-    seed: int = 0
-    noise_offset: float = 0.0
-    prior_weight: float = 1.0
-    train_text_encoder: bool = False
-    targets: tuple[str, ...] = UNET_TARGETS
-    max_grad_norm: float = 1.0
-    cache_latents: bool = True
-    mixed_precision: str = "no"           # no | fp16 | bf16 (GPU only; CPU trains in fp32)
-    gradient_checkpointing: bool = False
-    offload_frozen: bool = False          # move VAE / text encoder to the CPU once the caches are built
-    channels_last: bool = False           # GPU: the UNet in NHWC layout (slower on an H200: docs/performance.md)
-    device: str = "auto"
-    save_every: int = 0                   # checkpoint every N steps (0: only on Ctrl-C and at the end)
-    sample_every: int = 0                 # sample images every N steps (0: only at the end, if prompts)
-    sample_prompts: tuple[str, ...] = ()  # "{trigger}" is replaced; default: the trigger alone
-    sample_seeds: tuple[int, ...] = (0, 1)
-    sample_steps: int = 20
-    sample_guidance: float = 7.5
-    eval_draws: int = 2                   # held loss before/after: every image x N fixed (noise, t) draws (0: off)
-    save_precision: str = "fp32"          # fp32 | fp16 | bf16 for the output files
-    trigger: str = ""
-
-    # what changes the trained weights (resume refuses a checkpoint made with other values)
-    _RESULT_FIELDS = ("rank", "alpha", "resolution", "bucket_step", "buckets", "batch_size", "steps", "lr", "text_encoder_lr",
-                      "lr_scheduler", "warmup_steps", "seed", "noise_offset", "prior_weight", "train_text_encoder", "targets",
-                      "max_grad_norm", "mixed_precision")
-
-    @classmethod
-    def from_preset(cls, preset: str, **overrides: Any) -> "TrainConfig":
-        if preset not in PRESETS:
-            raise TrainConfigError(f"unknown memory preset {preset!r}", hint=f"use one of {', '.join(PRESETS)}")
-        return cls(**{**PRESETS[preset], **{k: v for k, v in overrides.items() if v is not None}})
-
-    def to_doc(self) -> dict[str, Any]:
-        return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}
-
-    def result_key(self) -> dict[str, Any]:
-        d = self.to_doc()
-        return {k: d[k] for k in self._RESULT_FIELDS}
-
-    def check(self) -> None:
-        if self.rank < 1:
-            raise TrainConfigError(f"rank must be >= 1 (got {self.rank})")
-        if self.batch_size < 1 or self.steps < 1:
-            raise TrainConfigError("batch size and steps must be >= 1")
-        if self.resolution % self.bucket_step:
-            raise TrainConfigError(f"resolution {self.resolution} is not a multiple of the bucket step {self.bucket_step}")
-        if self.mixed_precision not in ("no", "fp16", "bf16"):
-            raise TrainConfigError(f"mixed precision {self.mixed_precision!r}: use no, fp16 or bf16")
-        if self.save_precision not in ("fp32", "fp16", "bf16"):
-            raise TrainConfigError(f"save precision {self.save_precision!r}: use fp32, fp16 or bf16")
-
-
-@dataclass
-class TrainResult:
-    status: str                  # done | interrupted
-    step: int
-    steps: int
-    out: Path | None
-    work: Path
-    losses: list[float] = field(default_factory=list)
-    it_per_s: float = 0.0
-    data_share: float = 0.0      # share of step wall time spent assembling batches
-    peak_memory_bytes: int = 0
-    resumed_from: int | None = None
-    eval_loss_start: float | None = None  # held loss (fixed noise and timesteps) with the LoRA at step 0
-    eval_loss_end: float | None = None    # ... and at the end
-    samples: list[Path] = field(default_factory=list)
-
-
-# --- base model --------------------------------------------------------------------------------
-
-@dataclass
-class BaseModel:
-    path: Path
-    unet: Any
-    vae: Any
-    scheduler: Any
-    text_encoder: Any = None
-    tokenizer: Any = None
-    hash: str = ""
-
-
-_BASE_HINT = ("put a diffusers folder there (model_index.json, unet/, vae/, scheduler/, text_encoder/, tokenizer/) "
-              "or a single .safetensors/.ckpt checkpoint (with --config DIR, its diffusers config folder); nothing is downloaded")
-
-
-def base_hash(path: Path) -> str:
-    """SHA-256 of the weights a LoRA depends on: the UNet (and text encoder) files of a folder, or
-    the single checkpoint file. (Cached beside the weights' sizes and times in ``.machinima-hash``
-    files is not done: the hash is recomputed each run, a few seconds for SD 1.5.)"""
-    h = hashlib.sha256()
-    if path.is_file():
-        files = [path]
-    else:
-        files = sorted(p for sub in ("unet", "text_encoder") if (path / sub).is_dir() for p in (path / sub).iterdir()
-                       if p.suffix in (".safetensors", ".bin", ".json"))
-    for p in files:
-        h.update(p.name.encode())
-        with open(p, "rb") as fh:
-            for chunk in iter(lambda: fh.read(1 << 22), b""):
-                h.update(chunk)
-    return h.hexdigest()
-
-
-def check_base(path: str | Path) -> Path:
-    path = Path(path).expanduser()
-    if not path.exists():
-        raise BaseModelError(f"base model not found at {path}", hint=_BASE_HINT)
-    if path.is_dir():
-        if not (path / "model_index.json").exists():
-            raise BaseModelError(f"{path} is not a diffusers model folder (no model_index.json)", hint=_BASE_HINT)
-        for sub in ("unet", "vae"):
-            if not (path / sub / "config.json").exists():
-                raise BaseModelError(f"{path} has no {sub}/ model (no {sub}/config.json)", hint=_BASE_HINT)
-    elif path.suffix.lower() not in (".safetensors", ".ckpt"):
-        raise BaseModelError(f"{path} is not a model checkpoint (expected .safetensors or .ckpt)", hint=_BASE_HINT)
-    return path
-
-
-def load_base(path: str | Path, *, config: str | Path | None = None, need_text_encoder: bool = True) -> BaseModel:
-    """Load UNet, VAE, noise scheduler and (when present) text encoder + tokenizer from local files."""
-    path = check_base(path)
-    try:
-        from diffusers import AutoencoderKL, DDPMScheduler, StableDiffusionPipeline, UNet2DConditionModel
-
-        if path.is_file():
-            kw: dict[str, Any] = {"local_files_only": True, "safety_checker": None, "requires_safety_checker": False}
-            if config:
-                kw["config"] = str(config)
-            pipe = StableDiffusionPipeline.from_single_file(str(path), **kw)
-            base = BaseModel(path, pipe.unet, pipe.vae, DDPMScheduler.from_config(pipe.scheduler.config), pipe.text_encoder, pipe.tokenizer)
-        else:
-            index = json.loads((path / "model_index.json").read_text())
-            unet = UNet2DConditionModel.from_pretrained(str(path), subfolder="unet", local_files_only=True)
-            vae = AutoencoderKL.from_pretrained(str(path), subfolder="vae", local_files_only=True)
-            sched = (DDPMScheduler.from_pretrained(str(path), subfolder="scheduler", local_files_only=True)
-                     if (path / "scheduler").is_dir() else DDPMScheduler(beta_schedule="scaled_linear", beta_start=0.00085, beta_end=0.012))
-            te = tok = None
-            if (index.get("text_encoder") or [None])[0] and (path / "text_encoder").is_dir():
-                from transformers import CLIPTextModel, CLIPTokenizer
-
-                te = CLIPTextModel.from_pretrained(str(path), subfolder="text_encoder", local_files_only=True)
-                tok = CLIPTokenizer.from_pretrained(str(path), subfolder="tokenizer", local_files_only=True)
-            base = BaseModel(path, unet, vae, sched, te, tok)
-    except BaseModelError:
-        raise
-    except Exception as exc:  # noqa: BLE001 - any loader failure means the files are not a usable model
-        msg = str(exc).splitlines()[0][:240] if str(exc) else type(exc).__name__
-        extra = " (a single-file checkpoint needs --config DIR offline)" if path.is_file() and not config else ""
-        raise BaseModelError(f"cannot load the base model at {path}: {msg}{extra}", hint=_BASE_HINT) from None
-    if need_text_encoder and base.text_encoder is None:
-        raise BaseModelError(f"{path} has no text encoder", hint="use a full diffusers folder (text_encoder/ and tokenizer/) or a checkpoint that contains one")
-    base.hash = base_hash(path)
-    return base
-
-
-# --- buckets -----------------------------------------------------------------------------------
-
-def make_buckets(resolution: int, step: int, *, max_ratio: float = 2.0) -> list[tuple[int, int]]:
-    """(width, height) pairs, multiples of ``step``, area <= resolution², aspect within max_ratio."""
-    area = resolution * resolution
-    out = {(resolution, resolution)}
-    w = step
-    while w <= resolution * max_ratio:
-        h = (area // w) // step * step
-        if h >= step and max(w / h, h / w) <= max_ratio:
-            out.add((w, h))
-        w += step
-    return sorted(out)
-
-
-def assign_bucket(width: int, height: int, buckets: Sequence[tuple[int, int]]) -> tuple[int, int]:
-    ar = math.log(width / height)
-    return min(buckets, key=lambda b: (abs(math.log(b[0] / b[1]) - ar), -b[0] * b[1]))
-
-
-def fit_to_bucket(img: np.ndarray, bucket: tuple[int, int]) -> np.ndarray:
-    """Resize to cover the bucket, centre-crop to it."""
-    import cv2
-
-    bw, bh = bucket
-    h, w = img.shape[:2]
-    s = max(bw / w, bh / h)
-    nw, nh = max(bw, round(w * s)), max(bh, round(h * s))
-    img = cv2.resize(np.ascontiguousarray(img[..., :3]), (nw, nh), interpolation=cv2.INTER_AREA if s < 1 else cv2.INTER_CUBIC)
-    x0, y0 = (nw - bw) // 2, (nh - bh) // 2
-    return img[y0:y0 + bh, x0:x0 + bw]
-
-
-@dataclass
-class Sample:
-    """One training image in its bucket: cached latent (or pixels) + caption."""
-
-    name: str
-    bucket: tuple[int, int]
-    caption: str
-    pixels: Any = None     # (3, H, W) float in [-1, 1] when latents are not cached
-    latent: Any = None     # (4, h, w) float32, scaled
-
-
-def epoch_batches(samples: Sequence[Sample], batch_size: int, seed: int, epoch: int) -> list[list[int]]:
-    """The batches of one epoch: items shuffled within their bucket, batches in a shuffled order.
-    A function of (seed, epoch) alone, so resume sees the same order."""
-    rng = np.random.default_rng([seed, epoch])
-    by_bucket: dict[tuple[int, int], list[int]] = {}
-    for i, s in enumerate(samples):
-        by_bucket.setdefault(s.bucket, []).append(i)
-    batches = []
-    for b in sorted(by_bucket):
-        idx = [by_bucket[b][j] for j in rng.permutation(len(by_bucket[b]))]
-        batches += [idx[k:k + batch_size] for k in range(0, len(idx), batch_size)]
-    return [batches[j] for j in rng.permutation(len(batches))]
+__all__ = ["KEEP_CHECKPOINTS", "TE_TARGETS", "UNET_TARGETS", "BaseModel", "Sample", "TrainConfig", "TrainResult", "Trainer",
+           "assign_bucket", "base_hash", "check_base", "epoch_batches", "fit_to_bucket", "load_base", "make_buckets", "train"]
 
 
 # --- the trainer ---------------------------------------------------------------------------------
@@ -320,14 +90,7 @@ def _device(name: str):
     return torch.device(name)
 
 
-def _state_dict_to(sd: dict[str, Any], precision: str) -> dict[str, Any]:
-    import torch
-
-    dt = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}[precision]
-    return {k: v.detach().to("cpu", dt).contiguous() for k, v in sd.items()}
-
-
-class Trainer:
+class Trainer(Checkpoints, TrainOutputs):
     """Holds the models and state of one training run; ``train()`` below is the usual entry."""
 
     def __init__(self, dataset: str | Path, base: str | Path | BaseModel, out: str | Path, config: TrainConfig, *,
@@ -509,71 +272,7 @@ class Trainer:
         if ck is not None:
             self.load_checkpoint(ck)
 
-    def latest_checkpoint(self) -> Path | None:
-        d = self.work / "checkpoints"
-        cks = sorted(p for p in d.glob("step-*") if (p / "state.json").exists()) if d.is_dir() else []
-        return cks[-1] if cks else None
-
-    def save_checkpoint(self) -> Path:
-        import random
-
-        import torch
-        from safetensors.torch import save_file
-
-        d = self.work / "checkpoints"
-        final = d / f"step-{self.step:06d}"
-        tmp = d / f".tmp-step-{self.step:06d}"
-        shutil.rmtree(tmp, ignore_errors=True)
-        tmp.mkdir(parents=True)
-        save_file(_state_dict_to(self.trainable, "fp32"), str(tmp / "adapter.safetensors"))
-        torch.save({"optimizer": self.optimizer.state_dict(), "lr_scheduler": self.lr_sched.state_dict(),
-                    "scaler": self.scaler.state_dict() if self.scaler else None,
-                    "rng": {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate(),
-                            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None}},
-                   str(tmp / "state.pt"))
-        atomic_write_json(tmp / "state.json", {"schema": "machinima.lora-checkpoint", "version": 1, "step": self.step,
-                                               "settings": self.settings_key, "losses": self.losses,
-                                               "eval_start": getattr(self, "eval_start", None)})
-        shutil.rmtree(final, ignore_errors=True)
-        os.replace(tmp, final)
-        for old in sorted(p for p in d.glob("step-*") if p != final)[:-(KEEP_CHECKPOINTS - 1) or None]:
-            shutil.rmtree(old, ignore_errors=True)
-        return final
-
-    def load_checkpoint(self, ck: Path) -> None:
-        import random
-
-        import torch
-        from safetensors.torch import load_file
-
-        doc = json.loads((ck / "state.json").read_text())
-        if doc.get("settings") != self.settings_key:
-            old = doc.get("settings", {})
-            diff = [k for k in set(old.get("config", {})) | set(self.settings_key["config"])
-                    if old.get("config", {}).get(k) != self.settings_key["config"].get(k)]
-            for k in ("dataset_hash", "base_hash", "prior"):
-                if old.get(k) != self.settings_key[k]:
-                    diff.append(k.replace("_hash", ""))
-            raise TrainConfigError(f"the checkpoint in {ck.parent} was made with other settings ({', '.join(sorted(diff))})",
-                                   hint="rerun with the same settings to resume, or pass --fresh to start over (its checkpoints are deleted)")
-        weights = load_file(str(ck / "adapter.safetensors"))
-        with torch.no_grad():
-            for k, p in self.trainable.items():
-                p.copy_(weights[k].to(p.device, p.dtype))
-        st = torch.load(str(ck / "state.pt"), weights_only=False)
-        self.optimizer.load_state_dict(st["optimizer"])
-        self.lr_sched.load_state_dict(st["lr_scheduler"])
-        if self.scaler and st.get("scaler"):
-            self.scaler.load_state_dict(st["scaler"])
-        torch.set_rng_state(st["rng"]["torch"])
-        np.random.set_state(st["rng"]["numpy"])
-        random.setstate(st["rng"]["python"])
-        if st["rng"].get("cuda") is not None and torch.cuda.is_available():
-            torch.cuda.set_rng_state_all(st["rng"]["cuda"])
-        self.step = int(doc["step"])
-        self.losses = list(doc.get("losses", []))
-        self.eval_start = doc.get("eval_start")
-        self.resumed_from = self.step
+    # checkpoints: ``Checkpoints`` (lora/checkpoints.py)
 
     # 6. the loop
     def _batch(self, samples: list[Sample], idx: list[int]):
@@ -669,109 +368,7 @@ class Trainer:
             self.base.unet.train()
         return total / max(1, n)
 
-    def sample_images(self) -> Path | None:
-        """Images from the sample prompts with fixed seeds -> samples/step-NNNNNN.png."""
-        import torch
-        from diffusers import DDIMScheduler, StableDiffusionPipeline
-
-        from machinima.imageseq import contact_sheet, write_image
-
-        prompts = [p.replace("{trigger}", self.trigger) for p in (self.cfg.sample_prompts or ((self.trigger,) if self.trigger else ()))]
-        if not prompts:
-            return None
-        b = self.base
-        vae_dev = next(b.vae.parameters()).device
-        b.vae.to(self.device)
-        if b.text_encoder is not None:
-            b.text_encoder.to(self.device)
-        pipe = StableDiffusionPipeline(vae=b.vae, text_encoder=b.text_encoder, tokenizer=b.tokenizer, unet=b.unet,
-                                       scheduler=DDIMScheduler.from_config(b.scheduler.config, steps_offset=1), safety_checker=None,
-                                       feature_extractor=None, requires_safety_checker=False)
-        pipe.set_progress_bar_config(disable=True)
-        b.unet.eval()
-        imgs, labels = [], []
-        amp = torch.autocast(self.device.type, dtype=self.weight_dtype) if self.mp != "no" else contextlib.nullcontext()
-        try:
-            with torch.no_grad(), amp:
-                for p in prompts:
-                    for seed in self.cfg.sample_seeds:
-                        kw: dict[str, Any] = {}
-                        if self.embed is not None:
-                            kw = {"prompt_embeds": self._encode([p]), "negative_prompt_embeds": self._encode([""])}
-                        else:
-                            kw = {"prompt": p}
-                        out = pipe(num_inference_steps=self.cfg.sample_steps, guidance_scale=self.cfg.sample_guidance,
-                                   height=self.cfg.resolution, width=self.cfg.resolution, output_type="np",
-                                   generator=torch.Generator("cpu").manual_seed(int(seed)), **kw).images[0]
-                        imgs.append((np.clip(out, 0, 1) * 255).astype(np.uint8))
-                        labels.append(f"{seed}")
-        finally:
-            b.unet.train()
-            b.vae.to(vae_dev)
-        path = self.work / "samples" / f"step-{self.step:06d}.png"
-        write_image(path, contact_sheet(imgs, columns=len(self.cfg.sample_seeds), width=max(256, 128 * len(self.cfg.sample_seeds)), labels=labels))
-        return path
-
-    def write_loss_curve(self) -> Path:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-
-        fig, ax = plt.subplots(figsize=(6, 3.2), dpi=100)
-        x = np.arange(1, len(self.losses) + 1)
-        ax.plot(x, self.losses, lw=0.8, alpha=0.5, label="loss")
-        if len(self.losses) >= 5:
-            k = max(2, len(self.losses) // 20)
-            ma = np.convolve(self.losses, np.ones(k) / k, mode="valid")
-            ax.plot(x[k - 1:], ma, lw=1.6, label=f"mean of {k}")
-        ax.set_xlabel("step")
-        ax.set_ylabel("MSE")
-        ax.set_title(f"{self.out.name}: loss")
-        ax.legend(loc="upper right")
-        fig.tight_layout()
-        path = self.work / "loss.png"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(".loss.tmp.png")
-        fig.savefig(tmp)
-        plt.close(fig)
-        os.replace(tmp, path)
-        return path
-
-    # 7. outputs
-    def lora_state_dicts(self) -> tuple[dict[str, Any], dict[str, Any]]:
-        from peft.utils import get_peft_model_state_dict
-
-        unet_sd = get_peft_model_state_dict(self.base.unet)
-        te_sd = ({k.replace(".default.", "."): v for k, v in self.base.text_encoder.state_dict().items() if ".lora_" in k}
-                 if self.cfg.train_text_encoder else {})
-        return unet_sd, te_sd
-
-    def save_outputs(self) -> Path:
-        from diffusers import StableDiffusionPipeline
-        from diffusers.utils import convert_state_dict_to_diffusers
-        from safetensors.torch import save_file
-
-        unet_sd, te_sd = self.lora_state_dicts()
-        prec = self.cfg.save_precision
-        kohya = peft_to_kohya(_state_dict_to(unet_sd, prec), alpha=self.alpha, part="unet")
-        if te_sd:
-            kohya.update(peft_to_kohya(_state_dict_to(te_sd, prec), alpha=self.alpha, part="text_encoder"))
-        meta = kohya_metadata(rank=self.cfg.rank, alpha=self.alpha, steps=self.step, trigger=self.trigger, base_hash=self.base.hash,
-                              dataset_hash=self.dataset_hash, resolution=self.cfg.resolution, name=self.out.stem,
-                              extra={"rights": self.clearance.to_provenance(), "config": self.cfg.to_doc()})
-        self.out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.out.with_name(f".{self.out.name}.tmp")
-        save_file(kohya, str(tmp), metadata=meta)
-        os.replace(tmp, self.out)
-        ddir = self.out.with_name(self.out.stem + ".diffusers")
-        adapter_meta = {"r": self.cfg.rank, "lora_alpha": self.alpha, "target_modules": list(self.cfg.targets)}
-        StableDiffusionPipeline.save_lora_weights(
-            str(ddir), unet_lora_layers=convert_state_dict_to_diffusers(_state_dict_to(unet_sd, prec)),
-            text_encoder_lora_layers=convert_state_dict_to_diffusers(_state_dict_to(te_sd, prec)) if te_sd else None,
-            unet_lora_adapter_metadata=adapter_meta, safe_serialization=True)
-        return self.out
-
+    # 7. outputs: ``TrainOutputs`` (lora/train_outputs.py)
     def run(self, *, fresh: bool = False) -> TrainResult:
         import torch
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn

@@ -21,6 +21,7 @@ from rich.table import Table
 
 from . import __version__
 from .config import load_config
+from .distributed.cli import BareRayGroup
 from .edit_cli import app as edit_app
 from .errors import MachinimaError, TakeError
 from .post_cli import app as post_app
@@ -31,6 +32,7 @@ log = logging.getLogger("machinima")
 
 app = typer.Typer(
     name="machinima",
+    cls=BareRayGroup,  # a bare --ray on any step means --ray auto
     help="A production toolkit for films shot inside virtual worlds.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
@@ -391,7 +393,7 @@ def _print_models(rep) -> None:
 @app.command("demo")
 def demo(
     out: Path = typer.Option(Path("demo-out"), "--out", help="Where the demo writes its takes and outputs."),
-    quality: bool = typer.Option(False, "--quality", help="Train the face model 1,000 iterations (the swapped face passes as the source person; ~7 min more on a CPU)."),
+    quality: bool = typer.Option(False, "--quality", help="Train the face model 2,000 iterations (the swapped face passes as the source person; ~14 min more on a CPU)."),
 ) -> None:
     """Run the whole film end to end on synthetic performers (offline; resumable)."""
     from .demo import run_demo

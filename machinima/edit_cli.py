@@ -27,6 +27,8 @@ def edit_export(
     media: str = typer.Option("auto", "--media", help="auto (the step's mp4 if any) | mp4 | frames"),
     name: Optional[str] = typer.Option(None, "--name", help="Timeline name (default: the first --out's file name)"),
     record_start: str = typer.Option("01:00:00:00", "--record-start", help="Record timecode of the first frame of the cut"),
+    deliver: bool = typer.Option(True, "--deliver/--no-deliver",
+                                 help="Deliver QOI step frames (editors cannot read them) as mp4/PNG first; --no-deliver refuses instead"),
     root: Optional[Path] = RootOpt,
 ) -> None:
     """Write the circled takes of a scene (each with its chosen version) as a timeline."""
@@ -45,7 +47,7 @@ def edit_export(
     picks = []
     for t in takes:
         v = version or (t.manifest.circle or {}).get("version") or "render"
-        m = find_media(t, v, media)
+        m = find_media(t, v, media, deliver=deliver)
         if m.gaps:
             console.print(f"[yellow]warning[/] {t.id}: {m.gaps} frames missing in {m.version}; the clip spans them")
         picks.append((t, m))

@@ -10,7 +10,8 @@ metadata (``metadata["machinima"]``): EDL and FCP XML keep the name, OTIO keeps 
 
 Versions: ``render`` (``passes/rgb``) or a post step, by kind (``composite``, ``stylize``,
 ``archive``, ``dream`` ... the newest such step of the take) or by step id (``post/<id>``). Media:
-the step's mp4 when it has one (``--media auto``), else its numbered frames.
+the step's mp4 when it has one (``--media auto``), else its numbered frames; QOI frames (which
+editors cannot read) are delivered as an mp4 or PNG frames first (``deliver_for_edit``).
 """
 
 from __future__ import annotations
@@ -90,8 +91,13 @@ def versions_of(take: Take) -> list[str]:
     return have + [sid for sid, _, _ in _steps(take)]
 
 
-def find_media(take: Take, version: str = "render", media: str = "auto") -> Media:
-    """The pictures of ``version`` (render, a step kind, or a step id) of the take."""
+def find_media(take: Take, version: str = "render", media: str = "auto", *, deliver: bool = True) -> Media:
+    """The pictures of ``version`` (render, a step kind, or a step id) of the take.
+
+    A step whose frames are QOI (the post steps' intermediate, which no editor reads) is
+    delivered first (``deliver_for_edit``: an mp4 for ``auto``/``mp4``, PNG frames for
+    ``frames`` or a step with gaps) and the clip points at that; ``deliver=False`` refuses
+    with a one-line hint instead."""
     if media not in MEDIA:
         raise EditorialError(f"unknown media {media!r}; one of {', '.join(MEDIA)}")
     if version == "render":
@@ -113,13 +119,44 @@ def find_media(take: Take, version: str = "render", media: str = "auto") -> Medi
     first, last = min(frames), max(frames)
     count, gaps = last - first + 1, last - first + 1 - len(frames)
     mp4s = sorted(folder.parent.glob("*.mp4")) if step_id != "render" else []
-    if media == "mp4" and not mp4s:
-        raise EditorialError(f"take {take.id}: version {step_id!r} has no mp4; use --media frames")
     if media == "mp4" and gaps:  # the movie holds only the frames that exist: its clock would slip at each gap
         raise EditorialError(f"take {take.id}: version {step_id!r} skips {gaps} frames, so its mp4 is not on the take's clock; use --media frames")
+    unreadable = sorted({p.suffix.lower().lstrip(".") for p in frames.values()} & EDITOR_UNREADABLE)
+    if media == "mp4" and not mp4s and not unreadable:
+        raise EditorialError(f"take {take.id}: version {step_id!r} has no mp4; use --media frames")
     if mp4s and media != "frames" and not gaps:
         return Media(step_id, "mp4", mp4s[0], first, count, "mp4", gaps)
+    if unreadable:  # a post step's intermediate (QOI): the timeline points at a delivered movie or PNGs instead
+        if not deliver:
+            raise EditorialError(f"take {take.id}: version {step_id!r} has {'/'.join(unreadable).upper()} frames, which editors cannot read",
+                                 hint=f"deliver them first: `machinima takes export {take.id} --step {step_id} --format png` (or mp4), or drop --no-deliver")
+        fmt = "mp4" if media != "frames" and not gaps else "png"
+        path = deliver_for_edit(take, step_id, fmt)
+        return Media(step_id, "mp4", path, first, count, "mp4", gaps) if fmt == "mp4" else \
+            Media(step_id, "frames", path, first, count, "png", gaps)
     return Media(step_id, "frames", folder, first, count, frames[first].suffix.lstrip("."), gaps)
+
+
+EDITOR_UNREADABLE = {"qoi"}  # frame formats no editor imports (post steps' fast intermediate)
+
+
+def deliver_for_edit(take: Take, step_id: str, fmt: str) -> Path:
+    """The step's pictures delivered for an editor (``<step>/delivery/edit.mp4`` or
+    ``<step>/delivery/png/``) through ``machinima.delivery``, disclosure included; reused while
+    it is newer than the step's ledger (a step that wrote frames since is delivered again)."""
+    from .delivery import export_step
+
+    step_dir = take.post_dir(step_id)
+    out = step_dir / "delivery" / ("edit.mp4" if fmt == "mp4" else "png")
+    ledger = step_dir / "ledger.jsonl"
+    stamp = out if fmt == "mp4" else out / ".delivered"
+    if stamp.exists() and (not ledger.exists() or stamp.stat().st_mtime >= ledger.stat().st_mtime):
+        return out
+    written = export_step(take.path, step_id, fmt, out)
+    if fmt == "mp4":
+        return written[0]
+    atomic_write_text(stamp, "\n".join(p.name for p in written) + "\n")
+    return out
 
 
 def set_circle(take_path: Path, version: str | None = "render", note: str = "") -> dict[str, Any] | None:

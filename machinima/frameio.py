@@ -39,9 +39,31 @@ def in_flight(frame_bytes: int, *, budget: int = MEMORY_BUDGET, lo: int = 2, hi:
     return max(lo, min(hi, budget // max(1, int(frame_bytes))))
 
 
+def usable_cores() -> int:
+    """The cores this process may run on (its affinity: a container's or ``taskset``'s limit, which
+    ``os.cpu_count`` ignores: 2 usable cores of a 64-core host must not start 64 codec threads)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):  # not on Linux
+        return max(1, os.cpu_count() or 1)
+
+
+_IO_CAP: int | None = None  # set by limit_io_workers: a Ray task declaring N CPUs uses about N
+
+
 def io_workers() -> int:
-    """Codec threads: the cores, at most 4 (the kernel itself wants one)."""
-    return max(2, min(4, os.cpu_count() or 2))
+    """Codec threads per pool: the usable cores, at least 2 (one decodes while the kernel
+    computes), at most 4 (the kernel itself wants the rest), or the cap a task set."""
+    if _IO_CAP is not None:
+        return _IO_CAP
+    return max(2, min(4, usable_cores()))
+
+
+def limit_io_workers(n: int | None) -> None:
+    """Cap the codec threads of pools created from now on at ``n`` (None: the machine's default).
+    ``machinima.distributed.limits.pin_threads`` calls it with a task's ``num_cpus``."""
+    global _IO_CAP
+    _IO_CAP = None if n is None else max(1, int(n))
 
 
 class ReadAhead(Iterator[tuple[T, R]]):

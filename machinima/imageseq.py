@@ -40,14 +40,20 @@ def frame_path(folder: str | Path, frame: int, ext: str = "png", prefix: str = "
 
 
 EXR_PIZ = 4  # OpenCV's IMWRITE_EXR_COMPRESSION_PIZ: ~50 ms a 1080p half frame, against ~700 ms for ZIP
+# OpenCV's IMWRITE_EXR_COMPRESSION values by OpenEXR's names. "none" reads fastest (a 1080p float
+# depth frame: ~6-17 ms against ~50-130 ms for PIZ, docs/performance.md): the render passes use it;
+# "dwaa"/"dwab" are lossy (never for depth or data).
+EXR_COMPRESSION = {"none": 0, "rle": 1, "zips": 2, "zip": 3, "piz": 4, "pxr24": 5, "b44": 6, "b44a": 7, "dwaa": 8, "dwab": 9}
 
 
-def write_image(path: str | Path, image: np.ndarray, *, half: bool = False, png_level: int | None = None) -> Path:
+def write_image(path: str | Path, image: np.ndarray, *, half: bool = False, png_level: int | None = None,
+                exr_compression: str = "piz") -> Path:
     """Write atomically (per-process temp name + rename) so an interrupted run never leaves half
     a frame, and two processes writing one folder never take each other's temps.
 
     uint8 RGB(A) -> QOI; uint8/uint16 RGB(A) or grayscale -> PNG/JPEG/TIFF; float -> EXR
-    (1 or 3 channels; ``half``: 16-bit float, for colour; PIZ compression either way).
+    (1 or 3 channels; ``half``: 16-bit float, for colour; ``exr_compression``: one of
+    ``EXR_COMPRESSION``, PIZ unless told). ``png_level`` 0-9 (0: stored, the fastest to read).
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -58,7 +64,7 @@ def write_image(path: str | Path, image: np.ndarray, *, half: bool = False, png_
         if ext == ".qoi":
             _write_file(tmp, encode_qoi(img, path.name))
         else:
-            _imwrite_cv2(tmp, img, ext, half=half, png_level=png_level, name=path.name)
+            _imwrite_cv2(tmp, img, ext, half=half, png_level=png_level, name=path.name, exr_compression=exr_compression)
         os.replace(tmp, path)
     finally:
         if tmp.exists():
@@ -96,13 +102,16 @@ def qoi_available() -> bool:
     return True
 
 
-def _imwrite_cv2(tmp: Path, img: np.ndarray, ext: str, *, half: bool, png_level: int | None, name: str) -> None:
+def _imwrite_cv2(tmp: Path, img: np.ndarray, ext: str, *, half: bool, png_level: int | None, name: str,
+                 exr_compression: str = "piz") -> None:
     cv2 = _cv2()
     params: list[int] = []
     if ext == ".exr":
-        img = img.astype(np.float32)
+        if exr_compression not in EXR_COMPRESSION:
+            raise ImageSeqError(f"{name}: EXR compression must be one of {sorted(EXR_COMPRESSION)}, not {exr_compression!r}")
+        img = img.astype(np.float32, copy=False)
         params = [cv2.IMWRITE_EXR_TYPE, cv2.IMWRITE_EXR_TYPE_HALF if half else cv2.IMWRITE_EXR_TYPE_FLOAT,
-                  cv2.IMWRITE_EXR_COMPRESSION, EXR_PIZ]
+                  cv2.IMWRITE_EXR_COMPRESSION, EXR_COMPRESSION[exr_compression]]
     elif img.dtype not in (np.uint8, np.uint16):
         raise ImageSeqError(f"{name}: {img.dtype} image must be written as .exr (or converted to uint8)")
     elif ext == ".png" and png_level is not None:

@@ -43,6 +43,32 @@ from .imageseq import frame_path, list_frames, read_image, write_image
 BACKGROUND_DEPTH = 1.0e4
 PREVIOUS_SUFFIX = ".previous"  # passes.previous/: the render before the settings changed
 PASS_FORMATS = {"rgb": "png", "depth": "exr", "normal": "exr", "pose": "png", "motion": "exr"}
+# How each pass is encoded: lossless and standard, chosen for read speed (post steps read every pass
+# of every frame; at 1080p a PIZ float EXR reads in ~50-130 ms, an uncompressed one in ~6-17 ms, a
+# stored PNG ~25 ms against ~40 ms at level 1: docs/performance.md). Data (depth, normals, motion)
+# stays float32; linear light is colour and keeps half's 11-bit mantissa (0.05 %, far under an
+# 8-bit step). Cost: disk (a 1080p float depth frame is 8.3 MB, half RGB light 12.4 MB).
+PASS_ENCODING: dict[str, dict[str, Any]] = {
+    "rgb": {"png_level": 0},
+    "depth": {"exr_compression": "none"},
+    "normal": {"exr_compression": "none"},
+    "motion": {"exr_compression": "none"},
+    "light": {"exr_compression": "none", "half": True, "png_level": 0},  # 8-bit light/shadow passes (a game engine's): stored PNG
+    "shadow": {"exr_compression": "none", "half": True, "png_level": 0},
+}
+
+
+def encoding_of(name: str, ext: str) -> dict[str, Any]:
+    """write_image's keywords for a pass frame (only those that apply to ``ext``)."""
+    enc = PASS_ENCODING.get(name, {"exr_compression": "none"} if ext == "exr" else {})
+    return {k: v for k, v in enc.items() if (k == "png_level") == (ext == "png")}
+
+
+def describe_encoding(ext: str, enc: dict[str, Any]) -> str:
+    """What passes.json records: ``png-level0``, ``exr-float-none``, ``exr-half-none``..."""
+    if ext == "exr":
+        return f"exr-{'half' if enc.get('half') else 'float'}-{enc.get('exr_compression', 'piz')}"
+    return f"{ext}-level{enc['png_level']}" if "png_level" in enc else ext
 
 
 class PassError(MachinimaError):
@@ -105,7 +131,8 @@ def look_at(eye: np.ndarray, target: np.ndarray, up: np.ndarray = np.array([0.0,
 
 def write_two_channels(path: Path, image: np.ndarray) -> Path:
     """A 2-channel float EXR (R, G), atomically: with the OpenEXR bindings when installed (the
-    ``blender`` extra), else as R, G and a zero B through OpenCV. Both read back the same."""
+    ``blender`` extra), else as R, G and a zero B through OpenCV. Both read back the same.
+    Uncompressed, like the other data passes (PASS_ENCODING): read speed over disk."""
     import os
     import tempfile
 
@@ -113,13 +140,13 @@ def write_two_channels(path: Path, image: np.ndarray) -> Path:
         import OpenEXR
     except ImportError:
         img = np.asarray(image, np.float32)
-        return write_image(path, np.dstack([img, np.zeros(img.shape[:2], np.float32)]))
+        return write_image(path, np.dstack([img, np.zeros(img.shape[:2], np.float32)]), exr_compression="none")
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".exr", dir=path.parent)
     os.close(fd)
     try:
         chans = {c: np.ascontiguousarray(image[..., i], np.float32) for i, c in enumerate("RG")}
-        with OpenEXR.File({"compression": OpenEXR.ZIP_COMPRESSION, "type": OpenEXR.scanlineimage}, chans) as f:
+        with OpenEXR.File({"compression": OpenEXR.NO_COMPRESSION, "type": OpenEXR.scanlineimage}, chans) as f:
             f.write(tmp)
         os.replace(tmp, path)
     finally:
@@ -217,11 +244,16 @@ class PassSet:
         if image.ndim == 3 and image.shape[2] == 2:
             out = write_two_channels(self.path(name, frame, ext), image)
         else:
-            out = write_image(self.path(name, frame, ext), image)
+            path = self.path(name, frame, ext)
+            enc = {} if name.startswith("mask/") else encoding_of(name, path.suffix[1:].lower())
+            out = write_image(path, image, **enc)
         if name.startswith("mask/"):
             self.meta.setdefault("masks", {}).setdefault(name[5:], info.get("mask_kind", "group"))
         else:
-            self.meta.setdefault("passes", {}).setdefault(name, {"format": out.suffix[1:], **({"units": "m", "background": BACKGROUND_DEPTH} if name == "depth" else {})})
+            ext_out = out.suffix[1:].lower()
+            enc = encoding_of(name, ext_out)
+            self.meta.setdefault("passes", {}).setdefault(name, {"format": ext_out, "encoding": describe_encoding(ext_out, enc),
+                                                                 **({"units": "m", "background": BACKGROUND_DEPTH} if name == "depth" else {})})
         if frame not in self.meta.setdefault("frames", []):
             self.meta["frames"] = sorted(self.meta["frames"] + [frame])
         return out

@@ -5,6 +5,12 @@ deliver); a step reads another's frames by naming it (``plate = "@merge"``), or 
 with ``after = ["id"]``. Steps run in dependency order; with ``--ray`` each step's frames run
 as chunks on the cluster (``machinima.distributed``).
 
+Chunk by chunk: a step kind that reads a growing input (``planstream.streams(window=...)``) starts
+on the frames of a step that declares what it will write (``streams(frames=...)``) while that step
+runs, a window at a time, each window once its input frames are recorded (``planstream``); the
+plan then calls it once more, whole, which finds those frames done. ``stream=False`` (``post run
+--step-by-step``) runs each step after the one it reads, as before.
+
 Resumable at two levels: ``<take>/post/plan-<name>.json`` records each finished step under a
 key (its settings and the keys of the steps it reads), so a rerun does not even call a step
 whose key is unchanged; a step stopped half-way (Ctrl-C) resumes from its own ledger, redoing
@@ -48,6 +54,10 @@ class StepContext:
     plan_dir: Path
     ray: str | None = None
     progress: bool = True
+    # streaming (``planstream``): do only these frames now, reading the input as ``source_frames``
+    # (its whole frame list, as it will be); None: the whole step
+    frames: list[int] | None = None
+    source_frames: list[int] | None = None
 
     def path(self, key: str, default: Any = None) -> Path | None:
         """A path setting, relative to the plan file (``@id`` references are absolute already)."""
@@ -180,9 +190,15 @@ class PlanReport:
     seconds: dict[str, float] = field(default_factory=dict)
 
 
+def _load(fn: Any) -> Callable[[StepContext], StepOutput]:
+    return fn.load() if (not callable(fn) or hasattr(fn, "load")) else fn
+
+
 def run_plan(plan: Plan | str | Path, *, take: str | Path | None = None, ray: str | None = None, progress: bool = True,
-             kinds: dict[str, Any] | None = None, log: Callable[[str], None] = lambda s: None) -> PlanReport:
-    """Run the plan's steps in dependency order, skipping those finished under the same key."""
+             kinds: dict[str, Any] | None = None, log: Callable[[str], None] = lambda s: None, stream: bool = True) -> PlanReport:
+    """Run the plan's steps in dependency order, skipping those finished under the same key;
+    ``stream``: a step that can read a growing input starts on its input's chunks as they are
+    recorded (``planstream``)."""
     plan = plan if isinstance(plan, Plan) else load_plan(plan)
     take_ref = take or plan.take
     if take_ref is None:
@@ -209,6 +225,7 @@ def run_plan(plan: Plan | str | Path, *, take: str | Path | None = None, ray: st
     state.update(plan=str(plan.path), name=plan.name)
     report = PlanReport()
     keys: dict[str, str] = {}
+    streamers: dict[str, Any] = {}
     for s in plan.order:
         args = _resolve(s.args, report.outputs)
         keys[s.id] = stable_hash({"kind": s.kind, "args": args, "after": {a: keys[a] for a in s.after}})
@@ -218,24 +235,35 @@ def run_plan(plan: Plan | str | Path, *, take: str | Path | None = None, ray: st
             report.outputs[s.id] = Path(rec["output"])
             log(f"{s.id}: done before, skipped")
             continue
-        fn = kinds[s.kind]
-        if not callable(fn) or hasattr(fn, "load"):
-            fn = fn.load()
-        steps_state[s.id] = {"kind": s.kind, "key": keys[s.id], "state": "running", "started": _now()}
+        fn = _load(kinds[s.kind])
+        streamed = _join_streamer(streamers.pop(s.id, None), log)
+        resuming = rec.get("key") == keys[s.id]  # the same settings stopped half-way: its recorded frames count
+        steps_state[s.id] = {"kind": s.kind, "key": keys[s.id], "state": "running", "started": _now(), **({"streamed": streamed} if streamed else {})}
         atomic_write_json(state_path, state)
         log(f"{s.id}: {s.kind}")
         t0 = time.perf_counter()
+        ctx = StepContext(take_path, s.id, args, plan.path.parent, ray=ray, progress=progress)
+        started = _start_streamers(plan, s, ctx, fn, keys, report.outputs, steps_state, kinds, resuming, state_path, log) if stream else {}
+        streamers.update(started)
         try:
-            out = fn(StepContext(take_path, s.id, args, plan.path.parent, ray=ray, progress=progress))
+            out = fn(ctx)
         except (Interrupted, KeyboardInterrupt):
             steps_state[s.id]["state"] = "interrupted"
+            for tid, st in list(streamers.items()):
+                n = _join_streamer(streamers.pop(tid), log)
+                if n:
+                    steps_state[tid] = {"kind": next(p.kind for p in plan.steps if p.id == tid), "key": st.key, "state": "interrupted", "streamed": n}
             atomic_write_json(state_path, state)
             raise Interrupted(f"plan {plan.name}: stopped in step {s.id!r}; {len(report.ran) + len(report.skipped)} step(s) finished",
                               hint="run the same command again: finished steps and frames are kept") from None
         except Exception:
             steps_state[s.id]["state"] = "failed"
+            for tid in list(streamers):
+                _join_streamer(streamers.pop(tid), log)
             atomic_write_json(state_path, state)
             raise
+        for st in started.values():
+            st.input_done()  # it does the windows still ready, then ends; the plan calls its step whole later
         report.seconds[s.id] = time.perf_counter() - t0
         report.ran.append(s.id)
         report.outputs[s.id] = out.path
@@ -244,6 +272,60 @@ def run_plan(plan: Plan | str | Path, *, take: str | Path | None = None, ray: st
         atomic_write_json(state_path, state)
         log(f"{s.id}: {out.done} frame(s) done, {out.skipped} already done -> {out.path}")
     return report
+
+
+def _start_streamers(plan: Plan, s: PlanStep, ctx: StepContext, fn: Any, keys: dict[str, str], outputs: dict[str, Path],
+                     steps_state: dict[str, Any], kinds: dict[str, Any], resuming: bool, state_path: Path,
+                     log: Callable[[str], None]) -> dict[str, Any]:
+    """Helper threads for the steps that read ``s`` and can start on its chunks now."""
+    from .planstream import LedgerFrames, Streamer, spec_of
+
+    up = spec_of(fn)
+    if up is None or up.frames is None:
+        return {}
+    out: dict[str, Any] = {}
+    planned: list[int] | None = None
+    for t in plan.steps:
+        if s.id not in t.after or s.id not in _refs(list(t.args.values())) or not set(t.after) <= set(keys):
+            continue  # it does not read s, or waits on a step not run yet
+        t_fn = _load(kinds[t.kind])
+        down = spec_of(t_fn)
+        if down is None or down.window is None:
+            continue
+        t_args = _resolve(t.args, {**outputs, s.id: up.step_dir(ctx) / up.output})
+        t_key = stable_hash({"kind": t.kind, "args": t_args, "after": {a: keys[a] for a in t.after}})
+        prev = steps_state.get(t.id) or {}
+        if prev.get("state") == "done" and prev.get("key") == t_key:
+            continue
+        if planned is None:
+            try:
+                planned = list(up.frames(ctx))
+            except Exception as exc:  # the step itself will say what is wrong, in one line
+                log(f"{s.id}: not streaming ({str(exc).splitlines()[0][:120]})")
+                return out
+            if ctx.ray:
+                from .distributed.scheduler import connect
+
+                connect(ctx.ray)  # once, here: helper threads then find Ray initialised
+        t_ctx = StepContext(ctx.take, t.id, t_args, plan.path.parent, ray=ctx.ray, progress=False)
+        follow = LedgerFrames(up.step_dir(ctx), from_start=resuming)
+        st = Streamer(t_fn, t_ctx, down, planned, follow, state_path.with_name(state_path.stem + ".chunks.jsonl"), t.id)
+        st.key = t_key
+        st.start()
+        log(f"{t.id}: starts on {s.id}'s chunks as they are written ({st.window} frame(s) a chunk)")
+        out[t.id] = st
+    return out
+
+
+def _join_streamer(st: Any, log: Callable[[str], None]) -> int:
+    """Stop a helper thread after its chunk in hand; how many frames it did."""
+    if st is None:
+        return 0
+    st.stop()
+    st.join()
+    if st.error is not None:
+        log(f"{st.plan_step}: streaming stopped ({str(st.error).splitlines()[0][:160] if str(st.error) else type(st.error).__name__}); the step runs whole")
+    return len(st.done)
 
 
 def _now() -> str:

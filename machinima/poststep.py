@@ -44,11 +44,7 @@ import datetime as _dt
 import hashlib
 import json
 import os
-import platform
-import sys
 import time
-import weakref
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
@@ -58,9 +54,10 @@ from .errors import MachinimaError
 from .frameio import WriteBehind, in_flight
 from .fsutil import atomic_write_json
 from .imageseq import encode_qoi, frame_path, qoi_available, write_image
-from .stepfiles import check_step_folder, file_hash  # noqa: F401 - part of this module's API
+from .stepdisclosure import _discloses, _disclosure_of, _live, _video, write_still, write_video  # noqa: F401 - part of this module's API
+from .stepfiles import check_step_folder, file_hash, stable_hash, versions  # noqa: F401 - part of this module's API
 from .stepfiles import write_frame_bytes as _write_bytes
-from .steploop import StopFlag  # noqa: F401 - part of this module's API
+from .steploop import StepReport, StopFlag  # noqa: F401 - part of this module's API
 from .steploop import progress_bar as _progress
 from .steploop import say as _say
 
@@ -73,50 +70,6 @@ WRITE_BEHIND = True  # False: each frame written before the next is computed (th
 
 class Interrupted(MachinimaError):
     """The run was stopped by Ctrl-C (or SIGTERM) after finishing the frame in hand."""
-
-
-def stable_hash(obj: Any) -> str:
-    """A short hash of JSON-able data, independent of key order."""
-    blob = json.dumps(obj, sort_keys=True, default=str, separators=(",", ":")).encode()
-    return hashlib.sha256(blob).hexdigest()[:16]
-
-
-def versions() -> dict[str, str]:
-    """Versions of what shaped the pixels, for params.json (only modules already imported)."""
-    out = {"python": platform.python_version(), "numpy": np.__version__}
-    for mod in ("torch", "diffusers", "transformers", "cv2", "mediapipe", "onnxruntime", "bpy", "av"):
-        m = sys.modules.get(mod)
-        if m is not None:
-            out[mod] = str(getattr(m, "__version__", getattr(getattr(m, "app", None), "version_string", "?")))
-    from . import __version__
-
-    out["machinima"] = __version__
-    return out
-
-
-@dataclass
-class StepReport:
-    step_id: str
-    out_dir: Path
-    done: list[int] = field(default_factory=list)
-    skipped: list[int] = field(default_factory=list)
-    failed: dict[int, str] = field(default_factory=dict)
-    seconds: float = 0.0
-    kernel_seconds: float = 0.0  # inside ``process`` (the step's compute, and its own reads)
-    write_wait_seconds: float = 0.0  # waiting on the write-behind queue (encoding not hidden)
-    bytes_written: int = 0
-    seal_seconds: float = 0.0  # signing the sequence manifest (QOI frames), once per run
-
-    @property
-    def fps(self) -> float:
-        return len(self.done) / self.seconds if self.seconds > 0 else 0.0
-
-    def summary(self, what: str = "") -> str:
-        """Frames/s disk to disk beside the kernel's: the line every step's CLI prints at its end."""
-        from .frameio import summary_line
-
-        return summary_line(what or self.step_id, len(self.done), self.seconds, self.kernel_seconds,
-                            write_wait_s=self.write_wait_seconds, bytes_written=self.bytes_written)
 
 
 class PostStep:
@@ -169,6 +122,9 @@ class PostStep:
         self.params_hash = stable_hash(base)
         if self.disclosure is not None:
             self.disclosure.params_hash = self.params_hash
+            if self.intermediate == "qoi":  # the step's movie keeps its frames' mark (Disclosure.write_video)
+                self.disclosure.sequence_id = self.sequence_manifest_id()
+        self._marker: Any = None  # provenance.SequenceMarker: QOI frames marked in frame order (``run``)
         self.out_dir.mkdir(parents=True, exist_ok=True)
         _live[self.out_dir.resolve()] = self
         import threading
@@ -246,9 +202,10 @@ class PostStep:
 
     def write_video(self, path: str | Path, frames: Iterable[np.ndarray], fps: float | str = 24, *, crf: int = 18,
                     before_signing: Callable[[Path], None] | None = None) -> Path:
-        """The step's movie, disclosed like its frames (each frame marked with the video's
-        manifest id, the file signed). ``before_signing(path)`` may rewrite the encoded file
-        (e.g. mux audio in) without touching the pixels."""
+        """The step's movie, disclosed like its frames, the file signed: QOI frames keep their
+        mark (the step's sequence id, which the movie's manifest records), PNG-era frames are
+        marked with the movie's own id (``Disclosure.write_video``). ``before_signing(path)``
+        may rewrite the encoded file (e.g. mux audio in) without touching the pixels."""
         return _video(self.disclosure, path, frames, fps, crf, before_signing)
 
     # --- bookkeeping ----------------------------------------------------------------------
@@ -317,9 +274,10 @@ class PostStep:
         return self.intermediate if _discloses(a) else "png"
 
     def _write_frame(self, frame: int, key: str, outputs: Outputs, seconds: float,
-                     meta: dict[str, Any] | None = None) -> tuple[list[Path], int]:
+                     meta: dict[str, Any] | None = None, premarked: frozenset[str] = frozenset()) -> tuple[list[Path], int]:
         """Encode and write one frame's outputs, then commit its ledger line. Thread-safe: the
-        write-behind pool calls it for several frames at once. Returns (files, bytes written)."""
+        write-behind pool calls it for several frames at once. ``premarked``: outputs the step
+        loop already marked (``SequenceMarker``). Returns (files, bytes written)."""
         written: list[Path] = []
         disclosed: list[str] = []
         hashes: dict[str, str] = {}
@@ -330,7 +288,7 @@ class PostStep:
             rel = str(path.relative_to(self.out_dir))
             if self.disclosure is not None and _discloses(img) and ext == "qoi":
                 # watermark naming the step's sequence manifest; the frame's hash goes into it
-                data = encode_qoi(self.disclosure.mark(img, self.sequence_manifest_id()), path.name)
+                data = encode_qoi(img if name in premarked else self.disclosure.mark(img, self.sequence_manifest_id()), path.name)
                 _write_bytes(path, data)
                 hashes[rel] = hashlib.sha256(data).hexdigest()
                 disclosed.append(rel)
@@ -425,6 +383,11 @@ class PostStep:
         night's batch); ``'raise'`` stops.
         """
         frames = list(frames)
+        if self.disclosure is not None and self.intermediate == "qoi":  # a fresh memory each run
+            from .provenance.sequence import SequenceMarker
+
+            self._marker = SequenceMarker(self.disclosure, self.sequence_manifest_id(),
+                                          lambda a: _discloses(a) and self._ext_of(a) == "qoi")
         report = StepReport(self.step_id, self.out_dir)
         keys = {f: self.frame_key(f, frame_inputs(f) if frame_inputs else None) for f in frames}
         todo = [f for f in frames if not self.is_done(f, keys[f])]
@@ -462,9 +425,13 @@ class PostStep:
                         nbytes = sum(np.asarray(o).nbytes for o in results[0].values()) or 1
                         writer = WriteBehind(in_flight(nbytes) if WRITE_BEHIND else 1, 1 if not WRITE_BEHIND else None)
                     for f, outs in zip(batch, results):
-                        # a copy (~1 ms a 1080p frame): a kernel may reuse its buffers for the next frame
-                        outs = {k: np.array(v, copy=True) for k, v in outs.items()}
-                        self._inflight[f] = writer.submit(self._write_done, report, f, keys[f], outs, dt)
+                        # a copy (~1 ms a 1080p frame): a kernel may reuse its buffers for the next frame;
+                        # QOI pictures marked here, in frame order (a still mark on a still picture)
+                        if self._marker is not None:
+                            outs, premarked = self._marker.mark(outs)
+                        else:
+                            outs, premarked = {k: np.array(v, copy=True) for k, v in outs.items()}, frozenset()
+                        self._inflight[f] = writer.submit(self._write_done, report, f, keys[f], outs, dt, premarked)
                         if not WRITE_BEHIND:
                             writer.drain()
                     bar.advance(len(batch))
@@ -496,70 +463,12 @@ class PostStep:
         report.done.sort()
         return report
 
-    def _write_done(self, report: StepReport, frame: int, key: str, outputs: Outputs, seconds: float) -> None:
+    def _write_done(self, report: StepReport, frame: int, key: str, outputs: Outputs, seconds: float,
+                    premarked: frozenset[str] = frozenset()) -> None:
         try:
-            _, nbytes = self._write_frame(frame, key, outputs, seconds)
+            _, nbytes = self._write_frame(frame, key, outputs, seconds, premarked=premarked)
             with self._ledger_lock:
                 report.done.append(frame)
                 report.bytes_written += nbytes
         finally:
             self._inflight.pop(frame, None)
-
-
-_live: "weakref.WeakValueDictionary[Path, PostStep]" = weakref.WeakValueDictionary()
-
-
-def _disclosure_of(folder: Path) -> Any:
-    """The disclosure of the step whose folder is ``folder``: the live ``PostStep``'s, else the
-    one its params.json describes; None under a recorded "off" decision."""
-    step = _live.get(folder.resolve())
-    if step is not None:
-        return step.disclosure
-    from . import provenance
-
-    try:
-        doc = json.loads((folder / "params.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        doc = {}
-    decision = provenance.read_decision(provenance.decision_home(folder))
-    if decision is not None and not decision.disclose and decision.honoured:
-        return None
-    d = provenance.disclosure_for_step(folder, str(doc.get("step") or "picture"), rights=doc.get("rights"), inputs=doc.get("inputs"))
-    d.params_hash = str(doc.get("params_hash") or "")
-    return d
-
-
-def write_video(path: str | Path, frames: Iterable[np.ndarray], fps: float | str = 24, *, crf: int = 18,
-                before_signing: Callable[[Path], None] | None = None) -> Path:
-    """A post step's movie (``<step folder>/<name>.mp4``), disclosed like the step's frames: the
-    drop-in for ``imageseq.write_video`` at the end of every post step."""
-    return _video(_disclosure_of(Path(path).parent), path, frames, fps, crf, before_signing)
-
-
-def _video(disclosure: Any, path: str | Path, frames: Iterable[np.ndarray], fps: float | str, crf: int,
-           before_signing: Callable[[Path], None] | None) -> Path:
-    if disclosure is not None:
-        return disclosure.write_video(path, frames, fps, crf=crf, before_signing=before_signing)
-    from .imageseq import write_video as encode  # a recorded "off" decision: plain
-
-    out = encode(path, frames, fps, crf=crf)
-    if before_signing is not None:
-        before_signing(out)
-    return out
-
-
-def write_still(path: str | Path, image: np.ndarray) -> Path:
-    """A picture a step writes beside its frames (a QC contact sheet, a preview), disclosed like
-    them: the drop-in for ``imageseq.write_image`` there. Masks and float data pass unchanged."""
-    path = Path(path)
-    d = _disclosure_of(path.parent)
-    if d is None or not _discloses(image) or path.suffix.lower() not in (".png", ".jpg", ".jpeg"):
-        return write_image(path, image)
-    _write_bytes(path, d.encode(image, path.name, ext=path.suffix.lower()))
-    return path
-
-
-def _discloses(img: Any) -> bool:
-    """Outputs that get watermark + manifest: 8-bit RGB(A) pictures (not masks, not EXR data)."""
-    a = np.asarray(img)
-    return a.dtype == np.uint8 and a.ndim == 3 and a.shape[2] in (3, 4)

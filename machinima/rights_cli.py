@@ -243,6 +243,10 @@ def _print_audit(rep) -> None:
     console.print(s)
     for d in rep.deliveries:
         console.print(f"delivery {d['path']}: {d['status']} ({d['reason']})", highlight=False)
+    for inh in rep.inherited:
+        console.print(f"inherited clearance {inh.get('where')}: faces put in by face-swap merge {inh.get('step_id')} "
+                      f"({inh.get('from_step')}), source {', '.join(inh.get('source') or []) or '-'}, destination "
+                      f"{', '.join(inh.get('destination') or []) or '-'} ({inh.get('scope')})", highlight=False)
     for ov in rep.overrides:
         console.print(f"[yellow]override[/] {ov.get('where')}: {ov.get('reason')} (by {ov.get('by') or '?'} at {ov.get('at')})", highlight=False)
     for p in rep.problems:

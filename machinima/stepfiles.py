@@ -1,13 +1,18 @@
-"""A step folder's files: frames written atomically under per-process temporary names, and the
-folder's integrity as ``machinima takes verify`` checks it (kept apart from ``poststep``)."""
+"""A step folder's files: frames written atomically under per-process temporary names, the
+folder's integrity as ``machinima takes verify`` checks it, and the hashes and versions its
+params.json and frame keys are made of (kept apart from ``poststep``)."""
 
 from __future__ import annotations
 
 import hashlib
 import json
 import os
+import platform
+import sys
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from .errors import MachinimaError
 
@@ -76,3 +81,22 @@ def check_step_folder(folder: str | Path) -> tuple[dict[str, Any], list[str]]:
     if sequence and not counts["sidecar"]:
         problems.append(f"{SIDECAR} (the signed manifest of its QOI frames) is missing: rerun the step to seal it")
     return counts, problems
+
+
+def stable_hash(obj: Any) -> str:
+    """A short hash of JSON-able data, independent of key order."""
+    blob = json.dumps(obj, sort_keys=True, default=str, separators=(",", ":")).encode()
+    return hashlib.sha256(blob).hexdigest()[:16]
+
+
+def versions() -> dict[str, str]:
+    """Versions of what shaped the pixels, for params.json (only modules already imported)."""
+    out = {"python": platform.python_version(), "numpy": np.__version__}
+    for mod in ("torch", "diffusers", "transformers", "cv2", "mediapipe", "onnxruntime", "bpy", "av"):
+        m = sys.modules.get(mod)
+        if m is not None:
+            out[mod] = str(getattr(m, "__version__", getattr(getattr(m, "app", None), "version_string", "?")))
+    from . import __version__
+
+    out["machinima"] = __version__
+    return out

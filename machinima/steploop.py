@@ -1,10 +1,13 @@
 """The frame loop's companions: Ctrl-C as a flag checked between frames, the progress bar, and
-the summary line every step prints at its end (kept apart from ``poststep`` to keep it small)."""
+the run's report with the summary line every step prints at its end (kept apart from
+``poststep`` to keep it small)."""
 
 from __future__ import annotations
 
 import signal
 import time
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 
@@ -70,3 +73,28 @@ def say(line: str) -> None:
 
 def progress_bar(enabled: bool, description: str, total: int, completed: int) -> Bar:
     return Bar(enabled and total > 0, description, total, completed)
+
+
+@dataclass
+class StepReport:
+    step_id: str
+    out_dir: Path
+    done: list[int] = field(default_factory=list)
+    skipped: list[int] = field(default_factory=list)
+    failed: dict[int, str] = field(default_factory=dict)
+    seconds: float = 0.0
+    kernel_seconds: float = 0.0  # inside ``process`` (the step's compute, and its own reads)
+    write_wait_seconds: float = 0.0  # waiting on the write-behind queue (encoding not hidden)
+    bytes_written: int = 0
+    seal_seconds: float = 0.0  # signing the sequence manifest (QOI frames), once per run
+
+    @property
+    def fps(self) -> float:
+        return len(self.done) / self.seconds if self.seconds > 0 else 0.0
+
+    def summary(self, what: str = "") -> str:
+        """Frames/s disk to disk beside the kernel's: the line every step's CLI prints at its end."""
+        from .frameio import summary_line
+
+        return summary_line(what or self.step_id, len(self.done), self.seconds, self.kernel_seconds,
+                            write_wait_s=self.write_wait_seconds, bytes_written=self.bytes_written)

@@ -25,6 +25,9 @@ It only drives the sans-I/O protocol (``machinima.protocol``) and the recorder:
    is closed with 4009; a dead or closing socket is skipped, never raised to the loop.
 6. Once a second: performer health (rate, loss, latency), the stage ``state`` to subscribers,
    slow viewers and expired tokens.
+
+Step 3's handlers live in ``server.commands`` (``StageCommands``), steps 5-6 in ``server.tick``
+(``StageTick``), both mixins of ``StageServer``; a source's health in ``server.source``.
 """
 
 from __future__ import annotations
@@ -37,7 +40,6 @@ import socket
 import time
 import uuid
 from collections import OrderedDict
-from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -46,61 +48,23 @@ import numpy as np
 
 from machinima import __version__
 from machinima import protocol as P
-from machinima.catalog import Catalog
-from machinima.errors import DiskFullError, MachinimaError, TimecodeError
-from machinima.take import Take, iter_take_folders, read_manifest, recover_all
-from machinima.timecode import Timecode, time_of_day
+from machinima.errors import DiskFullError, MachinimaError
+from machinima.take import recover_all
 
 from .auth import load_secret
+from .commands import StageCommands
 from .conn import Conn, Limits, close_reason, ws_frame as _ws_frame
-from .errors import RecordingError, StageError
+from .errors import StageError
 from .recorder import Recorder
+from .source import Source
+from .tick import StageTick
+
+__all__ = ["Source", "StageServer"]
 
 log = logging.getLogger("machinima.server")
 
 
-@dataclass
-class Source:
-    """A performer (or camera) seen on the stage, with its health."""
-
-    name: str
-    kind: int = P.KIND_POSE
-    conn: "Conn | None" = None
-    frames: int = 0
-    loss: int = 0
-    last_seq: int | None = None
-    latency_ms: float = 0.0
-    rate: float = 0.0
-    last_arrival: float = 0.0
-    window_count: int = 0
-    f32: bytes = b""
-    _f16: bytes | None = None
-    dirty: bool = False
-
-    def encoded(self, enc: int) -> bytes:
-        if enc == P.ENC_F16 and self.kind == P.KIND_POSE:
-            if self._f16 is None:
-                self._f16 = P.recode_pose(self.f32, P.ENC_F16)
-            return self._f16
-        return self.f32
-
-    def health(self, now: float) -> dict[str, Any]:
-        sent = self.frames + self.loss
-        return {
-            "name": self.name,
-            "kind": "camera" if self.kind == P.KIND_CAMERA else "performer",
-            "connected": self.conn is not None,
-            "client": self.conn.name if self.conn else None,
-            "rate": round(self.rate, 1),
-            "frames": self.frames,
-            "loss": self.loss,
-            "loss_pct": round(100.0 * self.loss / sent, 2) if sent else 0.0,
-            "latency_ms": round(self.latency_ms, 2),
-            "last_seen_s": round(now - self.last_arrival, 2) if self.last_arrival else None,
-        }
-
-
-class StageServer:
+class StageServer(StageCommands, StageTick):
     """``StageServer(root).start()`` then ``serve_forever()``; ``stop()`` ends it cleanly."""
 
     def __init__(
@@ -534,306 +498,3 @@ class StageServer:
             log.exception("closing take %s after %s failed", take_id, exc)
         self.last_take = take_id or self.last_take
         self._state_dirty = True
-
-    # --- control messages ------------------------------------------------------------------------
-    async def _on_text(self, conn: Conn, raw: str) -> None:
-        try:
-            msg = P.parse_control(raw)
-        except P.ProtocolError as exc:
-            await conn.ws.send(P.error_message(exc))
-            return
-        mid = msg.get("id")
-        key = (conn.name, mid) if mid else None
-        if key and key in self._answers:
-            await conn.ws.send(self._answers[key])
-            return
-        mtype = msg["type"]
-        try:
-            if self.allowed_types is not None and mtype not in self.allowed_types:
-                raise P.ProtocolError("forbidden", f"{self.endpoint} is for watching ({', '.join(sorted(self.allowed_types))}): send {mtype} to /stage on the main port")
-            if mtype not in P.PERMISSIONS[conn.role]:
-                raise P.ProtocolError("forbidden", f"a {conn.role} may not send {mtype}", hint="ask for a director token" if mtype in P.PERMISSIONS["director"] else None)
-            if mtype == "hello":
-                raise P.ProtocolError("bad_message", "already said hello on this connection")
-            result = getattr(self, f"_cmd_{mtype}")(conn, msg)
-            reply = P.encode_control("ack", id=mid, result=result or {})
-        except P.ProtocolError as exc:
-            exc.id = mid
-            reply = P.error_message(exc)
-        except DiskFullError as exc:
-            self._recording_failed(exc)
-            reply = P.error_message(P.ProtocolError("disk_full", f"recording stopped: {exc}", id=mid))
-        except RecordingError as exc:
-            reply = P.error_message(P.ProtocolError("server_error", str(exc), id=mid))
-        except Exception as exc:  # never crash the stage for one command
-            log.exception("command %s failed", mtype)
-            reply = P.error_message(P.ProtocolError("server_error", f"{mtype} failed: {exc}", id=mid))
-        if key:
-            self._answers[key] = reply
-            while len(self._answers) > self.limits.id_cache:
-                self._answers.popitem(last=False)
-        await conn.ws.send(reply)
-
-    def _cmd_subscribe(self, conn: Conn, msg: dict[str, Any]) -> dict[str, Any]:
-        conn.frames = msg.get("frames", True)
-        perf = msg.get("performers")
-        conn.performers = frozenset(perf) if perf is not None else None
-        conn.encoding = P.ENCODINGS[msg.get("encoding", "f32")]
-        conn.events = msg.get("events", True)
-        self._groups_cache = None
-        if conn.frames:
-            conn.start_probe(min(1.0, self.limits.slow_close_s / 4))
-        return {"frames": conn.frames, "performers": perf, "encoding": msg.get("encoding", "f32"), "events": conn.events}
-
-    def _cmd_slate(self, conn: Conn, msg: dict[str, Any]) -> dict[str, Any]:
-        for k in ("production", "scene", "shot"):
-            if k in msg:
-                if not msg[k].strip():
-                    raise P.ProtocolError("bad_message", f"slate {k} may not be empty")
-                self.slate[k] = msg[k].strip()
-        self._state_dirty = True
-        return {"slate": dict(self.slate)}
-
-    def _cmd_record(self, conn: Conn, msg: dict[str, Any]) -> dict[str, Any]:
-        if self.recorder.recording:
-            raise P.ProtocolError("already_recording", f"take {self.recorder.take.id} is already recording; stop it first")
-        tc_in, origin_ns = self._timecode_in(msg.get("timecode"))
-        for k, v in (msg.get("slate") or {}).items():
-            self.slate[k] = v.strip()
-        performers = sorted(n for n, s in self.sources.items() if s.kind == P.KIND_POSE and s.conn is not None)
-        notes = list(msg.get("notes") or [])
-        try:
-            take = self.recorder.start(dict(self.slate), performers=performers, notes=notes, timecode_in=tc_in, origin_ns=origin_ns)
-        except DiskFullError as exc:
-            raise P.ProtocolError("disk_full", f"cannot record: {exc}") from None
-        take.manifest.extra["stage"] = {"director": conn.name, "server": f"machinima {__version__}"}
-        take.save()
-        self._loss_at_start = {n: s.loss for n, s in self.sources.items()}
-        self.last_take = take.id
-        self._state_dirty = True
-        return {"take": take.id, "take_number": take.manifest.slate.take, "timecode_in": take.manifest.timecode_in, "slate": dict(self.slate), "performers": performers}
-
-    def _timecode_in(self, given: str | None) -> tuple[str, int]:
-        """Timecode in of a new take and the monotonic instant it stands for: the one the
-        director gives, else the stage clock's time of day (as Unreal's Take Recorder stamps
-        takes), frame-aligned so the take's frames are the time of day's frames."""
-        if given:
-            try:
-                return str(Timecode.parse(given, self.recorder.fps)), time.monotonic_ns()
-            except TimecodeError as exc:
-                raise P.ProtocolError("bad_message", f"record.timecode: {exc}") from None
-        tc, origin_ns = time_of_day(self.recorder.fps)
-        return str(tc), origin_ns
-
-    def _cmd_stop(self, conn: Conn, msg: dict[str, Any], cut: bool = False) -> dict[str, Any]:
-        if not self.recorder.recording:
-            raise P.ProtocolError("not_recording", "no take is recording")
-        # Network loss per performer during the take (missing sequence numbers), for post.
-        stage_info = self.recorder.take.manifest.extra.setdefault("stage", {})
-        stage_info["loss"] = {p: self.sources[p].loss - self._loss_at_start.get(p, 0) for p in self.recorder.performers() if p in self.sources}
-        result = self.recorder.stop(cut=cut)
-        self.last_take = result["take"]
-        self._state_dirty = True
-        return result
-
-    def _cmd_cut(self, conn: Conn, msg: dict[str, Any]) -> dict[str, Any]:
-        return self._cmd_stop(conn, msg, cut=True)
-
-    def _cmd_marker(self, conn: Conn, msg: dict[str, Any]) -> dict[str, Any]:
-        if not self.recorder.recording:
-            raise P.ProtocolError("not_recording", "markers go into a running take; press record first")
-        marker = self.recorder.marker(time.monotonic_ns(), msg["name"], msg.get("note", ""), msg.get("color", "red"))
-        self._state_dirty = True
-        return {"take": self.recorder.take.id, "marker": marker}
-
-    def _cmd_note(self, conn: Conn, msg: dict[str, Any]) -> dict[str, Any]:
-        tid = msg.get("take")
-        running = self.recorder.take
-        if running is not None and tid in (None, running.id):
-            running.add_note(msg["text"])
-            return {"take": running.id, "notes": list(running.manifest.notes)}
-        tid = tid or self.last_take
-        if not tid or "/" in tid or tid.startswith(".") or not (self.root / tid).is_dir():
-            raise P.ProtocolError("not_found", f"no take {tid!r} on this stage" if tid else "no take yet: record one first")
-        take = Take.open(self.root / tid, writable=True)
-        try:
-            take.add_note(msg["text"])
-            try:
-                Catalog(self.root).upsert(take.path, take.manifest)
-            except Exception:
-                pass
-            return {"take": take.id, "notes": list(take.manifest.notes)}
-        finally:
-            take.close()
-
-    def _cmd_kick(self, conn: Conn, msg: dict[str, Any]) -> dict[str, Any]:
-        target = self.conns.get(msg["name"])
-        if target is None:
-            raise P.ProtocolError("not_found", f"no client named {msg['name']!r} on the stage")
-        self._close(target, P.CLOSE_KICKED, f"kicked by {conn.name}: {msg.get('reason', '')}".strip(": "))
-        self._detach(target, "kicked")
-        return {"kicked": target.name}
-
-    def _cmd_takes(self, conn: Conn, msg: dict[str, Any]) -> dict[str, Any]:
-        limit = max(1, min(int(msg.get("limit") or 50), 500))
-        rows = []
-        for folder in iter_take_folders(self.root):
-            try:
-                m = read_manifest(folder)
-            except MachinimaError:
-                continue
-            rows.append({"id": m.id, "status": m.status, "slate": vars(m.slate), "created": m.created, "timecode_in": m.timecode_in,
-                         "timecode_out": m.timecode_out, "notes": m.notes, "markers": m.markers, "performers": [p.get("name") for p in m.performers]})
-        rows.sort(key=lambda r: (r["created"], r["id"]), reverse=True)
-        return {"takes": rows[:limit]}
-
-    def _cmd_event(self, conn: Conn, msg: dict[str, Any]) -> dict[str, Any]:
-        t_ns = time.monotonic_ns()
-        payload = {"name": msg["name"], "payload": msg.get("payload", {}), "from": conn.name}
-        recorded = False
-        if self.recorder.recording:
-            recorded = self._guard(lambda: self.recorder.event(t_ns, payload))
-        frame = _ws_frame(P.encode_control("event", name=msg["name"], payload=msg.get("payload", {}), **{"from": conn.name}, t_ns=time.time_ns()).encode(), 0x1)
-        for c in list(self.conns.values()):
-            if c.events and c is not conn:
-                c.write(frame)
-        return {"recorded": recorded}
-
-    def _cmd_ping(self, conn: Conn, msg: dict[str, Any]) -> dict[str, Any]:
-        conn.write(_ws_frame(P.encode_control("pong", t=msg.get("t"), server_t=time.time()).encode(), 0x1))  # t: finite (parse_control)
-        return {"server_t": time.time()}
-
-    # --- the tick: fan-out, flush, health, state --------------------------------------------------
-    async def _tick_loop(self) -> None:
-        """Fan out as soon as every live performer has a new frame, or ``coalesce_s`` after
-        the first new one, at most 1.25 x ``tick`` times a second: frames do not wait for a
-        fixed clock (a fixed 60 Hz tick alone adds up to 16.7 ms of latency)."""
-        loop = asyncio.get_running_loop()
-        period = 1.0 / self.tick
-        coalesce = min(0.004, period / 4)
-        spacing = 0.8 * period
-        last = 0.0
-        next_second = loop.time() + 1.0
-        while True:
-            try:
-                await asyncio.wait_for(self._new_frames.wait(), period)
-            except asyncio.TimeoutError:
-                pass
-            if self._new_frames.is_set():
-                deadline = loop.time() + coalesce
-                while True:
-                    self._new_frames.clear()
-                    live = [s for s in self.sources.values() if s.conn is not None and s.kind != P.KIND_BLEND]
-                    left = deadline - loop.time()
-                    if left <= 0 or all(s.dirty for s in live):
-                        break
-                    try:
-                        await asyncio.wait_for(self._new_frames.wait(), left)
-                    except asyncio.TimeoutError:
-                        break
-                wait = last + spacing - loop.time()
-                if wait > 0:
-                    await asyncio.sleep(wait)
-            try:
-                if any(s.dirty for s in self.sources.values()):
-                    self._fanout()
-                    last = loop.time()
-                if self.recorder.recording:
-                    self._guard(self.recorder.tick)
-                now = loop.time()
-                if now >= next_second:
-                    self._every_second(now - next_second + 1.0)
-                    next_second = now + 1.0
-                elif self._state_dirty:
-                    self._broadcast_state()
-            except Exception:
-                log.exception("tick failed")
-
-    def _groups(self) -> dict[tuple[Any, int], list[Conn]]:
-        """Frame subscribers grouped by interest (performers, encoding); rebuilt on changes."""
-        if self._groups_cache is None:
-            groups: dict[tuple[Any, int], list[Conn]] = {}
-            for c in self.conns.values():
-                if c.frames and not c.closing and c.ws is not None:
-                    groups.setdefault((c.performers, c.encoding), []).append(c)
-            self._groups_cache = groups
-        return self._groups_cache
-
-    def _fanout(self) -> None:
-        dirty = [s for s in self.sources.values() if s.dirty]
-        if not dirty:
-            return
-        self.tick_seq += 1
-        limit = self.limits.viewer_buffer
-        stats = self.stats
-        for (interest, enc), conns in self._groups().items():
-            if interest is None:
-                parts = [s.encoded(enc) for s in dirty]
-            else:
-                parts = [s.encoded(enc) for s in dirty if s.name in interest]
-            if not parts:
-                continue
-            data = _ws_frame(P.encode_bundle(parts, seq=self.tick_seq), 0x2)
-            sent = 0
-            for conn in conns:
-                if not conn.is_open():  # closing, half-closed, gone: never raise, never wait
-                    continue
-                if conn.ws.transport.get_write_buffer_size() > limit:
-                    conn.dropped += 1
-                    stats["skipped"] += 1
-                    continue
-                sent += conn.write(data)
-            stats["bundles_out"] += sent
-        if self._live is not None:
-            self._live.publish(dirty, self.tick_seq)
-        for s in dirty:
-            s.dirty = False
-
-    def _every_second(self, span: float) -> None:
-        for s in self.sources.values():
-            s.rate = s.window_count / max(span, 1e-3)
-            s.window_count = 0
-        now, wall = time.monotonic(), time.time()
-        slow = self.limits.slow_close_s
-        for c in list(self.conns.values()):
-            if c.dropped > c.dropped_told:
-                c.write(_ws_frame(P.encode_control("dropped", count=c.dropped - c.dropped_told, total=c.dropped).encode(), 0x1))
-                c.dropped_told = c.dropped
-            if c.probe is not None and now - c.drained_at > slow:
-                self._close(c, P.CLOSE_SLOW, f"too slow: nothing read for {slow:g} s (read faster or subscribe to fewer performers / f16)")
-            if c.expires <= wall and not (self.recorder.recording and c.published):  # a take's publisher goes after stop
-                self._close(c, P.CLOSE_EXPIRED, "expired token: the token's lifetime ended (issue a new one with `machinima server token`)")
-        self._broadcast_state()
-
-    def _broadcast_state(self) -> None:
-        self._state_dirty = False
-        frame = _ws_frame(P.encode_control("state", stage=self.state()).encode(), 0x1)
-        for c in list(self.conns.values()):
-            if c.events and c.is_open() and c.ws.transport.get_write_buffer_size() <= self.limits.viewer_buffer:
-                c.write(frame)
-
-    def state(self) -> dict[str, Any]:
-        now = time.monotonic()
-        take = self.recorder.take
-        roles: dict[str, int] = {}
-        named = []
-        for c in self.conns.values():
-            roles[c.role] = roles.get(c.role, 0) + 1
-            if c.role != "observer" and len(named) < 50:
-                named.append({"name": c.name, "role": c.role, "client": c.client})
-        return {
-            "recording": take is not None,
-            "take": take.id if take else None,
-            "elapsed_s": round((time.monotonic_ns() - self.recorder.started_ns) / 1e9, 2) if take else None,
-            "recorded_samples": self.recorder.frames if take else None,
-            "slate": dict(self.slate),
-            "last_take": self.last_take,
-            "error": self.recorder.last_error,
-            "recovered": self.recovered,
-            "performers": [s.health(now) for s in self.sources.values() if s.kind != P.KIND_BLEND],
-            "clients": named,
-            "roles": roles,
-            "tick": self.tick,
-            "stats": dict(self.stats),
-            "live": self._live.summary() if self._live is not None else None,
-        }

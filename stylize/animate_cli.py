@@ -26,7 +26,7 @@ def animate(
     step_id: Optional[str] = typer.Option(None, "--step-id", help="Output folder name under post/ (default animatediff-<look>)."),
     root: Optional[Path] = typer.Option(None, "--root", help="Takes root."),
     no_video: bool = typer.Option(False, "--no-video", help="Skip the mp4."),
-    ray: Optional[str] = typer.Option(None, "--ray", help="One Ray task per segment (shot) on this cluster: auto, host:6379, local."),
+    ray: Optional[str] = typer.Option(None, "--ray", metavar="[ADDRESS]", help="One Ray task per segment (shot) on this cluster (bare --ray: RAY_ADDRESS, a running cluster, else a local one; or host:6379, local)."),
     gpus: float = typer.Option(0, "--gpus", help="With --ray: GPUs per segment (1 on a GPU cluster)."),
 ) -> None:
     """AnimateDiff a take in sliding context windows (resumable: rerun to continue)."""

@@ -19,7 +19,7 @@ console = Console()
 
 def _open_source(source: str, from_: str) -> tuple[Callable[[int], "object"], list[int], Fraction, Path, str]:
     """(frame reader, frame numbers, fps, default output folder, description) for SOURCE."""
-    from machinima.imageseq import list_frames, read_image, read_video
+    from machinima.imageseq import find_frame, list_frames, read_image, read_video
     from machinima.take import Take
 
     from .archive import ArchiveError
@@ -49,11 +49,12 @@ def _open_source(source: str, from_: str) -> tuple[Callable[[int], "object"], li
         if not folder.is_dir():
             raise ArchiveError(f"take {take.id} has no frames at {folder}", hint="render passes first, or name a step with --from post/<step-id>")
         files = list_frames(folder)
-        return (lambda f: read_image(files[f])), list(files), take.fps, take.post_dir(), f"take {take.id} ({from_})"
+        # a frame written after the listing (a plan streams a step still running) is found on disk
+        return (lambda f: read_image(files[f] if f in files else find_frame(folder, f))), list(files), take.fps, take.post_dir(), f"take {take.id} ({from_})"
     files = list_frames(p)
     if not files:
         raise ArchiveError(f"no numbered images in {p}")
-    return (lambda f: read_image(files[f])), list(files), Fraction(24), p.with_name(f"{p.name}-archive"), f"folder {p.name}"
+    return (lambda f: read_image(files[f] if f in files else find_frame(p, f))), list(files), Fraction(24), p.with_name(f"{p.name}-archive"), f"folder {p.name}"
 
 
 def archive(
@@ -64,7 +65,7 @@ def archive(
     out: Optional[Path] = typer.Option(None, help="Output folder (default: the take's post/ or beside the source)."),
     step_id: Optional[str] = typer.Option(None, help="Step folder name (default: archive-<preset>)."),
     mp4: bool = typer.Option(True, help="Also write an mp4."),
-    ray: Optional[str] = typer.Option(None, "--ray", help="Run on a Ray cluster: address or 'auto' / 'local'."),
+    ray: Optional[str] = typer.Option(None, "--ray", metavar="[ADDRESS]", help="Run on a Ray cluster (bare --ray: RAY_ADDRESS, a running cluster, else a local one; or host:6379, local)."),
     list_: bool = typer.Option(False, "--list", help="List the shipped presets and exit."),
 ) -> None:
     """Age footage with an archive preset (VHS, DV, early phone, Super 8): deterministic by seed,
@@ -87,8 +88,13 @@ def archive(
 
 
 def run_archive(source: str, preset: str = "vhs-1994", *, seed: int = 0, from_: str = "rgb", out: Optional[Path] = None,
-                step_id: Optional[str] = None, mp4: bool = True, ray: Optional[str] = None, progress: bool = True):
-    """The archive step as a function (the CLI and ``machinima post run``): (report, folder, frames)."""
+                step_id: Optional[str] = None, mp4: bool = True, ray: Optional[str] = None, progress: bool = True,
+                only: Optional[list[int]] = None, source_frames: Optional[list[int]] = None):
+    """The archive step as a function (the CLI and ``machinima post run``): (report, folder, frames).
+
+    ``only``/``source_frames`` (a plan streaming its input): age only those frames now, treating
+    ``source_frames`` as the source's frame list (its groups of pictures, its held frames), so a
+    frame comes out as in a run over the whole, finished source; no movie."""
     from machinima.imageseq import read_image
     from machinima.poststep import PostStep, write_video  # write_video: disclosed like the frames
     from machinima.sparse import held
@@ -97,11 +103,16 @@ def run_archive(source: str, preset: str = "vhs-1994", *, seed: int = 0, from_: 
 
     pre = load_preset(preset)
     read, frames, fps, default_out, what = _open_source(source, from_)
+    if source_frames is not None:
+        frames = sorted(source_frames)
+    todo = frames if only is None else sorted(only)
+    if only is not None:
+        mp4 = False
     prefetch = None
     if not ray:  # decode the next source frames while the look works on this one (Ray chunks read their own)
         from machinima.frameio import Prefetch
 
-        prefetch = Prefetch(frames, read, depth=4)
+        prefetch = Prefetch(todo, read, depth=4)
         read = prefetch.get
     folder = (out or default_out) / (step_id or f"archive-{pre.name}")
     params = {"preset": dataclasses.asdict(pre), "seed": seed, "source": what}
@@ -118,13 +129,13 @@ def run_archive(source: str, preset: str = "vhs-1994", *, seed: int = 0, from_: 
 
         from machinima.poststep import stable_hash
 
-        rep = run_on_ray(make_step, make_process, frames, address=ray, chunk_size=12, description=f"archive {pre.name}", progress=progress,
+        rep = run_on_ray(make_step, make_process, todo, address=ray, chunk_size=12, description=f"archive {pre.name}", progress=progress,
                          cache_key=stable_hash({"archive": params, "source": where, "from": from_}))
     else:
         look = ArchiveLook(pre, read, seed=seed, source_fps=fps, frames=frames)
         gop = max([int(e.params.get("gop", 1)) for e in pre.effects if e.kind == "codec"] + [1])
         try:
-            rep = make_step().run(frames, look.process, batch_size=gop, description=f"archive {pre.name}", progress=progress)
+            rep = make_step().run(todo, look.process, batch_size=gop, description=f"archive {pre.name}", progress=progress)
         finally:
             if prefetch is not None:
                 prefetch.close()

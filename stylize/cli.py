@@ -12,11 +12,12 @@ from pathlib import Path
 from typing import Optional
 
 import typer
-from typer.core import TyperGroup
+from machinima.distributed.cli import BareRayGroup
 
 
-class _RunByDefault(TyperGroup):
-    """``machinima stylize TAKE ...`` means ``machinima stylize run TAKE ...`` (the issue's form)."""
+class _RunByDefault(BareRayGroup):
+    """``machinima stylize TAKE ...`` means ``machinima stylize run TAKE ...`` (the issue's form);
+    a bare ``--ray`` means ``--ray auto`` (``BareRayGroup``)."""
 
     def parse_args(self, ctx, args):  # type: ignore[override]
         if args and args[0] not in self.commands and not args[0].startswith("-"):
@@ -38,7 +39,7 @@ def run(
     input_folder: Optional[Path] = typer.Option(None, "--input", help="Stylize this image sequence (live-action plates) instead of the passes."),
     root: Optional[Path] = typer.Option(None, "--root", help="Takes root."),
     no_video: bool = typer.Option(False, "--no-video", help="Skip the mp4."),
-    ray: Optional[str] = typer.Option(None, "--ray", help="Run one Ray task per shot/segment on this cluster (auto, host:6379, local)."),
+    ray: Optional[str] = typer.Option(None, "--ray", metavar="[ADDRESS]", help="Run one Ray task per shot/segment on this cluster (bare --ray: RAY_ADDRESS, a running cluster, else a local one; or host:6379, local)."),
     gpus: float = typer.Option(0, "--gpus", help="With --ray: GPUs per task."),
 ) -> None:
     """Stylize a take's frames with a look (resumable: rerun to continue)."""

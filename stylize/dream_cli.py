@@ -22,7 +22,7 @@ def dream(
     out: Optional[Path] = typer.Option(None, "--out", help="Output folder (default: the take's post/ or beside the image)."),
     step_id: Optional[str] = typer.Option(None, help="Step folder name (default: dream-<name>; with several images, dream-<name>-<image>)."),
     mp4: bool = typer.Option(True, help="Also write an mp4."),
-    ray: Optional[str] = typer.Option(None, "--ray", help="One Ray task per shot (source) on this cluster: auto, host:6379, local. "
+    ray: Optional[str] = typer.Option(None, "--ray", metavar="[ADDRESS]", help="One Ray task per shot (source) on this cluster (bare --ray: RAY_ADDRESS, a running cluster, else a local one; or host:6379, local). "
                                       "Frames within a shot stay in order (each feeds the next)."),
     gpus: float = typer.Option(0, "--gpus", help="With --ray: GPUs per shot (1 for a diffusion look)."),
 ) -> None:

@@ -204,13 +204,18 @@ def find_look(path: str | Path) -> Path:
     return resolve(path, LOOKS_DIR, "look", LookError)
 
 
-def load_look(path: str | Path) -> Look:
-    """A look file, or the name of a shipped look (``painted``, ``watercolor-sd15``)."""
+def read_look_doc(path: str | Path) -> tuple[Path, dict[str, Any]]:
+    """(the look file, its TOML document): a file that is not TOML -> LookError naming it."""
     p = find_look(path)
     try:
-        doc = tomllib.loads(p.read_text(encoding="utf-8"))
+        return p, tomllib.loads(p.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as exc:
         raise LookError(f"{p}: {exc}") from None
+
+
+def load_look(path: str | Path) -> Look:
+    """A look file, or the name of a shipped look (``painted``, ``watercolor-sd15``)."""
+    p, doc = read_look_doc(path)
     look = Look.from_doc(doc, where=str(p))
     if look.name == "look":
         look.name = p.stem

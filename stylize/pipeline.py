@@ -41,7 +41,7 @@ from .control_maker import ControlMaker
 from .engines import Engine
 from .errors import SourceError, StylizeError
 from .look import Look
-from .motion import Motion, PassMotion, choose_motion, source_step
+from .motion import ImageMotion, Motion, PassMotion, choose_motion, source_step
 from .sources import Source
 
 @dataclass
@@ -97,8 +97,11 @@ class StylizePipeline:
         self.load = load or (lambda f: None)
         self.config = config
         self.motion = motion or choose_motion(look.cadence.flow, look.cadence.raft, source, config=config)
+        if motion is None and isinstance(self.motion, ImageMotion):
+            self.motion._image = self.image  # flow reads the frames the loop holds (and reads ahead), not the disk again
         self.controls = ControlMaker(look, source, config=config)
         self._images = _LRU(24)
+        self._reads: Any = None  # machinima.frameio.Prefetch while a loop reads ahead
         self._out = _LRU(max(16, 4 * max(1, engine.batch) + look.cadence.color_window + 4))
         self._noises = _LRU(8)
         self._stats: dict[int, np.ndarray] = {}
@@ -108,8 +111,37 @@ class StylizePipeline:
     # --- inputs -----------------------------------------------------------------------------
     def image(self, f: int) -> np.ndarray:
         if f not in self._images:
-            self._images.put(f, self.source.image(f))
+            self._images.put(f, self._reads.get(f) if self._reads is not None else self.source.image(f))
         return self._images[f]
+
+    def read_order(self, done: Callable[[int], bool] | None = None) -> list[int]:
+        """The source frames in the order the frame loop first reads them: a keyframe reads its
+        whole chunk (one engine call), an in-between its own frame (its keyframes were read
+        before it). ``done(f)``: frames an earlier run finished, not read again."""
+        plan = self.plan()
+        seen: set[int] = set()
+        out: list[int] = []
+        for f in plan.order:
+            r = plan.roles[f]
+            for g in (plan.chunks[plan.chunk_of[f]] if r.kind == "key" else [f]):
+                if g not in seen and not (done is not None and done(g)):
+                    seen.add(g)
+                    out.append(g)
+        return out
+
+    def read_ahead(self, order: list[int], depth: int = 4) -> None:
+        """Decode the source frames of ``order`` ahead on the I/O threads while the engine works
+        (stylize reads in keyframe order, not frame order); a frame asked out of order is read
+        when asked. ``close_reads()`` stops it."""
+        from machinima.frameio import Prefetch
+
+        self.close_reads()
+        self._reads = Prefetch(order, self.source.image, depth=depth)
+
+    def close_reads(self) -> None:
+        if self._reads is not None:
+            self._reads.close()
+            self._reads = None
 
     def _pass_names(self) -> list[str]:
         names = self.controls.pass_names()
@@ -150,6 +182,9 @@ class StylizePipeline:
         motion: dict[int, float] = {}
         if (cad.detect_cuts or cad.adaptive) and len(self.frames) > 1:
             prev_h, prev_f = None, None
+            reading = self._reads is None
+            if reading:
+                self.read_ahead(self.frames)  # every frame once, in order
             for f in self.frames:
                 img = self.image(f)
                 h = F.histogram(img)
@@ -159,6 +194,8 @@ class StylizePipeline:
                     elif cad.adaptive:
                         motion[f] = self.motion.mean_motion(prev_f, f)
                 prev_h, prev_f = h, f
+            if reading:
+                self.close_reads()
         segs = F.segments(self.frames, breaks, cuts, self.step)
         # 3. keyframes per segment
         roles: dict[int, Role] = {}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from machinima.planstream import streams
 from machinima.postplan import StepContext, StepOutput
 
 
@@ -34,9 +35,19 @@ def run_stylize(ctx: StepContext) -> StepOutput:
     return StepOutput(Path(res.out_dir) / OUTPUT, len(res.report.done), len(res.report.skipped))
 
 
+def _archive_window(ctx: StepContext) -> int:
+    """Frames one streamed chunk needs together: the preset's longest group of pictures."""
+    from .archive import load_preset
+
+    pre = load_preset(str(ctx.args.get("preset", "vhs-1994")))
+    return max([int(e.params.get("gop", 1)) for e in pre.effects if e.kind == "codec"] + [1])
+
+
+@streams(step_dir=lambda ctx: ctx.take / "post" / ctx.step_id, output="frames", window=_archive_window)
 def run_archive(ctx: StepContext) -> StepOutput:
     """Settings: ``preset``, ``seed``, ``from`` (frames to age, e.g. ``@composite``; default the
-    take's render)."""
+    take's render). In a plan it starts on its input's chunks as they are written (a window of
+    the preset's group of pictures at a time, ``ctx.frames``)."""
     from .archive_cli import run_archive as archive
 
     a = ctx.take_args({"preset", "seed", "from", "mp4"})
@@ -49,5 +60,6 @@ def run_archive(ctx: StepContext) -> StepOutput:
         except ValueError:
             source = str(src)
     rep, folder, _ = archive(source, str(a.get("preset", "vhs-1994")), seed=int(a.get("seed", 0)), from_=from_, out=ctx.take / "post",
-                             step_id=ctx.step_id, mp4=bool(a.get("mp4", False)), ray=ctx.ray, progress=ctx.progress)
+                             step_id=ctx.step_id, mp4=bool(a.get("mp4", False)), ray=ctx.ray, progress=ctx.progress,
+                             only=ctx.frames, source_frames=ctx.source_frames)
     return StepOutput(folder / "frames", len(rep.done), len(rep.skipped))

@@ -129,6 +129,8 @@ def run_source(source: Source, look: Look, engine: Engine, out_dir: str | Path, 
     def process(batch: list[int]) -> list[dict[str, np.ndarray]]:
         return [{OUTPUT: pipe.frame(f)} for f in batch]
 
+    # the source frames decoded ahead in the loop's reading order (keyframe chunks first), skipping finished frames
+    pipe.read_ahead(pipe.read_order(done=lambda f: step.is_done(f, step.frame_key(f, {"key": plan.keys[f]}))))
     try:
         report = step.run(plan.order, process, frame_inputs=lambda f: {"key": plan.keys[f]}, batch_size=1,
                           progress=progress, description=f"stylize {look.name}")
@@ -139,6 +141,8 @@ def run_source(source: Source, look: Look, engine: Engine, out_dir: str | Path, 
             if f in plan.keys and plan.roles[f].kind == "key" and not step.is_done(f, key):
                 step.record(f, key, {OUTPUT: img}, 0.0)
         raise
+    finally:
+        pipe.close_reads()
     # 5. the video, once every frame of the step is there
     vid = None
     if video:

@@ -5,8 +5,11 @@ task did them, where, in which attempt, and where the time went. A worker killed
 leaves a ``start`` with no ``end``; Ray runs the chunk again (attempt 2), which skips the frames
 the first attempt finished. So "only that chunk was redone" is a fact one can read here::
 
-    {"event": "start", "job": "1f3a..", "chunk": 2, "frames": [8, 11], "pid": 4121, "node": "10.0.0.5", "t": ...}
-    {"event": "end", "job": "1f3a..", "chunk": 2, "done": [10, 11], "skipped": [8, 9], "queue_s": .., "load_s": .., ...}
+    {"event": "start", "job": "1f3a..", "chunk": 2, "frames": [8, 11], "pid": 4121, "node": "10.0.0.5", "node_id": "9c..", "t": ...}
+    {"event": "end", "job": "1f3a..", "chunk": 2, "done": [10, 11], "skipped": [8, 9], "node_id": "9c..", "t_end": .., "queue_s": .., ...}
+
+``node_id`` is Ray's id of the raylet (two raylets on one host share the IP); ``t`` and ``t_end``
+are wall-clock seconds, so a plan's chunks can be laid on one time line.
 
 Lines are appended with one ``write`` on an ``O_APPEND`` file, so workers on one filesystem
 do not interleave them.

@@ -47,9 +47,40 @@ class JobReport(StepReport):
         return out
 
 
+def live_local_cluster(temp_dir: str | None = None, timeout_s: float = 0.5) -> str | None:
+    """The GCS address of a Ray cluster this machine runs (``ray start --head`` wrote it to
+    ``/tmp/ray/ray_current_cluster``) if something answers there; None for none or a dead one
+    (a killed run leaves the file, and ``ray.init()`` would then hang joining it)."""
+    import socket
+
+    path = Path(temp_dir or "/tmp/ray") / "ray_current_cluster"
+    try:
+        addr = path.read_text(encoding="utf-8").strip()
+        host, port = addr.rsplit(":", 1)
+        with socket.create_connection((host.strip("[]"), int(port)), timeout=timeout_s):
+            return addr
+    except (OSError, ValueError):
+        return None
+
+
+def resolve_address(address: str | None) -> str | None:
+    """What ``--ray`` means: None/``local``: a new local cluster (None); ``auto`` (a bare
+    ``--ray``): RAY_ADDRESS if set, else a live cluster of this machine, else a new local one;
+    anything else is an address for ``ray.init``."""
+    if address in (None, "", "local"):
+        return None
+    if address == "auto":
+        env = os.environ.get("RAY_ADDRESS", "").strip()
+        if env:
+            return env
+        return live_local_cluster()
+    return address
+
+
 def connect(address: str | None, *, num_cpus: int | None = None) -> Any:
-    """``ray.init`` for an address (``auto``, ``ray://host:10001``, ``host:6379``) or a local
-    cluster when ``address`` is ``local``/None. Token auth is off for local clusters."""
+    """``ray.init`` for an address (``host:6379``, ``ray://host:10001``), ``auto`` (see
+    ``resolve_address``) or a new local cluster when ``address`` is ``local``/None. Token auth
+    is off for local clusters."""
     try:
         import ray
     except ImportError:
@@ -57,16 +88,17 @@ def connect(address: str | None, *, num_cpus: int | None = None) -> Any:
     if ray.is_initialized():
         return ray
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+    target = resolve_address(address)
     try:
-        if address in (None, "", "local"):
+        if target is None:
             # address="local": always a new cluster of this machine, never one a killed run left
             # behind in /tmp/ray/ray_current_cluster (ray.init() without an address joins that one)
             ray.init(address="local", num_cpus=num_cpus, include_dashboard=False, log_to_driver=False, ignore_reinit_error=True)
         else:
-            ray.init(address=address, log_to_driver=False, ignore_reinit_error=True)
+            ray.init(address=target, log_to_driver=False, ignore_reinit_error=True)
     except Exception as exc:  # ConnectionError, RuntimeError... from Ray
-        raise DistributedError(f"could not reach the Ray cluster at {address!r}: {str(exc).splitlines()[0][:200]}",
-                               hint="start it with `ray start --head` or pass --ray local") from None
+        raise DistributedError(f"could not reach the Ray cluster at {target!r}: {str(exc).splitlines()[0][:200]}",
+                               hint="start it with `ray start --head`, or pass a bare --ray (a local cluster when none runs)") from None
     return ray
 
 
@@ -75,13 +107,16 @@ def _chunk_task(job: FrameJob, job_id: str, chunk_id: int, frames: list[int], su
     import ray
 
     from .cache import cached
+    from .limits import pin_threads
 
     t_start = time.time()
+    pin_threads(job.resources().get("num_cpus", 1))  # a 1-CPU task uses about 1 core (OpenCV, torch, frame I/O)
     node = ray.util.get_node_ip_address()
+    node_id = ray.get_runtime_context().get_node_id()  # two raylets on one host share an IP, not an id
     pid = os.getpid()
     step_dir = job.step.out_dir
     ledger.append(step_dir, {"event": "start", "job": job_id, "chunk": chunk_id, "frames": [frames[0], frames[-1]], "n": len(frames),
-                             "pid": pid, "node": node, "t": round(t_start, 3)})
+                             "pid": pid, "node": node, "node_id": node_id, "t": round(t_start, 3)})
     wl, load_s = cached(job.cache_key(), job.load)
     compute = [0.0]
 
@@ -100,7 +135,7 @@ def _chunk_task(job: FrameJob, job_id: str, chunk_id: int, frames: list[int], su
             wl.close()
     run_s = time.perf_counter() - t0
     res = {"chunk": chunk_id, "done": rep.done, "skipped": rep.skipped, "failed": {str(k): v for k, v in rep.failed.items()},
-           "pid": pid, "node": node, "queue_s": round(max(0.0, t_start - submitted), 4), "load_s": round(load_s, 4),
+           "pid": pid, "node": node, "node_id": node_id, "t_end": round(time.time(), 3), "queue_s": round(max(0.0, t_start - submitted), 4), "load_s": round(load_s, 4),
            "compute_s": round(compute[0], 4), "write_s": round(max(0.0, run_s - compute[0]), 4)}
     ledger.append(step_dir, {"event": "end", "job": job_id, **res})
     res["extra"] = wl.extra() if wl.extra is not None else {}
@@ -213,7 +248,7 @@ def run_job(
                 report.failed.update({int(k): v for k, v in r["failed"].items()})
                 if r.get("extra"):
                     report.extras.append(r["extra"])
-                w = per_worker.setdefault((r["node"], r["pid"]), {"node": r["node"], "pid": r["pid"], "tasks": 0, "frames": 0,
+                w = per_worker.setdefault((r["node"], r["pid"]), {"node": r["node"], "node_id": r.get("node_id", ""), "pid": r["pid"], "tasks": 0, "frames": 0,
                                                                   "queue_s": 0.0, "load_s": 0.0, "compute_s": 0.0, "write_s": 0.0})
                 w["tasks"] += 1
                 w["frames"] += len(r["done"])

@@ -2,7 +2,9 @@
 
 Every output gets a fresh manifest id (``new_manifest_id``) before its pixels are marked, so the
 watermark names the manifest signed into the same file; a video gets one id, and every frame
-of it is marked with that id when it is encoded.
+of it is marked with that id when it is encoded, except a step movie made from QOI frames: it
+keeps their mark (the step's sequence manifest id) and its signed manifest says so
+(``Disclosure.write_video``).
 """
 
 from __future__ import annotations
@@ -65,6 +67,9 @@ class Disclosure:
     production: str = ""
     secret: bytes = b""
     signer_note: str = ""  # "local chain of ..." or the production certificate, for params.json
+    # the id the step's QOI frames are marked with (its sequence manifest, ``disclosure.png``):
+    # set by PostStep; the step's movie keeps that mark instead of re-marking every frame
+    sequence_id: str = ""
 
     def __post_init__(self) -> None:
         if not self.secret and self.identity is not None:
@@ -127,7 +132,8 @@ class Disclosure:
             out = embed_watermark(out, self.production, manifest_id, self.secret, strength=self.strength, memory=memory)
         return out
 
-    def manifest(self, title: str, mime: str, frame: int | None = None, manifest_id: str | None = None) -> dict[str, Any]:
+    def manifest(self, title: str, mime: str, frame: int | None = None, manifest_id: str | None = None,
+                 sequence_id: str | None = None) -> dict[str, Any]:
         ingredients = list(self.ingredients)
         if frame is not None:  # the source frames this frame was made from
             for name, folder in sorted(self.frame_sources.items()):
@@ -136,7 +142,7 @@ class Disclosure:
         return build_manifest(title=title, mime=mime, take_id=self.take_id, step_id=self.step_id, step_kind=self.step_kind,
                               source_type=self.source_type, steps=self.steps, ingredients=ingredients, rights=self.rights,
                               params_hash=self.params_hash, frame=frame, watermark=self.watermark, label=self.label,
-                              manifest_id=manifest_id, production=self.production)
+                              manifest_id=manifest_id, production=self.production, sequence_id=sequence_id)
 
     def encode(self, img: np.ndarray, title: str, *, frame: int | None = None, ext: str = ".png",
                jpeg_quality: int = 95) -> bytes:
@@ -171,18 +177,27 @@ class Disclosure:
 
     def write_video(self, path: str | Path, frames: Iterable[np.ndarray], fps: float | str = 24, *, crf: int = 18,
                     label: bool = False, before_signing: Callable[[Path], Any] | None = None) -> Path:
-        """Encode ``frames`` to an MP4 whose every frame is marked with the video's own manifest
-        id (replacing the per-frame marks of the step's PNGs), then sign it. ``before_signing``
-        may rewrite the encoded file first (mux audio in) as long as the pixels stay."""
+        """Encode ``frames`` to an MP4, every frame marked, then sign it. ``before_signing`` may
+        rewrite the encoded file first (mux audio in) as long as the pixels stay.
+
+        What the movie's mark names: a step with a sequence manifest (QOI frames,
+        ``sequence_id``) keeps its frames' mark, the sequence manifest's id; frames that already
+        carry it pass unchanged, pixel for pixel (``WatermarkMemory(settle=True)``), any other
+        frame is marked with it; the movie's own signed manifest records that id
+        (``sequence_manifest``), and ``verify`` accepts that mark on this file only because the
+        signed manifest says so. Why: re-marking every frame with a per-movie id made x264 code
+        a second mark over the first (+15% of the composite step). Other steps (PNG frames,
+        one id each): every frame is marked with the movie's own manifest id, with memory."""
         from ..imageseq import write_video
 
         path = Path(path)
         mid = new_manifest_id()
-        memory = WatermarkMemory()  # a still background keeps a still mark: the codec need not code a flicker
-        write_video(path, (self.mark(f, mid, label=label, memory=memory) for f in frames), fps, crf=crf)
+        seq = self.sequence_id or None
+        memory = WatermarkMemory(settle=bool(seq))  # a still background keeps a still mark: the codec need not code a flicker
+        write_video(path, (self.mark(f, seq or mid, label=label, memory=memory) for f in frames), fps, crf=crf)
         if before_signing is not None:
             before_signing(path)
-        return sign_file(path, self.manifest(path.name, mime_of(path) or "", manifest_id=mid), self.identity)
+        return sign_file(path, self.manifest(path.name, mime_of(path) or "", manifest_id=mid, sequence_id=seq), self.identity)
 
     def summary(self) -> dict[str, Any]:
         """For params.json."""

@@ -56,10 +56,13 @@ def build_manifest(
     label: str | None = None,
     manifest_id: str | None = None,
     production: str = "",
+    sequence_id: str | None = None,
 ) -> dict[str, Any]:
     """The manifest definition c2pa signs. ``steps``: earlier post steps, each {"kind", "step_id"};
     ``label``: the visible label burned in, if any; ``manifest_id``: the manifest's own label
-    (``new_manifest_id()``), which the watermark carries."""
+    (``new_manifest_id()``), which the watermark carries; ``sequence_id``: instead, the
+    watermark names the step's sequence manifest (a step movie made from its QOI frames keeps
+    their mark), recorded here, signed, so ``verify`` accepts that mark on this file."""
     if source_type not in SOURCE_TYPES:
         raise DisclosureError(f"unknown digital source type {source_type!r}", hint=f"use one of {', '.join(SOURCE_TYPES)}")
     from .. import __version__
@@ -75,10 +78,12 @@ def build_manifest(
     prov = {
         "production": production, "take": take_id, "step": step_id, "kind": step_kind, "params_hash": params_hash, "frame": frame,
         "source_type": source_type,
-        "rights": {"records": rights.get("records", []), "override": override},
+        "rights": {"records": rights.get("records", []), "override": override,  # + what later steps inherit / inherited
+                   **{k: rights[k] for k in ("swap", "inherited") if rights.get(k)}},
         "override": bool(override),
         "watermark": {"scheme": WM_SCHEME, "production_tag": production_tag(production),
-                      "manifest_tag": manifest_tag(manifest_id) if manifest_id else None} if watermark else None,
+                      "manifest_tag": manifest_tag(sequence_id or manifest_id) if (sequence_id or manifest_id) else None,
+                      **({"sequence_manifest": sequence_id} if sequence_id else {})} if watermark else None,
         "label": label,
     }
     return {

@@ -125,3 +125,33 @@ def verify_sequence_frame(p: Path, trust: Any, *, watermark: bool = True, decisi
     elif rep.status == "tampered" and "sequence.hashMismatch" in rep.failures:
         rep.reason = f"the frame changed after the step's sequence manifest ({SIDECAR}) was signed (sequence.hashMismatch)"
     return rep
+
+
+class SequenceMarker:
+    """Marks a step's QOI frames with its sequence id in frame order, one ``WatermarkMemory``
+    per output, and copies the rest (a kernel may reuse its buffers for the next frame).
+
+    Why in the step loop: the write-behind pool runs frames out of order, and frames marked
+    there each on their own let film grain or render noise flip a still background's mark from
+    frame to frame; every codec after the step (the step's movie, x264) paid for that flicker.
+    One marker per run: a resumed run or a retried chunk starts a fresh memory."""
+
+    def __init__(self, disclosure: Any, manifest_id: str, marks: Any) -> None:
+        self.disclosure, self.manifest_id, self.marks = disclosure, manifest_id, marks  # marks(img) -> bool: a QOI picture
+        self.memories: dict[str, Any] = {}
+
+    def mark(self, outputs: dict[str, Any]) -> tuple[dict[str, Any], frozenset[str]]:
+        """(one frame's outputs, the QOI pictures among them marked; the names marked)."""
+        from .watermark import WatermarkMemory
+
+        out: dict[str, Any] = {}
+        marked: set[str] = set()
+        for name, img in outputs.items():
+            a = np.asarray(img)
+            if self.marks(a):
+                m = self.disclosure.mark(a, self.manifest_id, memory=self.memories.setdefault(name, WatermarkMemory()))
+                out[name] = np.array(m, copy=True) if np.may_share_memory(m, a) else m  # too small to mark: still a copy
+                marked.add(name)
+            else:
+                out[name] = np.array(a, copy=True)
+        return out, frozenset(marked)

@@ -13,7 +13,8 @@ does its watermark say the same as its manifest?
                      whose SHA-256 its step's sequence manifest does not list)
     watermark-only   our watermark, no manifest (stripped, or a re-encoded copy)
     forged           a watermark whose tag does not check with the production's secret
-    mismatch         the watermark names another manifest than the file carries
+    mismatch         the watermark names another manifest than the file carries (a step movie's mark may
+                     name the step's sequence manifest: only where a manifest in its store says so)
     override         the manifest records a rights override (who, when, why are printed)
     unmarked         no manifest, no watermark
     unreadable       not a readable PNG/JPEG/MP4 (QOI frames: their step's disclosure.png)
@@ -54,11 +55,15 @@ class FileReport:
     kind: str = ""
     records: list[str] = field(default_factory=list)
     override: Any = None
+    rights: dict[str, Any] | None = None  # the signed rights block (records, override, a merge's swap clearance)
     signer: str = ""
     issuer: str = ""
     serial: str = ""
     anchor: str = ""
     manifest_ids: list[str] = field(default_factory=list)
+    # a step movie's signed claim (in its manifest, or a parent's: a delivery signed over it): its
+    # mark names this step's sequence manifest
+    sequence_manifests: list[str] = field(default_factory=list)
     watermark: WatermarkResult | None = None
     watermark_authentic: bool | None = None  # None: no key to check it with
     decision: dict[str, Any] | None = None  # a recorded "disclosure off" covering this file
@@ -72,16 +77,20 @@ class FileReport:
 
     @property
     def watermark_matches(self) -> bool | None:
-        """Does the watermark name one of the manifests this file carries (None: no watermark or no manifest)."""
+        """Does the watermark name one of the manifests this file carries, or the step's sequence
+        manifest its signed manifest says the mark names (a step movie made from QOI frames)?
+        None: no watermark or no manifest."""
         if self.watermark is None or not self.watermark.found or not self.manifest_ids:
             return None
-        return any(self.watermark.names_manifest(m) for m in self.manifest_ids)
+        ids = [*self.manifest_ids, *self.sequence_manifests]
+        return any(self.watermark.names_manifest(m) for m in ids)
 
     def to_doc(self) -> dict[str, Any]:
         return {"path": self.path, "status": self.status, "reason": self.reason, "manifest": self.manifest, "failures": self.failures,
                 "source_type": self.source_type, "actions": self.actions, "production": self.production, "take": self.take,
                 "step": self.step, "kind": self.kind, "records": self.records, "override": self.override, "signer": self.signer,
                 "anchor": self.anchor, "watermark": self.watermark.to_doc() if self.watermark else None,
+                **({"sequence_manifests": self.sequence_manifests} if self.sequence_manifests else {}),
                 "watermark_authentic": self.watermark_authentic, "watermark_matches": self.watermark_matches,
                 "decision": self.decision, "error": self.error}
 
@@ -120,11 +129,25 @@ def read_manifest(path: str | Path, *, trust_anchors: bytes | None = None) -> tu
     active = dict((doc.get("manifests") or {}).get(doc.get("active_manifest") or "") or {})
     active["_labels"] = list((doc.get("manifests") or {}).keys())
     active["_label"] = doc.get("active_manifest") or ""
+    active["_sequence_ids"] = _sequence_claims(doc)
     codes = [v.get("code", "?") for v in doc.get("validation_status") or []]
     codes += [v.get("code", "?") for v in (results.get("activeManifest") or {}).get("failure", []) if v.get("code") not in codes]
     if state not in ("valid", "trusted", "invalid"):
         state = "invalid" if [c for c in codes if c != "signingCredential.untrusted"] else "valid"
     return state, active, codes
+
+
+def _sequence_claims(doc: dict[str, Any]) -> list[str]:
+    """The sequence manifests that the manifests in a file's store say its mark names (a step
+    movie keeps its QOI frames' mark; a delivery signed over it keeps that claim as its parent)."""
+    out: list[str] = []
+    for m in (doc.get("manifests") or {}).values():
+        for a in (m or {}).get("assertions", []):
+            w = (a.get("data") or {}).get("watermark") if a.get("label") == ASSERTION else None
+            seq = w.get("sequence_manifest") if isinstance(w, dict) else None
+            if isinstance(seq, str) and seq.startswith("urn:c2pa:") and seq not in out:
+                out.append(seq)
+    return out
 
 
 def _video_frames(path: Path, max_frames: int) -> Iterable[np.ndarray]:
@@ -149,6 +172,7 @@ def _read_assertions(rep: FileReport, active: dict[str, Any]) -> bool:
     rep.signer = " / ".join(x for x in (sig.get("common_name"), sig.get("issuer")) if x)
     rep.issuer, rep.serial = str(sig.get("issuer") or ""), str(sig.get("cert_serial_number") or "")
     rep.manifest_ids = list(active.get("_labels") or [])
+    rep.sequence_manifests = list(active.get("_sequence_ids") or [])
     claims_wm = False
     for a in active.get("assertions", []):
         if a.get("label", "").startswith("c2pa.actions"):
@@ -162,6 +186,7 @@ def _read_assertions(rep: FileReport, active: dict[str, Any]) -> bool:
             rep.take, rep.step, rep.kind = str(d.get("take", "")), str(d.get("step", "")), str(d.get("kind", ""))
             rights = d.get("rights") or {}
             rep.records = [r.get("id", "?") for r in rights.get("records", [])]
+            rep.rights = rights
             rep.override = rights.get("override")
             claims_wm = bool(d.get("watermark"))
     return claims_wm
@@ -217,7 +242,8 @@ def _judge(rep: FileReport, codes: list[str], trust: Trust, claims_wm: bool) -> 
             if not rep.watermark_authentic:
                 return set_("forged", "the watermark's tag does not check with the production's key: forged or damaged")
         if rep.watermark_matches is False:
-            return set_("mismatch", f"the watermark names another manifest (#{wm.manifest_tag}) than this file carries")
+            return set_("mismatch", f"the watermark names another manifest (#{wm.manifest_tag}) than this file carries"
+                        + (" or its step's sequence manifest" if rep.sequence_manifests else ""))
     if rep.override:
         ov = rep.override if isinstance(rep.override, dict) else {"reason": str(rep.override)}
         return set_("override", f"made under a rights override by {ov.get('by') or '?'} at {ov.get('at') or '?'}: {ov.get('reason')}")

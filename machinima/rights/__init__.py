@@ -44,8 +44,13 @@ Errors (all ``RightsError``, a ``MachinimaError``)::
     ├── RecordFormatError   a record file that cannot be read (names the file and field)
     └── DisclosureError     signing / watermark / certificate problems (machinima.provenance)
 
+A face-swap merge's output carries the merge's clearance (``inherit``): a later step reading
+the merge step's signed frames (``rights.require_cleared_inheriting``) accepts the faces inside
+the merge's tracked face regions by the merge's records (still valid for its own scope today),
+and records that it inherited them; frames copied elsewhere inherit nothing.
+
 Modules: ``records`` (the record), ``store`` (the folder, signing), ``require`` (by id),
-``faces`` (by face). Only the standard library and numpy are imported here; dlib, mediapipe
+``faces`` (by face), ``inherit`` (a merge's clearance, passed on to the steps reading it). Only the standard library and numpy are imported here; dlib, mediapipe
 and cryptography load when a check runs.
 """
 
@@ -53,6 +58,7 @@ from __future__ import annotations
 
 from .errors import DisclosureError, NotCleared, RecordFormatError, RightsError
 from .faces import FaceSample, faces_in_collection, faces_in_frames, faces_in_tracks, reference_identity, require_cleared
+from .inherit import find_inheritance, require_cleared_inheriting, swap_block
 from .records import KINDS, SCHEMA, SCOPES, VERSION, RightsRecord, _parse_date, document_hash, today, upgrade
 from .require import Clearance, Problem, continued_override, free_record_id, make_override, merge_provenance, provenance_of, require, require_items
 from .store import RightsStore, default_store_dir
@@ -61,5 +67,6 @@ __all__ = [
     "KINDS", "SCHEMA", "SCOPES", "VERSION", "Clearance", "continued_override", "DisclosureError", "FaceSample", "NotCleared", "Problem",
     "RecordFormatError", "RightsError", "RightsRecord", "RightsStore", "default_store_dir", "document_hash", "faces_in_collection",
     "faces_in_frames", "faces_in_tracks", "free_record_id", "make_override", "merge_provenance", "provenance_of", "require",
-    "reference_identity", "require_items", "require_cleared", "today", "upgrade", "_parse_date",
+    "reference_identity", "require_items", "require_cleared", "today", "upgrade", "_parse_date", "find_inheritance",
+    "require_cleared_inheriting", "swap_block",
 ]

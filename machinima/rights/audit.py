@@ -7,7 +7,8 @@ Walks what a project holds and what it was made from, and says what is outside i
 - **models**: face-swap models (``model.json``) and LoRAs (``.safetensors`` metadata): the
   identities they were trained on, their records, any override;
 - **post steps** (``<take>/post/<step>/`` and step folders elsewhere in the project): the
-  identities each relied on, overrides, "disclosure off" decisions, and every picture or video
+  identities each relied on, clearances inherited from a face-swap merge (which step, which
+  source and destination records), overrides, "disclosure off" decisions, and every picture or video
   output without valid disclosure;
 - **deliveries**: pictures and videos at the top of the project folder or under ``deliveries/``.
 
@@ -54,6 +55,7 @@ class AuditReport:
     collections: list[dict[str, Any]] = field(default_factory=list)
     deliveries: list[dict[str, Any]] = field(default_factory=list)
     decisions: list[dict[str, Any]] = field(default_factory=list)
+    inherited: list[dict[str, Any]] = field(default_factory=list)  # clearances a step inherited from a face-swap merge
     problems: list[str] = field(default_factory=list)  # one line each: what is outside its rights
 
     @property
@@ -70,7 +72,7 @@ class AuditReport:
                        "records": [r.get("id") for r in (s.rights or {}).get("records", [])], "decision": s.decision,
                        "problems": s.problems} for s in self.steps],
             "identities": self.identities, "overrides": self.overrides, "models": self.models, "collections": self.collections,
-            "deliveries": self.deliveries, "decisions": self.decisions,
+            "deliveries": self.deliveries, "decisions": self.decisions, "inherited": self.inherited,
             "undisclosed": [{"path": p, "status": st} for p, st in self.undisclosed], "problems": self.problems, "ok": not self.bad,
         }
 
@@ -123,6 +125,8 @@ class _Walk:
         rights = rights or {}
         for r in rights.get("records", []):
             self.identity(r, where, how)
+        for inh in rights.get("inherited", []) or []:  # the merge's records are in "records" too: their status is checked above
+            self.rep.inherited.append({"take": take, "step": step, "where": where, **inh})
         ovs = rights.get("override")
         for ov in (ovs if isinstance(ovs, list) else [ovs] if ovs else []):
             self.rep.overrides.append({"take": take, "step": step, "where": where, **ov})

@@ -45,6 +45,7 @@ class FaceSample:
     box: tuple[float, float, float, float] | None = None
     embedding: np.ndarray | None = None
     cache_key: str = ""
+    frame: int | None = None  # the frame it is on (a merge's tracked face region there clears it by inheritance)
 
 
 def _spread(n: int, every: int) -> list[int]:
@@ -80,7 +81,7 @@ def faces_in_tracks(read_frame: Callable[[int], np.ndarray], per_frame: dict[int
         for i in _spread(len(frames), every):
             window = frames[max(0, i - 2):i + 3]  # the largest face near the sample: a sharper, frontal view
             f = max(window, key=lambda g: np.ptp(np.asarray(per_frame[g][t])[:, 0]))
-            out.append(FaceSample(f"{label} {f}, face track {t}", f"track {t}", reader(f), box_of(per_frame[f][t], 0.05)))
+            out.append(FaceSample(f"{label} {f}, face track {t}", f"track {t}", reader(f), box_of(per_frame[f][t], 0.05), frame=f))
     return out
 
 
@@ -94,7 +95,7 @@ def faces_in_frames(frames: Sequence[int], read_frame: Callable[[int], np.ndarra
         f = frames[i]
         img = read_frame(f)
         for k, face in enumerate(emb.find(img)):
-            yield FaceSample(f"{label} {f}, face {k}", f"{label} {f}", lambda img=img: img, face.box)
+            yield FaceSample(f"{label} {f}, face {k}", f"{label} {f}", lambda img=img: img, face.box, frame=f)
 
 
 def faces_in_collection(path: str | Path, *, every: int = 50, label: str | None = None) -> list[FaceSample]:
@@ -262,8 +263,10 @@ def require_cleared(
         best = cands[best_i] if best_i >= 0 else None
         if best is not None and best_d < emb.threshold and not best.why_not:
             m = matched.setdefault(best.record.id, {"record": best.record.id, "subject": best.record.subject, "faces": 0,
-                                                    "max_distance": 0.0, "method": emb.method})
+                                                    "max_distance": 0.0, "method": emb.method, "groups": []})
             m["faces"] += 1
+            if face.group.startswith("track ") and face.group not in m["groups"]:  # which tracks of a merge are this person
+                m["groups"].append(face.group)
             m["max_distance"] = round(max(m["max_distance"], best_d), 3)
             if best.record.id not in clearance.record_ids:
                 clearance.records.append(best.record)

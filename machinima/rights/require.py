@@ -32,6 +32,8 @@ class Clearance:
     override: dict[str, Any] | None = None
     checked_on: str = ""
     identities: list[dict[str, Any]] = field(default_factory=list)  # faces matched: record, faces, worst distance, method
+    swap: dict[str, Any] | None = None  # a face-swap merge's clearance, which later steps inherit (``rights.inherit``)
+    inherited: list[dict[str, Any]] = field(default_factory=list)  # clearances inherited from merge steps read
 
     @property
     def record_ids(self) -> list[str]:
@@ -47,6 +49,8 @@ class Clearance:
             "override": self.override,
             "checked_on": self.checked_on,
             **({"identities": self.identities} if self.identities else {}),
+            **({"swap": self.swap} if self.swap else {}),
+            **({"inherited": self.inherited} if self.inherited else {}),
         }
 
 
@@ -66,8 +70,11 @@ def merge_provenance(clearances: Iterable["Clearance | dict[str, Any]"]) -> dict
                     "by": overrides[0].get("by", ""), "at": overrides[0].get("at", ""),
                     "missing": [m for o in overrides for m in o.get("missing", [])]}
     identities = [i for it in items for i in it.get("identities", [])]
+    inherited = [i for it in items for i in it.get("inherited", [])]
+    swap = next((it["swap"] for it in items if it.get("swap")), None)
     return {"clearances": items, "records": list(records.values()), "override": override,
-            **({"identities": identities} if identities else {})}
+            **({"identities": identities} if identities else {}), **({"inherited": inherited} if inherited else {}),
+            **({"swap": swap} if swap else {})}
 
 
 def provenance_of(rights: Any) -> dict[str, Any] | None:

@@ -230,3 +230,17 @@ def test_killed_with_frames_queued_resumes_with_finished_frames_intact(tmp_path)
     doc = json.loads((out / "params.json").read_text())
     assert doc["frames"]["rgb8"] == step.intermediate and doc["last_run"]["kernel_seconds"] >= 0
     assert "fps disk to disk" in rep.summary("test-io")
+
+
+def test_pool_sizes_follow_the_cores_this_process_may_use(monkeypatch):
+    import os
+
+    from machinima import frameio
+
+    monkeypatch.setattr(os, "cpu_count", lambda: 64)  # a big host...
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1}, raising=False)  # ...of which 2 cores are ours
+    assert frameio.usable_cores() == 2 and frameio.io_workers() == 2
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(16)), raising=False)
+    assert frameio.io_workers() == 4  # the kernel keeps the rest
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0}, raising=False)
+    assert frameio.io_workers() == 2  # one decodes while the kernel computes

@@ -87,3 +87,10 @@ def _no_times(obj):
     if isinstance(obj, list):
         return [_no_times(v) for v in obj]
     return obj
+
+
+def record_off(folder) -> None:
+    """Disclosure off for a pixel-exact comparison (a watermark's manifest id is random per frame)."""
+    from machinima.provenance import record_decision
+
+    record_decision(folder, False, "pixel-exact Ray test: no watermark (its manifest id is random per frame)")

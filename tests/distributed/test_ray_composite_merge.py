@@ -202,3 +202,33 @@ def test_composite_on_ray_signs_each_frame_as_the_local_run_does(cluster, scene,
                 assert a["frame"] is None and listed[path.relative_to(out.out_dir).as_posix()] == hashlib.sha256(path.read_bytes()).hexdigest()
             else:  # a PNG frame carries its own manifest, naming the frame
                 assert a["frame"] == f
+
+
+def test_plan_streams_on_ray_as_step_by_step(cluster, tmp_path):
+    """``post run --ray``: the composite's chunks on the cluster, the archive's windows submitted
+    from the plan's helper thread to the same cluster while the composite runs; the frames are a
+    step-by-step run's byte for byte, and each archive frame is written once."""
+    import composite.plan
+    import stylize.plan
+    from composite.demo_scene import make_demo
+    from machinima.postplan import run_plan
+
+    take, plate, pos = make_demo(tmp_path, width=96, height=64, frames=8)
+    record_decision(take, False, "pixel-exact plan test")
+    other = Path(shutil.copytree(take, tmp_path / "copy" / take.name))
+    kinds = {"composite": composite.plan.run, "archive": stylize.plan.run_archive}
+
+    def plan(t):
+        p = t.parent / "p.toml"
+        p.write_text(f'name = "r"\ntake = "{t}"\n[[step]]\nid = "comp"\nkind = "composite"\nplate = "{plate}"\nkey = "green"\n'
+                     f'place = [{pos[0]}, {pos[1]}, {pos[2]}]\nworkers = 1\nchunk = 2\n'
+                     '[[step]]\nid = "archive"\nkind = "archive"\nfrom = "@comp"\npreset = "vhs-1994"\n')
+        return p
+
+    rep = run_plan(plan(take), progress=False, kinds=kinds, ray="local")
+    assert rep.ran == ["comp", "archive"]
+    assert ledger.read(take / "post" / "comp")  # the composite ran as Ray chunks
+    run_plan(plan(other), progress=False, kinds=kinds, stream=False)
+    a, b = frame_files(take / "post" / "archive", "frames"), frame_files(other / "post" / "archive", "frames")
+    assert len(a) == 8 and a == b
+    assert sorted(r["frame"] for r in ledger_lines(take / "post" / "archive")) == list(range(8))

@@ -63,7 +63,12 @@ def test_phone_loop_without_text(scored):
     assert sc.accuracy >= scored["loudness"][0].accuracy + 0.30
     assert sc.accuracy < scored["aligned"][0].accuracy
     assert sc.per_class["closed"] >= best.per_class["closed"] + 0.05, (sc.per_class, best.per_class)
-    assert off["made_p50_ms"] <= 20  # the changes it makes are on time; misses are recognition errors
+    # F/V by its frication noise (lipsync.frication): the model alone shows it on ~15 % of its frames
+    assert sc.per_class["fv"] >= best.per_class["fv"] + 0.2, (sc.per_class, best.per_class)
+    # the changes it makes are on time (paired one to one); the ones it misses are recognition errors,
+    # fewer than the best string's
+    assert off["made_p50_ms"] <= 20 and off["made_p90_ms"] < 80, off
+    assert off["missed"] <= scored["best-string"][1]["missed"] - 0.05, off
 
 
 def test_outputs_of_one_timeline(speech):

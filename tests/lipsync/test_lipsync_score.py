@@ -4,7 +4,7 @@ counted as misses, and an offset check that means what it says."""
 import numpy as np
 import pytest
 
-from lipsync.score import always_closed, change_offsets, loudness_classes, offset_summary, score_classes, truth_frames
+from lipsync.score import always_closed, change_offsets, change_pairs, loudness_classes, offset_summary, pooled, score_classes, truth_frames
 from lipsync.visemes import PhoneSegment
 
 PHONES = [PhoneSegment("SIL", 0.0, 0.2), PhoneSegment("M", 0.2, 0.3), PhoneSegment("AA", 0.3, 0.5),
@@ -34,6 +34,25 @@ def test_change_offsets_count_misses_and_mean_what_they_say():
     missing = [c if c != "fv" else "open" for c in t]  # the F is never shown
     off = change_offsets(missing, t, 100)
     assert np.isinf(off).sum() == 1 and offset_summary(off)["missed"] == 0.2
+
+
+def test_one_output_change_answers_for_one_truth_change():
+    """The offset of *each* mouth change: an output that opens once where the truth opens twice
+    (200 ms apart, "other" between) made one of the two changes, not both (a nearest-change rule
+    scored the first as made 200 ms late); flicker the truth does not have is counted apart."""
+    truth = ["silence"] * 10 + ["other"] * 20 + ["open"] * 10 + ["other"] * 10 + ["open"] * 20 + ["silence"] * 10
+    pred = ["silence"] * 10 + ["other"] * 40 + ["open"] * 20 + ["silence"] * 10  # the first vowel misheard
+    off, spurious = change_pairs(pred, truth, 100)
+    # other at 0.1 made; open at 0.3 missed (the output's open at 0.5 is the second vowel's);
+    # other at 0.4 missed too (the output never went away from other); open at 0.5 made
+    assert list(off) == [0.0, np.inf, np.inf, 0.0]
+    assert spurious == 0 and list(change_offsets(pred, truth, 100)) == list(off)
+    flicker = list(truth)
+    flicker[60:62] = ["wide", "wide"]  # a 20 ms wide mouth inside the second vowel: two changes the truth lacks
+    off, spurious = change_pairs(flicker, truth, 100)
+    assert np.all(np.isfinite(off)) and spurious == 2
+    summary = pooled([(flicker, truth), (truth, truth)], 100)[1]
+    assert summary["spurious"] == pytest.approx(2 / 10) and summary["p90_ms"] == 0
 
 
 def test_loudness_baseline_follows_the_level():

@@ -68,8 +68,10 @@ def test_plan_resumes_after_ctrl_c_redoing_nothing_finished(demo, monkeypatch):
         return real(self, batch)
 
     monkeypatch.setattr(ArchiveLook, "process", ctrl_c_at_4)
+    # step by step: the Ctrl-C lands in the archive with the composite finished (a Ctrl-C while a
+    # streamed archive and its composite both run: tests/post/test_plan_streaming.py)
     with pytest.raises(Interrupted, match="stopped in step 'archive'"):
-        run_plan(plan, progress=False, kinds=_kinds())
+        run_plan(plan, progress=False, kinds=_kinds(), stream=False)
     state = json.loads((take / "post" / "plan-t.json").read_text())["steps"]
     assert state["comp"]["state"] == "done" and state["archive"]["state"] == "interrupted" and "deliver" not in state
     first = _ledger_frames(take / "post" / "archive")
@@ -81,7 +83,7 @@ def test_plan_resumes_after_ctrl_c_redoing_nothing_finished(demo, monkeypatch):
     monkeypatch.setattr(composite.pipeline, "run_composite", lambda *a, **k: calls.append(1))
     seen.clear()
     monkeypatch.setattr(ArchiveLook, "process", lambda self, batch: (seen.extend(batch), real(self, batch))[1])
-    rep = run_plan(plan, progress=False, kinds=_kinds())
+    rep = run_plan(plan, progress=False, kinds=_kinds(), stream=False)
     assert rep.skipped == ["comp"] and rep.ran == ["archive", "deliver"] and calls == []
     assert not set(seen) & set(first) and sorted(set(seen) | set(first)) == list(range(10))
     assert sorted(_ledger_frames(take / "post" / "archive")) == list(range(10))  # each frame written once

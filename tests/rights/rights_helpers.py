@@ -26,6 +26,27 @@ def bound_record(rid, identity, *, production="film", scopes=("training", "face_
                                document_location="/contracts/x.pdf", granted_by=subject or rid, identity=identity, **kw)
 
 
+def portrait_project(root):
+    """A project folder (its own local chain, production "film") with a 3-frame clip and a
+    faceset of each real portrait: (root, {"collins": image, "hopper": image})."""
+    import cv2
+    import matplotlib.cbook
+    import skimage.data
+
+    from faceswap.extract import extract
+    from machinima.imageseq import write_image
+
+    (root / "machinima.toml").write_text('production = "film"\n')
+    hopper = cv2.imread(matplotlib.cbook.get_sample_data("grace_hopper.jpg", asfileobj=False))[..., ::-1]
+    faces = {"collins": cv2.resize(skimage.data.astronaut(), (256, 256)), "hopper": cv2.resize(hopper, (256, 300))}
+    for who, img in faces.items():
+        for i in range(3):
+            write_image(root / "clips" / who / f"{i:06d}.png", np.ascontiguousarray(np.roll(img, 3 * i, axis=1)))
+        rep = extract(root / "clips" / who, root / "faces" / who, face_type="whole", size=128, progress=False)
+        assert rep.added == 3, rep.messages()
+    return root, faces
+
+
 def issue_signer(chain, out_dir, *, seconds: float = 3600.0, name: str = "short-lived signer"):
     """A signing certificate issued by ``chain``'s root (built here with cryptography, not with
     our own code), valid from a day ago for ``seconds``: (cert path, key path)."""

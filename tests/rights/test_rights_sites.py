@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from machinima import rights
-from rights_helpers import bound_record
+from rights_helpers import bound_record, portrait_project
 
 TINY = dict(e_dims=4, ae_dims=16, d_dims=4, d_mask_dims=2)
 
@@ -19,22 +19,7 @@ TINY = dict(e_dims=4, ae_dims=16, d_dims=4, d_mask_dims=2)
 @pytest.fixture(scope="module")
 def world(tmp_path_factory, identities):
     """A project (its own local chain), a clip of each portrait, a faceset of each, two records."""
-    import cv2
-    import matplotlib.cbook
-    import skimage.data
-
-    from faceswap.extract import extract
-    from machinima.imageseq import write_image
-
-    root = tmp_path_factory.mktemp("project")
-    (root / "machinima.toml").write_text('production = "film"\n')
-    hopper = cv2.imread(matplotlib.cbook.get_sample_data("grace_hopper.jpg", asfileobj=False))[..., ::-1]
-    faces = {"collins": cv2.resize(skimage.data.astronaut(), (256, 256)), "hopper": cv2.resize(hopper, (256, 300))}
-    for who, img in faces.items():
-        for i in range(3):
-            write_image(root / "clips" / who / f"{i:06d}.png", np.ascontiguousarray(np.roll(img, 3 * i, axis=1)))
-        rep = extract(root / "clips" / who, root / "faces" / who, face_type="whole", size=128, progress=False)
-        assert rep.added == 3, rep.messages()
+    root, faces = portrait_project(tmp_path_factory.mktemp("project"))
     store = rights.RightsStore(root / "rights")
     return {"root": root, "store": store, "faces": faces, "identities": identities}
 

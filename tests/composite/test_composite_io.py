@@ -1,0 +1,60 @@
+"""Composite I/O: each plate frame decoded and keyed once (the feet tracking's mattes feed the
+frame loop), the same pixels whether the mattes were kept or not; the light pass read ahead."""
+
+from __future__ import annotations
+
+import numpy as np
+
+import composite.mattecache as mc
+from composite.demo_scene import make_demo
+from composite.pipeline import CompositeSettings, run_composite
+from composite.placement import PlacementSettings
+from composite.plate import SequencePlate
+from machinima.imageseq import read_image
+
+
+def _settings(plate, pos, step_id):
+    return CompositeSettings(plate=plate, matte="green", placement=PlacementSettings(position=pos), video=False, step_id=step_id)
+
+
+def test_plate_frames_decoded_once_and_pixels_same_as_without_kept_mattes(tmp_path, monkeypatch):
+    take, plate, pos = make_demo(tmp_path, width=160, height=90, frames=6, plate_as="png")
+    reads: list[int] = []
+    real = SequencePlate.frame
+    monkeypatch.setattr(SequencePlate, "frame", lambda self, i: (reads.append(i), real(self, i))[1])
+    kept = run_composite(take, _settings(plate, pos, "kept"), progress=False)
+    assert len(kept.report.done) == 6
+    # the tracking decodes all 6, frame 0 once more for the screen colour and reference (+1 opening the plate), the loop none
+    assert sorted(set(reads)) == list(range(6)) and reads.count(2) == 1 and len(reads) <= 6 + 2
+
+    reads.clear()
+    monkeypatch.setattr(mc, "BUDGET", 0)  # nothing kept: the loop decodes and keys every frame itself
+    fresh = run_composite(take, _settings(plate, pos, "fresh"), progress=False)
+    assert reads.count(2) == 2  # once in the tracking, once in the loop
+    for f in range(6):
+        ka = read_image(next((kept.out_dir / "rgb").glob(f"{f:06d}.*")))
+        fa = read_image(next((fresh.out_dir / "rgb").glob(f"{f:06d}.*")))
+        assert np.array_equal(ka, fa), f"frame {f} differs"
+
+
+def test_matte_cache_is_bounded_and_gives_each_frame_back_once():
+    m = (
+        (0, 0, 10, 10),
+        np.zeros((10, 10), np.uint8),
+        np.zeros((10, 10, 3), np.uint8),
+    )
+    cache = mc.MatteCache(budget=2 * 400)  # room for two
+    assert cache.put(0, m) and cache.put(1, None) and cache.put(2, m)
+    assert not cache.put(3, m)  # over the budget: the loop keys frame 3 itself
+    assert 3 not in cache and cache.bytes == 800
+    assert cache.take(0).matte[1].shape == (10, 10) and cache.take(0) is None
+    assert cache.take(1).matte is None  # kept: "no actor in this frame"
+    cache.retain([5])
+    assert len(cache) == 0 and cache.bytes == 0
+
+
+def test_kept_matte_is_a_copy_not_a_view_of_the_plate_frame():
+    frame = np.zeros((90, 160), np.uint8)
+    cache = mc.MatteCache()
+    cache.put(0, ((0, 0, 160, 10), frame[:10], frame[:10, :, None]))
+    assert cache.take(0).matte[1].base is None
