@@ -32,7 +32,7 @@ Datagrams are built with python-osc (the shapes real senders use), 10 performers
    jumps of recorded stamps.
 5. ``profile``: cProfile of the pipeline drain (bundles, single messages): where the time goes.
 
-Run: nice -n 10 .venv/bin/python bench/mocap_ingest.py [--quick]
+Run: nice -n 10 .venv/bin/python bench/mocap_ingest.py [--quick] [--parts throughput,loopback,...]
 """
 
 from __future__ import annotations
@@ -238,6 +238,11 @@ def _pipeline(sock: socket.socket, tmp: Path, batched: bool | None = None):
     ingest = Ingest(writer=writer)
     ingest.add_source(VMCSource("vmc", max_packets_per_s=1e9))
     rx = BatchReceiver(sock, lambda b: ingest.batch("vmc", b), batched=batched)  # the listener's defaults
+    # A listener that has run a while has had the pages of its ring faulted in (the ring is
+    # calloc'd: a row's pages are touched when a datagram first fills it); so has the bare
+    # loop's one buffer. Touch them here so a short run (--quick, a warm-up shorter than a
+    # chunk) measures the steady state, not the first page faults.
+    rx.data[:, :4096 * 2] = 0
     # commit CPU, by thread: the receive thread commits itself when the idle timer is starved
     # (a loaded machine); the figures take it out of the receive path and count it apart
     cost = {"receive_thread": 0.0, "all": 0.0}
@@ -490,7 +495,7 @@ def profile_figures(shape: str, datagrams: list[tuple[int, bytes]], warm: int) -
                         prof.disable()
                 seen[0] += n
                 return n
-            h.run(profiled)
+            h.run(profiled, warm)  # the warm-up in chunks of its own: the profiled part is never empty
             ingest.finish()
             ingest.end_take()
     finally:
@@ -501,24 +506,38 @@ def profile_figures(shape: str, datagrams: list[tuple[int, bytes]], warm: int) -
     return [{"function": f"{Path(f).name}:{line} {fn}", "tottime_pct": round(100 * v[2] / total, 1), "calls": v[1]} for (f, line, fn), v in rows]
 
 
+PARTS = ("parse", "throughput", "fallback", "loopback", "flood", "profile")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--parts", default=",".join(PARTS),
+                    help=f"comma-separated sections to run (default all: {','.join(PARTS)}); e.g. throughput,loopback for a short same-machine comparison")
     args = ap.parse_args()
+    parts = [p for p in args.parts.split(",") if p]
+    bad = sorted(set(parts) - set(PARTS))
+    if bad:
+        ap.error(f"unknown part(s) {', '.join(bad)}: pick from {', '.join(PARTS)}")
     frames, warm = (40, 10) if args.quick else (300, 60)
     started = load()
     data = {s: shape_datagrams(s, frames) for s in SHAPES}
-    result = {
-        "benchmark": "mocap_ingest",
-        "command": "nice -n 10 .venv/bin/python bench/mocap_ingest.py" + (" --quick" if args.quick else ""),
-        "machine": {"cpus": os.cpu_count(), "load_avg_1m_at_start": started},
-        "parse_one_core": parse_figures(data["bundles"], 3 if args.quick else 5),
-        "throughput_one_core": [throughput_figures(s, data[s], frames, warm) for s in SHAPES],
-        "bundles_fallback": throughput_figures("bundles", data["bundles"], frames, warm, batched=False),
-        "loopback_10x120": loopback_figures(2.0 if args.quick else 10.0),
-        "flood_disk_to_disk": flood_figures(2.0 if args.quick else 5.0),
-        "profile": {s: profile_figures(s, data[s], len(data[s]) * warm // frames) for s in ("bundles", "single_messages")},
-    }
+    command = "nice -n 10 .venv/bin/python bench/mocap_ingest.py" + (" --quick" if args.quick else "")
+    if args.parts != ",".join(PARTS):
+        command += f" --parts {args.parts}"
+    result: dict = {"benchmark": "mocap_ingest", "command": command, "machine": {"cpus": os.cpu_count(), "load_avg_1m_at_start": started}}
+    if "parse" in parts:
+        result["parse_one_core"] = parse_figures(data["bundles"], 3 if args.quick else 5)
+    if "throughput" in parts:
+        result["throughput_one_core"] = [throughput_figures(s, data[s], frames, warm) for s in SHAPES]
+    if "fallback" in parts:
+        result["bundles_fallback"] = throughput_figures("bundles", data["bundles"], frames, warm, batched=False)
+    if "loopback" in parts:
+        result["loopback_10x120"] = loopback_figures(2.0 if args.quick else 10.0)
+    if "flood" in parts:
+        result["flood_disk_to_disk"] = flood_figures(2.0 if args.quick else 5.0)
+    if "profile" in parts:
+        result["profile"] = {s: profile_figures(s, data[s], len(data[s]) * warm // frames) for s in ("bundles", "single_messages")}
     result["machine"]["load_avg_1m_at_end"] = load()
     print(json.dumps(result))
 

@@ -15,6 +15,13 @@ behind (no commit for ``interval`` plus two timer periods: 100 ms for the defaul
 owner then commits itself (the listener's loop does), so frames reach the disk within about
 100 ms on a saturated machine too.
 
+Why a short GIL switch interval while a timer runs: the commit's Python parts (swapping
+buffers, stacking arrays) hold the GIL; a receive thread woken by a datagram meanwhile waits
+for it up to ``sys.getswitchinterval()`` (5 ms by default), and an idle-priority holder may
+wait for a CPU before it lets go. A live frame should be handed on within a fraction of a
+millisecond, so while any timer runs the interval is at most ``SWITCH_INTERVAL`` (0.5 ms; the
+previous value comes back when the last timer stops).
+
     timer = CommitTimer(writer, interval=0.08).start()
     ...
     timer.stop()
@@ -24,13 +31,37 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 import threading
 import time
 from typing import Any, Callable
 
 log = logging.getLogger("machinima.committimer")
 
-__all__ = ["CommitTimer", "lower_thread_priority"]
+__all__ = ["CommitTimer", "SWITCH_INTERVAL", "lower_thread_priority"]
+
+SWITCH_INTERVAL = 0.0005  # seconds: how long a receive thread may wait for the GIL a commit holds
+_switch_lock = threading.Lock()
+_switch_users = 0
+_switch_saved: float | None = None
+
+
+def _short_switch(on: bool) -> None:
+    """Shorten the GIL switch interval while at least one timer runs (see the module docstring)."""
+    global _switch_users, _switch_saved
+    with _switch_lock:
+        if on:
+            _switch_users += 1
+            if _switch_users == 1:
+                _switch_saved = sys.getswitchinterval()
+                if _switch_saved > SWITCH_INTERVAL:
+                    sys.setswitchinterval(SWITCH_INTERVAL)
+        elif _switch_users > 0:
+            _switch_users -= 1
+            if _switch_users == 0 and _switch_saved is not None:
+                if abs(sys.getswitchinterval() - min(_switch_saved, SWITCH_INTERVAL)) < 1e-9:  # nobody changed it since
+                    sys.setswitchinterval(_switch_saved)
+                _switch_saved = None
 
 
 def lower_thread_priority() -> str:
@@ -69,10 +100,13 @@ class CommitTimer:
         self.priority = "normal"
         self.last_ns = time.monotonic_ns()
         self._stop = threading.Event()
+        self._short = False
         take = getattr(writer, "take", None)
         self._thread = threading.Thread(target=self._run, name=f"commit-{getattr(take, 'id', 'writer')}", daemon=True)
 
     def start(self) -> "CommitTimer":
+        _short_switch(True)
+        self._short = True
         self._thread.start()
         return self
 
@@ -111,5 +145,8 @@ class CommitTimer:
 
     def stop(self) -> None:
         self._stop.set()
+        if self._short:
+            self._short = False
+            _short_switch(False)
         if self._thread.is_alive() and self._thread is not threading.current_thread():
             self._thread.join(5)

@@ -25,246 +25,23 @@ from __future__ import annotations
 import math
 import struct
 from collections import Counter, OrderedDict
-from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Mapping
 
 import numpy as np
 
 from .errors import OSCError
-from .osc import BUNDLE_TAG, IMMEDIATE, decode_message, encode_message
-from .skeleton import BONE_INDEX, BONES, POSE_WIDTH
+from .osc import BUNDLE_TAG, IMMEDIATE, decode_message
+from .skeleton import BONE_INDEX
 from .vmc import ADDR_APPLY, ADDR_BLEND, ADDR_BONE, ADDR_OK, ADDR_ROOT, ADDR_TIME, FLIP7, MAX_UDP, VMCError
+from .vmc_packet import (  # noqa: F401 (re-exported: the public names stay importable from here)
+    _BONE_KEYS, _EMPTY, _HIPS, _NO_BONES, _NO_VALUES, _ROOT_KEYS, _TIME_KEYS, KEY_APPLY, KEY_OK, KEY_ROOT, KEY_TIME, VMCPacket, compose_root,
+)
+from .vmc_layout import (  # noqa: F401
+    _ALL_BONES, _BONE_BY_BYTES, _BONE_TAGS, _Layout, _MSG_TIME, _OK_TAGS, _PREFIX_BLEND, _PREFIX_BONE, _PREFIX_ROOT, _ROOT_TAGS, _Template, _UNPACK1, _UNPACK7, _arg_words, _name_end, _named, _raw_tags, _walk,
+)
 
 __all__ = ["KEY_APPLY", "KEY_OK", "KEY_ROOT", "KEY_TIME", "VMCDecoder", "VMCPacket", "decode_packet"]
-
-# Frame-part keys that are not bones (bones are their canonical index 0..54, blendshapes their name).
-KEY_ROOT, KEY_TIME, KEY_OK, KEY_APPLY = -1, -2, -3, -4
-_BONE_KEYS = tuple(frozenset((i,)) for i in range(len(BONES)))
-_ROOT_KEYS = frozenset((KEY_ROOT,))
-_TIME_KEYS = frozenset((KEY_TIME,))
-_EMPTY: Mapping[str, float] = MappingProxyType({})
-_HIPS = BONE_INDEX["Hips"]
-_NO_BONES = np.zeros((0,), dtype=np.int64)
-_NO_VALUES = np.zeros((0, POSE_WIDTH), dtype=np.float32)
-
-
-class VMCPacket:
-    """What one datagram said, in canonical space.
-
-    ``bone_index`` (n,) canonical indices in message order, ``bone_values`` (n, 7) canonical
-    local pos + quat xyzw, ``root`` (7,) or None, ``time_s`` (/VMC/Ext/T), ``ok`` (/VMC/Ext/OK
-    arguments), ``blendshapes`` (Blend/Val in this packet), ``blend_apply``, ``timetag`` (1 =
-    immediate), ``rejected`` (per-reason counts inside the packet), ``fast`` (not the general
-    path), ``root_name`` (first argument of Root/Pos), ``keys`` (the frame parts it carries),
-    ``lead`` / ``trail`` (a T or OK stands before / after all of its pose and blendshape
-    messages: the packet starts / ends a frame).
-    """
-
-    __slots__ = ("_bone_index", "_bone_values", "one", "root", "time_s", "ok", "blendshapes", "blend_apply", "timetag", "rejected", "fast", "root_name",
-                 "keys", "lead", "trail", "part")
-
-    def __init__(self, bone_index: np.ndarray | None, bone_values: np.ndarray | None, root: np.ndarray | None = None, time_s: float | None = None,
-                 ok: tuple[int, ...] | None = None, blendshapes: Mapping[str, float] = _EMPTY, blend_apply: bool = False,
-                 timetag: int = IMMEDIATE, rejected: Mapping[str, int] = _EMPTY, fast: bool = False, root_name: str | None = None,
-                 keys: frozenset = frozenset(), lead: bool = False, trail: bool = False, one: tuple | None = None) -> None:
-        self._bone_index = bone_index
-        self._bone_values = bone_values
-        self.one = one  # (bone index, 7 canonical floats): a single Bone/Pos message, arrays made on demand
-        self.root = root
-        self.time_s = time_s
-        self.ok = ok
-        self.blendshapes = blendshapes
-        self.blend_apply = blend_apply
-        self.timetag = timetag
-        self.rejected = rejected
-        self.fast = fast
-        self.root_name = root_name
-        self.keys = keys
-        self.lead = lead
-        self.trail = trail
-        self.part = None  # the template it matched (template path only): lets a batch replay a frame's layout
-
-    @property
-    def bone_index(self) -> np.ndarray:
-        if self._bone_index is None:
-            self._bone_index = np.array((self.one[0],), dtype=np.int64) if self.one else _NO_BONES
-        return self._bone_index
-
-    @property
-    def bone_values(self) -> np.ndarray:
-        if self._bone_values is None:
-            self._bone_values = np.array((self.one[1],), dtype=np.float32) if self.one else _NO_VALUES
-        return self._bone_values
-
-    def __repr__(self) -> str:
-        return f"VMCPacket(bones={len(self.bone_index)}, root={self.root is not None}, time_s={self.time_s}, blend={len(self.blendshapes)}, fast={self.fast})"
-
-    @property
-    def bones(self) -> dict[str, np.ndarray]:
-        return {BONES[int(i)]: self.bone_values[k] for k, i in enumerate(self.bone_index)}
-
-    @property
-    def has_pose(self) -> bool:
-        return self.root is not None or self.one is not None or self.bone_index.shape[0] > 0
-
-    def apply_to(self, pose: np.ndarray) -> np.ndarray:
-        """Write this packet's bones into ``pose`` (55, 7) in place (last message wins) and
-        compose the root into Hips. Right for a sender whose every packet is a whole frame;
-        frames split over datagrams or sent message by message need ``VMCAssembler``, which
-        keeps Root and Hips apart as the protocol does."""
-        if self.bone_index.shape[0]:
-            pose[self.bone_index] = self.bone_values
-        if self.root is not None and (self.root != (0, 0, 0, 0, 0, 0, 1)).any():
-            compose_root(self.root, pose)
-        return pose
-
-
-def compose_root(root: np.ndarray, pose: np.ndarray) -> None:
-    """Hips (local to the avatar root) -> Hips in world space, in place: the canonical pose.
-    Plain float arithmetic: it runs once per frame, where numpy's per-call cost would dominate."""
-    h = _HIPS
-    rx, ry, rz, qx, qy, qz, qw = root.tolist()
-    hx, hy, hz, bx, by, bz, bw = pose[h].tolist()
-    # rotate (hx, hy, hz) by q: v + 2w (u x v) + 2 u x (u x v)
-    tx, ty, tz = 2 * (qy * hz - qz * hy), 2 * (qz * hx - qx * hz), 2 * (qx * hy - qy * hx)
-    px = hx + qw * tx + (qy * tz - qz * ty)
-    py = hy + qw * ty + (qz * tx - qx * tz)
-    pz = hz + qw * tz + (qx * ty - qy * tx)
-    pose[h] = (rx + px, ry + py, rz + pz,
-               qw * bx + qx * bw + qy * bz - qz * by,
-               qw * by - qx * bz + qy * bw + qz * bx,
-               qw * bz + qx * by - qy * bx + qz * bw,
-               qw * bw - qx * bx - qy * by - qz * bz)
-
-
-# --- structure walk -----------------------------------------------------------------------------
-_ROOT_TAGS = (",sfffffff", ",sfffffffffffff")  # v2.1 adds scale (3f) and offset (3f)
-_BONE_TAGS = ",sfffffff"
-_OK_TAGS = (",i", ",iii", ",iiii")
-
-
-def _walk(data: bytes, start: int, end: int, depth: int, out: list, max_elements: int, max_depth: int) -> str | None:
-    """Collect (elem_start, elem_end, timetag, depth) of the messages of a bundle.
-
-    Returns a reason when the rest of the bundle cannot be read (elements before are kept).
-    """
-    (timetag,) = struct.unpack_from(">Q", data, start + 8)
-    pos = start + 16
-    while pos < end:
-        if len(out) >= max_elements:
-            return "too_many_elements"
-        if pos + 4 > end:
-            return "truncated"
-        (n,) = struct.unpack_from(">i", data, pos)
-        pos += 4
-        if n <= 0 or n % 4 or pos + n > end:
-            return "truncated"
-        if data.startswith(BUNDLE_TAG, pos):
-            if depth + 1 >= max_depth:
-                return "nested"
-            if n < 16:
-                return "truncated"
-            why = _walk(data, pos, pos + n, depth + 1, out, max_elements, max_depth)
-            if why:
-                return why
-        else:
-            out.append((pos, pos + n, timetag, depth))
-        pos += n
-    return None
-
-
-def _arg_words(data: bytes, pos: int, tags: str) -> list[tuple[str, int]] | None:
-    """Word indices of each numeric argument of a valid message whose arguments start at
-    ``pos`` (None: not templatable)."""
-    out: list[tuple[str, int]] = []
-    for t in tags[1:]:
-        if t in "if":
-            out.append((t, pos // 4))
-            pos += 4
-        elif t in "sS":
-            z = data.index(b"\x00", pos)
-            pos = (z + 4) & ~3
-        elif t in "TFN":
-            continue
-        else:
-            return None  # 8-byte values, blobs, inf markers: general path only
-    return out
-
-
-def _raw_tags(data: bytes, s: int, e: int) -> tuple[str, int]:
-    """The type tag string of a message already validated by ``decode_message`` and the
-    offset of its first argument (a message without a tag string has tags ',')."""
-    z = data.index(b"\x00", s)
-    pos = (z + 4) & ~3
-    if pos >= e:
-        return ",", pos
-    z2 = data.index(b"\x00", pos)
-    return data[pos:z2].decode("utf-8"), (z2 + 4) & ~3
-
-
-# --- template (fast) path -----------------------------------------------------------------------
-# A packet matches a template when every fixed word is equal: (words & mask) == expected, mask
-# zero on every numeric argument and the time tag. Its values must then be finite: one float64
-# sum over the gathered values is non-finite exactly when one of them is NaN or inf.
-_ALL_BONES = np.arange(len(BONES), dtype=np.int64)  # a template sending every bone in order shares this
-
-
-@dataclass
-class _Template:
-    """One valid packet layout: its check mask and where its values are."""
-
-    mask: np.ndarray
-    expected: bytes
-    expected_words: np.ndarray  # the same as uint32 words (batched checks)
-    values: np.ndarray  # word indices of bones (n*7), roots (k*7), times, blendshapes, in that order
-    flip: np.ndarray  # per value: the Unity -> canonical mirror for bones and roots, 1 otherwise
-    timetag_word: int | None
-    bone_index: np.ndarray
-    n_roots: int
-    root_names: tuple[str, ...]
-    n_times: int
-    ok_at: tuple[struct.Struct, int] | None  # the OK integers: consecutive words
-    blend_names: tuple[str, ...]
-    blend_apply: bool
-    rejected: Mapping[str, int]
-    keys: frozenset
-    lead: bool
-    trail: bool
-
-
-# --- single-message path -----------------------------------------------------------------------
-_PREFIX_BONE = encode_message(ADDR_BONE, ("", 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0))[:32]
-_PREFIX_ROOT = encode_message(ADDR_ROOT, ("", 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0))[:32]
-_PREFIX_BLEND = encode_message(ADDR_BLEND, ("", 0.0))[:24]
-_MSG_TIME = encode_message(ADDR_TIME, (0.0,))[:-4]
-_BONE_BY_BYTES = {name.encode("ascii"): i for i, name in enumerate(BONES)}
-_UNPACK7 = struct.Struct(">7f").unpack_from
-_UNPACK1 = struct.Struct(">f").unpack_from
-assert tuple(FLIP7.tolist()) == (-1, 1, 1, 1, -1, -1, 1)  # the mirror the single-message path writes out
-
-
-def _name_end(data: bytes, start: int, n: int, tail: int) -> int:
-    """Offset of the values after a padded name at ``start`` when the message has exactly the
-    canonical layout (``tail`` value bytes after the name), else -1."""
-    z = data.find(b"\x00", start)
-    if z <= start:
-        return -1
-    end = (z + 4) & ~3
-    if end + tail != n or data[z:end].strip(b"\x00"):
-        return -1
-    return end
-
-
-def _named(data: bytes, start: int, n: int, tail: int) -> tuple[str, int] | None:
-    """(the UTF-8 name at ``start``, offset of the values) of a canonical single message."""
-    end = _name_end(data, start, n, tail)
-    if end < 0:
-        return None
-    try:
-        return bytes(data[start:data.index(b"\x00", start)]).decode("utf-8"), end
-    except UnicodeDecodeError:
-        return None
 
 
 class VMCDecoder:
@@ -620,27 +397,6 @@ class VMCDecoder:
             self._n_templates -= 1
             if not old:
                 del self._templates[key]
-
-
-class _Layout:
-    """What the general path noted about a bundle's words, to learn a template from it."""
-
-    def __init__(self) -> None:
-        self.ints: list[int] = []
-        self.floats_any: list[int] = []
-        self.bone_index: list[int] = []
-        self.bone_words: list[list[int]] = []
-        self.root_words: list[list[int]] = []
-        self.root_names: list[str] = []
-        self.time_words: list[int] = []
-        self.ok_words: list[int] | None = None
-        self.blend_names: list[str] = []
-        self.blend_words: list[int] = []
-        self.rejected: Counter[str] = Counter()
-        self.apply = False
-        self.keys: frozenset = frozenset()
-        self.lead = False
-        self.trail = False
 
 
 def decode_packet(data: bytes, **limits) -> VMCPacket:

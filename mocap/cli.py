@@ -116,7 +116,7 @@ def _health_table(summary: list[dict], ingest) -> Table:
 def _smooth_bones(items: List[str]) -> dict[str, dict[str, float]] | None:
     """``--smooth-bone NAME=MIN_CUTOFF,BETA`` (a bone or a group: body, fingers) -> settings."""
     from .errors import MocapError
-    from .timing import DEFAULT_BONE_SMOOTHING
+    from .smoothing import DEFAULT_BONE_SMOOTHING
 
     if not items:
         return None
@@ -164,7 +164,7 @@ def listen(
     from .errors import MocapError
     from .listener import Ingest, serve
     from .retarget import Calibration
-    from .timing import bone_settings
+    from .smoothing import bone_settings
 
     if not any(p is not None for p in (vmc, xsens, osc_port)):
         raise MocapError("nothing to listen to", hint="give --vmc PORT, --xsens PORT and/or --osc PORT")

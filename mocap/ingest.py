@@ -27,7 +27,9 @@ from typing import Any, Callable
 from .errors import MocapError
 from .frames import Frame
 from .retarget import Calibration
-from .timing import Health, OneEuro, StreamTiming
+from .health import Health
+from .smoothing import OneEuro
+from .timing import StreamTiming
 
 log = logging.getLogger("machinima.mocap")
 _NONE: list[Frame] = []
@@ -113,15 +115,18 @@ class Ingest:
         h.bytes += int(b.lens.sum())
         h.last_seen_ns = int(b.stamps[-1])
         h.behind_ns.extend((now - b.stamps[-2048:]).tolist())
-        try:
-            items = fb(b)
-        except Exception as exc:  # a bug in a source must not take the listener down
-            self.errors["internal_error"] += 1
-            src.rejects["internal_error"] += 1
-            log.exception("mocap source %s failed on a batch: %s", source, exc)
-            return
-        for item in items:
-            if isinstance(item, Frame):
+        items = iter(fb(b))  # frames come out as the source makes them: each goes on at once
+        while True:
+            try:
+                item = next(items)
+            except StopIteration:
+                return
+            except Exception as exc:  # a bug in a source must not take the listener down
+                self.errors["internal_error"] += 1
+                src.rejects["internal_error"] += 1
+                log.exception("mocap source %s failed on a batch: %s", source, exc)
+                return
+            if type(item) is Frame:
                 self._take(source, [item], now)
             else:
                 self._take_block(source, item[0], item[1], now)

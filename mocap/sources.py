@@ -18,7 +18,7 @@ import logging
 import time
 from collections import Counter
 from importlib.metadata import entry_points
-from typing import Callable, Protocol
+from typing import Callable, Iterator, Protocol
 
 
 import numpy as np
@@ -142,8 +142,10 @@ class VMCSource:
     kind = "vmc"
 
     def __init__(self, name: str = "vmc", *, performers: dict[str, str] | None = None, max_senders: int = 64,
-                 max_packets_per_s: float = 100000.0, decoder_limits: dict | None = None, idle_ms: float = 50.0) -> None:
+                 max_packets_per_s: float = 100000.0, decoder_limits: dict | None = None, idle_ms: float = 50.0,
+                 replay_min_frames: int = 4) -> None:
         self.name = name
+        self.replay_min_frames = max(1, int(replay_min_frames))
         self.performer_names = dict(performers or {})
         self.max_senders = max_senders
         self.idle_ms = idle_ms
@@ -175,21 +177,26 @@ class VMCSource:
             return _NONE
         return self._feed(s, data, now)
 
-    def feed_batch(self, batch) -> list:
+    def feed_batch(self, batch) -> Iterator:
         """A ``machinima.udpbatch.Batch``: Frames and (performer, ``FrameBlock``) pairs, in
-        order per sender. Datagrams that repeat the sender's last frame layout are replayed
-        in blocks (``machinima.vmc_batch``); the rest go one by one through ``feed``'s path."""
-        out: list = []
+        order per sender, yielded as each is made (a live output gets the first frame of a
+        batch before the rest are decoded). A sender with at least ``replay_min_frames``
+        frames waiting that repeat its last frame layout is replayed in blocks
+        (``machinima.vmc_batch``); the rest go one by one through ``feed``'s path, in arrival
+        order across senders. Why the minimum: a replay costs a fixed few dozen numpy calls,
+        more than decoding two or three datagrams one by one; the blocks pay off from a few
+        frames on, i.e. when the listener reads a backlog, not at a live sender's pace."""
         keys = batch.keys
         data, lens, stamps = batch.data, batch.lens, batch.stamps
         first = keys[0]
-        if (keys == first).all():
+        if batch.n == 1 or (keys == first).all():
             groups = [(int(first), np.arange(batch.n))]
         else:
             order = np.argsort(keys, kind="stable")
             ks = keys[order]
             cut = np.flatnonzero(ks[1:] != ks[:-1]) + 1
             groups = [(int(keys[g[0]]), g) for g in np.split(order, cut)]
+        slow: list[tuple[np.ndarray, _Sender]] = []  # (rows, sender) fed one by one, in arrival order
         for key, rows in groups:
             addr = batch.addr(key)
             n = rows.shape[0]
@@ -204,37 +211,69 @@ class VMCSource:
             if s is None:
                 self.rejects["too_many_senders"] += n - 1
                 continue
-            asm, dec = s.asm, s.decoder
-            rl = rows.tolist()
-            pos = 0
+            cyc = s.asm.cycle
+            if n < self.replay_min_frames * (1 if cyc is None else len(cyc[0])):
+                slow.append((rows, s))
+                continue
+            yield from self._replay_rows(s, data, lens, stamps, rows)
+        if not slow:
+            return
+        feed_row = self._feed_row
+        if len(slow) == 1:
+            rows, s = slow[0]
+            for r in rows.tolist():
+                out = feed_row(s, data, lens, stamps, r)
+                if out:
+                    yield from out
+            return
+        # several senders one by one: in arrival order across them
+        who: list = [None] * batch.n
+        for rows, s in slow:
+            for r in rows.tolist():
+                who[r] = s
+        for r, s in enumerate(who):
+            if s is not None:
+                out = feed_row(s, data, lens, stamps, r)
+                if out:
+                    yield from out
+
+    def _feed_row(self, s: _Sender, data, lens, stamps, r: int) -> list:
+        """One datagram (row ``r`` of a batch) through the per-packet path."""
+        ln = int(lens[r])
+        d = data[r, :ln].tobytes()
+        t = int(stamps[r])
+        pkt = s.singles.packet(d, ln) if ln and d[0] == 47 else None
+        if pkt is None:
+            return self._feed(s, d, t)
+        # a single message (machinima.vmc_single: its layout seen before, only numbers read)
+        done = s.asm.feed(pkt, t)
+        self._rename(s, pkt.root_name)
+        return [self._frame(s, f) for f in done] if done else _NONE
+
+    def _replay_rows(self, s: _Sender, data, lens, stamps, rows: np.ndarray) -> Iterator:
+        """One sender's rows of a batch: replayed in blocks while they fit its cycle, one by
+        one until the next frame ends where they do not (then a replay is tried again)."""
+        asm, dec = s.asm, s.decoder
+        n = rows.shape[0]
+        rl = rows.tolist()
+        pos = 0
+        while pos < n:
+            if asm.cycle is not None and not asm.pending and asm.frames != s.tried and n - pos >= len(asm.cycle[0]):
+                blk = replay(dec, asm, data, lens, stamps, rows[pos:])
+                if blk is not None:
+                    self._rename(s, blk.root_name)
+                    yield (s.performer, blk)
+                    pos += blk.n * len(asm.cycle[0])
+                    continue
+                s.tried = asm.frames
+            frames_before = asm.frames
             while pos < n:
-                if asm.cycle is not None and not asm.pending and asm.frames != s.tried and n - pos >= len(asm.cycle[0]):
-                    blk = replay(dec, asm, data, lens, stamps, rows[pos:])
-                    if blk is not None:
-                        self._rename(s, blk.root_name)
-                        out.append((s.performer, blk))
-                        pos += blk.n * len(asm.cycle[0])
-                        continue
-                    s.tried = asm.frames
-                # one by one until the next frame ends (then a replay is tried again)
-                frames_before = asm.frames
-                while pos < n:
-                    r = rl[pos]
-                    ln = int(lens[r])
-                    d = data[r, :ln].tobytes()
-                    t = int(stamps[r])
-                    pos += 1
-                    pkt = s.singles.packet(d, ln) if ln and d[0] == 47 else None
-                    if pkt is None:
-                        out.extend(self._feed(s, d, t))
-                    else:  # a single message (machinima.vmc_single: its layout seen before, only numbers read)
-                        done = asm.feed(pkt, t)
-                        self._rename(s, pkt.root_name)
-                        if done:
-                            out.extend([self._frame(s, f) for f in done])
-                    if asm.frames != frames_before:
-                        break
-        return out
+                out = self._feed_row(s, data, lens, stamps, rl[pos])
+                pos += 1
+                if out:
+                    yield from out
+                if asm.frames != frames_before:
+                    break
 
     def _rename(self, s: _Sender, root_name: str | None) -> None:
         if root_name is not None and root_name != "root" and s.performer.startswith(f"{self.name}-") and s.key not in self.performer_names:

@@ -1,5 +1,6 @@
 """Timing of one performer's stream, sans-I/O: ordering, counters, jitter buffer, gap fill,
-One-Euro smoothing (per bone), and per-source health figures.
+and (re-exported from ``mocap.smoothing`` and ``mocap.health``) One-Euro smoothing per bone
+and per-source health figures.
 
 ``StreamTiming`` is fed frames as they arrive (``push``) and asked for the frames that are
 ready at a given monotonic time (``pop_ready``). It orders by the sender's sample counter when
@@ -34,21 +35,33 @@ receive stamp is used and the loss of such a stream cannot be known (``loss_know
 from __future__ import annotations
 
 import bisect
-import math
 import time
 from collections import Counter, deque
-from dataclasses import dataclass, field
-from typing import Mapping
 
 import numpy as np
 
 from machinima import quat
-from machinima.skeleton import BONE_INDEX, BONES
 
 from .frames import Frame
 
 NS = 1_000_000_000
-_WIN32 = np.arange(32)
+_WIN33 = np.arange(1, 33)
+_ARANGE = np.arange(4096, dtype=np.int64)
+_ARANGE.setflags(write=False)
+
+
+def _diff_from(first, a: np.ndarray) -> np.ndarray:
+    """``np.diff(a, prepend=first)`` without its broadcasting and concatenation (a tenth of
+    the cost on short arrays)."""
+    out = np.empty_like(a)
+    out[0] = a[0] - first
+    np.subtract(a[1:], a[:-1], out=out[1:])
+    return out
+
+
+def _arange(n: int) -> np.ndarray:
+    """0..n-1 as int64 (a shared read-only array for the usual block sizes)."""
+    return _ARANGE[:n] if n <= 4096 else np.arange(n, dtype=np.int64)
 
 
 class StreamTiming:
@@ -212,7 +225,7 @@ class StreamTiming:
         keys = time_s
         if not (keys[0] > self._last_key and keys[0] > last_sender and (self._max_key is None or keys[0] > self._max_key)):
             return None  # (also false for NaN: a frame without a clock)
-        if keys.shape[0] > 1 and not (np.diff(keys) > 0).all():
+        if keys.shape[0] > 1 and not (keys[1:] > keys[:-1]).all():
             return None
         n = int(keys.shape[0])
         sender_ns = (keys * NS).astype(np.int64)  # int(st * NS), as push does
@@ -223,36 +236,45 @@ class StreamTiming:
         # the anchor's target: the smallest transit, moved only when a frame comes
         # reanchor_early_ns before it (a thresholded running minimum: one step per move)
         tg, early, reanchored = self._target_ns, self.reanchor_early_ns, 0
-        tlist = [0] * n
-        for i, tr in enumerate(transit.tolist()):
-            if tr < tg - early:
-                tg = tr
-                reanchored += 1
-            tlist[i] = tg
-        target = np.array(tlist, dtype=np.int64)
-        # the anchor slews down to the target by at most half the sender time since the last
-        # frame: a_i = max(target_i, a_(i-1) - step_i), i.e. a running maximum once the steps
-        # are summed
-        steps = np.diff(np.concatenate(([self._last_sender_ns], sender_ns))) // 2
-        np.maximum(steps, 0, out=steps)
-        csum = np.cumsum(steps)
-        anchor_arr = np.maximum.accumulate(np.maximum(target + csum, anchor)) - csum
+        target: "np.ndarray | int" = tg
+        if int(offs[-1]) < tg - early:  # some frame moves it (else it stays: the steady state)
+            tlist = [0] * n
+            for i, tr in enumerate(transit.tolist()):
+                if tr < tg - early:
+                    tg = tr
+                    reanchored += 1
+                tlist[i] = tg
+            target = np.array(tlist, dtype=np.int64)
+        idx = _arange(n)
+        if anchor <= self._target_ns and not reanchored:
+            anchor_arr = np.full(n, anchor, dtype=np.int64)  # nothing to slew: the anchor stays
+        else:
+            # the anchor slews down to the target by at most half the sender time since the
+            # last frame: a_i = max(target_i, a_(i-1) - step_i), i.e. a running maximum once
+            # the steps are summed
+            steps = _diff_from(self._last_sender_ns, sender_ns) // 2
+            np.maximum(steps, 0, out=steps)
+            csum = np.cumsum(steps)
+            anchor_arr = np.maximum.accumulate(np.maximum(target + csum, anchor)) - csum
         t = sender_ns + anchor_arr
         # never backwards: t_i = max(t_i, t_(i-1) + 1)
-        idx = np.arange(n, dtype=np.int64)
-        t = np.maximum.accumulate(np.maximum(t - idx, self._last_t + 1)) + idx
-        self.latency_ns.extend((transit - offs)[-512:].tolist())
+        t -= idx
+        np.maximum(t, self._last_t + 1, out=t)
+        np.maximum.accumulate(t, out=t)
+        t += idx
+        transit -= offs
+        self.latency_ns.extend(transit[-512:].tolist())
         self.counts["received"] += n
         if reanchored:
             self.counts["reanchored"] += reanchored
         self.loss_known = True
         kl = keys.tolist()
-        self._release_block(kl)
+        self._release_block(kl, keys)
         seen = self._seen
         seen.extend(kl[-64:])
         self._seen_set = set(seen)
         self._anchor_ns, self._target_ns, self._offset_ns = int(anchor_arr[-1]), tg, int(offs[-1])
-        self._last_transit = int(transit[-1])
+        self._last_transit = int(transit[-1] + offs[-1])
         self._max_key = self._last_key = self._last_sender = kl[-1]
         self._last_sender_ns = int(sender_ns[-1])
         last_t = self._last_t = int(t[-1])
@@ -260,7 +282,7 @@ class StreamTiming:
         self._last_out = Frame(performer, source, tl[-1], None if pose is None else pose[-1], kl[-1], None, None, t_ns=last_t)
         return t
 
-    def _release_block(self, kl: list[float]) -> None:
+    def _release_block(self, kl: list[float], keys: np.ndarray | None = None) -> None:
         """``_release`` for in-order frames with a sender clock, without gap fill: drops
         against the sender's period, whose running median is refreshed at the 4th, 8th and
         every 16th interval. Between refreshes the period is fixed, so each stretch of a long
@@ -269,7 +291,7 @@ class StreamTiming:
         if len(kl) < 16:
             self._release_loop(kl)
             return
-        if self._release_steady(kl):
+        if self._release_steady(kl, keys):
             return
         pk = self._last_key
         keys = np.array([pk] + kl)
@@ -310,25 +332,39 @@ class StreamTiming:
                 self._period = ps[h] if len(ps) % 2 else (ps[h - 1] + ps[h]) / 2
             i += end_refresh
 
-    def _release_steady(self, kl: list[float]) -> bool:
+    def _release_steady(self, kl: list[float], keys: np.ndarray | None = None) -> bool:
         """The steady state at once: a known period, 32 intervals already seen and no drop
         in the block, with the period's refreshes inside it (medians of sliding windows).
         False (nothing changed) otherwise."""
         period = self._period
         if period is None or period <= 0 or len(self._periods) < 32:
             return False
-        dts = np.diff(np.array([self._last_key] + kl))
+        dts = _diff_from(self._last_key, np.array(kl) if keys is None else keys)
         n = dts.shape[0]
-        counts = self._n_periods + 1 + np.arange(n)
-        idx = np.flatnonzero((counts % 16 == 0) | (counts == 4) | (counts == 8))
-        per = np.full(n, period)
+        if dts.min() <= 0:
+            return False
+        # with 32 intervals counted the refreshes are every 16th (the 4th and 8th are past)
+        first = -(self._n_periods + 1) % 16
+        idx = _arange(n)[first::16]  # positions in the block after which the period is refreshed
         med = None
         if idx.shape[0]:
-            allp = np.concatenate((np.array(self._periods), dts))
-            win = np.sort(allp[(idx + 1)[:, None] + _WIN32], axis=1)  # the 32 intervals before each refresh
+            allp = np.concatenate((np.fromiter(self._periods, np.float64, 32), dts))
+            win = allp[idx[:, None] + _WIN33]  # the 32 intervals before each refresh
+            win.sort(axis=1)
             med = (win[:, 15] + win[:, 16]) / 2
-            per = np.concatenate(([period], med))[np.searchsorted(idx, np.arange(n), side="left")]
-        if (dts <= 0).any() or (((np.rint(dts / per) - 1) > 0) & (dts > 1.5 * per)).any():
+            # interval i is judged by the period of before it: the old one up to the first
+            # refresh, then each median in turn (the largest interval of each stretch)
+            starts = idx + 1
+            if starts[-1] == n:
+                starts = starts[:-1]
+            pers = np.concatenate(([period], med[: starts.shape[0]]))
+            top = np.maximum.reduceat(dts, np.concatenate(([0], starts)))
+        else:
+            pers, top = period, dts.max()
+        # a drop is rint(dt / period) - 1 > 0 and dt > 1.5 period; the second implies the
+        # first (up to rounding at the last bit, where this check is the stricter: such a
+        # block goes the exact way, frame by frame)
+        if (top > 1.5 * pers).any():
             return False
         self._periods.extend(dts[-32:].tolist())
         self._n_periods += n
@@ -438,161 +474,6 @@ def interpolate(a: Frame, b: Frame, w: float) -> Frame:
     return Frame(a.performer, a.source, t, pose, st, seq, None, t_ns=t, interpolated=True)
 
 
-FINGERS = tuple(b for b in BONES if any(d in b for d in ("Thumb", "Index", "Middle", "Ring", "Little")))
-BONE_GROUPS: dict[str, tuple[str, ...]] = {"fingers": FINGERS, "body": tuple(b for b in BONES if b not in FINGERS)}
-DEFAULT_BONE_SMOOTHING: dict[str, dict[str, float]] = {
-    # The root carries the whole body: lag there makes every limb trail, so it opens up sooner.
-    "Hips": {"min_cutoff": 2.0, "beta": 0.3},
-    # Finger sensors jitter most at rest and move fastest: smoother when still, quicker in motion.
-    "fingers": {"min_cutoff": 0.5, "beta": 2.0},
-}
-
-
-def bone_settings(min_cutoff: float, beta: float, bones: Mapping[str, Mapping[str, float]] | None) -> tuple[np.ndarray, np.ndarray]:
-    """Per-bone (55, 1) min_cutoff and beta: the given values, then each group ("body",
-    "fingers") and bone name of ``bones`` in turn (bones after groups)."""
-    mc = np.full((len(BONES), 1), float(min_cutoff))
-    be = np.full((len(BONES), 1), float(beta))
-    items = sorted((bones or {}).items(), key=lambda kv: kv[0] not in BONE_GROUPS)
-    for name, vals in items:
-        if name in BONE_GROUPS:
-            idx = [BONE_INDEX[b] for b in BONE_GROUPS[name]]
-        elif name in BONE_INDEX:
-            idx = [BONE_INDEX[name]]
-        else:
-            raise ValueError(f"unknown bone or group {name!r} in smoothing settings (groups: {', '.join(BONE_GROUPS)}; bones: Unity names)")
-        unknown = set(vals) - {"min_cutoff", "beta"}
-        if unknown:
-            raise ValueError(f"smoothing settings of {name!r} take min_cutoff and beta, not {', '.join(sorted(unknown))}")
-        if "min_cutoff" in vals:
-            mc[idx] = float(vals["min_cutoff"])
-        if "beta" in vals:
-            be[idx] = float(vals["beta"])
-    if (mc <= 0).any() or (be < 0).any():
-        raise ValueError("min_cutoff must be > 0 and beta >= 0 for every bone")
-    return mc, be
-
-
-class OneEuro:
-    """One-Euro filter (Casiez et al. 2012) on whole poses (55, 7), per bone and channel.
-
-    ``min_cutoff`` (Hz) sets smoothing when still, ``beta`` how fast it opens up with speed;
-    ``bones`` overrides them per group or bone (``DEFAULT_BONE_SMOOTHING``: Hips and fingers
-    differ from the body; ``{}`` for the same settings everywhere). Quaternions are
-    sign-aligned to the previous output, filtered and renormalised. For live preview only: the
-    take keeps the raw frames.
-    """
-
-    def __init__(self, *, min_cutoff: float = 1.0, beta: float = 0.5, d_cutoff: float = 1.0,
-                 bones: Mapping[str, Mapping[str, float]] | None = None) -> None:
-        if min_cutoff <= 0 or d_cutoff <= 0 or beta < 0:
-            raise ValueError("min_cutoff and d_cutoff must be > 0 and beta >= 0")
-        self.min_cutoff, self.beta, self.d_cutoff = min_cutoff, beta, d_cutoff
-        self.bones = dict(DEFAULT_BONE_SMOOTHING if bones is None else bones)
-        self._mc, self._beta = bone_settings(min_cutoff, beta, self.bones)
-        self._x: np.ndarray | None = None
-        self._dx: np.ndarray | None = None
-        self._t: int | None = None
-
-    @staticmethod
-    def _alpha(cutoff, dt: float):
-        tau = 1.0 / (2 * math.pi * cutoff)
-        return 1.0 / (1.0 + tau / dt)
-
-    def __call__(self, pose: np.ndarray, t_ns: int) -> np.ndarray:
-        x = np.asarray(pose, dtype=np.float64).copy()
-        if self._x is None or self._t is None or t_ns <= self._t:
-            if self._x is not None and self._t is not None and t_ns <= self._t:
-                return self._x.astype(np.float32)
-            self._x, self._dx, self._t = x, np.zeros_like(x), t_ns
-            return x.astype(np.float32)
-        dt = (t_ns - self._t) / NS
-        sign = np.where(np.sum(x[:, 3:7] * self._x[:, 3:7], axis=1, keepdims=True) < 0, -1.0, 1.0)
-        x[:, 3:7] *= sign
-        dx = (x - self._x) / dt
-        a_d = self._alpha(self.d_cutoff, dt)
-        dx_hat = self._dx + a_d * (dx - self._dx)
-        cutoff = self._mc + self._beta * np.abs(dx_hat)
-        a = self._alpha(cutoff, dt)
-        x_hat = self._x + a * (x - self._x)
-        x_hat[:, 3:7] = quat.normalize(x_hat[:, 3:7])
-        self._x, self._dx, self._t = x_hat, dx_hat, t_ns
-        return x_hat.astype(np.float32)
-
-
-def _pct(sorted_ns: list[int], p: float) -> float | None:
-    if not sorted_ns:
-        return None
-    return round(sorted_ns[min(len(sorted_ns) - 1, int(p * len(sorted_ns)))] / 1e6, 3)
-
-
-@dataclass
-class Health:
-    """Per-source health: rate, loss, transit, how far the listener is behind, last seen,
-    rejections by reason.
-
-    ``summary()`` says what each figure measures: ``transit_ms_p50/p99`` is each frame's
-    transit (sender clock to the kernel's arrival stamp) above the smallest transit seen, i.e.
-    network and sender jitter (None without a sender clock: nothing to measure it against);
-    ``behind_ms_p99`` is how long datagrams waited in the socket before the listener read them;
-    ``loss_pct`` is None ("unknown") when no stream has a sample counter or a sender clock
-    (VMC without ``/VMC/Ext/T``): a missing frame cannot be told from a pause.
-    """
-
-    name: str
-    window_s: float = 2.0
-    frames: int = 0
-    packets: int = 0
-    bytes: int = 0
-    last_seen_ns: int | None = None
-    rejects: Counter = field(default_factory=Counter)
-    performers: set = field(default_factory=set)
-    _stamps: deque = field(default_factory=lambda: deque(maxlen=8192))
-    behind_ns: deque = field(default_factory=lambda: deque(maxlen=2048))
-
-    def saw_packet(self, n_bytes: int, now_ns: int) -> None:
-        self.packets += 1
-        self.bytes += n_bytes
-        self.last_seen_ns = now_ns
-
-    def saw_frame(self, performer: str, now_ns: int) -> None:
-        self.frames += 1
-        self.performers.add(performer)
-        self._stamps.append(now_ns)
-
-    def rate_hz(self, now_ns: int | None = None) -> float:
-        now = time.monotonic_ns() if now_ns is None else now_ns
-        lo = now - int(self.window_s * NS)
-        n = sum(1 for s in self._stamps if s >= lo)
-        return n / self.window_s
-
-    def summary(self, timings: dict[str, StreamTiming] | None = None, now_ns: int | None = None) -> dict:
-        now = time.monotonic_ns() if now_ns is None else now_ns
-        counts: Counter[str] = Counter()
-        lat: list[int] = []
-        known = False
-        for t in (timings or {}).values():
-            counts.update(t.counts)
-            lat.extend(t.latency_ns)
-            known = known or t.loss_known
-        received = counts.get("received", 0)
-        dropped = counts.get("dropped", 0)
-        loss = None
-        if known:
-            loss = round(100.0 * dropped / (received + dropped), 3) if received + dropped else 0.0
-        lat.sort()
-        behind = sorted(self.behind_ns)
-        return {
-            "source": self.name,
-            "performers": sorted(self.performers),
-            "packets": self.packets,
-            "frames": self.frames,
-            "rate_hz": round(self.rate_hz(now), 1),
-            "loss_pct": loss,
-            "transit_ms_p50": _pct(lat, 0.5),
-            "transit_ms_p99": _pct(lat, 0.99),
-            "behind_ms_p99": _pct(behind, 0.99),
-            "last_seen_s": None if self.last_seen_ns is None else round((now - self.last_seen_ns) / NS, 3),
-            "rejects": dict(self.rejects),
-            "timing": {k: v for k, v in counts.items()},
-        }
+# Split out (one job each); still importable from here.
+from .smoothing import BONE_GROUPS, DEFAULT_BONE_SMOOTHING, FINGERS, OneEuro, bone_settings  # noqa: E402,F401
+from .health import Health  # noqa: E402,F401

@@ -96,3 +96,25 @@ def test_appends_do_not_wait_for_a_commit(tmp_path):
 def test_interval_over_100_ms_is_refused(tmp_path):
     with pytest.raises(ValueError, match="100 ms"):
         CommitTimer(_writer(tmp_path), interval=0.2)
+
+
+def test_gil_switch_interval_is_short_while_timers_run_and_comes_back(tmp_path):
+    """A receive thread waits for the GIL a commit holds at most the switch interval: short
+    while any timer runs (two timers nest), the previous value back after the last stops."""
+    from machinima.committimer import SWITCH_INTERVAL
+
+    before = sys.getswitchinterval()
+    sys.setswitchinterval(0.005)
+    try:
+        w = _writer(tmp_path)
+        a = CommitTimer(w).start()
+        b = CommitTimer(w).start()
+        assert sys.getswitchinterval() == pytest.approx(SWITCH_INTERVAL)
+        a.stop()
+        assert sys.getswitchinterval() == pytest.approx(SWITCH_INTERVAL)  # b still runs
+        b.stop()
+        assert sys.getswitchinterval() == pytest.approx(0.005)
+        b.stop()  # a second stop changes nothing
+        assert sys.getswitchinterval() == pytest.approx(0.005)
+    finally:
+        sys.setswitchinterval(before)

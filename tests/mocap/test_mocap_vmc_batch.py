@@ -119,12 +119,14 @@ def test_batched_frames_equal_per_packet_frames(shape, paced):
         assert all(s.asm.head is not None for s in a._senders.values())  # the head was learned (both ways: the states are equal)
 
 
-def test_push_block_equals_push():
+@pytest.mark.parametrize("seed,clock_jitter", [(11, 0.0), (12, 0.0015), (13, 0.003)])
+def test_push_block_equals_push(seed, clock_jitter):
     """Stamps, counters, anchor and period after a block equal those after the same frames one
-    by one: a held-up start (the anchor slews), reanchors, jitter, drops."""
-    rng = np.random.default_rng(11)
+    by one: a held-up start (the anchor slews), reanchors, jitter, drops; ``clock_jitter``:
+    the sender's own clock steps unevenly (the period's running median moves)."""
+    rng = np.random.default_rng(seed)
     n = 600
-    keys = 5.0 + np.arange(n) / 120
+    keys = 5.0 + np.arange(n) / 120 + rng.uniform(0, clock_jitter, n)
     keys = np.delete(keys, [100, 101, 250, 400])  # drops
     transit = 2_000_000 + rng.integers(0, 300_000, keys.shape[0])
     transit[0] += 40_000_000  # held up: the anchor slews down
@@ -148,7 +150,7 @@ def test_push_block_equals_push():
         at += k
     assert t_one == t_blk
     assert one.counts == blk.counts and one.counts["dropped"] == 4 and one.counts["reanchored"] >= 1
-    for name in ("_anchor_ns", "_target_ns", "_offset_ns", "_last_t", "_last_key", "_period", "_n_periods"):
+    for name in ("_anchor_ns", "_target_ns", "_offset_ns", "_last_t", "_last_key", "_period", "_n_periods", "_last_transit", "_last_sender_ns"):
         assert getattr(one, name) == getattr(blk, name), name
     assert list(one.latency_ns) == list(blk.latency_ns) and list(one._periods) == list(blk._periods)
 
@@ -163,3 +165,42 @@ def test_push_block_refuses_what_is_not_plain():
     assert st.push_block("a", "vmc", recv, np.array([0.5, 0.6]), None) is None  # back in time (a restart)
     assert st.counts["received"] == 1
     assert st.push_block("a", "vmc", recv, np.array([1.01, 1.02]), None) is not None
+
+
+@pytest.mark.parametrize("replay_min_frames", [1, 4])
+def test_live_frames_go_on_in_arrival_order_before_the_rest_is_decoded(replay_min_frames):
+    """A burst of one frame from each of 3 senders (what a listener keeping up reads): the
+    frame that arrived first comes out first, whatever its sender's address (the default: too
+    few frames a sender to replay), and each reaches
+    ``on_frame`` before the next datagram is decoded (live latency is one frame's work, not
+    a batch's). Frame content as the per-packet path gives it."""
+    from mocap.ingest import Ingest
+
+    grams = _datagrams("bundle_last", 12, 3)
+    order = [2, 0, 1]  # the highest port first: a sort by address would reorder them
+    per = [VMCSource("vmc", replay_min_frames=replay_min_frames), VMCSource("vmc")]
+    seen: list[tuple[str, int]] = []
+    ing = Ingest(on_frame=lambda f: seen.append((f.performer, ing.sources["vmc"]._senders_decoded())))
+    src = ing.add_source(per[0])
+    src._senders_decoded = lambda: sum(s.decoder.packets for s in src._senders.values())  # type: ignore[attr-defined]
+    addrs = {PORT0 + p: ("127.0.0.1", PORT0 + p) for p in range(3)}
+    ref = []
+    for k in range(12):
+        part = [grams[3 * k + p] for p in order]
+        stamps = [1_000_000_000 + k * 16_666_667 + 1_000 * j for j in range(3)]
+        data = np.zeros((3, max(len(d) for _, d in part) + 8), np.uint8)
+        for j, (_, d) in enumerate(part):
+            data[j, :len(d)] = np.frombuffer(d, np.uint8)
+        seen.clear()
+        ing.batch("vmc", Batch(3, data, np.array([len(d) for _, d in part]), np.array(stamps, np.int64),
+                               np.array([PORT0 + p for p, _ in part], np.int64), stamps[-1], addrs))
+        for (p, d), t in zip(part, stamps):
+            ref += per[1].feed(d, addrs[PORT0 + p], t)
+        if k == 0:
+            continue  # a sender's first frame ends only when its next one comes
+        if replay_min_frames > 1:  # (replayed blocks go sender by sender)
+            assert [name for name, _ in seen] == [f"p{p}" for p in order]
+        assert sorted(name for name, _ in seen) == ["p0", "p1", "p2"]
+        decoded = [n for _, n in seen]
+        assert decoded == sorted(decoded) and len(set(decoded)) == 3  # each went on before the next datagram was decoded
+    assert ing.live_frames == len(ref) and ing.live_frames >= 33
