@@ -11,9 +11,10 @@ consonant" or "closed" (or any class) for a run of frames.
 The measures (per frame, the phone loop's 25.6 ms windows): level against the line's 95th
 percentile, the energy shares above 4 kHz, 1-4 kHz and below 1 kHz, spectral flatness above
 1 kHz and the zero-crossing rate; each beside its +-2-frame mean and its change over 4
-frames. F/V against the rest is a log-likelihood ratio of two diagonal Gaussians whose means
-and spreads ``bench/lipsync_tune.py --fit-fv`` fits on the held-out tuning lines (never the
-scored ones) and which are written below.
+frames. F/V against the rest is a log-likelihood ratio of diagonal Gaussians (/f/ and /v/
+each their own, the likelier of the two against the rest) whose means and spreads
+``bench/lipsync_tune.py --fit-fv`` fits on the held-out tuning lines (never the scored ones)
+and which are written below.
 """
 
 from __future__ import annotations
@@ -25,11 +26,16 @@ from .sphinxmodel import FRAME_SHIFT, FRAME_SIZE
 N_FFT = 512
 RATE = 16000
 
-# fitted by `bench/lipsync_tune.py --fit-fv` (Harvard list 2 in the four tuning voices, speech frames)
-FV_MEAN: tuple[float, ...] = (-1.018, -1.2881, -1.1627, -0.1075, 0.426, 0.1815, -0.9985, -1.3667, -1.1444, -0.1146, 0.4049, 0.1881, 0.189, -0.2725, 0.119, -0.0001, -0.0789, 0.0058)
-FV_SD: tuple[float, ...] = (0.1834, 0.7018, 0.39, 0.0781, 0.1462, 0.0874, 0.1833, 0.6284, 0.3215, 0.067, 0.108, 0.0644, 0.4063, 1.2404, 0.5001, 0.2058, 0.2776, 0.1445)
-REST_MEAN: tuple[float, ...] = (-0.629, -2.1804, -0.9815, -0.2798, 0.1472, 0.2281, -0.6343, -2.1734, -0.9808, -0.2802, 0.1491, 0.2284, -0.0253, 0.0272, -0.0056, -0.005, 0.0067, 0.0013)
-REST_SD: tuple[float, ...] = (0.5663, 1.2794, 0.552, 0.4266, 0.1799, 0.1706, 0.5023, 1.1679, 0.4806, 0.3692, 0.1569, 0.1553, 0.6389, 1.2173, 0.6067, 0.4662, 0.2032, 0.1734)
+# fitted by `bench/lipsync_tune.py --fit-fv` (Harvard lists 2-4 in the four tuning voices, speech frames):
+# /f/ and /v/ apart (a voiced /v/ keeps its voicing below 1 kHz and is weaker above 4 kHz, so one
+# Gaussian for both fitted neither: /v/ after a vowel, as in "of", was never found), and every
+# other speech frame
+F_MEAN: tuple[float, ...] = (-1.0398, -1.0049, -0.9937, -0.1394, 0.4476, 0.2116, -1.0117, -1.1177, -0.9883, -0.144, 0.422, 0.216, 0.2331, -0.3591, 0.1721, -0.0185, -0.116, 0.0118)
+F_SD: tuple[float, ...] = (0.1978, 0.5349, 0.2185, 0.0801, 0.1391, 0.0826, 0.1909, 0.4531, 0.1717, 0.0587, 0.1006, 0.0483, 0.4183, 1.4073, 0.3444, 0.2091, 0.268, 0.155)
+V_MEAN: tuple[float, ...] = (-0.9851, -2.1339, -1.6189, -0.0263, 0.3444, 0.1089, -0.9562, -2.1729, -1.5765, -0.0331, 0.3264, 0.1157, 0.0584, 0.0412, 0.0198, -0.0169, 0.0209, 0.021)
+V_SD: tuple[float, ...] = (0.1779, 0.3202, 0.446, 0.0419, 0.1429, 0.0468, 0.169, 0.2819, 0.3024, 0.0341, 0.0932, 0.0371, 0.3802, 0.7305, 0.8743, 0.096, 0.306, 0.0974)
+REST_MEAN: tuple[float, ...] = (-0.6057, -2.2588, -0.9971, -0.2857, 0.1408, 0.2209, -0.6116, -2.2516, -0.9962, -0.2862, 0.1427, 0.2215, -0.0253, 0.0323, 0.0009, -0.0086, 0.0067, 0.0017)
+REST_SD: tuple[float, ...] = (0.548, 1.2792, 0.5652, 0.4821, 0.1773, 0.1685, 0.4856, 1.17, 0.4906, 0.4287, 0.1535, 0.1536, 0.6294, 1.2084, 0.6282, 0.4845, 0.2038, 0.1704)
 
 
 def base_measures(samples: np.ndarray, n_frames: int) -> np.ndarray:
@@ -64,19 +70,21 @@ def _loglik(z: np.ndarray, mean, sd) -> np.ndarray:
     return (-0.5 * ((z - mean) / sd) ** 2 - np.log(sd)).sum(axis=1)
 
 
-def fit(z: np.ndarray, is_fv: np.ndarray) -> dict[str, list[float]]:
-    """Means and spreads of the two classes (the tuner writes them into this module)."""
+def fit(z: np.ndarray, phones: np.ndarray) -> dict[str, list[float]]:
+    """Means and spreads of /f/, /v/ and the rest from speech frames ``z`` and each frame's
+    (base ARPAbet) phone; the tuner writes them into this module."""
     out = {}
-    for name, sel in (("FV", is_fv), ("REST", ~is_fv)):
+    for name, sel in (("F", phones == "F"), ("V", phones == "V"), ("REST", ~np.isin(phones, ["F", "V"]))):
         out[f"{name}_MEAN"] = [round(float(v), 4) for v in z[sel].mean(axis=0)]
         out[f"{name}_SD"] = [round(float(v), 4) for v in z[sel].std(axis=0) + 1e-3]
     return out
 
 
 def fv_llr(z: np.ndarray, model: dict | None = None) -> np.ndarray:
-    """Per frame: log p(z | F/V) - log p(z | anything else spoken)."""
-    m = model or {"FV_MEAN": FV_MEAN, "FV_SD": FV_SD, "REST_MEAN": REST_MEAN, "REST_SD": REST_SD}
-    return _loglik(z, m["FV_MEAN"], m["FV_SD"]) - _loglik(z, m["REST_MEAN"], m["REST_SD"])
+    """Per frame: log p(z | /f/ or /v/, the likelier) - log p(z | anything else spoken)."""
+    m = model or {"F_MEAN": F_MEAN, "F_SD": F_SD, "V_MEAN": V_MEAN, "V_SD": V_SD, "REST_MEAN": REST_MEAN, "REST_SD": REST_SD}
+    fv = np.maximum(_loglik(z, m["F_MEAN"], m["F_SD"]), _loglik(z, m["V_MEAN"], m["V_SD"]))
+    return fv - _loglik(z, m["REST_MEAN"], m["REST_SD"])
 
 
 def mark_fv(frame_phones: list[str], llr: np.ndarray, threshold: float, min_run: int, phone: str = "F") -> list[str]:

@@ -51,8 +51,8 @@ class LoopParams:
     order: int = 2  # the phone prior: 2 (bigram) or 3 (trigram: the loop's states remember the previous phone)
     adapt_passes: int = 2  # MAP re-estimates of the codebook means from the line itself (0: the model as trained)
     map_tau: float = 2.0  # how many frames' worth of weight the trained mean keeps against the line's
-    fv_threshold: float = 10.0  # frication log-likelihood ratio above which a frame is F/V (``frication``; inf: off)
-    fv_min_run: int = 4  # ... in runs of at least this many frames
+    fv_threshold: float = 14.0  # frication log-likelihood ratio above which a frame is F/V (``frication``; inf: off)
+    fv_min_run: int = 3  # ... in runs of at least this many frames
 
 
 DEFAULT = LoopParams()
