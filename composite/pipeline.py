@@ -34,11 +34,11 @@ from machinima.poststep import PostStep, StepReport, write_video  # write_video:
 from machinima.sparse import describe, held, movie_note
 from machinima.take import Take
 
-from . import colormatch, grain, lighting
+from . import colormatch, feettrack, grain, lighting
 from .chain import Chain, ChainSettings, FrameInputs
 from .errors import PassMismatchError, PlateError, SettingsError
 from .keyer import Keyer, KeySettings, alpha_rect, estimate_screen
-from .mattecache import Kept, MatteCache
+from .mattecache import Crop, Kept, MatteCache
 from .placement import Placer, PlacementSettings, contact_point, matte_height
 from .plate import Plate, blend_frames, open_plate
 from .timing import TimeMap
@@ -216,6 +216,9 @@ class CompositePipeline:
             x0, y0, x1, y1 = rect
             return rect, np.ascontiguousarray(a[y0:y1, x0:x1]), np.ascontiguousarray(img[y0:y1, x0:x1, :3])
 
+        def resolve(m: Any):  # a Crop the tracking kept, keyed now: the same pixels as key_roi of its frame
+            return (m.rect, *keyer.key(m.rgb)) if isinstance(m, Crop) else m
+
         # 3. reference frame: the actor's feet and height give the plate's placement
         ref = matte(first_plate())
         _first.clear()
@@ -226,16 +229,22 @@ class CompositePipeline:
         placer = Placer(s.placement, plate.size, (w, h), ref_contact, matte_height(ref[1]) if ref else 0)
         workers = 1 if (depth_model is not None or seg is not None) else max(1, s.workers)
         mattes = MatteCache()  # the tracking's mattes, kept for the frame loop: each plate frame is decoded and keyed once
-        feet = self._track_feet_cached(take, plate, tmap, frames, matte, keyer, keep=mattes, workers=workers) \
+        probe = (lambda img: feettrack.band_probe(keyer, img)) if keyer is not None else None  # feet only: the box is keyed in the loop
+        feet = self._track_feet_cached(take, plate, tmap, frames, matte, keyer, keep=mattes, workers=workers, probe=probe) \
             if s.smooth_feet > 1 and s.placement.track else {}
 
-        # 4. look: colour statistics and grain, measured once on a few sample frames
+        # 4. look: colour statistics and grain, measured once on the first, middle and last frames
+        #    (the set's at reduced cost: colour on every 4th pixel, grain on a quarter of the rows;
+        #    the plate's on the actor's box, small already)
         samples = [frames[i] for i in sorted({0, len(frames) // 2, len(frames) - 1})]
         set_imgs, plate_imgs, plate_mattes = [], [], []
         for f in samples:
             set_imgs.append(first_rgb if f == frames[0] else _read(passes, "rgb", f))
             kept = mattes.peek(f)
-            m = kept.matte if kept is not None else matte(self._plate_frame(plate, tmap, f))
+            m = resolve(kept.matte) if kept is not None else matte(self._plate_frame(plate, tmap, f))
+            if kept is not None and isinstance(kept.matte, Crop):
+                mattes.take(f)
+                mattes.put(f, m)  # keyed once: the loop takes the matte
             if m is not None:
                 plate_imgs.append(m[2])
                 plate_mattes.append(m[1])
@@ -243,12 +252,12 @@ class CompositePipeline:
         color_lut = None
         if s.color_match != "none" and plate_imgs:
             src = colormatch.lab_stats(plate_imgs, plate_mattes)
-            dst = colormatch.lab_stats(set_imgs)
+            dst = colormatch.lab_stats(set_imgs, step=4)  # whole set frames: 1/16 of the pixels (130k at 1080p) is plenty for a mean and std
             color_lut = colormatch.transfer_lut(src, dst, mode=s.color_match, strength=s.color_strength)
             look.update(color_plate=src.to_doc(), color_set=dst.to_doc())
         plate_grain = set_grain = None
         if s.grain != "none" and plate_imgs:
-            n_set = np.mean([grain.measure_noise(im) for im in set_imgs], axis=0)
+            n_set = np.mean([grain.measure_noise_bands(im) for im in set_imgs], axis=0)  # full-res rows: a resize would hide the noise
             n_plate = np.mean([grain.measure_noise(im, m) for im, m in zip(plate_imgs, plate_mattes)], axis=0)
             look.update(noise_set=[round(float(v), 3) for v in n_set], noise_plate=[round(float(v), 3) for v in n_plate])
             to_plate, to_set = grain.grain_to_add(n_set, n_plate), grain.grain_to_add(n_plate, n_set)
@@ -279,7 +288,7 @@ class CompositePipeline:
             rgb_pass, depth_pass, light_img = pass_reads.get(f)
             set_rgb = rgb_pass[..., :3].copy()
             set_depth = depth_pass.astype(np.float32, copy=False)
-            m = plate_img.matte if isinstance(plate_img, Kept) else matte(plate_img)
+            m = resolve(plate_img.matte) if isinstance(plate_img, Kept) else matte(plate_img)
             geo = None
             plate_depth = None
             light, light_map = np.ones(3), None
@@ -404,7 +413,7 @@ class CompositePipeline:
         return np.ones(3), None
 
     def _track_feet_cached(self, take: Take, plate: Plate, tmap: TimeMap, frames: list[int], matte, keyer, *,
-                           keep: "MatteCache | None" = None, workers: int = 1) -> dict[int, tuple[float, float]]:
+                           keep: "MatteCache | None" = None, workers: int = 1, probe=None) -> dict[int, tuple[float, float]]:
         """``_track_feet`` kept in ``<step>/feet.json`` under a key of everything it reads (the
         plate file, the time map, the frames, the matte settings): a rerun, and every Ray worker
         of the same composite, reads the feet the first run tracked instead of keying every
@@ -418,7 +427,8 @@ class CompositePipeline:
         doc = self.s.to_doc()
         key = stable_hash({"plate": plate.describe(), "bytes": st.st_size, "mtime_ns": st.st_mtime_ns, "time": tmap.to_doc(), "frames": frames,
                            "key": doc["key"], "matte": doc["matte"], "seg": [doc["seg_model"], doc["seg_label"]], "smooth": self.s.smooth_feet,
-                           "screen": list(keyer.screen_rgb) if keyer is not None else None})
+                           "screen": list(keyer.screen_rgb) if keyer is not None else None,
+                           "probe": [feettrack.BAND, feettrack.GUARD] if probe is not None else "matte"})
         path = take.post_dir(self.s.step_id) / "feet.json"
         try:
             got = json.loads(path.read_text(encoding="utf-8"))
@@ -426,46 +436,34 @@ class CompositePipeline:
                 return {int(f): (float(x), float(y)) for f, (x, y) in got["feet"].items()}
         except (OSError, ValueError, KeyError, TypeError):
             pass
-        feet = self._track_feet(plate, tmap, frames, matte, keep=keep, workers=workers)
+        feet = self._track_feet(plate, tmap, frames, matte, keep=keep, workers=workers, probe=probe)
         path.parent.mkdir(parents=True, exist_ok=True)
         atomic_write_json(path, {"key": key, "feet": {str(f): [float(x), float(y)] for f, (x, y) in feet.items()}})
         return feet
 
     def _track_feet(self, plate: Plate, tmap: TimeMap, frames: list[int], matte, *, keep: "MatteCache | None" = None,
-                    workers: int = 1) -> dict[int, tuple[float, float]]:
-        """The feet in every frame, with outliers voted out over ``smooth_feet`` frames: a frame whose
-        feet row is off the window's median row (a stray matte blob, a lifted foot) takes the mean
-        of its neighbours' feet, so the actor does not jump in depth; steady motion is kept as is.
+                    workers: int = 1, probe=None) -> dict[int, tuple[float, float]]:
+        """The feet in every frame, voted over ``smooth_feet`` frames (``feettrack.vote_feet``).
 
-        The plate decodes ahead on one thread (in order: a video decoder) while ``workers`` threads
-        key; ``keep`` holds the mattes (within its memory budget) so the frame loop does not decode
-        and key the same plate frames again."""
+        The plate decodes ahead (in order on one thread for a video, on ``workers`` for a folder
+        of frames) while ``workers`` threads run ``probe(img) -> (feet, what to keep)`` (default:
+        the whole matte; with a keyer, ``feettrack.band_probe``: the feet alone, the box kept to
+        key in the loop). ``keep`` holds those within its memory budget, so the frame loop does
+        not decode the same plate frames again."""
+        probe = probe or (lambda img: feettrack.full_probe(matte, img))
         raw: list[tuple[float, float] | None] = []
-        decoded = ReadAhead(frames, lambda f: self._plate_frame(plate, tmap, f), depth=4, workers=1)
-        keyed = ReadAhead(decoded, lambda item: matte(item[1]), depth=max(1, workers), workers=max(1, workers))
+        decoders = max(1, workers) if getattr(plate, "files", None) else 1  # files decode side by side; a video in order
+        decoded = ReadAhead(frames, lambda f: self._plate_frame(plate, tmap, f), depth=4, workers=decoders)
+        keyed = ReadAhead(decoded, lambda item: probe(item[1]), depth=max(1, workers), workers=max(1, workers))
         try:
-            for (f, _), m in keyed:
+            for (f, _), (at, m) in keyed:
                 if keep is not None:
                     keep.put(f, m)
-                raw.append(contact_point(m[1], m[0]) if m is not None else None)
+                raw.append(at)
         finally:
             keyed.close()
             decoded.close()
-        r = self.s.smooth_feet // 2
-        tol = max(2.0, 0.01 * plate.size[1])
-        out = {}
-        for i, f in enumerate(frames):
-            if raw[i] is None:
-                continue
-            k = min(r, i, len(frames) - 1 - i)  # symmetric at the ends
-            win = np.array([p for p in raw[i - k:i + k + 1] if p is not None])
-            row = float(np.median(win[:, 1]))
-            if abs(raw[i][1] - row) <= tol:
-                out[f] = raw[i]
-            else:
-                inliers = win[np.abs(win[:, 1] - row) <= tol]
-                out[f] = (float(inliers[:, 0].mean()), float(inliers[:, 1].mean())) if len(inliers) else raw[i]
-        return out
+        return feettrack.vote_feet(raw, frames, self.s.smooth_feet, plate.size[1])
 
     @staticmethod
     def _frame_inputs(passes: PassSet, plate: Plate, tmap: TimeMap, frame: int) -> dict[str, Any]:

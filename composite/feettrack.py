@@ -1,0 +1,71 @@
+"""Where the actor's feet are in each plate frame, cheaply, before the frame loop.
+
+The placement follows the feet (the lowest matte row), voted over a few frames, so the tracking
+must see every plate frame before the loop starts. Keying a whole 1080p actor box with soft
+edges costs ~100 ms a frame; the feet need only the box's bottom: the keyer's coarse 1/4 box
+(~1 ms) finds the actor, and only the bottom ``BAND`` rows of that box are keyed at full
+resolution (~20 ms). The full key of the box happens later, inside the loop's pool, from the
+box's pixels kept here (a ``Crop``): each plate frame is still decoded once.
+
+The band's key equals the full key's bottom rows except within the filters' reach of the
+band's top edge (the soft-edge fills reach tens of pixels), so a contact found less than
+``GUARD`` rows below the band's top, or none at all, is keyed again on the whole box (exact).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import numpy as np
+
+from .keyer import Keyer
+from .mattecache import Crop
+from .placement import contact_point
+
+BAND = 96  # rows of the actor's box keyed for its feet
+GUARD = 24  # a contact this close to the band's top edge may be the band's artefact: key the box
+
+Feet = tuple[float, float]
+
+
+def band_probe(keyer: Keyer, rgb: np.ndarray, *, band: int = BAND, guard: int = GUARD) -> tuple[Feet | None, Any]:
+    """(the feet, what the loop keeps: a ``Crop`` to key, a full matte, or None: no actor)."""
+    rect = keyer.coarse_rect(rgb)
+    if rect is None:
+        return None, None
+    x0, y0, x1, y1 = rect
+    yb = max(y0, y1 - band)
+    if yb > y0:
+        alpha, _ = keyer.key(rgb[yb:y1, x0:x1])
+        feet = contact_point(alpha, (x0, yb, x1, y1))
+        if feet is not None and feet[1] - yb >= guard:
+            return feet, Crop(rect, np.array(rgb[y0:y1, x0:x1, :3], copy=True))
+    alpha, fg = keyer.key(rgb[y0:y1, x0:x1])  # a short box or a contact near the band's top: the whole box
+    return contact_point(alpha, rect), (rect, alpha, fg)
+
+
+def full_probe(matte: Callable[[np.ndarray], Any], rgb: np.ndarray) -> tuple[Feet | None, Any]:
+    """The feet from the whole matte (alpha plates, segmentation models)."""
+    m = matte(rgb)
+    return (contact_point(m[1], m[0]) if m is not None else None), m
+
+
+def vote_feet(raw: list[Feet | None], frames: list[int], smooth: int, plate_h: int) -> dict[int, Feet]:
+    """Outliers voted out over ``smooth`` frames: a frame whose feet row is off the window's
+    median row (a stray matte blob, a lifted foot) takes the mean of its neighbours' feet, so
+    the actor does not jump in depth; steady motion is kept as is."""
+    r = smooth // 2
+    tol = max(2.0, 0.01 * plate_h)
+    out = {}
+    for i, f in enumerate(frames):
+        if raw[i] is None:
+            continue
+        k = min(r, i, len(frames) - 1 - i)  # symmetric at the ends
+        win = np.array([p for p in raw[i - k:i + k + 1] if p is not None])
+        row = float(np.median(win[:, 1]))
+        if abs(raw[i][1] - row) <= tol:
+            out[f] = raw[i]
+        else:
+            inliers = win[np.abs(win[:, 1] - row) <= tol]
+            out[f] = (float(inliers[:, 0].mean()), float(inliers[:, 1].mean())) if len(inliers) else raw[i]
+    return out
