@@ -14,12 +14,16 @@ band's top edge (the soft-edge fills reach tens of pixels), so a contact found l
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
 
+from machinima.frameio import ReadAhead
+
 from .keyer import Keyer
-from .mattecache import Crop
+from .mattecache import Crop, MatteCache
 from .placement import contact_point
 
 BAND = 96  # rows of the actor's box keyed for its feet
@@ -69,3 +73,39 @@ def vote_feet(raw: list[Feet | None], frames: list[int], smooth: int, plate_h: i
             inliers = win[np.abs(win[:, 1] - row) <= tol]
             out[f] = (float(inliers[:, 0].mean()), float(inliers[:, 1].mean())) if len(inliers) else raw[i]
     return out
+
+
+def track(plate_frame: Callable[[int], np.ndarray], frames: list[int], probe: Callable[[np.ndarray], tuple[Feet | None, Any]], *,
+          smooth: int, plate_h: int, keep: MatteCache | None = None, workers: int = 1, decoders: int = 1) -> dict[int, Feet]:
+    """The plate decodes ahead on ``decoders`` threads (1 for a video: its decoder reads in
+    order) while ``workers`` threads run ``probe(img) -> (feet, what to keep)``; ``keep``
+    holds the kept mattes or boxes within its budget, so the loop does not decode those
+    plate frames again."""
+    raw: list[Feet | None] = []
+    decoded = ReadAhead(frames, plate_frame, depth=4, workers=max(1, decoders))
+    probed = ReadAhead(decoded, lambda item: probe(item[1]), depth=max(1, workers), workers=max(1, workers))
+    try:
+        for (f, _), (at, m) in probed:
+            if keep is not None:
+                keep.put(f, m)
+            raw.append(at)
+    finally:
+        probed.close()
+        decoded.close()
+    return vote_feet(raw, frames, smooth, plate_h)
+
+
+def cached(path: Path, key: str, compute: Callable[[], dict[int, Feet]]) -> dict[int, Feet]:
+    """The feet in ``path`` when its key is ``key``, else ``compute()`` written there (atomically)."""
+    from machinima.fsutil import atomic_write_json
+
+    try:
+        got = json.loads(path.read_text(encoding="utf-8"))
+        if got.get("key") == key:
+            return {int(f): (float(x), float(y)) for f, (x, y) in got["feet"].items()}
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    feet = compute()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(path, {"key": key, "feet": {str(f): [float(x), float(y)] for f, (x, y) in feet.items()}})
+    return feet
