@@ -88,7 +88,7 @@ def _drop_writes() -> None:
 
     import machinima.poststep as ps
 
-    def write_frame(self, frame, key, outputs, seconds, meta=None):
+    def write_frame(self, frame, key, outputs, seconds, meta=None, **_):  # premarked=...: nothing is written
         with self._ledger_lock:
             self._ledger[frame] = {"frame": frame, "key": key, "outputs": []}
             with open(self._ledger_path, "a", encoding="utf-8") as fh:

@@ -246,11 +246,18 @@ class CompositePipeline:
         #    the plate's on the actor's box, small already)
         samples = [frames[i] for i in sorted({0, len(frames) // 2, len(frames) - 1})]
         set_imgs, plate_imgs, plate_mattes = [], [], []
-        for f in samples:
-            set_imgs.append(first_rgb if f == frames[0] else _read(passes, "rgb", f))
+
+        def sample(f: int) -> tuple[np.ndarray, Kept | None, Any]:  # the set's frame read, a kept box keyed
             kept = mattes.peek(f)
-            m = resolve(kept.matte) if kept is not None else matte(self._plate_frame(plate, tmap, f))
-            if kept is not None and isinstance(kept.matte, Crop):
+            return first_rgb if f == frames[0] else _read(passes, "rgb", f), kept, resolve(kept.matte) if kept is not None else None
+
+        with ThreadPoolExecutor(min(len(samples), max(2, workers))) as ex:  # side by side: they are independent
+            got = list(ex.map(sample, samples))
+        for f, (set_img, kept, m) in zip(samples, got):
+            set_imgs.append(set_img)
+            if kept is None:  # not kept: decoded here, in order (a video's decoder)
+                m = matte(self._plate_frame(plate, tmap, f))
+            elif isinstance(kept.matte, Crop):
                 mattes.take(f)
                 mattes.put(f, m)  # keyed once: the loop takes the matte
             if m is not None:
