@@ -1,15 +1,20 @@
-"""Where the actor's feet are in each plate frame, cheaply, before the frame loop.
+"""Where the actor's feet are in each plate frame, before the frame loop.
 
 The placement follows the feet (the lowest matte row), voted over a few frames, so the tracking
-must see every plate frame before the loop starts. Keying a whole 1080p actor box with soft
-edges costs ~100 ms a frame; the feet need only the box's bottom: the keyer's coarse 1/4 box
-(~1 ms) finds the actor, and only the bottom ``BAND`` rows of that box are keyed at full
-resolution (~20 ms). The full key of the box happens later, inside the loop's pool, from the
-box's pixels kept here (a ``Crop``): each plate frame is still decoded once.
+sees every plate frame before the loop starts. While the matte cache has room the tracking keys
+the whole actor box and the loop takes that matte (``mattecache``: decoded and keyed once).
+Beyond its budget the loop decodes and keys the frame again anyway, so the tracking needs the
+feet alone (``band_probe``): the keyer's coarse 1/4 box (~1 ms) finds the actor and only the
+bottom ``BAND`` rows of that box are keyed at full resolution (~20 ms a 1080p frame, against
+~100 ms for the whole box at load 8).
 
-The band's key equals the full key's bottom rows except within the filters' reach of the
-band's top edge (the soft-edge fills reach tens of pixels), so a contact found less than
-``GUARD`` rows below the band's top, or none at all, is keyed again on the whole box (exact).
+The band's key equals the full key's bottom rows except within the filters' reach of the band's
+top edge (the soft-edge fills reach tens of pixels), so a contact found less than ``GUARD`` rows
+below the band's top, or none at all, is keyed again on the whole box (exact).
+
+Measured and dropped (docs/performance.md): feet from the band for every frame, the box keyed
+in the loop's pool instead of in the tracking. Setup shrank, the loop grew by more (the band is
+extra work, and on 2 busy cores moving the key into the loop hides nothing).
 """
 
 from __future__ import annotations
@@ -23,17 +28,19 @@ import numpy as np
 from machinima.frameio import ReadAhead
 
 from .keyer import Keyer
-from .mattecache import Crop, MatteCache
+from .mattecache import MatteCache
 from .placement import contact_point
 
 BAND = 96  # rows of the actor's box keyed for its feet
 GUARD = 24  # a contact this close to the band's top edge may be the band's artefact: key the box
 
 Feet = tuple[float, float]
+SKIP = object()  # a probe's "nothing to keep" (None is a kept "no actor in this frame")
 
 
 def band_probe(keyer: Keyer, rgb: np.ndarray, *, band: int = BAND, guard: int = GUARD) -> tuple[Feet | None, Any]:
-    """(the feet, what the loop keeps: a ``Crop`` to key, a full matte, or None: no actor)."""
+    """(the feet, ``SKIP``: the loop keys the frame itself), or (the feet, the whole matte)
+    when the band could not be trusted, or (None, None): no actor."""
     rect = keyer.coarse_rect(rgb)
     if rect is None:
         return None, None
@@ -43,7 +50,7 @@ def band_probe(keyer: Keyer, rgb: np.ndarray, *, band: int = BAND, guard: int = 
         alpha, _ = keyer.key(rgb[yb:y1, x0:x1])
         feet = contact_point(alpha, (x0, yb, x1, y1))
         if feet is not None and feet[1] - yb >= guard:
-            return feet, Crop(rect, np.array(rgb[y0:y1, x0:x1, :3], copy=True))
+            return feet, SKIP
     alpha, fg = keyer.key(rgb[y0:y1, x0:x1])  # a short box or a contact near the band's top: the whole box
     return contact_point(alpha, rect), (rect, alpha, fg)
 
@@ -79,14 +86,13 @@ def track(plate_frame: Callable[[int], np.ndarray], frames: list[int], probe: Ca
           smooth: int, plate_h: int, keep: MatteCache | None = None, workers: int = 1, decoders: int = 1) -> dict[int, Feet]:
     """The plate decodes ahead on ``decoders`` threads (1 for a video: its decoder reads in
     order) while ``workers`` threads run ``probe(img) -> (feet, what to keep)``; ``keep``
-    holds the kept mattes or boxes within its budget, so the loop does not decode those
-    plate frames again."""
+    holds the mattes within its budget, so the loop does not decode those plate frames again."""
     raw: list[Feet | None] = []
     decoded = ReadAhead(frames, plate_frame, depth=4, workers=max(1, decoders))
     probed = ReadAhead(decoded, lambda item: probe(item[1]), depth=max(1, workers), workers=max(1, workers))
     try:
         for (f, _), (at, m) in probed:
-            if keep is not None:
+            if keep is not None and m is not SKIP:
                 keep.put(f, m)
             raw.append(at)
     finally:

@@ -6,9 +6,8 @@ A matte is only the actor's box (alpha + despilled colour), a few hundred kB, so
 results are kept for the loop, up to a memory budget: frames beyond it are decoded and keyed in
 the loop as before (same pixels either way: the keyer is deterministic).
 
-With a keyer the tracking keys only the feet (``feettrack``) and keeps the actor's box unkeyed
-(a ``Crop``): the loop keys it in its pool, beside the other frames' compositing, instead of in
-a serial pass before the loop.
+Beyond the budget the tracking keys only the feet (``feettrack.band_probe``): the loop decodes
+and keys those frames itself, so keying their whole box before the loop would be work done twice.
 """
 
 from __future__ import annotations
@@ -23,15 +22,6 @@ BUDGET = 512 << 20  # bytes of kept mattes
 
 
 @dataclass(frozen=True)
-class Crop:
-    """A plate frame's actor box (the keyer's coarse box), not keyed yet: ``key_roi`` of the
-    frame is ``(rect, *keyer.key(rgb))``."""
-
-    rect: tuple[int, int, int, int]
-    rgb: np.ndarray
-
-
-@dataclass(frozen=True)
 class Kept:
     """A plate frame's matte from the tracking (``None``: no actor in that frame)."""
 
@@ -39,8 +29,6 @@ class Kept:
 
 
 def _nbytes(m: Any) -> int:
-    if isinstance(m, Crop):
-        return m.rgb.nbytes
     return 0 if m is None else sum(a.nbytes for a in m[1:] if isinstance(a, np.ndarray))
 
 
@@ -55,7 +43,7 @@ class MatteCache:
         self._lock = threading.Lock()
 
     def put(self, frame: int, matte: Any) -> bool:
-        if matte is not None and not isinstance(matte, Crop):  # own copies (a Crop is one already): a view would hold the whole decoded plate frame
+        if matte is not None:  # own copies: a view would hold the whole decoded plate frame
             matte = (matte[0], *(np.array(a, copy=True) if isinstance(a, np.ndarray) else a for a in matte[1:]))
         n = _nbytes(matte)
         with self._lock:
@@ -64,6 +52,10 @@ class MatteCache:
             self._kept[frame] = Kept(matte)
             self.bytes += n
         return True
+
+    def room(self) -> bool:
+        """Whether another matte may still fit (the tracking keys whole boxes only while it does)."""
+        return self.bytes < self.budget
 
     def take(self, frame: int) -> Kept | None:
         with self._lock:

@@ -39,7 +39,7 @@ from . import colormatch, feettrack, grain, lighting
 from .chain import Chain, ChainSettings, FrameInputs
 from .errors import PassMismatchError, PlateError, SettingsError
 from .keyer import Keyer, KeySettings, alpha_rect, estimate_screen
-from .mattecache import Crop, Kept, MatteCache
+from .mattecache import Kept, MatteCache
 from .placement import Placer, PlacementSettings, contact_point, matte_height
 from .plate import Plate, blend_frames, open_plate
 from .timing import TimeMap
@@ -223,9 +223,6 @@ class CompositePipeline:
             x0, y0, x1, y1 = rect
             return rect, np.ascontiguousarray(a[y0:y1, x0:x1]), np.ascontiguousarray(img[y0:y1, x0:x1, :3])
 
-        def resolve(m: Any):  # a Crop the tracking kept, keyed now: the same pixels as key_roi of its frame
-            return (m.rect, *keyer.key(m.rgb)) if isinstance(m, Crop) else m
-
         # 3. reference frame: the actor's feet and height give the plate's placement
         ref = matte(first_plate())
         _first.clear()
@@ -236,7 +233,9 @@ class CompositePipeline:
         placer = Placer(s.placement, plate.size, (w, h), ref_contact, matte_height(ref[1]) if ref else 0)
         workers = 1 if (depth_model is not None or seg is not None) else max(1, s.workers)
         mattes = MatteCache()  # the tracking's mattes, kept for the frame loop: each plate frame is decoded and keyed once
-        probe = (lambda img: feettrack.band_probe(keyer, img)) if keyer is not None else None  # feet only: the box is keyed in the loop
+        probe = None  # the whole matte: kept for the loop while the cache has room; beyond it only the feet (the loop keys those frames)
+        if keyer is not None:
+            probe = lambda img: feettrack.full_probe(matte, img) if mattes.room() else feettrack.band_probe(keyer, img)  # noqa: E731
         feet = self._track_feet_cached(take, plate, tmap, frames, matte, keyer, keep=mattes, workers=workers, probe=probe) \
             if s.smooth_feet > 1 and s.placement.track else {}
         clock.lap("reference_and_feet")
@@ -245,21 +244,12 @@ class CompositePipeline:
         #    (the set's at reduced cost: colour on every 4th pixel, grain on a quarter of the rows;
         #    the plate's on the actor's box, small already)
         samples = [frames[i] for i in sorted({0, len(frames) // 2, len(frames) - 1})]
-        set_imgs, plate_imgs, plate_mattes = [], [], []
-
-        def sample(f: int) -> tuple[np.ndarray, Kept | None, Any]:  # the set's frame read, a kept box keyed
+        plate_imgs, plate_mattes = [], []
+        with ThreadPoolExecutor(2) as ex:  # the set's sample frames read side by side
+            set_imgs = list(ex.map(lambda f: first_rgb if f == frames[0] else _read(passes, "rgb", f), samples))
+        for f in samples:
             kept = mattes.peek(f)
-            return first_rgb if f == frames[0] else _read(passes, "rgb", f), kept, resolve(kept.matte) if kept is not None else None
-
-        with ThreadPoolExecutor(min(len(samples), max(2, workers))) as ex:  # side by side: they are independent
-            got = list(ex.map(sample, samples))
-        for f, (set_img, kept, m) in zip(samples, got):
-            set_imgs.append(set_img)
-            if kept is None:  # not kept: decoded here, in order (a video's decoder)
-                m = matte(self._plate_frame(plate, tmap, f))
-            elif isinstance(kept.matte, Crop):
-                mattes.take(f)
-                mattes.put(f, m)  # keyed once: the loop takes the matte
+            m = kept.matte if kept is not None else matte(self._plate_frame(plate, tmap, f))
             if m is not None:
                 plate_imgs.append(m[2])
                 plate_mattes.append(m[1])
@@ -305,7 +295,7 @@ class CompositePipeline:
             rgb_pass, depth_pass, light_img = pass_reads.get(f)
             set_rgb = rgb_pass[..., :3].copy()
             set_depth = depth_pass.astype(np.float32, copy=False)
-            m = resolve(plate_img.matte) if isinstance(plate_img, Kept) else matte(plate_img)
+            m = plate_img.matte if isinstance(plate_img, Kept) else matte(plate_img)
             geo = None
             plate_depth = None
             light, light_map = np.ones(3), None
