@@ -197,6 +197,45 @@ def _previous_setup() -> None:
     grain.measure_noise_bands = lambda rgb, **kw: grain.measure_noise(rgb)
 
 
+def _composite_parts(root: Path, reps: int = 5) -> dict:
+    """One core's CPU ms (median of ``reps``) for each per-frame part of the composite on the
+    "new" variant's files: what a frame costs the machine whatever overlaps what. At 24 fps
+    two cores have 83 ms of CPU a frame."""
+    import cv2
+
+    from composite.feettrack import band_probe
+    from composite.keyer import Keyer, KeySettings, estimate_screen
+    from machinima.imageseq import encode_qoi, read_image
+
+    take = next((root / "comp-new" / "takes").iterdir())
+    f = 1
+    plate = root / "comp-new" / "plate" / f"{f:06d}.png"
+
+    def one(path_dir: str) -> Path:
+        return next((take / "passes" / path_dir).glob(f"{f:06d}.*"))
+
+    def ms(fn) -> float:
+        out = []
+        for _ in range(reps):
+            c = time.process_time()
+            fn()
+            out.append(time.process_time() - c)
+        return round(float(np.median(out)) * 1000, 1)
+
+    threads = cv2.getNumThreads()
+    cv2.setNumThreads(1)
+    try:
+        img = read_image(plate)
+        keyer = Keyer(KeySettings(screen="green"), estimate_screen(img, "green"))
+        rgb = np.ascontiguousarray(read_image(one("rgb"))[..., :3])
+        return {"plate_png_decode": ms(lambda: read_image(plate)), "key_whole_box": ms(lambda: keyer.key_roi(img)),
+                "feet_band_key": ms(lambda: band_probe(keyer, img)),
+                "rgb_pass_read": ms(lambda: read_image(one("rgb"))), "depth_pass_read": ms(lambda: read_image(one("depth"))),
+                "light_pass_read": ms(lambda: read_image(one("light"))), "qoi_encode_rgb": ms(lambda: encode_qoi(rgb))}
+    finally:
+        cv2.setNumThreads(threads)
+
+
 def _face_sources(root: Path, n: int) -> None:
     """1080p frames with a face (bench/faceswap.py's drifting photo, with the same camera noise)
     as PNG and QOI, and their smoothed face tracks (tracked once here: the merge's own tracking
@@ -351,6 +390,8 @@ def main() -> None:
                     continue
                 results[step][variant] = json.loads(r.stdout.strip().splitlines()[-1])
                 print(f"{step} {variant}: {results[step][variant]}", file=sys.stderr)
+            if step == "composite" and (root / "comp-new").is_dir():
+                results[step]["cpu_ms_per_frame_one_core"] = _composite_parts(root)
             k, new, old, prev = (results[step].get(v, {}) for v in ("kernel", "new", "old", "prev"))
             if new.get("fps") and prev.get("fps"):
                 results[step]["new_vs_prev"] = round(new["fps"] / prev["fps"], 2)
