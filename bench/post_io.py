@@ -10,6 +10,8 @@ Prints one JSON object. Per step, three measures in the same run, each in its ow
 - ``new``: disk to disk as ``machinima`` runs it now: sources read ahead, QOI frames (the
   intermediate a previous step wrote, and what this one writes), written behind in a bounded
   queue, disclosure per step (watermark per frame, one signed sequence manifest);
+- ``prev`` (composite only): ``new`` with the set-up as it was before the feet came from a keyed
+  band (every plate frame keyed whole before the loop; the set's colour and grain on all pixels);
 - ``old``: the old loop: PNG sources, PNG frames each watermarked and signed (C2PA per frame),
   each written before the next is computed.
 
@@ -86,7 +88,7 @@ def _drop_writes() -> None:
 
     import machinima.poststep as ps
 
-    def write_frame(self, frame, key, outputs, seconds, meta=None):
+    def write_frame(self, frame, key, outputs, seconds, meta=None, **_):  # premarked=...: nothing is written
         with self._ledger_lock:
             self._ledger[frame] = {"frame": frame, "key": key, "outputs": []}
             with open(self._ledger_path, "a", encoding="utf-8") as fh:
@@ -145,11 +147,19 @@ def _step_watermark(root: Path, variant: str, n: int) -> dict:
 
 def _step_composite(root: Path, variant: str, n: int) -> dict:
     import composite.pipeline as cp
-    from composite.demo_scene import make_demo
+    from composite.demo_scene import START, make_demo
     from composite.pipeline import CompositeSettings, run_composite
     from composite.placement import PlacementSettings
 
-    take, plate, pos = make_demo(root / f"comp-{variant}", width=W, height=H, frames=n, plate_as="png")
+    demo = root / f"comp-{variant}"
+    if variant == "prev" and (root / "comp-new").is_dir():  # the same take and plate as "new" (a fresh step folder)
+        demo = root / "comp-new"
+        take, plate = next((demo / "takes").iterdir()), demo / "plate"
+        pos = tuple(float(v) for v in START)
+    else:
+        take, plate, pos = make_demo(demo, width=W, height=H, frames=n, plate_as="png")
+    if variant == "prev":
+        _previous_setup()
     if variant == "kernel":  # passes and plate from memory, frames not encoded
         real_read, real_plate = cp._read, cp.CompositePipeline._plate_frame
         memo: dict = {}
@@ -169,7 +179,61 @@ def _step_composite(root: Path, variant: str, n: int) -> dict:
     s = CompositeSettings(plate=plate, matte="green", placement=PlacementSettings(position=pos), video=False, step_id=f"c-{variant}")
     t0 = time.perf_counter()
     res = run_composite(take, s, progress=False)
-    return _result(res.report, time.perf_counter() - t0)
+    out = _result(res.report, time.perf_counter() - t0)
+    out["setup_parts"] = res.setup  # seconds: inputs, reference_and_feet, look, step (folder, disclosure, resume keys)
+    return out
+
+
+def _previous_setup() -> None:
+    """The set-up as it was before the feet came from a keyed band: every plate frame keyed
+    whole before the loop (the loop takes those mattes), the set's colour on every 2nd pixel and
+    its grain on every row. The same I/O otherwise: the difference is the set-up's work."""
+    import composite.feettrack as ft
+    from composite import colormatch, grain
+
+    ft.band_probe = lambda keyer, img, **kw: ft.full_probe(keyer.key_roi, img)
+    stats = colormatch.lab_stats
+    colormatch.lab_stats = lambda rgbs, masks=None, step=2: stats(rgbs, masks, step=2)
+    grain.measure_noise_bands = lambda rgb, **kw: grain.measure_noise(rgb)
+
+
+def _composite_parts(root: Path, reps: int = 5) -> dict:
+    """One core's CPU ms (median of ``reps``) for each per-frame part of the composite on the
+    "new" variant's files: what a frame costs the machine whatever overlaps what. At 24 fps
+    two cores have 83 ms of CPU a frame."""
+    import cv2
+
+    from composite.feettrack import band_probe
+    from composite.keyer import Keyer, KeySettings, estimate_screen
+    from machinima.imageseq import encode_qoi, read_image
+
+    take = next((root / "comp-new" / "takes").iterdir())
+    f = 1
+    plate = root / "comp-new" / "plate" / f"{f:06d}.png"
+
+    def one(path_dir: str) -> Path:
+        return next((take / "passes" / path_dir).glob(f"{f:06d}.*"))
+
+    def ms(fn) -> float:
+        out = []
+        for _ in range(reps):
+            c = time.process_time()
+            fn()
+            out.append(time.process_time() - c)
+        return round(float(np.median(out)) * 1000, 1)
+
+    threads = cv2.getNumThreads()
+    cv2.setNumThreads(1)
+    try:
+        img = read_image(plate)
+        keyer = Keyer(KeySettings(screen="green"), estimate_screen(img, "green"))
+        rgb = np.ascontiguousarray(read_image(one("rgb"))[..., :3])
+        return {"plate_png_decode": ms(lambda: read_image(plate)), "key_whole_box": ms(lambda: keyer.key_roi(img)),
+                "feet_band_key": ms(lambda: band_probe(keyer, img)),
+                "rgb_pass_read": ms(lambda: read_image(one("rgb"))), "depth_pass_read": ms(lambda: read_image(one("depth"))),
+                "light_pass_read": ms(lambda: read_image(one("light"))), "qoi_encode_rgb": ms(lambda: encode_qoi(rgb))}
+    finally:
+        cv2.setNumThreads(threads)
 
 
 def _face_sources(root: Path, n: int) -> None:
@@ -233,6 +297,9 @@ def _result(rep, wall: float) -> dict:
             "fps": round(n / wall, 2) if wall else 0.0, "loop_fps": round(n / rep.seconds, 2) if rep.seconds else 0.0,
             "kernel_fps": round(n / rep.kernel_seconds, 2) if rep.kernel_seconds else 0.0,
             "write_wait_seconds": round(rep.write_wait_seconds, 3), "seal_seconds": round(getattr(rep, "seal_seconds", 0.0), 3),
+            # the wall time split: before the loop (composite: tracking, look, step folder), the loop, the one seal after it
+            "split_seconds": {"setup": round(wall - rep.seconds, 3), "loop": round(rep.seconds - getattr(rep, "seal_seconds", 0.0), 3),
+                              "seal": round(getattr(rep, "seal_seconds", 0.0), 3)},
             "bytes_per_frame": int(rep.bytes_written / n) if n else 0,
             "mb_per_s": round(rep.bytes_written / 1e6 / rep.seconds, 1) if rep.seconds else 0.0}
 
@@ -316,14 +383,18 @@ def main() -> None:
         io = _codecs(root)
         for step in [x for x in args.steps.split(",") if x]:
             results[step] = {}
-            for variant in ("kernel", "new", "old"):
+            for variant in ("kernel", "new", "prev", "old") if step == "composite" else ("kernel", "new", "old"):
                 r = subprocess.run([sys.executable, __file__, "--child", step, variant, str(root), str(n)], capture_output=True, text=True)
                 if r.returncode != 0:
                     results[step][variant] = {"error": (r.stderr.strip().splitlines() or ["?"])[-1]}
                     continue
                 results[step][variant] = json.loads(r.stdout.strip().splitlines()[-1])
                 print(f"{step} {variant}: {results[step][variant]}", file=sys.stderr)
-            k, new, old = (results[step].get(v, {}) for v in ("kernel", "new", "old"))
+            if step == "composite" and (root / "comp-new").is_dir():
+                results[step]["cpu_ms_per_frame_one_core"] = _composite_parts(root)
+            k, new, old, prev = (results[step].get(v, {}) for v in ("kernel", "new", "old", "prev"))
+            if new.get("fps") and prev.get("fps"):
+                results[step]["new_vs_prev"] = round(new["fps"] / prev["fps"], 2)
             if new.get("fps") and k.get("kernel_fps"):
                 results[step]["new_vs_kernel"] = round(new["fps"] / k["kernel_fps"], 2)
             if new.get("fps") and old.get("fps"):

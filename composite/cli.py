@@ -193,6 +193,8 @@ def _composite(
     for line in getattr(r, "summary_lines", lambda: [])():
         console.print(line)
     console.print(f"composite: {len(r.done)} frames done, {len(r.skipped)} already done, {r.fps:.1f} fr/s -> {res.out_dir}")
+    if res.setup:  # before the loop: where the rest of the wall time went
+        console.print(f"set-up: {sum(res.setup.values()):.1f} s (" + ", ".join(f"{k.replace('_', ' ')} {v:.1f}" for k, v in res.setup.items()) + ")")
     if res.frames_note:
         console.print(f"passes: {res.frames_note}")
     if res.video:

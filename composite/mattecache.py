@@ -5,6 +5,9 @@ plate frame again (at 1080p a PNG/video decode ~30-60 ms plus the keyer ~60 ms, 
 A matte is only the actor's box (alpha + despilled colour), a few hundred kB, so the tracking's
 results are kept for the loop, up to a memory budget: frames beyond it are decoded and keyed in
 the loop as before (same pixels either way: the keyer is deterministic).
+
+Beyond the budget the tracking keys only the feet (``feettrack.band_probe``): the loop decodes
+and keys those frames itself, so keying their whole box before the loop would be work done twice.
 """
 
 from __future__ import annotations
@@ -49,6 +52,10 @@ class MatteCache:
             self._kept[frame] = Kept(matte)
             self.bytes += n
         return True
+
+    def room(self) -> bool:
+        """Whether another matte may still fit (the tracking keys whole boxes only while it does)."""
+        return self.bytes < self.budget
 
     def take(self, frame: int) -> Kept | None:
         with self._lock:

@@ -20,6 +20,7 @@ actor's final coverage), ``composite.mp4``, ``params.json``, ``ledger.jsonl``.
 from __future__ import annotations
 
 import os
+import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -27,14 +28,14 @@ from typing import Any
 
 import numpy as np
 
-from machinima.frameio import Prefetch, ReadAhead
+from machinima.frameio import Prefetch
 from machinima.imageseq import read_image
 from machinima.passes import PassError, PassSet
 from machinima.poststep import PostStep, StepReport, write_video  # write_video: the step movie, disclosed like its frames
 from machinima.sparse import describe, held, movie_note
 from machinima.take import Take
 
-from . import colormatch, grain, lighting
+from . import colormatch, feettrack, grain, lighting
 from .chain import Chain, ChainSettings, FrameInputs
 from .errors import PassMismatchError, PlateError, SettingsError
 from .keyer import Keyer, KeySettings, alpha_rect, estimate_screen
@@ -112,6 +113,7 @@ class CompositeResult:
     video: Path | None
     info: dict[str, Any]
     frames_note: str | None = None  # what was done with frames the passes do not have
+    setup: dict[str, float] = field(default_factory=dict)  # seconds before the loop: inputs, feet tracking, look, step folder
 
 
 @dataclass
@@ -126,6 +128,7 @@ class Prepared:
     frame_inputs: Any
     batch_size: int
     close: Any
+    setup: dict[str, float] = field(default_factory=dict)  # seconds of each part of steps 1-4
 
 
 class CompositePipeline:
@@ -155,12 +158,15 @@ class CompositePipeline:
                                   description=f"composite {take.id}", batch_size=p.batch_size)
         finally:
             p.close()
-        return self._finish(step, frames, take, params, report)
+        res = self._finish(step, frames, take, params, report)
+        res.setup = p.setup
+        return res
 
     def prepare(self, *, progress: bool = True) -> "Prepared":
         """Steps 1-4 and the step folder: everything the frame loop needs, once per process
         (a Ray worker prepares once and runs many chunks)."""
         s = self.s
+        clock = _Clock()
         # 1. check inputs: settings, take, passes, cameras, plate, time map
         s.check()
         take = Take.open(self.take_path)
@@ -180,6 +186,7 @@ class CompositePipeline:
         first_rgb = _read(passes, "rgb", frames[0])
         _read(passes, "depth", frames[0])
 
+        clock.lap("inputs")
         # 2. matte source
         _first: list[np.ndarray] = []
 
@@ -226,14 +233,21 @@ class CompositePipeline:
         placer = Placer(s.placement, plate.size, (w, h), ref_contact, matte_height(ref[1]) if ref else 0)
         workers = 1 if (depth_model is not None or seg is not None) else max(1, s.workers)
         mattes = MatteCache()  # the tracking's mattes, kept for the frame loop: each plate frame is decoded and keyed once
-        feet = self._track_feet_cached(take, plate, tmap, frames, matte, keyer, keep=mattes, workers=workers) \
+        probe = None  # the whole matte: kept for the loop while the cache has room; beyond it only the feet (the loop keys those frames)
+        if keyer is not None:
+            probe = lambda img: feettrack.full_probe(matte, img) if mattes.room() else feettrack.band_probe(keyer, img)  # noqa: E731
+        feet = self._track_feet_cached(take, plate, tmap, frames, matte, keyer, keep=mattes, workers=workers, probe=probe) \
             if s.smooth_feet > 1 and s.placement.track else {}
+        clock.lap("reference_and_feet")
 
-        # 4. look: colour statistics and grain, measured once on a few sample frames
+        # 4. look: colour statistics and grain, measured once on the first, middle and last frames
+        #    (the set's at reduced cost: colour on every 4th pixel, grain on a quarter of the rows;
+        #    the plate's on the actor's box, small already)
         samples = [frames[i] for i in sorted({0, len(frames) // 2, len(frames) - 1})]
-        set_imgs, plate_imgs, plate_mattes = [], [], []
+        plate_imgs, plate_mattes = [], []
+        with ThreadPoolExecutor(2) as ex:  # the set's sample frames read side by side
+            set_imgs = list(ex.map(lambda f: first_rgb if f == frames[0] else _read(passes, "rgb", f), samples))
         for f in samples:
-            set_imgs.append(first_rgb if f == frames[0] else _read(passes, "rgb", f))
             kept = mattes.peek(f)
             m = kept.matte if kept is not None else matte(self._plate_frame(plate, tmap, f))
             if m is not None:
@@ -243,12 +257,12 @@ class CompositePipeline:
         color_lut = None
         if s.color_match != "none" and plate_imgs:
             src = colormatch.lab_stats(plate_imgs, plate_mattes)
-            dst = colormatch.lab_stats(set_imgs)
+            dst = colormatch.lab_stats(set_imgs, step=4)  # whole set frames: 1/16 of the pixels (130k at 1080p) is plenty for a mean and std
             color_lut = colormatch.transfer_lut(src, dst, mode=s.color_match, strength=s.color_strength)
             look.update(color_plate=src.to_doc(), color_set=dst.to_doc())
         plate_grain = set_grain = None
         if s.grain != "none" and plate_imgs:
-            n_set = np.mean([grain.measure_noise(im) for im in set_imgs], axis=0)
+            n_set = np.mean([grain.measure_noise_bands(im) for im in set_imgs], axis=0)  # full-res rows: a resize would hide the noise
             n_plate = np.mean([grain.measure_noise(im, m) for im, m in zip(plate_imgs, plate_mattes)], axis=0)
             look.update(noise_set=[round(float(v), 3) for v in n_set], noise_plate=[round(float(v), 3) for v in n_plate])
             to_plate, to_set = grain.grain_to_add(n_set, n_plate), grain.grain_to_add(n_plate, n_set)
@@ -257,6 +271,7 @@ class CompositePipeline:
             if s.grain == "set" or (s.grain == "auto" and to_set.max() > 0.3):
                 set_grain = grain.GrainBank((w, h), to_set, grain_size=s.grain_size, seed=s.seed + 1)
         chain = Chain(s.chain, color_lut=color_lut, plate_grain=plate_grain, set_grain=set_grain)
+        clock.lap("look")
 
         # 5. frame loop (resumable: a frame is redone only when its params or inputs change)
         params = {"settings": s.to_doc(), "look": look, "matte": matte_kind, "light": [light_mode, light_name], "time": tmap.to_doc()}
@@ -274,6 +289,7 @@ class CompositePipeline:
         pass_reads = Prefetch(todo, lambda f: (_read(passes, "rgb", f), _read(passes, "depth", f),
                                                read_image(light_file[f]) if f in light_file else None), depth=4)
         plate_reads = Prefetch([f for f in todo if f not in mattes], lambda f: self._plate_frame(plate, tmap, f), depth=4, workers=1)
+        clock.lap("step")  # the step folder, its disclosure, the frames' resume keys
 
         def one(f: int, plate_img: Any) -> dict[str, np.ndarray]:
             rgb_pass, depth_pass, light_img = pass_reads.get(f)
@@ -312,7 +328,8 @@ class CompositePipeline:
             if pool is not None:
                 pool.shutdown()
 
-        return Prepared(step, frames, take, params, process, lambda f: self._frame_inputs(passes, plate, tmap, f), 2 * workers, close)
+        return Prepared(step, frames, take, params, process, lambda f: self._frame_inputs(passes, plate, tmap, f), 2 * workers, close,
+                        clock.laps)
 
     def _finish(self, step: PostStep, frames: list[int], take: Take, params: dict[str, Any], report: StepReport) -> CompositeResult:
         # 6. movie from the finished frames
@@ -404,68 +421,28 @@ class CompositePipeline:
         return np.ones(3), None
 
     def _track_feet_cached(self, take: Take, plate: Plate, tmap: TimeMap, frames: list[int], matte, keyer, *,
-                           keep: "MatteCache | None" = None, workers: int = 1) -> dict[int, tuple[float, float]]:
+                           keep: "MatteCache | None" = None, workers: int = 1, probe=None) -> dict[int, tuple[float, float]]:
         """``_track_feet`` kept in ``<step>/feet.json`` under a key of everything it reads (the
-        plate file, the time map, the frames, the matte settings): a rerun, and every Ray worker
-        of the same composite, reads the feet the first run tracked instead of keying every
-        plate frame again (at 1080p that is most of a worker's start-up)."""
-        import json
-
-        from machinima.fsutil import atomic_write_json
+        plate file, the time map, the frames, the matte settings, the probe): a rerun, and every
+        Ray worker of the same composite, reads the feet the first run tracked."""
         from machinima.poststep import stable_hash
 
         st = os.stat(plate.path)
         doc = self.s.to_doc()
         key = stable_hash({"plate": plate.describe(), "bytes": st.st_size, "mtime_ns": st.st_mtime_ns, "time": tmap.to_doc(), "frames": frames,
                            "key": doc["key"], "matte": doc["matte"], "seg": [doc["seg_model"], doc["seg_label"]], "smooth": self.s.smooth_feet,
-                           "screen": list(keyer.screen_rgb) if keyer is not None else None})
-        path = take.post_dir(self.s.step_id) / "feet.json"
-        try:
-            got = json.loads(path.read_text(encoding="utf-8"))
-            if got.get("key") == key:
-                return {int(f): (float(x), float(y)) for f, (x, y) in got["feet"].items()}
-        except (OSError, ValueError, KeyError, TypeError):
-            pass
-        feet = self._track_feet(plate, tmap, frames, matte, keep=keep, workers=workers)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write_json(path, {"key": key, "feet": {str(f): [float(x), float(y)] for f, (x, y) in feet.items()}})
-        return feet
+                           "screen": list(keyer.screen_rgb) if keyer is not None else None,
+                           "probe": [feettrack.BAND, feettrack.GUARD] if probe is not None else "matte"})
+        return feettrack.cached(take.post_dir(self.s.step_id) / "feet.json", key,
+                                lambda: self._track_feet(plate, tmap, frames, matte, keep=keep, workers=workers, probe=probe))
 
     def _track_feet(self, plate: Plate, tmap: TimeMap, frames: list[int], matte, *, keep: "MatteCache | None" = None,
-                    workers: int = 1) -> dict[int, tuple[float, float]]:
-        """The feet in every frame, with outliers voted out over ``smooth_feet`` frames: a frame whose
-        feet row is off the window's median row (a stray matte blob, a lifted foot) takes the mean
-        of its neighbours' feet, so the actor does not jump in depth; steady motion is kept as is.
-
-        The plate decodes ahead on one thread (in order: a video decoder) while ``workers`` threads
-        key; ``keep`` holds the mattes (within its memory budget) so the frame loop does not decode
-        and key the same plate frames again."""
-        raw: list[tuple[float, float] | None] = []
-        decoded = ReadAhead(frames, lambda f: self._plate_frame(plate, tmap, f), depth=4, workers=1)
-        keyed = ReadAhead(decoded, lambda item: matte(item[1]), depth=max(1, workers), workers=max(1, workers))
-        try:
-            for (f, _), m in keyed:
-                if keep is not None:
-                    keep.put(f, m)
-                raw.append(contact_point(m[1], m[0]) if m is not None else None)
-        finally:
-            keyed.close()
-            decoded.close()
-        r = self.s.smooth_feet // 2
-        tol = max(2.0, 0.01 * plate.size[1])
-        out = {}
-        for i, f in enumerate(frames):
-            if raw[i] is None:
-                continue
-            k = min(r, i, len(frames) - 1 - i)  # symmetric at the ends
-            win = np.array([p for p in raw[i - k:i + k + 1] if p is not None])
-            row = float(np.median(win[:, 1]))
-            if abs(raw[i][1] - row) <= tol:
-                out[f] = raw[i]
-            else:
-                inliers = win[np.abs(win[:, 1] - row) <= tol]
-                out[f] = (float(inliers[:, 0].mean()), float(inliers[:, 1].mean())) if len(inliers) else raw[i]
-        return out
+                    workers: int = 1, probe=None) -> dict[int, tuple[float, float]]:
+        """The feet in every frame, voted over ``smooth_feet`` frames (``feettrack.track``);
+        ``probe`` default: the feet of the whole ``matte``."""
+        return feettrack.track(lambda f: self._plate_frame(plate, tmap, f), frames, probe or (lambda img: feettrack.full_probe(matte, img)),
+                               smooth=self.s.smooth_feet, plate_h=plate.size[1], keep=keep, workers=workers,
+                               decoders=max(1, workers) if getattr(plate, "files", None) else 1)  # files decode side by side; a video in order
 
     @staticmethod
     def _frame_inputs(passes: PassSet, plate: Plate, tmap: TimeMap, frame: int) -> dict[str, Any]:
@@ -483,6 +460,19 @@ class CompositePipeline:
     def _plate_frame(plate: Plate, tmap: TimeMap, take_frame: int) -> np.ndarray:
         parts = [(plate.frame(i), wgt) for i, wgt in tmap.frames_for(take_frame) if wgt > 0]
         return blend_frames(parts) if len(parts) > 1 else parts[0][0]
+
+
+class _Clock:
+    """Seconds of each part of the set-up (bench/post_io.py reports them beside the loop's)."""
+
+    def __init__(self) -> None:
+        self.laps: dict[str, float] = {}
+        self._t = time.perf_counter()
+
+    def lap(self, name: str) -> None:
+        t = time.perf_counter()
+        self.laps[name] = round(t - self._t, 3)
+        self._t = t
 
 
 def _read(passes: PassSet, name: str, frame: int) -> np.ndarray:

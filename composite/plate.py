@@ -66,10 +66,15 @@ class SequencePlate(Plate):
         first = self.frame(0)
         self.size = (first.shape[1], first.shape[0])
         self.has_alpha = first.shape[2] == 4
+        self._first = first  # given back once by frame(0): the screen colour and reference frame ask for it next
 
     def frame(self, index: int) -> np.ndarray:
         if not 0 <= index < self.length:
             raise PlateError(f"plate frame {index} is outside the plate (0..{self.length - 1})")
+        if index == 0:
+            kept = self.__dict__.pop("_first", None)  # atomic: decoder threads may ask at once
+            if kept is not None:
+                return kept
         try:
             img = _to_u8(read_image(self.files[index]), str(self.files[index]))
         except ImageSeqError as exc:

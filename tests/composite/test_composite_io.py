@@ -1,7 +1,10 @@
 """Composite I/O: each plate frame decoded and keyed once (the feet tracking's mattes feed the
-frame loop), the same pixels whether the mattes were kept or not; the light pass read ahead."""
+frame loop), the same pixels whether the mattes were kept or not; the light pass read ahead;
+the feet tracked from a keyed band of the actor's box, against the full key's feet."""
 
 from __future__ import annotations
+
+import functools
 
 import numpy as np
 
@@ -58,3 +61,72 @@ def test_kept_matte_is_a_copy_not_a_view_of_the_plate_frame():
     cache = mc.MatteCache()
     cache.put(0, ((0, 0, 160, 10), frame[:10], frame[:10, :, None]))
     assert cache.take(0).matte[1].base is None
+
+
+@functools.lru_cache(maxsize=1)
+def _plates_1080p(n: int = 3):
+    from composite.demo_scene import END, START, actor_frame, camera
+
+    cam, rng = camera(1920, 1080), np.random.default_rng(7)
+    return [actor_frame(cam, START + k / (n - 1) * (END - START), phase=k * 0.7, rng=rng)[0] for k in range(n)]
+
+
+def test_feet_from_a_keyed_band_match_the_full_key_at_1080p():
+    """Beyond the matte cache the tracking keys only the bottom of the actor's box; the feet stay
+    within 0.5 px of the full key's (the placement's truth) on the demo actor at 1080p."""
+    from composite.feettrack import SKIP, band_probe
+    from composite.keyer import Keyer, KeySettings, estimate_screen
+    from composite.placement import contact_point
+
+    plates = _plates_1080p()
+    keyer = Keyer(KeySettings(screen="green"), estimate_screen(plates[0], "green"))
+    for i, img in enumerate(plates):
+        rect, alpha, _ = keyer.key_roi(img)
+        truth = contact_point(alpha, rect)
+        feet, kept = band_probe(keyer, img)
+        assert kept is SKIP, f"plate {i}: the band was not used"
+        assert abs(feet[0] - truth[0]) <= 0.5 and abs(feet[1] - truth[1]) <= 0.5, (i, feet, truth)
+
+
+def test_feet_near_the_band_top_are_keyed_on_the_whole_box():
+    from composite.feettrack import band_probe
+    from composite.keyer import Keyer, KeySettings, estimate_screen
+    from composite.placement import contact_point
+
+    img = _plates_1080p()[1]
+    keyer = Keyer(KeySettings(screen="green"), estimate_screen(img, "green"))
+    rect, alpha, fg = keyer.key_roi(img)
+    feet, kept = band_probe(keyer, img, band=30, guard=40)  # any contact in a 30-row band is too near its top
+    assert kept[0] == rect and np.array_equal(kept[1], alpha) and np.array_equal(kept[2], fg)
+    assert feet == contact_point(alpha, rect)
+    blank = np.zeros_like(img)
+    blank[:] = (40, 190, 60)
+    assert band_probe(keyer, blank) == (None, None)  # no actor: kept as "no actor", no feet
+
+
+def test_tracking_beyond_the_matte_budget_keys_only_the_feet_and_places_the_actor_the_same(tmp_path, monkeypatch):
+    import json
+
+    import composite.feettrack as ft
+
+    take, plate, pos = make_demo(tmp_path, width=640, height=360, frames=5, plate_as="png")
+    kept = run_composite(take, _settings(plate, pos, "kept"), progress=False)
+    bands: list[bool] = []
+    real = ft.band_probe
+
+    def probe(keyer, img, **kw):
+        got = real(keyer, img, **kw)
+        bands.append(got[1] is ft.SKIP)  # the band was trusted: nothing kept, the loop keys the frame
+        return got
+
+    monkeypatch.setattr(ft, "band_probe", probe)
+    monkeypatch.setattr(mc, "BUDGET", 0)
+    band = run_composite(take, _settings(plate, pos, "band"), progress=False)
+    assert bands == [True] * 5  # every frame's feet from the band
+    fk, fb = (json.loads((r.out_dir / "feet.json").read_text())["feet"] for r in (kept, band))
+    assert fk.keys() == fb.keys() and len(fk) == 5
+    assert all(abs(a - b) <= 0.5 for f in fk for a, b in zip(fk[f], fb[f])), (fk, fb)
+    for f in range(5):  # the actor's coverage (the rgb carries each step's own watermark)
+        ka = read_image(next((kept.out_dir / "alpha").glob(f"{f:06d}.*")))
+        ba = read_image(next((band.out_dir / "alpha").glob(f"{f:06d}.*")))
+        assert ka.max() == 255 and np.array_equal(ka, ba), f"frame {f} differs"

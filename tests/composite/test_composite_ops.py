@@ -88,6 +88,27 @@ def test_grain_measure_and_match():
         grain.GrainBank((10, 10), np.ones(3), grain_size=20)
 
 
+def test_grain_measured_on_row_bands_matches_the_whole_frame_and_a_downscale_does_not():
+    """The set's noise is measured on a quarter of its rows (bands at full resolution): the
+    same sigma as the whole frame, where measuring a half-size frame (the trivial way to cut
+    the work) reports about half of it."""
+    import cv2
+
+    rng = np.random.default_rng(11)
+    h, w = 540, 960
+    clean = np.zeros((h, w, 3), np.float32)
+    clean[:] = np.linspace(40, 200, w, dtype=np.float32)[None, :, None]  # a slow gradient
+    clean[:, w // 2:] *= 0.6  # and an edge
+    sigma = np.array([2.0, 3.0, 4.0])
+    noisy = np.clip(clean + rng.normal(0, 1, clean.shape) * sigma, 0, 255).astype(np.uint8)
+    whole, bands = grain.measure_noise(noisy), grain.measure_noise_bands(noisy)
+    assert np.all(np.abs(bands - sigma) < 0.1 * sigma), bands
+    assert np.all(np.abs(bands - whole) < 0.05 * sigma), (bands, whole)
+    half = grain.measure_noise(cv2.resize(noisy, (w // 2, h // 2), interpolation=cv2.INTER_AREA))
+    assert np.all(half < 0.7 * sigma), half
+    assert np.array_equal(grain.measure_noise_bands(noisy[:100]), grain.measure_noise(noisy[:100]))  # too few rows: the whole frame
+
+
 def test_ztest_soft_edge_is_exact_away_from_it():
     depth = np.full((40, 60), 10.0, np.float32)
     depth[:, :30] = 2.0
