@@ -291,6 +291,8 @@ def _start_streamers(plan: Plan, s: PlanStep, ctx: StepContext, fn: Any, keys: d
         t_fn = _load(kinds[t.kind])
         down = spec_of(t_fn)
         if down is None or down.window is None:
+            why = down.whole if down is not None and down.whole else "its step kind does not read a growing input"
+            log(f"{t.id}: waits for {s.id}'s whole output ({why})")
             continue
         t_args = _resolve(t.args, {**outputs, s.id: up.step_dir(ctx) / up.output})
         t_key = stable_hash({"kind": t.kind, "args": t_args, "after": {a: keys[a] for a in t.after}})
