@@ -6,7 +6,9 @@ waits for the whole plate."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import signal
 import sys
 import time
 from pathlib import Path
@@ -15,6 +17,7 @@ import numpy as np
 import pytest
 
 from machinima.postplan import run_plan
+from machinima.poststep import Interrupted
 
 
 def _kinds():
@@ -49,12 +52,16 @@ def merge_scene(tmp_path, monkeypatch):
     other = Path(shutil.copytree(take, tmp_path / "copy" / take.name))
 
     real = fm.swap_functions
+    hooks: list = []
 
     def slow(*a, **k):
         process, frame_inputs = real(*a, **k)
 
         class Slow:
             def __call__(self, batch):
+                for f in batch:
+                    for h in hooks:
+                        h(f)
                 time.sleep(0.15 * len(batch))
                 return process(batch)
 
@@ -64,7 +71,7 @@ def merge_scene(tmp_path, monkeypatch):
         return Slow(), frame_inputs
 
     monkeypatch.setattr(fm, "swap_functions", slow)
-    return tmp_path, take, other
+    return tmp_path, take, other, hooks
 
 
 def _plan(root: Path, take: Path, name: str, reader: str) -> Path:
@@ -91,7 +98,7 @@ def _frames(d: Path) -> dict[str, bytes]:
 
 
 def test_archive_starts_on_the_merges_frames_and_matches_the_step_by_step_run(merge_scene):
-    root, take, other = merge_scene
+    root, take, other, _ = merge_scene
     rep = run_plan(_plan(root, take, "m", ARCHIVE), progress=False, kinds=_kinds())
     assert rep.ran == ["merge", "archive"]
     chunks = [json.loads(line) for line in (take / "post" / "plan-m.chunks.jsonl").read_text().splitlines()]
@@ -109,12 +116,37 @@ def test_archive_starts_on_the_merges_frames_and_matches_the_step_by_step_run(me
     assert sorted(lines) == list(range(8))  # each frame written once
 
 
+def test_ctrl_c_while_merge_and_archive_run_resumes_redoing_nothing(merge_scene):
+    root, take, other, hooks = merge_scene
+    fired: list[int] = []
+
+    def ctrl_c_at_5(f):
+        if f == 5 and not fired:
+            fired.append(f)
+            os.kill(os.getpid(), signal.SIGINT)  # a real Ctrl-C while the archive works on earlier frames
+
+    hooks.append(ctrl_c_at_5)
+    plan = _plan(root, take, "i", ARCHIVE)
+    with pytest.raises(Interrupted, match="stopped in step 'merge'"):
+        run_plan(plan, progress=False, kinds=_kinds())
+    led = lambda step: [json.loads(x)["frame"] for x in (take / "post" / step / "ledger.jsonl").read_text().splitlines()]  # noqa: E731
+    merge_first, arch_first = led("merge"), led("archive")
+    assert 5 in merge_first and len(merge_first) < 8 and 0 < len(arch_first) <= len(merge_first)
+    rep = run_plan(plan, progress=False, kinds=_kinds())
+    assert rep.ran == ["merge", "archive"]
+    assert sorted(led("merge")) == list(range(8)) and sorted(led("archive")) == list(range(8))  # no frame written twice
+    run_plan(_plan(root, other, "i", ARCHIVE), progress=False, kinds=_kinds(), stream=False)
+    assert _frames(take / "post" / "archive" / "frames") == _frames(other / "post" / "archive" / "frames")
+
+
 def test_a_step_that_needs_its_whole_input_says_why():
     import composite.plan
     import stylize.plan
     from machinima.planstream import spec_of
 
-    for fn in (composite.plan.run, stylize.plan.run_stylize):
+    from machinima.postplan import deliver
+
+    for fn in (composite.plan.run, stylize.plan.run_stylize, deliver):
         spec = spec_of(fn)
         assert spec is not None and spec.window is None and spec.whole
 
