@@ -393,7 +393,7 @@ def _print_models(rep) -> None:
 @app.command("demo")
 def demo(
     out: Path = typer.Option(Path("demo-out"), "--out", help="Where the demo writes its takes and outputs."),
-    quality: bool = typer.Option(False, "--quality", help="Train the face model 1,000 iterations (the swapped face passes as the source person; ~7 min more on a CPU)."),
+    quality: bool = typer.Option(False, "--quality", help="Train the face model 2,000 iterations (the swapped face passes as the source person; ~14 min more on a CPU)."),
 ) -> None:
     """Run the whole film end to end on synthetic performers (offline; resumable)."""
     from .demo import run_demo
