@@ -4,7 +4,6 @@ task, every worker >= 2 tasks), and the driver's time summary says Ray's overhea
 from __future__ import annotations
 
 import functools
-import os
 import sys
 import time
 from pathlib import Path
@@ -46,18 +45,6 @@ def test_overhead_is_the_slots_time_not_spent_on_the_step():
     assert overhead([], 1.0, 2)["tasks"] == 0
 
 
-ray = pytest.importorskip("ray")
-
-
-@pytest.fixture(scope="module")
-def cluster():
-    os.environ["RAY_AUTH_MODE"] = "disabled"
-    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
-    ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
-    yield
-    ray.shutdown()
-
-
 def make_step(out: str) -> PostStep:
     return PostStep(Path(out), "chunk-test", {"v": 1})
 
@@ -73,6 +60,7 @@ def make_process():
 def test_the_driver_sizes_chunks_from_probe_chunks_and_reports_the_overhead(cluster, tmp_path):
     from machinima.distributed import run_on_ray
 
+    cluster.cloudpickle.register_pickle_by_value(sys.modules[__name__])  # this test module is not installed
     frames = list(range(24))
     rep = run_on_ray(functools.partial(make_step, str(tmp_path / "a")), make_process, frames, address="local", progress=False)
     assert sorted(rep.done) == frames
