@@ -50,12 +50,18 @@ def _planned_frames(ctx: StepContext) -> list[int]:
     return p._frames(p._open_passes(Take.open(ctx.take)))
 
 
-@streams(step_dir=lambda ctx: ctx.take / "post" / ctx.step_id, output="rgb", frames=_planned_frames)
+WHOLE = ("its look (colour statistics and grain) is measured on the plate's first, middle and last frames and the feet are "
+         "tracked over the whole plate, so every composite frame depends on the plate's last one")
+
+
+@streams(step_dir=lambda ctx: ctx.take / "post" / ctx.step_id, output="rgb", frames=_planned_frames, whole=WHOLE)
 def run(ctx: StepContext) -> StepOutput:
     """A plan's composite; a step reading ``@<this step>`` that can (archive) starts on its
-    frames while it runs."""
+    frames while it runs. On a plate made by the plan (``plate = "@merge"``) it waits for the
+    whole plate (``WHOLE``). ``chunk`` (with --ray): frames a task; unset, sized from the
+    measured time a frame."""
     from .pipeline import run_composite
 
     s, a = _settings(ctx)
-    res = run_composite(ctx.take, s, progress=ctx.progress, ray=ctx.ray, chunk_size=int(a.get("chunk", 8)))
+    res = run_composite(ctx.take, s, progress=ctx.progress, ray=ctx.ray, chunk_size=int(a["chunk"]) if a.get("chunk") else None)
     return StepOutput(res.out_dir / "rgb", len(res.report.done), len(res.report.skipped))

@@ -9,7 +9,9 @@ without running it:
 - as a reader (downstream): ``window(ctx)``, how many consecutive input frames one of its chunks
   needs together (an archive codec's group of pictures; 1 = each frame alone). It is then called
   with ``ctx.frames`` (do only these now) and ``ctx.source_frames`` (the input's whole frame list,
-  as it will be), any number of times; its own step ledger makes every call resumable.
+  as it will be), any number of times; its own step ledger makes every call resumable;
+- or, when its output cannot be made a window at a time, ``whole="why"``: the runner says so in
+  its log (``<step> waits for <input>'s whole output: why``), so a plan never waits silently.
 
 A downstream chunk (a window of the input's frame list) runs once every input frame up to the
 window's last one is recorded in the input step's ledger *in this run* (or before it, when the
@@ -37,13 +39,14 @@ class StreamSpec:
     output: str
     frames: Callable[[Any], list[int]] | None = None  # set: the step can feed a streaming reader
     window: Callable[[Any], int] | None = None  # set: the step can read a growing input
+    whole: str | None = None  # set: why the step needs its whole input (said in the plan's log)
 
 
 def streams(*, step_dir: Callable[[Any], Path], output: str, frames: Callable[[Any], list[int]] | None = None,
-            window: Callable[[Any], int] | None = None) -> Callable[[Callable], Callable]:
+            window: Callable[[Any], int] | None = None, whole: str | None = None) -> Callable[[Callable], Callable]:
     """Decorate a step kind ``run(ctx)`` with what streaming needs (see the module docstring)."""
     def deco(fn: Callable) -> Callable:
-        fn.plan_stream = StreamSpec(step_dir, output, frames, window)
+        fn.plan_stream = StreamSpec(step_dir, output, frames, window, whole)
         return fn
     return deco
 

@@ -33,6 +33,7 @@ from typing import Any, Callable
 
 from .errors import MachinimaError
 from .fsutil import atomic_write_json
+from .planstream import streams
 from .poststep import Interrupted, stable_hash
 
 GROUP = "machinima.post_steps"
@@ -291,6 +292,8 @@ def _start_streamers(plan: Plan, s: PlanStep, ctx: StepContext, fn: Any, keys: d
         t_fn = _load(kinds[t.kind])
         down = spec_of(t_fn)
         if down is None or down.window is None:
+            why = down.whole if down is not None and down.whole else "its step kind does not read a growing input"
+            log(f"{t.id}: waits for {s.id}'s whole output ({why})")
             continue
         t_args = _resolve(t.args, {**outputs, s.id: up.step_dir(ctx) / up.output})
         t_key = stable_hash({"kind": t.kind, "args": t_args, "after": {a: keys[a] for a in t.after}})
@@ -332,6 +335,12 @@ def _now() -> str:
     return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
 
 
+DELIVER_WHOLE = ("the movie is one encode, signed as a whole file: an encoder cannot resume after Ctrl-C, so a movie "
+                 "streamed from a growing input would be encoded again whole on every resume; and in a shot's plan it reads "
+                 "@archive, itself a streamed reader, which feeds no further step")
+
+
+@streams(step_dir=lambda ctx: ctx.take / "post" / ctx.step_id, output="", whole=DELIVER_WHOLE)
 def deliver(ctx: StepContext) -> StepOutput:
     """The shot's movie from a step's frames: ``<take>/post/<id>/<take id>.mp4``, disclosed like
     the frames (``poststep.write_video``). Settings: ``from`` (frames, usually ``@archive``),

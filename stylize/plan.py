@@ -8,8 +8,13 @@ from machinima.planstream import streams
 from machinima.postplan import StepContext, StepOutput
 
 
+WHOLE = ("its plan (segments, keyframes, the keyframes-first order, propagation between two keyframes) and its frame "
+         "keys are made from the input's whole frame list, so a frame stylized from part of the input would differ")
+
+
+@streams(step_dir=lambda ctx: ctx.take / "post" / ctx.step_id, output="frames", whole=WHOLE)
 def run_stylize(ctx: StepContext) -> StepOutput:
-    """Settings: ``look`` (a shipped name or a .toml), ``from`` (frames to stylize, e.g.
+    """Waits for its whole input in a plan (``WHOLE``). Settings: ``look`` (a shipped name or a .toml), ``from`` (frames to stylize, e.g.
     ``@composite``; default the take's render), ``gpus`` (per task, with --ray)."""
     from .look import load_look
 

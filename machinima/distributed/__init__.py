@@ -6,6 +6,7 @@
     storage.py    the start-up check that every node sees the take's folder
     scheduler.py  run_job: the driver (one progress bar, per-worker time summary)
     tasks.py      run_tasks: whole tasks (a LoRA trial, a dream shot) that resume on their own
+    chunking.py   the chunk size from the measured time a frame; Ray's overhead per task
     cli.py        the --ray [ADDRESS] option every step shares (a bare --ray means auto)
     limits.py     pin_threads: a task declaring N CPUs uses about N cores
 
@@ -46,7 +47,7 @@ def run_on_ray(
     frames: Iterable[int],
     *,
     address: str | None = "auto",
-    chunk_size: int = 8,
+    chunk_size: int | None = None,
     chunks: Callable[[list[int]], list[list[int]]] | None = None,
     batch_size: int = 1,
     num_gpus: float = 0,

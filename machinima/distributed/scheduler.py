@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
 from ..poststep import StepReport, _progress
-from . import ledger
+from . import chunking, ledger
 from .errors import DistributedError
 from .job import FrameJob
 
@@ -34,6 +34,9 @@ class JobReport(StepReport):
     redone_chunks: list[int] = field(default_factory=list)
     workers: list[dict[str, Any]] = field(default_factory=list)
     extras: list[dict[str, Any]] = field(default_factory=list)  # each chunk's Worklet.extra()
+    chunk_size: int = 0  # frames a task (after the probe chunks, when it was measured)
+    per_frame_s: float | None = None  # the step's work a frame that sized the chunks (None: given, not measured)
+    overhead: dict[str, float] = field(default_factory=dict)  # chunking.overhead: Ray's cost per task
     step: Any = field(default=None, repr=False)  # the step reopened after the job: its ledger holds the workers' frames
 
     def summary_lines(self) -> list[str]:
@@ -42,6 +45,11 @@ class JobReport(StepReport):
         for w in self.workers:
             out.append(f"{w['node']} pid {w['pid']}: {w['tasks']} task(s), {w['frames']} frame(s); queue {w['queue_s']:.2f} s, "
                        f"load {w['load_s']:.2f} s, compute {w['compute_s']:.2f} s, write {w['write_s']:.2f} s")
+        o = self.overhead
+        if o.get("tasks"):
+            how = f"{self.per_frame_s * 1000:.0f} ms a frame measured" if self.per_frame_s else "size given"
+            out.append(f"{o['tasks']} task(s) of {self.chunk_size or '?'} frame(s) ({how}): overhead per task {o['idle_s'] * 1000:.0f} ms "
+                       f"({o['share']:.0%} of a task's {o['task_s']:.2f} s of work), {o['in_task_s'] * 1000:.0f} ms of it inside the task")
         if self.redone_chunks:
             out.append(f"chunks redone after a lost worker: {self.redone_chunks}")
         return out
@@ -137,9 +145,18 @@ def _chunk_task(job: FrameJob, job_id: str, chunk_id: int, frames: list[int], su
     res = {"chunk": chunk_id, "done": rep.done, "skipped": rep.skipped, "failed": {str(k): v for k, v in rep.failed.items()},
            "pid": pid, "node": node, "node_id": node_id, "t_end": round(time.time(), 3), "queue_s": round(max(0.0, t_start - submitted), 4), "load_s": round(load_s, 4),
            "compute_s": round(compute[0], 4), "write_s": round(max(0.0, run_s - compute[0]), 4)}
+    res["task_s"] = round(time.time() - t_start, 4)
     ledger.append(step_dir, {"event": "end", "job": job_id, **res})
     res["extra"] = wl.extra() if wl.extra is not None else {}
     return res
+
+
+def _slots(cluster: dict[str, float], res: dict[str, Any]) -> int:
+    """Tasks of these resources the cluster runs at once."""
+    n = int(cluster.get("CPU", 2) / max(float(res.get("num_cpus", 1) or 0), 0.01))
+    if float(res.get("num_gpus", 0) or 0) > 0:
+        n = min(n, int(cluster.get("GPU", 0) / float(res["num_gpus"])))
+    return max(1, n)
 
 
 def fixed_chunks(frames: Sequence[int], size: int) -> list[list[int]]:
@@ -181,7 +198,7 @@ def run_job(
     frames: Iterable[int],
     *,
     address: str | None = "auto",
-    chunk_size: int = 8,
+    chunk_size: int | None = None,
     chunks: Callable[[list[int]], list[list[int]]] | None = None,
     frame_inputs: Callable[[int], dict[str, Any]] | None = None,
     max_retries: int = 3,
@@ -194,6 +211,8 @@ def run_job(
 
     ``frame_inputs`` (the driver's own, never shipped) lets the driver leave finished frames out
     before submitting; without it every frame is submitted and the workers skip finished ones.
+    ``chunk_size`` None (the default): sized from the step's measured time a frame
+    (``chunking``: ~2 s of work a task, every worker >= 2 tasks).
     ``chunks(frames_to_do) -> [[frames], ...]`` groups frames another way than fixed-size
     chunks (one chunk per shot, when frames of a shot depend on each other).
     """
@@ -212,9 +231,22 @@ def run_job(
     report = JobReport(step.step_id, step.out_dir, skipped=[f for f in frames if f not in todo_set], job_id=job_id)
     res = dict(job.resources())
     remote = ray.remote(max_retries=max_retries, retry_exceptions=False, **res)(_chunk_task)
-    cap = max_in_flight or max(2, int(ray.cluster_resources().get("CPU", 2) / max(res.get("num_cpus", 1), 0.01)) * 2)
-    queue = chunks(todo) if chunks else fixed_chunks(todo, chunk_size)
-    report.chunks = len(queue)
+    slots = _slots(ray.cluster_resources(), res)
+    cap = max_in_flight or max(2, slots * 2)
+    rest: list[int] = []  # frames waiting for the probe chunks' measured time to size their chunks
+    if chunks:
+        queue = chunks(todo)
+    elif chunk_size:
+        queue, report.chunk_size = fixed_chunks(todo, chunk_size), chunk_size
+    else:
+        report.per_frame_s = chunking.measured_before(step.out_dir)
+        if report.per_frame_s is not None or len(todo) <= chunking.PROBE_FRAMES * slots:
+            report.chunk_size = chunking.auto_chunk_size(report.per_frame_s, len(todo), slots) if report.per_frame_s else chunking.PROBE_FRAMES
+            queue = fixed_chunks(todo, report.chunk_size)
+        else:  # one small chunk per worker first; their time sizes the rest
+            n = chunking.PROBE_FRAMES * slots
+            queue, rest = fixed_chunks(todo[:n], chunking.PROBE_FRAMES), todo[n:]
+    results: list[dict[str, Any]] = []
     pending: dict[Any, tuple[int, list[int]]] = {}
     bar = _progress(progress, description or job.description(), len(frames), len(report.skipped))
     follow = _LedgerFollower(str(step.out_dir), todo_set)
@@ -224,7 +256,13 @@ def run_job(
     t0 = time.perf_counter()
     job_ref = ray.put(job)  # one copy in the object store, not one per task
     try:
-        while queue or pending:
+        while queue or pending or rest:
+            if rest and (chunking.per_frame_seconds(results) is not None or not (pending or queue)):
+                report.per_frame_s = chunking.per_frame_seconds(results)
+                report.chunk_size = chunking.auto_chunk_size(report.per_frame_s, len(rest), slots) if report.per_frame_s \
+                    else min(8, chunking.auto_chunk_size(0.0, len(rest), slots))
+                queue += fixed_chunks(rest, report.chunk_size)
+                rest = []
             while queue and len(pending) < cap:
                 chunk = queue.pop(0)
                 pending[remote.remote(job_ref, job_id, next_id, chunk, time.time())] = (next_id, chunk)
@@ -245,6 +283,7 @@ def run_job(
                 # every frame of a chunk was still to do when the run began: one the task found
                 # done was finished by an earlier attempt of the same chunk (a retried task)
                 report.done += r["done"] + r["skipped"]
+                results.append(r)
                 report.failed.update({int(k): v for k, v in r["failed"].items()})
                 if r.get("extra"):
                     report.extras.append(r["extra"])
@@ -261,6 +300,8 @@ def run_job(
         bar.close()
         report.seconds = time.perf_counter() - t0
     report.done.sort()
+    report.chunks = next_id
+    report.overhead = chunking.overhead(results, report.seconds, min(slots, len(results)))
     report.workers = sorted(per_worker.values(), key=lambda w: (w["node"], w["pid"]))
     report.redone_chunks = sorted(c for c, a in ledger.attempts(step.out_dir, job_id).items() if a["starts"] > 1)
     # params.json last written by the driver: its versions and counts, not whichever worker ended last
