@@ -123,7 +123,7 @@ def composite(
     root: Optional[Path] = typer.Option(None, "--root", help="Takes root."),
     ray: Optional[str] = typer.Option(None, "--ray", metavar="[ADDRESS]", help="Run the frames as chunks on a Ray cluster (bare --ray: RAY_ADDRESS, a running cluster, else a local one): host:6379, ray://host:10001 or local "
                                       "(the take and plate on storage every node sees)."),
-    chunk: int = typer.Option(8, "--chunk", help="With --ray: frames per task."),
+    chunk: Optional[int] = typer.Option(None, "--chunk", min=1, help="With --ray: frames per task (default: measured, ~2 s of work a task, at least 2 tasks a worker)."),
     demo: Optional[Path] = typer.Option(None, "--demo", help="Without TAKE: write a synthetic set + green-screen plate into DIR and composite it. "
                                         "With TAKE: draw a green-screen actor through the take's cameras into DIR and composite that."),
 ) -> None:

@@ -137,7 +137,7 @@ class CompositePipeline:
         self.s = settings
 
     # ------------------------------------------------------------------------------------
-    def run(self, *, progress: bool = True, ray: str | None = None, chunk_size: int = 8) -> CompositeResult:
+    def run(self, *, progress: bool = True, ray: str | None = None, chunk_size: int | None = None) -> CompositeResult:
         """Steps 1-6; with ``ray`` (an address, ``auto`` or ``local``) the frame loop runs as
         chunks on that cluster (``CompositeJob``), with the same pixels and keys."""
         s = self.s
@@ -483,7 +483,7 @@ def _read(passes: PassSet, name: str, frame: int) -> np.ndarray:
 
 
 def run_composite(take: str | Path, settings: CompositeSettings, *, progress: bool = True, ray: str | None = None,
-                  chunk_size: int = 8) -> CompositeResult:
+                  chunk_size: int | None = None) -> CompositeResult:
     """Composite ``settings.plate`` into the take; see :class:`CompositePipeline`. ``ray``: run
     the frames on that Ray cluster (``auto``, ``host:6379``, ``local``)."""
     return CompositePipeline(take, settings).run(progress=progress, ray=ray, chunk_size=chunk_size)

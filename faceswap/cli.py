@@ -208,7 +208,7 @@ def merge_cmd(
     occlusion_model: Optional[Path] = typer.Option(None, "--occlusion-model", help="ONNX segmenter (from train-mask): keeps hands/mics in front."),
     ray: Optional[str] = typer.Option(None, "--ray", metavar="[ADDRESS]", help="Swap as chunks on a Ray cluster (bare --ray: RAY_ADDRESS, a running cluster, else a local one): host:6379, ray://host:10001 or local "
                                       "(target and model on storage every node sees)."),
-    chunk: int = typer.Option(16, "--chunk", help="With --ray: frames per task."),
+    chunk: Optional[int] = typer.Option(None, "--chunk", min=1, help="With --ray: frames per task (default: measured, ~2 s of work a task, at least 2 tasks a worker)."),
 ) -> None:
     """Swap the trained face into TARGET (resumable; Ctrl-C stops after the frame in hand)."""
     from .merge import MergeOptions, merge

@@ -53,7 +53,7 @@ def merge(target: str | Path, model_dir: str | Path | None, *, out: str | Path |
           options: MergeOptions | None = None, production: str | None = None, subjects: list[str] | None = None,
           override: str | None = None, rights_store: str | Path | None = None, backend: Any = None,
           swapper: Callable[[np.ndarray], np.ndarray] | None = None, video: bool = True, progress: bool = True,
-          ray: str | None = None, chunk_size: int = 16) -> MergeReport:
+          ray: str | None = None, chunk_size: int | None = None) -> MergeReport:
     """Merge the model into ``target``. ``backend`` and ``swapper`` replace the face backend and
     the network ((N, 3, res, res) -> (N, 4, res, res) at ``options.res``/``face_type``): tests and
     benches put in a known face to check placement on its own.

@@ -160,7 +160,7 @@ def video(
     production: Optional[str] = typer.Option(None, help="Production (default: machinima.toml)."),
     rights_override: Optional[str] = typer.Option(None, "--rights-override", help="Proceed without a record, with this reason (recorded in provenance)."),
     ray: Optional[str] = typer.Option(None, "--ray", metavar="[ADDRESS]", help="Re-sync as chunks on a Ray cluster (bare --ray: RAY_ADDRESS, a running cluster, else a local one; or host:6379, local) (take and plate on storage every node sees)."),
-    chunk: int = typer.Option(16, "--chunk", help="With --ray: frames per task."),
+    chunk: Optional[int] = typer.Option(None, "--chunk", min=1, help="With --ray: frames per task (default: measured, ~2 s of work a task, at least 2 tasks a worker)."),
 ) -> None:
     """Re-sync the mouth on a plate to the dialogue, as a take post step (resumable; frames + mp4 with audio)."""
     from machinima.cli import resolve_take

@@ -89,7 +89,7 @@ def open_plate(path: Path, fps: str | Fraction | None, take_fps: Fraction) -> Pl
 def resync_video(take: str | Path, plate_path: str | Path, *, audio: str | Path | None = None, step_id: str = "lipsync",
                  text: str | None = None, weights: str | Path | None = None, production: str | None = None, subjects: list[str] | None = None,
                  override: str | None = None, strength: float = 1.0, plate_fps: str | None = None, allow_no_face: bool = False,
-                 progress: bool = True, ray: str | None = None, chunk_size: int = 16) -> ResyncReport:
+                 progress: bool = True, ray: str | None = None, chunk_size: int | None = None) -> ResyncReport:
     """The mouth on ``plate_path`` re-synced to the dialogue; ``ray`` (``auto``, ``host:6379``,
     ``local``): the frames as chunks on that cluster (``lipsync.distributed.LipSyncJob``), the
     analysis and the rights check here first."""

@@ -129,7 +129,7 @@ def run_archive(source: str, preset: str = "vhs-1994", *, seed: int = 0, from_: 
 
         from machinima.poststep import stable_hash
 
-        rep = run_on_ray(make_step, make_process, todo, address=ray, chunk_size=12, description=f"archive {pre.name}", progress=progress,
+        rep = run_on_ray(make_step, make_process, todo, address=ray, chunk_size=None, description=f"archive {pre.name}", progress=progress,
                          cache_key=stable_hash({"archive": params, "source": where, "from": from_}))
     else:
         look = ArchiveLook(pre, read, seed=seed, source_fps=fps, frames=frames)
