@@ -45,6 +45,10 @@ class LiveReport:
 def live(source: str | int, model_dir: str | Path | None, *, out: str | Path | None = None, options: MergeOptions | None = None,
          max_frames: int | None = None, fps: float = 25.0, production: str | None = None, subjects: list[str] | None = None,
          override: str | None = None, rights_store: Any = None, backend: Any = None) -> LiveReport:
+    """Swap faces on a camera, file or stream as frames arrive (causal smoothing), optionally
+    recording the disclosed result to ``out``. Each face track is matched against the rights
+    records when it first appears, before any of its frames is swapped; ``subjects`` are labels
+    only (kept for callers that pass them)."""
     import cv2
 
     from machinima import rights
@@ -60,8 +64,19 @@ def live(source: str | int, model_dir: str | Path | None, *, out: str | Path | N
         from machinima.config import load_config
 
         production = load_config().production
-    subj = subjects or [Path(str(doc[k])).name for k in ("src", "dst") if doc.get(k)] or ["unknown"]
-    rights.require(production, subj, "face_replacement", override=override, store=rights_store)
+    model_rights = doc.get("rights") if model_dir else None
+    cleared: set[int] = set()  # face tracks matched to a valid record (typed names clear nothing)
+
+    def clear(i: int, img: np.ndarray, track: int, landmarks: np.ndarray) -> None:
+        """A new face track is embedded and must match a valid face_replacement record before
+        its first frame is swapped (the model's identities are checked with the first face)."""
+        from machinima.identity import box_of
+
+        sample = rights.FaceSample(f"frame {i}, face track {track}", f"track {track}", lambda: img, box_of(landmarks, 0.05), frame=i)
+        rights.require_cleared(production, "face_replacement", [sample], override=override, store=rights_store,
+                               model_rights=None if cleared else model_rights, what=f"live stream {source}")
+        cleared.add(track)
+
     src = int(source) if isinstance(source, int) or str(source).isdigit() else str(source)
     cap = cv2.VideoCapture(src)
     if not cap.isOpened():
@@ -90,6 +105,8 @@ def live(source: str | int, model_dir: str | Path | None, *, out: str | Path | N
             faces = finder(i, img)
             lms = {}
             for f in faces:
+                if f.track not in cleared:
+                    clear(i, img, f.track, f.landmarks)
                 flt = filters.setdefault(f.track, OneEuro(fps, opts.min_cutoff, opts.beta, opts.d_cutoff))
                 lms[f.track] = flt(f.landmarks)
             comp.frames([img], [lms], inplace=True)

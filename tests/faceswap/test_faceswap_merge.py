@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -179,3 +181,28 @@ def test_live_on_a_video_stream_writes_an_mp4_and_measures_latency(tmp_path, gra
     assert len(list(read_video(tmp_path / "live.mp4"))) == 5
     with pytest.raises(InputError, match="cannot open stream"):
         live(tmp_path / "nothing.mp4", tiny_model, override="test", rights_store=tmp_path / "r")
+
+
+def test_live_matches_each_face_to_a_record_not_the_facesets_names(tmp_path, grace, astronaut, tiny_model):
+    """A record named like the model's facesets ("alice", "bob") but bound to another person's
+    face clears nothing: the live stream stops at the first frame of the uncleared face, naming it
+    (before, a typed name matching the faceset folders let the stream run)."""
+    import cv2
+
+    from faceswap.live import live
+    from machinima import rights
+    from machinima.imageseq import write_image, write_video
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "rights"))
+    from rights_helpers import bound_record
+
+    write_image(tmp_path / "collins.png", cv2.resize(astronaut, (256, 256)))
+    collins = rights.reference_identity([tmp_path / "collins.png"])
+    store = rights.RightsStore(tmp_path / "r")
+    for name in ("alice", "bob"):
+        store.add(bound_record(name, collins))
+    small = cv2.resize(grace, (256, 300), interpolation=cv2.INTER_AREA)
+    write_video(tmp_path / "in.mp4", moving_clip(small, 3, shift=(2.0, 1.0), zoom=0.01), fps=25)
+    with pytest.raises(rights.NotCleared, match="frame 0, face track .*matches no rights record"):
+        live(tmp_path / "in.mp4", tiny_model, out=tmp_path / "live.mp4", max_frames=3, production="film", rights_store=store,
+             options=MergeOptions(engine="onnx", blend="alpha"))
