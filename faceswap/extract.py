@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from machinima.imageseq import ImageSeqError
+from machinima.steploop import progress_bar
 
 from .align import align, check_face_type, check_size, estimate_yaw_pitch, transform_points
 from .backends import get_backend
@@ -77,20 +78,20 @@ def extract(src: str | Path, out: str | Path, *, face_type: str = "whole", size:
     report.frames = len(frames)
     finder = FaceFinder(be, redetect_every=redetect_every)
     t0 = time.perf_counter()
-    bar = _bar(progress, f"extract {Path(src).name}", len(frames))
+    bar = progress_bar(progress, f"extract {Path(src).name}", len(frames), 0)
     try:
         for f in frames:
             sdoc = source.source_of(f)
             if (sdoc.path, f) in done:
                 report.skipped_frames += 1
-                bar.advance()
+                bar.advance(1)
                 continue
             # 4. read, find, align, score, add
             try:
                 img = source.read(f)
             except ImageSeqError as exc:
                 report.unreadable[f] = str(exc)
-                bar.advance()
+                bar.advance(1)
                 continue
             faces = finder(f, img)[:max_faces]
             if not faces:
@@ -105,7 +106,7 @@ def extract(src: str | Path, out: str | Path, *, face_type: str = "whole", size:
                 }
                 col.add(aligned, name=f"{src_tag}_{f:06d}_{face.track}.png", source=sdoc, box=face.box.round(2), tags=list(tags), meta=meta)
                 report.added += 1
-            bar.advance()
+            bar.advance(1)
     except KeyboardInterrupt:
         report.interrupted = True
     finally:
@@ -119,22 +120,3 @@ def extract(src: str | Path, out: str | Path, *, face_type: str = "whole", size:
         raise NoFaceError(f"no face found in any of the {len(report.no_face)} frame(s) of {src}",
                           hint="faces narrower than ~24 px are not searched for; check the source shows a face")
     return report
-
-
-class _bar:
-    def __init__(self, enabled: bool, desc: str, total: int) -> None:
-        self.p = None
-        if enabled and total:
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-            self.p = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
-            self.p.start()
-            self.task = self.p.add_task(desc, total=total)
-
-    def advance(self) -> None:
-        if self.p:
-            self.p.advance(self.task)
-
-    def close(self) -> None:
-        if self.p:
-            self.p.stop()

@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 
 from machinima.imageseq import ImageSeqError
+from machinima.steploop import progress_bar
 
 from .errors import NoFaceError
 from .merge_options import MergeOptions
@@ -23,17 +24,17 @@ def track_faces(source, frames: list[int], backend, *, redetect_every: int = 30,
 
     finder = FaceFinder(backend, redetect_every=redetect_every, max_gap=max_gap)
     bad: dict[int, str] = {}
-    bar = _bar(progress, "track faces", len(frames))
+    bar = progress_bar(progress, "track faces", len(frames), 0)
     try:
         for f in frames:
             try:
                 img = source.read(f)
             except ImageSeqError as exc:
                 bad[f] = str(exc)
-                bar()
+                bar.advance(1)
                 continue
             finder(f, img)
-            bar()
+            bar.advance(1)
     finally:
         bar.close()
     per_frame: dict[int, dict[int, np.ndarray]] = {f: {} for f in frames if f not in bad}
@@ -137,22 +138,3 @@ def track_jitter(per_frame: dict[int, dict[int, np.ndarray]]) -> float:
         if len(run) >= 3:
             vals.append(jitter(np.stack([per_frame[f][t] for f in run])))
     return float(np.mean(vals)) if vals else 0.0
-
-
-class _bar:
-    def __init__(self, enabled: bool, desc: str, total: int) -> None:
-        self.p = None
-        if enabled and total:
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
-
-            self.p = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn())
-            self.p.start()
-            self.t = self.p.add_task(desc, total=total)
-
-    def __call__(self) -> None:
-        if self.p:
-            self.p.advance(self.t)
-
-    def close(self) -> None:
-        if self.p:
-            self.p.stop()

@@ -78,6 +78,16 @@ def params_apart_from_time(step_dir: Path) -> dict:
     return _no_times(doc)
 
 
+def assert_same_output(local_dir: Path, ray_dir: Path, names: tuple[str, ...], frames: int) -> None:
+    """The Ray run wrote what the local run wrote: every frame of each output byte for byte,
+    params.json apart from time, the same outputs per frame in the ledger."""
+    for name in names:
+        a, b = frame_files(local_dir, name), frame_files(ray_dir, name)
+        assert len(a) == frames and a == b, name  # byte for byte
+    assert params_apart_from_time(local_dir) == params_apart_from_time(ray_dir)
+    assert {r["frame"]: r["outputs"] for r in ledger_lines(local_dir)} == {r["frame"]: r["outputs"] for r in ledger_lines(ray_dir)}
+
+
 TIME_KEYS = {"updated", "at", "when", "checked_on"}
 
 

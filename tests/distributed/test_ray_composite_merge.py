@@ -16,7 +16,7 @@ import pytest
 from machinima.distributed import StepSpec, ledger, run_job
 from machinima.provenance import record_decision
 
-from ray_helpers import KillOnce, frame_files, ledger_lines, params_apart_from_time
+from ray_helpers import KillOnce, assert_same_output, frame_files, ledger_lines, params_apart_from_time
 
 ray = pytest.importorskip("ray")
 
@@ -48,11 +48,7 @@ def test_composite_on_ray_is_identical_and_a_killed_worker_redoes_one_chunk(clus
     assert len(local.report.done) == 12
     on_ray = run_composite(take, _settings(plate, pos, "comp-ray"), progress=False, ray="local", chunk_size=4)
     assert on_ray.report.done == list(range(12)) and on_ray.report.chunks == 3
-    for name in ("rgb", "alpha"):
-        a, b = frame_files(local.out_dir, name), frame_files(on_ray.out_dir, name)
-        assert len(a) == 12 and a == b  # byte for byte
-    assert params_apart_from_time(local.out_dir) == params_apart_from_time(on_ray.out_dir)
-    assert {r["frame"]: r["outputs"] for r in ledger_lines(local.out_dir)} == {r["frame"]: r["outputs"] for r in ledger_lines(on_ray.out_dir)}
+    assert_same_output(local.out_dir, on_ray.out_dir, ("rgb", "alpha"), 12)
     assert {w["pid"] for w in on_ray.report.workers} and sum(w["frames"] for w in on_ray.report.workers) == 12
 
     # a worker dies in chunk 1 (frames 4-7) after frames 4 and 5 were written

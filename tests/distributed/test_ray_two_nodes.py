@@ -11,7 +11,7 @@ import pytest
 
 from machinima.distributed import ledger
 
-from ray_helpers import frame_files, ledger_lines, params_apart_from_time, record_off
+from ray_helpers import assert_same_output, record_off
 from ray_nodes import TwoNodes
 
 ray = pytest.importorskip("ray")
@@ -45,11 +45,7 @@ def test_composite_across_two_ray_start_nodes_is_the_local_run(tmp_path):
             ray.shutdown()
     assert len(nodes) == 2
     assert on_ray.report.done == list(range(8)) and on_ray.report.chunks == 4
-    for name in ("rgb", "alpha"):
-        a, b = frame_files(local.out_dir, name), frame_files(on_ray.out_dir, name)
-        assert len(a) == 8 and a == b  # byte for byte
-    assert params_apart_from_time(local.out_dir) == params_apart_from_time(on_ray.out_dir)
-    assert {r["frame"]: r["outputs"] for r in ledger_lines(local.out_dir)} == {r["frame"]: r["outputs"] for r in ledger_lines(on_ray.out_dir)}
+    assert_same_output(local.out_dir, on_ray.out_dir, ("rgb", "alpha"), 8)
     ends = [r for r in ledger.read(on_ray.out_dir, on_ray.report.job_id) if r["event"] == "end"]
     assert len(ends) == 4
     ran_on = {r["node_id"] for r in ends}
