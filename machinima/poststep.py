@@ -55,6 +55,7 @@ from .frameio import WriteBehind, in_flight
 from .fsutil import atomic_write_json
 from .imageseq import encode_qoi, frame_path, qoi_available, write_image
 from .stepdisclosure import _discloses, _disclosure_of, _live, _video, write_still, write_video  # noqa: F401 - part of this module's API
+from .stepdisclosure import sequence_manifest_id as _sequence_manifest_id
 from .stepfiles import check_step_folder, file_hash, stable_hash, versions  # noqa: F401 - part of this module's API
 from .stepfiles import write_frame_bytes as _write_bytes
 from .steploop import StepReport, StopFlag  # noqa: F401 - part of this module's API
@@ -148,7 +149,7 @@ class PostStep:
     def sequence_manifest_id(self) -> str:
         """The manifest id every QOI frame of this step is marked with (same params, same id)."""
         assert self.disclosure is not None
-        return self.disclosure.frame_manifest_id(f"{self.step_id}/sequence")
+        return _sequence_manifest_id(self.disclosure, self.step_id)
 
     @property
     def step_id(self) -> str:

@@ -20,6 +20,12 @@ from .stepfiles import write_frame_bytes as _write_bytes
 _live: "weakref.WeakValueDictionary[Path, Any]" = weakref.WeakValueDictionary()  # out_dir -> the live PostStep
 
 
+def sequence_manifest_id(disclosure: Any, step_id: str) -> str:
+    """The manifest id every QOI frame of step ``step_id`` is marked with (same params, same id),
+    and the id its movie's mark keeps."""
+    return disclosure.frame_manifest_id(f"{step_id}/sequence")
+
+
 def _disclosure_of(folder: Path) -> Any:
     """The disclosure of the step whose folder is ``folder``: the live ``PostStep``'s, else the
     one its params.json describes; None under a recorded "off" decision."""
@@ -37,8 +43,8 @@ def _disclosure_of(folder: Path) -> Any:
         return None
     d = provenance.disclosure_for_step(folder, str(doc.get("step") or "picture"), rights=doc.get("rights"), inputs=doc.get("inputs"))
     d.params_hash = str(doc.get("params_hash") or "")
-    if (doc.get("frames") or {}).get("rgb8") == "qoi":  # as PostStep.sequence_manifest_id
-        d.sequence_id = d.frame_manifest_id(f"{folder.name}/sequence")
+    if (doc.get("frames") or {}).get("rgb8") == "qoi":
+        d.sequence_id = sequence_manifest_id(d, folder.name)
     return d
 
 
