@@ -15,34 +15,16 @@ from pathlib import Path
 import pytest
 
 from machinima.planstream import ready_windows
-from machinima.postplan import deliver, run_plan
+from machinima.postplan import run_plan
 from machinima.poststep import Interrupted
-
-
-def _kinds():
-    import composite.plan
-    import stylize.plan
-
-    return {"composite": composite.plan.run, "archive": stylize.plan.run_archive, "deliver": deliver}
+from plan_helpers import composite_archive_steps, kinds
 
 
 def _plan(root: Path, take: Path, plate: Path, pos, name: str) -> Path:
     p = root / f"{name}.toml"
     p.write_text(f'''name = "{name}"
 take = "{take}"
-[[step]]
-id = "comp"
-kind = "composite"
-plate = "{plate}"
-key = "green"
-place = [{pos[0]}, {pos[1]}, {pos[2]}]
-workers = 1
-[[step]]
-id = "archive"
-kind = "archive"
-from = "@comp"
-preset = "vhs-1994"
-''')
+''' + composite_archive_steps(plate, pos))
     return p
 
 
@@ -95,7 +77,7 @@ def _ledger_frames(step_dir: Path) -> list[int]:
 
 def test_archive_starts_on_composite_chunks_and_matches_the_step_by_step_run(two_takes, slow_composite):
     root, take, other, plate, pos = two_takes
-    rep = run_plan(_plan(root, take, plate, pos, "s"), progress=False, kinds=_kinds())
+    rep = run_plan(_plan(root, take, plate, pos, "s"), progress=False, kinds=kinds())
     assert rep.ran == ["comp", "archive"]
     chunks = [json.loads(line) for line in (take / "post" / "plan-s.chunks.jsonl").read_text().splitlines()]
     starts = [c for c in chunks if c["step"] == "archive" and c["event"] == "start"]
@@ -105,7 +87,7 @@ def test_archive_starts_on_composite_chunks_and_matches_the_step_by_step_run(two
     state = json.loads((take / "post" / "plan-s.json").read_text())["steps"]
     assert 0 < state["archive"]["streamed"] <= 12
 
-    step_by_step = run_plan(_plan(root, other, plate, pos, "s"), progress=False, kinds=_kinds(), stream=False)
+    step_by_step = run_plan(_plan(root, other, plate, pos, "s"), progress=False, kinds=kinds(), stream=False)
     assert step_by_step.ran == ["comp", "archive"] and not (other / "post" / "plan-s.chunks.jsonl").exists()
     a, b = _frames(take / "post" / "archive", "frames"), _frames(other / "post" / "archive", "frames")
     assert len(a) == 12 and a == b  # byte for byte
@@ -125,17 +107,17 @@ def test_ctrl_c_while_both_run_resumes_redoing_nothing(two_takes, slow_composite
 
     slow_composite.append(ctrl_c_at_8)
     with pytest.raises(Interrupted, match="stopped in step 'comp'"):
-        run_plan(plan, progress=False, kinds=_kinds())
+        run_plan(plan, progress=False, kinds=kinds())
     state = json.loads((take / "post" / "plan-i.json").read_text())["steps"]
     assert state["comp"]["state"] == "interrupted" and state["archive"]["state"] == "interrupted"
     comp_first, arch_first = _ledger_frames(take / "post" / "comp"), _ledger_frames(take / "post" / "archive")
     assert 8 in comp_first and len(comp_first) < 12 and 0 < len(arch_first) <= len(comp_first)
-    rep = run_plan(plan, progress=False, kinds=_kinds())
+    rep = run_plan(plan, progress=False, kinds=kinds())
     assert rep.ran == ["comp", "archive"]
     assert sorted(_ledger_frames(take / "post" / "comp")) == list(range(12))  # no frame written twice
     assert sorted(_ledger_frames(take / "post" / "archive")) == list(range(12))
     assert _ledger_frames(take / "post" / "archive")[:len(arch_first)] == arch_first
-    run_plan(_plan(root, other, plate, pos, "i"), progress=False, kinds=_kinds(), stream=False)
+    run_plan(_plan(root, other, plate, pos, "i"), progress=False, kinds=kinds(), stream=False)
     assert _frames(take / "post" / "archive", "frames") == _frames(other / "post" / "archive", "frames")
 
 

@@ -11,13 +11,7 @@ import pytest
 
 from machinima.postplan import PlanError, StepContext, deliver, load_plan, run_plan
 from machinima.poststep import Interrupted
-
-
-def _kinds():
-    import composite.plan
-    import stylize.plan
-
-    return {"composite": composite.plan.run, "archive": stylize.plan.run_archive, "deliver": deliver}
+from plan_helpers import composite_archive_steps, kinds
 
 
 @pytest.fixture()
@@ -32,19 +26,7 @@ take = "{take}"
 id = "deliver"
 kind = "deliver"
 from = "@archive"
-[[step]]
-id = "comp"
-kind = "composite"
-plate = "{plate}"
-key = "green"
-place = [{pos[0]}, {pos[1]}, {pos[2]}]
-workers = 1
-[[step]]
-id = "archive"
-kind = "archive"
-from = "@comp"
-preset = "vhs-1994"
-''')
+''' + composite_archive_steps(plate, pos))  # deliver first: the plan orders steps by their inputs
     return take, plan
 
 
@@ -71,7 +53,7 @@ def test_plan_resumes_after_ctrl_c_redoing_nothing_finished(demo, monkeypatch):
     # step by step: the Ctrl-C lands in the archive with the composite finished (a Ctrl-C while a
     # streamed archive and its composite both run: tests/post/test_plan_streaming.py)
     with pytest.raises(Interrupted, match="stopped in step 'archive'"):
-        run_plan(plan, progress=False, kinds=_kinds(), stream=False)
+        run_plan(plan, progress=False, kinds=kinds(), stream=False)
     state = json.loads((take / "post" / "plan-t.json").read_text())["steps"]
     assert state["comp"]["state"] == "done" and state["archive"]["state"] == "interrupted" and "deliver" not in state
     first = _ledger_frames(take / "post" / "archive")
@@ -83,7 +65,7 @@ def test_plan_resumes_after_ctrl_c_redoing_nothing_finished(demo, monkeypatch):
     monkeypatch.setattr(composite.pipeline, "run_composite", lambda *a, **k: calls.append(1))
     seen.clear()
     monkeypatch.setattr(ArchiveLook, "process", lambda self, batch: (seen.extend(batch), real(self, batch))[1])
-    rep = run_plan(plan, progress=False, kinds=_kinds(), stream=False)
+    rep = run_plan(plan, progress=False, kinds=kinds(), stream=False)
     assert rep.skipped == ["comp"] and rep.ran == ["archive", "deliver"] and calls == []
     assert not set(seen) & set(first) and sorted(set(seen) | set(first)) == list(range(10))
     assert sorted(_ledger_frames(take / "post" / "archive")) == list(range(10))  # each frame written once
@@ -95,9 +77,9 @@ def test_plan_resumes_after_ctrl_c_redoing_nothing_finished(demo, monkeypatch):
     with av.open(str(movie)) as c:
         assert sum(1 for _ in c.decode(video=0)) == 10
     # a third run does nothing; a changed archive setting redoes archive and deliver only
-    assert run_plan(plan, progress=False, kinds=_kinds()).ran == []
+    assert run_plan(plan, progress=False, kinds=kinds()).ran == []
     plan.write_text(plan.read_text().replace('preset = "vhs-1994"', 'preset = "vhs-1994"\nseed = 3'))
-    assert run_plan(plan, progress=False, kinds=_kinds()).ran == ["archive", "deliver"]
+    assert run_plan(plan, progress=False, kinds=kinds()).ran == ["archive", "deliver"]
 
 
 def test_plan_errors_are_one_line(tmp_path):
