@@ -17,10 +17,9 @@ import socket
 import subprocess
 import sys
 
-import numpy as np
 import pytest
 
-from server_helpers import client, perform, run, server_env, stage, synthetic_pose, token, url, wait_for
+from server_helpers import client, fill_the_take_store, perform, run, server_env, stage, token, url, wait_for
 from machinima import protocol as P
 from machinima.vmc import DEFAULT_PORT
 
@@ -112,16 +111,7 @@ def test_the_console_take_list_shows_a_failed_take_without_rebuild_catalog(root)
             await perform(perf, 5, 120)
             await d.stop()
             failed = (await d.record())["take"]
-            await perform(perf, 20, 120)
-            await wait_for(lambda: srv.recorder.frames >= 20)
-            srv.recorder.writer.commit()
-            db = srv.recorder.take.store._db
-            db.execute(f"PRAGMA max_page_count={db.execute('PRAGMA page_count').fetchone()[0] + 1}")  # the disk is now full
-            i = 0
-            while srv.recorder.recording and i < 2000:
-                await perf.send_pose(synthetic_pose(i / 60) + np.random.default_rng(i).normal(0, 0.1, (55, 7)).astype(np.float32))
-                i += 1
-                await asyncio.sleep(0.002)
+            await fill_the_take_store(srv, perf)
             assert not srv.recorder.recording, "the recording never failed"
             for role, name in (("director", "dana"), ("observer", "olga")):  # the console, and a watching one
                 rows = {t["id"]: t for t in (await _ws_command(srv, role, name, "takes", limit=30))["takes"]}
