@@ -138,7 +138,7 @@ def train_cmd(
     threads: Optional[int] = typer.Option(None, "--threads", help="CPU threads for torch (default: 1 with --preset cpu, else torch's)."),
 ) -> None:
     """Train a face model on two facesets (checkpoints every N iterations and on Ctrl-C)."""
-    from .train import PRESETS
+    from .train_config import PRESETS
 
     if preset is not None and preset not in PRESETS:
         raise typer.BadParameter(f"unknown preset {preset!r}; use one of {', '.join(PRESETS)}", param_hint="--preset")

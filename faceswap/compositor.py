@@ -142,7 +142,7 @@ def make_swapper(model_dir: str | Path | None, engine: str, device: str = "auto"
     """(swapper or None, res, face type, model doc)."""
     if engine == "none" and model_dir is None:
         return None, None, None, {}
-    from .train import read_model_doc
+    from .modeldoc import read_model_doc
 
     doc = read_model_doc(model_dir)
     res, ft = int(doc["model"]["res"]), doc["model"]["face_type"]

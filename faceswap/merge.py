@@ -72,7 +72,7 @@ def merge(target: str | Path, model_dir: str | Path | None, *, out: str | Path |
     source = open_source(target)
     if model_dir is None and opts.engine != "none" and swapper is None:
         raise FaceswapError("merge needs a model folder", hint="pass --model DIR, or --engine none to check tracking and masks")
-    from .train import read_model_doc
+    from .modeldoc import read_model_doc
 
     doc = read_model_doc(model_dir) if model_dir is not None else {}
 

@@ -22,7 +22,7 @@ def export_onnx(model_dir: str | Path, out: str | Path | None = None, *, opset: 
     import torch
 
     from .model import SwapNet
-    from .train import load_model
+    from .modeldoc import load_model
 
     model, doc = load_model(model_dir, device="cpu")
     res = int(doc["model"]["res"])
@@ -67,7 +67,7 @@ class TorchSwapper:
 
     def __init__(self, model_dir: str | Path, device: str = "auto") -> None:
         from .model import SwapNet
-        from .train import load_model
+        from .modeldoc import load_model
 
         model, doc = load_model(model_dir, device=device)
         self.net = SwapNet(model).eval()

@@ -99,7 +99,7 @@ def train_segmenter(facesets: list[str | Path], out: str | Path, *, res: int = 1
 
     from machinima.fsutil import atomic_write_json
 
-    from .train import pick_device
+    from .modeldoc import pick_device
 
     if not facesets:
         raise FacesetError("train-mask needs at least one --faceset")

@@ -13,17 +13,20 @@ Steps of one iteration: sample a batch from each faceset (numpy Generator), augm
 affine + flip + smooth random warp on the input only + HSV jitter on both), forward src and
 dst, loss = DSSIM + MSE on the masked face (eyes and mouth weighted up) + mask MSE (+ an
 optional adversarial term), backward, Adam step. On CUDA: autocast (fp16/bf16) + GradScaler.
+
+Split by job: ``train_config`` (TrainConfig, TrainReport, PRESETS), ``train_batches`` (a
+faceset's augmented batches), ``modeldoc`` (model.json, loading a trained model); this module keeps
+the loop (``Trainer``) and the loss, and every public name stays importable from here.
 """
 
 from __future__ import annotations
 
 import csv
-import json
 import os
 import signal
 import threading
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -32,161 +35,9 @@ import numpy as np
 from machinima.fsutil import atomic_write_json
 
 from .errors import FacesetError, ModelError
-from .faceset import FEW_FACES, load_training_set
-from .masks import hull_mask, priority_weights
-
-SCHEMA = "machinima.faceswap-model"
-VERSION = 1
-
-# Named settings (``train --preset``): "cpu" makes the demo's pair recognisable as the source
-# after 1,000 iterations, 7 minutes of one CPU core (bench/faceswap.py --identity, figures in
-# docs/faceswap.md). A small 64 px model; a high learning rate made stable by Adam's usual beta1 (0.9: a gradient spike moves the weights
-# 3x the step, not 16x as with 0.5) and gradient clipping, halving every 600 iterations so the
-# face sharpens late; light random affine (a face aligned by landmarks moves little; the full
-# range spent most of the early iterations learning to redraw the face rotated and shifted, a
-# blur); eyes and mouth weighted 3x, where dlib's identity measure looks first.
-PRESETS: dict[str, dict[str, dict[str, Any]]] = {
-    "cpu": {
-        "model": {"arch": "df", "res": 64, "e_dims": 32, "ae_dims": 128, "d_dims": 16, "d_mask_dims": 22},
-        "train": {"batch": 8, "lr": 1e-3, "beta1": 0.9, "clip_grad": 10.0, "lr_half_life": 600, "affine": 0.3, "priority": 2.0},
-    },
-}
-
-
-@dataclass
-class TrainConfig:
-    batch: int = 8
-    lr: float = 5e-5
-    save_every: int = 500
-    log_every: int = 10
-    seed: int = 0
-    priority: float = 1.0  # extra weight on eyes and mouth
-    dssim_weight: float = 10.0
-    mse_weight: float = 10.0
-    mask_weight: float = 10.0
-    gan_power: float = 0.0  # > 0 turns the adversarial stage on
-    beta1: float = 0.5  # Adam's first-moment decay
-    clip_grad: float = 0.0  # > 0: clip the gradient norm (a spike otherwise kills the mask's sigmoid)
-    lr_half_life: int = 0  # > 0: the learning rate halves every this many iterations (sharper late)
-    warp: bool = True
-    affine: float = 1.0  # random affine range: 1.0 = rotation +-10 deg, scale and shift +-5%
-    flip: bool = True
-    color_aug: float = 0.05
-    device: str = "auto"
-    amp: bool = True  # only on CUDA
-
-    @classmethod
-    def from_doc(cls, d: dict[str, Any]) -> "TrainConfig":
-        return cls(**{k: d[k] for k in cls.__dataclass_fields__ if k in d})
-
-
-@dataclass
-class TrainReport:
-    iteration: int
-    start_iteration: int
-    seconds: float
-    loss_src: float
-    loss_dst: float
-    interrupted: bool = False
-    problems: list[str] = field(default_factory=list)
-
-    @property
-    def its(self) -> float:
-        n = self.iteration - self.start_iteration
-        return n / self.seconds if self.seconds > 0 else 0.0
-
-
-def pick_device(name: str = "auto") -> str:
-    import torch
-
-    if name == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise ModelError("CUDA was asked for but no GPU is available", hint="use --device cpu")
-    return name
-
-
-# --- augmentation --------------------------------------------------------------------------------
-def _affine(rng: np.random.Generator, res: int, amount: float = 1.0) -> np.ndarray:
-    import cv2
-
-    ang = rng.uniform(-10, 10) * amount
-    sc = 1 + rng.uniform(-0.05, 0.05) * amount
-    tx, ty = rng.uniform(-0.05, 0.05, 2) * res * amount
-    m = cv2.getRotationMatrix2D((res / 2, res / 2), ang, sc)
-    m[:, 2] += (tx, ty)
-    return m
-
-
-def _warp_grid(rng: np.random.Generator, res: int, cells: int = 5, amount: float = 0.025) -> tuple[np.ndarray, np.ndarray]:
-    import cv2
-
-    off = rng.normal(0, amount * res, size=(2, cells, cells)).astype(np.float32)
-    off[:, [0, -1], :] = 0
-    off[:, :, [0, -1]] = 0
-    dx = cv2.resize(off[0], (res, res), interpolation=cv2.INTER_CUBIC)
-    dy = cv2.resize(off[1], (res, res), interpolation=cv2.INTER_CUBIC)
-    gx, gy = np.meshgrid(np.arange(res, dtype=np.float32), np.arange(res, dtype=np.float32))
-    return gx + dx, gy + dy
-
-
-def _hsv_jitter(img: np.ndarray, rng: np.random.Generator, power: float) -> np.ndarray:
-    import cv2
-
-    if power <= 0:
-        return img
-    hsv = cv2.cvtColor(img, cv2.COLOR_RGB2HSV)
-    hsv[..., 0] = (hsv[..., 0] + rng.uniform(-power, power) * 360) % 360
-    hsv[..., 1] = np.clip(hsv[..., 1] * (1 + rng.uniform(-power, power) * 2), 0, 1)
-    hsv[..., 2] = np.clip(hsv[..., 2] * (1 + rng.uniform(-power, power) * 2), 0, 1)
-    return cv2.cvtColor(hsv, cv2.COLOR_HSV2RGB)
-
-
-class _Side:
-    """One faceset at training resolution, with its masks and loss weights."""
-
-    def __init__(self, path: Path, res: int, priority: float) -> None:
-        ts = load_training_set(path, res)
-        self.path = path
-        self.images = ts.images.astype(np.float32) / 255.0
-        self.masks = np.stack([hull_mask(lm, (res, res), ts.face_type) for lm in ts.landmarks])
-        self.weights = np.stack([priority_weights(lm, (res, res), priority) for lm in ts.landmarks])
-        self.problems = [str(p) for p in ts.problems]
-        if len(ts.images) < FEW_FACES:  # it trains, but on so few faces it learns pictures, not a face
-            self.problems.append(f"{path.name} has only {len(ts.images)} face(s) (fewer than {FEW_FACES}): the model will learn these "
-                                 "pictures by heart; extract more (hundreds, varied pose and light) or check what `faceswap sort --remove` removed")
-        self.res = res
-
-    def batch(self, rng: np.random.Generator, n: int, cfg: TrainConfig) -> tuple[np.ndarray, ...]:
-        import cv2
-
-        idx = rng.integers(0, len(self.images), n)
-        res = self.res
-        xs, ys, ms, ws = [], [], [], []
-        for i in idx:
-            img, m, w = self.images[i], self.masks[i], self.weights[i]
-            a = _affine(rng, res, cfg.affine)
-            flip = cfg.flip and rng.random() < 0.5
-            tgt = cv2.warpAffine(img, a, (res, res), borderMode=cv2.BORDER_REPLICATE)
-            mt = cv2.warpAffine(m, a, (res, res))
-            wt = cv2.warpAffine(w, a, (res, res), borderValue=1.0)
-            if cfg.warp:
-                mx, my = _warp_grid(rng, res)
-                inp = cv2.remap(tgt, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-            else:
-                inp = tgt
-            if cfg.color_aug > 0:
-                seed = int(rng.integers(0, 2**31 - 1))
-                inp = _hsv_jitter(inp, np.random.default_rng(seed), cfg.color_aug)
-                tgt = _hsv_jitter(tgt, np.random.default_rng(seed), cfg.color_aug)
-            if flip:
-                inp, tgt, mt, wt = inp[:, ::-1], tgt[:, ::-1], mt[:, ::-1], wt[:, ::-1]
-            xs.append(inp)
-            ys.append(tgt)
-            ms.append(mt)
-            ws.append(wt)
-        chw = lambda a: np.ascontiguousarray(np.stack(a).transpose(0, 3, 1, 2), dtype=np.float32)  # noqa: E731
-        return chw(xs), chw(ys), np.stack(ms)[:, None].astype(np.float32), np.stack(ws)[:, None].astype(np.float32)
+from .modeldoc import SCHEMA, VERSION, load_model, pick_device, read_model_doc
+from .train_batches import _Side
+from .train_config import PRESETS, TrainConfig, TrainReport
 
 
 def dssim(a, b, window: int = 11):
@@ -467,41 +318,4 @@ class _Bar:
             self.p.stop()
 
 
-def read_model_doc(model_dir: str | Path) -> dict[str, Any]:
-    p = Path(model_dir) / "model.json"
-    if not p.exists():
-        raise ModelError(f"no model at {model_dir} (model.json missing)", hint="train one with `machinima faceswap train --src A --dst B --model DIR`")
-    try:
-        doc = json.loads(p.read_text())
-    except json.JSONDecodeError as exc:
-        raise ModelError(f"{p} is not valid JSON: {exc}") from None
-    if doc.get("schema") != SCHEMA:
-        raise ModelError(f"{p} is not a face-swap model (schema {doc.get('schema')!r})")
-    if int(doc.get("version", 0)) > VERSION:
-        raise ModelError(f"{p} is version {doc.get('version')}, newer than this machinima understands", hint="upgrade machinima")
-    return doc
-
-
-def load_model(model_dir: str | Path, device: str = "auto"):
-    """(FaceModel in eval mode, model doc) from a model folder."""
-    import torch
-
-    from .model import FaceModel, ModelConfig
-
-    doc = read_model_doc(model_dir)
-    cfg = ModelConfig.from_doc(doc["model"])
-    dev = pick_device(device)
-    model = FaceModel(cfg).to(dev)
-    ck = Path(model_dir) / "checkpoint.pt"
-    if not ck.exists():
-        raise ModelError(f"{ck} is missing", hint="train the model first (or restore the checkpoint)")
-    try:
-        st = torch.load(ck, map_location=dev, weights_only=False)
-        model.load_state_dict(st["model"])
-    except Exception as exc:  # noqa: BLE001
-        raise ModelError(f"{ck} cannot be loaded: {exc}") from None
-    model.eval()
-    return model, doc
-
-
-__all__ = ["Trainer", "TrainConfig", "TrainReport", "load_model", "read_model_doc", "dssim", "FacesetError"]
+__all__ = ["PRESETS", "SCHEMA", "VERSION", "Trainer", "TrainConfig", "TrainReport", "load_model", "pick_device", "read_model_doc", "dssim", "FacesetError"]

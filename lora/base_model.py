@@ -25,7 +25,8 @@ class BaseModel:
 
 
 _BASE_HINT = ("put a diffusers folder there (model_index.json, unet/, vae/, scheduler/, text_encoder/, tokenizer/) "
-              "or a single .safetensors/.ckpt checkpoint (with --config DIR, its diffusers config folder); nothing is downloaded")
+              "or a single .safetensors/.ckpt checkpoint (with --config DIR, its diffusers config folder); nothing is downloaded; "
+              "which weights, from where: docs/models.md; `machinima lora tiny-base DIR` makes a random one to try the pipeline")
 
 
 def base_hash(path: Path) -> str:

@@ -62,6 +62,8 @@ def train_cmd(
     production: Optional[str] = typer.Option(None, "--production", help="Production for the rights check (default: machinima.toml)."),
     override: Optional[str] = typer.Option(None, "--override", help="Train without rights records, with this reason (recorded in the file)."),
     device: Optional[str] = typer.Option(None, "--device", help="cpu or cuda (default: from the preset)."),
+    threads: Optional[int] = typer.Option(None, "--threads", help="CPU threads for torch (default: torch's, the machine's cores; with --ray, 1 per trial). "
+                                          "On a busy or shared machine 1 is often fastest for a small model."),
     sweep: Optional[str] = typer.Option(None, "--sweep", help='Several LoRAs: a grid of settings, e.g. "lr=1e-4,5e-5;rank=8,16" (one OUT_STEM-<trial> each).'),
     ray: Optional[str] = typer.Option(None, "--ray", metavar="[ADDRESS]", help="With --sweep: one trial per Ray task on this cluster (bare --ray: RAY_ADDRESS, a running cluster, else a local one; or host:6379, local)."),
     gpus: Optional[float] = typer.Option(None, "--gpus", help="With --ray: GPUs per trial (default 1 with --device cuda, else 0)."),
@@ -70,10 +72,12 @@ def train_cmd(
     from machinima.settingsfile import apply_settings, require
 
     from .errors import TrainConfigError
+    from .threads import check_threads, torch_threads
     from .train import TrainConfig, Trainer
 
     v = apply_settings(ctx, settings, SCHEMA)
     require(v, "dataset", "base", "out")
+    check_threads(v.get("threads"))
     try:
         seeds = tuple(int(s) for s in v["sample_seeds"].split(",") if s.strip())
     except ValueError:
@@ -91,7 +95,8 @@ def train_cmd(
         if v["work"]:
             raise TrainConfigError("--work names one folder; with --sweep each trial keeps its own (OUT_STEM-<trial>.work/)")
         rows = run_sweep(v["dataset"], v["base"], v["out"], cfg, v["sweep"], ray=v.get("ray"), num_gpus=v.get("gpus"), prior=v["prior"],
-                         production=v["production"], rights_override=v["override"], base_config=v["config"], fresh=v["fresh"])
+                         production=v["production"], rights_override=v["override"], base_config=v["config"], fresh=v["fresh"],
+                         threads=v.get("threads"))
         for r in rows:
             held = f", held loss {r['eval_loss_start']:.4f} -> {r['eval_loss_end']:.4f}" if r["eval_loss_end"] is not None else ""
             console.print(f"{r['trial']}: {r['status']} at step {r['steps']}, {r['it_per_s']:.2f} it/s{held} -> {r['out']}")
@@ -100,7 +105,8 @@ def train_cmd(
         raise TrainConfigError("--ray runs the trials of a --sweep; one LoRA trains on this machine", hint='add --sweep "lr=1e-4,5e-5"')
     trainer = Trainer(v["dataset"], v["base"], v["out"], cfg, prior=v["prior"], work=v["work"], production=v["production"],
                       rights_override=v["override"], base_config=v["config"])
-    res = trainer.run(fresh=v["fresh"])
+    with torch_threads(v.get("threads")):
+        res = trainer.run(fresh=v["fresh"])
     if res.resumed_from is not None:
         console.print(f"resumed from step {res.resumed_from}")
     if res.status == "interrupted":

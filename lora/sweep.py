@@ -48,29 +48,34 @@ def trial_out(out: Path, overrides: dict[str, Any]) -> Path:
     return out.with_name(f"{out.stem}-{trial_name(overrides)}{out.suffix or '.safetensors'}")
 
 
-def run_trial(dataset: str, base: str, out: str, config: TrainConfig, overrides: dict[str, Any], train_kw: dict[str, Any]) -> dict[str, Any]:
-    """One trial (a Ray task, or in-process): train, return what a table of trials shows."""
+def run_trial(dataset: str, base: str, out: str, config: TrainConfig, overrides: dict[str, Any], train_kw: dict[str, Any],
+              threads: int | None = None) -> dict[str, Any]:
+    """One trial (a Ray task, or in-process): train (torch at ``threads``), return what a table of trials shows."""
+    from .threads import torch_threads
     from .train import train
 
     cfg = dataclasses.replace(config, **overrides)
-    res = train(dataset, base, out, cfg, **train_kw)
+    with torch_threads(threads):
+        res = train(dataset, base, out, cfg, **train_kw)
     return {"trial": trial_name(overrides), "overrides": overrides, "status": res.status, "out": str(res.out) if res.out else None,
             "steps": res.step, "it_per_s": round(res.it_per_s, 3), "eval_loss_start": res.eval_loss_start, "eval_loss_end": res.eval_loss_end}
 
 
 def run_sweep(dataset: str | Path, base: str | Path, out: str | Path, config: TrainConfig, sweep: str, *, ray: str | None = None,
-              num_gpus: float | None = None, num_cpus: float = 1, progress: bool = True, **train_kw: Any) -> list[dict[str, Any]]:
-    """Every trial of the grid, in-process one after another, or on Ray one trial per task."""
+              num_gpus: float | None = None, num_cpus: float | None = None, threads: int | None = None, progress: bool = True,
+              **train_kw: Any) -> list[dict[str, Any]]:
+    """Every trial of the grid, in-process one after another, or on Ray one trial per task (a
+    task declares ``threads`` CPUs, default 1, and its torch uses that many)."""
     trials = expand(sweep)
     out = Path(out)
     calls = [{"dataset": str(Path(dataset).resolve()), "base": str(Path(base).resolve()), "out": str(trial_out(out.resolve(), o)),
-              "config": config, "overrides": o, "train_kw": {"progress": progress and not ray, **train_kw}} for o in trials]
+              "config": config, "overrides": o, "train_kw": {"progress": progress and not ray, **train_kw}, "threads": threads if threads or not ray else 1} for o in trials]
     if not ray:
         return [run_trial(**c) for c in calls]
     from machinima.distributed import run_tasks
 
     gpus = num_gpus if num_gpus is not None else (1.0 if str(config.device or "").startswith("cuda") else 0.0)
-    rep = run_tasks(run_trial, calls, address=ray, resources={"num_cpus": num_cpus, **({"num_gpus": gpus} if gpus else {})},
+    rep = run_tasks(run_trial, calls, address=ray, resources={"num_cpus": num_cpus or float(threads or 1), **({"num_gpus": gpus} if gpus else {})},
                     labels=[f"trial {trial_name(o)}" for o in trials], progress=progress, description=f"LoRA sweep ({len(trials)} trials) on Ray",
                     probe=out.resolve().parent)
     return rep.results

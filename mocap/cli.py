@@ -42,6 +42,16 @@ def _sigterm_stops() -> None:
         pass
 
 
+def _no_target() -> str:
+    """Why ``send`` has no default target: VMC's default port is the stage's own input, so a
+    rehearsal or a "does my BVH read?" send with no target became a live performer on a running
+    stage (issue 26). The one-line refusal names that port and what to pass instead."""
+    from machinima.vmc import DEFAULT_PORT
+
+    return (f"say where to send: --vmc HOST:PORT, --xsens HOST:PORT or --osc HOST:PORT; there is no default, because 127.0.0.1:{DEFAULT_PORT} "
+            f"is the stage's VMC input (`machinima server --udp vmc:{DEFAULT_PORT}`) and what arrives there becomes a live performer")
+
+
 @app.command()
 def send(
     synthetic: int = typer.Option(0, "--synthetic", help="Number of synthetic performers (default 1 when no --bvh)."),
@@ -51,7 +61,8 @@ def send(
     start: float = typer.Option(0.0, "--start", help="Start offset into the BVH, seconds."),
     bone_map: Optional[str] = typer.Option(None, "--bone-map", help="BVH: shipped bone map (mixamo, humanik, biovision, cmu, rokoko) or a .toml file; default: chosen by joint names."),
     units: str = typer.Option("auto", "--units", help="BVH file units: cm, m, mm, in, or auto (from the rest pose's height)."),
-    vmc: Optional[str] = typer.Option(None, "--vmc", help="Send VMC to HOST:PORT (default 127.0.0.1:39539)."),
+    vmc: Optional[str] = typer.Option(None, "--vmc", help="Send VMC to HOST:PORT or PORT (a stage's `--udp vmc:39539` input, a `mocap listen --vmc`). "
+                                      "No default: what reaches a stage's input becomes a live performer there."),
     xsens: Optional[str] = typer.Option(None, "--xsens", help="Send Xsens MVN (MXTP02) to HOST:PORT instead (default port 9763)."),
     osc_target: Optional[str] = typer.Option(None, "--osc", help="Send plain-profile OSC (one message per bone) to HOST:PORT instead."),
     fps: float = typer.Option(120.0, "--fps"),
@@ -69,9 +80,11 @@ def send(
     chosen = [x for x in (vmc, xsens, osc_target) if x]
     if len(chosen) > 1:
         raise MocapError("choose one of --vmc, --xsens, --osc")
+    if not chosen:
+        raise MocapError(_no_target())
     if synthetic < 0:
         raise MocapError("--synthetic must be >= 0")
-    protocol, target = ("xsens", sender.parse_target(xsens, 9763)) if xsens else ("osc", sender.parse_target(osc_target, 9000)) if osc_target else ("vmc", sender.parse_target(vmc or "127.0.0.1:39539", 39539))
+    protocol, target = ("xsens", sender.parse_target(xsens, 9763)) if xsens else ("osc", sender.parse_target(osc_target, 9000)) if osc_target else ("vmc", sender.parse_target(vmc or "", 39539))
     performers: list[sender.Performer] = []
     if bvh is not None:
         from .bvhsource import BVHPlayback

@@ -21,7 +21,15 @@ class LookError(StylizeError):
 
 
 class ModelMissingError(StylizeError):
-    """A model named by the look is missing; the message says which file to put where."""
+    """A model named by the look is missing; the message says which file to put where, and where
+    the trail goes on (issue 26: the one-line error used to be the end of it): which weights to
+    get is ``machinima models check`` and docs/models.md."""
+
+    def __str__(self) -> str:
+        return f"{super().__str__()}; {WEIGHTS_TRAIL}"
+
+
+WEIGHTS_TRAIL = "what each look needs and what is missing: `machinima models check`; which weights, from where: docs/models.md"
 
 
 class ControlError(StylizeError):

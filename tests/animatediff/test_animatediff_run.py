@@ -117,6 +117,7 @@ def test_missing_motion_adapter_says_what_to_put_where(tmp_path):
         AnimateDiffEngine.from_look(look, motion, _config(tmp_path))
     text = str(exc.value) + " " + (exc.value.hint or "")
     assert "motion adapter" in text and str(tmp_path / "models" / "motion" / "tiny") in text and "MotionAdapter folder" in text
+    assert "`machinima models check`" in text and "docs/models.md" in text  # the trail goes on (issue 26)
 
 
 def test_motion_adapter_folder_loads_and_single_file_needs_its_config(motion_comps, tmp_path):

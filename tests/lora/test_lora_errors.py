@@ -65,7 +65,7 @@ def test_image_without_caption_and_caption_without_image(setup, tiny_base_dir):
 def test_missing_base_and_not_a_model(setup, tmp_path, tiny_base_dir):
     ds, out = setup
     before = snapshot(ds)
-    with pytest.raises(BaseModelError, match="base model not found at .*nothing is downloaded"):
+    with pytest.raises(BaseModelError, match="base model not found at .*nothing is downloaded.*docs/models.md"):
         attempt(ds, tmp_path / "nowhere", out)
     (tmp_path / "junk").mkdir()
     (tmp_path / "junk" / "readme.txt").write_text("not a model")

@@ -76,6 +76,23 @@ async def perform(c: StageClient, frames: int, rate: float = 60.0, phase: float 
     return frames
 
 
+async def fill_the_take_store(srv, perf: StageClient, frames: int = 20) -> int:
+    """Record ``frames`` poses, then make the recording take's store full (SQLite's
+    max_page_count: a real "disk full" from the database, without a small filesystem) and keep
+    sending noisy poses until the stage stops the recording; returns how many were sent after."""
+    await perform(perf, frames, 120)
+    await wait_for(lambda: srv.recorder.frames >= frames)
+    srv.recorder.writer.commit()
+    db = srv.recorder.take.store._db
+    db.execute(f"PRAGMA max_page_count={db.execute('PRAGMA page_count').fetchone()[0] + 1}")  # the disk is now full
+    i = 0
+    while srv.recorder.recording and i < 2000:
+        await perf.send_pose(synthetic_pose(i / 60) + np.random.default_rng(i).normal(0, 0.1, (55, 7)).astype(np.float32))
+        i += 1
+        await asyncio.sleep(0.002)
+    return i
+
+
 async def wait_for(pred, timeout: float = 10.0, step: float = 0.02):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from websockets.asyncio.client import connect
 
-from server_helpers import ServerProcess, client, perform, refused, run, stage, synthetic_pose, token, url, wait_for
+from server_helpers import ServerProcess, client, fill_the_take_store, perform, refused, run, stage, synthetic_pose, token, url, wait_for
 from machinima import protocol as P
 from machinima.client import StageClient
 from machinima.fsutil import FileLock
@@ -200,17 +200,7 @@ def test_disk_full_stops_the_take_and_keeps_what_was_written(root):
             perf = await client(srv, "performer", "alice")
             await perform(perf, 1)
             res = await d.record()
-            await perform(perf, 20, 120)
-            await wait_for(lambda: srv.recorder.frames >= 20)
-            srv.recorder.writer.commit()
-            db = srv.recorder.take.store._db
-            pages = db.execute("PRAGMA page_count").fetchone()[0]
-            db.execute(f"PRAGMA max_page_count={pages + 1}")  # the disk is now full
-            i = 0
-            while srv.recorder.recording and i < 2000:
-                await perf.send_pose(synthetic_pose(i / 60) + np.random.default_rng(i).normal(0, 0.1, (55, 7)).astype(np.float32))
-                i += 1
-                await asyncio.sleep(0.002)
+            await fill_the_take_store(srv, perf)
             warning = await d.next_message({"warning"}, timeout=5)
             assert warning["code"] == "disk_full" and "disk full" in warning["message"]
             state = await d.next_message({"state"}, timeout=3)
