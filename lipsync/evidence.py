@@ -26,6 +26,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .runs import true_runs
 from .visemes import phone_class
 
 
@@ -61,17 +62,9 @@ def apply_override(frame_phones: list[str], loglik: np.ndarray, phones: list[str
     n = min(len(frame_phones), ev.size)
     out = list(frame_phones)
     ok = np.array([p != "SIL" and phone_class(p) in rule.over for p in out[:n]]) & (ev[:n] > rule.lo)
-    k = 0
-    while k < n:
-        if not ok[k]:
-            k += 1
-            continue
-        e = k
-        while e < n and ok[e]:
-            e += 1
+    for k, e in true_runs(ok):
         if ev[k:e].max() > rule.hi:
             for j in range(k, e):
                 if phone_class(out[j]) != rule.target:  # a frame already in the class keeps its phone
                     out[j] = phones[which[j]]
-        k = e
     return out
