@@ -10,12 +10,18 @@ the benchmark). Prints JSON: every grid point's accuracy and change-offset p90, 
     .venv/bin/python bench/lipsync_tune.py --quick    # a small grid around the defaults (about a minute)
     .venv/bin/python bench/lipsync_tune.py --fit-fv   # only the F/V frication model (lipsync/frication.py)
     .venv/bin/python bench/lipsync_tune.py --fv-grid  # only the F/V override's threshold and run (a few minutes)
+    .venv/bin/python bench/lipsync_tune.py --evidence-grid  # only the closed / open evidence overrides (a few minutes)
 
 The F/V frication model (diagonal Gaussians for /f/, /v/ and the rest over
 ``frication.measures``) is fitted on held-out speech frames: the second Harvard list and the
 third and fourth (``MORE_HELD_OUT_SENTENCES``) in the four held-out voices. ``--fit-fv`` prints
 it in the form ``lipsync/frication.py`` keeps; ``--fv-grid`` chooses its threshold and minimum
 run leaving one voice out (the model fitted on three voices scores the fourth).
+
+The evidence overrides (``lipsync.evidence``: closed M/B/P, then open vowels, from each frame's own
+likelihoods) have no fitted model, only two thresholds each; ``--evidence-grid`` chooses them on
+lists 2-4 in the four held-out voices (8 lines, 2,320 truth mouth changes) by the same rule as
+every grid here (best speech frames within 0.3 points, then fewest missed changes).
 """
 
 from __future__ import annotations
@@ -34,6 +40,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from lipsync import frication  # noqa: E402
+from lipsync.evidence import Override, apply_override  # noqa: E402
 from lipsync.phoneloop import DEFAULT, LoopParams, frame_loglik, phone_loop_frames, to_segments  # noqa: E402
 from lipsync.phonemes import NOISE_FLOOR  # noqa: E402
 from lipsync.score import change_offsets, offset_summary, score_classes, track_frames, truth_frames  # noqa: E402
@@ -133,6 +140,33 @@ def fv_grid(quick: bool) -> dict:
     return {"leave_one_voice_out": results, "pick": pick(results[1:])}
 
 
+CLOSED_OVER = ("closed", "open", "rounded", "wide", "other")  # never F/V: see lipsync.evidence
+OPEN_OVER = ("rounded", "wide", "other")
+
+
+def evidence_grid(quick: bool) -> dict:
+    """The closed and open evidence overrides' (hi, lo) on lists 2-4 in the held-out voices; the
+    rest of the loop at its defaults (F/V detector on). The loop's frames without overrides are
+    computed once per line; each grid point only applies its overrides to them."""
+    lines = all_held_out_lines()
+    cache = [frame_loglik(decodable(u.samples), DEFAULT) for u in lines]
+    bare = [phone_loop_frames(decodable(u.samples), replace(DEFAULT, overrides=()), cached=c) for u, c in zip(lines, cache)]
+    closed = [None] + [(hi, lo) for hi in ((0.0, 2.0) if quick else (-4.0, -2.0, 0.0, 2.0, 4.0, 6.0)) for lo in (hi - 4, hi - 2, hi)]
+    opened = [None] + [(hi, lo) for hi in ((-2.0,) if quick else (-4.0, -2.0, 0.0, 2.0)) for lo in (hi - 4, hi - 2)]
+    results = []
+    for c, o in itertools.product(closed, opened):
+        rules = ([Override("closed", c[0], c[1], CLOSED_OVER)] if c else []) + ([Override("open", o[0], o[1], OPEN_OVER)] if o else [])
+        preds = []
+        for f, (ll, phones, _) in zip(bare, cache):
+            for rule in rules:
+                f = apply_override(f, ll, phones, rule)
+            preds.append(f)
+        r = {"params": {"closed": c, "open": o}, **score_frames(lines, preds)}
+        results.append(r)
+        print(json.dumps(r), file=sys.stderr, flush=True)
+    return {"lines": len(lines), "grid": results, "off": results[0], "pick": pick(results)}
+
+
 def score(lines, cache, params: LoopParams) -> dict:
     """Pooled speech-frame accuracy and change offsets of the phone loop (through the same
     coarticulation as the analysis) on ``lines``."""
@@ -190,14 +224,16 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="a small grid (about a minute)")
     ap.add_argument("--fit-fv", action="store_true", help="print the F/V frication model fitted on the held-out lines, nothing else")
     ap.add_argument("--fv-grid", action="store_true", help="only the F/V override's threshold and run, leave one voice out")
+    ap.add_argument("--evidence-grid", action="store_true", help="only the closed / open evidence overrides' thresholds")
     args = ap.parse_args()
     if args.fit_fv:
         print(json.dumps(fit_fv(all_held_out_lines())))
         return
-    if args.fv_grid:
-        out = {"benchmark": "lipsync_tune --fv-grid", "load_before": [round(x, 2) for x in os.getloadavg()]}
+    if args.fv_grid or args.evidence_grid:
+        name = "--fv-grid" if args.fv_grid else "--evidence-grid"
+        out = {"benchmark": f"lipsync_tune {name}", "load_before": [round(x, 2) for x in os.getloadavg()]}
         t0 = time.perf_counter()
-        out.update(fv_grid(args.quick))
+        out.update(fv_grid(args.quick) if args.fv_grid else evidence_grid(args.quick))
         out["seconds"], out["load_after"] = round(time.perf_counter() - t0, 1), [round(x, 2) for x in os.getloadavg()]
         print(json.dumps(out, indent=2))
         return

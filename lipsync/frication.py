@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .runs import true_runs
 from .sphinxmodel import FRAME_SHIFT, FRAME_SIZE
 
 N_FFT = 512
@@ -93,15 +94,6 @@ def mark_fv(frame_phones: list[str], llr: np.ndarray, threshold: float, min_run:
     single noisy frame does not flash the F/V mouth."""
     hit = (np.asarray(llr) > threshold) & np.array([p != "SIL" for p in frame_phones])
     out = list(frame_phones)
-    k, n = 0, len(out)
-    while k < n:
-        if not hit[k]:
-            k += 1
-            continue
-        e = k
-        while e < n and hit[e]:
-            e += 1
-        if e - k >= min_run:
-            out[k:e] = [phone] * (e - k)
-        k = e
+    for k, e in true_runs(hit, min_run):
+        out[k:e] = [phone] * (e - k)
     return out

@@ -17,7 +17,10 @@ can be sure of the class. So:
    phone in that class (so Rhubarb shapes and visemes still come from a phone); a frame
    quieter than the noise floor is silence whatever the model says, so pauses stay closed;
 4. runs of frames whose spectrum is a weak, flat frication noise show F/V whatever the model
-   says (``frication``): the model hears F/V on few of its frames and misses most F/V changes.
+   says (``frication``): the model hears F/V on few of its frames and misses most F/V changes;
+5. runs of frames whose own likelihoods favour a closure (M/B/P) or an open vowel show it
+   whatever the path said (``evidence``): the path's posteriors are nearly one-hot, so a
+   closure it ran through as another consonant had no posterior left to bias.
 
 The few parameters (acoustic scale, language-model weight, phone insertion penalty, noise
 floor, class bias, adaptation passes and weight) are tuned by ``bench/lipsync_tune.py`` on
@@ -32,6 +35,7 @@ from functools import lru_cache
 
 import numpy as np
 
+from .evidence import Override, apply_override
 from .visemes import PhoneSegment, phone_class
 
 FRAME_S = 0.01
@@ -53,6 +57,12 @@ class LoopParams:
     map_tau: float = 2.0  # how many frames' worth of weight the trained mean keeps against the line's
     fv_threshold: float = 14.0  # frication log-likelihood ratio above which a frame is F/V (``frication``; inf: off)
     fv_min_run: int = 3  # ... in runs of at least this many frames
+    # then runs of frames whose own likelihoods say closed M/B/P, or an open vowel, show it whatever
+    # the path said (``evidence``; F/V and silence are never overridden): the changes the loop misses
+    overrides: tuple[Override, ...] = (
+        Override("closed", hi=0.0, lo=-2.0, over=("closed", "open", "rounded", "wide", "other")),
+        Override("open", hi=-2.0, lo=-6.0, over=("rounded", "wide", "other")),
+    )
 
 
 DEFAULT = LoopParams()
@@ -239,6 +249,8 @@ def phone_loop_frames(samples: np.ndarray, params: LoopParams = DEFAULT, *, cach
         from .frication import fv_llr, mark_fv, measures
 
         out = mark_fv(out, fv_llr(measures(samples, len(out))), params.fv_threshold, params.fv_min_run)
+    for rule in params.overrides:
+        out = apply_override(out, ll, phones, rule)
     return out
 
 

@@ -27,6 +27,7 @@ import numpy as np
 
 from .audio import ANALYSIS_RATE, Audio
 from .errors import LipSyncError, TranscriptError
+from .runs import true_runs
 from .visemes import PhoneSegment, phone_entry
 
 FRAME_S = 0.01
@@ -163,7 +164,7 @@ def validate_pauses(phones: list[PhoneSegment], samples: np.ndarray, min_pause: 
             out.append(seg)
             continue
         inside = (t >= seg.start) & (t < seg.end)
-        runs = _runs(quiet & inside, int(round(min_pause * 100)))
+        runs = true_runs(quiet & inside, int(round(min_pause * 100)))
         if runs:
             a, b = max(seg.start, t[runs[0][0]] - 0.005), min(seg.end, t[runs[-1][1] - 1] + 0.005)
         else:
@@ -179,14 +180,6 @@ def validate_pauses(phones: list[PhoneSegment], samples: np.ndarray, min_pause: 
         if b > a:
             out.append(PhoneSegment(seg.phone, a, b))
     return out
-
-
-def _runs(flags: np.ndarray, min_len: int) -> list[tuple[int, int]]:
-    """[start, end) of each run of True at least ``min_len`` long."""
-    padded = np.concatenate([[False], flags, [False]]).astype(np.int8)
-    d = np.diff(padded)
-    starts, ends = np.nonzero(d == 1)[0], np.nonzero(d == -1)[0]
-    return [(int(s), int(e)) for s, e in zip(starts, ends) if e - s >= min_len]
 
 
 def analyze(audio: Audio, text: str | None = None, pronunciations: dict[str, str] | None = None) -> Analysis:
