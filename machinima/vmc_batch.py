@@ -100,14 +100,13 @@ def replay(dec: VMCDecoder, asm: VMCAssembler, data: np.ndarray, lens: np.ndarra
     if frames == 0:
         return None
     use = rows[: frames * m].reshape(frames, m)
-    ok = np.ones(frames, dtype=bool)
-    vals = []
-    for p, tpl in enumerate(parts):
-        okp, v = _matching(data, use[:, p], lens, tpl)
+    ok, v = _matching(data, use[:, 0], lens, parts[0])
+    vals = [v]
+    for p in range(1, m):
+        okp, v = _matching(data, use[:, p], lens, parts[p])
         ok &= okp
         vals.append(v)
-    bad = np.flatnonzero(~ok)
-    f = int(bad[0]) if bad.shape[0] else frames
+    f = frames if ok.all() else int(ok.argmin())  # the first that does not fit
     if f == 0:
         return None
     if f < frames:
@@ -152,7 +151,7 @@ def replay(dec: VMCDecoder, asm: VMCAssembler, data: np.ndarray, lens: np.ndarra
             had_blend = True
     if root is None:
         root = np.broadcast_to(asm.root, (f, 7)).copy()
-    last_local = local[-1].copy()  # bones as sent (Hips local to the root): the assembler keeps them
+    asm.local[:] = local[-1]  # bones as sent (Hips local to the root): the assembler keeps them (before composing)
     poses = local  # our own array (gathered values or a copy): composed in place
     moved = (root != _IDENTITY_ROOT).any(axis=1)
     if moved.all():
@@ -170,8 +169,7 @@ def replay(dec: VMCDecoder, asm: VMCAssembler, data: np.ndarray, lens: np.ndarra
                 staged.update(zip(names, bv[k].tolist()))
             blends.append(dict(staged))
 
-    # the assembler as the per-packet path leaves it
-    asm.local[:] = last_local
+    # the assembler as the per-packet path leaves it (asm.local: above)
     asm.root[:] = root[-1]
     asm._root_moved = bool(moved[-1])
     if root_name is not None:

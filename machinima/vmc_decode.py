@@ -41,6 +41,13 @@ from .vmc_layout import (  # noqa: F401
     _ALL_BONES, _BONE_BY_BYTES, _BONE_TAGS, _Layout, _MSG_TIME, _OK_TAGS, _PREFIX_BLEND, _PREFIX_BONE, _PREFIX_ROOT, _ROOT_TAGS, _Template, _UNPACK1, _UNPACK7, _arg_words, _name_end, _named, _raw_tags, _walk,
 )
 
+# /VMC/Ext/OK as one message: (length, the type tags as padded) -> the ints' unpacker
+_PREFIX_OK = b"/VMC/Ext/OK\x00"
+_OK_SINGLE = {(20, b",i\x00\x00"): struct.Struct(">i"), (32, b",iii\x00\x00\x00\x00"): struct.Struct(">3i"),
+              (36, b",iiii\x00\x00\x00"): struct.Struct(">4i")}
+_OK_INTS = {n: st.size for (n, _), st in _OK_SINGLE.items()}
+_OK_KEYS = frozenset((KEY_OK,))
+
 __all__ = ["KEY_APPLY", "KEY_OK", "KEY_ROOT", "KEY_TIME", "VMCDecoder", "VMCPacket", "decode_packet"]
 
 
@@ -196,6 +203,12 @@ class VMCDecoder:
                 return None
             self.fast_hits += 1
             return VMCPacket(_NO_BONES, _NO_VALUES, blendshapes={name: v}, fast=True, keys=frozenset((name,)))
+        if data.startswith(_PREFIX_OK):  # /VMC/Ext/OK with 1, 3 or 4 ints (once a frame from senders without bundles)
+            ints = _OK_SINGLE.get((n, bytes(data[12:n - _OK_INTS[n]])) if n in _OK_INTS else None)
+            if ints is None:
+                return None
+            self.fast_hits += 1
+            return VMCPacket(_NO_BONES, _NO_VALUES, ok=ints.unpack_from(data, n - ints.size), fast=True, keys=_OK_KEYS)
         if n == len(_MSG_TIME) + 4 and data.startswith(_MSG_TIME):
             (v,) = _UNPACK1(data, n - 4)
             if not math.isfinite(v):

@@ -31,7 +31,11 @@ After a datagram, the pending frame is complete when:
    frame holding all of them is emitted at once, wherever T and OK stand (no frame of delay
    once one frame has been seen);
 7. **idle**: ``poll(now_ns)`` emits it once the sender has been quiet for ``idle_ms`` (the last
-   frame of a stream); ``flush()`` emits it at stream end.
+   frame of a stream); ``flush()`` emits it at stream end. A frame known to lack parts (the
+   layout is learned and not all of it came: a whole one would be out already) waits
+   ``stall_ms`` instead: a sender held up mid-frame (a loaded machine) sends the rest late,
+   and that rest must join its frame, not start one of its own; a lost rest only delays
+   the partial frame, whose next frame's first part ends it at once anyway (rules 3, 4).
 
 Each frame is stamped once: ``time_s`` is the first ``/VMC/Ext/T`` among its parts and
 ``t_recv_ns`` the receive stamp of its first datagram, so no part makes it look late. Root and
@@ -87,12 +91,14 @@ class VMCFrame:
 class VMCAssembler:
     """Frames of ONE sender (keep one per sender address). ``idle_ms``: quiet time after which
     ``poll`` emits a pending frame; ``history``: frames whose parts make up the learned layout;
-    ``head_votes`` (of the last 8 frames) and ``head_ratio``: how sure the head vote must be."""
+    ``head_votes`` (of the last 8 frames) and ``head_ratio``: how sure the head vote must be;
+    ``stall_ms``: quiet time after which a frame known to lack parts is emitted (rule 7)."""
 
-    def __init__(self, *, idle_ms: float = 50.0, history: int = 4, head_votes: int = 8, head_ratio: float = 8.0) -> None:
-        if idle_ms <= 0 or history < 1 or not 1 <= head_votes <= 8 or head_ratio <= 1:
-            raise ValueError("idle_ms must be > 0, history >= 1, head_votes 1..8 and head_ratio > 1")
+    def __init__(self, *, idle_ms: float = 50.0, history: int = 4, head_votes: int = 8, head_ratio: float = 8.0, stall_ms: float = 250.0) -> None:
+        if idle_ms <= 0 or history < 1 or not 1 <= head_votes <= 8 or head_ratio <= 1 or stall_ms < idle_ms:
+            raise ValueError("idle_ms must be > 0, history >= 1, head_votes 1..8, head_ratio > 1 and stall_ms >= idle_ms")
         self.idle_ns = int(idle_ms * 1e6)
+        self.stall_ns = int(stall_ms * 1e6)
         self.head_votes = head_votes
         self.head_ratio = head_ratio
         self.head: frozenset | None = None
@@ -228,9 +234,12 @@ class VMCAssembler:
     def poll(self, now_ns: int) -> list[VMCFrame]:
         """The pending frame when nothing came for ``idle_ms`` (call only when the socket has
         been drained: a datagram still waiting there may be the rest of the frame)."""
-        if self._pending and now_ns - self._last_ns >= self.idle_ns:
-            return [self._emit("idle")]
-        return []
+        if not self._pending:
+            return []
+        quiet = now_ns - self._last_ns
+        if quiet < self.idle_ns or (self.layout and quiet < self.stall_ns):  # (pending with a layout: some of it is missing)
+            return []
+        return [self._emit("idle")]
 
     def flush(self) -> list[VMCFrame]:
         """Stream end: the pending frame, if any."""

@@ -31,7 +31,7 @@ from .ingest import Ingest
 
 log = logging.getLogger("machinima.mocap")
 
-__all__ = ["Ingest", "open_endpoints", "serve"]
+__all__ = ["Ingest", "open_endpoints", "poll_quiet", "serve"]
 
 
 def open_endpoints(ingest: Ingest, bindings: Iterable[tuple[str, str, int]], *, batched: bool | None = None) -> dict[str, BatchReceiver]:
@@ -55,6 +55,25 @@ def open_endpoints(ingest: Ingest, bindings: Iterable[tuple[str, str, int]], *, 
 
         receivers[name] = BatchReceiver(sock, on_batch, batched=batched)
     return receivers
+
+
+def poll_quiet(ingest: Ingest, receivers: dict[str, BatchReceiver], now_ns: int | None = None) -> int:
+    """Emit the pending frames of senders that went quiet; returns the time it judged at.
+
+    Why it drains first: "quiet for ``idle_ms``" must mean that nothing of the sender arrived
+    since its last datagram, up to ``now``. A listener that was held up (a loaded machine
+    descheduled it, a slow consumer) may find the rest of a split frame already waiting in its
+    socket, sent a moment after the part it read last: judged by the clock alone, that part
+    would have looked quiet for the whole hold-up and come out as a frame of its own (41 frames
+    of 40). So the time is read first, then the socket is drained (everything that arrived
+    before it is fed), and only then are senders judged; a socket with a backlog is not
+    judged at all."""
+    now = time.monotonic_ns() if now_ns is None else now_ns
+    for name, r in receivers.items():
+        r.drain()
+        if not r.backlog:
+            ingest.poll(name, now)
+    return now
 
 
 async def serve(ingest: Ingest, bindings: Iterable[tuple[str, str, int]], *, seconds: float | None = None,
@@ -81,10 +100,7 @@ async def serve(ingest: Ingest, bindings: Iterable[tuple[str, str, int]], *, sec
             if end is not None and loop.time() >= end:
                 break
             await asyncio.sleep(period)
-            now = time.monotonic_ns()
-            for name, r in receivers.items():
-                if not r.backlog:
-                    ingest.poll(name, now)
+            now = poll_quiet(ingest, receivers)
             ingest.tick(now, commit=timer is None or timer.due())
             if on_interval is not None and loop.time() >= next_report:
                 next_report = loop.time() + interval_s

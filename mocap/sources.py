@@ -127,6 +127,25 @@ class _Sender:
 _NONE: list[Frame] = []
 
 
+class _Rows:
+    """A batch's datagrams as the per-packet path reads them: lengths and stamps as lists
+    (``arr_lens`` / ``arr_stamps``: the arrays, for ``replay``), bytes from one flat
+    memoryview of the ring (``flat``, row ``r`` at ``r * width``; None when the rows are
+    not one contiguous block: then ``data``). Converted once per batch, not once per
+    datagram."""
+
+    __slots__ = ("data", "arr_lens", "arr_stamps", "lens", "stamps", "flat", "width")
+
+    def __init__(self, data: np.ndarray, lens: np.ndarray, stamps: np.ndarray) -> None:
+        self.data = data
+        self.arr_lens = lens
+        self.arr_stamps = stamps
+        self.lens = lens.tolist()
+        self.stamps = stamps.tolist()
+        self.width = int(data.shape[1])
+        self.flat = memoryview(data.reshape(-1)) if data.flags.c_contiguous and data.dtype == np.uint8 else None
+
+
 class VMCSource:
     """VMC over OSC on one port; each sender address is a performer.
 
@@ -188,6 +207,7 @@ class VMCSource:
         frames on, i.e. when the listener reads a backlog, not at a live sender's pace."""
         keys = batch.keys
         data, lens, stamps = batch.data, batch.lens, batch.stamps
+        rb = _Rows(data, lens, stamps)
         first = keys[0]
         if batch.n == 1 or (keys == first).all():
             groups = [(int(first), np.arange(batch.n))]
@@ -215,14 +235,14 @@ class VMCSource:
             if n < self.replay_min_frames * (1 if cyc is None else len(cyc[0])):
                 slow.append((rows, s))
                 continue
-            yield from self._replay_rows(s, data, lens, stamps, rows)
+            yield from self._replay_rows(s, rb, rows)
         if not slow:
             return
         feed_row = self._feed_row
         if len(slow) == 1:
             rows, s = slow[0]
             for r in rows.tolist():
-                out = feed_row(s, data, lens, stamps, r)
+                out = feed_row(s, rb, r)
                 if out:
                     yield from out
             return
@@ -233,33 +253,42 @@ class VMCSource:
                 who[r] = s
         for r, s in enumerate(who):
             if s is not None:
-                out = feed_row(s, data, lens, stamps, r)
+                out = feed_row(s, rb, r)
                 if out:
                     yield from out
 
-    def _feed_row(self, s: _Sender, data, lens, stamps, r: int) -> list:
-        """One datagram (row ``r`` of a batch) through the per-packet path."""
-        ln = int(lens[r])
-        d = data[r, :ln].tobytes()
-        t = int(stamps[r])
+    def _feed_row(self, s: _Sender, rb: "_Rows", r: int) -> list:
+        """One datagram (row ``r`` of a batch) through the per-packet path. Every datagram of
+        a sender without bundles comes this way (~58 a frame): its length and stamp come from
+        lists and its bytes from one flat view of the ring (no numpy scalar per datagram)."""
+        ln = rb.lens[r]
+        flat = rb.flat
+        if flat is not None:
+            o = r * rb.width
+            d = flat[o:o + ln].tobytes()
+        else:
+            d = rb.data[r, :ln].tobytes()
+        t = rb.stamps[r]
         pkt = s.singles.packet(d, ln) if ln and d[0] == 47 else None
         if pkt is None:
             return self._feed(s, d, t)
         # a single message (machinima.vmc_single: its layout seen before, only numbers read)
         done = s.asm.feed(pkt, t)
-        self._rename(s, pkt.root_name)
+        if pkt.root_name is not None:
+            self._rename(s, pkt.root_name)
         return [self._frame(s, f) for f in done] if done else _NONE
 
-    def _replay_rows(self, s: _Sender, data, lens, stamps, rows: np.ndarray) -> Iterator:
+    def _replay_rows(self, s: _Sender, rb: "_Rows", rows: np.ndarray) -> Iterator:
         """One sender's rows of a batch: replayed in blocks while they fit its cycle, one by
         one until the next frame ends where they do not (then a replay is tried again)."""
         asm, dec = s.asm, s.decoder
         n = rows.shape[0]
         rl = rows.tolist()
         pos = 0
+        feed_row = self._feed_row
         while pos < n:
             if asm.cycle is not None and not asm.pending and asm.frames != s.tried and n - pos >= len(asm.cycle[0]):
-                blk = replay(dec, asm, data, lens, stamps, rows[pos:])
+                blk = replay(dec, asm, rb.data, rb.arr_lens, rb.arr_stamps, rows[pos:])
                 if blk is not None:
                     self._rename(s, blk.root_name)
                     yield (s.performer, blk)
@@ -268,7 +297,7 @@ class VMCSource:
                 s.tried = asm.frames
             frames_before = asm.frames
             while pos < n:
-                out = self._feed_row(s, data, lens, stamps, rl[pos])
+                out = feed_row(s, rb, rl[pos])
                 pos += 1
                 if out:
                     yield from out

@@ -93,7 +93,7 @@ class StreamTiming:
         self._buf: list[tuple[float, int, Frame]] = []  # (key, tiebreak, frame), sorted
         self._n = 0
         self._seen: deque[float] = deque(maxlen=64)
-        self._seen_set: set[float] = set()
+        self._seen_set: set[float] | None = set()  # the keys of _seen (None: rebuild from _seen)
         self._max_key: float | None = None
         self._last_out: Frame | None = None
         self._last_key: float | None = None
@@ -178,13 +178,16 @@ class StreamTiming:
         if f.seq is not None:
             self.loss_known = True
         k = self._key(f)
-        if k in self._seen_set:
+        seen_set = self._seen_set
+        if seen_set is None:  # a block was pushed since: rebuilt once, here, not per block
+            seen_set = self._seen_set = set(self._seen)
+        if k in seen_set:
             self.counts["duplicates"] += 1
             return False
         if len(self._seen) == 64:
-            self._seen_set.discard(self._seen[0])
+            seen_set.discard(self._seen[0])
         self._seen.append(k)
-        self._seen_set.add(k)
+        seen_set.add(k)
         if self._last_key is not None and k < self._last_key:
             self.counts["late"] += 1
             f.meta["late"] = True
@@ -272,7 +275,7 @@ class StreamTiming:
         self._release_block(kl, keys)
         seen = self._seen
         seen.extend(kl[-64:])
-        self._seen_set = set(seen)
+        self._seen_set = None  # push rebuilds it if a frame ever comes one by one
         self._anchor_ns, self._target_ns, self._offset_ns = int(anchor_arr[-1]), tg, int(offs[-1])
         self._last_transit = int(transit[-1] + offs[-1])
         self._max_key = self._last_key = self._last_sender = kl[-1]

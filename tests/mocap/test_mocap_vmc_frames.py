@@ -103,3 +103,29 @@ def test_stamped_once_by_the_first_part():
     frames, _ = _run(data)
     assert [f.t_recv_ns for f in frames] == [10**9 + k * 16_000 * US for k in range(4)]
     assert [f.parts for f in frames] == [2, 2, 2, 2] and all(f.ended_by == "marker" for f in frames)
+
+
+def test_a_sender_held_up_mid_frame_keeps_its_frame_whole():
+    """A sender splitting each frame over 3 bundles (T and OK last) is held up between two
+    parts for longer than ``idle_ms`` (a loaded machine): the listener polls meanwhile, but a
+    frame known to lack parts waits ``stall_ms``, so the late rest joins its frame (one frame
+    in, one frame out); a rest that never comes lets the partial frame out after ``stall_ms``."""
+    asm, dec = vmc.VMCAssembler(idle_ms=50, stall_ms=250), vmc.VMCDecoder()
+    frames, t = [], 10**9
+    for k in range(6):
+        parts = [bundle(p).dgram for p in split(frame_messages(k, time_s=k / 60, markers="last"), 3)]
+        for j, d in enumerate(parts):
+            if k == 4 and j == 1:
+                t += 80_000 * US  # held up 80 ms before the second part
+                assert asm.poll(t - 1) == []  # polled while held up: the first part is not a frame
+            frames += asm.feed(dec.feed(d), t)
+            t += 20 * US
+        t += 16_667 * US
+    assert [_frame_index(f) for f in frames] == list(range(6))
+    for f in frames:
+        _assert_true_frame(f)
+    first = bundle(split(frame_messages(6, time_s=6 / 60, markers="last"), 3)[0]).dgram
+    assert asm.feed(dec.feed(first), t) == []
+    assert asm.poll(t + 249_000 * US) == []
+    (last,) = asm.poll(t + 250_000 * US)  # the rest never came: out after stall_ms, as it is
+    assert last.ended_by == "idle" and last.time_s is None
