@@ -251,9 +251,11 @@ class _DisclosureClock:
     machine is not.
 
     Also where the rest of an A/B difference goes, in both modes: the MP4 encode
-    (``imageseq.write_video``: x264 plus, when on, marking its frames, which is subtracted) and
-    the picture encoders (``cv2.imwrite``/``cv2.imencode``); a marked frame can cost the codecs
-    more than the marking itself. Marking, signing and picture encoding run in the step's
+    (``imageseq.write_video``: x264 plus, when on, marking its frames, which is subtracted, and
+    decoding the step's frames back, counted as QOI), the picture encoders
+    (``cv2.imwrite``/``cv2.imencode``) and the QOI codec (the step's frames written, and read
+    back for its movie and preview); a marked frame can cost the codecs more than the marking
+    itself. Marking, signing and picture encoding run in the step's
     write-behind threads (issue 23), so they are timed with the calling thread's CPU clock; the
     MP4 encode (x264 runs its own threads, after the frames are written) with the process's."""
 
@@ -264,18 +266,24 @@ class _DisclosureClock:
         self.mod, self.imageseq, self.seconds, self.saved = dmod, imageseq, 0.0, {}
         self.video_s, self.video_marks_s, self.picture_s, self.in_video = 0.0, 0.0, 0.0, False
         self.video_bytes = 0
+        self.qoi_s, self.video_qoi_s = 0.0, 0.0
 
-    def _wrap(self, fn):
+    def _thread_timed(self, fn, total: str, in_video: str | None = None):
+        """``fn`` with its calling thread's CPU added to attribute ``total`` (and to ``in_video``
+        while the MP4 is being encoded, so that share can be taken out of the MP4's figure)."""
         def timed(*a, **kw):
             t = time.thread_time()
             try:
                 return fn(*a, **kw)
             finally:
                 dt = time.thread_time() - t
-                self.seconds += dt
-                if self.in_video:
-                    self.video_marks_s += dt
+                setattr(self, total, getattr(self, total) + dt)
+                if in_video and self.in_video:
+                    setattr(self, in_video, getattr(self, in_video) + dt)
         return timed
+
+    def _wrap(self, fn):
+        return self._thread_timed(fn, "seconds", "video_marks_s")
 
     def _wrap_video(self, fn):
         def timed(*a, **kw):
@@ -290,13 +298,10 @@ class _DisclosureClock:
         return timed
 
     def _wrap_picture(self, fn):
-        def timed(*a, **kw):
-            t = time.thread_time()
-            try:
-                return fn(*a, **kw)
-            finally:
-                self.picture_s += time.thread_time() - t
-        return timed
+        return self._thread_timed(fn, "picture_s")
+
+    def _wrap_qoi(self, fn):
+        return self._thread_timed(fn, "qoi_s", "video_qoi_s")
 
     def __enter__(self) -> "_DisclosureClock":
         for name in ("sign_bytes", "sign_file", "png_single_idat"):
@@ -309,17 +314,28 @@ class _DisclosureClock:
         for name in ("imwrite", "imencode"):
             self.saved[name] = getattr(cv2, name)
             setattr(cv2, name, self._wrap_picture(self.saved[name]))
+        try:
+            import qoi
+        except ImportError:
+            qoi = None
+        self.qoi = qoi
+        for name in ("encode", "decode", "read", "write") if qoi is not None else ():
+            self.saved["qoi." + name] = getattr(qoi, name)
+            setattr(qoi, name, self._wrap_qoi(self.saved["qoi." + name]))
         return self
 
-    def codec(self) -> tuple[float, float, int]:
-        """(MP4 encode CPU without the marking inside it, picture encode CPU, MP4 bytes)."""
-        return self.video_s - self.video_marks_s, self.picture_s, self.video_bytes
+    def codec(self) -> tuple[float, float, int, float]:
+        """(MP4 encode CPU without the marking and the QOI decoding inside it, picture encode
+        CPU, MP4 bytes, QOI encode + decode CPU)."""
+        return self.video_s - self.video_marks_s - self.video_qoi_s, self.picture_s, self.video_bytes, self.qoi_s
 
     def __exit__(self, *exc: object) -> None:
         self.mod.Disclosure.mark = self.saved.pop("mark")
         self.imageseq.write_video = self.saved.pop("write_video")
         for name in ("imwrite", "imencode"):
             setattr(cv2, name, self.saved.pop(name))
+        for name in [k for k in self.saved if k.startswith("qoi.")]:
+            setattr(self.qoi, name[4:], self.saved.pop(name))
         for name, fn in self.saved.items():
             setattr(self.mod, name, fn)
 
@@ -330,7 +346,7 @@ def _runs(rounds: int, make, run) -> dict:
     wall: dict[str, list[float]] = {"off": [], "on": []}
     cpu: dict[str, list[float]] = {"off": [], "on": []}
     inside: list[tuple[float, float]] = []  # (disclosure CPU, whole step CPU) per "on" run
-    codec: dict[str, list[tuple[float, float, int]]] = {"off": [], "on": []}
+    codec: dict[str, list[tuple[float, float, int, float]]] = {"off": [], "on": []}
     for r in range(rounds):
         for mode in ("off", "on"):
             ctx = make(mode, r)
@@ -354,8 +370,10 @@ def _runs(rounds: int, make, run) -> dict:
             "mp4_encode_cpu_s_off_on": [round(float(np.median([c[0] for c in codec[m]])), 3) for m in ("off", "on")],
             "picture_encode_cpu_s_off_on": [round(float(np.median([c[1] for c in codec[m]])), 3) for m in ("off", "on")],
             "mp4_bytes_off_on": [int(np.median([c[2] for c in codec[m]])) for m in ("off", "on")],
+            # the step's QOI frames: encoded by the write-behind threads, decoded for its movie and preview
+            "qoi_cpu_s_off_on": [round(float(np.median([c[3] for c in codec[m]])), 3) for m in ("off", "on")],
             "codec_extra_share": round(float(sum(np.median([c[i] for c in codec["on"]]) - np.median([c[i] for c in codec["off"]])
-                                                 for i in (0, 1)) / best["off"][1]), 4),
+                                                 for i in (0, 1, 3)) / best["off"][1]), 4),
             "all_wall_s": {m: [round(x, 2) for x in v] for m, v in wall.items()},
             "all_cpu_s": {m: [round(x, 2) for x in v] for m, v in cpu.items()}}
 

@@ -126,6 +126,10 @@ class PostStep:
             if self.intermediate == "qoi":  # the step's movie keeps its frames' mark (Disclosure.write_video)
                 self.disclosure.sequence_id = self.sequence_manifest_id()
         self._marker: Any = None  # provenance.SequenceMarker: QOI frames marked in frame order (``run``)
+        # the frames the sequence preview will show (``run`` plans them), kept as written until
+        # ``seal``: four frames, not the shot, so memory stays bounded
+        self._preview_want: set[int] = set()
+        self._preview_held: dict[str, tuple[str, np.ndarray]] = {}  # name -> (SHA-256 of its file, pixels)
         self.out_dir.mkdir(parents=True, exist_ok=True)
         _live[self.out_dir.resolve()] = self
         import threading
@@ -289,9 +293,12 @@ class PostStep:
             rel = str(path.relative_to(self.out_dir))
             if self.disclosure is not None and _discloses(img) and ext == "qoi":
                 # watermark naming the step's sequence manifest; the frame's hash goes into it
-                data = encode_qoi(img if name in premarked else self.disclosure.mark(img, self.sequence_manifest_id()), path.name)
+                marked = img if name in premarked else self.disclosure.mark(img, self.sequence_manifest_id())
+                data = encode_qoi(marked, path.name)
                 _write_bytes(path, data)
                 hashes[rel] = hashlib.sha256(data).hexdigest()
+                if frame in self._preview_want:
+                    self._preview_held[rel] = (hashes[rel], marked)
                 disclosed.append(rel)
             elif self.disclosure is not None and _discloses(img):
                 # watermark in the pixels, then a signed C2PA manifest, then one atomic write
@@ -348,8 +355,10 @@ class PostStep:
                 hashes.update(rec.get("sha256") or {})
             if not hashes:
                 return None
-            return write_sidecar(self.out_dir / SIDECAR, self.disclosure, self.sequence_manifest_id(), hashes, self.out_dir)
+            held = {rel: img for rel, (sha, img) in self._preview_held.items() if hashes.get(rel) == sha}  # the very bytes listed
+            return write_sidecar(self.out_dir / SIDECAR, self.disclosure, self.sequence_manifest_id(), hashes, self.out_dir, held)
         finally:
+            self._preview_held.clear()
             lock.release()
 
     def frames_done(self) -> list[int]:
@@ -389,6 +398,10 @@ class PostStep:
 
             self._marker = SequenceMarker(self.disclosure, self.sequence_manifest_id(),
                                           lambda a: _discloses(a) and self._ext_of(a) == "qoi")
+            from .provenance.sequence import preview_picks
+
+            # the frames the preview will likely show (one output: the same picks by frame)
+            self._preview_want = set(preview_picks(set(self._ledger) | set(frames)))
         report = StepReport(self.step_id, self.out_dir)
         keys = {f: self.frame_key(f, frame_inputs(f) if frame_inputs else None) for f in frames}
         todo = [f for f in frames if not self.is_done(f, keys[f])]

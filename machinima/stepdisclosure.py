@@ -19,6 +19,17 @@ from .stepfiles import write_frame_bytes as _write_bytes
 
 _live: "weakref.WeakValueDictionary[Path, Any]" = weakref.WeakValueDictionary()  # out_dir -> the live PostStep
 
+# x264 preset of every step movie, disclosed or not (a review copy of the step's frames, which
+# are the step's output; deliveries have their own settings in ``delivery``). Why not x264's
+# default (medium): at medium, coding the watermark's texture cost x264 +25-30 % on the
+# composite's frames (the demo set at 1080p, crf 18), the largest part of disclosure's overhead
+# on the whole step; at faster a marked movie costs x264 no more than an unmarked one, the
+# unmarked movie costs what it did at medium, and the mark read back from the coded movie is
+# within 0.01 confidence of medium's at 256, 512 and 1080 px. Not veryfast: it loses 0.1-0.15
+# confidence on small frames (a 256-px lip-sync clip fell under the threshold).
+# Figures: docs/performance.md, issue 24.
+MOVIE_PRESET = "faster"
+
 
 def sequence_manifest_id(disclosure: Any, step_id: str) -> str:
     """The manifest id every QOI frame of step ``step_id`` is marked with (same params, same id),
@@ -58,10 +69,10 @@ def write_video(path: str | Path, frames: Iterable[np.ndarray], fps: float | str
 def _video(disclosure: Any, path: str | Path, frames: Iterable[np.ndarray], fps: float | str, crf: int,
            before_signing: Callable[[Path], None] | None) -> Path:
     if disclosure is not None:
-        return disclosure.write_video(path, frames, fps, crf=crf, before_signing=before_signing)
-    from .imageseq import write_video as encode  # a recorded "off" decision: plain
+        return disclosure.write_video(path, frames, fps, crf=crf, before_signing=before_signing, preset=MOVIE_PRESET)
+    from .imageseq import write_video as encode  # a recorded "off" decision: plain (the same coding)
 
-    out = encode(path, frames, fps, crf=crf)
+    out = encode(path, frames, fps, options={"crf": str(crf), "preset": MOVIE_PRESET})
     if before_signing is not None:
         before_signing(out)
     return out

@@ -176,9 +176,10 @@ class Disclosure:
         return sign_file(p, self.manifest(p.name, mime_of(p) or "", manifest_id=new_manifest_id()), self.identity, dst, parent=parent)
 
     def write_video(self, path: str | Path, frames: Iterable[np.ndarray], fps: float | str = 24, *, crf: int = 18,
-                    label: bool = False, before_signing: Callable[[Path], Any] | None = None) -> Path:
+                    label: bool = False, before_signing: Callable[[Path], Any] | None = None, preset: str | None = None) -> Path:
         """Encode ``frames`` to an MP4, every frame marked, then sign it. ``before_signing`` may
-        rewrite the encoded file first (mux audio in) as long as the pixels stay.
+        rewrite the encoded file first (mux audio in) as long as the pixels stay. ``preset``:
+        x264's (None: its default; step movies pass ``stepdisclosure.MOVIE_PRESET``).
 
         What the movie's mark names: a step with a sequence manifest (QOI frames,
         ``sequence_id``) keeps its frames' mark, the sequence manifest's id; frames that already
@@ -194,7 +195,8 @@ class Disclosure:
         mid = new_manifest_id()
         seq = self.sequence_id or None
         memory = WatermarkMemory(settle=bool(seq))  # a still background keeps a still mark: the codec need not code a flicker
-        write_video(path, (self.mark(f, seq or mid, label=label, memory=memory) for f in frames), fps, crf=crf)
+        write_video(path, (self.mark(f, seq or mid, label=label, memory=memory) for f in frames), fps, crf=crf,
+                    options={"crf": str(crf), **({"preset": preset} if preset else {})})
         if before_signing is not None:
             before_signing(path)
         return sign_file(path, self.manifest(path.name, mime_of(path) or "", manifest_id=mid, sequence_id=seq), self.identity)

@@ -22,16 +22,24 @@ SEQ_ASSERTION = "org.machinima.sequence"
 SEQ_EXTS = (".qoi",)
 
 
-def _preview(hashes: dict[str, str], step_dir: Path) -> np.ndarray:
-    """Up to four of the step's frames side by side (large enough to carry the watermark)."""
+def preview_picks(names: Any) -> list[Any]:
+    """Which of the step's frames the preview shows: four spread over the sorted names."""
+    names = sorted(names)
+    return [names[round(i * (len(names) - 1) / 3)] for i in range(4)] if len(names) > 4 else names
+
+
+def _preview(hashes: dict[str, str], step_dir: Path, held: dict[str, np.ndarray] | None = None) -> np.ndarray:
+    """Up to four of the step's frames side by side (large enough to carry the watermark).
+    ``held``: frames the step still has in memory, by name (the very pixels it wrote: QOI is
+    lossless), so sealing need not decode them back from disk (~15 ms a 1080p frame)."""
     from ..imageseq import contact_sheet, read_image
 
-    names = sorted(hashes)
-    pick = [names[round(i * (len(names) - 1) / 3)] for i in range(4)] if len(names) > 4 else names
+    pick = preview_picks(hashes)
     images = []
     for rel in dict.fromkeys(pick):
         try:
-            images.append(read_image(step_dir / rel)[..., :3])
+            img = (held or {}).get(rel)
+            images.append((img if img is not None else read_image(step_dir / rel))[..., :3])
         except Exception:  # noqa: BLE001 - a preview is a courtesy; the hashes are the guarantee
             continue
     if not images:
@@ -44,14 +52,16 @@ def _preview(hashes: dict[str, str], step_dir: Path) -> np.ndarray:
     return sheet
 
 
-def write_sidecar(path: Path, disclosure: Any, manifest_id: str, hashes: dict[str, str], step_dir: Path) -> Path:
-    """Mark a preview with ``manifest_id`` and sign the sequence manifest (frame -> SHA-256) into it."""
+def write_sidecar(path: Path, disclosure: Any, manifest_id: str, hashes: dict[str, str], step_dir: Path,
+                  held: dict[str, np.ndarray] | None = None) -> Path:
+    """Mark a preview with ``manifest_id`` and sign the sequence manifest (frame -> SHA-256) into
+    it. ``held``: frames still in memory, by name (see ``_preview``)."""
     import cv2
 
     from ..stepfiles import write_frame_bytes as _write_bytes
     from .manifest import png_single_idat, sign_bytes
 
-    img = np.ascontiguousarray(disclosure.mark(_preview(hashes, step_dir), manifest_id))
+    img = np.ascontiguousarray(disclosure.mark(_preview(hashes, step_dir, held), manifest_id))
     ok, buf = cv2.imencode(".png", cv2.cvtColor(img, cv2.COLOR_RGB2BGR))
     if not ok:
         raise ValueError("could not encode the sequence preview")

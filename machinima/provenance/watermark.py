@@ -251,7 +251,8 @@ class WatermarkMemory:
         x264 codes nothing the frames do not already hold; any other frame is marked in full.
         "Carries it": the mean agreement of its carriers with the payload's lattice (1 = every
         carrier on its point, about 0 for an unmarked frame or another payload) is at least
-        ``SETTLED``; a frame the step marked measures about 0.9, its rounding included."""
+        ``SETTLED``; a frame the step marked measures about 0.9, its rounding included. Such a
+        frame is returned as the very array given (no copy: ~1 ms a 1080p frame of a step movie)."""
         self.targets: dict[tuple[int, int, bytes, float], np.ndarray] = {}
         self.kept = 0
         self.carriers = 0
@@ -291,10 +292,11 @@ def embed_watermark(img: np.ndarray, production: str, manifest_label: str, secre
             memory.kept += int(keep.sum())
             memory.carriers += keep.size
         if memory.settle and float(np.mean(np.cos(2 * np.pi * (c - offset) / strength))) >= memory.SETTLED:
-            # already carries this mark: the frame as it is (alpha kept), its own points remembered
+            # already carries this mark: the frame as it is (alpha kept), its own points remembered;
+            # the caller's array itself, not a copy (the movie's encoder copies it into its frame)
             memory.targets[key] = np.round((c - offset) / strength) * strength + offset
             memory.untouched += 1
-            return np.array(img, copy=True)
+            return img
         memory.targets[key] = target
     d1 = np.clip(_wm_synth(target - c, bh, bw), -30, 30)
     # second pass, in the low-res domain: correct what linear up + area down will lose
