@@ -293,7 +293,10 @@ class CompositePipeline:
 
         def one(f: int, plate_img: Any) -> dict[str, np.ndarray]:
             rgb_pass, depth_pass, light_img = pass_reads.get(f)
-            set_rgb = rgb_pass[..., :3].copy()
+            # the read-ahead hands each frame over once: a fresh, writable RGB frame is composited in place
+            # (no 6 MB copy a frame); an RGBA or shared (read-only) one is copied
+            own = rgb_pass.ndim == 3 and rgb_pass.shape[2] == 3 and rgb_pass.flags.writeable and rgb_pass.flags.c_contiguous
+            set_rgb = rgb_pass if own else rgb_pass[..., :3].copy()
             set_depth = depth_pass.astype(np.float32, copy=False)
             m = plate_img.matte if isinstance(plate_img, Kept) else matte(plate_img)
             geo = None
