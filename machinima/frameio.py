@@ -149,6 +149,14 @@ class Prefetch:
         finally:
             self.wait_s += time.perf_counter() - t0
 
+    def warm(self) -> None:
+        """Start loading the first ``depth + 1`` keys now, before the first ``get``: a step whose
+        set-up leaves a core idle (single-threaded measurement) reads its first frames meanwhile."""
+        with self._lock:
+            for k in self._keys[:self.depth + 1]:
+                if k not in self._futures:
+                    self._futures[k] = self._pool.submit(self._load, k)
+
     def close(self) -> None:
         with self._lock:
             for f in self._futures.values():
