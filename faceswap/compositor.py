@@ -117,7 +117,7 @@ class Compositor:
             hard = (mask_roi > 0.5).astype(np.uint8) * 255
             yy, xx = np.nonzero(hard)
             center = (int((xx.min() + xx.max() + 1) // 2), int((yy.min() + yy.max() + 1) // 2))
-            try:  # OpenCV's Poisson clone, solved 3-10x faster (faceswap.seamless: 85 % of a merge without the network)
+            try:  # OpenCV's Poisson clone, solved 2-7x faster (faceswap.seamless: it was 85 % of a merge without the network)
                 face_roi = seamless_clone(face_roi, roi, hard, center)
             except (ValueError, cv2.error):
                 pass  # a mask touching the border: fall back to the feathered alpha below

@@ -2,11 +2,11 @@
 (``NORMAL_CLONE``) computes it, at a fraction of its cost.
 
 Why not ``cv2.seamlessClone``: it solves the Poisson equation with discrete sine transforms done
-as complex DFTs of length ``2 * (side - 1)`` of the mask's box, and OpenCV's DFT is slow for
-lengths with a large prime factor: a 1080p face box took 35-60 ms (one core), 85 % of the whole
-merge without the network, and the time jumped with the box size's factors (a 300 px box slower
-than a 400 px one). Here the same system is solved with scipy's DST-I (pocketfft: fast for every
-length, 5-10x faster at these sizes), all three channels at once; without scipy, OpenCV's.
+as complex DFTs of length ``2 * (side - 1)`` of the mask's box, three channels one by one, and it
+was 85 % of the whole merge without the network (cProfile, 1080p); its time follows the DFT
+lengths' factors more than the box size. Here the same system is solved with scipy's DST-I
+(pocketfft), all three channels at once: 2-7x faster on 1080p face boxes, one core
+(``bench/seamless_clone.py``); without scipy, OpenCV's.
 
 The discretisation is OpenCV's, step for step (``modules/photo/src/seamless_cloning*.cpp``):
 the mask's outer pixel ring cleared; the box of what is left is the domain; the source's
