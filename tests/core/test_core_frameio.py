@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from machinima.frameio import ReadAhead, WriteBehind, in_flight, summary_line
+from machinima.frameio import Prefetch, ReadAhead, WriteBehind, in_flight, summary_line
 from machinima.fsutil import frame_temp_name, sweep_stale_temps
 from machinima.imageseq import ImageSeqError, list_frames, read_image, write_image
 
@@ -110,6 +110,28 @@ def test_read_ahead_is_in_order_and_bounded():
         for i, _ in ReadAhead(range(5), bad, depth=4):
             seen.append(i)
     assert seen == [0, 1]  # the frames before the bad one are still handed over
+
+
+def test_prefetch_warm_loads_the_first_keys_before_any_get_and_stays_bounded():
+    started: list[int] = []
+    gate = threading.Event()
+
+    def load(k):
+        started.append(k)
+        gate.wait(5)
+        return k * 10
+
+    pf = Prefetch(list(range(20)), load, depth=3, workers=4)
+    pf.warm()
+    t0 = time.monotonic()
+    while len(started) < 4 and time.monotonic() - t0 < 5:
+        time.sleep(0.005)
+    time.sleep(0.05)
+    assert sorted(started) == [0, 1, 2, 3]  # depth + 1 keys, no more, before anyone asked
+    gate.set()
+    assert [pf.get(k) for k in range(20)] == [k * 10 for k in range(20)]
+    assert sorted(started) == list(range(20))  # each key loaded once: the warm loads were used, not redone
+    pf.close()
 
 
 def test_write_behind_holds_at_most_depth_frames_and_reports_errors():
