@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from machinima.frameio import Prefetch
+from machinima.frameio import Prefetch, blas_threads
 from machinima.imageseq import read_image
 from machinima.passes import PassError, PassSet
 from machinima.poststep import PostStep, StepReport, write_video  # write_video: the step movie, disclosed like its frames
@@ -140,7 +140,12 @@ class CompositePipeline:
     # ------------------------------------------------------------------------------------
     def run(self, *, progress: bool = True, ray: str | None = None, chunk_size: int | None = None) -> CompositeResult:
         """Steps 1-6; with ``ray`` (an address, ``auto`` or ``local``) the frame loop runs as
-        chunks on that cluster (``CompositeJob``), with the same pixels and keys."""
+        chunks on that cluster (``CompositeJob``), with the same pixels and keys. BLAS on one
+        thread meanwhile: the frames already run side by side (``frameio.blas_threads``)."""
+        with blas_threads(1):
+            return self._run(progress=progress, ray=ray, chunk_size=chunk_size)
+
+    def _run(self, *, progress: bool, ray: str | None, chunk_size: int | None) -> CompositeResult:
         s = self.s
         p = self.prepare(progress=progress, early_reads=not ray)
         step, frames, take, params = p.step, p.frames, p.take, p.params

@@ -266,3 +266,23 @@ def test_pool_sizes_follow_the_cores_this_process_may_use(monkeypatch):
     assert frameio.io_workers() == 4  # the kernel keeps the rest
     monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0}, raising=False)
     assert frameio.io_workers() == 2  # one decodes while the kernel computes
+
+
+def test_blas_threads_sets_and_restores_openblas_threads():
+    import numpy  # noqa: F401 - loads the OpenBLAS this test controls
+
+    from machinima.frameio import _openblas_controls, blas_threads
+
+    controls = _openblas_controls()
+    if not controls:
+        pytest.skip("no OpenBLAS loaded in this process")
+    get, put = controls[0]
+    before = int(get())
+    put(2)
+    try:
+        with blas_threads(1):
+            assert int(get()) == 1
+            assert np.allclose(np.ones((50, 50)) @ np.ones(50), 50.0)  # products still right on one thread
+        assert int(get()) == 2  # restored
+    finally:
+        put(before)
