@@ -167,6 +167,8 @@ def _step_composite(root: Path, variant: str, n: int) -> dict:
         def cached(key, load):
             if key not in memo:
                 memo[key] = load()
+                if isinstance(memo[key], np.ndarray):
+                    memo[key].flags.writeable = False  # shared between runs: the step copies what it paints on
             return memo[key]
 
         cp._read = lambda passes, name, f: cached((name, f), lambda: real_read(passes, name, f))

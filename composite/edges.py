@@ -72,17 +72,24 @@ def fill(img: np.ndarray, weight: np.ndarray, sigmas: tuple[float | tuple[float,
     a sigma in pixels or (sigma x, sigma y). ``at``: flat pixel indices to return (N x C) instead
     of the whole image."""
     h, w = weight.shape
-    total = float(weight.sum())
-    flat = img.reshape(-1, img.shape[-1])
-    mean = weight.reshape(-1) @ flat / total if total > 0 else flat.mean(0)
-    out = np.broadcast_to(mean.astype(np.float32), (h * w if at is None else len(at), img.shape[-1]))
+    c = img.shape[-1] if img.ndim == 3 else 1
+    out = np.empty((h * w if at is None else len(at), c), np.float32)
+    todo = np.ones(len(out), bool)  # pixels no finer scale has spoken for yet
     num0 = img * weight[..., None] if img.ndim == 3 else img * weight
-    for s in reversed(sigmas):  # coarse to fine: each finer scale overrides where it has support
+    for s in sigmas:  # fine to coarse, each pixel from the finest scale with support; stops once all have one
         num, den = _blurs(num0, weight, s)
         num, den = num.reshape(-1, num.shape[-1]), den.reshape(-1)
         if at is not None:
             num, den = num[at], den[at]
-        out = np.where((den > 0.02)[:, None], num / np.maximum(den, 1e-12)[:, None], out)
+        here = todo & (den > 0.02)
+        np.divide(num, den[:, None], out=out, where=here[:, None])  # in place: no full-size temporaries per scale
+        todo &= ~here
+        if not todo.any():
+            return out.reshape(h, w, -1) if at is None else out
+    # beyond every scale's reach: the weighted mean of the whole image (rare: only when the seeds are few and far)
+    total = float(weight.sum())
+    flat = img.reshape(-1, c)
+    out[todo] = (weight.reshape(-1) @ flat / total if total > 0 else flat.mean(0)).astype(np.float32)
     return out.reshape(h, w, -1) if at is None else out
 
 

@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from machinima.frameio import Prefetch
+from machinima.frameio import Prefetch, blas_threads
 from machinima.imageseq import read_image
 from machinima.passes import PassError, PassSet
 from machinima.poststep import PostStep, StepReport, write_video  # write_video: the step movie, disclosed like its frames
@@ -36,9 +36,10 @@ from machinima.sparse import describe, held, movie_note
 from machinima.take import Take
 
 from . import colormatch, feettrack, grain, lighting
-from .chain import Chain, ChainSettings, FrameInputs
+from .chain import ChainSettings, FrameInputs
 from .errors import PassMismatchError, PlateError, SettingsError
 from .keyer import Keyer, KeySettings, alpha_rect, estimate_screen
+from .look import measure_look
 from .mattecache import Kept, MatteCache
 from .placement import Placer, PlacementSettings, contact_point, matte_height
 from .plate import Plate, blend_frames, open_plate
@@ -139,9 +140,14 @@ class CompositePipeline:
     # ------------------------------------------------------------------------------------
     def run(self, *, progress: bool = True, ray: str | None = None, chunk_size: int | None = None) -> CompositeResult:
         """Steps 1-6; with ``ray`` (an address, ``auto`` or ``local``) the frame loop runs as
-        chunks on that cluster (``CompositeJob``), with the same pixels and keys."""
+        chunks on that cluster (``CompositeJob``), with the same pixels and keys. BLAS on one
+        thread meanwhile: the frames already run side by side (``frameio.blas_threads``)."""
+        with blas_threads(1):
+            return self._run(progress=progress, ray=ray, chunk_size=chunk_size)
+
+    def _run(self, *, progress: bool, ray: str | None, chunk_size: int | None) -> CompositeResult:
         s = self.s
-        p = self.prepare(progress=progress)
+        p = self.prepare(progress=progress, early_reads=not ray)
         step, frames, take, params = p.step, p.frames, p.take, p.params
         try:
             if ray:
@@ -162,9 +168,11 @@ class CompositePipeline:
         res.setup = p.setup
         return res
 
-    def prepare(self, *, progress: bool = True) -> "Prepared":
+    def prepare(self, *, progress: bool = True, early_reads: bool = False) -> "Prepared":
         """Steps 1-4 and the step folder: everything the frame loop needs, once per process
-        (a Ray worker prepares once and runs many chunks)."""
+        (a Ray worker prepares once and runs many chunks). ``early_reads``: a local run whose
+        frames run in order: the first frames' passes are read while the look is measured (one
+        core is idle then); a Ray worker's chunks start anywhere, so it reads when asked."""
         s = self.s
         clock = _Clock()
         # 1. check inputs: settings, take, passes, cameras, plate, time map
@@ -239,61 +247,40 @@ class CompositePipeline:
         feet = self._track_feet_cached(take, plate, tmap, frames, matte, keyer, keep=mattes, workers=workers, probe=probe) \
             if s.smooth_feet > 1 and s.placement.track else {}
         clock.lap("reference_and_feet")
-
-        # 4. look: colour statistics and grain, measured once on the first, middle and last frames
-        #    (the set's at reduced cost: colour on every 4th pixel, grain on a quarter of the rows;
-        #    the plate's on the actor's box, small already)
-        samples = [frames[i] for i in sorted({0, len(frames) // 2, len(frames) - 1})]
-        plate_imgs, plate_mattes = [], []
-        with ThreadPoolExecutor(2) as ex:  # the set's sample frames read side by side
-            set_imgs = list(ex.map(lambda f: first_rgb if f == frames[0] else _read(passes, "rgb", f), samples))
-        for f in samples:
-            kept = mattes.peek(f)
-            m = kept.matte if kept is not None else matte(self._plate_frame(plate, tmap, f))
-            if m is not None:
-                plate_imgs.append(m[2])
-                plate_mattes.append(m[1])
-        look: dict[str, Any] = {"screen_rgb": list(keyer.screen_rgb) if keyer else None}
-        color_lut = None
-        if s.color_match != "none" and plate_imgs:
-            src = colormatch.lab_stats(plate_imgs, plate_mattes)
-            dst = colormatch.lab_stats(set_imgs, step=4)  # whole set frames: 1/16 of the pixels (130k at 1080p) is plenty for a mean and std
-            color_lut = colormatch.transfer_lut(src, dst, mode=s.color_match, strength=s.color_strength)
-            look.update(color_plate=src.to_doc(), color_set=dst.to_doc())
-        plate_grain = set_grain = None
-        if s.grain != "none" and plate_imgs:
-            n_set = np.mean([grain.measure_noise_bands(im) for im in set_imgs], axis=0)  # full-res rows: a resize would hide the noise
-            n_plate = np.mean([grain.measure_noise(im, m) for im, m in zip(plate_imgs, plate_mattes)], axis=0)
-            look.update(noise_set=[round(float(v), 3) for v in n_set], noise_plate=[round(float(v), 3) for v in n_plate])
-            to_plate, to_set = grain.grain_to_add(n_set, n_plate), grain.grain_to_add(n_plate, n_set)
-            if s.grain in ("plate", "auto") and to_plate.max() > 0.3:
-                plate_grain = grain.GrainBank((w, h), to_plate, grain_size=s.grain_size, seed=s.seed)
-            if s.grain == "set" or (s.grain == "auto" and to_set.max() > 0.3):
-                set_grain = grain.GrainBank((w, h), to_set, grain_size=s.grain_size, seed=s.seed + 1)
-        chain = Chain(s.chain, color_lut=color_lut, plate_grain=plate_grain, set_grain=set_grain)
-        clock.lap("look")
-
-        # 5. frame loop (resumable: a frame is redone only when its params or inputs change)
-        params = {"settings": s.to_doc(), "look": look, "matte": matte_kind, "light": [light_mode, light_name], "time": tmap.to_doc()}
-        st = os.stat(plate.path)
-        step = PostStep(take.post_dir(s.step_id), "composite", params, float_ext="exr",
-                        inputs={"take": take.id, "passes": str(passes.root), "plate": {**plate.describe(), "bytes": st.st_size, "mtime": int(st.st_mtime)},
-                                "depth_model": str(s.depth_model) if s.depth_model else None},
-                        notes=[f"matte: {matte_kind}", f"light: {light_mode}", f"depth: {'model' if depth_model else 'billboard'}"])
-
-        # read ahead: the set's passes (rgb, depth, light) on a few threads, the plate on one (its
-        # decoder reads in order) and only for frames whose matte the feet tracking did not keep
-        todo = [f for f in frames if not step.is_done(f, step.frame_key(f, self._frame_inputs(passes, plate, tmap, f)))]
-        mattes.retain(todo)
+        # the set's passes, read ahead on a few threads; a fresh local run starts reading its first
+        # frames now, beside the look's single-threaded measurement (a resumed run would read done frames)
         light_file = passes.frame_files(light_name) if light_mode in ("pass", "contact") else {}
-        pass_reads = Prefetch(todo, lambda f: (_read(passes, "rgb", f), _read(passes, "depth", f),
-                                               read_image(light_file[f]) if f in light_file else None), depth=4)
+
+        def load_passes(f: int) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+            return _read(passes, "rgb", f), _read(passes, "depth", f), read_image(light_file[f]) if f in light_file else None
+
+        early = None
+        if early_reads and not (take.post_dir(s.step_id) / "ledger.jsonl").exists():
+            early = Prefetch(frames, load_passes, depth=4)
+            early.warm()
+        try:  # the early reads are closed if the set-up fails from here on
+            look, chain = measure_look(s, frames, first_rgb, lambda f: _read(passes, "rgb", f), mattes, matte,
+                                       lambda f: self._plate_frame(plate, tmap, f), keyer, (w, h))
+            clock.lap("look")
+            params, step, todo = self._step_folder(take, passes, frames, plate, tmap, look, matte_kind, light_mode, light_name, depth_model)
+        except BaseException:
+            if early is not None:
+                early.close()
+            raise
+        mattes.retain(todo)
+
+        # 5. frame loop: read ahead the set's passes (rgb, depth, light) on a few threads, the plate on
+        # one (its decoder reads in order) and only for frames whose matte the feet tracking did not keep
+        pass_reads = early if early is not None else Prefetch(todo, load_passes, depth=4)
         plate_reads = Prefetch([f for f in todo if f not in mattes], lambda f: self._plate_frame(plate, tmap, f), depth=4, workers=1)
         clock.lap("step")  # the step folder, its disclosure, the frames' resume keys
 
         def one(f: int, plate_img: Any) -> dict[str, np.ndarray]:
             rgb_pass, depth_pass, light_img = pass_reads.get(f)
-            set_rgb = rgb_pass[..., :3].copy()
+            # the read-ahead hands each frame over once: a fresh, writable RGB frame is composited in place
+            # (no 6 MB copy a frame); an RGBA or shared (read-only) one is copied
+            own = rgb_pass.ndim == 3 and rgb_pass.shape[2] == 3 and rgb_pass.flags.writeable and rgb_pass.flags.c_contiguous
+            set_rgb = rgb_pass if own else rgb_pass[..., :3].copy()
             set_depth = depth_pass.astype(np.float32, copy=False)
             m = plate_img.matte if isinstance(plate_img, Kept) else matte(plate_img)
             geo = None
@@ -330,6 +317,20 @@ class CompositePipeline:
 
         return Prepared(step, frames, take, params, process, lambda f: self._frame_inputs(passes, plate, tmap, f), 2 * workers, close,
                         clock.laps)
+
+    def _step_folder(self, take: Take, passes: PassSet, frames: list[int], plate: Plate, tmap: TimeMap, look: dict[str, Any],
+                     matte_kind: str, light_mode: str, light_name: str | None, depth_model: Any) -> tuple[dict[str, Any], PostStep, list[int]]:
+        """Step 5's folder: (params, the PostStep, the frames still to do: a frame is redone only
+        when its params or inputs change)."""
+        s = self.s
+        params = {"settings": s.to_doc(), "look": look, "matte": matte_kind, "light": [light_mode, light_name], "time": tmap.to_doc()}
+        st = os.stat(plate.path)
+        step = PostStep(take.post_dir(s.step_id), "composite", params, float_ext="exr",
+                        inputs={"take": take.id, "passes": str(passes.root), "plate": {**plate.describe(), "bytes": st.st_size, "mtime": int(st.st_mtime)},
+                                "depth_model": str(s.depth_model) if s.depth_model else None},
+                        notes=[f"matte: {matte_kind}", f"light: {light_mode}", f"depth: {'model' if depth_model else 'billboard'}"])
+        todo = [f for f in frames if not step.is_done(f, step.frame_key(f, self._frame_inputs(passes, plate, tmap, f)))]
+        return params, step, todo
 
     def _finish(self, step: PostStep, frames: list[int], take: Take, params: dict[str, Any], report: StepReport) -> CompositeResult:
         # 6. movie from the finished frames

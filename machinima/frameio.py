@@ -66,6 +66,61 @@ def limit_io_workers(n: int | None) -> None:
     _IO_CAP = None if n is None else max(1, int(n))
 
 
+def _openblas_controls() -> list[tuple[Callable[[], int], Callable[[int], None]]]:
+    """(get, set) of the thread count of each OpenBLAS this process has loaded (numpy's, scipy's):
+    found in /proc/self/maps, called through ctypes (no threadpoolctl in the environment)."""
+    import ctypes
+
+    paths = set()
+    try:
+        with open("/proc/self/maps", encoding="utf-8", errors="replace") as fh:
+            for line in fh:
+                path = line.rstrip().split(" ")[-1]
+                if "openblas" in os.path.basename(path).lower() and ".so" in path:
+                    paths.add(path)
+    except OSError:  # not Linux
+        return []
+    out = []
+    for path in sorted(paths):
+        try:
+            lib = ctypes.CDLL(path)
+        except OSError:
+            continue
+        for suffix in ("64_", ""):  # numpy's wheels: openblas64_ symbols; a system OpenBLAS: plain ones
+            get, put = getattr(lib, f"openblas_get_num_threads{suffix}", None), getattr(lib, f"openblas_set_num_threads{suffix}", None)
+            if get is not None and put is not None:
+                put.argtypes = [ctypes.c_int]
+                out.append((get, put))
+                break
+    return out
+
+
+class blas_threads:
+    """``with blas_threads(1):`` the BLAS of numpy/scipy on ``n`` threads, restored after.
+
+    Why: a post step runs frames side by side on its own threads, and the small matrix products
+    inside a frame (a watermark's basis, a weighted mean) wake OpenBLAS's threads, which spin
+    while they wait, on cores the frames need: whole composites on the loaded 2-core machine
+    took 152-153 ms of CPU a frame with ``OPENBLAS_NUM_THREADS=1`` against 166-169 without (2
+    pairs, load ~6; a second set of 3 pairs was within its noise). That variable only works
+    before numpy loads, hence the library's own call."""
+
+    def __init__(self, n: int = 1) -> None:
+        self.n = max(1, int(n))
+        self._saved: list[tuple[Callable[[int], None], int]] = []
+
+    def __enter__(self) -> "blas_threads":
+        for get, put in _openblas_controls():
+            self._saved.append((put, int(get())))
+            put(self.n)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for put, n in self._saved:
+            put(n)
+        self._saved.clear()
+
+
 class ReadAhead(Iterator[tuple[T, R]]):
     """Iterate ``(item, load(item))`` in order with up to ``depth`` loads ahead.
 
@@ -148,6 +203,14 @@ class Prefetch:
             return (fut if fut is not None else self._pool.submit(self._load, key)).result()
         finally:
             self.wait_s += time.perf_counter() - t0
+
+    def warm(self) -> None:
+        """Start loading the first ``depth + 1`` keys now, before the first ``get``: a step whose
+        set-up leaves a core idle (single-threaded measurement) reads its first frames meanwhile."""
+        with self._lock:
+            for k in self._keys[:self.depth + 1]:
+                if k not in self._futures:
+                    self._futures[k] = self._pool.submit(self._load, k)
 
     def close(self) -> None:
         with self._lock:

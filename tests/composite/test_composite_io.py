@@ -130,3 +130,54 @@ def test_tracking_beyond_the_matte_budget_keys_only_the_feet_and_places_the_acto
         ka = read_image(next((kept.out_dir / "alpha").glob(f"{f:06d}.*")))
         ba = read_image(next((band.out_dir / "alpha").glob(f"{f:06d}.*")))
         assert ka.max() == 255 and np.array_equal(ka, ba), f"frame {f} differs"
+
+
+def test_first_passes_read_while_the_look_is_measured_and_not_on_resume(tmp_path, monkeypatch):
+    """A fresh local run starts reading its first frames' passes before the look is measured
+    (one core idle then), with the same pixels as reading them in the loop; a failed set-up
+    stops those reads; a resumed run (a ledger exists) reads only what the set-up itself needs."""
+    import threading
+    import time
+
+    import pytest
+
+    import composite.pipeline as cp
+    from composite.errors import SettingsError
+    from machinima.frameio import Prefetch
+
+    take, plate, pos = make_demo(tmp_path, width=160, height=90, frames=6, plate_as="png")
+    reads: list[tuple[str, int]] = []
+    real_read, real_look = cp._read, cp.measure_look
+    monkeypatch.setattr(cp, "_read", lambda passes, name, f: (reads.append((name, f)), real_read(passes, name, f))[1])
+    seen_before_look: list[set[int]] = []
+
+    def look_after_reads(*a, **kw):  # the look waits (up to 5 s) for the loop's first frames to have been read
+        t0 = time.monotonic()
+        while not {1, 2} <= {f for n, f in reads if n == "rgb"} and time.monotonic() - t0 < 5:
+            time.sleep(0.01)
+        seen_before_look.append({f for n, f in reads if n == "rgb"})
+        return real_look(*a, **kw)
+
+    monkeypatch.setattr(cp, "measure_look", look_after_reads)
+    early = run_composite(take, _settings(plate, pos, "early"), progress=False)
+    assert {1, 2} <= seen_before_look[0]  # read before the look, not at the loop's first get
+    monkeypatch.setattr(Prefetch, "warm", lambda self: None)  # reads start at the loop's first get, as before
+    late = run_composite(take, _settings(plate, pos, "late"), progress=False)
+    for f in range(6):
+        a = read_image(next((early.out_dir / "rgb").glob(f"{f:06d}.*")))
+        b = read_image(next((late.out_dir / "rgb").glob(f"{f:06d}.*")))
+        assert np.array_equal(a, b), f"frame {f} differs"
+    monkeypatch.undo()
+
+    monkeypatch.setattr(cp, "_read", lambda passes, name, f: (reads.append((name, f)), real_read(passes, name, f))[1])
+    reads.clear()
+    again = run_composite(take, _settings(plate, pos, "early"), progress=False)
+    assert not again.report.done and {f for n, f in reads if n == "rgb"} <= {0, 3, 5}  # inputs (0) and the look (middle, last)
+
+    def failing_look(*a, **kw):
+        raise SettingsError("colour match found fewer than 16 pixels to measure")
+
+    monkeypatch.setattr(cp, "measure_look", failing_look)
+    with pytest.raises(SettingsError):
+        run_composite(take, _settings(plate, pos, "fails"), progress=False)
+    assert not [t for t in threading.enumerate() if t.name.startswith("prefetch")]  # the early reads were stopped

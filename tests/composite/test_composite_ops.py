@@ -88,6 +88,26 @@ def test_grain_measure_and_match():
         grain.GrainBank((10, 10), np.ones(3), grain_size=20)
 
 
+def test_grain_add_is_the_clipped_integer_sum_at_both_ends():
+    """The bank is added as two saturating uint8 passes (its positive and negative halves): the
+    result must be exactly clip(rgb + grain, 0, 255) computed in integers, near black and white
+    too, on the whole frame and on a box of it."""
+    rng = np.random.default_rng(4)
+    img = rng.integers(0, 256, (120, 160, 3), dtype=np.uint8)
+    img[:10], img[10:20] = 0, 255  # saturation both ways
+    img[20:30] = 3  # small values that a large negative grain takes below zero
+    bank = grain.GrainBank((160, 120), np.array([6.0, 20.0, 60.0]), seed=2)
+    for frame in (0, 7):
+        truth = np.clip(img.astype(np.int32) + bank.window(frame, (0, 0, 160, 120)), 0, 255)
+        assert np.array_equal(bank.add(img, frame), truth)
+        box = (30, 40, 100, 110)
+        sub = img[40:110, 30:100]
+        truth = np.clip(sub.astype(np.int32) + bank.window(frame, box), 0, 255)
+        assert np.array_equal(bank.add(sub, frame, box), truth)
+    g = bank.window(0, (0, 0, 160, 120))
+    assert (g < -3).any() and (g > 3).any()  # both halves of the bank are exercised
+
+
 def test_grain_measured_on_row_bands_matches_the_whole_frame_and_a_downscale_does_not():
     """The set's noise is measured on a quarter of its rows (bands at full resolution): the
     same sigma as the whole frame, where measuring a half-size frame (the trivial way to cut

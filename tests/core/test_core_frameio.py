@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from machinima.frameio import ReadAhead, WriteBehind, in_flight, summary_line
+from machinima.frameio import Prefetch, ReadAhead, WriteBehind, in_flight, summary_line
 from machinima.fsutil import frame_temp_name, sweep_stale_temps
 from machinima.imageseq import ImageSeqError, list_frames, read_image, write_image
 
@@ -110,6 +110,28 @@ def test_read_ahead_is_in_order_and_bounded():
         for i, _ in ReadAhead(range(5), bad, depth=4):
             seen.append(i)
     assert seen == [0, 1]  # the frames before the bad one are still handed over
+
+
+def test_prefetch_warm_loads_the_first_keys_before_any_get_and_stays_bounded():
+    started: list[int] = []
+    gate = threading.Event()
+
+    def load(k):
+        started.append(k)
+        gate.wait(5)
+        return k * 10
+
+    pf = Prefetch(list(range(20)), load, depth=3, workers=4)
+    pf.warm()
+    t0 = time.monotonic()
+    while len(started) < 4 and time.monotonic() - t0 < 5:
+        time.sleep(0.005)
+    time.sleep(0.05)
+    assert sorted(started) == [0, 1, 2, 3]  # depth + 1 keys, no more, before anyone asked
+    gate.set()
+    assert [pf.get(k) for k in range(20)] == [k * 10 for k in range(20)]
+    assert sorted(started) == list(range(20))  # each key loaded once: the warm loads were used, not redone
+    pf.close()
 
 
 def test_write_behind_holds_at_most_depth_frames_and_reports_errors():
@@ -244,3 +266,23 @@ def test_pool_sizes_follow_the_cores_this_process_may_use(monkeypatch):
     assert frameio.io_workers() == 4  # the kernel keeps the rest
     monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0}, raising=False)
     assert frameio.io_workers() == 2  # one decodes while the kernel computes
+
+
+def test_blas_threads_sets_and_restores_openblas_threads():
+    import numpy  # noqa: F401 - loads the OpenBLAS this test controls
+
+    from machinima.frameio import _openblas_controls, blas_threads
+
+    controls = _openblas_controls()
+    if not controls:
+        pytest.skip("no OpenBLAS loaded in this process")
+    get, put = controls[0]
+    before = int(get())
+    put(2)
+    try:
+        with blas_threads(1):
+            assert int(get()) == 1
+            assert np.allclose(np.ones((50, 50)) @ np.ones(50), 50.0)  # products still right on one thread
+        assert int(get()) == 2  # restored
+    finally:
+        put(before)
